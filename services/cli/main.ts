@@ -1,0 +1,72 @@
+// `flywheel <command>`: one entry point for every service and operator command. Each command
+// is a module exporting `run(args)`; later services add theirs to COMMANDS.
+import { ConfigError } from '../common/errors.js';
+import { runSimulate } from './simulate.js';
+import { runStack } from './stack.js';
+import { runTopics } from './topics.js';
+import { runDlq } from './dlq.js';
+
+export interface Command {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+export const COMMANDS: Record<string, Command> = {
+  stack: {
+    summary: 'start, stop or inspect the local Kafka + Redis stack',
+    usage: 'flywheel stack up|down|status|reset',
+    run: runStack,
+  },
+  topics: {
+    summary: 'create every Flywheel topic (idempotent) or list them',
+    usage: 'flywheel topics ensure|list',
+    run: runTopics,
+  },
+  simulate: {
+    summary: 'send simulated shop traffic (clicks, purchases) to Kafka',
+    usage:
+      'flywheel simulate [--rate N] [--duration S] [--count N] [--seed K] [--traffic N] [--malformed R] [--drift-at S --drift-category C --drift-shift X]',
+    run: runSimulate,
+  },
+  dlq: {
+    summary: 'show the newest dead letters with their reasons',
+    usage: 'flywheel dlq [--count N]',
+    run: runDlq,
+  },
+};
+
+function help(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: flywheel <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'flywheel <command> --help' for a command's options.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`flywheel: unknown command '${name}'\n\n${help()}`);
+    return 2;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(`usage: ${command.usage}\n\n${command.summary}`);
+    return 0;
+  }
+  try {
+    return await command.run(args);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`flywheel ${name}: ${error.message}`);
+      return 2;
+    }
+    console.error(
+      `flywheel ${name}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    );
+    return 1;
+  }
+}

@@ -1,0 +1,35 @@
+// `flywheel topics ensure|list`
+import { waitForKafka } from '../common/kafka.js';
+import { ensureTopics } from '../common/provision.js';
+import { createRuntime } from '../common/runtime.js';
+import { TOPIC_SPECS } from '../common/topics.js';
+
+export async function runTopics(args: string[]): Promise<number> {
+  const [action = 'list'] = args;
+  const runtime = createRuntime('topics');
+  const admin = await waitForKafka(runtime.kafka, runtime.logger, 30000);
+  try {
+    if (action === 'ensure') {
+      await ensureTopics(admin, runtime.logger, {
+        partitions: runtime.config.FW_TOPIC_PARTITIONS,
+        replicationFactor: runtime.config.FW_TOPIC_REPLICATION,
+      });
+      return 0;
+    }
+    if (action === 'list') {
+      const metadata = await admin
+        .fetchTopicMetadata({ topics: TOPIC_SPECS.map((s) => s.name) })
+        .catch(() => null);
+      for (const spec of TOPIC_SPECS) {
+        const found = metadata?.topics.find((t) => t.name === spec.name);
+        const partitions = found ? String(found.partitions.length) : 'missing';
+        console.log(`${spec.name.padEnd(22)} ${partitions.padStart(8)}  ${spec.description}`);
+      }
+      return 0;
+    }
+    console.error(`flywheel topics: unknown action '${action}' (ensure|list)`);
+    return 2;
+  } finally {
+    await admin.disconnect();
+  }
+}

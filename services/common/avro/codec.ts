@@ -1,0 +1,82 @@
+// Typed Avro codec for one subject: writes with the newest schema we know, reads whatever schema
+// version the writer used (resolving it to our reader schema, Avro's evolution rules).
+import type avro from 'avsc';
+import { DecodeError, FlywheelError } from '../errors.js';
+import type { AvroType, SchemaRegistry } from './registry.js';
+import { frame, unframe } from './wire.js';
+
+export class AvroCodec<T> {
+  private writerId: Promise<number> | undefined;
+  // Resolvers by writer schema id; `null` marks "writer schema equals reader schema".
+  private readonly resolvers = new Map<number, avro.Resolver | null>();
+
+  constructor(
+    private readonly registry: SchemaRegistry,
+    readonly subject: string,
+    readonly readerType: AvroType,
+  ) {}
+
+  /** Id of the schema this codec writes with (resolved once per codec). */
+  schemaId(): Promise<number> {
+    this.writerId ??= this.registry.idFor(this.subject, this.readerType).catch((error: unknown) => {
+      this.writerId = undefined; // let a later call retry a failed lookup
+      throw error;
+    });
+    return this.writerId;
+  }
+
+  async encode(value: T): Promise<Buffer> {
+    return frame(await this.schemaId(), this.readerType.toBuffer(value));
+  }
+
+  /** Synchronous encode with an id from `schemaId()`; for hot loops. */
+  encodeWith(schemaId: number, value: T): Buffer {
+    return frame(schemaId, this.readerType.toBuffer(value));
+  }
+
+  async decode(bytes: Buffer | null | undefined): Promise<T> {
+    const { schemaId, body } = unframe(bytes);
+    if (!this.resolvers.has(schemaId)) await this.prepareReader(schemaId);
+    return this.read(schemaId, body);
+  }
+
+  /** Decode without awaiting when the writer schema is already known; returns undefined if not. */
+  decodeKnown(bytes: Buffer | null | undefined): { value: T } | undefined {
+    const { schemaId, body } = unframe(bytes);
+    if (!this.resolvers.has(schemaId)) return undefined;
+    return { value: this.read(schemaId, body) };
+  }
+
+  private async prepareReader(schemaId: number): Promise<void> {
+    const writer = await this.registry.getById(schemaId);
+    if (writer.equals(this.readerType)) {
+      this.resolvers.set(schemaId, null);
+      return;
+    }
+    try {
+      this.resolvers.set(schemaId, this.readerType.createResolver(writer));
+    } catch (cause) {
+      throw new DecodeError(
+        'FW_SCHEMA_MISMATCH',
+        `writer schema ${schemaId} (${writer.name ?? 'anonymous'}) cannot be read as ${this.readerType.name ?? 'anonymous'}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+  }
+
+  private read(schemaId: number, body: Buffer): T {
+    const resolver = this.resolvers.get(schemaId);
+    try {
+      return (resolver ? this.readerType.fromBuffer(body, resolver) : this.readerType.fromBuffer(body)) as T;
+    } catch (cause) {
+      if (cause instanceof FlywheelError) throw cause;
+      throw new DecodeError(
+        'FW_MALFORMED_AVRO',
+        `Avro body does not decode with schema ${schemaId}: ${(cause as Error).message}`,
+        {
+          cause,
+        },
+      );
+    }
+  }
+}

@@ -1,0 +1,254 @@
+// The consumer every service uses. Per batch: reject oversized, undecodable and invalid messages
+// to fw.dlq with their reason; hand the good ones to the service; resolve and commit offsets only
+// after both are durable. A handler error is retried when retriable; otherwise the batch is split
+// so only the records the handler cannot take are dead-lettered. Nothing is skipped silently.
+import type { Consumer, ConsumerConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
+import type { Counter, Registry } from 'prom-client';
+import { Counter as PromCounter } from 'prom-client';
+import type { Codecs, RecordKind, RecordTypes, ValidationLimits } from './contracts.js';
+import { findProblems } from './contracts.js';
+import { toDeadLetter, type DeadLetterPublisher } from './dead-letters.js';
+import { FlywheelError, OversizedMessageError, errorCode, errorMessage, isRetriable } from './errors.js';
+import type { Logger } from './logger.js';
+
+/** topic name → record kind it carries. */
+export type Subscriptions = Record<string, RecordKind>;
+
+export interface ConsumedRecord<Topic extends string = string, Value = unknown> {
+  topic: Topic;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  timestamp: number;
+  headers: IHeaders;
+  value: Value;
+}
+
+export type RecordOf<S extends Subscriptions> = {
+  [T in keyof S & string]: ConsumedRecord<T, RecordTypes[S[T]]> & { kind: S[T] };
+}[keyof S & string];
+
+export interface BatchContext {
+  topic: string;
+  partition: number;
+  heartbeat(): Promise<void>;
+}
+
+export interface Rejection<R> {
+  record: R;
+  error: unknown;
+}
+
+/** What the service does with good records; returns the records it refuses, if any. */
+export type BatchHandler<S extends Subscriptions> = (
+  records: RecordOf<S>[],
+  context: BatchContext,
+) => Promise<void | { rejected: Rejection<RecordOf<S>>[] }>;
+
+export interface RecordConsumerOptions<S extends Subscriptions> {
+  kafka: Kafka;
+  groupId: string;
+  service: string;
+  subscriptions: S;
+  codecs: Codecs;
+  deadLetters: DeadLetterPublisher;
+  logger: Logger;
+  handle: BatchHandler<S>;
+  maxMessageBytes: number;
+  maxClockSkewMs: number;
+  fromBeginning?: boolean;
+  metrics?: Registry;
+  consumerConfig?: Partial<ConsumerConfig>;
+  /** Clock for validation; tests pin it. */
+  now?: () => number;
+}
+
+export type Classified<V> = { ok: true; value: V } | { ok: false; code: string; reason: string };
+
+/** Decode and validate one message: a value, or the reason it goes to the dead-letter topic. */
+export async function classifyMessage<K extends RecordKind>(
+  message: Pick<KafkaMessage, 'value'>,
+  kind: K,
+  codecs: Codecs,
+  limits: ValidationLimits & { maxMessageBytes: number },
+): Promise<Classified<RecordTypes[K]>> {
+  const size = message.value?.length ?? 0;
+  if (size > limits.maxMessageBytes) {
+    const error = new OversizedMessageError(size, limits.maxMessageBytes);
+    return { ok: false, code: error.code, reason: error.message };
+  }
+  let value: RecordTypes[K];
+  try {
+    const codec = codecs[kind];
+    const known = codec.decodeKnown(message.value);
+    value = known ? known.value : await codec.decode(message.value);
+  } catch (error) {
+    // A registry outage is not the message's fault: let the batch retry instead.
+    if (isRetriable(error)) throw error;
+    return { ok: false, code: errorCode(error), reason: errorMessage(error) };
+  }
+  const problems = findProblems(kind, value, limits);
+  if (problems.length > 0) return { ok: false, code: 'FW_INVALID_RECORD', reason: problems.join('; ') };
+  return { ok: true, value };
+}
+
+export class RecordConsumer<S extends Subscriptions> {
+  readonly consumer: Consumer;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly consumed: Counter<'topic'> | undefined;
+  private readonly deadLettered: Counter<'topic' | 'code'> | undefined;
+
+  constructor(private readonly options: RecordConsumerOptions<S>) {
+    this.log = options.logger.child({ component: 'consumer', groupId: options.groupId });
+    this.now = options.now ?? Date.now;
+    this.consumer = options.kafka.consumer({
+      groupId: options.groupId,
+      sessionTimeout: 30000,
+      heartbeatInterval: 3000,
+      maxWaitTimeInMs: 200,
+      ...options.consumerConfig,
+    });
+    if (options.metrics) {
+      this.consumed = new PromCounter({
+        name: 'flywheel_consumer_records_total',
+        help: 'Records consumed and handed to the service, by topic',
+        labelNames: ['topic'],
+        registers: [options.metrics],
+      });
+      this.deadLettered = new PromCounter({
+        name: 'flywheel_dead_letters_total',
+        help: 'Messages sent to the dead-letter topic, by source topic and error code',
+        labelNames: ['topic', 'code'],
+        registers: [options.metrics],
+      });
+    }
+  }
+
+  async start(): Promise<void> {
+    await this.consumer.connect();
+    await this.consumer.subscribe({
+      topics: Object.keys(this.options.subscriptions),
+      fromBeginning: this.options.fromBeginning ?? true,
+    });
+    await this.consumer.run({
+      eachBatchAutoResolve: false,
+      autoCommit: true,
+      autoCommitInterval: 1000,
+      eachBatch: (payload) => this.processBatch(payload),
+    });
+  }
+
+  /** Finishes the batch in flight, commits resolved offsets and leaves the group. */
+  async stop(): Promise<void> {
+    await this.consumer.disconnect();
+  }
+
+  private async processBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    if (batch.messages.length === 0 || !payload.isRunning() || payload.isStale()) return;
+    const { topic, partition } = batch;
+    const kind = this.options.subscriptions[topic];
+    if (kind === undefined) throw new Error(`no record kind configured for topic ${topic}`);
+
+    const limits = {
+      now: this.now(),
+      maxClockSkewMs: this.options.maxClockSkewMs,
+      maxMessageBytes: this.options.maxMessageBytes,
+    };
+    const good: RecordOf<S>[] = [];
+    const letters = [];
+    for (const message of batch.messages) {
+      const result = await classifyMessage(message, kind, this.options.codecs, limits);
+      if (result.ok) {
+        good.push({
+          topic,
+          partition,
+          offset: message.offset,
+          key: message.key,
+          timestamp: Number(message.timestamp),
+          headers: message.headers ?? {},
+          value: result.value,
+          kind,
+        } as unknown as RecordOf<S>);
+      } else {
+        letters.push(this.letter({ topic, partition, ...message }, result));
+      }
+    }
+
+    const context: BatchContext = { topic, partition, heartbeat: () => payload.heartbeat() };
+    const rejected = await this.handleAll(good, context);
+    for (const { record, error } of rejected) {
+      letters.push(
+        this.letter(
+          {
+            topic,
+            partition,
+            offset: record.offset,
+            key: record.key,
+            value: batchValue(batch.messages, record.offset),
+            headers: record.headers,
+          },
+          {
+            code: error instanceof FlywheelError ? error.code : 'FW_HANDLER_REJECTED',
+            reason: errorMessage(error),
+          },
+        ),
+      );
+    }
+    if (letters.length > 0) {
+      await this.options.deadLetters.publish(letters);
+      for (const letter of letters) this.deadLettered?.inc({ topic, code: letter.errorCode });
+      this.log.warn(
+        {
+          topic,
+          partition,
+          count: letters.length,
+          first: {
+            offset: letters[0]?.sourceOffset,
+            code: letters[0]?.errorCode,
+            reason: letters[0]?.reason,
+          },
+        },
+        'dead-lettered messages',
+      );
+    }
+    this.consumed?.inc({ topic }, good.length - rejected.length);
+    payload.resolveOffset(batch.lastOffset());
+    await payload.heartbeat();
+    await payload.commitOffsetsIfNecessary();
+  }
+
+  /** Run the handler; on a non-retriable failure split the batch to isolate the bad records. */
+  private async handleAll(records: RecordOf<S>[], context: BatchContext): Promise<Rejection<RecordOf<S>>[]> {
+    if (records.length === 0) return [];
+    try {
+      const result = await this.options.handle(records, context);
+      return result ? result.rejected : [];
+    } catch (error) {
+      if (isRetriable(error)) throw error; // offsets stay unresolved: the batch is fetched again
+      if (records.length === 1) return [{ record: records[0] as RecordOf<S>, error }];
+      this.log.warn(
+        { err: error, size: records.length },
+        'handler failed on a batch; splitting it to isolate bad records',
+      );
+      const middle = Math.ceil(records.length / 2);
+      return [
+        ...(await this.handleAll(records.slice(0, middle), context)),
+        ...(await this.handleAll(records.slice(middle), context)),
+      ];
+    }
+  }
+
+  private letter(message: Parameters<typeof toDeadLetter>[0], failure: { code: string; reason: string }) {
+    return toDeadLetter(message, failure, {
+      service: this.options.service,
+      consumerGroup: this.options.groupId,
+      now: this.now(),
+    });
+  }
+}
+
+function batchValue(messages: KafkaMessage[], offset: string): Buffer | null {
+  return messages.find((m) => m.offset === offset)?.value ?? null;
+}

@@ -1,0 +1,89 @@
+// The one place Flywheel builds KafkaJS objects, so a client swap stays cheap. KafkaJS logs go
+// through the service's pino logger.
+import { Kafka, Partitioners, logLevel, type Admin, type Producer, type ProducerConfig } from 'kafkajs';
+import type { Logger } from './logger.js';
+
+export type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
+
+export interface KafkaOptions {
+  brokers: string[];
+  clientId: string;
+  logger: Logger;
+}
+
+const PINO_LEVEL: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+// Retriable broker answers during start-up (coordinator loading, leader election) are routine;
+// KafkaJS logs each at ERROR before retrying, which reads like an outage.
+const ROUTINE =
+  /coordinator is (loading|not available)|not the correct coordinator|leadership election|not the leader/i;
+
+export function createKafka({ brokers, clientId, logger }: KafkaOptions): Kafka {
+  const kafkaLogger = logger.child({ component: 'kafkajs' });
+  return new Kafka({
+    clientId,
+    brokers,
+    connectionTimeout: 3000,
+    requestTimeout: 30000,
+    retry: { initialRetryTime: 100, retries: 10 },
+    logLevel: logLevel.WARN,
+    logCreator:
+      () =>
+      ({ level, log }) => {
+        const { message, timestamp: _timestamp, logger: _logger, ...extra } = log;
+        const text = String(message);
+        const pinoLevel =
+          ROUTINE.test(text) || ROUTINE.test(String(extra.error ?? ''))
+            ? 'debug'
+            : (PINO_LEVEL[level] ?? 'info');
+        kafkaLogger[pinoLevel](extra, text);
+      },
+  });
+}
+
+/**
+ * Idempotent producer with Java's murmur2 partitioner, so a key lands on the same partition
+ * whichever client wrote it (co-partitioning holds with non-KafkaJS producers too).
+ */
+export function createProducer(
+  kafka: Kafka,
+  options: Omit<ProducerConfig, 'createPartitioner'> = {},
+): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 5,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    // KafkaJS requires unbounded retries for idempotence; a down broker stalls sends, it never drops them.
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 5000 },
+    ...options,
+  });
+}
+
+/** Wait until the broker answers metadata and can coordinate groups; bounded by `timeoutMs`. */
+export async function waitForKafka(kafka: Kafka, logger: Logger, timeoutMs = 60000): Promise<Admin> {
+  const admin = kafka.admin();
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (let attempt = 1; Date.now() < deadline; attempt++) {
+    try {
+      await admin.connect();
+      await admin.describeCluster();
+      // Finding a group coordinator creates __consumer_offsets on a fresh broker.
+      await admin.describeGroups(['flywheel.readiness']);
+      return admin;
+    } catch (error) {
+      lastError = error;
+      logger.debug({ attempt, err: error }, 'kafka not ready yet');
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 100 * attempt)));
+    }
+  }
+  await admin.disconnect().catch(() => undefined);
+  throw new Error(
+    `kafka did not become ready within ${timeoutMs} ms: ${(lastError as Error)?.message ?? 'no answer'}`,
+  );
+}

@@ -1,0 +1,235 @@
+// The event stream of the simulated shop, in event-time order. Sessions arrive as a Poisson
+// process; each is a run of clicks; a click may lead to a purchase of its item after a delay
+// (most within minutes, some hours later, most never). Pure: no I/O, no wall clock.
+import type { ClickEvent, PurchaseEvent } from '../common/contracts.js';
+import { Random } from './random.js';
+import { DEFAULT_SHOP, PAGE_TYPES, REFERRERS, Shop, type ShopConfig, type User } from './shop.js';
+
+export interface DriftConfig {
+  /** Simulated milliseconds after the start at which the shift begins. */
+  atMs: number;
+  category: string;
+  /** Log-odds added to purchases of that category from then on. */
+  shift: number;
+}
+
+export interface SimulationConfig {
+  seed: number;
+  /** Event time of the first session, ms since the epoch. */
+  startTime: number;
+  /** Events per simulated second. */
+  trafficRate: number;
+  shop: ShopConfig;
+  meanClicksPerSession: number;
+  meanClickGapMs: number;
+  drift: DriftConfig | null;
+}
+
+export const DEFAULT_SIMULATION: Omit<SimulationConfig, 'seed' | 'startTime'> = {
+  trafficRate: 100,
+  shop: DEFAULT_SHOP,
+  meanClicksPerSession: 5,
+  meanClickGapMs: 20000,
+  drift: null,
+};
+
+export interface ClickTruth {
+  /** The generating model's purchase probability for this click. */
+  probability: number;
+  purchaseEventId: string | null;
+  purchaseTime: number | null;
+}
+
+export type SimEvent =
+  | { type: 'click'; time: number; click: ClickEvent; truth: ClickTruth }
+  | { type: 'purchase'; time: number; purchase: PurchaseEvent; clickEventId: string };
+
+interface SessionState {
+  id: string;
+  user: User;
+  referrer: string;
+  clicksLeft: number;
+  depth: number;
+}
+
+type Scheduled =
+  | { time: number; seq: number; kind: 'session' }
+  | { time: number; seq: number; kind: 'click'; session: SessionState }
+  | { time: number; seq: number; kind: 'purchase'; event: SimEvent & { type: 'purchase' } };
+
+/** Binary min-heap on (time, seq): a stable order for equal times. */
+class EventQueue {
+  private readonly heap: Scheduled[] = [];
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  push(item: Scheduled): void {
+    const heap = this.heap;
+    heap.push(item);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(heap[i] as Scheduled, heap[parent] as Scheduled)) break;
+      [heap[i], heap[parent]] = [heap[parent] as Scheduled, heap[i] as Scheduled];
+      i = parent;
+    }
+  }
+
+  pop(): Scheduled | undefined {
+    const heap = this.heap;
+    const top = heap[0];
+    const last = heap.pop();
+    if (heap.length > 0 && last) {
+      heap[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < heap.length && before(heap[l] as Scheduled, heap[m] as Scheduled)) m = l;
+        if (r < heap.length && before(heap[r] as Scheduled, heap[m] as Scheduled)) m = r;
+        if (m === i) break;
+        [heap[i], heap[m]] = [heap[m] as Scheduled, heap[i] as Scheduled];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+const before = (a: Scheduled, b: Scheduled) => a.time < b.time || (a.time === b.time && a.seq < b.seq);
+
+export class ShopSimulation {
+  readonly shop: Shop;
+  private readonly config: SimulationConfig;
+  private readonly sessionRandom: Random;
+  private readonly clickRandom: Random;
+  private readonly purchaseRandom: Random;
+  private readonly queue = new EventQueue();
+  private seq = 0;
+  private sessions = 0;
+  private clicks = 0;
+  private purchases = 0;
+
+  constructor(config: Partial<SimulationConfig> & Pick<SimulationConfig, 'seed' | 'startTime'>) {
+    this.config = { ...DEFAULT_SIMULATION, ...config };
+    const root = new Random(this.config.seed);
+    this.shop = new Shop(this.config.shop, root.fork(1));
+    this.sessionRandom = root.fork(2);
+    this.clickRandom = root.fork(3);
+    this.purchaseRandom = root.fork(4);
+    this.queue.push({ time: this.config.startTime, seq: this.seq++, kind: 'session' });
+  }
+
+  /** Sessions per simulated ms that yield `trafficRate` events per second on average. */
+  private get sessionRatePerMs(): number {
+    return this.config.trafficRate / (this.config.meanClicksPerSession * 1.05) / 1000;
+  }
+
+  /** Log-odds shift in force for `category` at `time` (the configured drift). */
+  categoryShift(category: string, time: number): number {
+    const drift = this.config.drift;
+    return drift && category === drift.category && time >= this.config.startTime + drift.atMs
+      ? drift.shift
+      : 0;
+  }
+
+  /** The next event in event-time order; the stream never ends. */
+  next(): SimEvent {
+    for (;;) {
+      const item = this.queue.pop();
+      if (!item) throw new Error('simulation queue is empty'); // cannot happen: a session is always scheduled
+      if (item.kind === 'session') {
+        this.startSession(item.time);
+        continue;
+      }
+      if (item.kind === 'purchase') return item.event;
+      return this.click(item.session, item.time);
+    }
+  }
+
+  *events(): Generator<SimEvent> {
+    for (;;) yield this.next();
+  }
+
+  private startSession(time: number): void {
+    const r = this.sessionRandom;
+    const user = this.shop.pickUser(r);
+    const session: SessionState = {
+      id: `s-${this.config.seed}-${this.sessions++}`,
+      user,
+      referrer: r.pick(REFERRERS),
+      clicksLeft: r.geometric(this.config.meanClicksPerSession),
+      depth: 0,
+    };
+    this.queue.push({ time, seq: this.seq++, kind: 'click', session });
+    const gap = Math.max(1, Math.round(r.exponential(1 / this.sessionRatePerMs)));
+    this.queue.push({ time: time + gap, seq: this.seq++, kind: 'session' });
+  }
+
+  private click(session: SessionState, time: number): SimEvent {
+    const r = this.clickRandom;
+    const item = this.shop.pickItem(r, session.user);
+    const pageType = session.depth === 0 ? 'product' : r.pick(PAGE_TYPES);
+    const click: ClickEvent = {
+      eventId: `c-${this.config.seed}-${this.clicks++}`,
+      userId: session.user.id,
+      sessionId: session.id,
+      itemId: item.id,
+      category: item.category,
+      price: item.price,
+      device: session.user.device,
+      country: session.user.country,
+      referrer: session.referrer,
+      eventTime: time,
+      pageType,
+    };
+    const probability = this.shop.purchaseProbability({
+      user: session.user,
+      item,
+      referrer: session.referrer,
+      pageType,
+      depth: session.depth,
+      categoryShift: this.categoryShift(item.category, time),
+    });
+    const truth: ClickTruth = { probability, purchaseEventId: null, purchaseTime: null };
+    if (this.purchaseRandom.chance(probability)) {
+      const purchaseTime = time + this.purchaseDelay();
+      const purchase: PurchaseEvent = {
+        eventId: `p-${this.config.seed}-${this.purchases++}`,
+        userId: session.user.id,
+        sessionId: session.id,
+        itemId: item.id,
+        category: item.category,
+        price: item.price,
+        quantity: this.purchaseRandom.chance(0.85) ? 1 : 2 + this.purchaseRandom.int(3),
+        eventTime: purchaseTime,
+      };
+      truth.purchaseEventId = purchase.eventId;
+      truth.purchaseTime = purchaseTime;
+      this.queue.push({
+        time: purchaseTime,
+        seq: this.seq++,
+        kind: 'purchase',
+        event: { type: 'purchase', time: purchaseTime, purchase, clickEventId: click.eventId },
+      });
+    }
+    session.depth++;
+    if (--session.clicksLeft > 0) {
+      const gap = Math.max(200, Math.round(r.exponential(this.config.meanClickGapMs)));
+      this.queue.push({ time: time + gap, seq: this.seq++, kind: 'click', session });
+    }
+    return { type: 'click', time, click, truth };
+  }
+
+  /** Mostly within minutes, some within the hour, a few hours later. */
+  private purchaseDelay(): number {
+    const r = this.purchaseRandom;
+    const u = r.next();
+    const seconds =
+      u < 0.7 ? r.logNormal(60, 0.8) : u < 0.95 ? r.logNormal(900, 0.7) : r.logNormal(4 * 3600, 0.6);
+    return Math.max(1000, Math.round(seconds * 1000));
+  }
+}
