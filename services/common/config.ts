@@ -16,7 +16,7 @@ export function loadConfig<S extends z.ZodObject>(schema: S, env: Env = process.
   const result = schema.safeParse(picked);
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {
-    const name = issue.path.map(String).join('.') || '(config)';
+    const name = issue.path.length > 0 ? String(issue.path[0]) : '(config)';
     const given = picked[name];
     const shown =
       given === undefined ? 'not set' : isSecretName(name) ? 'given (hidden)' : JSON.stringify(given);

@@ -125,7 +125,7 @@ export class ShopSimulation {
 
   /** Sessions per simulated ms that yield `trafficRate` events per second on average. */
   private get sessionRatePerMs(): number {
-    return this.config.trafficRate / (this.config.meanClicksPerSession * 1.05) / 1000;
+    return this.config.trafficRate / (this.config.meanClicksPerSession * 1.1) / 1000;
   }
 
   /** Log-odds shift in force for `category` at `time` (the configured drift). */

@@ -11,22 +11,25 @@ export function testRuntime(service = 'test'): Runtime {
   return createRuntime(service, { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent' });
 }
 
-export interface TestTopics {
-  names: Record<string, string>;
+export interface TestTopics<R extends string = string> {
+  names: Record<R, string>;
   admin: Admin;
   cleanup(): Promise<void>;
 }
 
 /** Create fresh topics (one per role) with the given partition count; `cleanup` deletes them. */
-export async function createTestTopics(
+export async function createTestTopics<R extends string>(
   runtime: Runtime,
-  roles: string[],
+  roles: R[],
   partitions = 3,
-): Promise<TestTopics> {
+): Promise<TestTopics<R>> {
   const admin = await waitForKafka(runtime.kafka, runtime.logger, 30000);
   const suffix = randomUUID().slice(0, 8);
-  const names = Object.fromEntries(roles.map((role) => [role, `test.${role}.${suffix}`]));
-  const specs: TopicSpec[] = Object.values(names).map((name) => ({
+  const names = Object.fromEntries(roles.map((role) => [role, `test.${role}.${suffix}`])) as Record<
+    R,
+    string
+  >;
+  const specs: TopicSpec[] = Object.values<string>(names).map((name) => ({
     name: name as TopicName,
     partitions,
     configs: {},
@@ -37,7 +40,7 @@ export async function createTestTopics(
     names,
     admin,
     async cleanup() {
-      await admin.deleteTopics({ topics: Object.values(names) }).catch(() => undefined);
+      await admin.deleteTopics({ topics: Object.values<string>(names) }).catch(() => undefined);
       await admin.disconnect();
     },
   };

@@ -1,0 +1,194 @@
+// The consumer helper against the real broker: handler failures, retries, and a graceful
+// shutdown on SIGTERM that finishes the batch and commits, so a restart neither loses nor
+// repeats an event.
+import assert from 'node:assert/strict';
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { Producer } from 'kafkajs';
+import { RecordConsumer, type RecordOf } from '../../services/common/consumer.js';
+import { DeadLetterPublisher } from '../../services/common/dead-letters.js';
+import { FlywheelError } from '../../services/common/errors.js';
+import { createProducer } from '../../services/common/kafka.js';
+import { readTopicToEnd } from '../../services/common/read-topic.js';
+import { createRedis } from '../../services/common/redis.js';
+import { runSimulator } from '../../services/simulator/runner.js';
+import { Countdown, createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
+
+type Clicks = Record<string, 'click'>;
+
+describe('consumer helper', () => {
+  const runtime = testRuntime();
+  let topics: TestTopics<'click' | 'purchase' | 'dlq'>;
+  let producer: Producer;
+
+  // Each test has its own topics and its own producer: a KafkaJS producer that once wrote to a
+  // topic keeps asking for its metadata, and stalls once that topic is deleted.
+  beforeEach(async () => {
+    topics = await createTestTopics(runtime, ['click', 'purchase', 'dlq'], 3);
+    producer = createProducer(runtime.kafka);
+    await producer.connect();
+  });
+  afterEach(async () => {
+    await producer.disconnect();
+    await topics.cleanup();
+  });
+
+  const sendClicks = async (count: number, seed: number) => {
+    const ids: string[] = [];
+    await runSimulator({
+      producer,
+      codecs: runtime.codecs,
+      logger: runtime.logger,
+      simulation: { seed, startTime: Date.now() - 600_000 },
+      rate: 0,
+      maxEvents: count,
+      durationMs: null,
+      malformedRate: 0,
+      maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
+      showProgress: false,
+      clickTopic: topics.names.click,
+      purchaseTopic: topics.names.purchase,
+      onEvent: (e) => {
+        if (e.type === 'click') ids.push(e.click.eventId);
+      },
+    });
+    return ids;
+  };
+
+  const consumerFor = (groupId: string, handle: (records: RecordOf<Clicks>[]) => Promise<void>) =>
+    new RecordConsumer<Clicks>({
+      kafka: runtime.kafka,
+      groupId,
+      service: 'test',
+      subscriptions: { [topics.names.click]: 'click' },
+      codecs: runtime.codecs,
+      deadLetters: new DeadLetterPublisher(producer, runtime.codecs.deadLetter, topics.names.dlq),
+      logger: runtime.logger,
+      maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
+      maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
+      handle,
+    });
+
+  it('dead-letters only the records a handler refuses, retries retriable failures, loses nothing', async () => {
+    const clickIds = await sendClicks(600, 11);
+    const poison = new Set(clickIds.filter((_, i) => i % 97 === 5));
+    let transientLeft = 3;
+    const handled = new Map<string, number>();
+    const progress = new Countdown(clickIds.length - poison.size, 'good records handled');
+    const consumer = consumerFor(`test.handler.${topics.names.click}`, (records) => {
+      if (transientLeft > 0) {
+        transientLeft--;
+        throw new FlywheelError('TEST_TRANSIENT', 'redis briefly away', { retriable: true });
+      }
+      const bad = records.find((r) => poison.has(r.value.eventId));
+      if (bad) throw new Error(`cannot score ${bad.value.eventId}`);
+      for (const r of records) handled.set(r.value.eventId, (handled.get(r.value.eventId) ?? 0) + 1);
+      progress.add(records.length);
+      return Promise.resolve();
+    });
+    await consumer.start();
+    try {
+      await progress.done;
+    } finally {
+      await consumer.stop();
+    }
+    assert.equal(transientLeft, 0, 'the retriable failures happened');
+    assert.deepEqual([...handled.keys()].sort(), clickIds.filter((id) => !poison.has(id)).sort());
+    assert.deepEqual(
+      [...handled.values()].filter((n) => n !== 1),
+      [],
+      'no record handled twice',
+    );
+    const letters = await Promise.all(
+      (await readTopicToEnd(runtime.kafka, topics.names.dlq)).map((m) =>
+        runtime.codecs.deadLetter.decode(m.value),
+      ),
+    );
+    const rejected = await Promise.all(
+      letters.map(async (l) => (await runtime.codecs.click.decode(l.value)).eventId),
+    );
+    assert.deepEqual(rejected.sort(), [...poison].sort());
+    assert.ok(letters.every((l) => l.errorCode === 'FW_HANDLER_REJECTED' && /cannot score/.test(l.reason)));
+  });
+
+  it('SIGTERM finishes the batch and commits: restarts neither lose nor repeat events', async () => {
+    const ids = await sendClicks(4000, 12);
+    const hash = `test:counting:${topics.names.click}`;
+    const redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
+    await redis.connect();
+    const env = {
+      ...process.env,
+      WORK_MS: '5',
+      TOPIC: topics.names.click,
+      DLQ_TOPIC: topics.names.dlq,
+      GROUP: `test.sigterm.${topics.names.click}`,
+      HASH: hash,
+      LOG_LEVEL: process.env.CHILD_LOG_LEVEL ?? 'warn',
+    };
+    const start = async () => {
+      const child = fork(join(import.meta.dirname, '..', 'fixtures', 'counting-consumer.ts'), {
+        env,
+        execArgv: ['--import', 'tsx'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      const service = new CountingService(child);
+      await once(child, 'message');
+      return service;
+    };
+    try {
+      // Stop the service three times mid-stream, each time once it has made some progress.
+      for (const share of [0.15, 0.4, 0.7]) {
+        const service = await start();
+        await service.counted(Math.floor(ids.length * share));
+        assert.equal(await service.stop(), 0, 'clean exit on SIGTERM');
+        assert.ok((await redis.hlen(hash)) < ids.length, 'stopped mid-stream');
+      }
+      const service = await start();
+      await service.counted(ids.length);
+      assert.equal(await service.stop(), 0);
+      const counts = await redis.hgetall(hash);
+      assert.equal(Object.keys(counts).length, ids.length, 'every event handled');
+      assert.deepEqual(
+        Object.entries(counts).filter(([, n]) => n !== '1'),
+        [],
+        'no event handled twice',
+      );
+    } finally {
+      await redis.del(hash);
+      await redis.quit();
+    }
+  });
+});
+
+/** A forked counting consumer and the latest durable count it reported. */
+class CountingService {
+  private latest = 0;
+  private readonly exited: Promise<number | null>;
+
+  constructor(private readonly child: ChildProcess) {
+    child.on('message', (message: { counted?: number }) => {
+      if (typeof message.counted === 'number') this.latest = Math.max(this.latest, message.counted);
+      child.emit('counted');
+    });
+    this.exited = once(child, 'exit').then(([code]) => code as number | null);
+  }
+
+  /** Resolves once at least `target` events are counted in Redis; rejects if the child exits first. */
+  async counted(target: number): Promise<void> {
+    let exitedFirst = false;
+    const exit = this.exited.then(() => {
+      exitedFirst = true;
+    });
+    while (this.latest < target) {
+      await Promise.race([once(this.child, 'counted'), exit]);
+      if (exitedFirst) throw new Error(`consumer exited at ${this.latest} of ${target} events`);
+    }
+  }
+
+  stop(): Promise<number | null> {
+    this.child.kill('SIGTERM');
+    return this.exited;
+  }
+}

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { EmbeddedSchemaRegistry } from '../../services/common/avro/registry.js';
+import { classifyMessage } from '../../services/common/consumer.js';
+import { createCodecs } from '../../services/common/contracts.js';
+import { ShopSimulation, type SimEvent } from '../../services/simulator/generator.js';
+import { EXPECTED_CODE, MALFORMED_KINDS, makeMalformed } from '../../services/simulator/malformed.js';
+import { Random } from '../../services/simulator/random.js';
+
+const START = Date.UTC(2026, 0, 1);
+const take = (sim: ShopSimulation, n: number) => Array.from({ length: n }, () => sim.next());
+
+describe('shop simulation', () => {
+  it('is deterministic for a seed and differs between seeds', () => {
+    const a = take(new ShopSimulation({ seed: 42, startTime: START }), 2000);
+    const b = take(new ShopSimulation({ seed: 42, startTime: START }), 2000);
+    const c = take(new ShopSimulation({ seed: 43, startTime: START }), 2000);
+    assert.deepEqual(a, b);
+    assert.notDeepEqual(a, c);
+  });
+
+  it('emits events in event-time order, each purchase after its click, for the same user and item', () => {
+    const events = take(new ShopSimulation({ seed: 7, startTime: START, trafficRate: 50 }), 30000);
+    const clicks = new Map<string, SimEvent & { type: 'click' }>();
+    let purchases = 0;
+    for (let i = 1; i < events.length; i++)
+      assert.ok(events[i]!.time >= events[i - 1]!.time, `order at ${i}`);
+    for (const event of events) {
+      if (event.type === 'click') clicks.set(event.click.eventId, event);
+      else {
+        purchases++;
+        const click = clicks.get(event.clickEventId);
+        assert.ok(click, `purchase ${event.purchase.eventId} follows a click`);
+        assert.ok(event.time > click.time);
+        assert.equal(event.purchase.userId, click.click.userId);
+        assert.equal(event.purchase.itemId, click.click.itemId);
+        assert.equal(click.truth.purchaseEventId, event.purchase.eventId);
+      }
+    }
+    const rate = purchases / clicks.size;
+    assert.ok(rate > 0.01 && rate < 0.2, `purchase rate ${rate} is shop-like`);
+  });
+
+  it('keeps the requested traffic rate in event time', () => {
+    // Measured after the first sessions have filled up (a run starts with no session under way).
+    const events = take(new ShopSimulation({ seed: 3, startTime: START, trafficRate: 100 }), 100000).slice(
+      20000,
+    );
+    const seconds = (events.at(-1)!.time - events[0]!.time) / 1000;
+    const rate = events.length / seconds;
+    assert.ok(rate > 90 && rate < 110, `rate ${rate.toFixed(1)}/s close to 100/s`);
+  });
+
+  it('drift raises the purchase probability of one category after its start time only', () => {
+    const drift = { atMs: 600_000, category: 'books', shift: 2 };
+    const sim = new ShopSimulation({ seed: 5, startTime: START, drift });
+    assert.equal(sim.categoryShift('books', START + 599_999), 0);
+    assert.equal(sim.categoryShift('books', START + 600_000), 2);
+    assert.equal(sim.categoryShift('music', START + 600_000), 0);
+    const mean = (events: SimEvent[], after: boolean) => {
+      const ps = events
+        .filter((e): e is SimEvent & { type: 'click' } => e.type === 'click' && e.click.category === 'books')
+        .filter((e) => e.time >= START + drift.atMs === after)
+        .map((e) => e.truth.probability);
+      return ps.reduce((s, p) => s + p, 0) / ps.length;
+    };
+    const events = take(sim, 60000).filter((e) => e.time < START + 1_200_000);
+    assert.ok(mean(events, true) > mean(events, false) * 2, 'books convert much better after the drift');
+  });
+});
+
+describe('malformed messages', () => {
+  it('each kind is classified by the consumer with its expected dead-letter code', async () => {
+    const codecs = createCodecs(new EmbeddedSchemaRegistry());
+    const random = new Random(1);
+    const now = Date.now();
+    const events = take(new ShopSimulation({ seed: 9, startTime: now - 60_000 }), 5000);
+    const click = events.find((e) => e.type === 'click')!;
+    const purchase = events.find((e) => e.type === 'purchase')!;
+    const limits = { now, maxClockSkewMs: 300_000, maxMessageBytes: 64 * 1024 };
+    for (const event of [click, purchase]) {
+      for (const kind of MALFORMED_KINDS) {
+        const bad = await makeMalformed(kind, event, codecs, random, { oversizedBytes: 65 * 1024, now });
+        const result = await classifyMessage(
+          bad,
+          event.type === 'click' ? 'click' : 'purchase',
+          codecs,
+          limits,
+        );
+        assert.equal(result.ok, false, `${event.type}/${kind} is rejected`);
+        if (!result.ok)
+          assert.equal(result.code, EXPECTED_CODE[kind], `${event.type}/${kind}: ${result.reason}`);
+      }
+    }
+  });
+});
