@@ -20,10 +20,20 @@ export async function runTopics(args: string[]): Promise<number> {
       const metadata = await admin
         .fetchTopicMetadata({ topics: TOPIC_SPECS.map((s) => s.name) })
         .catch(() => null);
+      console.log(`${'topic'.padEnd(22)} ${'parts'.padStart(5)} ${'messages'.padStart(10)}  contents`);
       for (const spec of TOPIC_SPECS) {
         const found = metadata?.topics.find((t) => t.name === spec.name);
         const partitions = found ? String(found.partitions.length) : 'missing';
-        console.log(`${spec.name.padEnd(22)} ${partitions.padStart(8)}  ${spec.description}`);
+        // For a compacted topic this is the offset span, not the number of live records.
+        const messages = found
+          ? (await admin.fetchTopicOffsets(spec.name)).reduce(
+              (sum, p) => sum + Number(p.high) - Number(p.low),
+              0,
+            )
+          : 0;
+        console.log(
+          `${spec.name.padEnd(22)} ${partitions.padStart(5)} ${String(messages).padStart(10)}  ${spec.description}`,
+        );
       }
       return 0;
     }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The README's test command (npm test): static checks, then the local stack (started if it is
+# not running), then every test — unit tests and integration tests on the real Kafka and Redis.
+set -euo pipefail
+shopt -s globstar nullglob
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+# Independent clients used by the wire-format test: librdkafka's kcat and Apache Avro for Python.
+missing=()
+command -v kcat >/dev/null || missing+=(kcat)
+/usr/bin/python3 -c 'import avro.io' 2>/dev/null || missing+=(python3-avro)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "${CI:-}" = "true" ] && [ "$(id -u)" = "0" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "tests need: ${missing[*]} (as root: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+echo "== typecheck, lint, format"
+npx tsc -p tsconfig.json --noEmit
+npx eslint .
+npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
+
+echo "== local stack"
+node bin/flywheel.js stack up
+
+echo "== tests"
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=(test/unit/**/*.test.ts test/integration/**/*.test.ts)
+# One file at a time: integration tests share one broker and one Redis on a 2-core machine.
+exec node --import tsx --test --test-concurrency=1 --test-reporter=spec "${tests[@]}"

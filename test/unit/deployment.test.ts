@@ -1,0 +1,69 @@
+// No Docker engine runs here, so the deployment files are checked by reading them: the compose
+// file parses, its services run real CLI commands, and it matches the local stack's choices.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { COMMANDS } from '../../services/cli/main.js';
+import { commonConfigSchema } from '../../services/common/config.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
+
+interface ComposeService {
+  image?: string;
+  command?: string[];
+  environment?: Record<string, string | number>;
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  build?: { context: string; dockerfile: string };
+}
+
+const compose = parse(read('docker-compose.yml'), { merge: true }) as {
+  services: Record<string, ComposeService>;
+};
+
+describe('docker-compose.yml', () => {
+  it('runs Kafka in KRaft mode with the broker version of the local stack, and Redis with AOF', () => {
+    const stackVersion = /KAFKA_VERSION=\$\{FLYWHEEL_KAFKA_VERSION:-([0-9.]+)\}/.exec(
+      read('scripts/stack.sh'),
+    )?.[1];
+    const pomVersion = /<kafka.version>([0-9.]+)<\/kafka.version>/.exec(read('stack/kafka/pom.xml'))?.[1];
+    const kafka = compose.services.kafka!;
+    assert.equal(kafka.image, `apache/kafka:${stackVersion}`);
+    assert.equal(pomVersion, stackVersion);
+    assert.equal(kafka.environment?.KAFKA_PROCESS_ROLES, 'broker,controller');
+    assert.equal(kafka.environment?.KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR, 1);
+    assert.equal(kafka.environment?.KAFKA_TRANSACTION_STATE_LOG_MIN_ISR, 1);
+    assert.ok(kafka.healthcheck);
+    assert.ok(compose.services.redis?.command?.includes('--appendonly'));
+  });
+
+  it('every Flywheel service runs a real CLI command with valid configuration, after Kafka, Redis and topics', () => {
+    const flywheel = Object.entries(compose.services).filter(([, s]) => s.build);
+    assert.ok(flywheel.length >= 2);
+    for (const [name, service] of flywheel) {
+      const command = service.command?.[0];
+      assert.ok(command && command in COMMANDS, `${name} runs a flywheel command (${command})`);
+      assert.equal(service.build?.dockerfile, 'docker/Dockerfile');
+      const env = Object.fromEntries(
+        Object.entries(service.environment ?? {}).map(([k, v]) => [k, String(v)]),
+      );
+      assert.doesNotThrow(() => commonConfigSchema.parse(env), `${name} environment is valid`);
+      assert.equal(env.KAFKA_BROKERS, 'kafka:9092');
+      assert.equal(service.depends_on?.kafka?.condition, 'service_healthy', `${name} waits for kafka`);
+      if (name !== 'topics')
+        assert.equal(service.depends_on?.topics?.condition, 'service_completed_successfully');
+    }
+  });
+
+  it('the Dockerfile builds the CLI that bin/flywheel.js runs and ships the schemas', () => {
+    const dockerfile = read('docker/Dockerfile');
+    assert.match(dockerfile, /FROM node:20/);
+    assert.match(dockerfile, /npm run build/);
+    assert.match(dockerfile, /COPY schemas/);
+    assert.match(dockerfile, /ENTRYPOINT \["node", "bin\/flywheel.js"\]/);
+    assert.match(read('bin/flywheel.js'), /dist\/services\/cli\/index\.js/);
+  });
+});

@@ -1,0 +1,27 @@
+// The README is where operators look things up: every dead-letter code, configuration variable
+// and CLI command must be there.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { COMMANDS } from '../../services/cli/main.js';
+import { commonConfigSchema } from '../../services/common/config.js';
+import { DEAD_LETTER_CODES } from '../../services/common/errors.js';
+import { TOPIC_SPECS } from '../../services/common/topics.js';
+
+const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+
+describe('README', () => {
+  it('opens with the demo and test commands', () => {
+    const firstBlock = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    assert.match(firstBlock, /npm run demo/);
+    assert.match(firstBlock, /npm test/);
+  });
+
+  it('documents every dead-letter code, configuration variable, topic and command', () => {
+    for (const code of DEAD_LETTER_CODES) assert.ok(readme.includes(`\`${code}\``), code);
+    for (const name of Object.keys(commonConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
+    for (const spec of TOPIC_SPECS) assert.ok(readme.includes(`\`${spec.name}\``), spec.name);
+    for (const name of Object.keys(COMMANDS)) assert.ok(readme.includes(`flywheel ${name}`), name);
+  });
+});
