@@ -25,7 +25,8 @@ npx eslint .
 npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
 
 echo "== local stack"
-node bin/flywheel.js stack up
+# From the sources, not dist/: the tests are about this checkout.
+node --import tsx services/cli/index.ts stack up
 
 echo "== tests"
 tests=("$@")

@@ -1,13 +1,14 @@
 // `flywheel stack`: wraps scripts/stack.sh (processes) and, after `up`, waits until Kafka can
 // coordinate groups and transactions and creates the topics.
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ensureTopics } from '../common/provision.js';
 import { waitForKafka } from '../common/kafka.js';
 import { createRuntime } from '../common/runtime.js';
+import { SCRIPTS_DIR } from '../common/paths.js';
 import { createProducer } from '../common/kafka.js';
 
-const SCRIPT = fileURLToPath(new URL('../../scripts/stack.sh', import.meta.url));
+const SCRIPT = join(SCRIPTS_DIR, 'stack.sh');
 
 export async function runStack(args: string[]): Promise<number> {
   const [action = 'status'] = args;

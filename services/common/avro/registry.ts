@@ -2,10 +2,12 @@
 // (schemas/registry.json); the Confluent registry client speaks the Confluent REST API, so our
 // topics stay readable by any Confluent-compatible consumer when a registry is configured.
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import avro from 'avsc';
 import { DecodeError, SchemaRegistryError } from '../errors.js';
+import { SCHEMAS_DIR } from '../paths.js';
+
+export { SCHEMAS_DIR };
 
 export type AvroType = avro.Type;
 
@@ -15,8 +17,6 @@ export interface SchemaRegistry {
   /** The id of `schema` under `subject`, registering it where the registry allows that. */
   idFor(subject: string, schema: AvroType): Promise<number>;
 }
-
-export const SCHEMAS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'schemas');
 
 interface ManifestEntry {
   id: number;
