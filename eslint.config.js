@@ -1,5 +1,6 @@
 // Lint rules: typescript-eslint's recommended type-aware set, plus a guard against one
-// service reaching into another's internals (shared code lives in services/common).
+// service reaching into another's internals (shared code lives in services/common and the
+// model library in services/model).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -44,8 +45,8 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['../*/**', '!../common/**'],
-              message: 'Import shared code from services/common, not another service.',
+              group: ['../*/**', '!../common/**', '!../model/**'],
+              message: 'Import shared code from services/common or services/model, not another service.',
             },
           ],
         },

@@ -44,6 +44,7 @@ export interface Prediction {
   sessionId: string;
   itemId: string;
   category: string;
+  segment: string;
   modelVersion: string;
   arm: Arm;
   score: number;
@@ -63,6 +64,8 @@ export interface LabeledExample {
   eventId: string;
   userId: string;
   itemId: string;
+  category: string;
+  segment: string;
   label: number;
   labelSource: LabelSource;
   weight: number;

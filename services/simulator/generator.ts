@@ -2,7 +2,7 @@
 // process; each is a run of clicks; a click may lead to a purchase of its item after a delay
 // (most within minutes, some hours later, most never). Pure: no I/O, no wall clock.
 import type { ClickEvent, PurchaseEvent } from '../common/contracts.js';
-import { Random } from './random.js';
+import { Random } from '../common/random.js';
 import { DEFAULT_SHOP, PAGE_TYPES, REFERRERS, Shop, type ShopConfig, type User } from './shop.js';
 
 export interface DriftConfig {

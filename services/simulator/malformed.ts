@@ -2,7 +2,7 @@
 // must produce. Built from a good event so keys and topics look like real traffic.
 import type { Codecs } from '../common/contracts.js';
 import { frame } from '../common/avro/wire.js';
-import type { Random } from './random.js';
+import type { Random } from '../common/random.js';
 import type { SimEvent } from './generator.js';
 
 export const MALFORMED_KINDS = [

@@ -8,7 +8,7 @@ import { Progress } from '../common/progress.js';
 import { TOPICS } from '../common/topics.js';
 import { ShopSimulation, type SimEvent, type SimulationConfig } from './generator.js';
 import { EXPECTED_CODE, MALFORMED_KINDS, makeMalformed, type MalformedKind } from './malformed.js';
-import { Random } from './random.js';
+import { Random } from '../common/random.js';
 
 export interface SimulatorRunOptions {
   producer: Producer;

@@ -1,8 +1,8 @@
 // A synthetic shop: a catalogue with categories, prices and Zipf popularity, and users with a
 // latent purchase propensity, favourite categories, device and country. The purchase model is
 // a known logistic function of these, so learned models have a ground truth to approach.
-import type { Random } from './random.js';
-import { WeightedPicker, sigmoid } from './random.js';
+import type { Random } from '../common/random.js';
+import { WeightedPicker, sigmoid } from '../common/random.js';
 
 export const CATEGORIES = [
   'books',

@@ -5,7 +5,7 @@ import { classifyMessage } from '../../services/common/consumer.js';
 import { createCodecs } from '../../services/common/contracts.js';
 import { ShopSimulation, type SimEvent } from '../../services/simulator/generator.js';
 import { EXPECTED_CODE, MALFORMED_KINDS, makeMalformed } from '../../services/simulator/malformed.js';
-import { Random } from '../../services/simulator/random.js';
+import { Random } from '../../services/common/random.js';
 
 const START = Date.UTC(2026, 0, 1);
 const take = (sim: ShopSimulation, n: number) => Array.from({ length: n }, () => sim.next());

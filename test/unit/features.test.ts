@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { murmur3 } from '../../services/model/hash.js';
+import { FeatureSpec, bucketOf } from '../../services/model/features.js';
+import { SessionTracker } from '../../services/model/session.js';
+import { sampleRecords } from '../helpers/records.js';
+
+describe('murmur3 (x86, 32-bit)', () => {
+  it('matches the reference test vectors', () => {
+    assert.equal(murmur3('', 0), 0);
+    assert.equal(murmur3('', 1), 0x514e28b7);
+    assert.equal(murmur3('hello', 0), 0x248bfa47);
+    assert.equal(murmur3('The quick brown fox jumps over the lazy dog', 0), 0x2e4ff723);
+  });
+});
+
+describe('feature spec', () => {
+  const spec = new FeatureSpec();
+  const click = sampleRecords(Date.UTC(2026, 5, 1, 14, 30)).click;
+  const session = { clicksBefore: 3, sessionStart: click.eventTime - 95_000, categoriesSeen: 2 };
+
+  it('is deterministic, sorted, unique, inside the dimension, with dense values at the end', () => {
+    const a = spec.vectorize(click, session);
+    assert.deepEqual(spec.vectorize({ ...click }, { ...session }), a);
+    assert.equal(a.indices.length, a.values.length);
+    for (let i = 1; i < a.indices.length; i++) assert.ok(a.indices[i]! > a.indices[i - 1]!);
+    assert.ok(a.indices.every((i) => i >= 0 && i < spec.dimension));
+    assert.deepEqual(a.indices.slice(-3), [spec.hashSize, spec.hashSize + 1, spec.hashSize + 2]);
+    assert.ok(a.indices.length <= spec.maxNonZero);
+  });
+
+  it('changes the vector when a feature changes, and only the slots that feature touches', () => {
+    const base = spec.vectorize(click, session);
+    const other = spec.vectorize({ ...click, device: 'desktop' }, session);
+    const changed = base.indices.filter((i) => !other.indices.includes(i));
+    assert.ok(
+      changed.length >= 2 && changed.length <= 4,
+      `device, segment×category, device×category (${changed.length})`,
+    );
+  });
+
+  it('has a stable hash that changes with the spec', () => {
+    assert.equal(new FeatureSpec().hash, spec.hash);
+    assert.match(spec.hash, /^[0-9a-f]{16}$/);
+    assert.notEqual(new FeatureSpec({ hashBits: 18 }).hash, spec.hash);
+    assert.notEqual(new FeatureSpec({ seed: 1 }).hash, spec.hash);
+    assert.throws(() => new FeatureSpec({ hashBits: 30 }), /hashBits/);
+  });
+
+  it('buckets by the last boundary not above the value', () => {
+    assert.equal(bucketOf(0, [0, 1, 2, 3, 5]), 0);
+    assert.equal(bucketOf(4, [0, 1, 2, 3, 5]), 3);
+    assert.equal(bucketOf(99, [0, 1, 2, 3, 5]), 4);
+  });
+});
+
+describe('session tracker', () => {
+  it('gives each click the context of the clicks before it in its session', () => {
+    const tracker = new SessionTracker();
+    const c = sampleRecords(1_800_000_000_000).click;
+    assert.deepEqual(tracker.observe(c), { clicksBefore: 0, sessionStart: c.eventTime, categoriesSeen: 0 });
+    assert.deepEqual(tracker.observe({ ...c, eventTime: c.eventTime + 5000, category: 'music' }), {
+      clicksBefore: 1,
+      sessionStart: c.eventTime,
+      categoriesSeen: 1,
+    });
+    assert.deepEqual(tracker.observe({ ...c, eventTime: c.eventTime + 9000 }), {
+      clicksBefore: 2,
+      sessionStart: c.eventTime,
+      categoriesSeen: 2,
+    });
+    assert.equal(tracker.observe({ ...c, sessionId: 'other' }).clicksBefore, 0);
+  });
+});
