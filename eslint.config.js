@@ -45,8 +45,9 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['../*/**', '!../common/**', '!../model/**'],
-              message: 'Import shared code from services/common or services/model, not another service.',
+              group: ['../*/**', '!../common/**', '!../model/**', '!../registry/**', '!../simulator/**'],
+              message:
+                'Import from the libraries (common, model, registry, simulator), not from another service.',
             },
           ],
         },

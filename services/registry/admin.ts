@@ -1,0 +1,248 @@
+// Operator actions on the registry, shared by the CLI and the admin HTTP API: list, show,
+// promote, roll back, upload, diff, train and retrain. Every alias change is published to
+// fw.models.updates before the call returns.
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Producer } from 'kafkajs';
+import type { Codecs } from '../common/contracts.js';
+import { FlywheelError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { checkSignature, fromArtifacts, parseManifest, artifactsSha256 } from '../model/artifacts.js';
+import { HeuristicBaseline } from '../model/baseline.js';
+import type { FeatureSpec } from '../model/features.js';
+import { publishAliasChange } from './publisher.js';
+import { defaultHyper, retrain, runRecipe, type LearnedKindName } from './recipes.js';
+import {
+  RegistryError,
+  type Alias,
+  type FileModelRegistry,
+  type Routing,
+  type TrainingData,
+  type VersionMetadata,
+} from './store.js';
+
+export interface AliasChangeResult {
+  routing: Routing;
+  alias: Alias;
+  from: string | null;
+  to: string | null;
+}
+
+export interface VersionDiff {
+  a: string;
+  b: string;
+  fields: { field: string; a: unknown; b: unknown }[];
+  metrics: { metric: string; a: number | null; b: number | null; delta: number | null }[];
+  /** For learned models of the same kind: how far apart the weights are. */
+  weights: { l2Distance: number; changedShare: number } | null;
+}
+
+export class RegistryAdmin {
+  constructor(
+    readonly registry: FileModelRegistry,
+    readonly spec: FeatureSpec,
+    private readonly publish: { producer: Producer; codecs: Codecs; topic?: string } | null,
+    private readonly logger: Logger,
+  ) {}
+
+  list(): Promise<VersionMetadata[]> {
+    return this.registry.list();
+  }
+
+  show(version: string): Promise<VersionMetadata> {
+    return this.registry.get(version);
+  }
+
+  async promote(
+    version: string,
+    alias: Alias,
+    options: { actor: string; reason: string; challengerWeight?: number },
+  ) {
+    return this.changeAlias(alias, () => this.registry.moveAlias(alias, version, options), options);
+  }
+
+  async removeAlias(alias: Alias, options: { actor: string; reason: string }) {
+    return this.changeAlias(alias, () => this.registry.moveAlias(alias, null, options), options);
+  }
+
+  async rollback(alias: Alias, options: { actor: string; reason: string }) {
+    return this.changeAlias(alias, () => this.registry.rollback(alias, options), options);
+  }
+
+  private async changeAlias(
+    alias: Alias,
+    move: () => ReturnType<FileModelRegistry['moveAlias']>,
+    options: { actor: string; reason: string },
+  ): Promise<AliasChangeResult> {
+    const { routing, move: done } = await move();
+    if (this.publish) {
+      await publishAliasChange(
+        this.publish.producer,
+        this.publish.codecs,
+        this.registry,
+        { alias, version: done.to, routing, actor: options.actor, reason: done.reason },
+        this.publish.topic,
+      );
+    }
+    this.logger.info(
+      { alias, from: done.from, to: done.to, routing, actor: options.actor, reason: done.reason },
+      'alias moved',
+    );
+    return { routing, alias, from: done.from, to: done.to };
+  }
+
+  /** Register an externally built model after checking it against this deployment's feature spec. */
+  async upload(
+    files: Record<string, Buffer>,
+    options: { actor: string; description: string },
+  ): Promise<VersionMetadata> {
+    const manifest = parseManifest(files);
+    checkSignature(manifest, this.spec);
+    // Building the model proves the weights fit the declared kind and shapes.
+    const model = fromArtifacts(files, this.spec);
+    if (!(model instanceof HeuristicBaseline)) model.dispose();
+    return this.registry.register({
+      artifacts: { manifest, files },
+      parent: null,
+      seed: 0,
+      training: { source: 'upload', description: options.description, examples: null },
+      metrics: null,
+      createdBy: `upload:${options.actor}`,
+    });
+  }
+
+  async uploadDirectory(
+    dir: string,
+    options: { actor: string; description?: string },
+  ): Promise<VersionMetadata> {
+    const files: Record<string, Buffer> = {};
+    for (const name of await readdir(dir)) {
+      if (name === 'metadata.json') continue; // registry-owned; a copied version gets new metadata
+      files[name] = await readFile(join(dir, name));
+    }
+    return this.upload(files, {
+      actor: options.actor,
+      description: options.description ?? `uploaded from ${dir}`,
+    });
+  }
+
+  async diff(a: string, b: string): Promise<VersionDiff> {
+    const [ma, mb] = await Promise.all([this.registry.get(a), this.registry.get(b)]);
+    const fields: VersionDiff['fields'] = (
+      ['kind', 'parent', 'featureSpecHash', 'seed', 'createdBy', 'status', 'sha256'] as const
+    )
+      .filter((f) => JSON.stringify(ma[f]) !== JSON.stringify(mb[f]))
+      .map((f) => ({ field: f, a: ma[f] as unknown, b: mb[f] as unknown }));
+    for (const key of new Set([...Object.keys(ma.hyperParameters), ...Object.keys(mb.hyperParameters)])) {
+      if (JSON.stringify(ma.hyperParameters[key]) !== JSON.stringify(mb.hyperParameters[key])) {
+        fields.push({
+          field: `hyperParameters.${key}`,
+          a: ma.hyperParameters[key],
+          b: mb.hyperParameters[key],
+        });
+      }
+    }
+    if (JSON.stringify(ma.training) !== JSON.stringify(mb.training))
+      fields.push({ field: 'training', a: ma.training, b: mb.training });
+    const metrics = (['logLoss', 'auc', 'calibrationError', 'examples'] as const).map((metric) => {
+      const va = ma.metrics?.[metric] ?? null;
+      const vb = mb.metrics?.[metric] ?? null;
+      return { metric, a: va, b: vb, delta: va !== null && vb !== null ? vb - va : null };
+    });
+    let weights: VersionDiff['weights'] = null;
+    if (ma.kind === mb.kind && ma.kind !== 'baseline') {
+      const wa = await this.weightsOf(a);
+      const wb = await this.weightsOf(b);
+      if (wa.length === wb.length) {
+        let sum = 0;
+        let changed = 0;
+        for (let i = 0; i < wa.length; i++) {
+          const d = (wa[i] as number) - (wb[i] as number);
+          sum += d * d;
+          if (d !== 0) changed++;
+        }
+        weights = { l2Distance: Math.sqrt(sum), changedShare: changed / Math.max(1, wa.length) };
+      }
+    }
+    return { a, b, fields, metrics, weights };
+  }
+
+  private async weightsOf(version: string): Promise<Float32Array> {
+    const { files } = await this.registry.loadArtifacts(version);
+    const bin = files['weights.bin'];
+    if (!bin) throw new FlywheelError('FW_ARTIFACT_INVALID', `${version} has no weights.bin`);
+    return new Float32Array(Uint8Array.from(bin).buffer);
+  }
+
+  /** Train a new version from a recipe and register it with its holdout metrics. */
+  async train(options: {
+    kind: LearnedKindName;
+    parent: string | null;
+    seed: number;
+    training: TrainingData;
+    hyperParameters?: Record<string, unknown>;
+    actor: string;
+  }): Promise<VersionMetadata> {
+    const hyper = { ...defaultHyper(options.kind), ...options.hyperParameters };
+    const trained = await runRecipe(
+      {
+        kind: options.kind,
+        parent: options.parent,
+        seed: options.seed,
+        hyperParameters: hyper,
+        training: options.training,
+      },
+      this.spec,
+      this.registry,
+      this.logger,
+    );
+    trained.model.dispose();
+    return this.registry.register({
+      artifacts: trained.artifacts,
+      parent: options.parent,
+      seed: options.seed,
+      training: options.training,
+      metrics: trained.metrics,
+      createdBy: options.actor,
+    });
+  }
+
+  /** Train `version` again from its lineage; `identical` is true when the artifacts match byte for byte. */
+  async retrain(
+    version: string,
+  ): Promise<{
+    version: string;
+    sha256: string;
+    reproducedSha256: string;
+    identical: boolean;
+    maxWeightDifference: number;
+  }> {
+    const metadata = await this.registry.get(version);
+    if (metadata.training.source === 'upload') {
+      throw new RegistryError(
+        'FW_BAD_REQUEST',
+        `${version} was uploaded; it has no training lineage to replay`,
+      );
+    }
+    const again = await retrain(metadata, this.spec, this.registry, this.logger);
+    again.model.dispose();
+    const reproducedSha256 = artifactsSha256(again.artifacts.files);
+    const original = await this.weightsOf(version);
+    const bin = again.artifacts.files['weights.bin'] as Buffer;
+    const reproduced = new Float32Array(Uint8Array.from(bin).buffer);
+    let maxWeightDifference = original.length === reproduced.length ? 0 : Infinity;
+    for (let i = 0; i < Math.min(original.length, reproduced.length); i++) {
+      maxWeightDifference = Math.max(
+        maxWeightDifference,
+        Math.abs((original[i] as number) - (reproduced[i] as number)),
+      );
+    }
+    return {
+      version,
+      sha256: metadata.sha256,
+      reproducedSha256,
+      identical: reproducedSha256 === metadata.sha256,
+      maxWeightDifference,
+    };
+  }
+}

@@ -1,0 +1,369 @@
+// The model registry on a filesystem: immutable versions (artifacts + metadata, read-only once
+// written), aliases moved atomically under a lock, and an append-only history of every move.
+//
+//   <root>/versions/<id>/manifest.json, weights.bin, ...   artifacts (sha256 in metadata.json)
+//   <root>/versions/<id>/metadata.json                     lineage, metrics, status
+//   <root>/aliases.json                                    current routing (write-then-rename)
+//   <root>/alias-history.jsonl                             who moved which alias when, and why
+import { randomUUID } from 'node:crypto';
+import { constants } from 'node:fs';
+import {
+  appendFile,
+  chmod,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { FlywheelError } from '../common/errors.js';
+import { artifactsSha256, parseManifest, type ModelArtifacts, type ModelKind } from '../model/artifacts.js';
+
+export type Alias = 'champion' | 'challenger' | 'shadow';
+export const ALIASES: readonly Alias[] = ['champion', 'challenger', 'shadow'];
+
+export interface OffsetRange {
+  topic: string;
+  partition: number;
+  /** First offset used (inclusive). */
+  from: string;
+  /** Offset after the last one used (exclusive). */
+  to: string;
+}
+
+/** Where a version's training data came from, enough to train it again. */
+export type TrainingData =
+  | { source: 'kafka'; ranges: OffsetRange[]; examples: number; labelSources: Record<string, number> }
+  | {
+      source: 'simulated';
+      seed: number;
+      clicks: number;
+      startTime: number;
+      trafficRate: number;
+      attributionWindowMs: number;
+      examples: number;
+    }
+  | { source: 'upload'; description: string; examples: number | null };
+
+export interface HoldoutMetrics {
+  examples: number;
+  logLoss: number;
+  auc: number;
+  calibrationError: number;
+  /** The same holdout scored by the baseline and the champion at registration, when known. */
+  baselineLogLoss?: number;
+  championLogLoss?: number;
+}
+
+export interface VersionMetadata {
+  version: string;
+  parent: string | null;
+  kind: ModelKind;
+  featureSpecHash: string;
+  hyperParameters: Record<string, unknown>;
+  seed: number;
+  training: TrainingData;
+  metrics: HoldoutMetrics | null;
+  sha256: string;
+  files: Record<string, number>;
+  createdAt: string;
+  createdBy: string;
+  status: 'registered' | 'rejected';
+  statusReason: string | null;
+}
+
+export interface NewVersion {
+  artifacts: ModelArtifacts;
+  parent: string | null;
+  seed: number;
+  training: TrainingData;
+  metrics: HoldoutMetrics | null;
+  createdBy: string;
+  status?: VersionMetadata['status'];
+  statusReason?: string | null;
+}
+
+export interface Routing {
+  champion: string | null;
+  challenger: string | null;
+  challengerWeight: number;
+  shadow: string | null;
+}
+
+export interface AliasMove {
+  at: string;
+  alias: Alias;
+  from: string | null;
+  to: string | null;
+  challengerWeight: number;
+  actor: string;
+  reason: string;
+}
+
+export class RegistryError extends FlywheelError {
+  constructor(
+    code:
+      | 'FW_UNKNOWN_VERSION'
+      | 'FW_VERSION_REJECTED'
+      | 'FW_REGISTRY_BUSY'
+      | 'FW_NOTHING_TO_ROLL_BACK'
+      | 'FW_BAD_REQUEST',
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+const EMPTY_ROUTING: Routing = { champion: null, challenger: null, challengerWeight: 0, shadow: null };
+const VERSION_PATTERN = /^v\d{6}$/;
+
+export class FileModelRegistry {
+  private readonly versionsDir: string;
+
+  constructor(readonly root: string) {
+    this.versionsDir = join(root, 'versions');
+  }
+
+  artifactUri(version: string): string {
+    return pathToFileURL(join(this.versionsDir, version)).href;
+  }
+
+  /** Store a new immutable version; ids are v000001, v000002, ... in registration order. */
+  async register(input: NewVersion): Promise<VersionMetadata> {
+    await mkdir(this.versionsDir, { recursive: true });
+    const manifest = parseManifest(input.artifacts.files);
+    const staging = join(this.versionsDir, `.staging-${randomUUID()}`);
+    await mkdir(staging);
+    try {
+      const sha256 = artifactsSha256(input.artifacts.files);
+      for (const [name, bytes] of Object.entries(input.artifacts.files))
+        await writeFile(join(staging, name), bytes, { mode: 0o444 });
+      for (let attempt = 0; attempt < 100; attempt++) {
+        const version = `v${String((await this.highestNumber()) + 1 + attempt).padStart(6, '0')}`;
+        const metadata: VersionMetadata = {
+          version,
+          parent: input.parent,
+          kind: manifest.kind,
+          featureSpecHash: manifest.featureSpecHash,
+          hyperParameters: manifest.hyperParameters,
+          seed: input.seed,
+          training: input.training,
+          metrics: input.metrics,
+          sha256,
+          files: Object.fromEntries(Object.entries(input.artifacts.files).map(([n, b]) => [n, b.length])),
+          createdAt: new Date().toISOString(),
+          createdBy: input.createdBy,
+          status: input.status ?? 'registered',
+          statusReason: input.statusReason ?? null,
+        };
+        await writeFile(join(staging, 'metadata.json'), JSON.stringify(metadata, null, 2), { mode: 0o444 });
+        try {
+          // rename() onto an existing non-empty directory fails: the id is taken, try the next.
+          await rename(staging, join(this.versionsDir, version));
+          await chmod(join(this.versionsDir, version), 0o555);
+          return metadata;
+        } catch (error) {
+          if (!isCode(error, 'ENOTEMPTY', 'EEXIST')) throw error;
+          await rm(join(staging, 'metadata.json'), { force: true });
+        }
+      }
+      throw new RegistryError('FW_REGISTRY_BUSY', 'could not allocate a version id after 100 attempts');
+    } catch (error) {
+      await rm(staging, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  private async highestNumber(): Promise<number> {
+    const names = await readdir(this.versionsDir).catch(() => [] as string[]);
+    return names
+      .filter((n) => VERSION_PATTERN.test(n))
+      .reduce((max, n) => Math.max(max, Number(n.slice(1))), 0);
+  }
+
+  async list(): Promise<VersionMetadata[]> {
+    const names = await readdir(this.versionsDir).catch(() => [] as string[]);
+    const versions = names.filter((n) => VERSION_PATTERN.test(n)).sort();
+    return Promise.all(versions.map((v) => this.get(v)));
+  }
+
+  async get(version: string): Promise<VersionMetadata> {
+    if (!VERSION_PATTERN.test(version))
+      throw new RegistryError('FW_UNKNOWN_VERSION', `'${version}' is not a version id (v000001 style)`);
+    try {
+      return JSON.parse(
+        await readFile(join(this.versionsDir, version, 'metadata.json'), 'utf8'),
+      ) as VersionMetadata;
+    } catch (error) {
+      if (isCode(error, 'ENOENT'))
+        throw new RegistryError('FW_UNKNOWN_VERSION', `no model version ${version} in ${this.root}`);
+      throw error;
+    }
+  }
+
+  /** The version's artifact files, verified against the recorded sha256. */
+  async loadArtifacts(
+    version: string,
+  ): Promise<{ metadata: VersionMetadata; files: Record<string, Buffer> }> {
+    const metadata = await this.get(version);
+    const files: Record<string, Buffer> = {};
+    for (const name of Object.keys(metadata.files)) {
+      try {
+        files[name] = await readFile(join(this.versionsDir, version, name));
+      } catch (error) {
+        if (isCode(error, 'ENOENT')) throw corrupt(version, `file ${name} is missing`);
+        throw error;
+      }
+    }
+    const actual = artifactsSha256(files);
+    if (actual !== metadata.sha256) {
+      const sizes = Object.entries(metadata.files)
+        .filter(([name, size]) => files[name]?.length !== size)
+        .map(([name, size]) => `${name} has ${files[name]?.length} bytes, expected ${size}`);
+      throw corrupt(
+        version,
+        `sha256 ${actual.slice(0, 12)}… does not match the recorded ${metadata.sha256.slice(0, 12)}…${sizes.length ? ` (${sizes.join('; ')})` : ''}`,
+      );
+    }
+    return { metadata, files };
+  }
+
+  async routing(): Promise<Routing> {
+    try {
+      return {
+        ...EMPTY_ROUTING,
+        ...(JSON.parse(await readFile(join(this.root, 'aliases.json'), 'utf8')) as Partial<Routing>),
+      };
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) return { ...EMPTY_ROUTING };
+      throw error;
+    }
+  }
+
+  async history(): Promise<AliasMove[]> {
+    const text = await readFile(join(this.root, 'alias-history.jsonl'), 'utf8').catch(() => '');
+    return text
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as AliasMove);
+  }
+
+  /**
+   * Point `alias` at `version` (null removes it). For the challenger, `challengerWeight` sets the
+   * share of users it gets. Returns the routing in force afterwards.
+   */
+  async moveAlias(
+    alias: Alias,
+    version: string | null,
+    options: { actor: string; reason: string; challengerWeight?: number },
+  ): Promise<{ routing: Routing; move: AliasMove }> {
+    if (!ALIASES.includes(alias))
+      throw new RegistryError('FW_BAD_REQUEST', `unknown alias '${alias}' (${ALIASES.join(', ')})`);
+    if (version !== null) {
+      const metadata = await this.get(version);
+      if (metadata.status === 'rejected') {
+        throw new RegistryError(
+          'FW_VERSION_REJECTED',
+          `${version} was rejected (${metadata.statusReason ?? 'no reason'}) and cannot take an alias`,
+        );
+      }
+    }
+    const weight = options.challengerWeight;
+    if (weight !== undefined && !(weight >= 0 && weight <= 1)) {
+      throw new RegistryError('FW_BAD_REQUEST', `challenger weight must be in [0, 1], got ${weight}`);
+    }
+    return this.withLock(async () => {
+      const routing = await this.routing();
+      const from = routing[alias];
+      routing[alias] = version;
+      if (alias === 'challenger')
+        routing.challengerWeight = version === null ? 0 : (weight ?? (routing.challengerWeight || 0.1));
+      const move: AliasMove = {
+        at: new Date().toISOString(),
+        alias,
+        from,
+        to: version,
+        challengerWeight: routing.challengerWeight,
+        actor: options.actor,
+        reason: options.reason,
+      };
+      await this.writeAtomically(join(this.root, 'aliases.json'), JSON.stringify(routing, null, 2));
+      await appendFile(join(this.root, 'alias-history.jsonl'), `${JSON.stringify(move)}\n`);
+      return { routing, move };
+    });
+  }
+
+  /** Move `alias` back to where it pointed before its latest move. */
+  async rollback(
+    alias: Alias,
+    options: { actor: string; reason: string },
+  ): Promise<{ routing: Routing; move: AliasMove }> {
+    const moves = (await this.history()).filter((m) => m.alias === alias);
+    const last = moves.at(-1);
+    if (!last || last.from === null) {
+      throw new RegistryError('FW_NOTHING_TO_ROLL_BACK', `${alias} has no earlier version to roll back to`);
+    }
+    return this.moveAlias(alias, last.from, { ...options, reason: `rollback: ${options.reason}` });
+  }
+
+  private async writeAtomically(path: string, text: string): Promise<void> {
+    const temp = `${path}.${randomUUID()}.tmp`;
+    const handle = await open(temp, 'w');
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  }
+
+  /** A lock file created exclusively; a lock older than 30 s is taken as left by a dead process. */
+  private async withLock<T>(work: () => Promise<T>): Promise<T> {
+    await mkdir(this.root, { recursive: true });
+    const lockPath = join(this.root, 'aliases.lock');
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        const handle = await open(lockPath, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY);
+        await handle.writeFile(String(process.pid));
+        await handle.close();
+        break;
+      } catch (error) {
+        if (!isCode(error, 'EEXIST')) throw error;
+        const age =
+          Date.now() -
+          (await stat(lockPath)
+            .then((s) => s.mtimeMs)
+            .catch(() => Date.now()));
+        if (age > 30_000) await rm(lockPath, { force: true });
+        else if (Date.now() > deadline)
+          throw new RegistryError('FW_REGISTRY_BUSY', `alias lock ${lockPath} is held by another process`);
+        else await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+    try {
+      return await work();
+    } finally {
+      await rm(lockPath, { force: true });
+    }
+  }
+}
+
+function corrupt(version: string, detail: string): FlywheelError {
+  return new FlywheelError(
+    'FW_ARTIFACT_CORRUPT',
+    `model version ${version} is corrupt: ${detail}; refusing to load it`,
+  );
+}
+
+function isCode(error: unknown, ...codes: string[]): boolean {
+  return (
+    typeof error === 'object' && error !== null && codes.includes((error as { code?: string }).code ?? '')
+  );
+}
