@@ -111,11 +111,11 @@ export function parseManifest(files: Record<string, Buffer>): ModelManifest {
   if (manifest.format !== ARTIFACT_FORMAT) {
     throw new ArtifactError(
       'FW_ARTIFACT_INVALID',
-      `manifest format '${String(manifest.format)}' is not ${ARTIFACT_FORMAT}`,
+      `manifest format '${String(manifest.format as unknown)}' is not ${ARTIFACT_FORMAT}`,
     );
   }
   if (!MODEL_KINDS.includes(manifest.kind))
-    throw new ArtifactError('FW_ARTIFACT_INVALID', `unknown model kind '${manifest.kind}'`);
+    throw new ArtifactError('FW_ARTIFACT_INVALID', `unknown model kind '${String(manifest.kind as unknown)}'`);
   return manifest;
 }
 

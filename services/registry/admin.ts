@@ -132,7 +132,7 @@ export class RegistryAdmin {
       ['kind', 'parent', 'featureSpecHash', 'seed', 'createdBy', 'status', 'sha256'] as const
     )
       .filter((f) => JSON.stringify(ma[f]) !== JSON.stringify(mb[f]))
-      .map((f) => ({ field: f, a: ma[f] as unknown, b: mb[f] as unknown }));
+      .map((f) => ({ field: f, a: ma[f], b: mb[f] }));
     for (const key of new Set([...Object.keys(ma.hyperParameters), ...Object.keys(mb.hyperParameters)])) {
       if (JSON.stringify(ma.hyperParameters[key]) !== JSON.stringify(mb.hyperParameters[key])) {
         fields.push({
@@ -208,9 +208,7 @@ export class RegistryAdmin {
   }
 
   /** Train `version` again from its lineage; `identical` is true when the artifacts match byte for byte. */
-  async retrain(
-    version: string,
-  ): Promise<{
+  async retrain(version: string): Promise<{
     version: string;
     sha256: string;
     reproducedSha256: string;
