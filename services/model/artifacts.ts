@@ -100,22 +100,24 @@ export async function toArtifacts(model: AnyModel, spec: FeatureSpec): Promise<M
 }
 
 export function parseManifest(files: Record<string, Buffer>): ModelManifest {
-  const raw = files['manifest.json'];
-  if (!raw) throw new ArtifactError('FW_ARTIFACT_INVALID', 'artifact has no manifest.json');
-  let manifest: ModelManifest;
+  const rawBytes = files['manifest.json'];
+  if (!rawBytes) throw new ArtifactError('FW_ARTIFACT_INVALID', 'artifact has no manifest.json');
+  let raw: Record<string, unknown>;
   try {
-    manifest = JSON.parse(raw.toString('utf8')) as ModelManifest;
+    raw = JSON.parse(rawBytes.toString('utf8')) as Record<string, unknown>;
   } catch (cause) {
     throw new ArtifactError('FW_ARTIFACT_INVALID', `manifest.json is not JSON: ${(cause as Error).message}`);
   }
-  if (manifest.format !== ARTIFACT_FORMAT) {
+  if (raw.format !== ARTIFACT_FORMAT) {
     throw new ArtifactError(
       'FW_ARTIFACT_INVALID',
-      `manifest format '${String(manifest.format as unknown)}' is not ${ARTIFACT_FORMAT}`,
+      `manifest format ${JSON.stringify(raw.format)} is not ${ARTIFACT_FORMAT}`,
     );
   }
-  if (!MODEL_KINDS.includes(manifest.kind))
-    throw new ArtifactError('FW_ARTIFACT_INVALID', `unknown model kind '${String(manifest.kind as unknown)}'`);
+  if (!MODEL_KINDS.some((kind) => kind === raw.kind)) {
+    throw new ArtifactError('FW_ARTIFACT_INVALID', `unknown model kind ${JSON.stringify(raw.kind)}`);
+  }
+  const manifest = raw as unknown as ModelManifest;
   return manifest;
 }
 
