@@ -1,10 +1,13 @@
 // `flywheel <command>`: one entry point for every service and operator command. Each command
 // is a module exporting `run(args)`; later services add theirs to COMMANDS.
 import { ConfigError } from '../common/errors.js';
+import { UsageError } from './args.js';
 import { runSimulate } from './simulate.js';
 import { runStack } from './stack.js';
 import { runTopics } from './topics.js';
 import { runDlq } from './dlq.js';
+import { runModels } from './models.js';
+import { runRegistryServer } from '../registry/server.js';
 
 export interface Command {
   summary: string;
@@ -28,6 +31,17 @@ export const COMMANDS: Record<string, Command> = {
     usage:
       'flywheel simulate [--rate N] [--duration S] [--count N] [--seed K] [--traffic N] [--malformed R] [--drift-at S --drift-category C --drift-shift X]',
     run: runSimulate,
+  },
+  models: {
+    summary: 'model registry: list, show, promote, rollback, upload, diff, train, retrain',
+    usage:
+      'flywheel models ls|show|promote|demote|rollback|upload|diff|train|retrain|history (see flywheel models)',
+    run: runModels,
+  },
+  registry: {
+    summary: 'serve the registry admin HTTP API (needs FW_ADMIN_TOKEN)',
+    usage: 'flywheel registry',
+    run: () => runRegistryServer(),
   },
   dlq: {
     summary: 'show the newest dead letters with their reasons',
@@ -60,6 +74,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(args);
   } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`flywheel ${name}: ${error.message}`);
+      return 2;
+    }
     if (error instanceof ConfigError) {
       console.error(`flywheel ${name}: ${error.message}`);
       return 2;

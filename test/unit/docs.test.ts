@@ -7,6 +7,8 @@ import { describe, it } from 'node:test';
 import { COMMANDS } from '../../services/cli/main.js';
 import { commonConfigSchema } from '../../services/common/config.js';
 import { DEAD_LETTER_CODES } from '../../services/common/errors.js';
+import { HTTP_ERRORS } from '../../services/common/http-errors.js';
+import { registryConfigSchema } from '../../services/registry/config.js';
 import { TOPIC_SPECS } from '../../services/common/topics.js';
 
 const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
@@ -21,6 +23,14 @@ describe('README', () => {
   it('documents every dead-letter code, configuration variable, topic and command', () => {
     for (const code of DEAD_LETTER_CODES) assert.ok(readme.includes(`\`${code}\``), code);
     for (const name of Object.keys(commonConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
+    for (const name of Object.keys(registryConfigSchema.shape))
+      assert.ok(readme.includes(`\`${name}\``), name);
+    for (const [code, { status }] of Object.entries(HTTP_ERRORS)) {
+      assert.ok(
+        new RegExp(`\\| \`${code}\` \\| ${status} \\|`).test(readme),
+        `HTTP error ${code} (${status})`,
+      );
+    }
     for (const spec of TOPIC_SPECS) assert.ok(readme.includes(`\`${spec.name}\``), spec.name);
     for (const name of Object.keys(COMMANDS)) assert.ok(readme.includes(`flywheel ${name}`), name);
   });

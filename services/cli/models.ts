@@ -1,0 +1,214 @@
+// `flywheel models ls | show V | promote V --to ALIAS | rollback | upload DIR | diff V1 V2 |
+// train | retrain V`: the registry from a terminal. Alias changes are published to Kafka.
+import { userInfo } from 'node:os';
+import type { Producer } from 'kafkajs';
+import { createProducer } from '../common/kafka.js';
+import { createRuntime } from '../common/runtime.js';
+import { initBackend } from '../model/backend.js';
+import { FeatureSpec } from '../model/features.js';
+import { RegistryAdmin } from '../registry/admin.js';
+import { loadRegistryConfig } from '../registry/config.js';
+import { ALIASES, FileModelRegistry, type Alias, type VersionMetadata } from '../registry/store.js';
+import { UsageError, numberFlag, parseFlags } from './args.js';
+
+const USAGE = `flywheel models <action>
+  ls                                  versions, newest last, with aliases and holdout metrics
+  show V                              one version's metadata and lineage (JSON)
+  promote V --to ALIAS [--weight W]   point champion|challenger|shadow at V (W: challenger share)
+  demote ALIAS                        remove an alias
+  rollback [--alias ALIAS]            move the alias back to its previous version (default champion)
+  upload DIR                          register a model directory after checking its feature spec
+  diff V1 V2                          metadata, metrics and weight differences
+  train --kind K [--parent V] [--seed S] [--clicks N] [--data-seed D]   train on simulated data
+  retrain V                           train V again from its lineage and compare
+  history                             every alias move
+common flags: --reason TEXT --actor NAME`;
+
+export async function runModels(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(
+    args,
+    {
+      to: { type: 'string' },
+      weight: { type: 'string' },
+      alias: { type: 'string' },
+      reason: { type: 'string' },
+      actor: { type: 'string' },
+      kind: { type: 'string' },
+      parent: { type: 'string' },
+      seed: { type: 'string' },
+      clicks: { type: 'string' },
+      'data-seed': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    true,
+  );
+  const [action, ...rest] = positionals;
+  if (!action) throw new UsageError(USAGE);
+  const runtime = createRuntime('models');
+  const config = loadRegistryConfig();
+  const registry = new FileModelRegistry(config.FW_REGISTRY_DIR);
+  const spec = new FeatureSpec({ hashBits: config.FW_FEATURE_HASH_BITS });
+  const actor = values.actor ?? `${userInfo().username}@cli`;
+  const reason = values.reason ?? 'operator command';
+  const needsKafka = ['promote', 'demote', 'rollback'].includes(action);
+  let producer: Producer | null = null;
+  if (needsKafka) {
+    producer = createProducer(runtime.kafka);
+    await producer.connect();
+  }
+  const admin = new RegistryAdmin(
+    registry,
+    spec,
+    producer ? { producer, codecs: runtime.codecs } : null,
+    runtime.logger,
+  );
+  const alias = (name: string | undefined): Alias => {
+    if (!ALIASES.includes(name as Alias))
+      throw new UsageError(`alias must be one of ${ALIASES.join(', ')}, got '${name}'`);
+    return name as Alias;
+  };
+  const version = (i = 0) => {
+    const v = rest[i];
+    if (!v) throw new UsageError(`a version id is needed\n\n${USAGE}`);
+    return v;
+  };
+  try {
+    switch (action) {
+      case 'ls':
+        printVersions(await admin.list(), await registry.routing());
+        return 0;
+      case 'show':
+        console.log(JSON.stringify(await admin.show(version()), null, 2));
+        return 0;
+      case 'history':
+        for (const m of await registry.history()) {
+          console.log(
+            `${m.at}  ${m.alias.padEnd(10)} ${String(m.from ?? '-').padEnd(8)} → ${String(m.to ?? '-').padEnd(8)} ${m.actor}: ${m.reason}`,
+          );
+        }
+        return 0;
+      case 'promote': {
+        const weight =
+          values.weight === undefined ? undefined : numberFlag(values.weight, 'weight', 0.1, 0, 1);
+        const result = await admin.promote(version(), alias(values.to ?? 'champion'), {
+          actor,
+          reason,
+          challengerWeight: weight,
+        });
+        console.log(
+          `${result.alias}: ${result.from ?? '-'} → ${result.to}; routing ${JSON.stringify(result.routing)}`,
+        );
+        return 0;
+      }
+      case 'demote': {
+        const result = await admin.removeAlias(alias(rest[0]), { actor, reason });
+        console.log(`${result.alias}: ${result.from ?? '-'} → -; routing ${JSON.stringify(result.routing)}`);
+        return 0;
+      }
+      case 'rollback': {
+        const result = await admin.rollback(alias(values.alias ?? 'champion'), { actor, reason });
+        console.log(
+          `${result.alias}: ${result.from ?? '-'} → ${result.to ?? '-'}; routing ${JSON.stringify(result.routing)}`,
+        );
+        return 0;
+      }
+      case 'upload': {
+        await initBackend(runtime.logger);
+        const metadata = await admin.uploadDirectory(version(), { actor });
+        console.log(
+          `registered ${metadata.version} (${metadata.kind}, sha256 ${metadata.sha256.slice(0, 12)}…)`,
+        );
+        return 0;
+      }
+      case 'diff': {
+        const diff = await admin.diff(version(0), version(1));
+        if (values.json) console.log(JSON.stringify(diff, null, 2));
+        else printDiff(diff);
+        return 0;
+      }
+      case 'train': {
+        await initBackend(runtime.logger);
+        const kind = values.kind ?? 'logreg';
+        if (kind !== 'logreg' && kind !== 'wide_deep' && kind !== 'ftrl')
+          throw new UsageError(`--kind must be logreg, wide_deep or ftrl`);
+        const clicks = numberFlag(values.clicks, 'clicks', 50_000, 1000, 10_000_000);
+        const metadata = await admin.train({
+          kind,
+          parent: values.parent ?? null,
+          seed: numberFlag(values.seed, 'seed', 1, 0),
+          training: {
+            source: 'simulated',
+            seed: numberFlag(values['data-seed'], 'data-seed', 1, 0),
+            clicks,
+            startTime: Date.UTC(2026, 0, 1),
+            trafficRate: 100,
+            attributionWindowMs: 30 * 60 * 1000,
+            examples: clicks,
+          },
+          actor,
+        });
+        console.log(`registered ${metadata.version}: ${formatMetrics(metadata)}`);
+        return 0;
+      }
+      case 'retrain': {
+        await initBackend(runtime.logger);
+        const result = await admin.retrain(version());
+        console.log(
+          result.identical
+            ? `${result.version} reproduced exactly (sha256 ${result.sha256.slice(0, 12)}…)`
+            : `${result.version} NOT reproduced: sha256 ${result.reproducedSha256.slice(0, 12)}… vs ${result.sha256.slice(0, 12)}…, max weight difference ${result.maxWeightDifference}`,
+        );
+        return result.identical ? 0 : 1;
+      }
+      default:
+        throw new UsageError(`unknown action '${action}'\n\n${USAGE}`);
+    }
+  } finally {
+    await producer?.disconnect();
+  }
+}
+
+function formatMetrics(v: VersionMetadata): string {
+  const m = v.metrics;
+  if (!m) return 'no holdout metrics';
+  const base = m.baselineLogLoss === undefined ? '' : ` (baseline ${m.baselineLogLoss.toFixed(4)})`;
+  return `logloss ${m.logLoss.toFixed(4)}${base}  AUC ${m.auc.toFixed(4)}  calibration ${m.calibrationError.toFixed(4)}  n=${m.examples}`;
+}
+
+function printVersions(
+  versions: VersionMetadata[],
+  routing: Awaited<ReturnType<FileModelRegistry['routing']>>,
+): void {
+  const aliasesOf = (v: string) =>
+    [
+      routing.champion === v ? 'champion' : null,
+      routing.challenger === v ? `challenger ${Math.round(routing.challengerWeight * 100)}%` : null,
+      routing.shadow === v ? 'shadow' : null,
+    ]
+      .filter(Boolean)
+      .join(',');
+  console.log(
+    `${'version'.padEnd(9)} ${'kind'.padEnd(9)} ${'parent'.padEnd(9)} ${'status'.padEnd(10)} ${'aliases'.padEnd(22)} metrics`,
+  );
+  for (const v of versions) {
+    console.log(
+      `${v.version.padEnd(9)} ${v.kind.padEnd(9)} ${(v.parent ?? '-').padEnd(9)} ${v.status.padEnd(10)} ${aliasesOf(v.version).padEnd(22)} ${formatMetrics(v)}`,
+    );
+  }
+  if (versions.length === 0) console.log('(no versions yet: `flywheel models train` makes one)');
+}
+
+function printDiff(diff: Awaited<ReturnType<RegistryAdmin['diff']>>): void {
+  console.log(`${diff.a} → ${diff.b}`);
+  for (const f of diff.fields) console.log(`  ${f.field}: ${JSON.stringify(f.a)} → ${JSON.stringify(f.b)}`);
+  for (const m of diff.metrics) {
+    if (m.a === null && m.b === null) continue;
+    console.log(
+      `  ${m.metric}: ${m.a?.toFixed(4) ?? '-'} → ${m.b?.toFixed(4) ?? '-'}${m.delta === null ? '' : ` (${m.delta >= 0 ? '+' : ''}${m.delta.toFixed(4)})`}`,
+    );
+  }
+  if (diff.weights)
+    console.log(
+      `  weights: L2 distance ${diff.weights.l2Distance.toFixed(4)}, ${(diff.weights.changedShare * 100).toFixed(1)}% of weights differ`,
+    );
+}
