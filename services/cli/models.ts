@@ -17,7 +17,8 @@ const USAGE = `flywheel models <action>
   promote V --to ALIAS [--weight W]   point champion|challenger|shadow at V (W: challenger share)
   demote ALIAS                        remove an alias
   rollback [--alias ALIAS]            move the alias back to its previous version (default champion)
-  upload DIR                          register a model directory after checking its feature spec
+  upload DIR [--feature-spec HASH]    register a model folder after checking it against the feature
+                                      spec (HASH: for an external tfjs Layers model, the spec it used)
   diff V1 V2                          metadata, metrics and weight differences
   train --kind K [--parent V] [--seed S] [--clicks N] [--data-seed D]   train on simulated data
   retrain V                           train V again from its lineage and compare
@@ -38,6 +39,7 @@ export async function runModels(args: string[]): Promise<number> {
       seed: { type: 'string' },
       clicks: { type: 'string' },
       'data-seed': { type: 'string' },
+      'feature-spec': { type: 'string' },
       json: { type: 'boolean' },
     },
     true,
@@ -114,7 +116,10 @@ export async function runModels(args: string[]): Promise<number> {
       }
       case 'upload': {
         await initBackend(runtime.logger);
-        const metadata = await admin.uploadDirectory(version(), { actor });
+        const metadata = await admin.uploadDirectory(version(), {
+          actor,
+          featureSpecHash: values['feature-spec'],
+        });
         console.log(
           `registered ${metadata.version} (${metadata.kind}, sha256 ${metadata.sha256.slice(0, 12)}…)`,
         );

@@ -8,6 +8,12 @@ import { HeuristicBaseline, type BaselineState } from './baseline.js';
 import type { FeatureSpec } from './features.js';
 import type { FtrlParams } from './ftrl.js';
 import {
+  LayersModelAdapter,
+  layersSignature,
+  loadLayersModel,
+  type LayersModelJson,
+} from './layers-adapter.js';
+import {
   FtrlModel,
   LogisticRegression,
   WideAndDeep,
@@ -15,8 +21,8 @@ import {
   type TfModelHyperParameters,
 } from './models.js';
 
-export type ModelKind = 'logreg' | 'wide_deep' | 'ftrl' | 'baseline';
-export const MODEL_KINDS: readonly ModelKind[] = ['logreg', 'wide_deep', 'ftrl', 'baseline'];
+export type ModelKind = 'logreg' | 'wide_deep' | 'ftrl' | 'baseline' | 'tfjs_layers';
+export const MODEL_KINDS: readonly ModelKind[] = ['logreg', 'wide_deep', 'ftrl', 'baseline', 'tfjs_layers'];
 export const ARTIFACT_FORMAT = 'flywheel-model/1';
 
 export interface ModelManifest {
@@ -56,9 +62,12 @@ export function artifactsSha256(files: Record<string, Buffer>): string {
   return hash.digest('hex');
 }
 
-export type AnyModel = LearnedModel | HeuristicBaseline;
+export type AnyModel = LearnedModel | HeuristicBaseline | LayersModelAdapter;
 
-export async function toArtifacts(model: AnyModel, spec: FeatureSpec): Promise<ModelArtifacts> {
+export async function toArtifacts(
+  model: LearnedModel | HeuristicBaseline,
+  spec: FeatureSpec,
+): Promise<ModelArtifacts> {
   const files: Record<string, Buffer> = {};
   let weightsManifest: ModelManifest['weightsManifest'] = [];
   let kind: ModelKind;
@@ -131,9 +140,10 @@ export function checkSignature(manifest: ModelManifest, spec: FeatureSpec): void
   }
 }
 
-export function fromArtifacts(files: Record<string, Buffer>, spec: FeatureSpec): AnyModel {
+export async function fromArtifacts(files: Record<string, Buffer>, spec: FeatureSpec): Promise<AnyModel> {
   const manifest = parseManifest(files);
   checkSignature(manifest, spec);
+  if (manifest.kind === 'tfjs_layers') return loadExternal(files, spec);
   if (manifest.kind === 'baseline') {
     const raw = files['baseline.json'];
     if (!raw) throw new ArtifactError('FW_ARTIFACT_INVALID', 'baseline artifact has no baseline.json');
@@ -178,4 +188,59 @@ export function fromArtifacts(files: Record<string, Buffer>, spec: FeatureSpec):
   } finally {
     for (const t of Object.values(weights)) t.dispose();
   }
+}
+
+/** An external tfjs Layers model, checked to take the whole feature vector and give one score. */
+async function loadExternal(files: Record<string, Buffer>, spec: FeatureSpec): Promise<LayersModelAdapter> {
+  const raw = files['model.json'];
+  if (!raw) throw new ArtifactError('FW_ARTIFACT_INVALID', 'a tfjs_layers artifact needs model.json');
+  let model: tf.LayersModel;
+  try {
+    model = await loadLayersModel(JSON.parse(raw.toString('utf8')) as LayersModelJson, files);
+  } catch (cause) {
+    throw new ArtifactError(
+      'FW_ARTIFACT_INVALID',
+      `model.json is not a loadable tfjs Layers model: ${(cause as Error).message}`,
+    );
+  }
+  const { inputs, outputs } = layersSignature(model);
+  const fits =
+    inputs.length === 1 &&
+    inputs[0]?.length === 2 &&
+    inputs[0][1] === spec.dimension &&
+    outputs.length === 1 &&
+    outputs[0]?.at(-1) === 1;
+  if (!fits) {
+    model.dispose();
+    throw new ArtifactError(
+      'FW_FEATURE_SPEC_MISMATCH',
+      `input signature ${JSON.stringify(inputs)} -> ${JSON.stringify(outputs)} does not fit the feature spec: expected one input [null, ${spec.dimension}] and one output [null, 1]`,
+    );
+  }
+  return new LayersModelAdapter(model, spec.dimension);
+}
+
+/**
+ * Wrap an external tfjs Layers model (model.json + shards) as a Flywheel artifact. The uploader
+ * states which feature spec it was trained on; the spec hash must be this deployment's.
+ */
+export async function wrapExternalLayersModel(
+  external: Record<string, Buffer>,
+  spec: FeatureSpec,
+  declaredFeatureSpecHash: string,
+): Promise<ModelArtifacts> {
+  const manifest: ModelManifest = {
+    format: ARTIFACT_FORMAT,
+    kind: 'tfjs_layers',
+    featureSpecHash: declaredFeatureSpecHash,
+    dimension: spec.dimension,
+    maxNonZero: spec.maxNonZero,
+    hyperParameters: {},
+    weightsManifest: [],
+  };
+  checkSignature(manifest, spec);
+  const files = { ...external, 'manifest.json': Buffer.from(JSON.stringify(manifest, null, 2)) };
+  const adapter = await loadExternal(files, spec); // proves it loads and fits
+  adapter.dispose();
+  return { manifest, files };
 }

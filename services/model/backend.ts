@@ -50,6 +50,8 @@ export function initBackend(
       }
     }
     await tf.ready();
+    // Production mode: no per-op NaN checks, and no console banner about tfjs-node on cpu.
+    tf.enableProdMode();
     logger?.info(
       {
         backend: tf.getBackend(),

@@ -22,6 +22,7 @@ export interface BaselineState {
 }
 
 export class HeuristicBaseline {
+  readonly kind = 'baseline' as const;
   private readonly global: Counts = { n: 0, positives: 0 };
   private readonly segments = new Map<string, Counts>();
   private readonly items = new Map<string, Counts>();
@@ -62,6 +63,15 @@ export class HeuristicBaseline {
     return item
       ? (item.positives + this.priorStrengthItem * segmentRate) / (item.n + this.priorStrengthItem)
       : segmentRate;
+  }
+
+  /** Same shape as the learned models' predict, so any model can serve. */
+  predict(inputs: readonly BaselineInput[]): Float32Array {
+    return Float32Array.from(inputs, (input) => this.score(input));
+  }
+
+  dispose(): void {
+    // Plain counts; nothing to release.
   }
 
   toJSON(): BaselineState {

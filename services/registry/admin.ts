@@ -7,8 +7,14 @@ import type { Producer } from 'kafkajs';
 import type { Codecs } from '../common/contracts.js';
 import { FlywheelError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { checkSignature, fromArtifacts, parseManifest, artifactsSha256 } from '../model/artifacts.js';
-import { HeuristicBaseline } from '../model/baseline.js';
+import {
+  ArtifactError,
+  artifactsSha256,
+  checkSignature,
+  fromArtifacts,
+  parseManifest,
+  wrapExternalLayersModel,
+} from '../model/artifacts.js';
 import type { FeatureSpec } from '../model/features.js';
 import { publishAliasChange } from './publisher.js';
 import { defaultHyper, retrain, runRecipe, type LearnedKindName } from './recipes.js';
@@ -99,8 +105,7 @@ export class RegistryAdmin {
     const manifest = parseManifest(files);
     checkSignature(manifest, this.spec);
     // Building the model proves the weights fit the declared kind and shapes.
-    const model = fromArtifacts(files, this.spec);
-    if (!(model instanceof HeuristicBaseline)) model.dispose();
+    (await fromArtifacts(files, this.spec)).dispose();
     return this.registry.register({
       artifacts: { manifest, files },
       parent: null,
@@ -111,14 +116,27 @@ export class RegistryAdmin {
     });
   }
 
+  /**
+   * Upload a folder: a Flywheel artifact (manifest.json), or an external tfjs Layers model
+   * (model.json + shards) with the feature spec it was trained on (`featureSpecHash`).
+   */
   async uploadDirectory(
     dir: string,
-    options: { actor: string; description?: string },
+    options: { actor: string; description?: string; featureSpecHash?: string },
   ): Promise<VersionMetadata> {
-    const files: Record<string, Buffer> = {};
+    let files: Record<string, Buffer> = {};
     for (const name of await readdir(dir)) {
       if (name === 'metadata.json') continue; // registry-owned; a copied version gets new metadata
       files[name] = await readFile(join(dir, name));
+    }
+    if (!files['manifest.json'] && files['model.json']) {
+      if (!options.featureSpecHash) {
+        throw new ArtifactError(
+          'FW_FEATURE_SPEC_MISMATCH',
+          `an external tfjs model must say which feature spec it was trained on (this deployment: ${this.spec.hash})`,
+        );
+      }
+      files = (await wrapExternalLayersModel(files, this.spec, options.featureSpecHash)).files;
     }
     return this.upload(files, {
       actor: options.actor,

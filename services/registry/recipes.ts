@@ -87,8 +87,8 @@ export async function runRecipe(
   const holdout = examples.slice(split);
   let model: LearnedModel;
   if (recipe.parent) {
-    const parent = fromArtifacts((await registry.loadArtifacts(recipe.parent)).files, spec);
-    if (parent instanceof HeuristicBaseline || parent.kind !== recipe.kind) {
+    const parent = await fromArtifacts((await registry.loadArtifacts(recipe.parent)).files, spec);
+    if (parent instanceof HeuristicBaseline || parent.kind === 'tfjs_layers' || parent.kind !== recipe.kind) {
       throw new FlywheelError('FW_BAD_REQUEST', `parent ${recipe.parent} is not a ${recipe.kind} model`);
     }
     model = parent;
@@ -138,8 +138,9 @@ export async function retrain(
   registry: FileModelRegistry,
   logger: Logger,
 ): Promise<TrainedVersion> {
-  if (version.kind === 'baseline')
-    throw new FlywheelError('FW_BAD_REQUEST', 'the baseline has no training recipe');
+  if (version.kind === 'baseline' || version.kind === 'tfjs_layers') {
+    throw new FlywheelError('FW_BAD_REQUEST', `a ${version.kind} model has no training recipe`);
+  }
   return runRecipe(
     {
       kind: version.kind,
