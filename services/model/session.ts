@@ -1,31 +1,42 @@
-// Session context of a click as the feature spec needs it. This in-memory tracker defines the
-// semantics; the scorer's Redis state must produce the same context for the same clicks.
+// Session context of a click as the feature spec needs it, defined by event time so that
+// replays and out-of-order delivery give the same answer: the clicks of the same session with
+// an earlier event time. The scorer's Redis script (services/scorer/lua/observeClick-1.lua)
+// implements the same definition; tests hold the two together.
 import type { ClickEvent } from '../common/contracts.js';
 import type { SessionContext } from './features.js';
 
-interface SessionState {
-  clicks: number;
-  start: number;
-  categories: Set<string>;
+export interface SeenClick {
+  eventId: string;
+  eventTime: number;
+  category: string;
+}
+
+/** Context of a click at `eventTime` given the session's clicks (it may be among them). */
+export function sessionContext(seen: readonly SeenClick[], eventTime: number): SessionContext {
+  let clicksBefore = 0;
+  let sessionStart = eventTime;
+  const categories = new Set<string>();
+  for (const click of seen) {
+    if (click.eventTime < eventTime) {
+      clicksBefore++;
+      categories.add(click.category);
+    }
+    sessionStart = Math.min(sessionStart, click.eventTime);
+  }
+  return { clicksBefore, sessionStart, categoriesSeen: categories.size };
 }
 
 export class SessionTracker {
-  private readonly sessions = new Map<string, SessionState>();
+  private readonly sessions = new Map<string, Map<string, SeenClick>>();
 
-  /** Context of `click` (what came before it), then records the click. */
+  /** Records the click (once per eventId) and returns its context. */
   observe(click: ClickEvent): SessionContext {
-    let state = this.sessions.get(click.sessionId);
-    if (!state) {
-      state = { clicks: 0, start: click.eventTime, categories: new Set() };
-      this.sessions.set(click.sessionId, state);
+    let seen = this.sessions.get(click.sessionId);
+    if (!seen) {
+      seen = new Map();
+      this.sessions.set(click.sessionId, seen);
     }
-    const context = {
-      clicksBefore: state.clicks,
-      sessionStart: Math.min(state.start, click.eventTime),
-      categoriesSeen: state.categories.size,
-    };
-    state.clicks++;
-    state.categories.add(click.category);
-    return context;
+    seen.set(click.eventId, { eventId: click.eventId, eventTime: click.eventTime, category: click.category });
+    return sessionContext([...seen.values()], click.eventTime);
   }
 }

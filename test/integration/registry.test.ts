@@ -228,8 +228,9 @@ describe('model registry', () => {
       assert.equal(uploaded.training.source, 'upload');
       assert.equal(uploaded.sha256, (await registry.get('v000001')).sha256);
       await failsWith(admin.retrain(uploaded.version), 'FW_BAD_REQUEST');
-      const model = fromArtifacts((await registry.loadArtifacts(uploaded.version)).files, spec);
-      assert.equal('kind' in model && model.kind, 'logreg');
+      const model = await fromArtifacts((await registry.loadArtifacts(uploaded.version)).files, spec);
+      assert.equal(model.kind, 'logreg');
+      model.dispose();
     } finally {
       await rm(foreign, { recursive: true, force: true });
     }

@@ -59,16 +59,31 @@ describe('session tracker', () => {
     const tracker = new SessionTracker();
     const c = sampleRecords(1_800_000_000_000).click;
     assert.deepEqual(tracker.observe(c), { clicksBefore: 0, sessionStart: c.eventTime, categoriesSeen: 0 });
-    assert.deepEqual(tracker.observe({ ...c, eventTime: c.eventTime + 5000, category: 'music' }), {
+    assert.deepEqual(tracker.observe({ ...c, eventId: 'c-2', eventTime: c.eventTime + 5000, category: 'music' }), {
       clicksBefore: 1,
       sessionStart: c.eventTime,
       categoriesSeen: 1,
     });
-    assert.deepEqual(tracker.observe({ ...c, eventTime: c.eventTime + 9000 }), {
+    assert.deepEqual(tracker.observe({ ...c, eventId: 'c-3', eventTime: c.eventTime + 9000 }), {
       clicksBefore: 2,
       sessionStart: c.eventTime,
       categoriesSeen: 2,
     });
-    assert.equal(tracker.observe({ ...c, sessionId: 'other' }).clicksBefore, 0);
+    assert.equal(tracker.observe({ ...c, eventId: 'c-4', sessionId: 'other' }).clicksBefore, 0);
+  });
+
+  it('is defined by event time: a replayed or late click gets the same context', () => {
+    const c = sampleRecords(1_800_000_000_000).click;
+    const tracker = new SessionTracker();
+    const late = { ...c, eventId: 'late', eventTime: c.eventTime - 4000, category: 'toys' };
+    tracker.observe(c);
+    tracker.observe({ ...c, eventId: 'c-2', eventTime: c.eventTime + 1000 });
+    // Arrives last but happened first: nothing came before it; the session started with it.
+    assert.deepEqual(tracker.observe(late), { clicksBefore: 0, sessionStart: late.eventTime, categoriesSeen: 0 });
+    assert.deepEqual(tracker.observe({ ...c, eventId: 'c-2', eventTime: c.eventTime + 1000 }), {
+      clicksBefore: 2,
+      sessionStart: late.eventTime,
+      categoriesSeen: 2,
+    });
   });
 });
