@@ -8,6 +8,8 @@ import { runTopics } from './topics.js';
 import { runDlq } from './dlq.js';
 import { runModels } from './models.js';
 import { runRegistryServer } from '../registry/server.js';
+import { runScorer } from '../scorer/service.js';
+import { createRuntime } from '../common/runtime.js';
 
 export interface Command {
   summary: string;
@@ -37,6 +39,11 @@ export const COMMANDS: Record<string, Command> = {
     usage:
       'flywheel models ls|show|promote|demote|rollback|upload|diff|train|retrain|history (see flywheel models)',
     run: runModels,
+  },
+  scorer: {
+    summary: 'score clicks from Kafka into fw.predictions, and serve the predict API',
+    usage: 'flywheel scorer',
+    run: () => runScorer(createRuntime('scorer')),
   },
   registry: {
     summary: 'serve the registry admin HTTP API (needs FW_ADMIN_TOKEN)',

@@ -4,7 +4,7 @@
 // so only the records the handler cannot take are dead-lettered. Nothing is skipped silently.
 import type { Consumer, ConsumerConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import type { Counter, Registry } from 'prom-client';
-import { Counter as PromCounter } from 'prom-client';
+import { Counter as PromCounter, Gauge } from 'prom-client';
 import type { Codecs, RecordKind, RecordTypes, ValidationLimits } from './contracts.js';
 import { findProblems } from './contracts.js';
 import { toDeadLetter, type DeadLetterPublisher } from './dead-letters.js';
@@ -98,6 +98,7 @@ export class RecordConsumer<S extends Subscriptions> {
   private readonly now: () => number;
   private readonly consumed: Counter<'topic'> | undefined;
   private readonly deadLettered: Counter<'topic' | 'code'> | undefined;
+  private readonly lag: Gauge<'topic' | 'partition'> | undefined;
 
   constructor(private readonly options: RecordConsumerOptions<S>) {
     this.log = options.logger.child({ component: 'consumer', groupId: options.groupId });
@@ -120,6 +121,12 @@ export class RecordConsumer<S extends Subscriptions> {
         name: 'flywheel_dead_letters_total',
         help: 'Messages sent to the dead-letter topic, by source topic and error code',
         labelNames: ['topic', 'code'],
+        registers: [options.metrics],
+      });
+      this.lag = new Gauge({
+        name: 'flywheel_consumer_lag',
+        help: 'Messages behind the end of the partition after the last batch',
+        labelNames: ['topic', 'partition'],
         registers: [options.metrics],
       });
     }
@@ -215,6 +222,7 @@ export class RecordConsumer<S extends Subscriptions> {
     }
     this.consumed?.inc({ topic }, good.length - rejected.length);
     payload.resolveOffset(batch.lastOffset());
+    this.lag?.set({ topic, partition: String(partition) }, Number(batch.offsetLag()));
     await payload.heartbeat();
     await payload.commitOffsetsIfNecessary();
   }

@@ -59,11 +59,14 @@ describe('session tracker', () => {
     const tracker = new SessionTracker();
     const c = sampleRecords(1_800_000_000_000).click;
     assert.deepEqual(tracker.observe(c), { clicksBefore: 0, sessionStart: c.eventTime, categoriesSeen: 0 });
-    assert.deepEqual(tracker.observe({ ...c, eventId: 'c-2', eventTime: c.eventTime + 5000, category: 'music' }), {
-      clicksBefore: 1,
-      sessionStart: c.eventTime,
-      categoriesSeen: 1,
-    });
+    assert.deepEqual(
+      tracker.observe({ ...c, eventId: 'c-2', eventTime: c.eventTime + 5000, category: 'music' }),
+      {
+        clicksBefore: 1,
+        sessionStart: c.eventTime,
+        categoriesSeen: 1,
+      },
+    );
     assert.deepEqual(tracker.observe({ ...c, eventId: 'c-3', eventTime: c.eventTime + 9000 }), {
       clicksBefore: 2,
       sessionStart: c.eventTime,
@@ -79,7 +82,11 @@ describe('session tracker', () => {
     tracker.observe(c);
     tracker.observe({ ...c, eventId: 'c-2', eventTime: c.eventTime + 1000 });
     // Arrives last but happened first: nothing came before it; the session started with it.
-    assert.deepEqual(tracker.observe(late), { clicksBefore: 0, sessionStart: late.eventTime, categoriesSeen: 0 });
+    assert.deepEqual(tracker.observe(late), {
+      clicksBefore: 0,
+      sessionStart: late.eventTime,
+      categoriesSeen: 0,
+    });
     assert.deepEqual(tracker.observe({ ...c, eventId: 'c-2', eventTime: c.eventTime + 1000 }), {
       clicksBefore: 2,
       sessionStart: late.eventTime,

@@ -1,0 +1,135 @@
+// The models a scorer serves, swapped as a whole. A ModelSet is immutable; a batch acquires the
+// current set when it starts and releases it when done, so a swap never changes the model under
+// a batch in flight. New versions load and verify in the background; one that fails to load is
+// reported and the previous set keeps serving. Models no longer routed are disposed once no
+// batch uses them.
+import { EventEmitter } from 'node:events';
+import type { ModelUpdate, Routing } from '../common/contracts.js';
+import { FlywheelError, errorMessage } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { fromArtifacts, type AnyModel } from '../model/artifacts.js';
+import { HeuristicBaseline } from '../model/baseline.js';
+import type { FeatureSpec } from '../model/features.js';
+import type { FileModelRegistry } from '../registry/store.js';
+
+export class ModelSet {
+  inFlight = 0;
+  retired = false;
+
+  constructor(
+    readonly routing: Routing,
+    readonly models: ReadonlyMap<string, AnyModel>,
+    readonly baseline: HeuristicBaseline,
+    readonly generation: number,
+  ) {}
+
+  has(version: string): boolean {
+    return this.models.has(version);
+  }
+
+  model(version: string): AnyModel {
+    const model = this.models.get(version);
+    if (!model) throw new Error(`model ${version} is not loaded`);
+    return model;
+  }
+}
+
+const EMPTY_ROUTING: Routing = { champion: null, challenger: null, challengerWeight: 0, shadow: null };
+
+export interface ModelManagerEvents {
+  swapped: [ModelSet];
+  loadFailed: [{ version: string; error: string }];
+}
+
+export class ModelManager extends EventEmitter<ModelManagerEvents> {
+  private currentSet: ModelSet;
+  private generation = 0;
+  private pending: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly registry: FileModelRegistry,
+    private readonly spec: FeatureSpec,
+    private readonly logger: Logger,
+    baseline = new HeuristicBaseline(),
+  ) {
+    super();
+    this.currentSet = new ModelSet({ ...EMPTY_ROUTING }, new Map(), baseline, 0);
+  }
+
+  get current(): ModelSet {
+    return this.currentSet;
+  }
+
+  acquire(): ModelSet {
+    const set = this.currentSet;
+    set.inFlight++;
+    return set;
+  }
+
+  release(set: ModelSet): void {
+    set.inFlight--;
+    if (set.retired && set.inFlight === 0) this.disposeUnused(set);
+  }
+
+  /**
+   * Apply a routing update (the record keyed "routing", or an alias record carrying the routing).
+   * Updates apply in arrival order; the returned promise settles when this one is in force or
+   * has failed (then the previous set keeps serving).
+   */
+  apply(update: ModelUpdate): Promise<void> {
+    this.pending = this.pending.then(() => this.load(update)).catch(() => undefined);
+    return this.pending;
+  }
+
+  private async load(update: ModelUpdate): Promise<void> {
+    const routing = { ...update.routing };
+    const wanted = [routing.champion, routing.challenger, routing.shadow].filter(
+      (v): v is string => v !== null,
+    );
+    const old = this.currentSet;
+    const models = new Map<string, AnyModel>();
+    const loadedNow: AnyModel[] = [];
+    for (const version of new Set(wanted)) {
+      const existing = old.models.get(version);
+      if (existing) {
+        models.set(version, existing);
+        continue;
+      }
+      try {
+        const started = Date.now();
+        const { metadata, files } = await this.registry.loadArtifacts(version);
+        if (update.version === version && update.sha256 && update.sha256 !== metadata.sha256) {
+          throw new FlywheelError(
+            'FW_ARTIFACT_CORRUPT',
+            `update names sha256 ${update.sha256}, the registry has ${metadata.sha256}`,
+          );
+        }
+        const model = await fromArtifacts(files, this.spec);
+        models.set(version, model);
+        loadedNow.push(model);
+        this.logger.info({ version, kind: metadata.kind, ms: Date.now() - started }, 'model loaded');
+      } catch (error) {
+        for (const model of loadedNow) model.dispose();
+        this.logger.error(
+          { version, err: error, update: update.updateId },
+          'model failed to load; the previous models keep serving',
+        );
+        this.emit('loadFailed', { version, error: errorMessage(error) });
+        throw error;
+      }
+    }
+    const next = new ModelSet(routing, models, old.baseline, ++this.generation);
+    this.currentSet = next;
+    old.retired = true;
+    if (old.inFlight === 0) this.disposeUnused(old);
+    this.logger.info({ routing, generation: next.generation }, 'models swapped');
+    this.emit('swapped', next);
+  }
+
+  /** Dispose the models of a retired set that the current set no longer uses. */
+  private disposeUnused(set: ModelSet): void {
+    for (const [version, model] of set.models) {
+      if (this.currentSet.models.get(version) !== model) model.dispose();
+    }
+  }
+}

@@ -1,0 +1,159 @@
+// Scoring a batch of clicks (pure given its inputs): features from the session contexts, each
+// model run once over the clicks it must score, one served prediction per click plus a shadow
+// prediction when a shadow model is routed, and the review decisions.
+import { createHash } from 'node:crypto';
+import type { Arm, ClickEvent, FeatureVector, Prediction } from '../common/contracts.js';
+import type { FeatureSpec, SessionContext } from '../model/features.js';
+import { segmentOf } from '../model/features.js';
+import type { ScoringInput } from '../model/models.js';
+import type { ModelSet } from './model-manager.js';
+import { decideReview, type ReviewPolicyConfig, type ReviewTask } from './review.js';
+import { confidenceOf, servedArm } from './routing.js';
+
+export const BASELINE_VERSION = 'baseline';
+
+/** Same click, same version, same arm → same id, so a replayed batch yields the same predictions. */
+export function predictionId(eventId: string, modelVersion: string, arm: Arm): string {
+  return createHash('sha256')
+    .update(`${eventId}\u0000${modelVersion}\u0000${arm}`)
+    .digest('base64url')
+    .slice(0, 22);
+}
+
+export interface ScoredBatch {
+  predictions: Prediction[];
+  reviews: ReviewTask[];
+}
+
+export interface ScoringContext {
+  spec: FeatureSpec;
+  set: ModelSet;
+  policy: ReviewPolicyConfig;
+  now: number;
+  /** Uniform draws in [0, 1) for audit sampling. */
+  draw: () => number;
+}
+
+export function scoreBatch(
+  clicks: readonly ClickEvent[],
+  sessions: readonly SessionContext[],
+  ctx: ScoringContext,
+): ScoredBatch {
+  const { set, spec } = ctx;
+  const inputs: (ScoringInput & { click: ClickEvent })[] = clicks.map((click, i) => ({
+    click,
+    features: spec.vectorize(click, sessions[i] as SessionContext),
+    itemId: click.itemId,
+    segment: segmentOf(click.country, click.device),
+  }));
+  const loaded = (version: string) => set.has(version);
+  const plans = inputs.map((input) => servedArm(input.click.userId, set.routing, loaded));
+
+  // Run each model once over the clicks that need it.
+  const scoresBy = new Map<string, Float32Array>();
+  const indexBy = new Map<string, Map<number, number>>();
+  const need = (version: string, rows: number[]) => {
+    const model = version === BASELINE_VERSION ? set.baseline : set.model(version);
+    scoresBy.set(version, model.predict(rows.map((r) => inputs[r] as ScoringInput)));
+    indexBy.set(version, new Map(rows.map((r, k) => [r, k])));
+  };
+  const all = inputs.map((_, i) => i);
+  const { champion, challenger, shadow } = set.routing;
+  const championLive = champion !== null && loaded(champion);
+  const challengerLive = challenger !== null && loaded(challenger) && set.routing.challengerWeight > 0;
+  // With a challenger live, both score every click: disagreement is a review signal.
+  if (championLive) need(champion, challengerLive ? all : all.filter((i) => plans[i]?.arm === 'champion'));
+  if (challengerLive) need(challenger, all);
+  if (plans.some((p) => p.arm === 'baseline'))
+    need(
+      BASELINE_VERSION,
+      all.filter((i) => plans[i]?.arm === 'baseline'),
+    );
+  const shadowLive = shadow !== null && loaded(shadow);
+  if (shadowLive && !scoresBy.has(shadow)) need(shadow, all);
+  const scoreOf = (version: string, row: number): number | null => {
+    const k = indexBy.get(version)?.get(row);
+    return k === undefined ? null : ((scoresBy.get(version) as Float32Array)[k] as number);
+  };
+
+  const predictions: Prediction[] = [];
+  const reviews: ReviewTask[] = [];
+  inputs.forEach((input, row) => {
+    const plan = plans[row] as ReturnType<typeof servedArm>;
+    const version = plan.version ?? BASELINE_VERSION;
+    const score = scoreOf(version, row) as number;
+    const other =
+      championLive && challengerLive
+        ? scoreOf(plan.arm === 'challenger' ? (champion) : (challenger), row)
+        : null;
+    const decision = decideReview(score, other, ctx.draw(), ctx.policy);
+    const served = toPrediction(
+      input.click,
+      input.features,
+      spec.hash,
+      version,
+      plan.arm,
+      score,
+      ctx.now,
+      decision !== null,
+    );
+    predictions.push(served);
+    if (decision) {
+      reviews.push({
+        predictionId: served.predictionId,
+        ...decision,
+        score,
+        modelVersion: version,
+        click: input.click,
+        features: input.features,
+        createdAt: ctx.now,
+      });
+    }
+    if (shadowLive) {
+      predictions.push(
+        toPrediction(
+          input.click,
+          input.features,
+          spec.hash,
+          shadow,
+          'shadow',
+          scoreOf(shadow, row) as number,
+          ctx.now,
+          false,
+        ),
+      );
+    }
+  });
+  return { predictions, reviews };
+}
+
+function toPrediction(
+  click: ClickEvent,
+  features: FeatureVector,
+  featureSpecHash: string,
+  modelVersion: string,
+  arm: Arm,
+  score: number,
+  now: number,
+  reviewRequested: boolean,
+): Prediction {
+  const clipped = Math.min(1, Math.max(0, Number.isFinite(score) ? score : 0.5));
+  return {
+    predictionId: predictionId(click.eventId, modelVersion, arm),
+    eventId: click.eventId,
+    userId: click.userId,
+    sessionId: click.sessionId,
+    itemId: click.itemId,
+    category: click.category,
+    segment: segmentOf(click.country, click.device),
+    modelVersion,
+    arm,
+    score: clipped,
+    confidence: confidenceOf(clipped),
+    features,
+    featureSpecHash,
+    eventTime: click.eventTime,
+    serveTime: now,
+    reviewRequested,
+  };
+}

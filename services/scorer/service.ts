@@ -1,0 +1,250 @@
+// `flywheel scorer`: consumes clicks in a consumer group, scores them with the routed models,
+// publishes predictions (offsets commit only after Kafka acknowledged them), hands uncertain
+// cases to the review sink, follows model updates and hot-swaps between batches, and serves
+// the predict API from the same models.
+import type { FastifyInstance } from 'fastify';
+import type { Producer } from 'kafkajs';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { Redis } from 'ioredis';
+import type { ClickEvent } from '../common/contracts.js';
+import { RecordConsumer } from '../common/consumer.js';
+import { DeadLetterPublisher } from '../common/dead-letters.js';
+import { createProducer } from '../common/kafka.js';
+import { createRedis } from '../common/redis.js';
+import { Random } from '../common/random.js';
+import type { Runtime } from '../common/runtime.js';
+import { TOPICS } from '../common/topics.js';
+import { initBackend } from '../model/backend.js';
+import { FeatureSpec } from '../model/features.js';
+import { loadRegistryConfig } from '../registry/config.js';
+import { FileModelRegistry } from '../registry/store.js';
+import { loadScorerConfig, type ScorerConfig } from './config.js';
+import { buildPredictApp } from './http.js';
+import { ModelManager } from './model-manager.js';
+import { MemoryReviewSink, type ReviewPolicyConfig, type ReviewSink } from './review.js';
+import { scoreBatch } from './scoring.js';
+import { RedisSessionStore } from './session-store.js';
+import { ModelUpdatesFollower } from './updates-follower.js';
+
+export interface ScorerTopics {
+  clicks: string;
+  predictions: string;
+  deadLetters: string;
+  modelUpdates: string;
+}
+
+export interface ScorerOptions {
+  runtime: Runtime;
+  config?: ScorerConfig;
+  topics?: Partial<ScorerTopics>;
+  reviewSink?: ReviewSink;
+  /** Listen for HTTP (the predict API); off in tests that only need the stream. */
+  http?: boolean;
+}
+
+export class Scorer {
+  readonly manager: ModelManager;
+  readonly topics: ScorerTopics;
+  private readonly config: ScorerConfig;
+  private redis: Redis | undefined;
+  private producer: Producer | undefined;
+  private consumer: RecordConsumer<Record<string, 'click'>> | undefined;
+  private follower: ModelUpdatesFollower | undefined;
+  private app: FastifyInstance | undefined;
+  private ready = false;
+  readonly spec: FeatureSpec;
+  private readonly policy: ReviewPolicyConfig;
+  private readonly reviewSink: ReviewSink;
+
+  constructor(private readonly options: ScorerOptions) {
+    const { runtime } = options;
+    this.config = options.config ?? loadScorerConfig();
+    const registryConfig = loadRegistryConfig();
+    this.spec = new FeatureSpec({ hashBits: registryConfig.FW_FEATURE_HASH_BITS });
+    this.topics = {
+      clicks: TOPICS.clicks,
+      predictions: TOPICS.predictions,
+      deadLetters: TOPICS.deadLetters,
+      modelUpdates: TOPICS.modelUpdates,
+      ...options.topics,
+    };
+    this.manager = new ModelManager(
+      new FileModelRegistry(registryConfig.FW_REGISTRY_DIR),
+      this.spec,
+      runtime.logger,
+    );
+    this.policy = {
+      band: { low: this.config.FW_REVIEW_BAND_LOW, high: this.config.FW_REVIEW_BAND_HIGH },
+      disagreement: this.config.FW_REVIEW_DISAGREEMENT,
+      auditRate: this.config.FW_REVIEW_AUDIT_RATE,
+    };
+    this.reviewSink = options.reviewSink ?? new MemoryReviewSink();
+  }
+
+  get port(): number | null {
+    const address = this.app?.server.address();
+    return address && typeof address === 'object' ? address.port : null;
+  }
+
+  async start(): Promise<void> {
+    const { runtime } = this.options;
+    const { logger, metrics } = runtime;
+    await initBackend(logger);
+    this.redis = createRedis(runtime.config.REDIS_URL, logger);
+    await this.redis.connect();
+    const sessions = new RedisSessionStore(this.redis, {
+      idleSeconds: this.config.FW_SESSION_IDLE_SECONDS,
+      maxClicksPerSession: 500,
+    });
+    this.producer = createProducer(runtime.kafka);
+    await this.producer.connect();
+
+    const scored = new Counter({
+      name: 'flywheel_scorer_predictions_total',
+      help: 'Predictions published, by arm',
+      labelNames: ['arm'],
+      registers: [metrics],
+    });
+    const batchSize = new Histogram({
+      name: 'flywheel_scorer_batch_size',
+      help: 'Clicks per scored batch',
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2500],
+      registers: [metrics],
+    });
+    const batchSeconds = new Histogram({
+      name: 'flywheel_scorer_batch_seconds',
+      help: 'Time to score and publish one batch',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [metrics],
+    });
+    const modelInUse = new Gauge({
+      name: 'flywheel_scorer_model_info',
+      help: 'Model version per alias in use (value 1)',
+      labelNames: ['alias', 'version'],
+      registers: [metrics],
+    });
+    const loadFailures = new Counter({
+      name: 'flywheel_scorer_model_load_failures_total',
+      help: 'Model versions that failed to load',
+      registers: [metrics],
+    });
+    const reviews = new Counter({
+      name: 'flywheel_scorer_review_tasks_total',
+      help: 'Predictions sent to human review, by reason',
+      labelNames: ['reason'],
+      registers: [metrics],
+    });
+    this.manager.on('swapped', (set) => {
+      modelInUse.reset();
+      for (const alias of ['champion', 'challenger', 'shadow'] as const) {
+        const version = set.routing[alias];
+        if (version) modelInUse.set({ alias, version }, 1);
+      }
+    });
+    this.manager.on('loadFailed', () => loadFailures.inc());
+
+    this.follower = new ModelUpdatesFollower(
+      runtime.kafka,
+      runtime.codecs,
+      this.manager,
+      logger,
+      this.topics.modelUpdates,
+    );
+    await this.follower.start();
+    await this.follower.caughtUp;
+    this.ready = true;
+
+    const random = new Random(Date.now() >>> 0);
+    const predictionSchema = await runtime.codecs.prediction.schemaId();
+    const producer = this.producer;
+    this.consumer = new RecordConsumer({
+      kafka: runtime.kafka,
+      groupId: this.config.FW_SCORER_GROUP,
+      service: 'scorer',
+      subscriptions: { [this.topics.clicks]: 'click' },
+      codecs: runtime.codecs,
+      deadLetters: new DeadLetterPublisher(producer, runtime.codecs.deadLetter, this.topics.deadLetters),
+      logger,
+      metrics,
+      maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
+      maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
+      consumerConfig: {
+        sessionTimeout: this.config.FW_CONSUMER_SESSION_TIMEOUT_MS,
+        heartbeatInterval: Math.floor(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS / 10),
+      },
+      handle: async (records) => {
+        const stop = batchSeconds.startTimer();
+        const clicks: ClickEvent[] = records.map((r) => r.value);
+        const contexts = await sessions.observe(clicks);
+        const set = this.manager.acquire();
+        let result;
+        try {
+          result = scoreBatch(clicks, contexts, {
+            spec: this.spec,
+            set,
+            policy: this.policy,
+            now: Date.now(),
+            draw: () => random.next(),
+          });
+        } finally {
+          this.manager.release(set);
+        }
+        await producer.send({
+          topic: this.topics.predictions,
+          acks: -1,
+          messages: result.predictions.map((p) => ({
+            key: p.userId,
+            value: runtime.codecs.prediction.encodeWith(predictionSchema, p),
+          })),
+        });
+        if (result.reviews.length > 0) {
+          await this.reviewSink.submit(result.reviews);
+          for (const task of result.reviews) reviews.inc({ reason: task.reason });
+        }
+        for (const p of result.predictions) scored.inc({ arm: p.arm });
+        batchSize.observe(clicks.length);
+        stop();
+      },
+    });
+    await this.consumer.start();
+
+    if (this.options.http !== false) {
+      this.app = buildPredictApp({
+        manager: this.manager,
+        spec: this.spec,
+        sessions,
+        policy: this.policy,
+        metrics,
+        ready: () => this.ready,
+        logger,
+        bodyLimit: this.config.FW_PREDICT_BODY_LIMIT,
+        maxEvents: this.config.FW_PREDICT_MAX_EVENTS,
+        debugFeatures: this.config.FW_DEBUG_FEATURES,
+        maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
+      });
+      await this.app.listen({ host: '0.0.0.0', port: this.config.FW_HTTP_PORT });
+    }
+    logger.info(
+      { group: this.config.FW_SCORER_GROUP, port: this.port, routing: this.manager.current.routing },
+      'scorer started',
+    );
+  }
+
+  /** Stop taking traffic, finish the batch in flight, commit, then close connections. */
+  async stop(): Promise<void> {
+    await this.app?.close();
+    await this.consumer?.stop();
+    await this.follower?.stop();
+    await this.producer?.disconnect();
+    await this.redis?.quit();
+  }
+}
+
+export async function runScorer(runtime: Runtime): Promise<number> {
+  const scorer = new Scorer({ runtime });
+  runtime.lifecycle.add('scorer', () => scorer.stop());
+  runtime.lifecycle.installSignalHandlers();
+  await scorer.start();
+  process.send?.({ ready: true, port: scorer.port });
+  return new Promise<number>(() => undefined); // runs until a signal stops it
+}

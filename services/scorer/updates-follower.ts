@@ -1,0 +1,67 @@
+// Follows the compacted fw.models.updates topic from its beginning with a group of its own (each
+// scorer must see every update), applying each routing record to the model manager. `caughtUp`
+// resolves once the records present at start-up have been applied.
+import { randomUUID } from 'node:crypto';
+import type { Consumer, Kafka } from 'kafkajs';
+import type { Codecs } from '../common/contracts.js';
+import type { Logger } from '../common/logger.js';
+import { TOPICS } from '../common/topics.js';
+import { ROUTING_KEY } from '../registry/publisher.js';
+import type { ModelManager } from './model-manager.js';
+
+export class ModelUpdatesFollower {
+  readonly caughtUp: Promise<void>;
+  private markCaughtUp!: () => void;
+  private consumer: Consumer | undefined;
+  private readonly groupId = `flywheel.scorer.models.${randomUUID()}`;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly codecs: Codecs,
+    private readonly manager: ModelManager,
+    private readonly logger: Logger,
+    private readonly topic: string = TOPICS.modelUpdates,
+  ) {
+    this.caughtUp = new Promise((resolve) => (this.markCaughtUp = resolve));
+  }
+
+  async start(): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    const ends = new Map(
+      (await admin.fetchTopicOffsets(this.topic)).map((o) => [o.partition, BigInt(o.high)]),
+    );
+    await admin.disconnect();
+    const remaining = new Set([...ends].filter(([, high]) => high > 0n).map(([p]) => p));
+    if (remaining.size === 0) this.markCaughtUp();
+
+    this.consumer = this.kafka.consumer({ groupId: this.groupId, maxWaitTimeInMs: 100 });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    await this.consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        if (message.key?.toString() === ROUTING_KEY && message.value) {
+          try {
+            const update = await this.codecs.modelUpdate.decode(message.value);
+            await this.manager.apply(update);
+          } catch (error) {
+            // A bad update must not stop the scorer; the previous models keep serving.
+            this.logger.error({ err: error, offset: message.offset }, 'model update could not be applied');
+          }
+        }
+        if (remaining.has(partition) && BigInt(message.offset) + 1n >= (ends.get(partition) ?? 0n)) {
+          remaining.delete(partition);
+          if (remaining.size === 0) this.markCaughtUp();
+        }
+      },
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+    const admin = this.kafka.admin();
+    await admin.connect();
+    await admin.deleteGroups([this.groupId]).catch(() => undefined);
+    await admin.disconnect();
+  }
+}

@@ -1,0 +1,69 @@
+// Collect decoded records from a topic as they arrive (event-driven, no polling).
+import { randomUUID } from 'node:crypto';
+import type { Consumer, Kafka } from 'kafkajs';
+
+export interface Collected<T> {
+  value: T;
+  partition: number;
+  offset: string;
+}
+
+export class TopicCollector<T> {
+  readonly records: Collected<T>[] = [];
+  private consumer: Consumer | undefined;
+  private waiters: { count: number; resolve: () => void }[] = [];
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly topic: string,
+    private readonly decode: (bytes: Buffer | null) => Promise<T>,
+  ) {}
+
+  async start(): Promise<this> {
+    this.consumer = this.kafka.consumer({ groupId: `test.collector.${randomUUID()}`, maxWaitTimeInMs: 100 });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    await this.consumer.run({
+      eachBatch: async ({ batch }) => {
+        for (const m of batch.messages) {
+          this.records.push({
+            value: await this.decode(m.value),
+            partition: batch.partition,
+            offset: m.offset,
+          });
+        }
+        this.waiters = this.waiters.filter((w) => {
+          if (this.records.length < w.count) return true;
+          w.resolve();
+          return false;
+        });
+      },
+    });
+    return this;
+  }
+
+  /** Resolves once at least `count` records arrived; rejects after `timeoutMs`. */
+  atLeast(count: number, timeoutMs = 60_000): Promise<void> {
+    if (this.records.length >= count) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`${this.topic}: ${this.records.length} of ${count} records after ${timeoutMs} ms`),
+          ),
+        timeoutMs,
+      );
+      this.waiters.push({
+        count,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+}
