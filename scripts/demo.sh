@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on the local stack: build, start Kafka + Redis, create the topics, and run the
-# simulated shop (clicks, purchases, a mid-run drift, 1% malformed events) into Kafka; then show
-# what landed where. Services that consume the stream join this script as they land.
+# The main job on the local stack: build; start Kafka + Redis and create the topics; make sure a
+# champion model exists (trained on simulated history if the registry is empty); start the
+# scorer; run the simulated shop (clicks, purchases, a mid-run drift, 1% malformed events) through
+# it; midway, train a challenger and route 20% of users to it; then show what landed where.
 # Settings: DEMO_RATE (events/s, default 300), DEMO_DURATION (seconds, default 60), DEMO_SEED.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -9,17 +10,54 @@ cd "$ROOT"
 RATE=${DEMO_RATE:-300}
 DURATION=${DEMO_DURATION:-60}
 SEED=${DEMO_SEED:-$RANDOM}
+export FW_HTTP_PORT=${FW_HTTP_PORT:-8080}
+fw() { node bin/flywheel.js "$@"; }
+pretty() { npx pino-pretty --singleLine --ignore pid,hostname; }
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run -s build
-node bin/flywheel.js stack up
+fw stack up
 
-echo "== simulated shop: $RATE events/s for $DURATION s (seed $SEED), electronics converts better from the midpoint"
-node bin/flywheel.js simulate --rate "$RATE" --duration "$DURATION" --seed "$SEED" --malformed 0.01 \
-  --drift-at $((DURATION / 2)) --drift-category electronics --drift-shift 1.5 | npx pino-pretty --singleLine --ignore pid,service
+if ! fw models ls 2>/dev/null | grep -q champion; then
+  echo "== no champion yet: training one on simulated history"
+  fw models train --kind ftrl --clicks 60000 --data-seed "$SEED" 2>&1 | grep -v '"level"' || true
+  first=$(fw models ls | awk '/^v[0-9]/ {v=$1} END {print v}')
+  fw models promote "$first" --to champion --reason "demo: first model" 2>/dev/null
+fi
 
+echo "== scorer (predict API on :$FW_HTTP_PORT)"
+fw scorer > .stack/scorer.log 2>&1 &
+SCORER=$!
+trap 'kill -TERM $SCORER 2>/dev/null; wait $SCORER 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$FW_HTTP_PORT/readyz" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+
+echo "== simulated shop: $RATE events/s for $DURATION s (seed $SEED); electronics converts better from the midpoint"
+fw simulate --rate "$RATE" --duration "$DURATION" --seed "$SEED" --malformed 0.01 \
+  --drift-at $((DURATION / 2)) --drift-category electronics --drift-shift 1.5 2>&1 | pretty &
+SIM=$!
+sleep $((DURATION / 2))
+echo "== training a challenger (logistic regression) and routing 20% of users to it"
+fw models train --kind logreg --clicks 60000 --data-seed $((SEED + 1)) 2>&1 | grep -v '"level"' || true
+challenger=$(fw models ls | awk '/^v[0-9]/ {v=$1} END {print v}')
+fw models promote "$challenger" --to challenger --weight 0.2 --reason "demo: try logistic regression" 2>/dev/null
+wait $SIM
+
+echo
+echo "== a prediction over HTTP"
+curl -s -X POST "http://127.0.0.1:$FW_HTTP_PORT/v1/predict" -H 'content-type: application/json' \
+  -d "{\"event\":{\"eventId\":\"demo-1\",\"userId\":\"user-000042\",\"sessionId\":\"demo\",\"itemId\":\"item-00007\",\"category\":\"electronics\",\"price\":99.5,\"device\":\"desktop\",\"country\":\"DE\",\"referrer\":\"email\",\"eventTime\":$(date +%s000)}}"
+echo
 echo
 echo "== topics"
-node bin/flywheel.js topics list 2>/dev/null
+fw topics list 2>/dev/null
 echo
-echo "The stack keeps running: 'npm run flywheel -- stack down' stops it."
+echo "== models"
+fw models ls 2>/dev/null
+echo
+echo "== newest dead letters (malformed events, with the reason each was rejected)"
+fw dlq --count 6 2>/dev/null
+echo
+echo "Scorer log: .stack/scorer.log. The stack keeps running: 'npm run flywheel -- stack down' stops it."

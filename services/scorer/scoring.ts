@@ -83,9 +83,7 @@ export function scoreBatch(
     const version = plan.version ?? BASELINE_VERSION;
     const score = scoreOf(version, row) as number;
     const other =
-      championLive && challengerLive
-        ? scoreOf(plan.arm === 'challenger' ? (champion) : (challenger), row)
-        : null;
+      championLive && challengerLive ? scoreOf(plan.arm === 'challenger' ? champion : challenger, row) : null;
     const decision = decideReview(score, other, ctx.draw(), ctx.policy);
     const served = toPrediction(
       input.click,

@@ -23,6 +23,11 @@ export interface SimulationConfig {
   meanClicksPerSession: number;
   meanClickGapMs: number;
   drift: DriftConfig | null;
+  /**
+   * Simulated time run before `startTime` and not emitted, so the stream starts in steady state
+   * (sessions already under way) instead of ramping up from no session at all.
+   */
+  warmUpMs: number;
 }
 
 export const DEFAULT_SIMULATION: Omit<SimulationConfig, 'seed' | 'startTime'> = {
@@ -31,6 +36,7 @@ export const DEFAULT_SIMULATION: Omit<SimulationConfig, 'seed' | 'startTime'> = 
   meanClicksPerSession: 5,
   meanClickGapMs: 20000,
   drift: null,
+  warmUpMs: 15 * 60 * 1000,
 };
 
 export interface ClickTruth {
@@ -112,6 +118,8 @@ export class ShopSimulation {
   private sessions = 0;
   private clicks = 0;
   private purchases = 0;
+  /** Clicks in the stream whose purchase is still to come. */
+  private readonly clickTimes = new Map<string, number>();
 
   constructor(config: Partial<SimulationConfig> & Pick<SimulationConfig, 'seed' | 'startTime'>) {
     this.config = { ...DEFAULT_SIMULATION, ...config };
@@ -120,7 +128,7 @@ export class ShopSimulation {
     this.sessionRandom = root.fork(2);
     this.clickRandom = root.fork(3);
     this.purchaseRandom = root.fork(4);
-    this.queue.push({ time: this.config.startTime, seq: this.seq++, kind: 'session' });
+    this.queue.push({ time: this.config.startTime - this.config.warmUpMs, seq: this.seq++, kind: 'session' });
   }
 
   /** Sessions per simulated ms that yield `trafficRate` events per second on average. */
@@ -139,15 +147,28 @@ export class ShopSimulation {
   /** The next event in event-time order; the stream never ends. */
   next(): SimEvent {
     for (;;) {
-      const item = this.queue.pop();
-      if (!item) throw new Error('simulation queue is empty'); // cannot happen: a session is always scheduled
-      if (item.kind === 'session') {
-        this.startSession(item.time);
-        continue;
-      }
-      if (item.kind === 'purchase') return item.event;
-      return this.click(item.session, item.time);
+      const event = this.step();
+      if (!event || event.time < this.config.startTime) continue; // warm-up
+      // A purchase whose click fell in the warm-up has no click in the stream: leave it out too.
+      if (event.type === 'purchase' && this.clickTimes.get(event.clickEventId) === undefined) continue;
+      if (event.type === 'purchase') this.clickTimes.delete(event.clickEventId);
+      return event;
     }
+  }
+
+  private step(): SimEvent | null {
+    const item = this.queue.pop();
+    if (!item) throw new Error('simulation queue is empty'); // cannot happen: a session is always scheduled
+    if (item.kind === 'session') {
+      this.startSession(item.time);
+      return null;
+    }
+    if (item.kind === 'purchase') return item.event;
+    const event = this.click(item.session, item.time);
+    if (event.type === 'click' && event.truth.purchaseEventId && event.time >= this.config.startTime) {
+      this.clickTimes.set(event.click.eventId, event.time);
+    }
+    return event;
   }
 
   *events(): Generator<SimEvent> {

@@ -8,6 +8,7 @@ import { parse } from 'yaml';
 import { COMMANDS } from '../../services/cli/main.js';
 import { commonConfigSchema } from '../../services/common/config.js';
 import { registryConfigSchema } from '../../services/registry/config.js';
+import { scorerConfigSchema } from '../../services/scorer/config.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -57,6 +58,7 @@ describe('docker-compose.yml', () => {
       );
       assert.doesNotThrow(() => commonConfigSchema.parse(env), `${name} environment is valid`);
       assert.doesNotThrow(() => registryConfigSchema.parse(env), `${name} registry settings are valid`);
+      assert.doesNotThrow(() => scorerConfigSchema.parse(env), `${name} scorer settings are valid`);
       assert.equal(env.KAFKA_BROKERS, 'kafka:9092');
       assert.equal(service.depends_on?.kafka?.condition, 'service_healthy', `${name} waits for kafka`);
       if (name !== 'topics')

@@ -9,6 +9,7 @@ import { commonConfigSchema } from '../../services/common/config.js';
 import { DEAD_LETTER_CODES } from '../../services/common/errors.js';
 import { HTTP_ERRORS } from '../../services/common/http-errors.js';
 import { registryConfigSchema } from '../../services/registry/config.js';
+import { scorerConfigSchema } from '../../services/scorer/config.js';
 import { TOPIC_SPECS } from '../../services/common/topics.js';
 
 const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
@@ -25,6 +26,7 @@ describe('README', () => {
     for (const name of Object.keys(commonConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
     for (const name of Object.keys(registryConfigSchema.shape))
       assert.ok(readme.includes(`\`${name}\``), name);
+    for (const name of Object.keys(scorerConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
     for (const [code, { status }] of Object.entries(HTTP_ERRORS)) {
       assert.ok(
         new RegExp(`\\| \`${code}\` \\| ${status} \\|`).test(readme),
