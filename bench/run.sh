@@ -7,3 +7,8 @@ if [ "$which" = all ] || [ "$which" = models ]; then
   echo "== models: training and inference throughput per kind and backend"
   node --import tsx bench/models.ts
 fi
+if [ "$which" = all ] || [ "$which" = scorer ]; then
+  echo "== scorer: stream throughput vs a KafkaJS passthrough, HTTP predict vs a static route"
+  node bin/flywheel.js stack up >/dev/null
+  node --import tsx bench/scorer.ts
+fi

@@ -1,0 +1,278 @@
+// Scorer benchmark on the real local broker, in one run:
+//  1. Stream: N clicks already in a topic; a plain KafkaJS consume→produce passthrough of the
+//     same bytes, and the scorer (decode, validate, Redis session state, features, model,
+//     encode, produce), each in a fresh consumer group with the same consumer settings.
+//     Alternated, REPEATS times each; medians and the ratio scorer/passthrough.
+//  2. HTTP: POST /v1/predict at a fixed request rate with autocannon (separate process), next to
+//     a static fastify route in this process. p50/p99 latency.
+// Writes bench/results/scorer.json and prints Markdown tables.
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify from 'fastify';
+import { createProducer, waitForKafka } from '../services/common/kafka.js';
+import { ensureTopics } from '../services/common/provision.js';
+import { createRuntime } from '../services/common/runtime.js';
+import type { TopicName } from '../services/common/topics.js';
+import { initBackend } from '../services/model/backend.js';
+import { FeatureSpec } from '../services/model/features.js';
+import { RegistryAdmin } from '../services/registry/admin.js';
+import { FileModelRegistry } from '../services/registry/store.js';
+import { loadScorerConfig } from '../services/scorer/config.js';
+import { Scorer } from '../services/scorer/service.js';
+import { runSimulator } from '../services/simulator/runner.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const N = Number(process.env.BENCH_EVENTS ?? 30_000);
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
+const KIND = (process.env.BENCH_MODEL ?? 'logreg') as 'logreg' | 'ftrl' | 'wide_deep';
+const HTTP_RATE = Number(process.env.BENCH_HTTP_RATE ?? 500);
+const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const runtime = createRuntime('bench', { ...process.env, LOG_LEVEL: 'warn' });
+const id = randomUUID().slice(0, 8);
+const topic = (role: string) => `bench.${role}.${id}` as TopicName;
+const names = {
+  clicks: topic('clicks'),
+  purchases: topic('purchases'),
+  pass: topic('pass'),
+  predictions: topic('predictions'),
+  dlq: topic('dlq'),
+  updates: topic('updates'),
+};
+const consumerSettings = { sessionTimeout: 30000, heartbeatInterval: 3000, maxWaitTimeInMs: 200 };
+
+const admin = await waitForKafka(runtime.kafka, runtime.logger);
+await ensureTopics(admin, runtime.logger, {
+  partitions: 6,
+  replicationFactor: 1,
+  specs: Object.values(names).map((name) => ({
+    name,
+    partitions: name === names.updates ? 1 : 6,
+    configs: {},
+    description: 'bench',
+  })),
+});
+const producer = createProducer(runtime.kafka);
+await producer.connect();
+await initBackend(runtime.logger, 'wasm');
+
+// The input: N valid clicks (purchases go to their own topic).
+await runSimulator({
+  producer,
+  codecs: runtime.codecs,
+  logger: runtime.logger,
+  simulation: { seed: Date.now() % 1_000_000, startTime: Date.now() - 3_600_000, trafficRate: 100 },
+  rate: 0,
+  maxEvents: Math.round(N * 1.1),
+  durationMs: null,
+  malformedRate: 0,
+  maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
+  showProgress: false,
+  clickTopic: names.clicks,
+  purchaseTopic: names.purchases,
+});
+const offsets = await admin.fetchTopicOffsets(names.clicks);
+const total = offsets.reduce((sum, o) => sum + Number(o.high), 0);
+
+// A champion to score with.
+const registryDir = mkdtempSync(join(tmpdir(), 'flywheel-bench-'));
+process.env.FW_REGISTRY_DIR = registryDir;
+const registryAdmin = new RegistryAdmin(
+  new FileModelRegistry(registryDir),
+  new FeatureSpec(),
+  { producer, codecs: runtime.codecs, topic: names.updates },
+  runtime.logger,
+);
+const training = {
+  source: 'simulated' as const,
+  seed: 1,
+  clicks: 20_000,
+  startTime: Date.UTC(2026, 0, 1),
+  trafficRate: 100,
+  attributionWindowMs: 1_800_000,
+  examples: 20_000,
+};
+await registryAdmin.train({ kind: KIND, parent: null, seed: 1, training, actor: 'bench' });
+await registryAdmin.promote('v000001', 'champion', { actor: 'bench', reason: 'bench' });
+
+async function passthrough(): Promise<number> {
+  const consumer = runtime.kafka.consumer({ groupId: `bench.pass.${randomUUID()}`, ...consumerSettings });
+  await consumer.connect();
+  await consumer.subscribe({ topic: names.clicks, fromBeginning: true });
+  let done = 0;
+  const started = Date.now();
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      eachBatchAutoResolve: false,
+      eachBatch: async (payload) => {
+        const { batch } = payload;
+        await producer.send({
+          topic: names.pass,
+          acks: -1,
+          messages: batch.messages.map((m) => ({ key: m.key, value: m.value })),
+        });
+        payload.resolveOffset(batch.lastOffset());
+        await payload.heartbeat();
+        await payload.commitOffsetsIfNecessary();
+        done += batch.messages.length;
+        if (done >= total) resolve();
+      },
+    });
+  });
+  const seconds = (Date.now() - started) / 1000;
+  await consumer.disconnect();
+  return total / seconds;
+}
+
+async function scoring(): Promise<number> {
+  const scorer = new Scorer({
+    runtime,
+    http: false,
+    config: { ...loadScorerConfig({}), FW_SCORER_GROUP: `bench.scorer.${randomUUID()}` },
+    topics: {
+      clicks: names.clicks,
+      predictions: names.predictions,
+      deadLetters: names.dlq,
+      modelUpdates: names.updates,
+    },
+  });
+  const metric = () => runtime.metrics.getSingleMetric('flywheel_consumer_records_total');
+  const consumed = async () => (await metric()?.get())?.values.reduce((s, v) => s + v.value, 0) ?? 0;
+  const before = await consumed();
+  const started = Date.now();
+  await scorer.start();
+  // The counter is process-wide; this run is done when it grew by the topic's size.
+  while ((await consumed()) - before < total) await new Promise((r) => setTimeout(r, 20));
+  const seconds = (Date.now() - started) / 1000;
+  await scorer.stop();
+  return total / seconds;
+}
+
+const passRates: number[] = [];
+const scoreRates: number[] = [];
+for (let r = 0; r < REPEATS; r++) {
+  passRates.push(await passthrough());
+  scoreRates.push(await scoring());
+  console.error(
+    `run ${r + 1}/${REPEATS}: passthrough ${Math.round(passRates.at(-1)!)}/s, scorer ${Math.round(scoreRates.at(-1)!)}/s`,
+  );
+}
+
+// HTTP: the predict API vs a static route, same machine, same rate, autocannon in its own process.
+const scorer = new Scorer({
+  runtime,
+  config: { ...loadScorerConfig({}), FW_SCORER_GROUP: `bench.http.${randomUUID()}`, FW_HTTP_PORT: 0 },
+  topics: {
+    clicks: names.clicks,
+    predictions: names.predictions,
+    deadLetters: names.dlq,
+    modelUpdates: names.updates,
+  },
+});
+await scorer.start();
+const staticApp = Fastify();
+staticApp.post('/static', () => ({ ok: true }));
+await staticApp.listen({ host: '127.0.0.1', port: 0 });
+const staticPort = (staticApp.server.address() as { port: number }).port;
+const body = JSON.stringify({
+  event: {
+    eventId: 'bench',
+    userId: 'user-000001',
+    sessionId: 'bench',
+    itemId: 'item-00001',
+    category: 'books',
+    price: 12.5,
+    device: 'mobile',
+    country: 'DE',
+    referrer: 'search',
+    eventTime: Date.now(),
+  },
+});
+const cannon = (url: string) => {
+  const out = execFileSync(
+    join(ROOT, 'node_modules', '.bin', 'autocannon'),
+    [
+      '-j',
+      '-c',
+      '10',
+      '-R',
+      String(HTTP_RATE),
+      '-d',
+      String(HTTP_SECONDS),
+      '-m',
+      'POST',
+      '-H',
+      'content-type=application/json',
+      '-b',
+      body,
+      url,
+    ],
+    { encoding: 'utf8', maxBuffer: 1 << 24 },
+  );
+  const result = JSON.parse(out) as {
+    latency: { p50: number; p99: number; average: number };
+    requests: { average: number };
+    non2xx: number;
+    errors: number;
+  };
+  return {
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    meanMs: result.latency.average,
+    reqPerSec: result.requests.average,
+    non2xx: result.non2xx,
+    errors: result.errors,
+  };
+};
+// autocannon runs alone on the machine with each server in turn.
+const http = {
+  static: cannon(`http://127.0.0.1:${staticPort}/static`),
+  predict: cannon(`http://127.0.0.1:${scorer.port}/v1/predict`),
+};
+await staticApp.close();
+await scorer.stop();
+
+const result = {
+  date: new Date().toISOString(),
+  events: total,
+  repeats: REPEATS,
+  model: KIND,
+  stream: {
+    passthroughPerSec: median(passRates),
+    scorerPerSec: median(scoreRates),
+    ratio: median(scoreRates) / median(passRates),
+    runs: { passthrough: passRates, scorer: scoreRates },
+  },
+  http: { rate: HTTP_RATE, seconds: HTTP_SECONDS, connections: 10, ...http },
+};
+mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+writeFileSync(join(ROOT, 'bench', 'results', 'scorer.json'), JSON.stringify(result, null, 2));
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+console.log(`| stream (${fmt(total)} clicks, 6 partitions, ${REPEATS} runs, median) | events/s |`);
+console.log('|---|---|');
+console.log(
+  `| KafkaJS passthrough (consume → produce same bytes) | ${fmt(result.stream.passthroughPerSec)} |`,
+);
+console.log(`| scorer (${KIND} champion) | ${fmt(result.stream.scorerPerSec)} |`);
+console.log(`| ratio scorer / passthrough | ${(result.stream.ratio * 100).toFixed(0)}% |`);
+console.log('');
+console.log(
+  `| HTTP at ${HTTP_RATE} req/s, 10 connections, ${HTTP_SECONDS} s | p50 ms | p99 ms | mean ms | non-2xx |`,
+);
+console.log('|---|---|---|---|---|');
+console.log(
+  `| static fastify route | ${http.static.p50Ms} | ${http.static.p99Ms} | ${http.static.meanMs.toFixed(2)} | ${http.static.non2xx} |`,
+);
+console.log(
+  `| POST /v1/predict (one click) | ${http.predict.p50Ms} | ${http.predict.p99Ms} | ${http.predict.meanMs.toFixed(2)} | ${http.predict.non2xx} |`,
+);
+
+await producer.disconnect();
+await admin.deleteTopics({ topics: Object.values(names) }).catch(() => undefined);
+await admin.disconnect();
+rmSync(registryDir, { recursive: true, force: true });
+process.exit(0);
