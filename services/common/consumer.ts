@@ -3,8 +3,8 @@
 // after both are durable. A handler error is retried when retriable; otherwise the batch is split
 // so only the records the handler cannot take are dead-lettered. Nothing is skipped silently.
 import type { Consumer, ConsumerConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
-import type { Counter, Registry } from 'prom-client';
-import { Counter as PromCounter, Gauge } from 'prom-client';
+import type { Counter, Gauge, Registry } from 'prom-client';
+import { counter, gauge } from './metrics.js';
 import type { Codecs, RecordKind, RecordTypes, ValidationLimits } from './contracts.js';
 import { findProblems } from './contracts.js';
 import { toDeadLetter, type DeadLetterPublisher } from './dead-letters.js';
@@ -111,23 +111,20 @@ export class RecordConsumer<S extends Subscriptions> {
       ...options.consumerConfig,
     });
     if (options.metrics) {
-      this.consumed = new PromCounter({
+      this.consumed = counter(options.metrics, {
         name: 'flywheel_consumer_records_total',
         help: 'Records consumed and handed to the service, by topic',
         labelNames: ['topic'],
-        registers: [options.metrics],
       });
-      this.deadLettered = new PromCounter({
+      this.deadLettered = counter(options.metrics, {
         name: 'flywheel_dead_letters_total',
         help: 'Messages sent to the dead-letter topic, by source topic and error code',
         labelNames: ['topic', 'code'],
-        registers: [options.metrics],
       });
-      this.lag = new Gauge({
+      this.lag = gauge(options.metrics, {
         name: 'flywheel_consumer_lag',
         help: 'Messages behind the end of the partition after the last batch',
         labelNames: ['topic', 'partition'],
-        registers: [options.metrics],
       });
     }
   }

@@ -3,6 +3,7 @@
 import type { IHeaders, Producer } from 'kafkajs';
 import type { AvroCodec } from './avro/codec.js';
 import type { DeadLetter } from './contracts.js';
+import { sendInChunks } from './kafka.js';
 import { TOPICS } from './topics.js';
 
 // Broker default max.message.bytes is ~1 MiB; keep room for the envelope.
@@ -66,10 +67,10 @@ export class DeadLetterPublisher {
   async publish(letters: DeadLetter[]): Promise<void> {
     if (letters.length === 0) return;
     const schemaId = await this.codec.schemaId();
-    await this.producer.send({
-      topic: this.topic,
-      acks: -1,
-      messages: letters.map((letter) => ({
+    await sendInChunks(
+      this.producer,
+      this.topic,
+      letters.map((letter) => ({
         key: letter.key,
         value: this.codec.encodeWith(schemaId, letter),
         headers: {
@@ -77,6 +78,6 @@ export class DeadLetterPublisher {
           'fw-source': `${letter.sourceTopic}/${letter.sourcePartition}/${letter.sourceOffset}`,
         },
       })),
-    });
+    );
   }
 }

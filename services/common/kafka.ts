@@ -1,6 +1,14 @@
 // The one place Flywheel builds KafkaJS objects, so a client swap stays cheap. KafkaJS logs go
 // through the service's pino logger.
-import { Kafka, Partitioners, logLevel, type Admin, type Producer, type ProducerConfig } from 'kafkajs';
+import {
+  Kafka,
+  Partitioners,
+  logLevel,
+  type Admin,
+  type Message,
+  type Producer,
+  type ProducerConfig,
+} from 'kafkajs';
 import type { Logger } from './logger.js';
 
 export type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
@@ -86,4 +94,32 @@ export async function waitForKafka(kafka: Kafka, logger: Logger, timeoutMs = 600
   throw new Error(
     `kafka did not become ready within ${timeoutMs} ms: ${(lastError as Error)?.message ?? 'no answer'}`,
   );
+}
+
+/**
+ * Keep each produce request under the broker's limit (message.max.bytes, 1 MiB by default):
+ * KafkaJS puts a partition's messages of one send into one record batch, and a big consumer batch
+ * turned into predictions can exceed it. Chunks go out in order, each acknowledged before the next.
+ */
+export const MAX_REQUEST_BYTES = 512 * 1024;
+
+export async function sendInChunks(
+  producer: Producer,
+  topic: string,
+  messages: Message[],
+  maxBytes = MAX_REQUEST_BYTES,
+): Promise<void> {
+  let chunk: Message[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    const size = (message.value?.length ?? 0) + (message.key?.length ?? 0) + 64;
+    if (chunk.length > 0 && bytes + size > maxBytes) {
+      await producer.send({ topic, acks: -1, messages: chunk });
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(message);
+    bytes += size;
+  }
+  if (chunk.length > 0) await producer.send({ topic, acks: -1, messages: chunk });
 }

@@ -3,10 +3,10 @@
 // not changed); GET /v1/models shows the routing in force; health, readiness and metrics.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import { Histogram } from 'prom-client';
 import type { ClickEvent } from '../common/contracts.js';
 import { findProblems } from '../common/contracts.js';
 import { HttpError, installErrorHandler } from '../common/http-errors.js';
+import { histogram } from '../common/metrics.js';
 import type { FeatureSpec } from '../model/features.js';
 import type { ModelManager } from './model-manager.js';
 import type { ReviewPolicyConfig } from './review.js';
@@ -62,12 +62,11 @@ type ClickJson = Omit<ClickEvent, 'pageType'> & { pageType?: string };
 export function buildPredictApp(options: PredictAppOptions): FastifyInstance {
   const app = Fastify({ loggerInstance: options.logger, bodyLimit: options.bodyLimit });
   installErrorHandler(app);
-  const latency = new Histogram({
+  const latency = histogram(options.metrics, {
     name: 'flywheel_http_request_seconds',
     help: 'HTTP request latency by route and status',
     labelNames: ['route', 'status'],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-    registers: [options.metrics],
   });
   app.addHook('onResponse', (request, reply, done) => {
     latency.observe(

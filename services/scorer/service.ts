@@ -4,12 +4,12 @@
 // the predict API from the same models.
 import type { FastifyInstance } from 'fastify';
 import type { Producer } from 'kafkajs';
-import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Redis } from 'ioredis';
 import type { ClickEvent } from '../common/contracts.js';
 import { RecordConsumer } from '../common/consumer.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
-import { createProducer } from '../common/kafka.js';
+import { createProducer, sendInChunks } from '../common/kafka.js';
+import { counter, gauge, histogram } from '../common/metrics.js';
 import { createRedis } from '../common/redis.js';
 import { Random } from '../common/random.js';
 import type { Runtime } from '../common/runtime.js';
@@ -99,40 +99,34 @@ export class Scorer {
     this.producer = createProducer(runtime.kafka);
     await this.producer.connect();
 
-    const scored = new Counter({
+    const scored = counter(metrics, {
       name: 'flywheel_scorer_predictions_total',
       help: 'Predictions published, by arm',
       labelNames: ['arm'],
-      registers: [metrics],
     });
-    const batchSize = new Histogram({
+    const batchSize = histogram(metrics, {
       name: 'flywheel_scorer_batch_size',
       help: 'Clicks per scored batch',
       buckets: [1, 10, 50, 100, 250, 500, 1000, 2500],
-      registers: [metrics],
     });
-    const batchSeconds = new Histogram({
+    const batchSeconds = histogram(metrics, {
       name: 'flywheel_scorer_batch_seconds',
       help: 'Time to score and publish one batch',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers: [metrics],
     });
-    const modelInUse = new Gauge({
+    const modelInUse = gauge(metrics, {
       name: 'flywheel_scorer_model_info',
       help: 'Model version per alias in use (value 1)',
       labelNames: ['alias', 'version'],
-      registers: [metrics],
     });
-    const loadFailures = new Counter({
+    const loadFailures = counter(metrics, {
       name: 'flywheel_scorer_model_load_failures_total',
       help: 'Model versions that failed to load',
-      registers: [metrics],
     });
-    const reviews = new Counter({
+    const reviews = counter(metrics, {
       name: 'flywheel_scorer_review_tasks_total',
       help: 'Predictions sent to human review, by reason',
       labelNames: ['reason'],
-      registers: [metrics],
     });
     this.manager.on('swapped', (set) => {
       modelInUse.reset();
@@ -189,14 +183,14 @@ export class Scorer {
         } finally {
           this.manager.release(set);
         }
-        await producer.send({
-          topic: this.topics.predictions,
-          acks: -1,
-          messages: result.predictions.map((p) => ({
+        await sendInChunks(
+          producer,
+          this.topics.predictions,
+          result.predictions.map((p) => ({
             key: p.userId,
             value: runtime.codecs.prediction.encodeWith(predictionSchema, p),
           })),
-        });
+        );
         if (result.reviews.length > 0) {
           await this.reviewSink.submit(result.reviews);
           for (const task of result.reviews) reviews.inc({ reason: task.reason });
