@@ -88,8 +88,18 @@ export class FeatureSpec {
     };
   }
 
+  // Values repeat (devices, countries, popular items): remember recent slots, bounded.
+  private readonly slotCache = new Map<string, number>();
+
   private slot(name: string, value: string): number {
-    return murmur3(`${name}=${value}`, this.seed) & (this.hashSize - 1);
+    const key = `${name}=${value}`;
+    let slot = this.slotCache.get(key);
+    if (slot === undefined) {
+      slot = murmur3(key, this.seed) & (this.hashSize - 1);
+      if (this.slotCache.size >= 200_000) this.slotCache.clear();
+      this.slotCache.set(key, slot);
+    }
+    return slot;
   }
 
   /** Sparse vector of one click: indices ascending and unique (colliding slots add up). */

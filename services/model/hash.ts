@@ -1,10 +1,14 @@
 // MurmurHash3 (x86, 32-bit) over the UTF-8 bytes of a string: the feature hash. Stable across
 // processes, machines and Node versions; the same function as in most hashing-trick libraries.
 const encoder = new TextEncoder();
+// Reused UTF-8 buffer: hashing runs per feature per click, so it must not allocate.
+let scratch = new Uint8Array(256);
 
 export function murmur3(text: string, seed = 0): number {
-  const bytes = encoder.encode(text);
-  const length = bytes.length;
+  // A UTF-8 string is at most 3 bytes per UTF-16 unit.
+  if (text.length * 3 > scratch.length) scratch = new Uint8Array(text.length * 3);
+  const length = encoder.encodeInto(text, scratch).written;
+  const bytes = scratch;
   const blocks = length >>> 2;
   let h = seed >>> 0;
   const c1 = 0xcc9e2d51;
