@@ -1,6 +1,7 @@
 // Session context of a click as the feature spec needs it, defined by event time so that
 // replays and out-of-order delivery give the same answer: the clicks of the same session with
-// an earlier event time. The scorer's Redis script (services/scorer/lua/observeClick-1.lua)
+// an earlier event time. The scorer's Redis script (observeClicks-N in
+// services/scorer/scripts.ts)
 // implements the same definition; tests hold the two together.
 import type { ClickEvent } from '../common/contracts.js';
 import type { SessionContext } from './features.js';

@@ -2,38 +2,44 @@
 // number of keys. Each opens with what its KEYS, ARGV and reply are.
 
 /**
- * observeClick-1: record a click in its session and return the click's session context.
- * Defined by event time, like services/model/session.ts, so replays and late clicks are safe.
- *   KEYS[1]  session sorted set (scorerKeys.session)
- *   ARGV[1]  eventId
- *   ARGV[2]  event time, ms
- *   ARGV[3]  category
- *   ARGV[4]  idle expiry of the session, seconds
- *   ARGV[5]  most clicks kept per session (oldest dropped beyond it)
- * Reply: { clicksBefore, sessionStart (ms), categoriesSeen }
+ * observeClicks-N: record a batch of clicks in their sessions and return each click's session
+ * context, in order. Defined by event time, like services/model/session.ts, so replays and late
+ * clicks get the same answer. One call per batch: per-command overhead dominates otherwise.
+ *   KEYS[i]          session sorted set of click i (scorerKeys.session; repeats allowed)
+ *   ARGV[1]          idle expiry of a session, seconds
+ *   ARGV[2]          most clicks kept per session (oldest dropped beyond it)
+ *   ARGV[3 + 3(i-1)] eventId of click i; then its event time (ms); then its category
+ * Reply: a flat array, three numbers per click: clicksBefore, sessionStart (ms), categoriesSeen
  */
-export const OBSERVE_CLICK_1 = `
-local key = KEYS[1]
-local t = tonumber(ARGV[2])
-redis.call('ZADD', key, 'NX', t, ARGV[1] .. '\\t' .. ARGV[3])
-local earlier = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. ARGV[2])
-local categories = {}
-local distinct = 0
-for _, member in ipairs(earlier) do
-  local category = string.match(member, '\\t(.*)$')
-  if category and not categories[category] then
-    categories[category] = true
-    distinct = distinct + 1
+export const OBSERVE_CLICKS_N = `
+local ttl = ARGV[1]
+local cap = tonumber(ARGV[2])
+local reply = {}
+for i, key in ipairs(KEYS) do
+  local base = 3 + 3 * (i - 1)
+  local t = tonumber(ARGV[base + 1])
+  redis.call('ZADD', key, 'NX', t, ARGV[base] .. '\\t' .. ARGV[base + 2])
+  local earlier = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. ARGV[base + 1])
+  local categories = {}
+  local distinct = 0
+  for _, member in ipairs(earlier) do
+    local category = string.match(member, '\\t(.*)$')
+    if category and not categories[category] then
+      categories[category] = true
+      distinct = distinct + 1
+    end
   end
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local start = t
+  if first[2] then start = math.min(t, tonumber(first[2])) end
+  local size = redis.call('ZCARD', key)
+  if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
+  redis.call('EXPIRE', key, ttl)
+  reply[#reply + 1] = #earlier
+  reply[#reply + 1] = start
+  reply[#reply + 1] = distinct
 end
-local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-local start = t
-if first[2] then start = math.min(t, tonumber(first[2])) end
-local size = redis.call('ZCARD', key)
-local cap = tonumber(ARGV[5])
-if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
-redis.call('EXPIRE', key, ARGV[4])
-return { #earlier, start, distinct }
+return reply
 `;
 
 /**

@@ -1,22 +1,15 @@
-// Session state in Redis: one sorted set per session, updated and read atomically per click
-// by a Lua script, pipelined per batch (one round trip for a whole batch).
+// Session state in Redis: one sorted set per session, updated and read by one Lua script call
+// per batch (atomic, one round trip).
 import type { Redis } from 'ioredis';
 import type { ClickEvent } from '../common/contracts.js';
 import type { SessionContext } from '../model/features.js';
 import { scorerKeys } from './keys.js';
-import { OBSERVE_CLICK_1, PEEK_SESSION_1 } from './scripts.js';
+import { OBSERVE_CLICKS_N, PEEK_SESSION_1 } from './scripts.js';
 
 type SessionReply = [number, number, number];
 
 interface SessionCommands {
-  observeClick(
-    key: string,
-    eventId: string,
-    eventTime: number,
-    category: string,
-    ttl: number,
-    cap: number,
-  ): Promise<SessionReply>;
+  observeClicks(keyCount: number, ...keysThenArgs: (string | number)[]): Promise<number[]>;
   peekSession(key: string, eventTime: number): Promise<SessionReply>;
 }
 
@@ -33,32 +26,22 @@ export class RedisSessionStore {
     redis: Redis,
     private readonly options: SessionStoreOptions = { idleSeconds: 4 * 3600, maxClicksPerSession: 500 },
   ) {
-    redis.defineCommand('observeClick', { numberOfKeys: 1, lua: OBSERVE_CLICK_1 });
+    // The number of keys varies per call: it is passed first.
+    redis.defineCommand('observeClicks', { lua: OBSERVE_CLICKS_N });
     redis.defineCommand('peekSession', { numberOfKeys: 1, lua: PEEK_SESSION_1 });
     this.redis = redis as Redis & SessionCommands;
   }
 
-  /** Record every click of a batch and return each one's context, in order. */
+  /** Record every click of a batch and return each one's context, in order (one round trip). */
   async observe(clicks: readonly ClickEvent[]): Promise<SessionContext[]> {
     if (clicks.length === 0) return [];
-    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & {
-      observeClick(...args: Parameters<SessionCommands['observeClick']>): unknown;
-    };
-    for (const c of clicks) {
-      pipeline.observeClick(
-        scorerKeys.session(c.sessionId),
-        c.eventId,
-        c.eventTime,
-        c.category,
-        this.options.idleSeconds,
-        this.options.maxClicksPerSession,
-      );
-    }
-    const results = (await pipeline.exec()) ?? [];
-    return results.map(([error, reply], i) => {
-      if (error) throw error;
-      return toContext(reply as SessionReply, clicks[i] as ClickEvent);
-    });
+    const keys = clicks.map((c) => scorerKeys.session(c.sessionId));
+    const args: (string | number)[] = [this.options.idleSeconds, this.options.maxClicksPerSession];
+    for (const c of clicks) args.push(c.eventId, c.eventTime, c.category);
+    const flat = await this.redis.observeClicks(keys.length, ...keys, ...args);
+    return clicks.map((click, i) =>
+      toContext([flat[3 * i], flat[3 * i + 1], flat[3 * i + 2]] as SessionReply, click),
+    );
   }
 
   async peek(click: Pick<ClickEvent, 'sessionId' | 'eventTime'>): Promise<SessionContext> {
