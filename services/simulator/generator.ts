@@ -2,6 +2,7 @@
 // process; each is a run of clicks; a click may lead to a purchase of its item after a delay
 // (most within minutes, some hours later, most never). Pure: no I/O, no wall clock.
 import type { ClickEvent, PurchaseEvent } from '../common/contracts.js';
+import { MinHeap } from '../common/min-heap.js';
 import { Random } from '../common/random.js';
 import { DEFAULT_SHOP, PAGE_TYPES, REFERRERS, Shop, type ShopConfig, type User } from './shop.js';
 
@@ -63,48 +64,7 @@ type Scheduled =
   | { time: number; seq: number; kind: 'click'; session: SessionState }
   | { time: number; seq: number; kind: 'purchase'; event: SimEvent & { type: 'purchase' } };
 
-/** Binary min-heap on (time, seq): a stable order for equal times. */
-class EventQueue {
-  private readonly heap: Scheduled[] = [];
-
-  get size(): number {
-    return this.heap.length;
-  }
-
-  push(item: Scheduled): void {
-    const heap = this.heap;
-    heap.push(item);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(heap[i] as Scheduled, heap[parent] as Scheduled)) break;
-      [heap[i], heap[parent]] = [heap[parent] as Scheduled, heap[i] as Scheduled];
-      i = parent;
-    }
-  }
-
-  pop(): Scheduled | undefined {
-    const heap = this.heap;
-    const top = heap[0];
-    const last = heap.pop();
-    if (heap.length > 0 && last) {
-      heap[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < heap.length && before(heap[l] as Scheduled, heap[m] as Scheduled)) m = l;
-        if (r < heap.length && before(heap[r] as Scheduled, heap[m] as Scheduled)) m = r;
-        if (m === i) break;
-        [heap[i], heap[m]] = [heap[m] as Scheduled, heap[i] as Scheduled];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
-
+/** Earlier time first; equal times in scheduling order (stable). */
 const before = (a: Scheduled, b: Scheduled) => a.time < b.time || (a.time === b.time && a.seq < b.seq);
 
 export class ShopSimulation {
@@ -113,7 +73,7 @@ export class ShopSimulation {
   private readonly sessionRandom: Random;
   private readonly clickRandom: Random;
   private readonly purchaseRandom: Random;
-  private readonly queue = new EventQueue();
+  private readonly queue = new MinHeap<Scheduled>(before);
   private seq = 0;
   private sessions = 0;
   private clicks = 0;

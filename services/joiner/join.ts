@@ -1,0 +1,257 @@
+// The outcome join (pure, one partition): predictions wait for a purchase inside their
+// attribution window; the partition's watermark (event time, minus the allowed lateness)
+// decides when a window is closed. Decisions depend on event times only, never on arrival order
+// within the allowed lateness, so replaying a day gives the labels it gave live.
+//
+// Rules:
+// - A purchase at time q matches an open prediction of click time c when c <= q <= c + window
+//   and the match rule holds (same item / same session / any item of the user).
+// - A purchase is attributed once the watermark reaches q (every click before it has arrived, up
+//   to the allowed lateness): to the latest matching click (`last`), the earliest (`first`), or
+//   every matching click (`all`). Labeled predictions are not matched again.
+// - A prediction whose window end c + window is behind the watermark gets label 0 (`timeout`).
+// - Late input (event time already behind the watermark) is still used where it can be: a late
+//   purchase matches predictions whose window is still open; a late prediction is decided at
+//   once against the purchases still held. Either way it is counted as late; nothing is dropped
+//   silently.
+// - Duplicates (same prediction id, same purchase event id) are ignored and counted, for as long
+//   as ids are remembered: two windows behind the watermark (label ids are deterministic, so a
+//   duplicate older than that is caught downstream).
+// - Idle partitions: when no input arrived for `idleMs` of wall-clock time, the watermark moves
+//   to (wall clock − idleLagMs − allowed lateness), so an idle partition's windows still close.
+
+import { MinHeap } from '../common/min-heap.js';
+
+export type MatchRule = 'same-item' | 'same-session' | 'any-item';
+export type Attribution = 'last' | 'first' | 'all';
+
+export interface JoinConfig {
+  windowMs: number;
+  allowedLatenessMs: number;
+  match: MatchRule;
+  attribution: Attribution;
+  idleMs: number;
+  idleLagMs: number;
+}
+
+export const DEFAULT_JOIN: JoinConfig = {
+  windowMs: 30 * 60 * 1000,
+  allowedLatenessMs: 60 * 1000,
+  match: 'same-item',
+  attribution: 'last',
+  idleMs: 30 * 1000,
+  idleLagMs: 5 * 1000,
+};
+
+export interface PendingPrediction {
+  predictionId: string;
+  userId: string;
+  itemId: string;
+  sessionId: string;
+  clickTime: number;
+}
+
+export interface PurchaseRef {
+  eventId: string;
+  userId: string;
+  itemId: string;
+  sessionId: string | null;
+  eventTime: number;
+}
+
+export interface JoinDecision<P extends PendingPrediction> {
+  prediction: P;
+  label: 0 | 1;
+  source: 'outcome' | 'timeout';
+  purchase: PurchaseRef | null;
+  late: boolean;
+}
+
+export interface JoinCounters {
+  predictions: number;
+  purchases: number;
+  duplicatePredictions: number;
+  duplicatePurchases: number;
+  latePredictions: number;
+  latePurchases: number;
+  /** Late purchases that found no open prediction: logged, and counted here. */
+  lateUnmatchedPurchases: number;
+  unattributedPurchases: number;
+  positives: number;
+  negatives: number;
+}
+
+export class PartitionJoin<P extends PendingPrediction> {
+  private readonly open = new Map<string, P>();
+  private readonly openByUser = new Map<string, Set<string>>();
+  /** Open predictions by window end (lazy: entries of decided predictions are skipped). */
+  private readonly deadlines = new MinHeap<{ end: number; id: string }>(
+    (a, b) => a.end < b.end || (a.end === b.end && a.id < b.id),
+  );
+  /** Purchases not yet attributed (event time not yet behind the watermark), earliest first. */
+  private readonly waiting = new MinHeap<PurchaseRef>(
+    (a, b) => a.eventTime < b.eventTime || (a.eventTime === b.eventTime && a.eventId < b.eventId),
+  );
+  private lastPrune = -Infinity;
+  /** Attributed purchases, kept for one window so late predictions can still match them. */
+  private readonly held: PurchaseRef[] = [];
+  /** Ids seen, with their event time, forgotten two windows behind the watermark. */
+  private readonly seenPredictions = new Map<string, number>();
+  private readonly seenPurchases = new Map<string, number>();
+  private maxEventTime = -Infinity;
+  private lastInputAt = 0;
+  readonly counters: JoinCounters = {
+    predictions: 0,
+    purchases: 0,
+    duplicatePredictions: 0,
+    duplicatePurchases: 0,
+    latePredictions: 0,
+    latePurchases: 0,
+    lateUnmatchedPurchases: 0,
+    unattributedPurchases: 0,
+    positives: 0,
+    negatives: 0,
+  };
+
+  constructor(readonly config: JoinConfig = DEFAULT_JOIN) {}
+
+  /** Event time up to which every input is taken to have arrived. */
+  get watermark(): number {
+    return this.maxEventTime - this.config.allowedLatenessMs;
+  }
+
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  addPrediction(prediction: P, wallNow: number): JoinDecision<P>[] {
+    if (this.seenPredictions.has(prediction.predictionId)) {
+      this.counters.duplicatePredictions++;
+      return [];
+    }
+    this.seenPredictions.set(prediction.predictionId, prediction.clickTime);
+    this.counters.predictions++;
+    this.lastInputAt = wallNow;
+    const decisions: JoinDecision<P>[] = [];
+    if (prediction.clickTime + this.config.windowMs < this.watermark) {
+      // Its window closed before it arrived: decide now against what is still held.
+      this.counters.latePredictions++;
+      const purchase = [...this.held, ...this.waiting.toArray()]
+        .filter((q) => this.matches(prediction, q))
+        .sort((a, b) => a.eventTime - b.eventTime)[0];
+      decisions.push(this.decide(prediction, purchase ?? null, true));
+    } else {
+      this.open.set(prediction.predictionId, prediction);
+      this.deadlines.push({ end: prediction.clickTime + this.config.windowMs, id: prediction.predictionId });
+      let ids = this.openByUser.get(prediction.userId);
+      if (!ids) this.openByUser.set(prediction.userId, (ids = new Set()));
+      ids.add(prediction.predictionId);
+    }
+    decisions.push(...this.observe(prediction.clickTime));
+    return decisions;
+  }
+
+  addPurchase(purchase: PurchaseRef, wallNow: number): JoinDecision<P>[] {
+    if (this.seenPurchases.has(purchase.eventId)) {
+      this.counters.duplicatePurchases++;
+      return [];
+    }
+    this.seenPurchases.set(purchase.eventId, purchase.eventTime);
+    this.counters.purchases++;
+    this.lastInputAt = wallNow;
+    const decisions: JoinDecision<P>[] = [];
+    if (purchase.eventTime < this.watermark) {
+      this.counters.latePurchases++;
+      const attributed = this.attribute(purchase, true);
+      if (attributed.length === 0) this.counters.lateUnmatchedPurchases++;
+      decisions.push(...attributed);
+      this.held.push(purchase);
+    } else {
+      this.waiting.push(purchase);
+    }
+    decisions.push(...this.observe(purchase.eventTime));
+    return decisions;
+  }
+
+  /** Wall-clock tick: closes windows of an idle partition (see the file comment). */
+  tick(wallNow: number): JoinDecision<P>[] {
+    if (this.lastInputAt === 0 || wallNow - this.lastInputAt < this.config.idleMs) return [];
+    return this.observe(wallNow - this.config.idleLagMs);
+  }
+
+  /** Stream time moves to `eventTime` if later; attribute and close what the watermark passed. */
+  private observe(eventTime: number): JoinDecision<P>[] {
+    if (eventTime <= this.maxEventTime) return [];
+    this.maxEventTime = eventTime;
+    const w = this.watermark;
+    const decisions: JoinDecision<P>[] = [];
+    // Purchases first, in event-time order: a purchase at q competes with windows ending at >= q.
+    while ((this.waiting.peek()?.eventTime ?? Infinity) <= w) {
+      const purchase = this.waiting.pop() as PurchaseRef;
+      const attributed = this.attribute(purchase, false);
+      if (attributed.length === 0) this.counters.unattributedPurchases++;
+      decisions.push(...attributed);
+      this.held.push(purchase);
+    }
+    while ((this.deadlines.peek()?.end ?? Infinity) < w) {
+      const { id } = this.deadlines.pop() as { id: string };
+      const prediction = this.open.get(id);
+      if (prediction) decisions.push(this.decide(prediction, null, false));
+    }
+    // Held purchases matter only to clicks within one window before them; seen ids are kept two
+    // windows. Pruned every tenth of a window of event time, not per event.
+    if (w - this.lastPrune >= this.config.windowMs / 10) {
+      this.lastPrune = w;
+      const keepAfter = w - this.config.windowMs;
+      for (let i = this.held.length - 1; i >= 0; i--)
+        if ((this.held[i] as PurchaseRef).eventTime < keepAfter) this.held.splice(i, 1);
+      const forgetBefore = w - 2 * this.config.windowMs;
+      for (const seen of [this.seenPredictions, this.seenPurchases]) {
+        for (const [id, time] of seen) if (time < forgetBefore) seen.delete(id);
+      }
+    }
+    return decisions.sort(
+      (a, b) =>
+        a.prediction.clickTime - b.prediction.clickTime ||
+        a.prediction.predictionId.localeCompare(b.prediction.predictionId),
+    );
+  }
+
+  private attribute(purchase: PurchaseRef, late: boolean): JoinDecision<P>[] {
+    const candidates = [...(this.openByUser.get(purchase.userId) ?? [])]
+      .map((id) => this.open.get(id) as P)
+      .filter((p) => this.matches(p, purchase))
+      .sort((a, b) => a.clickTime - b.clickTime || a.predictionId.localeCompare(b.predictionId));
+    if (candidates.length === 0) return [];
+    const chosen =
+      this.config.attribution === 'all'
+        ? candidates
+        : this.config.attribution === 'first'
+          ? [candidates[0] as P]
+          : [candidates.at(-1) as P];
+    return chosen.map((p) => this.decide(p, purchase, late));
+  }
+
+  private matches(prediction: P, purchase: PurchaseRef): boolean {
+    if (prediction.userId !== purchase.userId) return false;
+    if (
+      purchase.eventTime < prediction.clickTime ||
+      purchase.eventTime > prediction.clickTime + this.config.windowMs
+    )
+      return false;
+    if (this.config.match === 'same-item') return prediction.itemId === purchase.itemId;
+    if (this.config.match === 'same-session')
+      return purchase.sessionId !== null && prediction.sessionId === purchase.sessionId;
+    return true;
+  }
+
+  private decide(prediction: P, purchase: PurchaseRef | null, late: boolean): JoinDecision<P> {
+    this.open.delete(prediction.predictionId);
+    const ids = this.openByUser.get(prediction.userId);
+    ids?.delete(prediction.predictionId);
+    if (ids && ids.size === 0) this.openByUser.delete(prediction.userId);
+    if (purchase) this.counters.positives++;
+    else this.counters.negatives++;
+    return { prediction, label: purchase ? 1 : 0, source: purchase ? 'outcome' : 'timeout', purchase, late };
+  }
+}
