@@ -125,13 +125,11 @@ export class PartitionJoin<P extends PendingPrediction> {
   }
 
   addPrediction(prediction: P, wallNow: number): JoinDecision<P>[] {
-    if (this.seenPredictions.has(prediction.predictionId)) {
+    if (!this.firstSight(this.seenPredictions, prediction.predictionId, prediction.clickTime, wallNow)) {
       this.counters.duplicatePredictions++;
       return [];
     }
-    this.seenPredictions.set(prediction.predictionId, prediction.clickTime);
     this.counters.predictions++;
-    this.lastInputAt = wallNow;
     const decisions: JoinDecision<P>[] = [];
     if (prediction.clickTime + this.config.windowMs < this.watermark) {
       // Its window closed before it arrived: decide now against what is still held.
@@ -152,13 +150,11 @@ export class PartitionJoin<P extends PendingPrediction> {
   }
 
   addPurchase(purchase: PurchaseRef, wallNow: number): JoinDecision<P>[] {
-    if (this.seenPurchases.has(purchase.eventId)) {
+    if (!this.firstSight(this.seenPurchases, purchase.eventId, purchase.eventTime, wallNow)) {
       this.counters.duplicatePurchases++;
       return [];
     }
-    this.seenPurchases.set(purchase.eventId, purchase.eventTime);
     this.counters.purchases++;
-    this.lastInputAt = wallNow;
     const decisions: JoinDecision<P>[] = [];
     if (purchase.eventTime < this.watermark) {
       this.counters.latePurchases++;
@@ -171,6 +167,14 @@ export class PartitionJoin<P extends PendingPrediction> {
     }
     decisions.push(...this.observe(purchase.eventTime));
     return decisions;
+  }
+
+  /** Records an input id; false when it was seen already (a duplicate). */
+  private firstSight(seen: Map<string, number>, id: string, eventTime: number, wallNow: number): boolean {
+    if (seen.has(id)) return false;
+    seen.set(id, eventTime);
+    this.lastInputAt = wallNow;
+    return true;
   }
 
   /** Wall-clock tick: closes windows of an idle partition (see the file comment). */

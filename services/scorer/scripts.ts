@@ -1,25 +1,15 @@
 // Redis Lua scripts of the scorer, one per atomic command, named after the command and its
-// number of keys. Each opens with what its KEYS, ARGV and reply are.
+// number of keys. Each opens with what its KEYS, ARGV and reply are; shared pieces are Lua
+// functions included at the top of the scripts that use them.
 
 /**
- * observeClicks-N: record a batch of clicks in their sessions and return each click's session
- * context, in order. Defined by event time, like services/model/session.ts, so replays and late
- * clicks get the same answer. One call per batch: per-command overhead dominates otherwise.
- *   KEYS[i]          session sorted set of click i (scorerKeys.session; repeats allowed)
- *   ARGV[1]          idle expiry of a session, seconds
- *   ARGV[2]          most clicks kept per session (oldest dropped beyond it)
- *   ARGV[3 + 3(i-1)] eventId of click i; then its event time (ms); then its category
- * Reply: a flat array, three numbers per click: clicksBefore, sessionStart (ms), categoriesSeen
+ * Include: sessionContext(key, t) → clicksBefore, sessionStart, categoriesSeen for a click at
+ * event time t in the session sorted set `key` (members "eventId\tcategory", score = time).
+ * The definition of services/model/session.ts: clicks with an earlier event time.
  */
-export const OBSERVE_CLICKS_N = `
-local ttl = ARGV[1]
-local cap = tonumber(ARGV[2])
-local reply = {}
-for i, key in ipairs(KEYS) do
-  local base = 3 + 3 * (i - 1)
-  local t = tonumber(ARGV[base + 1])
-  redis.call('ZADD', key, 'NX', t, ARGV[base] .. '\\t' .. ARGV[base + 2])
-  local earlier = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. ARGV[base + 1])
+const SESSION_CONTEXT = `
+local function sessionContext(key, t)
+  local earlier = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. t)
   local categories = {}
   local distinct = 0
   for _, member in ipairs(earlier) do
@@ -32,10 +22,33 @@ for i, key in ipairs(KEYS) do
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   local start = t
   if first[2] then start = math.min(t, tonumber(first[2])) end
+  return #earlier, start, distinct
+end
+`;
+
+/**
+ * observeClicks-N: record a batch of clicks in their sessions and return each click's session
+ * context, in order. Replays and late clicks get the same answer. One call per batch:
+ * per-command overhead dominates otherwise.
+ *   KEYS[i]          session sorted set of click i (scorerKeys.session; repeats allowed)
+ *   ARGV[1]          idle expiry of a session, seconds
+ *   ARGV[2]          most clicks kept per session (oldest dropped beyond it)
+ *   ARGV[3 + 3(i-1)] eventId of click i; then its event time (ms); then its category
+ * Reply: a flat array, three numbers per click: clicksBefore, sessionStart (ms), categoriesSeen
+ */
+export const OBSERVE_CLICKS_N = `${SESSION_CONTEXT}
+local ttl = ARGV[1]
+local cap = tonumber(ARGV[2])
+local reply = {}
+for i, key in ipairs(KEYS) do
+  local base = 3 + 3 * (i - 1)
+  local t = tonumber(ARGV[base + 1])
+  redis.call('ZADD', key, 'NX', t, ARGV[base] .. '\\t' .. ARGV[base + 2])
+  local before, start, distinct = sessionContext(key, t)
   local size = redis.call('ZCARD', key)
   if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
   redis.call('EXPIRE', key, ttl)
-  reply[#reply + 1] = #earlier
+  reply[#reply + 1] = before
   reply[#reply + 1] = start
   reply[#reply + 1] = distinct
 end
@@ -49,21 +62,7 @@ return reply
  *   ARGV[1]  event time, ms
  * Reply: { clicksBefore, sessionStart (ms), categoriesSeen }
  */
-export const PEEK_SESSION_1 = `
-local key = KEYS[1]
-local t = tonumber(ARGV[1])
-local earlier = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. ARGV[1])
-local categories = {}
-local distinct = 0
-for _, member in ipairs(earlier) do
-  local category = string.match(member, '\\t(.*)$')
-  if category and not categories[category] then
-    categories[category] = true
-    distinct = distinct + 1
-  end
-end
-local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-local start = t
-if first[2] then start = math.min(t, tonumber(first[2])) end
-return { #earlier, start, distinct }
+export const PEEK_SESSION_1 = `${SESSION_CONTEXT}
+local before, start, distinct = sessionContext(KEYS[1], tonumber(ARGV[1]))
+return { before, start, distinct }
 `;

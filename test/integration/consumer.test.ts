@@ -13,7 +13,7 @@ import { FlywheelError } from '../../services/common/errors.js';
 import { createProducer } from '../../services/common/kafka.js';
 import { readTopicToEnd } from '../../services/common/read-topic.js';
 import { createRedis } from '../../services/common/redis.js';
-import { runSimulator } from '../../services/simulator/runner.js';
+import { sendTraffic } from '../helpers/traffic.js';
 import { Countdown, createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
 
 type Clicks = Record<string, 'click'>;
@@ -37,19 +37,11 @@ describe('consumer helper', () => {
 
   const sendClicks = async (count: number, seed: number) => {
     const ids: string[] = [];
-    await runSimulator({
-      producer,
-      codecs: runtime.codecs,
-      logger: runtime.logger,
-      simulation: { seed, startTime: Date.now() - 600_000 },
-      rate: 0,
-      maxEvents: count,
-      durationMs: null,
-      malformedRate: 0,
-      maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
-      showProgress: false,
+    await sendTraffic(runtime, producer, {
       clickTopic: topics.names.click,
       purchaseTopic: topics.names.purchase,
+      events: count,
+      seed,
       onEvent: (e) => {
         if (e.type === 'click') ids.push(e.click.eventId);
       },

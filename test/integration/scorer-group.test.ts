@@ -15,7 +15,7 @@ import { initBackend } from '../../services/model/backend.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
-import { runSimulator } from '../../services/simulator/runner.js';
+import { sendTraffic } from '../helpers/traffic.js';
 import { TopicCollector } from '../helpers/collect.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
 
@@ -126,19 +126,12 @@ describe('scorers in one consumer group', () => {
     ).start();
     const clicks = new Set<string>();
     try {
-      const traffic = runSimulator({
-        producer,
-        codecs: runtime.codecs,
-        logger: runtime.logger,
-        simulation: { seed: Date.now() % 1_000_000, startTime: Date.now() - 3_600_000, trafficRate: 20 },
-        rate: 1500,
-        maxEvents: 6000,
-        durationMs: null,
-        malformedRate: 0,
-        maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
-        showProgress: false,
+      const traffic = sendTraffic(runtime, producer, {
         clickTopic: topics.names.click,
         purchaseTopic: topics.names.purchase,
+        events: 6000,
+        seed: Date.now() % 1_000_000,
+        rate: 1500,
         onEvent: (e) => e.type === 'click' && clicks.add(e.click.eventId),
       });
       await predictions.atLeast(1500);

@@ -17,7 +17,7 @@ import { FileModelRegistry, type TrainingData } from '../../services/registry/st
 import { MemoryReviewSink } from '../../services/scorer/review.js';
 import { Scorer } from '../../services/scorer/service.js';
 import type { SimEvent } from '../../services/simulator/generator.js';
-import { runSimulator } from '../../services/simulator/runner.js';
+import { sendTraffic } from '../helpers/traffic.js';
 import { TopicCollector } from '../helpers/collect.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
 
@@ -104,19 +104,13 @@ describe('scorer', () => {
     onEvent?: (e: SimEvent) => void,
     malformedRate = 0,
   ) =>
-    runSimulator({
-      producer,
-      codecs: runtime.codecs,
-      logger: runtime.logger,
-      simulation: { seed: runSeed * 1000 + seed, startTime: Date.now() - 3_600_000, trafficRate: 20 },
-      rate,
-      maxEvents: count,
-      durationMs: null,
-      malformedRate,
-      maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
-      showProgress: false,
+    sendTraffic(runtime, producer, {
       clickTopic: topics.names.click,
       purchaseTopic: topics.names.purchase,
+      events: count,
+      seed: runSeed * 1000 + seed,
+      rate,
+      malformedRate,
       onEvent,
     });
 
