@@ -9,20 +9,20 @@
  */
 const SESSION_CONTEXT = `
 local function sessionContext(key, t)
-  local earlier = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. t)
+  -- members and scores alternate; the session started with the earliest earlier click, or t.
+  local earlier = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. t, 'WITHSCORES')
   local categories = {}
   local distinct = 0
-  for _, member in ipairs(earlier) do
-    local category = string.match(member, '\\t(.*)$')
+  for i = 1, #earlier, 2 do
+    local category = string.match(earlier[i], '\\t(.*)$')
     if category and not categories[category] then
       categories[category] = true
       distinct = distinct + 1
     end
   end
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   local start = t
-  if first[2] then start = math.min(t, tonumber(first[2])) end
-  return #earlier, start, distinct
+  if earlier[2] then start = tonumber(earlier[2]) end
+  return #earlier / 2, start, distinct
 end
 `;
 
@@ -40,14 +40,20 @@ export const OBSERVE_CLICKS_N = `${SESSION_CONTEXT}
 local ttl = ARGV[1]
 local cap = tonumber(ARGV[2])
 local reply = {}
+local touched = {}
 for i, key in ipairs(KEYS) do
   local base = 3 + 3 * (i - 1)
   local t = tonumber(ARGV[base + 1])
-  redis.call('ZADD', key, 'NX', t, ARGV[base] .. '\\t' .. ARGV[base + 2])
+  local added = redis.call('ZADD', key, 'NX', t, ARGV[base] .. '\\t' .. ARGV[base + 2])
   local before, start, distinct = sessionContext(key, t)
-  local size = redis.call('ZCARD', key)
-  if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
-  redis.call('EXPIRE', key, ttl)
+  if added == 1 then
+    local size = redis.call('ZCARD', key)
+    if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
+  end
+  if not touched[key] then
+    touched[key] = true
+    redis.call('EXPIRE', key, ttl)
+  end
   reply[#reply + 1] = before
   reply[#reply + 1] = start
   reply[#reply + 1] = distinct
