@@ -3,10 +3,9 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ensureTopics } from '../common/provision.js';
-import { waitForKafka } from '../common/kafka.js';
+import { createProducer, waitForKafka } from '../common/kafka.js';
 import { createRuntime } from '../common/runtime.js';
 import { SCRIPTS_DIR } from '../common/paths.js';
-import { createProducer } from '../common/kafka.js';
 
 const SCRIPT = join(SCRIPTS_DIR, 'stack.sh');
 

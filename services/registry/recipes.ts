@@ -3,7 +3,7 @@
 // same backend the weights come out identical.
 import type { Logger } from '../common/logger.js';
 import { Progress } from '../common/progress.js';
-import { toArtifacts, fromArtifacts, type ModelArtifacts, type AnyModel } from '../model/artifacts.js';
+import { toArtifacts, fromArtifacts, type ModelArtifacts } from '../model/artifacts.js';
 import { HeuristicBaseline } from '../model/baseline.js';
 import { evaluate } from '../model/evaluation.js';
 import type { FeatureSpec } from '../model/features.js';
@@ -154,5 +154,3 @@ export async function retrain(
     logger,
   );
 }
-
-export type { AnyModel };

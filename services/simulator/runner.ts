@@ -90,7 +90,6 @@ export async function runSimulator(options: SimulatorRunOptions): Promise<Simula
       topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
     });
     stats.sent += pending.length;
-    progress.add(pending.length);
     pending = [];
   };
 
@@ -124,6 +123,7 @@ export async function runSimulator(options: SimulatorRunOptions): Promise<Simula
         stats.purchases++;
       }
       stats.lastEventTime = event.time;
+      progress.add(1);
       options.onEvent?.(event);
 
       if (options.malformedRate > 0 && malformedRandom.chance(options.malformedRate)) {
