@@ -1,0 +1,186 @@
+// The human-labeling queue in Redis: priority order, one lease per labeler per task with a
+// visibility timeout, N labels from different labelers per task, idempotent submit, skip, and
+// expiry by age. Every state change is one Lua script (services/labeling/scripts.ts), so two
+// labelers never get the same lease and no task is lost between them.
+import type { Redis } from 'ioredis';
+import { FlywheelError } from '../common/errors.js';
+import { QueueKeys } from './keys.js';
+import { ADD_TASK_3, NEXT_TASK_2, RELEASE_TASK_2, SUBMIT_LABEL_2 } from './scripts.js';
+
+/** Negative return codes of the scripts. */
+export enum QueueCode {
+  UNKNOWN_TASK = -1,
+  NO_LEASE = -2,
+  ALREADY_LABELED = -3,
+}
+
+export class QueueError extends FlywheelError {
+  constructor(
+    code: 'FW_UNKNOWN_TASK' | 'FW_LEASE_EXPIRED' | 'FW_ALREADY_LABELED',
+    message: string,
+    readonly taskId: string,
+  ) {
+    super(code, message);
+  }
+}
+
+function queueError(code: number, taskId: string, labelerId: string): QueueError {
+  switch (code as QueueCode) {
+    case QueueCode.UNKNOWN_TASK:
+      return new QueueError('FW_UNKNOWN_TASK', `no task ${taskId}`, taskId);
+    case QueueCode.NO_LEASE:
+      return new QueueError(
+        'FW_LEASE_EXPIRED',
+        `${labelerId} holds no lease on task ${taskId} (expired, or never taken)`,
+        taskId,
+      );
+    case QueueCode.ALREADY_LABELED:
+      return new QueueError('FW_ALREADY_LABELED', `${labelerId} already labeled task ${taskId}`, taskId);
+  }
+  throw new Error(`unexpected queue code ${code}`);
+}
+
+export interface QueueOptions {
+  leaseMs: number;
+  maxAgeMs: number;
+  labelsRequired: number;
+  dedupeTtlSeconds: number;
+}
+
+export const DEFAULT_QUEUE: QueueOptions = {
+  leaseMs: 5 * 60_000,
+  maxAgeMs: 7 * 24 * 3600_000,
+  labelsRequired: 1,
+  dedupeTtlSeconds: 3600,
+};
+
+export interface NewTask<T> {
+  id: string;
+  priority: number;
+  payload: T;
+  /** Tasks with the same key are added once per dedupe TTL (e.g. a user session or an item). */
+  dedupeKey?: string;
+  labelsRequired?: number;
+}
+
+export interface LeasedTask<T> {
+  id: string;
+  payload: T;
+  leaseExpiresAt: number;
+}
+
+export interface SubmitResult {
+  complete: boolean;
+  labels: number;
+  required: number;
+}
+
+interface QueueCommands {
+  fwAddTask(...args: (string | number)[]): Promise<number>;
+  fwNextTask(...args: (string | number)[]): Promise<[string, string, string] | null>;
+  fwSubmitLabel(...args: (string | number)[]): Promise<[number, number, number]>;
+  fwReleaseTask(...args: (string | number)[]): Promise<number>;
+}
+
+export class LabelingQueue<T> {
+  readonly keys: QueueKeys;
+  private readonly redis: Redis & QueueCommands;
+
+  constructor(
+    redis: Redis,
+    queue: string,
+    readonly options: QueueOptions = DEFAULT_QUEUE,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.keys = new QueueKeys(queue);
+    redis.defineCommand('fwAddTask', { numberOfKeys: 3, lua: ADD_TASK_3 });
+    redis.defineCommand('fwNextTask', { numberOfKeys: 2, lua: NEXT_TASK_2 });
+    redis.defineCommand('fwSubmitLabel', { numberOfKeys: 2, lua: SUBMIT_LABEL_2 });
+    redis.defineCommand('fwReleaseTask', { numberOfKeys: 2, lua: RELEASE_TASK_2 });
+    this.redis = redis as Redis & QueueCommands;
+  }
+
+  /** True when added, false when a duplicate (same id, or dedupe key taken). */
+  async add(task: NewTask<T>): Promise<boolean> {
+    const k = this.keys;
+    const added = await this.redis.fwAddTask(
+      k.ready,
+      k.task(task.id),
+      k.dedupe(task.dedupeKey ?? ''),
+      k.prefix,
+      task.id,
+      task.priority,
+      JSON.stringify(task.payload),
+      task.labelsRequired ?? this.options.labelsRequired,
+      this.now(),
+      this.options.dedupeTtlSeconds,
+    );
+    return added === 1;
+  }
+
+  async next(labelerId: string): Promise<LeasedTask<T> | null> {
+    const k = this.keys;
+    const reply = await this.redis.fwNextTask(
+      k.ready,
+      k.leases,
+      k.prefix,
+      labelerId,
+      this.now(),
+      this.options.leaseMs,
+      this.options.maxAgeMs,
+    );
+    if (!reply) return null;
+    const [id, payload, expires] = reply;
+    return { id, payload: JSON.parse(payload) as T, leaseExpiresAt: Number(expires) };
+  }
+
+  async submit(taskId: string, labelerId: string, label: unknown): Promise<SubmitResult> {
+    const k = this.keys;
+    const [code, labels, required] = await this.redis.fwSubmitLabel(
+      k.ready,
+      k.leases,
+      k.prefix,
+      taskId,
+      labelerId,
+      JSON.stringify(label),
+      this.now(),
+    );
+    if (code < 0) throw queueError(code, taskId, labelerId);
+    return { complete: code === 2, labels, required };
+  }
+
+  /** Skip (or "unclear"): the task goes back for others and is not offered to this labeler again. */
+  async release(taskId: string, labelerId: string, reason: 'skipped' | 'unclear'): Promise<void> {
+    const k = this.keys;
+    const code = await this.redis.fwReleaseTask(
+      k.ready,
+      k.leases,
+      k.prefix,
+      taskId,
+      labelerId,
+      this.now(),
+      reason,
+    );
+    if (code < 0) throw queueError(code, taskId, labelerId);
+  }
+
+  async labelsOf(taskId: string): Promise<Record<string, unknown>> {
+    const raw = await this.redis.hgetall(this.keys.labels(taskId));
+    return Object.fromEntries(
+      Object.entries(raw).map(([labeler, label]) => [labeler, JSON.parse(label) as unknown]),
+    );
+  }
+
+  async stats(): Promise<{ ready: number; leased: number; counters: Record<string, number> }> {
+    const [ready, leased, counters] = await Promise.all([
+      this.redis.zcard(this.keys.ready),
+      this.redis.zcard(this.keys.leases),
+      this.redis.hgetall(this.keys.stats),
+    ]);
+    return {
+      ready,
+      leased,
+      counters: Object.fromEntries(Object.entries(counters).map(([k, v]) => [k, Number(v)])),
+    };
+  }
+}

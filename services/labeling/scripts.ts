@@ -1,0 +1,147 @@
+// Redis Lua scripts of the labeling queue, one per atomic command, named after the command and
+// its number of keys. Task-specific keys are built inside the scripts from the queue prefix
+// (ARGV[1]), as they depend on which task is picked. Return codes are in QueueCode (errors.ts).
+
+/**
+ * Include: requeueExpired(prefix, ready, leases, now) puts tasks whose lease expired back in
+ * the ready set (if they still need labels) and counts the timeouts.
+ */
+const REQUEUE_EXPIRED = `
+local function requeueExpired(prefix, ready, leases, now)
+  local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
+  for _, lease in ipairs(expired) do
+    redis.call('ZREM', leases, lease)
+    local id = string.match(lease, '^(.*)|')
+    local task = prefix .. 'task:' .. id
+    if redis.call('HGET', task, 'status') == 'open' then
+      local priority = tonumber(redis.call('HGET', task, 'priority'))
+      redis.call('HINCRBY', task, 'leased', -1)
+      redis.call('ZADD', ready, -priority, id)
+    end
+    redis.call('HINCRBY', prefix .. 'stats', 'leaseTimeouts', 1)
+  end
+end
+`;
+
+/**
+ * addTask-3: add a task unless its de-duplication key is taken.
+ *   KEYS[1] ready   KEYS[2] task hash   KEYS[3] dedupe marker
+ *   ARGV[1] prefix  ARGV[2] task id  ARGV[3] priority  ARGV[4] payload (JSON)
+ *   ARGV[5] labels required  ARGV[6] now (ms)  ARGV[7] dedupe ttl (s)
+ * Returns 1 added, 0 duplicate (dedupe key taken or task id exists).
+ */
+export const ADD_TASK_3 = `
+local prefix = ARGV[1]
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HINCRBY', prefix .. 'stats', 'duplicates', 1)
+  return 0
+end
+if KEYS[3] ~= prefix .. 'dedupe:' and redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[7]) == false then
+  redis.call('HINCRBY', prefix .. 'stats', 'duplicates', 1)
+  return 0
+end
+redis.call('HSET', KEYS[2], 'payload', ARGV[4], 'priority', ARGV[3], 'required', ARGV[5], 'createdAt', ARGV[6], 'labels', 0, 'leased', 0, 'status', 'open')
+redis.call('ZADD', KEYS[1], -tonumber(ARGV[3]), ARGV[2])
+redis.call('HINCRBY', prefix .. 'stats', 'added', 1)
+return 1
+`;
+
+/**
+ * nextTask-2: lease the highest-priority task this labeler may take (has not labeled or skipped
+ * it, does not hold it already). Expired leases go back first; tasks older than max age expire.
+ *   KEYS[1] ready   KEYS[2] leases
+ *   ARGV[1] prefix  ARGV[2] labeler id  ARGV[3] now (ms)  ARGV[4] lease (ms)  ARGV[5] max age (ms)
+ * Returns { taskId, payload, leaseExpiresAt } or false when nothing is available.
+ */
+export const NEXT_TASK_2 = `${REQUEUE_EXPIRED}
+local prefix = ARGV[1]
+local labeler = ARGV[2]
+local now = tonumber(ARGV[3])
+requeueExpired(prefix, KEYS[1], KEYS[2], now)
+local offset = 0
+while true do
+  local ids = redis.call('ZRANGE', KEYS[1], offset, offset + 49)
+  if #ids == 0 then return false end
+  for _, id in ipairs(ids) do
+    local task = prefix .. 'task:' .. id
+    local fields = redis.call('HMGET', task, 'status', 'createdAt', 'required', 'labels', 'leased', 'payload')
+    if fields[1] ~= 'open' then
+      redis.call('ZREM', KEYS[1], id)
+    elseif now - tonumber(fields[2]) > tonumber(ARGV[5]) then
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('HSET', task, 'status', 'expired')
+      redis.call('HINCRBY', prefix .. 'stats', 'expired', 1)
+    elseif redis.call('HEXISTS', prefix .. 'labels:' .. id, labeler) == 0
+      and redis.call('SISMEMBER', prefix .. 'skips:' .. id, labeler) == 0
+      and redis.call('ZSCORE', KEYS[2], id .. '|' .. labeler) == false then
+      local expires = now + tonumber(ARGV[4])
+      redis.call('ZADD', KEYS[2], expires, id .. '|' .. labeler)
+      local leased = redis.call('HINCRBY', task, 'leased', 1)
+      -- Stays offered while labels + leases are short of the labels required.
+      if tonumber(fields[4]) + leased >= tonumber(fields[3]) then redis.call('ZREM', KEYS[1], id) end
+      return { id, fields[6], tostring(expires) }
+    end
+  end
+  offset = offset + 50
+end
+`;
+
+/**
+ * submitLabel-2: record a labeler's label for a task they hold a lease on. Idempotent: the same
+ * labeler submitting the same task again gets ALREADY_LABELED and nothing changes.
+ *   KEYS[1] ready   KEYS[2] leases
+ *   ARGV[1] prefix  ARGV[2] task id  ARGV[3] labeler id  ARGV[4] label (JSON)  ARGV[5] now (ms)
+ * Returns { code, labelsSoFar, required }: code 1 recorded, 2 recorded and task complete;
+ * negative codes: see QueueCode.
+ */
+export const SUBMIT_LABEL_2 = `
+local prefix = ARGV[1]
+local id = ARGV[2]
+local labeler = ARGV[3]
+local task = prefix .. 'task:' .. id
+if redis.call('EXISTS', task) == 0 then return { -1, 0, 0 } end
+local labels = prefix .. 'labels:' .. id
+if redis.call('HEXISTS', labels, labeler) == 1 then
+  return { -3, redis.call('HLEN', labels), tonumber(redis.call('HGET', task, 'required')) }
+end
+local lease = id .. '|' .. labeler
+local expiry = redis.call('ZSCORE', KEYS[2], lease)
+if expiry == false or tonumber(expiry) < tonumber(ARGV[5]) then return { -2, 0, 0 } end
+redis.call('ZREM', KEYS[2], lease)
+redis.call('HSET', labels, labeler, ARGV[4])
+redis.call('HINCRBY', task, 'leased', -1)
+local count = redis.call('HINCRBY', task, 'labels', 1)
+local required = tonumber(redis.call('HGET', task, 'required'))
+if count >= required then
+  redis.call('HSET', task, 'status', 'complete')
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
+  return { 2, count, required }
+end
+return { 1, count, required }
+`;
+
+/**
+ * releaseTask-2: give a leased task back (skip or "unclear"); it is not offered to this labeler
+ * again.
+ *   KEYS[1] ready   KEYS[2] leases
+ *   ARGV[1] prefix  ARGV[2] task id  ARGV[3] labeler id  ARGV[4] now (ms)  ARGV[5] stat to count
+ * Returns 1 released, or a negative QueueCode.
+ */
+export const RELEASE_TASK_2 = `
+local prefix = ARGV[1]
+local id = ARGV[2]
+local task = prefix .. 'task:' .. id
+if redis.call('EXISTS', task) == 0 then return -1 end
+local lease = id .. '|' .. ARGV[3]
+local expiry = redis.call('ZSCORE', KEYS[2], lease)
+if expiry == false or tonumber(expiry) < tonumber(ARGV[4]) then return -2 end
+redis.call('ZREM', KEYS[2], lease)
+redis.call('SADD', prefix .. 'skips:' .. id, ARGV[3])
+redis.call('HINCRBY', task, 'leased', -1)
+if redis.call('HGET', task, 'status') == 'open' then
+  redis.call('ZADD', KEYS[1], -tonumber(redis.call('HGET', task, 'priority')), id)
+end
+redis.call('HINCRBY', prefix .. 'stats', ARGV[5], 1)
+return 1
+`;

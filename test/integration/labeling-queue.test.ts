@@ -1,0 +1,176 @@
+// The labeling queue against real Redis: priority order, leases, idempotent submit, skip,
+// de-duplication, expiry by age, and 20 concurrent labelers labeling 2,000 tasks twice each
+// while one of them dies holding leases.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, describe, it } from 'node:test';
+import type { Redis } from 'ioredis';
+import { FlywheelError } from '../../services/common/errors.js';
+import { createRedis } from '../../services/common/redis.js';
+import { LabelingQueue, type QueueOptions } from '../../services/labeling/queue.js';
+import { testRuntime } from '../helpers/kafka.js';
+
+const runtime = testRuntime('labeling');
+const connections: Redis[] = [];
+async function connect(): Promise<Redis> {
+  const redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
+  await redis.connect();
+  connections.push(redis);
+  return redis;
+}
+const options = (over: Partial<QueueOptions> = {}): QueueOptions => ({
+  leaseMs: 60_000,
+  maxAgeMs: 3_600_000,
+  labelsRequired: 1,
+  dedupeTtlSeconds: 60,
+  ...over,
+});
+const codeOf = async (promise: Promise<unknown>) => {
+  try {
+    await promise;
+    return 'ok';
+  } catch (error) {
+    assert.ok(error instanceof FlywheelError);
+    return error.code;
+  }
+};
+
+describe('labeling queue', () => {
+  after(async () => {
+    const redis = connections[0];
+    if (redis) {
+      const keys = await redis.keys('fw:labeling:test-*');
+      if (keys.length > 0) await redis.del(...keys);
+    }
+    for (const c of connections) c.disconnect();
+  });
+
+  it('hands out tasks by priority, one lease per labeler, and takes each label once', async () => {
+    let clock = 1_000_000;
+    const queue = new LabelingQueue<{ n: number }>(
+      await connect(),
+      `test-${randomUUID()}`,
+      options({ labelsRequired: 2, leaseMs: 1000 }),
+      () => clock,
+    );
+    assert.equal(await queue.add({ id: 'low', priority: 0.2, payload: { n: 1 } }), true);
+    assert.equal(await queue.add({ id: 'high', priority: 0.9, payload: { n: 2 } }), true);
+    assert.equal(await queue.add({ id: 'high', priority: 0.9, payload: { n: 2 } }), false, 'same id twice');
+    assert.equal(
+      await queue.add({ id: 'other', priority: 0.5, payload: { n: 3 }, dedupeKey: 'session-1' }),
+      true,
+    );
+    assert.equal(
+      await queue.add({ id: 'again', priority: 0.5, payload: { n: 4 }, dedupeKey: 'session-1' }),
+      false,
+      'same session',
+    );
+
+    const a1 = await queue.next('ann');
+    assert.equal(a1?.id, 'high');
+    assert.deepEqual(a1?.payload, { n: 2 });
+    assert.equal((await queue.next('bob'))?.id, 'high', 'needs two labels: a second labeler gets it too');
+    assert.equal((await queue.next('cid'))?.id, 'other', 'two leases cover its two labels');
+    assert.deepEqual(await queue.submit('high', 'ann', 1), { complete: false, labels: 1, required: 2 });
+    assert.equal(
+      await codeOf(queue.submit('high', 'ann', 1)),
+      'FW_ALREADY_LABELED',
+      'idempotent: nothing changes',
+    );
+    assert.equal(await codeOf(queue.submit('high', 'dan', 0)), 'FW_LEASE_EXPIRED', 'no lease, no label');
+    assert.equal(await codeOf(queue.submit('nope', 'ann', 0)), 'FW_UNKNOWN_TASK');
+    assert.deepEqual(await queue.submit('high', 'bob', 0), { complete: true, labels: 2, required: 2 });
+    assert.deepEqual(await queue.labelsOf('high'), { ann: 1, bob: 0 });
+
+    // cid skips 'other': it goes back, but not to cid.
+    await queue.release('other', 'cid', 'skipped');
+    assert.equal((await queue.next('cid'))?.id, 'low');
+    assert.equal((await queue.next('ann'))?.id, 'other');
+    // ann's lease on 'other' expires: the task comes back and her late submit is refused.
+    clock += 1001;
+    assert.equal(await codeOf(queue.submit('other', 'ann', 1)), 'FW_LEASE_EXPIRED');
+    assert.equal((await queue.next('bob'))?.id, 'other');
+    const stats = await queue.stats();
+    assert.equal(stats.counters.completed, 1);
+    assert.equal(stats.counters.duplicates, 2);
+    assert.ok((stats.counters.leaseTimeouts ?? 0) >= 1);
+    assert.equal(stats.counters.skipped, 1);
+  });
+
+  it('expires tasks older than the maximum age instead of handing them out', async () => {
+    let clock = 5_000_000;
+    const queue = new LabelingQueue(
+      await connect(),
+      `test-${randomUUID()}`,
+      options({ maxAgeMs: 10_000 }),
+      () => clock,
+    );
+    await queue.add({ id: 'old', priority: 1, payload: {} });
+    clock += 5_000;
+    await queue.add({ id: 'young', priority: 0.1, payload: {} });
+    clock += 6_000;
+    assert.equal((await queue.next('ann'))?.id, 'young');
+    assert.equal((await queue.stats()).counters.expired, 1);
+  });
+
+  it('20 concurrent labelers label 2,000 tasks twice each; a dead labeler’s tasks come back', async () => {
+    const TASKS = 2000;
+    const name = `test-${randomUUID()}`;
+    const queueOptions = options({ labelsRequired: 2, leaseMs: 300 });
+    const producer = new LabelingQueue<{ i: number }>(await connect(), name, queueOptions);
+    for (let i = 0; i < TASKS; i++)
+      await producer.add({ id: `t${i}`, priority: (i % 97) / 97, payload: { i } });
+
+    // One labeler takes 25 tasks and dies without submitting.
+    const dead = new LabelingQueue<{ i: number }>(await connect(), name, queueOptions);
+    const abandoned: string[] = [];
+    for (let i = 0; i < 25; i++) abandoned.push((await dead.next('dead'))!.id);
+
+    const labelers = await Promise.all(
+      Array.from({ length: 20 }, async (_, n) => ({
+        id: `labeler-${n}`,
+        queue: new LabelingQueue<{ i: number }>(await connect(), name, queueOptions),
+      })),
+    );
+    const labeledBy = new Map<string, string[]>();
+    let idleWaits = 0;
+    const deadline = Date.now() + 120_000;
+    await Promise.all(
+      labelers.map(async ({ id, queue }) => {
+        for (;;) {
+          const task = await queue.next(id);
+          if (!task) {
+            const { ready, leased } = await queue.stats();
+            if (ready === 0 && leased === 0) return;
+            // Leases of the dead labeler have to time out: Redis has no event for that.
+            if (Date.now() > deadline) throw new Error('queue did not drain');
+            idleWaits++;
+            await sleep(25);
+            continue;
+          }
+          assert.equal(task.payload.i, Number(task.id.slice(1)));
+          try {
+            await queue.submit(task.id, id, task.payload.i % 2);
+          } catch (error) {
+            // A labeler slower than the lease loses the task to someone else: that is the rule.
+            if (error instanceof FlywheelError && error.code === 'FW_LEASE_EXPIRED') continue;
+            throw error;
+          }
+          labeledBy.set(task.id, [...(labeledBy.get(task.id) ?? []), id]);
+        }
+      }),
+    );
+    assert.equal(labeledBy.size, TASKS, 'every task labeled');
+    for (const [task, who] of labeledBy) {
+      assert.equal(who.length, 2, `${task} labeled twice`);
+      assert.notEqual(who[0], who[1], `${task} by two different labelers`);
+      assert.ok(!who.includes('dead'));
+    }
+    for (const task of abandoned) assert.equal(labeledBy.get(task)?.length, 2, `abandoned ${task} came back`);
+    const stats = await producer.stats();
+    assert.equal(stats.counters.completed, TASKS);
+    assert.ok((stats.counters.leaseTimeouts ?? 0) >= abandoned.length);
+    runtime.logger.info({ idleWaits }, 'drained');
+  });
+});
