@@ -10,6 +10,10 @@ import { runModels } from './models.js';
 import { runRegistryServer } from '../registry/server.js';
 import { runScorer } from '../scorer/service.js';
 import { createRuntime } from '../common/runtime.js';
+import { createRedis } from '../common/redis.js';
+import { runLabeling } from '../labeling/server.js';
+import { loadRegistryConfig } from '../registry/config.js';
+import { queueReviewSink } from './review.js';
 
 export interface Command {
   summary: string;
@@ -43,7 +47,21 @@ export const COMMANDS: Record<string, Command> = {
   scorer: {
     summary: 'score clicks from Kafka into fw.predictions, and serve the predict API',
     usage: 'flywheel scorer',
-    run: () => runScorer(createRuntime('scorer')),
+    run: async () => {
+      const runtime = createRuntime('scorer');
+      // Review tasks go to the labeling queue in the same Redis.
+      const redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
+      await redis.connect();
+      runtime.lifecycle.add('review-queue', async () => {
+        await redis.quit();
+      });
+      return runScorer(runtime, queueReviewSink(redis));
+    },
+  },
+  labeling: {
+    summary: 'serve the labeler API (review tasks, labels to fw.labels.human)',
+    usage: 'flywheel labeling',
+    run: () => runLabeling(createRuntime('labeling'), loadRegistryConfig().FW_ADMIN_TOKEN),
   },
   registry: {
     summary: 'serve the registry admin HTTP API (needs FW_ADMIN_TOKEN)',

@@ -14,6 +14,12 @@ export const HTTP_ERRORS = {
     meaning: 'the version was rejected by the promotion gate and cannot take an alias',
   },
   FW_NOTHING_TO_ROLL_BACK: { status: 409, meaning: 'the alias has no earlier version' },
+  FW_UNKNOWN_TASK: { status: 404, meaning: 'no labeling task with that id' },
+  FW_LEASE_EXPIRED: {
+    status: 409,
+    meaning: 'the labeler holds no lease on the task (it expired, or was never taken)',
+  },
+  FW_ALREADY_LABELED: { status: 409, meaning: 'this labeler already labeled the task (nothing changed)' },
   FW_BODY_TOO_LARGE: { status: 413, meaning: 'the request body exceeds the limit' },
   FW_UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'the body is not JSON' },
   FW_ARTIFACT_INVALID: { status: 422, meaning: 'an uploaded model is not a valid Flywheel artifact' },

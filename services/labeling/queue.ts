@@ -164,6 +164,11 @@ export class LabelingQueue<T> {
     if (code < 0) throw queueError(code, taskId, labelerId);
   }
 
+  async payloadOf(taskId: string): Promise<T | null> {
+    const raw = await this.redis.hget(this.keys.task(taskId), 'payload');
+    return raw === null ? null : (JSON.parse(raw) as T);
+  }
+
   async labelsOf(taskId: string): Promise<Record<string, unknown>> {
     const raw = await this.redis.hgetall(this.keys.labels(taskId));
     return Object.fromEntries(

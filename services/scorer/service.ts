@@ -234,8 +234,8 @@ export class Scorer {
   }
 }
 
-export async function runScorer(runtime: Runtime): Promise<number> {
-  const scorer = new Scorer({ runtime });
+export async function runScorer(runtime: Runtime, reviewSink?: ReviewSink): Promise<number> {
+  const scorer = new Scorer({ runtime, reviewSink });
   runtime.lifecycle.add('scorer', () => scorer.stop());
   runtime.lifecycle.installSignalHandlers();
   await scorer.start();

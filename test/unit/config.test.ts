@@ -35,3 +35,20 @@ describe('configuration', () => {
     assert.equal(loadCommonConfig({ FW_TOPIC_PARTITIONS: '' }).FW_TOPIC_PARTITIONS, 6);
   });
 });
+
+describe('labeling configuration', () => {
+  it('reads labeler tokens as id:token pairs and refuses malformed ones by name', async () => {
+    const { loadLabelingConfig } = await import('../../services/labeling/config.js');
+    assert.deepEqual(
+      loadLabelingConfig({ FW_LABELER_TOKENS: 'ann:0123456789abcdef, bob:fedcba9876543210' })
+        .FW_LABELER_TOKENS,
+      [
+        { id: 'ann', token: '0123456789abcdef' },
+        { id: 'bob', token: 'fedcba9876543210' },
+      ],
+    );
+    for (const bad of ['ann:short', 'no-colon-0123456789abcdef', ':0123456789abcdef']) {
+      assert.throws(() => loadLabelingConfig({ FW_LABELER_TOKENS: bad }), /FW_LABELER_TOKENS/, bad);
+    }
+  });
+});

@@ -1,0 +1,42 @@
+// The scorer's review hook feeding the labeling queue: the composition lives here, so neither
+// service imports the other.
+import type { Redis } from 'ioredis';
+import { loadLabelingConfig } from '../labeling/config.js';
+import type { ReviewPayload } from '../labeling/http.js';
+import { LabelingQueue } from '../labeling/queue.js';
+import type { ReviewSink, ReviewTask } from '../scorer/review.js';
+
+export function queueReviewSink(redis: Redis): ReviewSink {
+  const config = loadLabelingConfig();
+  const queue = new LabelingQueue<ReviewPayload>(redis, config.FW_LABELING_QUEUE, {
+    leaseMs: config.FW_LABELING_LEASE_MS,
+    maxAgeMs: config.FW_LABELING_MAX_AGE_MS,
+    labelsRequired: config.FW_LABELING_LABELS_REQUIRED,
+    // One task per user session per hour keeps one busy visitor from flooding the queue.
+    dedupeTtlSeconds: 3600,
+  });
+  return {
+    async submit(tasks: ReviewTask[]) {
+      for (const task of tasks) {
+        await queue.add({
+          id: task.predictionId,
+          priority: task.priority,
+          dedupeKey: `session:${task.click.sessionId}`,
+          payload: {
+            predictionId: task.predictionId,
+            eventId: task.click.eventId,
+            userId: task.click.userId,
+            itemId: task.click.itemId,
+            category: task.click.category,
+            price: task.click.price,
+            sessionId: task.click.sessionId,
+            eventTime: task.click.eventTime,
+            score: task.score,
+            modelVersion: task.modelVersion,
+            reason: task.reason,
+          },
+        });
+      }
+    },
+  };
+}

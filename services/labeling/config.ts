@@ -1,0 +1,49 @@
+// Labeling service settings, from the environment.
+import { z } from 'zod';
+import { env, loadConfig, type Env } from '../common/config.js';
+
+/** "id:token,id:token": each labeler's bearer token (16+ characters). */
+const tokenList = z
+  .string()
+  .default('')
+  .transform((value, ctx) => {
+    const entries = value
+      .split(',')
+      .map((pair) => pair.trim())
+      .filter(Boolean)
+      .map((pair) => {
+        const at = pair.indexOf(':');
+        return at < 1 ? { id: pair, token: '' } : { id: pair.slice(0, at), token: pair.slice(at + 1) };
+      });
+    for (const e of entries) {
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(e.id) || e.token.length < 16 || e.token.includes(':')) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected id:token pairs with tokens of 16+ characters (bad entry for '${e.id}')`,
+        });
+      }
+    }
+    return entries;
+  });
+
+export const labelingConfigSchema = z.object({
+  FW_LABELING_QUEUE: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/)
+    .default('review'),
+  FW_LABELING_PORT: env.int(8082, 0, 65535),
+  FW_LABELING_LEASE_MS: env.int(5 * 60_000, 1000),
+  FW_LABELING_MAX_AGE_MS: env.int(7 * 24 * 3600_000, 60_000),
+  FW_LABELING_LABELS_REQUIRED: env.int(1, 1, 10),
+  FW_LABELING_GUIDELINES: z
+    .string()
+    .default(
+      'Label 1 if this visit will end in a purchase of the item, 0 if not. Use "unclear" when you cannot tell.',
+    ),
+  FW_LABELER_TOKENS: tokenList,
+});
+export type LabelingConfig = z.infer<typeof labelingConfigSchema>;
+
+export function loadLabelingConfig(envVars: Env = process.env): LabelingConfig {
+  return loadConfig(labelingConfigSchema, envVars);
+}

@@ -1,0 +1,122 @@
+// Labeler HTTP API: labelers pull the next task under a lease, answer it (label, skip,
+// unclear); each label goes to fw.labels.human. Admins see queue statistics. Bearer tokens
+// carry the labeler's identity and role.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { requireRole, type TokenTable } from '../common/auth.js';
+import type { HumanLabel } from '../common/contracts.js';
+import { installErrorHandler } from '../common/http-errors.js';
+import type { LabelingQueue } from './queue.js';
+
+/** What a review task carries (set by the scorer's review hook). */
+export interface ReviewPayload {
+  predictionId: string;
+  eventId: string;
+  userId: string;
+  itemId: string;
+  category: string;
+  price: number;
+  sessionId: string;
+  eventTime: number;
+  score: number;
+  modelVersion: string;
+  reason: string;
+}
+
+export interface LabelingAppOptions {
+  queue: LabelingQueue<ReviewPayload>;
+  tokens: TokenTable;
+  guidelines: string;
+  /** Publishes a label (fw.labels.human); resolves once Kafka acknowledged it. */
+  publish: (label: HumanLabel) => Promise<void>;
+  logger?: FastifyBaseLogger;
+  now?: () => number;
+}
+
+const taskParam = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
+} as const;
+
+export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
+  const app = Fastify({ loggerInstance: options.logger, bodyLimit: 16 * 1024 });
+  installErrorHandler(app);
+  const now = options.now ?? Date.now;
+  const labelers = requireRole(options.tokens, 'labeler');
+  const anyone = requireRole(options.tokens, 'labeler', 'admin');
+  const who = (request: { principal?: { id: string } }) => request.principal?.id ?? 'unknown';
+  // Queue errors (unknown task, expired lease, already labeled) carry codes of the HTTP registry.
+
+  app.get('/healthz', () => ({ ok: true }));
+
+  app.get('/v1/tasks/next', { preHandler: labelers }, async (request, reply) => {
+    const task = await options.queue.next(who(request));
+    if (!task) return reply.status(204).send();
+    return {
+      task: { id: task.id, leaseExpiresAt: task.leaseExpiresAt, ...task.payload },
+      guidelines: options.guidelines,
+    };
+  });
+
+  app.post<{ Params: { id: string }; Body: { label: 0 | 1; note?: string } }>(
+    '/v1/tasks/:id/label',
+    {
+      preHandler: labelers,
+      schema: {
+        params: taskParam,
+        body: {
+          type: 'object',
+          required: ['label'],
+          additionalProperties: false,
+          properties: { label: { type: 'integer', enum: [0, 1] }, note: { type: 'string', maxLength: 2000 } },
+        },
+      },
+    },
+    async (request) => {
+      const labeler = who(request);
+      const { id } = request.params;
+      const result = await options.queue.submit(id, labeler, request.body.label);
+      const payload = await options.queue.payloadOf(id);
+      let agreement: number | null = null;
+      if (result.complete && result.required > 1) {
+        const labels = Object.values(await options.queue.labelsOf(id));
+        const ones = labels.filter((l) => l === 1).length;
+        agreement = Math.max(ones, labels.length - ones) / labels.length;
+      }
+      if (payload) {
+        await options.publish({
+          labelId: `${id}|${labeler}`,
+          taskId: id,
+          predictionId: payload.predictionId,
+          eventId: payload.eventId,
+          userId: payload.userId,
+          itemId: payload.itemId,
+          label: request.body.label,
+          labelerId: labeler,
+          labelTime: now(),
+          agreement,
+          note: request.body.note ?? null,
+        });
+      }
+      return { ...result, agreement };
+    },
+  );
+
+  for (const reason of ['skip', 'unclear'] as const) {
+    app.post<{ Params: { id: string } }>(
+      `/v1/tasks/:id/${reason}`,
+      { preHandler: labelers, schema: { params: taskParam } },
+      async (request) => {
+        await options.queue.release(
+          request.params.id,
+          who(request),
+          reason === 'skip' ? 'skipped' : 'unclear',
+        );
+        return { released: true };
+      },
+    );
+  }
+
+  app.get('/v1/queue/stats', { preHandler: anyone }, () => options.queue.stats());
+  return app;
+}

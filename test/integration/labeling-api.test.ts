@@ -1,0 +1,174 @@
+// The labeler API on real Redis and Kafka: auth and roles, leases between labelers, labels
+// published to the human-label topic as Avro, clear errors.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import type { Producer } from 'kafkajs';
+import type { Redis } from 'ioredis';
+import { TokenTable } from '../../services/common/auth.js';
+import type { HumanLabel } from '../../services/common/contracts.js';
+import { createProducer } from '../../services/common/kafka.js';
+import { createRedis } from '../../services/common/redis.js';
+import { buildLabelingApp, type ReviewPayload } from '../../services/labeling/http.js';
+import { LabelingQueue } from '../../services/labeling/queue.js';
+import { TopicCollector } from '../helpers/collect.js';
+import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
+
+const ANN = 'ann-token-0123456789abcdef';
+const BOB = 'bob-token-0123456789abcdef';
+const ADMIN = 'admin-token-0123456789abc';
+
+describe('labeler API', () => {
+  const runtime = testRuntime('labeling');
+  let topics: TestTopics<'labels'>;
+  let producer: Producer;
+  let redis: Redis;
+  let app: FastifyInstance;
+  let queue: LabelingQueue<ReviewPayload>;
+  let labels: TopicCollector<HumanLabel>;
+
+  const payload = (n: number): ReviewPayload => ({
+    predictionId: `pred-${n}`,
+    eventId: `c-${n}`,
+    userId: `user-${n}`,
+    itemId: `item-${n}`,
+    category: 'books',
+    price: 10 + n,
+    sessionId: `s-${n}`,
+    eventTime: Date.now(),
+    score: 0.5,
+    modelVersion: 'v000001',
+    reason: 'uncertain',
+  });
+  const call = (method: 'GET' | 'POST', url: string, token?: string, body?: object) =>
+    app.inject({
+      method,
+      url,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      ...(body ? { payload: body } : {}),
+    });
+  const errorCode = (response: { json: <T>() => T }) =>
+    response.json<{ error: { code: string } }>().error.code;
+
+  before(async () => {
+    topics = await createTestTopics(runtime, ['labels'], 1);
+    producer = createProducer(runtime.kafka);
+    await producer.connect();
+    redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
+    await redis.connect();
+    queue = new LabelingQueue<ReviewPayload>(redis, `test-api-${randomUUID()}`, {
+      leaseMs: 60_000,
+      maxAgeMs: 3_600_000,
+      labelsRequired: 2,
+      dedupeTtlSeconds: 60,
+    });
+    const tokens = new TokenTable()
+      .add(ANN, { id: 'ann', role: 'labeler' })
+      .add(BOB, { id: 'bob', role: 'labeler' })
+      .add(ADMIN, { id: 'ops', role: 'admin' });
+    const schemaId = await runtime.codecs.humanLabel.schemaId();
+    app = buildLabelingApp({
+      queue,
+      tokens,
+      guidelines: 'Will this visit end in a purchase?',
+      publish: async (label) => {
+        await producer.send({
+          topic: topics.names.labels,
+          acks: -1,
+          messages: [{ key: label.userId, value: runtime.codecs.humanLabel.encodeWith(schemaId, label) }],
+        });
+      },
+    });
+    labels = await new TopicCollector<HumanLabel>(runtime.kafka, topics.names.labels, (b) =>
+      runtime.codecs.humanLabel.decode(b),
+    ).start();
+    for (let n = 1; n <= 3; n++) await queue.add({ id: `task-${n}`, priority: n / 10, payload: payload(n) });
+  });
+  after(async () => {
+    await labels.stop();
+    await app.close();
+    const keys = await redis.keys(`${queue.keys.prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+    await producer.disconnect();
+    await topics.cleanup();
+  });
+
+  it('refuses requests without a token, with an unknown token, or with the wrong role', async () => {
+    const none = await call('GET', '/v1/tasks/next');
+    assert.equal(none.statusCode, 401);
+    assert.equal(errorCode(none), 'FW_UNAUTHORIZED');
+    assert.equal((await call('GET', '/v1/tasks/next', 'not-a-token-at-all-000')).statusCode, 401);
+    const admin = await call('GET', '/v1/tasks/next', ADMIN);
+    assert.equal(admin.statusCode, 403);
+    assert.equal(errorCode(admin), 'FW_FORBIDDEN');
+    assert.equal((await call('GET', '/v1/queue/stats', ADMIN)).statusCode, 200);
+  });
+
+  it('labels a leased task, publishes the label, and keeps leases apart between labelers', async () => {
+    const next = await call('GET', '/v1/tasks/next', ANN);
+    assert.equal(next.statusCode, 200);
+    const { task, guidelines } = next.json<{
+      task: { id: string; predictionId: string; score: number };
+      guidelines: string;
+    }>();
+    assert.equal(task.id, 'task-3', 'highest priority first');
+    assert.equal(task.predictionId, 'pred-3');
+    assert.match(guidelines, /purchase/);
+
+    // bob has no lease on ann's task.
+    const stolen = await call('POST', `/v1/tasks/${task.id}/label`, BOB, { label: 1 });
+    assert.equal(stolen.statusCode, 409);
+    assert.equal(errorCode(stolen), 'FW_LEASE_EXPIRED');
+    assert.equal((await call('POST', `/v1/tasks/${task.id}/label`, ANN, { label: 2 })).statusCode, 400);
+
+    const labeled = await call('POST', `/v1/tasks/${task.id}/label`, ANN, {
+      label: 1,
+      note: 'cart page, repeat visitor',
+    });
+    assert.equal(labeled.statusCode, 200);
+    assert.deepEqual(labeled.json(), { complete: false, labels: 1, required: 2, agreement: null });
+    const again = await call('POST', `/v1/tasks/${task.id}/label`, ANN, { label: 1 });
+    assert.equal(errorCode(again), 'FW_ALREADY_LABELED');
+    assert.equal(
+      (await call('POST', '/v1/tasks/task-404/label', ANN, { label: 1 })).json<{ error: { code: string } }>()
+        .error.code,
+      'FW_UNKNOWN_TASK',
+    );
+
+    // bob gets the same task (two labels required), disagrees; the task completes.
+    const bobTask = (await call('GET', '/v1/tasks/next', BOB)).json<{ task: { id: string } }>().task;
+    assert.equal(bobTask.id, 'task-3');
+    const done = await call('POST', `/v1/tasks/${bobTask.id}/label`, BOB, { label: 0 });
+    assert.deepEqual(done.json(), { complete: true, labels: 2, required: 2, agreement: 0.5 });
+
+    await labels.atLeast(2);
+    const published = labels.records.map((r) => r.value);
+    assert.deepEqual(
+      published.map((l) => [l.labelId, l.labelerId, l.label, l.predictionId]),
+      [
+        ['task-3|ann', 'ann', 1, 'pred-3'],
+        ['task-3|bob', 'bob', 0, 'pred-3'],
+      ],
+    );
+    assert.equal(published[0]?.note, 'cart page, repeat visitor');
+    assert.equal(published[1]?.agreement, 0.5);
+  });
+
+  it('skip and unclear give the task back to others, not to the same labeler', async () => {
+    const first = (await call('GET', '/v1/tasks/next', ANN)).json<{ task: { id: string } }>().task;
+    assert.equal((await call('POST', `/v1/tasks/${first.id}/skip`, ANN)).statusCode, 200);
+    const second = (await call('GET', '/v1/tasks/next', ANN)).json<{ task: { id: string } }>().task;
+    assert.notEqual(second.id, first.id);
+    assert.equal((await call('POST', `/v1/tasks/${second.id}/unclear`, ANN)).statusCode, 200);
+    assert.equal((await call('GET', '/v1/tasks/next', ANN)).statusCode, 204, 'nothing left for ann');
+    assert.equal(
+      (await call('GET', '/v1/tasks/next', BOB)).json<{ task: { id: string } }>().task.id,
+      first.id,
+    );
+    const stats = (await call('GET', '/v1/queue/stats', ADMIN)).json<{ counters: Record<string, number> }>();
+    assert.equal(stats.counters.skipped, 1);
+    assert.equal(stats.counters.unclear, 1);
+  });
+});
