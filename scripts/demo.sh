@@ -11,6 +11,11 @@ RATE=${DEMO_RATE:-300}
 DURATION=${DEMO_DURATION:-60}
 SEED=${DEMO_SEED:-$RANDOM}
 export FW_HTTP_PORT=${FW_HTTP_PORT:-8080}
+export FW_LABELING_PORT=${FW_LABELING_PORT:-8082}
+export FW_ADMIN_TOKEN=${FW_ADMIN_TOKEN:-demo-admin-token-0123456789}
+export FW_LABELER_TOKENS=${FW_LABELER_TOKENS:-ann:demo-labeler-token-0123456789}
+LABELER_TOKEN=${FW_LABELER_TOKENS#*:}
+LABELER_TOKEN=${LABELER_TOKEN%%,*}
 fw() { node bin/flywheel.js "$@"; }
 pretty() { npx pino-pretty --singleLine --ignore pid,hostname; }
 
@@ -25,10 +30,12 @@ if ! fw models ls 2>/dev/null | grep -q champion; then
   fw models promote "$first" --to champion --reason "demo: first model" 2>/dev/null
 fi
 
-echo "== scorer (predict API on :$FW_HTTP_PORT)"
+echo "== scorer (predict API on :$FW_HTTP_PORT) and labeler API (:$FW_LABELING_PORT)"
 fw scorer > .stack/scorer.log 2>&1 &
 SCORER=$!
-trap 'kill -TERM $SCORER 2>/dev/null; wait $SCORER 2>/dev/null || true' EXIT
+fw labeling > .stack/labeling.log 2>&1 &
+LABELING=$!
+trap 'kill -TERM $SCORER $LABELING 2>/dev/null; wait $SCORER $LABELING 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
   curl -sf "http://127.0.0.1:$FW_HTTP_PORT/readyz" >/dev/null 2>&1 && break
   sleep 0.5
@@ -50,6 +57,19 @@ echo "== a prediction over HTTP"
 curl -s -X POST "http://127.0.0.1:$FW_HTTP_PORT/v1/predict" -H 'content-type: application/json' \
   -d "{\"event\":{\"eventId\":\"demo-1\",\"userId\":\"user-000042\",\"sessionId\":\"demo\",\"itemId\":\"item-00007\",\"category\":\"electronics\",\"price\":99.5,\"device\":\"desktop\",\"country\":\"DE\",\"referrer\":\"email\",\"eventTime\":$(date +%s000)}}"
 echo
+echo
+echo "== human review: uncertain predictions queued by the scorer; a labeler takes one and labels it"
+curl -s -H "authorization: Bearer $FW_ADMIN_TOKEN" "http://127.0.0.1:$FW_LABELING_PORT/v1/queue/stats"
+echo
+task=$(curl -s -H "authorization: Bearer $LABELER_TOKEN" "http://127.0.0.1:$FW_LABELING_PORT/v1/tasks/next")
+echo "$task" | head -c 400
+echo
+task_id=$(echo "$task" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).task.id)}catch{}})')
+if [ -n "$task_id" ]; then
+  curl -s -X POST -H "authorization: Bearer $LABELER_TOKEN" -H 'content-type: application/json' \
+    -d '{"label":1,"note":"demo"}' "http://127.0.0.1:$FW_LABELING_PORT/v1/tasks/$task_id/label"
+  echo
+fi
 echo
 echo "== topics"
 fw topics list 2>/dev/null
