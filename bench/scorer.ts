@@ -24,6 +24,7 @@ import { FileModelRegistry } from '../services/registry/store.js';
 import { loadScorerConfig } from '../services/scorer/config.js';
 import { Scorer } from '../services/scorer/service.js';
 import { runSimulator } from '../services/simulator/runner.js';
+import { sampleRecords } from '../test/helpers/records.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const N = Number(process.env.BENCH_EVENTS ?? 30_000);
@@ -182,18 +183,7 @@ staticApp.post('/static', () => ({ ok: true }));
 await staticApp.listen({ host: '127.0.0.1', port: 0 });
 const staticPort = (staticApp.server.address() as { port: number }).port;
 const body = JSON.stringify({
-  event: {
-    eventId: 'bench',
-    userId: 'user-000001',
-    sessionId: 'bench',
-    itemId: 'item-00001',
-    category: 'books',
-    price: 12.5,
-    device: 'mobile',
-    country: 'DE',
-    referrer: 'search',
-    eventTime: Date.now(),
-  },
+  event: { ...sampleRecords(Date.now()).click, eventId: 'bench', sessionId: 'bench' },
 });
 // Async: the servers under test run in this process, so its event loop must stay free.
 const cannon = async (url: string, rate: number) => {

@@ -19,6 +19,7 @@ import { Scorer } from '../../services/scorer/service.js';
 import type { SimEvent } from '../../services/simulator/generator.js';
 import { sendTraffic } from '../helpers/traffic.js';
 import { TopicCollector } from '../helpers/collect.js';
+import { sampleRecords } from '../helpers/records.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
 
 const simulated = (seed: number): TrainingData => ({
@@ -188,18 +189,7 @@ describe('scorer', () => {
 
   it('serves the same models over HTTP, validates input and shows the routing', async () => {
     const base = `http://127.0.0.1:${scorer.port}`;
-    const click = {
-      eventId: 'api-1',
-      userId: 'user-000001',
-      sessionId: 'api-session',
-      itemId: 'item-00001',
-      category: 'books',
-      price: 12.5,
-      device: 'mobile',
-      country: 'DE',
-      referrer: 'search',
-      eventTime: Date.now(),
-    };
+    const click = { ...sampleRecords(Date.now()).click, eventId: 'api-1', sessionId: 'api-session' };
     const ok = await fetch(`${base}/v1/predict?debug=true`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
