@@ -12,3 +12,8 @@ if [ "$which" = all ] || [ "$which" = scorer ]; then
   node bin/flywheel.js stack up >/dev/null
   node --import tsx bench/scorer.ts
 fi
+if [ "$which" = all ] || [ "$which" = labeling ]; then
+  echo "== labeling queue: next+submit pairs/s with 20 labelers vs a plain Redis list"
+  node bin/flywheel.js stack up >/dev/null
+  node --import tsx bench/labeling.ts
+fi
