@@ -6,10 +6,12 @@ shopt -s globstar nullglob
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-# Independent clients used by the wire-format test: librdkafka's kcat and Apache Avro for Python.
+# Independent clients used by the wire-format test (librdkafka's kcat, Apache Avro for Python)
+# and the browser for the labeler-page test (Debian's chromium, driven by playwright-core).
 missing=()
 command -v kcat >/dev/null || missing+=(kcat)
 /usr/bin/python3 -c 'import avro.io' 2>/dev/null || missing+=(python3-avro)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "${CI:-}" = "true" ] && [ "$(id -u)" = "0" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

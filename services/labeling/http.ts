@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { requireRole, type TokenTable } from '../common/auth.js';
 import type { HumanLabel } from '../common/contracts.js';
 import { installErrorHandler } from '../common/http-errors.js';
+import { labelerPage } from './page.js';
 import type { LabelingQueue } from './queue.js';
 
 /** What a review task carries (set by the scorer's review hook). */
@@ -48,6 +49,9 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
   // Queue errors (unknown task, expired lease, already labeled) carry codes of the HTTP registry.
 
   app.get('/healthz', () => ({ ok: true }));
+  // The page itself is public; every call it makes carries the labeler's token.
+  const page = labelerPage(options.guidelines);
+  app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page));
 
   app.get('/v1/tasks/next', { preHandler: labelers }, async (request, reply) => {
     const task = await options.queue.next(who(request));

@@ -1,0 +1,161 @@
+// The labeler web page: one self-contained HTML document (no build step), served by the
+// labeling API. It keeps the labeler's token in the browser, pulls a task, shows the click and
+// the model's view, and answers with buttons or the keys 1 (purchase), 0 (no purchase),
+// S (skip) and U (unclear).
+export function labelerPage(guidelines: string): string {
+  const escaped = guidelines.replace(
+    /[&<>"]/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string,
+  );
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Flywheel · labeling</title>
+<style>
+  body { font: 15px/1.45 system-ui, sans-serif; margin: 0; background: #f5f6f8; color: #1d2330; }
+  header { background: #1d2330; color: #fff; padding: 10px 20px; display: flex; justify-content: space-between; align-items: center; }
+  main { max-width: 760px; margin: 24px auto; padding: 0 16px; }
+  .card { background: #fff; border-radius: 8px; padding: 18px 22px; box-shadow: 0 1px 3px rgba(0,0,0,.08); margin-bottom: 16px; }
+  dl { display: grid; grid-template-columns: 150px 1fr; gap: 6px 12px; margin: 0; }
+  dt { color: #667; } dd { margin: 0; font-weight: 500; }
+  .score { font-size: 28px; font-weight: 700; }
+  .bar { height: 8px; background: #e3e6ec; border-radius: 4px; overflow: hidden; margin-top: 6px; }
+  .bar > div { height: 100%; background: #3a7bd5; }
+  .actions { display: flex; gap: 10px; flex-wrap: wrap; }
+  button { font: inherit; padding: 10px 16px; border-radius: 6px; border: 1px solid #c8cdd6; background: #fff; cursor: pointer; }
+  button.yes { background: #2e8b57; color: #fff; border-color: #2e8b57; }
+  button.no { background: #b33a3a; color: #fff; border-color: #b33a3a; }
+  kbd { font: 12px monospace; background: #eef0f4; border: 1px solid #ccd; border-radius: 3px; padding: 1px 5px; margin-left: 6px; color: #334; }
+  .muted { color: #667; } .error { color: #b33a3a; } [hidden] { display: none !important; }
+</style>
+</head>
+<body>
+<header><strong>Flywheel · labeling</strong><span id="who" class="muted"></span></header>
+<main>
+  <section id="login" class="card">
+    <p>Paste your labeler token.</p>
+    <form id="login-form"><input id="token" type="password" size="40" autocomplete="off" aria-label="token"> <button type="submit">Start</button></form>
+  </section>
+  <section id="guidelines" class="card" hidden><strong>Guidelines.</strong> <span>${escaped}</span></section>
+  <section id="task" class="card" hidden>
+    <div class="muted" id="reason"></div>
+    <dl>
+      <dt>Item</dt><dd id="item"></dd>
+      <dt>Category</dt><dd id="category"></dd>
+      <dt>Price</dt><dd id="price"></dd>
+      <dt>Clicked at</dt><dd id="time"></dd>
+      <dt>User / session</dt><dd id="user"></dd>
+      <dt>Model</dt><dd id="model"></dd>
+    </dl>
+    <p>Model's purchase probability: <span class="score" id="score"></span></p>
+    <div class="bar"><div id="score-bar"></div></div>
+  </section>
+  <section id="controls" class="card" hidden>
+    <div class="actions">
+      <button class="yes" data-answer="1">Will purchase<kbd>1</kbd></button>
+      <button class="no" data-answer="0">No purchase<kbd>0</kbd></button>
+      <button data-answer="skip">Skip<kbd>S</kbd></button>
+      <button data-answer="unclear">Unclear<kbd>U</kbd></button>
+    </div>
+  </section>
+  <section id="empty" class="card muted" hidden>No task right now. This page checks again every few seconds.</section>
+  <p id="status" class="muted"></p>
+</main>
+<script>
+const $ = (id) => document.getElementById(id);
+let token = localStorage.getItem('flywheel.token') || '';
+let current = null;
+let busy = false;
+const stats = { labeled: 0, agreed: 0, completedMulti: 0 };
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: { authorization: 'Bearer ' + token, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (response.status === 204) return null;
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error ? data.error.code + ': ' + data.error.message : response.statusText);
+  return data;
+}
+
+function show(task) {
+  current = task;
+  $('task').hidden = $('controls').hidden = !task;
+  $('empty').hidden = !!task;
+  if (!task) return;
+  $('reason').textContent = 'Why you see this: ' + task.reason;
+  $('item').textContent = task.itemId;
+  $('category').textContent = task.category;
+  $('price').textContent = task.price.toFixed(2);
+  $('time').textContent = new Date(task.eventTime).toLocaleString();
+  $('user').textContent = task.userId + ' / ' + task.sessionId;
+  $('model').textContent = task.modelVersion;
+  $('score').textContent = (task.score * 100).toFixed(1) + '%';
+  $('score-bar').style.width = (task.score * 100).toFixed(1) + '%';
+}
+
+function status(text, error) {
+  $('status').textContent = text;
+  $('status').className = error ? 'error' : 'muted';
+}
+
+async function next() {
+  try {
+    const data = await api('GET', '/v1/tasks/next');
+    show(data ? data.task : null);
+    if (!data) setTimeout(next, 3000);
+  } catch (e) {
+    status(String(e.message || e), true);
+  }
+}
+
+async function answer(kind) {
+  if (!current || busy) return;
+  busy = true;
+  try {
+    if (kind === '1' || kind === '0') {
+      const result = await api('POST', '/v1/tasks/' + encodeURIComponent(current.id) + '/label', { label: Number(kind) });
+      stats.labeled++;
+      if (result.agreement !== null) { stats.completedMulti++; stats.agreed += result.agreement; }
+    } else {
+      await api('POST', '/v1/tasks/' + encodeURIComponent(current.id) + '/' + kind);
+    }
+    const agreement = stats.completedMulti ? ' · agreement ' + (100 * stats.agreed / stats.completedMulti).toFixed(0) + '%' : '';
+    status('Labeled ' + stats.labeled + agreement);
+    $('who').textContent = stats.labeled + ' labeled' + agreement;
+  } catch (e) {
+    status(String(e.message || e), true);
+  } finally {
+    busy = false;
+    await next();
+  }
+}
+
+document.querySelectorAll('[data-answer]').forEach((b) => b.addEventListener('click', () => answer(b.dataset.answer)));
+document.addEventListener('keydown', (e) => {
+  if (e.target && e.target.tagName === 'INPUT') return;
+  const key = e.key.toLowerCase();
+  if (key === '1' || key === '0') answer(key);
+  else if (key === 's') answer('skip');
+  else if (key === 'u') answer('unclear');
+});
+$('login-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  token = $('token').value.trim();
+  localStorage.setItem('flywheel.token', token);
+  start();
+});
+function start() {
+  $('login').hidden = !!token;
+  $('guidelines').hidden = !token;
+  if (token) next();
+}
+start();
+</script>
+</body>
+</html>`;
+}
