@@ -122,5 +122,13 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
   }
 
   app.get('/v1/queue/stats', { preHandler: anyone }, () => options.queue.stats());
+
+  const admins = requireRole(options.tokens, 'admin');
+  app.get('/v1/admin/queue', { preHandler: admins }, () => options.queue.adminView());
+  app.get('/v1/admin/labels.ndjson', { preHandler: admins }, async (_request, reply) => {
+    const lines: string[] = [];
+    for await (const task of options.queue.completedTasks()) lines.push(JSON.stringify(task));
+    return reply.type('application/x-ndjson').send(lines.length > 0 ? `${lines.join('\n')}\n` : '');
+  });
   return app;
 }

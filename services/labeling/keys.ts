@@ -16,7 +16,17 @@ export class QueueKeys {
     return `${this.prefix}leases`;
   }
 
-  /** Counters: added, duplicates, completed, expired, skipped, leaseTimeouts. */
+  /** Completed task ids, newest first (capped), for the admin export. */
+  get completed(): string {
+    return `${this.prefix}completed`;
+  }
+
+  /** Per labeler: labeled:<id>, judged:<id> (on multi-label tasks), agreed:<id> (with the majority). */
+  get labelers(): string {
+    return `${this.prefix}labelers`;
+  }
+
+  /** Counters: added, duplicates, completed, expired, skipped, unclear, leaseTimeouts. */
   get stats(): string {
     return `${this.prefix}stats`;
   }

@@ -107,22 +107,30 @@ async function next() {
   try {
     const data = await api('GET', '/v1/tasks/next');
     show(data ? data.task : null);
+    if (!busy) setBusy(false);
     if (!data) setTimeout(next, 3000);
   } catch (e) {
     status(String(e.message || e), true);
   }
 }
 
+function setBusy(value) {
+  busy = value;
+  // Keys pressed while an answer is on its way are ignored, never applied to the next task.
+  document.body.dataset.ready = !busy && current ? 'yes' : 'no';
+}
+
 async function answer(kind) {
   if (!current || busy) return;
-  busy = true;
+  const task = current;
+  setBusy(true);
   try {
     if (kind === '1' || kind === '0') {
-      const result = await api('POST', '/v1/tasks/' + encodeURIComponent(current.id) + '/label', { label: Number(kind) });
+      const result = await api('POST', '/v1/tasks/' + encodeURIComponent(task.id) + '/label', { label: Number(kind) });
       stats.labeled++;
       if (result.agreement !== null) { stats.completedMulti++; stats.agreed += result.agreement; }
     } else {
-      await api('POST', '/v1/tasks/' + encodeURIComponent(current.id) + '/' + kind);
+      await api('POST', '/v1/tasks/' + encodeURIComponent(task.id) + '/' + kind);
     }
     const agreement = stats.completedMulti ? ' · agreement ' + (100 * stats.agreed / stats.completedMulti).toFixed(0) + '%' : '';
     status('Labeled ' + stats.labeled + agreement);
@@ -130,8 +138,9 @@ async function answer(kind) {
   } catch (e) {
     status(String(e.message || e), true);
   } finally {
-    busy = false;
+    current = null;
     await next();
+    setBusy(false);
   }
 }
 

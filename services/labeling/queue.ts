@@ -47,6 +47,18 @@ export interface QueueOptions {
   dedupeTtlSeconds: number;
 }
 
+/** Completed task ids kept for the admin export (the durable record is fw.labels.human). */
+export const COMPLETED_KEPT = 100_000;
+
+export interface AdminView {
+  ready: number;
+  leased: number;
+  /** Age of the oldest task waiting (ms), or null when none waits. */
+  oldestWaitingMs: number | null;
+  counters: Record<string, number>;
+  labelers: { id: string; labeled: number; judged: number; agreement: number | null }[];
+}
+
 export const DEFAULT_QUEUE: QueueOptions = {
   leaseMs: 5 * 60_000,
   maxAgeMs: 7 * 24 * 3600_000,
@@ -144,6 +156,7 @@ export class LabelingQueue<T> {
       labelerId,
       JSON.stringify(label),
       this.now(),
+      COMPLETED_KEPT,
     );
     if (code < 0) throw queueError(code, taskId, labelerId);
     return { complete: code === 2, labels, required };
@@ -174,6 +187,47 @@ export class LabelingQueue<T> {
     return Object.fromEntries(
       Object.entries(raw).map(([labeler, label]) => [labeler, JSON.parse(label) as unknown]),
     );
+  }
+
+  /** Queue depth, age of the oldest waiting task, counters, and per-labeler throughput and agreement. */
+  async adminView(): Promise<AdminView> {
+    const { ready, leased, counters } = await this.stats();
+    // Waiting tasks are ordered by priority, not age: look at up to 1,000 of them.
+    const waiting = await this.redis.zrange(this.keys.ready, '0', '999');
+    const created = await Promise.all(waiting.map((id) => this.redis.hget(this.keys.task(id), 'createdAt')));
+    const oldest = Math.min(...created.filter((c): c is string => c !== null).map(Number));
+    const raw = await this.redis.hgetall(this.keys.labelers);
+    const labelerIds = new Set(Object.keys(raw).map((k) => k.slice(k.indexOf(':') + 1)));
+    const labelers = [...labelerIds].sort().map((id) => {
+      const judged = Number(raw[`judged:${id}`] ?? 0);
+      return {
+        id,
+        labeled: Number(raw[`labeled:${id}`] ?? 0),
+        judged,
+        agreement: judged > 0 ? Number(raw[`agreed:${id}`] ?? 0) / judged : null,
+      };
+    });
+    return {
+      ready,
+      leased,
+      oldestWaitingMs: Number.isFinite(oldest) ? this.now() - oldest : null,
+      counters,
+      labelers,
+    };
+  }
+
+  /** Completed tasks with their labels, newest first, for the NDJSON export. */
+  async *completedTasks(): AsyncGenerator<{
+    taskId: string;
+    payload: T | null;
+    labels: Record<string, unknown>;
+  }> {
+    const total = await this.redis.llen(this.keys.completed);
+    for (let start = 0; start < total; start += 500) {
+      for (const taskId of await this.redis.lrange(this.keys.completed, start, start + 499)) {
+        yield { taskId, payload: await this.payloadOf(taskId), labels: await this.labelsOf(taskId) };
+      }
+    }
   }
 
   async stats(): Promise<{ ready: number; leased: number; counters: Record<string, number> }> {

@@ -91,8 +91,11 @@ end
  * labeler submitting the same task again gets ALREADY_LABELED and nothing changes.
  *   KEYS[1] ready   KEYS[2] leases
  *   ARGV[1] prefix  ARGV[2] task id  ARGV[3] labeler id  ARGV[4] label (JSON)  ARGV[5] now (ms)
+ *   ARGV[6] most completed task ids kept for export
  * Returns { code, labelsSoFar, required }: code 1 recorded, 2 recorded and task complete;
- * negative codes: see QueueCode.
+ * negative codes: see QueueCode. On completion the task id goes to the completed list (capped at
+ * ARGV[6]) and, for tasks with several labels, each labeler's agreement with the majority is
+ * counted.
  */
 export const SUBMIT_LABEL_2 = `
 local prefix = ARGV[1]
@@ -110,12 +113,27 @@ if expiry == false or tonumber(expiry) < tonumber(ARGV[5]) then return { -2, 0, 
 redis.call('ZREM', KEYS[2], lease)
 redis.call('HSET', labels, labeler, ARGV[4])
 redis.call('HINCRBY', task, 'leased', -1)
+redis.call('HINCRBY', prefix .. 'labelers', 'labeled:' .. labeler, 1)
 local count = redis.call('HINCRBY', task, 'labels', 1)
 local required = tonumber(redis.call('HGET', task, 'required'))
 if count >= required then
   redis.call('HSET', task, 'status', 'complete')
   redis.call('ZREM', KEYS[1], id)
   redis.call('HINCRBY', prefix .. 'stats', 'completed', 1)
+  redis.call('LPUSH', prefix .. 'completed', id)
+  redis.call('LTRIM', prefix .. 'completed', 0, tonumber(ARGV[6]) - 1)
+  if count > 1 then
+    local all = redis.call('HGETALL', labels)
+    local votes = {}
+    for i = 2, #all, 2 do votes[all[i]] = (votes[all[i]] or 0) + 1 end
+    -- A majority needs more than half the labels; on a tie nobody agrees with it.
+    local majority = nil
+    for value, n in pairs(votes) do if n * 2 > count then majority = value end end
+    for i = 1, #all, 2 do
+      redis.call('HINCRBY', prefix .. 'labelers', 'judged:' .. all[i], 1)
+      if all[i + 1] == majority then redis.call('HINCRBY', prefix .. 'labelers', 'agreed:' .. all[i], 1) end
+    end
+  end
   return { 2, count, required }
 end
 return { 1, count, required }

@@ -116,6 +116,8 @@ describe('labeler web page', () => {
     assert.match((await page.textContent('#guidelines')) ?? '', /purchase of the item/);
 
     for (const [i, key] of ['1', '0', '1'].entries()) {
+      // The page marks itself ready when a task is shown and no answer is on its way.
+      await page.waitForSelector('body[data-ready=yes]');
       await page.keyboard.press(key);
       // A string, not a function: tsx's transform would add helpers the page does not have.
       await page.waitForFunction(`document.getElementById('status').textContent === 'Labeled ${i + 1}'`);

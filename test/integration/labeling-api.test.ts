@@ -171,4 +171,42 @@ describe('labeler API', () => {
     assert.equal(stats.counters.skipped, 1);
     assert.equal(stats.counters.unclear, 1);
   });
+
+  it('shows admins depth, oldest task age, per-labeler throughput and agreement, and exports labels', async () => {
+    assert.equal(
+      (await call('GET', '/v1/admin/queue', ANN)).statusCode,
+      403,
+      'labelers do not see the admin view',
+    );
+    const view = (await call('GET', '/v1/admin/queue', ADMIN)).json<{
+      ready: number;
+      leased: number;
+      oldestWaitingMs: number | null;
+      labelers: { id: string; labeled: number; judged: number; agreement: number | null }[];
+    }>();
+    assert.equal(view.leased, 1, 'bob still holds the task ann skipped');
+    assert.ok(view.oldestWaitingMs === null || view.oldestWaitingMs >= 0);
+    // task-3 ended 1 to 1: a tie has no majority, so neither labeler agreed with one.
+    assert.deepEqual(view.labelers, [
+      { id: 'ann', labeled: 1, judged: 1, agreement: 0 },
+      { id: 'bob', labeled: 1, judged: 1, agreement: 0 },
+    ]);
+    const exported = await call('GET', '/v1/admin/labels.ndjson', ADMIN);
+    assert.match(String(exported.headers['content-type']), /^application\/x-ndjson/);
+    const lines = exported.body
+      .trim()
+      .split('\n')
+      .map(
+        (line) =>
+          JSON.parse(line) as {
+            taskId: string;
+            labels: Record<string, number>;
+            payload: { predictionId: string };
+          },
+      );
+    assert.deepEqual(
+      lines.map((l) => [l.taskId, l.labels, l.payload.predictionId]),
+      [['task-3', { ann: 1, bob: 0 }, 'pred-3']],
+    );
+  });
 });
