@@ -14,6 +14,7 @@ export function queueReviewSink(redis: Redis): ReviewSink {
     labelsRequired: config.FW_LABELING_LABELS_REQUIRED,
     // One task per user session per hour keeps one busy visitor from flooding the queue.
     dedupeTtlSeconds: 3600,
+    tasksPerHour: config.FW_LABELING_TASKS_PER_HOUR,
   });
   return {
     async submit(tasks: ReviewTask[]) {

@@ -35,6 +35,7 @@ export const labelingConfigSchema = z.object({
   FW_LABELING_LEASE_MS: env.int(5 * 60_000, 1000),
   FW_LABELING_MAX_AGE_MS: env.int(7 * 24 * 3600_000, 60_000),
   FW_LABELING_LABELS_REQUIRED: env.int(1, 1, 10),
+  FW_LABELING_TASKS_PER_HOUR: env.int(500, 0),
   FW_LABELING_GUIDELINES: z
     .string()
     .default(

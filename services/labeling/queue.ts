@@ -12,6 +12,7 @@ export enum QueueCode {
   UNKNOWN_TASK = -1,
   NO_LEASE = -2,
   ALREADY_LABELED = -3,
+  OVER_BUDGET = -4,
 }
 
 export class QueueError extends FlywheelError {
@@ -45,6 +46,8 @@ export interface QueueOptions {
   maxAgeMs: number;
   labelsRequired: number;
   dedupeTtlSeconds: number;
+  /** Most tasks added per clock hour; 0 = no limit (keeps the queue from flooding). */
+  tasksPerHour?: number;
 }
 
 /** Completed task ids kept for the admin export (the durable record is fw.labels.human). */
@@ -112,7 +115,7 @@ export class LabelingQueue<T> {
     this.redis = redis as Redis & QueueCommands;
   }
 
-  /** True when added, false when a duplicate (same id, or dedupe key taken). */
+  /** True when added; false when a duplicate (same id, or dedupe key taken) or over the hourly budget. */
   async add(task: NewTask<T>): Promise<boolean> {
     const k = this.keys;
     const added = await this.redis.fwAddTask(
@@ -126,6 +129,7 @@ export class LabelingQueue<T> {
       task.labelsRequired ?? this.options.labelsRequired,
       this.now(),
       this.options.dedupeTtlSeconds,
+      this.options.tasksPerHour ?? 0,
     );
     return added === 1;
   }

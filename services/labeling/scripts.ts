@@ -28,7 +28,8 @@ end
  *   KEYS[1] ready   KEYS[2] task hash   KEYS[3] dedupe marker
  *   ARGV[1] prefix  ARGV[2] task id  ARGV[3] priority  ARGV[4] payload (JSON)
  *   ARGV[5] labels required  ARGV[6] now (ms)  ARGV[7] dedupe ttl (s)
- * Returns 1 added, 0 duplicate (dedupe key taken or task id exists).
+ *   ARGV[8] most tasks added per clock hour (0 = no limit)
+ * Returns 1 added, 0 duplicate (dedupe key taken or task id exists), -4 over the hourly budget.
  */
 export const ADD_TASK_3 = `
 local prefix = ARGV[1]
@@ -36,9 +37,23 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HINCRBY', prefix .. 'stats', 'duplicates', 1)
   return 0
 end
-if KEYS[3] ~= prefix .. 'dedupe:' and redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[7]) == false then
+local dedupe = KEYS[3] ~= prefix .. 'dedupe:'
+if dedupe and redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[7]) == false then
   redis.call('HINCRBY', prefix .. 'stats', 'duplicates', 1)
   return 0
+end
+local budget = tonumber(ARGV[8])
+if budget > 0 then
+  local hour = prefix .. 'budget:' .. math.floor(tonumber(ARGV[6]) / 3600000)
+  local used = redis.call('INCR', hour)
+  redis.call('EXPIRE', hour, 7200)
+  if used > budget then
+    redis.call('DECR', hour)
+    -- The key was not used up: a later task of the same session may still come in.
+    if dedupe then redis.call('DEL', KEYS[3]) end
+    redis.call('HINCRBY', prefix .. 'stats', 'overBudget', 1)
+    return -4
+  end
 end
 redis.call('HSET', KEYS[2], 'payload', ARGV[4], 'priority', ARGV[3], 'required', ARGV[5], 'createdAt', ARGV[6], 'labels', 0, 'leased', 0, 'status', 'open')
 redis.call('ZADD', KEYS[1], -tonumber(ARGV[3]), ARGV[2])

@@ -25,6 +25,7 @@ export async function runLabeling(runtime: Runtime, adminToken: string | undefin
     maxAgeMs: config.FW_LABELING_MAX_AGE_MS,
     labelsRequired: config.FW_LABELING_LABELS_REQUIRED,
     dedupeTtlSeconds: 3600,
+    tasksPerHour: config.FW_LABELING_TASKS_PER_HOUR,
   });
   const tokens = new TokenTable();
   for (const { id, token } of config.FW_LABELER_TOKENS) tokens.add(token, { id, role: 'labeler' });

@@ -98,6 +98,32 @@ describe('labeling queue', () => {
     assert.equal(stats.counters.skipped, 1);
   });
 
+  it('queues at most the hourly budget, and a refused task does not use up its session key', async () => {
+    let clock = Date.UTC(2026, 10, 26, 10, 59);
+    const queue = new LabelingQueue(
+      await connect(),
+      `test-${randomUUID()}`,
+      options({ tasksPerHour: 2 }),
+      () => clock,
+    );
+    assert.equal(await queue.add({ id: 'a', priority: 1, payload: {} }), true);
+    assert.equal(await queue.add({ id: 'b', priority: 1, payload: {} }), true);
+    assert.equal(
+      await queue.add({ id: 'c', priority: 1, payload: {}, dedupeKey: 'session-9' }),
+      false,
+      'over budget',
+    );
+    clock += 60_000; // the next clock hour
+    assert.equal(
+      await queue.add({ id: 'd', priority: 1, payload: {}, dedupeKey: 'session-9' }),
+      true,
+      'new hour, key still free',
+    );
+    const stats = await queue.stats();
+    assert.equal(stats.counters.overBudget, 1);
+    assert.equal(stats.counters.added, 3);
+  });
+
   it('expires tasks older than the maximum age instead of handing them out', async () => {
     let clock = 5_000_000;
     const queue = new LabelingQueue(
