@@ -1,21 +1,14 @@
 // The scorer's review hook feeding the labeling queue: the composition lives here, so neither
 // service imports the other.
 import type { Redis } from 'ioredis';
-import { loadLabelingConfig } from '../labeling/config.js';
+import { loadLabelingConfig, queueOptionsFrom } from '../labeling/config.js';
 import type { ReviewPayload } from '../labeling/http.js';
 import { LabelingQueue } from '../labeling/queue.js';
 import type { ReviewSink, ReviewTask } from '../scorer/review.js';
 
 export function queueReviewSink(redis: Redis): ReviewSink {
   const config = loadLabelingConfig();
-  const queue = new LabelingQueue<ReviewPayload>(redis, config.FW_LABELING_QUEUE, {
-    leaseMs: config.FW_LABELING_LEASE_MS,
-    maxAgeMs: config.FW_LABELING_MAX_AGE_MS,
-    labelsRequired: config.FW_LABELING_LABELS_REQUIRED,
-    // One task per user session per hour keeps one busy visitor from flooding the queue.
-    dedupeTtlSeconds: 3600,
-    tasksPerHour: config.FW_LABELING_TASKS_PER_HOUR,
-  });
+  const queue = new LabelingQueue<ReviewPayload>(redis, config.FW_LABELING_QUEUE, queueOptionsFrom(config));
   return {
     async submit(tasks: ReviewTask[]) {
       for (const task of tasks) {

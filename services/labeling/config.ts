@@ -48,3 +48,15 @@ export type LabelingConfig = z.infer<typeof labelingConfigSchema>;
 export function loadLabelingConfig(envVars: Env = process.env): LabelingConfig {
   return loadConfig(labelingConfigSchema, envVars);
 }
+
+/** Queue settings from the labeling configuration (the service and the scorer's review sink). */
+export function queueOptionsFrom(config: LabelingConfig) {
+  return {
+    leaseMs: config.FW_LABELING_LEASE_MS,
+    maxAgeMs: config.FW_LABELING_MAX_AGE_MS,
+    labelsRequired: config.FW_LABELING_LABELS_REQUIRED,
+    // One task per user session per hour keeps one busy visitor from flooding the queue.
+    dedupeTtlSeconds: 3600,
+    tasksPerHour: config.FW_LABELING_TASKS_PER_HOUR,
+  };
+}

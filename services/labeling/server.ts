@@ -5,7 +5,7 @@ import { createProducer } from '../common/kafka.js';
 import { createRedis } from '../common/redis.js';
 import type { Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
-import { loadLabelingConfig } from './config.js';
+import { loadLabelingConfig, queueOptionsFrom } from './config.js';
 import { buildLabelingApp, type ReviewPayload } from './http.js';
 import { LabelingQueue } from './queue.js';
 
@@ -20,13 +20,7 @@ export async function runLabeling(runtime: Runtime, adminToken: string | undefin
   const producer = createProducer(runtime.kafka);
   await producer.connect();
   lifecycle.add('producer', () => producer.disconnect());
-  const queue = new LabelingQueue<ReviewPayload>(redis, config.FW_LABELING_QUEUE, {
-    leaseMs: config.FW_LABELING_LEASE_MS,
-    maxAgeMs: config.FW_LABELING_MAX_AGE_MS,
-    labelsRequired: config.FW_LABELING_LABELS_REQUIRED,
-    dedupeTtlSeconds: 3600,
-    tasksPerHour: config.FW_LABELING_TASKS_PER_HOUR,
-  });
+  const queue = new LabelingQueue<ReviewPayload>(redis, config.FW_LABELING_QUEUE, queueOptionsFrom(config));
   const tokens = new TokenTable();
   for (const { id, token } of config.FW_LABELER_TOKENS) tokens.add(token, { id, role: 'labeler' });
   if (adminToken) tokens.add(adminToken, { id: 'admin', role: 'admin' });

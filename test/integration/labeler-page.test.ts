@@ -2,84 +2,40 @@
 // token, label three tasks with the keyboard, and find the three labels in Kafka. A screenshot
 // is kept in test-artifacts/.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import type { Producer } from 'kafkajs';
-import type { Redis } from 'ioredis';
 import { chromium, type Browser } from 'playwright-core';
 import { TokenTable } from '../../services/common/auth.js';
-import type { HumanLabel } from '../../services/common/contracts.js';
-import { createProducer } from '../../services/common/kafka.js';
-import { createRedis } from '../../services/common/redis.js';
-import { buildLabelingApp, type ReviewPayload } from '../../services/labeling/http.js';
-import { LabelingQueue } from '../../services/labeling/queue.js';
-import { TopicCollector } from '../helpers/collect.js';
-import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
+import { testRuntime } from '../helpers/kafka.js';
+import { reviewPayload, startLabeling, type LabelingHarness } from '../helpers/labeling.js';
 
 const TOKEN = 'ann-browser-token-0123456789';
 const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts');
 
 describe('labeler web page', () => {
   const runtime = testRuntime('labeling');
-  let topics: TestTopics<'labels'>;
-  let producer: Producer;
-  let redis: Redis;
-  let app: FastifyInstance;
-  let queue: LabelingQueue<ReviewPayload>;
-  let labels: TopicCollector<HumanLabel>;
+  let harness: LabelingHarness;
   let browser: Browser;
 
   before(async () => {
-    topics = await createTestTopics(runtime, ['labels'], 1);
-    producer = createProducer(runtime.kafka);
-    await producer.connect();
-    redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
-    await redis.connect();
-    queue = new LabelingQueue<ReviewPayload>(redis, `test-page-${randomUUID()}`, {
-      leaseMs: 60_000,
-      maxAgeMs: 3_600_000,
+    harness = await startLabeling(runtime, {
+      tokens: new TokenTable().add(TOKEN, { id: 'ann', role: 'labeler' }),
       labelsRequired: 1,
-      dedupeTtlSeconds: 60,
+      guidelines: 'Label 1 if this visit will end in a purchase of the item.',
     });
     for (let n = 1; n <= 4; n++) {
-      await queue.add({
-        id: `task-${n}`,
-        priority: n / 10,
-        payload: {
-          predictionId: `pred-${n}`,
-          eventId: `c-${n}`,
-          userId: `user-${n}`,
-          itemId: `item-0000${n}`,
-          category: 'cameras',
-          price: 99.5 + n,
-          sessionId: `s-${n}`,
-          eventTime: Date.now() - n * 60_000,
-          score: 0.4 + n / 100,
-          modelVersion: 'v000003',
-          reason: 'uncertain',
-        },
+      const payload = reviewPayload(n, {
+        itemId: `item-0000${n}`,
+        category: 'cameras',
+        price: 99.5 + n,
+        eventTime: Date.now() - n * 60_000,
+        score: 0.4 + n / 100,
+        modelVersion: 'v000003',
       });
+      await harness.queue.add({ id: `task-${n}`, priority: n / 10, payload });
     }
-    const schemaId = await runtime.codecs.humanLabel.schemaId();
-    app = buildLabelingApp({
-      queue,
-      tokens: new TokenTable().add(TOKEN, { id: 'ann', role: 'labeler' }),
-      guidelines: 'Label 1 if this visit will end in a purchase of the item.',
-      publish: async (label) => {
-        await producer.send({
-          topic: topics.names.labels,
-          acks: -1,
-          messages: [{ key: label.userId, value: runtime.codecs.humanLabel.encodeWith(schemaId, label) }],
-        });
-      },
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    labels = await new TopicCollector<HumanLabel>(runtime.kafka, topics.names.labels, (b) =>
-      runtime.codecs.humanLabel.decode(b),
-    ).start();
+    await harness.app.listen({ host: '127.0.0.1', port: 0 });
     browser = await chromium.launch({
       executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
       // As root in a sandboxed machine with no network beyond loopback.
@@ -96,18 +52,12 @@ describe('labeler web page', () => {
   });
   after(async () => {
     await browser?.close();
-    await labels.stop();
-    await app.close();
-    const keys = await redis.keys(`${queue.keys.prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-    await producer.disconnect();
-    await topics.cleanup();
+    await harness.close();
   });
 
   it('logs in, labels three tasks with the keyboard, and the labels reach Kafka', async () => {
     const page = await browser.newPage({ viewport: { width: 900, height: 760 } });
-    const port = (app.server.address() as { port: number }).port;
+    const port = (harness.app.server.address() as { port: number }).port;
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.fill('#token', TOKEN);
     await page.click('button[type=submit]');
@@ -127,6 +77,7 @@ describe('labeler web page', () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'labeler-page.png'), fullPage: true });
 
+    const { labels } = harness;
     await labels.atLeast(3);
     assert.deepEqual(
       labels.records.map((r) => [r.value.taskId, r.value.labelerId, r.value.label]),

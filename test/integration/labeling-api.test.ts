@@ -1,19 +1,11 @@
 // The labeler API on real Redis and Kafka: auth and roles, leases between labelers, labels
 // published to the human-label topic as Avro, clear errors.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import type { Producer } from 'kafkajs';
-import type { Redis } from 'ioredis';
 import { TokenTable } from '../../services/common/auth.js';
-import type { HumanLabel } from '../../services/common/contracts.js';
-import { createProducer } from '../../services/common/kafka.js';
-import { createRedis } from '../../services/common/redis.js';
-import { buildLabelingApp, type ReviewPayload } from '../../services/labeling/http.js';
-import { LabelingQueue } from '../../services/labeling/queue.js';
-import { TopicCollector } from '../helpers/collect.js';
-import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
+import { testRuntime } from '../helpers/kafka.js';
+import { reviewPayload, startLabeling, type LabelingHarness } from '../helpers/labeling.js';
 
 const ANN = 'ann-token-0123456789abcdef';
 const BOB = 'bob-token-0123456789abcdef';
@@ -21,26 +13,10 @@ const ADMIN = 'admin-token-0123456789abc';
 
 describe('labeler API', () => {
   const runtime = testRuntime('labeling');
-  let topics: TestTopics<'labels'>;
-  let producer: Producer;
-  let redis: Redis;
+  let harness: LabelingHarness;
   let app: FastifyInstance;
-  let queue: LabelingQueue<ReviewPayload>;
-  let labels: TopicCollector<HumanLabel>;
+  let labels: LabelingHarness['labels'];
 
-  const payload = (n: number): ReviewPayload => ({
-    predictionId: `pred-${n}`,
-    eventId: `c-${n}`,
-    userId: `user-${n}`,
-    itemId: `item-${n}`,
-    category: 'books',
-    price: 10 + n,
-    sessionId: `s-${n}`,
-    eventTime: Date.now(),
-    score: 0.5,
-    modelVersion: 'v000001',
-    reason: 'uncertain',
-  });
   const call = (method: 'GET' | 'POST', url: string, token?: string, body?: object) =>
     app.inject({
       method,
@@ -52,48 +28,20 @@ describe('labeler API', () => {
     response.json<{ error: { code: string } }>().error.code;
 
   before(async () => {
-    topics = await createTestTopics(runtime, ['labels'], 1);
-    producer = createProducer(runtime.kafka);
-    await producer.connect();
-    redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
-    await redis.connect();
-    queue = new LabelingQueue<ReviewPayload>(redis, `test-api-${randomUUID()}`, {
-      leaseMs: 60_000,
-      maxAgeMs: 3_600_000,
-      labelsRequired: 2,
-      dedupeTtlSeconds: 60,
-    });
     const tokens = new TokenTable()
       .add(ANN, { id: 'ann', role: 'labeler' })
       .add(BOB, { id: 'bob', role: 'labeler' })
       .add(ADMIN, { id: 'ops', role: 'admin' });
-    const schemaId = await runtime.codecs.humanLabel.schemaId();
-    app = buildLabelingApp({
-      queue,
+    harness = await startLabeling(runtime, {
       tokens,
+      labelsRequired: 2,
       guidelines: 'Will this visit end in a purchase?',
-      publish: async (label) => {
-        await producer.send({
-          topic: topics.names.labels,
-          acks: -1,
-          messages: [{ key: label.userId, value: runtime.codecs.humanLabel.encodeWith(schemaId, label) }],
-        });
-      },
     });
-    labels = await new TopicCollector<HumanLabel>(runtime.kafka, topics.names.labels, (b) =>
-      runtime.codecs.humanLabel.decode(b),
-    ).start();
-    for (let n = 1; n <= 3; n++) await queue.add({ id: `task-${n}`, priority: n / 10, payload: payload(n) });
+    ({ app, labels } = harness);
+    for (let n = 1; n <= 3; n++)
+      await harness.queue.add({ id: `task-${n}`, priority: n / 10, payload: reviewPayload(n) });
   });
-  after(async () => {
-    await labels.stop();
-    await app.close();
-    const keys = await redis.keys(`${queue.keys.prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-    await producer.disconnect();
-    await topics.cleanup();
-  });
+  after(() => harness.close());
 
   it('refuses requests without a token, with an unknown token, or with the wrong role', async () => {
     const none = await call('GET', '/v1/tasks/next');
