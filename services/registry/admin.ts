@@ -186,10 +186,7 @@ export class RegistryAdmin {
   }
 
   private async weightsOf(version: string): Promise<Float32Array> {
-    const { files } = await this.registry.loadArtifacts(version);
-    const bin = files['weights.bin'];
-    if (!bin) throw new FlywheelError('FW_ARTIFACT_INVALID', `${version} has no weights.bin`);
-    return new Float32Array(Uint8Array.from(bin).buffer);
+    return weightValues((await this.registry.loadArtifacts(version)).files, version);
   }
 
   /** Train a new version from a recipe and register it with its holdout metrics. */
@@ -244,8 +241,7 @@ export class RegistryAdmin {
     again.model.dispose();
     const reproducedSha256 = artifactsSha256(again.artifacts.files);
     const original = await this.weightsOf(version);
-    const bin = again.artifacts.files['weights.bin'] as Buffer;
-    const reproduced = new Float32Array(Uint8Array.from(bin).buffer);
+    const reproduced = weightValues(again.artifacts.files, `${version} (retrained)`);
     let maxWeightDifference = original.length === reproduced.length ? 0 : Infinity;
     for (let i = 0; i < Math.min(original.length, reproduced.length); i++) {
       maxWeightDifference = Math.max(
@@ -261,4 +257,11 @@ export class RegistryAdmin {
       maxWeightDifference,
     };
   }
+}
+
+/** All weights of an artifact as one float array (for distances, not for loading). */
+function weightValues(files: Record<string, Buffer>, label: string): Float32Array {
+  const bin = files['weights.bin'];
+  if (!bin) throw new FlywheelError('FW_ARTIFACT_INVALID', `${label} has no weights.bin`);
+  return new Float32Array(Uint8Array.from(bin).buffer);
 }
