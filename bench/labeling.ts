@@ -9,12 +9,12 @@ import type { Redis } from 'ioredis';
 import { createRedis } from '../services/common/redis.js';
 import { createRuntime } from '../services/common/runtime.js';
 import { LabelingQueue } from '../services/labeling/queue.js';
+import { median } from './stats.js';
 
 const TASKS = Number(process.env.BENCH_TASKS ?? 10_000);
 const LABELERS = 20;
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const runtime = createRuntime('bench', { ...process.env, LOG_LEVEL: 'warn' });
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const connections: Redis[] = await Promise.all(
   Array.from({ length: LABELERS + 1 }, async () => {
     const redis = createRedis(runtime.config.REDIS_URL, runtime.logger);

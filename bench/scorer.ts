@@ -25,6 +25,7 @@ import { loadScorerConfig } from '../services/scorer/config.js';
 import { Scorer } from '../services/scorer/service.js';
 import { runSimulator } from '../services/simulator/runner.js';
 import { sampleRecords } from '../test/helpers/records.js';
+import { median } from './stats.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const N = Number(process.env.BENCH_EVENTS ?? 30_000);
@@ -33,7 +34,6 @@ const KIND = (process.env.BENCH_MODEL ?? 'logreg') as 'logreg' | 'ftrl' | 'wide_
 const HTTP_RATE = Number(process.env.BENCH_HTTP_RATE ?? 500);
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const runtime = createRuntime('bench', { ...process.env, LOG_LEVEL: 'warn' });
 const id = randomUUID().slice(0, 8);
 const topic = (role: string) => `bench.${role}.${id}` as TopicName;

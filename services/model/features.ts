@@ -144,5 +144,3 @@ export class FeatureSpec {
     return { indices, values };
   }
 }
-
-export const DEFAULT_FEATURE_SPEC = new FeatureSpec();
