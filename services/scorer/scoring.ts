@@ -2,7 +2,7 @@
 // model run once over the clicks it must score, one served prediction per click plus a shadow
 // prediction when a shadow model is routed, and the review decisions.
 import { createHash } from 'node:crypto';
-import type { Arm, ClickEvent, FeatureVector, Prediction } from '../common/contracts.js';
+import type { Arm, ClickEvent, Prediction } from '../common/contracts.js';
 import type { FeatureSpec, SessionContext } from '../model/features.js';
 import { segmentOf } from '../model/features.js';
 import type { ScoringInput } from '../model/models.js';
@@ -85,16 +85,7 @@ export function scoreBatch(
     const other =
       championLive && challengerLive ? scoreOf(plan.arm === 'challenger' ? champion : challenger, row) : null;
     const decision = decideReview(score, other, ctx.draw(), ctx.policy);
-    const served = toPrediction(
-      input.click,
-      input.features,
-      spec.hash,
-      version,
-      plan.arm,
-      score,
-      ctx.now,
-      decision !== null,
-    );
+    const served = toPrediction(input, spec.hash, version, plan.arm, score, ctx.now, decision !== null);
     predictions.push(served);
     if (decision) {
       reviews.push({
@@ -109,16 +100,7 @@ export function scoreBatch(
     }
     if (shadowLive) {
       predictions.push(
-        toPrediction(
-          input.click,
-          input.features,
-          spec.hash,
-          shadow,
-          'shadow',
-          scoreOf(shadow, row) as number,
-          ctx.now,
-          false,
-        ),
+        toPrediction(input, spec.hash, shadow, 'shadow', scoreOf(shadow, row) as number, ctx.now, false),
       );
     }
   });
@@ -126,8 +108,7 @@ export function scoreBatch(
 }
 
 function toPrediction(
-  click: ClickEvent,
-  features: FeatureVector,
+  { click, features, segment }: ScoringInput & { click: ClickEvent },
   featureSpecHash: string,
   modelVersion: string,
   arm: Arm,
@@ -143,7 +124,7 @@ function toPrediction(
     sessionId: click.sessionId,
     itemId: click.itemId,
     category: click.category,
-    segment: segmentOf(click.country, click.device),
+    segment,
     modelVersion,
     arm,
     score: clipped,
