@@ -26,10 +26,11 @@ const PINO_LEVEL: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
-// Retriable broker answers during start-up (coordinator loading, leader election) are routine;
-// KafkaJS logs each at ERROR before retrying, which reads like an outage.
+// Retriable broker answers during start-up (coordinator loading, leader election) and while a
+// new transactional owner fences the old one are routine; KafkaJS logs each at ERROR before
+// retrying, which reads like an outage.
 const ROUTINE =
-  /coordinator is (loading|not available)|not the correct coordinator|leadership election|not the leader/i;
+  /coordinator is (loading|not available)|not the correct coordinator|leadership election|not the leader|another concurrent operation on the same transaction/i;
 
 export function createKafka({ brokers, clientId, logger }: KafkaOptions): Kafka {
   const kafkaLogger = logger.child({ component: 'kafkajs' });

@@ -17,8 +17,15 @@
 // - Duplicates (same prediction id, same purchase event id) are ignored and counted, for as long
 //   as ids are remembered: two windows behind the watermark (label ids are deterministic, so a
 //   duplicate older than that is caught downstream).
-// - Idle partitions: when no input arrived for `idleMs` of wall-clock time, the watermark moves
-//   to (wall clock − idleLagMs − allowed lateness), so an idle partition's windows still close.
+// - Two inputs: stream time is the minimum of the two inputs' latest event times, so a replay
+//   that reads one topic ahead of the other still decides as live did (an input that is caught
+//   up, i.e. was at the end of its partition when last read, does not hold the other back). The
+//   watermark never moves backwards.
+// - Idle partitions: when both inputs are caught up and no input arrived for `idleMs` of
+//   wall-clock time, the watermark moves to (wall clock − idleLagMs − allowed lateness), so an
+//   idle partition's windows still close. A slow reader with a backlog is not idle.
+// - Every change of state is reported to an optional journal, so a service can persist the
+//   state (pending predictions, purchases, seen ids) and `restore` it after a restart.
 
 import { MinHeap } from '../common/min-heap.js';
 
@@ -81,6 +88,30 @@ export interface JoinCounters {
   negatives: number;
 }
 
+export type JoinInput = 'prediction' | 'purchase';
+
+/** Receives every change of the join state, in order; what a durable copy must apply. */
+export interface JoinJournal<P extends PendingPrediction> {
+  opened(prediction: P): void;
+  closed(predictionId: string): void;
+  purchaseAdded(purchase: PurchaseRef): void;
+  purchaseForgotten(eventId: string): void;
+  seen(input: JoinInput, id: string, eventTime: number): void;
+  forgotten(input: JoinInput, id: string): void;
+}
+
+/** What `restore` needs: the persisted state of one partition. */
+export interface JoinSnapshot<P extends PendingPrediction> {
+  open: P[];
+  purchases: PurchaseRef[];
+  seenPredictions: [string, number][];
+  seenPurchases: [string, number][];
+  streamTimes: Record<JoinInput, number>;
+  watermark: number;
+  lastPrune: number;
+  counters: JoinCounters;
+}
+
 export class PartitionJoin<P extends PendingPrediction> {
   private readonly open = new Map<string, P>();
   private readonly openByUser = new Map<string, Set<string>>();
@@ -98,8 +129,12 @@ export class PartitionJoin<P extends PendingPrediction> {
   /** Ids seen, with their event time, forgotten two windows behind the watermark. */
   private readonly seenPredictions = new Map<string, number>();
   private readonly seenPurchases = new Map<string, number>();
-  private maxEventTime = -Infinity;
+  /** Latest event time per input, and whether the input was at the end of its partition. */
+  private readonly streamTimes: Record<JoinInput, number> = { prediction: -Infinity, purchase: -Infinity };
+  private readonly caughtUp: Record<JoinInput, boolean> = { prediction: true, purchase: true };
+  private mark = -Infinity;
   private lastInputAt = 0;
+  journal: JoinJournal<P> | null = null;
   readonly counters: JoinCounters = {
     predictions: 0,
     purchases: 0,
@@ -117,7 +152,40 @@ export class PartitionJoin<P extends PendingPrediction> {
 
   /** Event time up to which every input is taken to have arrived. */
   get watermark(): number {
-    return this.maxEventTime - this.config.allowedLatenessMs;
+    return this.mark;
+  }
+
+  /** The latest event time seen on each input. */
+  get times(): Readonly<Record<JoinInput, number>> {
+    return this.streamTimes;
+  }
+
+  /** Whether `input` was at the end of its partition when last read (see the file comment). */
+  setCaughtUp(input: JoinInput, caughtUp: boolean): JoinDecision<P>[] {
+    if (this.caughtUp[input] === caughtUp) return [];
+    this.caughtUp[input] = caughtUp;
+    return this.advance();
+  }
+
+  /** Restores a persisted state (the journal is not told: the state is already durable). */
+  restore(snapshot: JoinSnapshot<P>, wallNow: number): void {
+    for (const prediction of snapshot.open) this.openPrediction(prediction);
+    for (const purchase of snapshot.purchases) {
+      if (purchase.eventTime <= snapshot.watermark) this.held.push(purchase);
+      else this.waiting.push(purchase);
+    }
+    for (const [id, time] of snapshot.seenPredictions) this.seenPredictions.set(id, time);
+    for (const [id, time] of snapshot.seenPurchases) this.seenPurchases.set(id, time);
+    Object.assign(this.streamTimes, snapshot.streamTimes);
+    Object.assign(this.counters, snapshot.counters);
+    this.mark = snapshot.watermark;
+    this.lastPrune = snapshot.lastPrune;
+    this.lastInputAt = wallNow;
+  }
+
+  /** The pruning position, persisted with the state so a restored join prunes as the live one. */
+  get pruneMark(): number {
+    return this.lastPrune;
   }
 
   get openCount(): number {
@@ -125,7 +193,7 @@ export class PartitionJoin<P extends PendingPrediction> {
   }
 
   addPrediction(prediction: P, wallNow: number): JoinDecision<P>[] {
-    if (!this.firstSight(this.seenPredictions, prediction.predictionId, prediction.clickTime, wallNow)) {
+    if (!this.firstSight('prediction', prediction.predictionId, prediction.clickTime, wallNow)) {
       this.counters.duplicatePredictions++;
       return [];
     }
@@ -137,24 +205,30 @@ export class PartitionJoin<P extends PendingPrediction> {
       const purchase = [...this.held, ...this.waiting.toArray()]
         .filter((q) => this.matches(prediction, q))
         .sort((a, b) => a.eventTime - b.eventTime)[0];
-      decisions.push(this.decide(prediction, purchase ?? null, true));
+      decisions.push(this.decide(prediction, purchase ?? null, true, false));
     } else {
-      this.open.set(prediction.predictionId, prediction);
-      this.deadlines.push({ end: prediction.clickTime + this.config.windowMs, id: prediction.predictionId });
-      let ids = this.openByUser.get(prediction.userId);
-      if (!ids) this.openByUser.set(prediction.userId, (ids = new Set()));
-      ids.add(prediction.predictionId);
+      this.openPrediction(prediction);
+      this.journal?.opened(prediction);
     }
-    decisions.push(...this.observe(prediction.clickTime));
+    decisions.push(...this.observe('prediction', prediction.clickTime));
     return decisions;
   }
 
+  private openPrediction(prediction: P): void {
+    this.open.set(prediction.predictionId, prediction);
+    this.deadlines.push({ end: prediction.clickTime + this.config.windowMs, id: prediction.predictionId });
+    let ids = this.openByUser.get(prediction.userId);
+    if (!ids) this.openByUser.set(prediction.userId, (ids = new Set()));
+    ids.add(prediction.predictionId);
+  }
+
   addPurchase(purchase: PurchaseRef, wallNow: number): JoinDecision<P>[] {
-    if (!this.firstSight(this.seenPurchases, purchase.eventId, purchase.eventTime, wallNow)) {
+    if (!this.firstSight('purchase', purchase.eventId, purchase.eventTime, wallNow)) {
       this.counters.duplicatePurchases++;
       return [];
     }
     this.counters.purchases++;
+    this.journal?.purchaseAdded(purchase);
     const decisions: JoinDecision<P>[] = [];
     if (purchase.eventTime < this.watermark) {
       this.counters.latePurchases++;
@@ -165,14 +239,16 @@ export class PartitionJoin<P extends PendingPrediction> {
     } else {
       this.waiting.push(purchase);
     }
-    decisions.push(...this.observe(purchase.eventTime));
+    decisions.push(...this.observe('purchase', purchase.eventTime));
     return decisions;
   }
 
   /** Records an input id; false when it was seen already (a duplicate). */
-  private firstSight(seen: Map<string, number>, id: string, eventTime: number, wallNow: number): boolean {
+  private firstSight(input: JoinInput, id: string, eventTime: number, wallNow: number): boolean {
+    const seen = input === 'prediction' ? this.seenPredictions : this.seenPurchases;
     if (seen.has(id)) return false;
     seen.set(id, eventTime);
+    this.journal?.seen(input, id, eventTime);
     this.lastInputAt = wallNow;
     return true;
   }
@@ -180,14 +256,33 @@ export class PartitionJoin<P extends PendingPrediction> {
   /** Wall-clock tick: closes windows of an idle partition (see the file comment). */
   tick(wallNow: number): JoinDecision<P>[] {
     if (this.lastInputAt === 0 || wallNow - this.lastInputAt < this.config.idleMs) return [];
-    return this.observe(wallNow - this.config.idleLagMs);
+    if (!this.caughtUp.prediction || !this.caughtUp.purchase) return [];
+    return this.moveWatermark(wallNow - this.config.idleLagMs - this.config.allowedLatenessMs);
   }
 
-  /** Stream time moves to `eventTime` if later; attribute and close what the watermark passed. */
-  private observe(eventTime: number): JoinDecision<P>[] {
-    if (eventTime <= this.maxEventTime) return [];
-    this.maxEventTime = eventTime;
-    const w = this.watermark;
+  /** An input's stream time moves to `eventTime` if later. */
+  private observe(input: JoinInput, eventTime: number): JoinDecision<P>[] {
+    if (eventTime <= this.streamTimes[input]) return [];
+    this.streamTimes[input] = eventTime;
+    return this.advance();
+  }
+
+  /** Recompute stream time from both inputs (see the file comment) and move the watermark. */
+  private advance(): JoinDecision<P>[] {
+    const { prediction, purchase } = this.streamTimes;
+    let streamTime = Math.min(
+      this.caughtUp.prediction ? Infinity : prediction,
+      this.caughtUp.purchase ? Infinity : purchase,
+    );
+    if (streamTime === Infinity) streamTime = Math.max(prediction, purchase);
+    return this.moveWatermark(streamTime - this.config.allowedLatenessMs);
+  }
+
+  /** Attribute purchases and close windows the new watermark passed. */
+  private moveWatermark(to: number): JoinDecision<P>[] {
+    if (!(to > this.mark)) return [];
+    this.mark = to;
+    const w = to;
     const decisions: JoinDecision<P>[] = [];
     // Purchases first, in event-time order: a purchase at q competes with windows ending at >= q.
     while ((this.waiting.peek()?.eventTime ?? Infinity) <= w) {
@@ -200,18 +295,29 @@ export class PartitionJoin<P extends PendingPrediction> {
     while ((this.deadlines.peek()?.end ?? Infinity) < w) {
       const { id } = this.deadlines.pop() as { id: string };
       const prediction = this.open.get(id);
-      if (prediction) decisions.push(this.decide(prediction, null, false));
+      if (prediction) decisions.push(this.decide(prediction, null, false, true));
     }
     // Held purchases matter only to clicks within one window before them; seen ids are kept two
     // windows. Pruned every tenth of a window of event time, not per event.
     if (w - this.lastPrune >= this.config.windowMs / 10) {
       this.lastPrune = w;
       const keepAfter = w - this.config.windowMs;
-      for (let i = this.held.length - 1; i >= 0; i--)
-        if ((this.held[i] as PurchaseRef).eventTime < keepAfter) this.held.splice(i, 1);
+      let kept = 0;
+      for (const purchase of this.held) {
+        if (purchase.eventTime >= keepAfter) this.held[kept++] = purchase;
+        else this.journal?.purchaseForgotten(purchase.eventId);
+      }
+      this.held.length = kept;
       const forgetBefore = w - 2 * this.config.windowMs;
-      for (const seen of [this.seenPredictions, this.seenPurchases]) {
-        for (const [id, time] of seen) if (time < forgetBefore) seen.delete(id);
+      for (const [input, seen] of [
+        ['prediction', this.seenPredictions],
+        ['purchase', this.seenPurchases],
+      ] as const) {
+        for (const [id, time] of seen) {
+          if (time >= forgetBefore) continue;
+          seen.delete(id);
+          this.journal?.forgotten(input, id);
+        }
       }
     }
     return decisions.sort(
@@ -233,7 +339,7 @@ export class PartitionJoin<P extends PendingPrediction> {
         : this.config.attribution === 'first'
           ? [candidates[0] as P]
           : [candidates.at(-1) as P];
-    return chosen.map((p) => this.decide(p, purchase, late));
+    return chosen.map((p) => this.decide(p, purchase, late, true));
   }
 
   private matches(prediction: P, purchase: PurchaseRef): boolean {
@@ -249,7 +355,13 @@ export class PartitionJoin<P extends PendingPrediction> {
     return true;
   }
 
-  private decide(prediction: P, purchase: PurchaseRef | null, late: boolean): JoinDecision<P> {
+  private decide(
+    prediction: P,
+    purchase: PurchaseRef | null,
+    late: boolean,
+    wasOpen: boolean,
+  ): JoinDecision<P> {
+    if (wasOpen) this.journal?.closed(prediction.predictionId);
     this.open.delete(prediction.predictionId);
     const ids = this.openByUser.get(prediction.userId);
     ids?.delete(prediction.predictionId);

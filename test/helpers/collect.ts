@@ -11,7 +11,7 @@ export interface Collected<T> {
 export class TopicCollector<T> {
   readonly records: Collected<T>[] = [];
   private consumer: Consumer | undefined;
-  private waiters: { count: number; resolve: () => void }[] = [];
+  private waiters: { done: (records: Collected<T>[]) => boolean; resolve: () => void }[] = [];
 
   constructor(
     private readonly kafka: Kafka,
@@ -33,7 +33,7 @@ export class TopicCollector<T> {
           });
         }
         this.waiters = this.waiters.filter((w) => {
-          if (this.records.length < w.count) return true;
+          if (!w.done(this.records)) return true;
           w.resolve();
           return false;
         });
@@ -44,17 +44,22 @@ export class TopicCollector<T> {
 
   /** Resolves once at least `count` records arrived; rejects after `timeoutMs`. */
   atLeast(count: number, timeoutMs = 60_000): Promise<void> {
-    if (this.records.length >= count) return Promise.resolve();
+    return this.until((records) => records.length >= count, `${count} records`, timeoutMs);
+  }
+
+  /** Resolves once `done` holds for the records collected; rejects after `timeoutMs`. */
+  until(done: (records: Collected<T>[]) => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+    if (done(this.records)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () =>
           reject(
-            new Error(`${this.topic}: ${this.records.length} of ${count} records after ${timeoutMs} ms`),
+            new Error(`${this.topic}: no ${what} after ${timeoutMs} ms (${this.records.length} records)`),
           ),
         timeoutMs,
       );
       this.waiters.push({
-        count,
+        done,
         resolve: () => {
           clearTimeout(timer);
           resolve();

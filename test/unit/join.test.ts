@@ -9,11 +9,12 @@ import {
   type Attribution,
   type JoinConfig,
   type JoinDecision,
+  type JoinJournal,
   type MatchRule,
   type PendingPrediction,
   type PurchaseRef,
 } from '../../services/joiner/join.js';
-import { ShopSimulation } from '../../services/simulator/generator.js';
+import { reference, stream, timeOf, type Input } from '../helpers/join-reference.js';
 
 const START = Date.UTC(2026, 2, 1);
 const base: JoinConfig = {
@@ -24,74 +25,6 @@ const base: JoinConfig = {
   idleMs: 30_000,
   idleLagMs: 5_000,
 };
-
-type Input = { kind: 'prediction'; value: PendingPrediction } | { kind: 'purchase'; value: PurchaseRef };
-const timeOf = (e: Input) => (e.kind === 'prediction' ? e.value.clickTime : e.value.eventTime);
-
-function stream(seed: number, events: number): Input[] {
-  const sim = new ShopSimulation({ seed, startTime: START, trafficRate: 5 });
-  const out: Input[] = [];
-  while (out.length < events) {
-    const e = sim.next();
-    if (e.type === 'click') {
-      const c = e.click;
-      out.push({
-        kind: 'prediction',
-        value: {
-          predictionId: `p:${c.eventId}`,
-          userId: c.userId,
-          itemId: c.itemId,
-          sessionId: c.sessionId,
-          clickTime: c.eventTime,
-        },
-      });
-    } else {
-      const p = e.purchase;
-      out.push({
-        kind: 'purchase',
-        value: {
-          eventId: p.eventId,
-          userId: p.userId,
-          itemId: p.itemId,
-          sessionId: p.sessionId,
-          eventTime: p.eventTime,
-        },
-      });
-    }
-  }
-  return out;
-}
-
-/** Brute force with full knowledge: purchases in time order, each attributed among unlabeled matches. */
-function reference(inputs: Input[], config: JoinConfig): Map<string, 0 | 1> {
-  const predictions = inputs.filter((i) => i.kind === 'prediction').map((i) => i.value);
-  const purchases = inputs
-    .filter((i) => i.kind === 'purchase')
-    .map((i) => i.value)
-    .sort((a, b) => a.eventTime - b.eventTime || a.eventId.localeCompare(b.eventId));
-  const labels = new Map<string, 0 | 1>();
-  const matches = (p: PendingPrediction, q: PurchaseRef) =>
-    p.userId === q.userId &&
-    q.eventTime >= p.clickTime &&
-    q.eventTime <= p.clickTime + config.windowMs &&
-    (config.match === 'any-item' ||
-      (config.match === 'same-item' ? p.itemId === q.itemId : q.sessionId === p.sessionId));
-  for (const q of purchases) {
-    const candidates = predictions
-      .filter((p) => !labels.has(p.predictionId) && matches(p, q))
-      .sort((a, b) => a.clickTime - b.clickTime || a.predictionId.localeCompare(b.predictionId));
-    if (candidates.length === 0) continue;
-    const chosen =
-      config.attribution === 'all'
-        ? candidates
-        : config.attribution === 'first'
-          ? [candidates[0]!]
-          : [candidates.at(-1)!];
-    for (const p of chosen) labels.set(p.predictionId, 1);
-  }
-  for (const p of predictions) if (!labels.has(p.predictionId)) labels.set(p.predictionId, 0);
-  return labels;
-}
 
 function run(inputs: Input[], config: JoinConfig) {
   const join = new PartitionJoin<PendingPrediction>(config);
@@ -115,7 +48,7 @@ function run(inputs: Input[], config: JoinConfig) {
 }
 
 describe('outcome join', () => {
-  const inputs = stream(11, 6000).sort((a, b) => timeOf(a) - timeOf(b));
+  const inputs = stream(11, 6000, START).sort((a, b) => timeOf(a) - timeOf(b));
 
   for (const match of ['same-item', 'same-session', 'any-item'] as MatchRule[]) {
     for (const attribution of ['last', 'first', 'all'] as Attribution[]) {
@@ -213,5 +146,75 @@ describe('outcome join', () => {
       closed.map((d) => [d.prediction.predictionId, d.label]),
       [['p', 0]],
     );
+  });
+
+  it('gives the live labels when a replay reads all predictions before any purchase', () => {
+    const join = new PartitionJoin<PendingPrediction>(base);
+    const decisions: JoinDecision<PendingPrediction>[] = [];
+    // Both inputs have a backlog: neither is caught up, so stream time is the slower one's.
+    join.setCaughtUp('prediction', false);
+    join.setCaughtUp('purchase', false);
+    for (const input of inputs.filter((i) => i.kind === 'prediction'))
+      decisions.push(...join.addPrediction(input.value, 1));
+    assert.equal(decisions.length, 0, 'no window closes while purchases are behind');
+    for (const input of inputs.filter((i) => i.kind === 'purchase'))
+      decisions.push(...join.addPurchase(input.value, 1));
+    decisions.push(...join.setCaughtUp('purchase', true), ...join.setCaughtUp('prediction', true));
+    decisions.push(...join.tick(Math.max(...inputs.map(timeOf)) + 2 * base.windowMs));
+    assert.equal(join.counters.latePurchases, 0);
+    assert.deepEqual(
+      new Map(decisions.map((d) => [d.prediction.predictionId, d.label])),
+      reference(inputs, base),
+    );
+  });
+
+  it('restored from its journal, continues exactly as if never stopped', () => {
+    // A durable copy kept only from journal calls, as the joiner's Redis state is.
+    const open = new Map<string, PendingPrediction>();
+    const purchases = new Map<string, PurchaseRef>();
+    const seen = { prediction: new Map<string, number>(), purchase: new Map<string, number>() };
+    const journal: JoinJournal<PendingPrediction> = {
+      opened: (p) => open.set(p.predictionId, p),
+      closed: (id) => open.delete(id),
+      purchaseAdded: (q) => purchases.set(q.eventId, q),
+      purchaseForgotten: (id) => purchases.delete(id),
+      seen: (input, id, time) => seen[input].set(id, time),
+      forgotten: (input, id) => seen[input].delete(id),
+    };
+    const config = { ...base, attribution: 'all' as const };
+    const first = new PartitionJoin<PendingPrediction>(config);
+    first.journal = journal;
+    const feed = (join: PartitionJoin<PendingPrediction>, part: Input[]) =>
+      part.flatMap((e) =>
+        e.kind === 'prediction' ? join.addPrediction(e.value, 1) : join.addPurchase(e.value, 1),
+      );
+    const cut = Math.floor(inputs.length * 0.6);
+    const before = feed(first, inputs.slice(0, cut));
+    const restored = new PartitionJoin<PendingPrediction>(config);
+    restored.restore(
+      {
+        open: [...open.values()],
+        purchases: [...purchases.values()],
+        seenPredictions: [...seen.prediction],
+        seenPurchases: [...seen.purchase],
+        streamTimes: { ...first.times },
+        watermark: first.watermark,
+        lastPrune: first.pruneMark,
+        counters: { ...first.counters },
+      },
+      1,
+    );
+    assert.equal(restored.openCount, first.openCount);
+    // Replayed input (a duplicate after the restart) is recognised, then the rest continues.
+    assert.deepEqual(feed(restored, inputs.slice(cut - 50, cut)), []);
+    const after = feed(restored, inputs.slice(cut));
+    const end = Math.max(...inputs.map(timeOf)) + 2 * config.windowMs;
+    after.push(...restored.tick(end));
+    const uninterrupted = run(inputs, config);
+    const labels = new Map([...before, ...after].map((d) => [d.prediction.predictionId, d.label]));
+    assert.equal(before.length + after.length, uninterrupted.decisions.length);
+    assert.deepEqual(labels, uninterrupted.labels);
+    assert.equal(restored.counters.positives, uninterrupted.join.counters.positives);
+    assert.equal(purchases.size < inputs.length / 5, true, 'old purchases were forgotten');
   });
 });

@@ -1,0 +1,38 @@
+// Joiner settings (on top of the common ones), from the environment.
+import { z } from 'zod';
+import { env, loadConfig, type Env } from '../common/config.js';
+import type { JoinConfig } from './join.js';
+
+export const joinerConfigSchema = z.object({
+  FW_JOINER_GROUP: z.string().min(1).default('flywheel.joiner'),
+  /** Prefix of the transactional ids, one per input partition (`<prefix>-<partition>`). */
+  FW_JOINER_TRANSACTIONAL_ID: z.string().min(1).default('flywheel.joiner'),
+  FW_JOINER_HTTP_PORT: env.int(8082, 0, 65535),
+  FW_JOIN_WINDOW_MS: env.int(30 * 60_000, 1000, 7 * 24 * 3600_000),
+  FW_JOIN_ALLOWED_LATENESS_MS: env.int(60_000, 0, 24 * 3600_000),
+  FW_JOIN_MATCH: z.enum(['same-item', 'same-session', 'any-item']).default('same-item'),
+  FW_JOIN_ATTRIBUTION: z.enum(['last', 'first', 'all']).default('last'),
+  FW_JOIN_IDLE_MS: env.int(30_000, 100, 24 * 3600_000),
+  FW_JOIN_IDLE_LAG_MS: env.int(5_000, 0, 24 * 3600_000),
+  /** Pending predictions held by one joiner process before it pauses reading predictions. */
+  FW_JOINER_MAX_PENDING: env.int(500_000, 100, 50_000_000),
+  FW_CONSUMER_SESSION_TIMEOUT_MS: env.int(30_000, 6_000, 300_000),
+  /** Most bytes fetched per partition per batch: smaller means shorter transactions. */
+  FW_JOINER_MAX_BATCH_BYTES: env.int(1024 * 1024, 1024, 64 * 1024 * 1024),
+});
+export type JoinerConfig = z.infer<typeof joinerConfigSchema>;
+
+export function loadJoinerConfig(envVars: Env = process.env): JoinerConfig {
+  return loadConfig(joinerConfigSchema, envVars);
+}
+
+export function joinConfigFrom(config: JoinerConfig): JoinConfig {
+  return {
+    windowMs: config.FW_JOIN_WINDOW_MS,
+    allowedLatenessMs: config.FW_JOIN_ALLOWED_LATENESS_MS,
+    match: config.FW_JOIN_MATCH,
+    attribution: config.FW_JOIN_ATTRIBUTION,
+    idleMs: config.FW_JOIN_IDLE_MS,
+    idleLagMs: config.FW_JOIN_IDLE_LAG_MS,
+  };
+}

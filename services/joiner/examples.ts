@@ -1,0 +1,67 @@
+// A join decision as the LabeledExample the trainer learns from. Every field derives from the
+// prediction and the event times, never from the wall clock, so a replay writes the same bytes.
+import type { LabeledExample, Prediction } from '../common/contracts.js';
+import type { JoinDecision, PendingPrediction, PurchaseRef } from './join.js';
+
+/** The part of a prediction the join holds in memory (the rest stays in Redis). */
+export function pendingRef(prediction: Prediction): PendingPrediction {
+  return {
+    predictionId: prediction.predictionId,
+    userId: prediction.userId,
+    itemId: prediction.itemId,
+    sessionId: prediction.sessionId,
+    clickTime: prediction.eventTime,
+  };
+}
+
+export function purchaseRef(purchase: {
+  eventId: string;
+  userId: string;
+  itemId: string;
+  sessionId: string | null;
+  eventTime: number;
+}): PurchaseRef {
+  return {
+    eventId: purchase.eventId,
+    userId: purchase.userId,
+    itemId: purchase.itemId,
+    sessionId: purchase.sessionId,
+    eventTime: purchase.eventTime,
+  };
+}
+
+/** One label per prediction, so the example id is the prediction's: a duplicate is recognisable. */
+export function outcomeExampleId(predictionId: string): string {
+  return `outcome:${predictionId}`;
+}
+
+export function toLabeledExample(
+  prediction: Prediction,
+  decision: Pick<JoinDecision<PendingPrediction>, 'label' | 'source' | 'purchase'>,
+  windowMs: number,
+): LabeledExample {
+  const purchase = decision.purchase;
+  return {
+    exampleId: outcomeExampleId(prediction.predictionId),
+    predictionId: prediction.predictionId,
+    eventId: prediction.eventId,
+    userId: prediction.userId,
+    itemId: prediction.itemId,
+    category: prediction.category,
+    segment: prediction.segment,
+    label: decision.label,
+    labelSource: decision.source,
+    weight: 1,
+    features: prediction.features,
+    featureSpecHash: prediction.featureSpecHash,
+    modelVersion: prediction.modelVersion,
+    arm: prediction.arm,
+    score: prediction.score,
+    clickTime: prediction.eventTime,
+    purchaseEventId: purchase?.eventId ?? null,
+    purchaseTime: purchase?.eventTime ?? null,
+    // When the label became knowable in event time: the purchase, or the window's end.
+    labelTime: purchase ? purchase.eventTime : prediction.eventTime + windowMs,
+    delayMs: purchase ? purchase.eventTime - prediction.eventTime : null,
+  };
+}

@@ -1,0 +1,279 @@
+// The joiner on the real stack: the labeled topic equals the labels an independent brute force
+// computes from the raw events, for every match rule; out-of-order and late purchases; and
+// exactly once while the joiner is killed (-9) again and again.
+import assert from 'node:assert/strict';
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Producer } from 'kafkajs';
+import type { LabeledExample } from '../../services/common/contracts.js';
+import { createProducer } from '../../services/common/kafka.js';
+import { Random } from '../../services/common/random.js';
+import type { JoinConfig, MatchRule, PendingPrediction } from '../../services/joiner/join.js';
+import { joinConfigFrom } from '../../services/joiner/config.js';
+import { Joiner } from '../../services/joiner/service.js';
+import { TopicCollector } from '../helpers/collect.js';
+import { reference, stream, timeOf, type Input } from '../helpers/join-reference.js';
+import { drainCollector, joinerTestConfig, predictionRecord, sendInputs } from '../helpers/joiner.js';
+import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
+
+const PARTITIONS = 3;
+
+function assertMatchesReference(labeled: LabeledExample[], inputs: Input[], config: JoinConfig): void {
+  const expected = reference(inputs, config);
+  const ids = labeled.map((e) => e.predictionId);
+  assert.equal(new Set(ids).size, ids.length, 'no prediction labeled twice');
+  assert.equal(labeled.length, expected.size, 'every prediction labeled');
+  assert.deepEqual(new Map(labeled.map((e) => [e.predictionId, e.label])), expected);
+  const clicks = new Map(
+    inputs.filter((i) => i.kind === 'prediction').map((i) => [i.value.predictionId, i.value]),
+  );
+  for (const e of labeled) {
+    const click = clicks.get(e.predictionId) as PendingPrediction;
+    assert.equal(e.clickTime, click.clickTime);
+    assert.equal(e.exampleId, `outcome:${e.predictionId}`);
+    assert.deepEqual(
+      { indices: e.features.indices, values: e.features.values },
+      predictionRecord(click).features,
+      'the logged features travel with the label',
+    );
+    if (e.label === 1) {
+      assert.equal(e.labelSource, 'outcome');
+      assert.equal(e.delayMs, (e.purchaseTime as number) - e.clickTime);
+      assert.ok(e.delayMs >= 0 && e.delayMs <= config.windowMs);
+    } else {
+      assert.equal(e.labelSource, 'timeout');
+      assert.equal(e.purchaseEventId, null);
+      assert.equal(e.labelTime, e.clickTime + config.windowMs);
+    }
+  }
+}
+
+describe('joiner', () => {
+  const runtime = testRuntime('joiner');
+  const { codecs } = runtime;
+  let producer: Producer;
+  const cleanups: (() => Promise<void>)[] = [];
+  const topicsFor = async <R extends string>(roles: R[]): Promise<TestTopics<R>> => {
+    const topics = await createTestTopics(runtime, roles, PARTITIONS);
+    cleanups.push(() => topics.cleanup());
+    return topics;
+  };
+  const collect = async (topic: string) => {
+    const collector = await new TopicCollector(runtime.kafka, topic, (b) =>
+      codecs.labeledExample.decode(b),
+    ).start();
+    cleanups.push(() => collector.stop());
+    return collector;
+  };
+
+  before(async () => {
+    producer = createProducer(runtime.kafka);
+    await producer.connect();
+  });
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    await producer.disconnect();
+  });
+
+  describe('against the reference', () => {
+    // Event times lie in the past, so the idle rule closes the last windows once input stops.
+    const start = Date.now() - 3 * 3600_000;
+    const inputs = stream(21, 2500, start, 5).sort((a, b) => timeOf(a) - timeOf(b));
+    let topics: TestTopics<'predictions' | 'purchases'>;
+
+    before(async () => {
+      topics = await topicsFor(['predictions', 'purchases']);
+      // Every tenth input is sent twice (a producer retry, a replay), and three messages are garbage.
+      const doubled = inputs.flatMap((input, i) => (i % 10 === 0 ? [input, input] : [input]));
+      await sendInputs(producer, codecs, topics.names, doubled);
+      await producer.send({
+        topic: topics.names.predictions,
+        messages: ['not avro', '\u0000\u0000\u0000\u0000\u0063junk', ''].map((value) => ({
+          key: 'u-bad',
+          value,
+        })),
+      });
+    });
+
+    for (const match of ['same-item', 'same-session', 'any-item'] as MatchRule[]) {
+      it(`labels every prediction exactly once, as the reference does (${match})`, async () => {
+        const out = await topicsFor(['feedback', 'dlq']);
+        const config = joinerTestConfig({
+          FW_JOINER_GROUP: `test.joiner.${out.names.feedback}`,
+          FW_JOIN_MATCH: match,
+        });
+        const joinConfig = joinConfigFrom(config);
+        const expected = reference(inputs, joinConfig);
+        const collector = await collect(out.names.feedback);
+        const dlq = await new TopicCollector(runtime.kafka, out.names.dlq, (b) =>
+          codecs.deadLetter.decode(b),
+        ).start();
+        cleanups.push(() => dlq.stop());
+        const joiner = new Joiner({
+          runtime,
+          config,
+          http: false,
+          topics: { ...topics.names, feedback: out.names.feedback, deadLetters: out.names.dlq },
+        });
+        await joiner.start();
+        try {
+          await collector.atLeast(expected.size, 90_000);
+          await dlq.atLeast(3);
+          const counters = joiner.counters();
+          assert.equal(
+            counters.duplicatePredictions! + counters.duplicatePurchases!,
+            Math.ceil(inputs.length / 10),
+          );
+          assert.equal(counters.latePurchases, 0);
+        } finally {
+          await joiner.stop();
+        }
+        const labeled = await drainCollector(collector, producer, codecs, out.names.feedback, PARTITIONS);
+        assertMatchesReference(labeled, inputs, joinConfig);
+        assert.ok(labeled.some((e) => e.label === 1) && labeled.some((e) => e.label === 0));
+        assert.deepEqual(
+          dlq.records.map((r) => r.value.sourceTopic),
+          Array(3).fill(topics.names.predictions),
+        );
+      });
+    }
+  });
+
+  it('matches purchases that arrive before their prediction or late within the grace period; counts later ones', async () => {
+    const topics = await topicsFor(['predictions', 'purchases', 'feedback', 'dlq']);
+    const config = joinerTestConfig({
+      FW_JOINER_GROUP: `test.joiner.${topics.names.feedback}`,
+      FW_JOIN_IDLE_MS: 3_600_000, // only event time moves the watermark here
+    });
+    const t0 = Date.now() - 3600_000;
+    const click = (n: number, at: number): Input => ({
+      kind: 'prediction',
+      value: {
+        predictionId: `p${n}`,
+        userId: 'u', // one user: every step meets in one partition, one watermark
+        itemId: `i${n}`,
+        sessionId: `s${n}`,
+        clickTime: t0 + at * 1000,
+      },
+    });
+    const buy = (n: number, at: number): Input => ({
+      kind: 'purchase',
+      value: {
+        eventId: `q${n}`,
+        userId: 'u',
+        itemId: `i${n}`,
+        sessionId: `s${n}`,
+        eventTime: t0 + at * 1000,
+      },
+    });
+    const collector = await collect(topics.names.feedback);
+    const joiner = new Joiner({ runtime, config, http: false, topics: topics.names });
+    await joiner.start();
+    let sent = 0;
+    // Each step is sent once the joiner has taken the one before (arrival order is the point).
+    const step = async (input: Input) => {
+      await sendInputs(producer, codecs, topics.names, [input]);
+      sent++;
+      const taken = () => {
+        const c = joiner.counters();
+        return (c.predictions ?? 0) + (c.purchases ?? 0) >= sent;
+      };
+      while (!taken()) await once(joiner, 'committed');
+    };
+    try {
+      await step(buy(1, 10)); // the purchase arrives before its click's prediction
+      await step(click(1, 0));
+      await step(click(6, 50)); // window ends at 170 s: nothing will match it in time
+      await step(click(2, 186)); // watermark 181 s: q1 is attributed, p6's window closes
+      await step(click(5, 195)); // stream time 195 s, watermark 190 s
+      await step(buy(2, 192)); // out of order (before 195 s), but within the grace period
+      await step(click(4, 250));
+      await step(click(3, 300)); // watermark 295 s
+      await step(buy(4, 260)); // beyond the grace period, but p4's window is still open
+      await step(buy(6, 100)); // beyond the grace period, and p6 was labeled long ago
+      await step(click(9, 1000)); // watermark 995 s closes the rest
+      await collector.atLeast(6);
+      const c = joiner.counters();
+      assert.equal(c.latePurchases, 2);
+      assert.equal(c.lateUnmatchedPurchases, 1);
+    } finally {
+      await joiner.stop();
+    }
+    const labeled = await drainCollector(collector, producer, codecs, topics.names.feedback, PARTITIONS);
+    assert.deepEqual(Object.fromEntries(labeled.map((e) => [e.predictionId, [e.label, e.purchaseEventId]])), {
+      p1: [1, 'q1'],
+      p2: [1, 'q2'],
+      p3: [0, null],
+      p4: [1, 'q4'],
+      p5: [0, null],
+      p6: [0, null],
+    });
+  });
+
+  it('labels every prediction exactly once while the joiner is killed with SIGKILL six times', async () => {
+    const topics = await topicsFor(['predictions', 'purchases', 'feedback', 'dlq']);
+    const group = `test.joiner.${topics.names.feedback}`;
+    const config = joinerTestConfig({ FW_JOINER_GROUP: group });
+    const inputs = stream(31, 4000, Date.now() - 3 * 3600_000, 5).sort((a, b) => timeOf(a) - timeOf(b));
+    const expected = reference(inputs, joinConfigFrom(config));
+    await sendInputs(producer, codecs, topics.names, inputs, 60);
+    const collector = await collect(topics.names.feedback);
+    const children: ChildProcess[] = [];
+    cleanups.push(() => {
+      for (const child of children)
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      return Promise.resolve();
+    });
+    const startJoiner = async (crashAfterStateWrite = 0) => {
+      const child = fork(join(import.meta.dirname, '..', 'fixtures', 'joiner-process.ts'), {
+        execArgv: ['--import', 'tsx'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        env: {
+          ...process.env,
+          LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+          FW_JOINER_GROUP: group,
+          FW_JOINER_TRANSACTIONAL_ID: group,
+          FW_JOIN_WINDOW_MS: String(config.FW_JOIN_WINDOW_MS),
+          FW_JOIN_ALLOWED_LATENESS_MS: String(config.FW_JOIN_ALLOWED_LATENESS_MS),
+          FW_JOIN_IDLE_MS: String(config.FW_JOIN_IDLE_MS),
+          FW_JOIN_IDLE_LAG_MS: '0',
+          FW_CONSUMER_SESSION_TIMEOUT_MS: '6000',
+          // Small batches: many short transactions, so the kills land mid-stream.
+          FW_JOINER_MAX_BATCH_BYTES: '8192',
+          PREDICTION_TOPIC: topics.names.predictions,
+          PURCHASE_TOPIC: topics.names.purchases,
+          FEEDBACK_TOPIC: topics.names.feedback,
+          DLQ_TOPIC: topics.names.dlq,
+          CRASH_AFTER_STATE_WRITE: String(crashAfterStateWrite),
+        },
+      });
+      children.push(child);
+      const exited = once(child, 'exit');
+      await Promise.race([once(child, 'message'), exited]);
+      return { child, exited };
+    };
+    const random = new Random(8);
+    const total = expected.size;
+    for (let kill = 1; kill <= 6; kill++) {
+      if (kill % 3 === 0) {
+        // This one dies between its Redis write and its Kafka commit, a few batches in.
+        const { exited } = await startJoiner(1 + Math.floor(random.next() * 3));
+        await exited;
+        continue;
+      }
+      const { child, exited } = await startJoiner();
+      const target = Math.floor(total * ((kill - 1 + random.next()) / 7));
+      await collector.atLeast(target, 120_000);
+      child.kill('SIGKILL');
+      await exited;
+    }
+    const last = await startJoiner();
+    await collector.atLeast(total, 180_000);
+    last.child.kill('SIGTERM');
+    await last.exited;
+    const labeled = await drainCollector(collector, producer, codecs, topics.names.feedback, PARTITIONS);
+    assertMatchesReference(labeled, inputs, joinConfigFrom(config));
+  });
+});
