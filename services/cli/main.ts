@@ -12,6 +12,8 @@ import { runScorer } from '../scorer/service.js';
 import { createRuntime } from '../common/runtime.js';
 import { createRedis } from '../common/redis.js';
 import { runLabeling } from '../labeling/server.js';
+import { runJoiner } from '../joiner/service.js';
+import { runLabels } from './labels.js';
 import { loadRegistryConfig } from '../registry/config.js';
 import { queueReviewSink } from './review.js';
 
@@ -57,6 +59,16 @@ export const COMMANDS: Record<string, Command> = {
       });
       return runScorer(runtime, queueReviewSink(redis));
     },
+  },
+  joiner: {
+    summary: 'join predictions with purchases into fw.feedback.labeled (exactly once)',
+    usage: 'flywheel joiner',
+    run: () => runJoiner(createRuntime('joiner')),
+  },
+  labels: {
+    summary: 'publish externally labeled examples (NDJSON or JSON array) to fw.feedback.labeled',
+    usage: 'flywheel labels import FILE [--topic T]',
+    run: runLabels,
   },
   labeling: {
     summary: 'serve the labeler API (review tasks, labels to fw.labels.human)',

@@ -21,12 +21,17 @@ export const HTTP_ERRORS = {
   },
   FW_ALREADY_LABELED: { status: 409, meaning: 'this labeler already labeled the task (nothing changed)' },
   FW_BODY_TOO_LARGE: { status: 413, meaning: 'the request body exceeds the limit' },
-  FW_UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'the body is not JSON' },
+  FW_UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'the body is not JSON (or, where accepted, NDJSON)' },
   FW_ARTIFACT_INVALID: { status: 422, meaning: 'an uploaded model is not a valid Flywheel artifact' },
   FW_FEATURE_SPEC_MISMATCH: { status: 422, meaning: 'an uploaded model was built for another feature spec' },
   FW_ARTIFACT_CORRUPT: {
     status: 500,
     meaning: 'a stored or uploaded artifact fails its size or sha256 check',
+  },
+  FW_INVALID_LABELS: {
+    status: 422,
+    meaning:
+      'an upload of labeled examples has invalid examples (the message lists them); nothing was published',
   },
   FW_RETRAIN_UNSUPPORTED: { status: 422, meaning: "the version's training data cannot be replayed" },
   FW_REGISTRY_BUSY: { status: 503, meaning: 'another process holds the registry lock; retry' },

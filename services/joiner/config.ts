@@ -7,7 +7,7 @@ export const joinerConfigSchema = z.object({
   FW_JOINER_GROUP: z.string().min(1).default('flywheel.joiner'),
   /** Prefix of the transactional ids, one per input partition (`<prefix>-<partition>`). */
   FW_JOINER_TRANSACTIONAL_ID: z.string().min(1).default('flywheel.joiner'),
-  FW_JOINER_HTTP_PORT: env.int(8082, 0, 65535),
+  FW_JOINER_HTTP_PORT: env.int(8083, 0, 65535),
   FW_JOIN_WINDOW_MS: env.int(30 * 60_000, 1000, 7 * 24 * 3600_000),
   FW_JOIN_ALLOWED_LATENESS_MS: env.int(60_000, 0, 24 * 3600_000),
   FW_JOIN_MATCH: z.enum(['same-item', 'same-session', 'any-item']).default('same-item'),

@@ -16,6 +16,8 @@ import {
   wrapExternalLayersModel,
 } from '../model/artifacts.js';
 import type { FeatureSpec } from '../model/features.js';
+import { TOPICS } from '../common/topics.js';
+import { publishUploadedExamples, toUploadedExamples } from './label-upload.js';
 import { publishAliasChange } from './publisher.js';
 import { defaultHyper, retrain, runRecipe, type LearnedKindName } from './recipes.js';
 import {
@@ -47,9 +49,40 @@ export class RegistryAdmin {
   constructor(
     readonly registry: FileModelRegistry,
     readonly spec: FeatureSpec,
-    private readonly publish: { producer: Producer; codecs: Codecs; topic?: string } | null,
+    private readonly publish: {
+      producer: Producer;
+      codecs: Codecs;
+      topic?: string;
+      feedbackTopic?: string;
+    } | null,
     private readonly logger: Logger,
   ) {}
+
+  /** Externally labeled examples to the feedback topic (see label-upload.ts); all or nothing. */
+  async importLabels(
+    inputs: unknown[],
+    options: { actor: string; maxClockSkewMs: number; onProgress?: (sent: number) => void },
+  ): Promise<{ published: number; topic: string }> {
+    if (!this.publish)
+      throw new FlywheelError('FW_INTERNAL', 'no Kafka producer: labels cannot be published');
+    const examples = toUploadedExamples(inputs, this.spec, {
+      now: Date.now(),
+      maxClockSkewMs: options.maxClockSkewMs,
+    });
+    const topic = this.publish.feedbackTopic ?? TOPICS.feedback;
+    await publishUploadedExamples(
+      this.publish.producer,
+      this.publish.codecs,
+      topic,
+      examples,
+      options.onProgress,
+    );
+    this.logger.info(
+      { actor: options.actor, published: examples.length, topic },
+      'labeled examples uploaded',
+    );
+    return { published: examples.length, topic };
+  }
 
   list(): Promise<VersionMetadata[]> {
     return this.registry.list();

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { requireRole, type TokenTable } from '../common/auth.js';
 import { HttpError, installErrorHandler } from '../common/http-errors.js';
 import type { RegistryAdmin } from './admin.js';
+import { parseLabelsText } from './label-upload.js';
 import { ALIASES, type Alias } from './store.js';
 
 export const MAX_UPLOAD_BYTES = 64 * 1024 * 1024;
@@ -13,7 +14,12 @@ export interface RegistryAppOptions {
   tokens: TokenTable;
   logger?: FastifyServerOptions['loggerInstance'];
   bodyLimit?: number;
+  /** Largest labeled-data upload (POST /v1/labels), in bytes. */
+  labelsBodyLimit?: number;
+  maxClockSkewMs?: number;
 }
+
+export const MAX_LABELS_UPLOAD_BYTES = 16 * 1024 * 1024;
 
 const versionParam = {
   type: 'object',
@@ -44,6 +50,10 @@ export function buildRegistryApp(options: RegistryAppOptions): FastifyInstance {
   const actor = (request: { principal?: { id: string } }) => request.principal?.id ?? 'unknown';
 
   app.get('/healthz', () => ({ ok: true }));
+  // NDJSON stays text here; POST /v1/labels parses it line by line.
+  app.addContentTypeParser('application/x-ndjson', { parseAs: 'string' }, (_request, body, done) => {
+    done(null, body);
+  });
 
   app.register((api, _opts, done) => {
     api.addHook('preHandler', adminOnly);
@@ -155,6 +165,25 @@ export function buildRegistryApp(options: RegistryAppOptions): FastifyInstance {
           description: request.body.description,
         });
         return reply.status(201).send(metadata);
+      },
+    );
+
+    api.post<{ Body: unknown }>(
+      '/v1/labels',
+      { bodyLimit: options.labelsBodyLimit ?? MAX_LABELS_UPLOAD_BYTES },
+      async (request, reply) => {
+        const body = request.body;
+        const inputs = typeof body === 'string' ? parseLabelsText(body) : body;
+        if (!Array.isArray(inputs))
+          throw new HttpError(
+            'FW_BAD_REQUEST',
+            'send a JSON array of examples (application/json) or one example per line (application/x-ndjson)',
+          );
+        const result = await admin.importLabels(inputs as unknown[], {
+          actor: actor(request),
+          maxClockSkewMs: options.maxClockSkewMs ?? 5 * 60_000,
+        });
+        return reply.status(202).send(result);
       },
     );
     done();

@@ -30,6 +30,7 @@ export async function runRegistryServer(): Promise<number> {
     admin,
     tokens: new TokenTable().add(config.FW_ADMIN_TOKEN, { id: 'admin', role: 'admin' }),
     logger,
+    maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
   });
   lifecycle.add('http', () => app.close());
   lifecycle.installSignalHandlers();

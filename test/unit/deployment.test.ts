@@ -10,6 +10,7 @@ import { commonConfigSchema } from '../../services/common/config.js';
 import { registryConfigSchema } from '../../services/registry/config.js';
 import { scorerConfigSchema } from '../../services/scorer/config.js';
 import { labelingConfigSchema } from '../../services/labeling/config.js';
+import { joinerConfigSchema } from '../../services/joiner/config.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -64,6 +65,7 @@ describe('docker-compose.yml', () => {
       assert.doesNotThrow(() => registryConfigSchema.parse(env), `${name} registry settings are valid`);
       assert.doesNotThrow(() => scorerConfigSchema.parse(env), `${name} scorer settings are valid`);
       assert.doesNotThrow(() => labelingConfigSchema.parse(env), `${name} labeling settings are valid`);
+      assert.doesNotThrow(() => joinerConfigSchema.parse(env), `${name} joiner settings are valid`);
       assert.equal(env.KAFKA_BROKERS, 'kafka:9092');
       assert.equal(service.depends_on?.kafka?.condition, 'service_healthy', `${name} waits for kafka`);
       if (name !== 'topics')

@@ -11,6 +11,7 @@ import { HTTP_ERRORS } from '../../services/common/http-errors.js';
 import { registryConfigSchema } from '../../services/registry/config.js';
 import { scorerConfigSchema } from '../../services/scorer/config.js';
 import { labelingConfigSchema } from '../../services/labeling/config.js';
+import { joinerConfigSchema } from '../../services/joiner/config.js';
 import { TOPIC_SPECS } from '../../services/common/topics.js';
 
 const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
@@ -30,6 +31,7 @@ describe('README', () => {
     for (const name of Object.keys(scorerConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
     for (const name of Object.keys(labelingConfigSchema.shape))
       assert.ok(readme.includes(`\`${name}\``), name);
+    for (const name of Object.keys(joinerConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
     for (const [code, { status }] of Object.entries(HTTP_ERRORS)) {
       assert.ok(
         new RegExp(`\\| \`${code}\` \\| ${status} \\|`).test(readme),
