@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job on the local stack: build; start Kafka + Redis and create the topics; make sure a
 # champion model exists (trained on simulated history if the registry is empty); start the
-# scorer; run the simulated shop (clicks, purchases, a mid-run drift, 1% malformed events) through
-# it; midway, train a challenger and route 20% of users to it; then show what landed where.
+# scorer, the joiner and the labeler API; run the simulated shop (clicks, purchases, a mid-run
+# drift, 1% malformed events) through them; midway, train a challenger and route 20% of users to
+# it; then show what landed where. The demo's attribution window and allowed lateness are short
+# (DEMO_WINDOW_MS 20 s, 5 s) so labeled feedback appears within the run.
 # Settings: DEMO_RATE (events/s, default 300), DEMO_DURATION (seconds, default 60), DEMO_SEED.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,6 +14,10 @@ DURATION=${DEMO_DURATION:-60}
 SEED=${DEMO_SEED:-$RANDOM}
 export FW_HTTP_PORT=${FW_HTTP_PORT:-8080}
 export FW_LABELING_PORT=${FW_LABELING_PORT:-8082}
+export FW_JOINER_HTTP_PORT=${FW_JOINER_HTTP_PORT:-8083}
+export FW_JOIN_WINDOW_MS=${DEMO_WINDOW_MS:-20000}
+export FW_JOIN_ALLOWED_LATENESS_MS=${FW_JOIN_ALLOWED_LATENESS_MS:-5000}
+export FW_JOIN_IDLE_MS=${FW_JOIN_IDLE_MS:-5000}
 export FW_ADMIN_TOKEN=${FW_ADMIN_TOKEN:-demo-admin-token-0123456789}
 export FW_LABELER_TOKENS=${FW_LABELER_TOKENS:-ann:demo-labeler-token-0123456789}
 LABELER_TOKEN=${FW_LABELER_TOKENS#*:}
@@ -30,12 +36,15 @@ if ! fw models ls 2>/dev/null | grep -q champion; then
   fw models promote "$first" --to champion --reason "demo: first model" 2>/dev/null
 fi
 
-echo "== scorer (predict API on :$FW_HTTP_PORT) and labeler API (:$FW_LABELING_PORT)"
-fw scorer > .stack/scorer.log 2>&1 &
+# Started with node directly (not through the fw function) so $! is the service's own pid.
+echo "== scorer (predict API on :$FW_HTTP_PORT), joiner (:$FW_JOINER_HTTP_PORT) and labeler API (:$FW_LABELING_PORT)"
+node bin/flywheel.js scorer > .stack/scorer.log 2>&1 &
 SCORER=$!
-fw labeling > .stack/labeling.log 2>&1 &
+node bin/flywheel.js joiner > .stack/joiner.log 2>&1 &
+JOINER=$!
+node bin/flywheel.js labeling > .stack/labeling.log 2>&1 &
 LABELING=$!
-trap 'kill -TERM $SCORER $LABELING 2>/dev/null; wait $SCORER $LABELING 2>/dev/null || true' EXIT
+trap 'kill -TERM $SCORER $JOINER $LABELING 2>/dev/null; wait $SCORER $JOINER $LABELING 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
   curl -sf "http://127.0.0.1:$FW_HTTP_PORT/readyz" >/dev/null 2>&1 && break
   sleep 0.5
@@ -71,6 +80,9 @@ if [ -n "$task_id" ]; then
   echo
 fi
 echo
+echo "== outcome joiner: labeled feedback so far (window ${FW_JOIN_WINDOW_MS} ms)"
+curl -s "http://127.0.0.1:$FW_JOINER_HTTP_PORT/metrics" | grep -E '^flywheel_joiner_(labels_total|pending|late_inputs)' || true
+echo
 echo "== topics"
 fw topics list 2>/dev/null
 echo
@@ -80,4 +92,4 @@ echo
 echo "== newest dead letters (malformed events, with the reason each was rejected)"
 fw dlq --count 6 2>/dev/null
 echo
-echo "Scorer log: .stack/scorer.log. The stack keeps running: 'npm run flywheel -- stack down' stops it."
+echo "Logs: .stack/scorer.log, .stack/joiner.log, .stack/labeling.log. The stack keeps running: 'npm run flywheel -- stack down' stops it."

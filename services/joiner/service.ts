@@ -451,7 +451,10 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
             },
           ],
         }));
-      if (topics.length > 0) await tx.sendOffsets({ consumerGroupId: this.config.FW_JOINER_GROUP, topics });
+      if (topics.length > 0)
+        await whileConcurrentTransactions(() =>
+          tx.sendOffsets({ consumerGroupId: this.config.FW_JOINER_GROUP, topics }),
+        );
       await tx.commit();
     } catch (error) {
       await tx.abort().catch(() => undefined);
@@ -471,7 +474,26 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     await producer.connect();
     try {
       const started = Date.now();
-      const loaded = await state.load(partition);
+      let loaded = await state.load(partition);
+      const ends = await this.inputEnds(partition);
+      if (
+        (['prediction', 'purchase'] as const).some(
+          (input) => BigInt(loaded.offsets[input] ?? '0') > ends[input],
+        )
+      ) {
+        // Offsets past the end of the topic: the topic was recreated, the state is of another.
+        this.log.warn(
+          {
+            partition,
+            offsets: loaded.offsets,
+            ends: { prediction: String(ends.prediction), purchase: String(ends.purchase) },
+          },
+          'join state is ahead of the topics (were they recreated?); discarding it',
+        );
+        await state.discard(partition);
+        loaded = await state.load(partition);
+        this.metrics.recoveries.inc({ kind: 'discarded' });
+      }
       const committedSeq = await this.committedSeq(partition);
       const join = new PartitionJoin<PendingPrediction>(this.joinConfig);
       const owned: OwnedPartition = {
@@ -509,13 +531,8 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
         replaying = true;
       }
       // An input with a backlog must not let the other one run the watermark ahead.
-      for (const input of ['prediction', 'purchase'] as const) {
-        const topic = input === 'prediction' ? this.topics.predictions : this.topics.purchases;
-        const ends = await (this.admin as Admin).fetchTopicOffsets(topic);
-        const end = BigInt(ends.find((e) => e.partition === partition)?.high ?? '0');
-        const at = BigInt(loaded.offsets[input] ?? '0');
-        if (at < end) join.setCaughtUp(input, false);
-      }
+      for (const input of ['prediction', 'purchase'] as const)
+        if (BigInt(loaded.offsets[input] ?? '0') < ends[input]) join.setCaughtUp(input, false);
       if (loaded.snapshot) join.restore(loaded.snapshot, Date.now());
       this.owned.set(partition, owned);
       this.metrics.pending.set(this.pending);
@@ -534,6 +551,15 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       await producer.disconnect().catch(() => undefined);
       throw error;
     }
+  }
+
+  /** The end (high watermark) of each input's partition. */
+  private async inputEnds(partition: number): Promise<Record<JoinInput, bigint>> {
+    const end = async (topic: string) => {
+      const offsets = await (this.admin as Admin).fetchTopicOffsets(topic);
+      return BigInt(offsets.find((o) => o.partition === partition)?.high ?? '0');
+    };
+    return { prediction: await end(this.topics.predictions), purchase: await end(this.topics.purchases) };
   }
 
   private async committedSeq(partition: number): Promise<number> {
@@ -622,6 +648,22 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
         { pending, cap },
         'pending cap reached while predictions hold the watermark: the cap is below one window of predictions',
       );
+    }
+  }
+}
+
+/**
+ * Retries `call` while the broker answers CONCURRENT_TRANSACTIONS: the previous transaction's
+ * markers are still being written. Kafka's own client retries this; KafkaJS does not for
+ * AddOffsetsToTxn, and the failed request changed nothing, so sending it again is safe.
+ */
+async function whileConcurrentTransactions<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if ((error as { type?: string }).type !== 'CONCURRENT_TRANSACTIONS' || attempt >= 30) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(10 * 2 ** attempt, 500)));
     }
   }
 }

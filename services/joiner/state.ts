@@ -225,6 +225,13 @@ export class RedisJoinState<P extends PendingPrediction> {
     return seen;
   }
 
+  /** Forgets a partition's state, keeping its epoch (so fencing still holds). */
+  async discard(partition: number): Promise<void> {
+    const { meta, ...rest } = this.keys(partition);
+    await this.redis.del(...Object.values(rest));
+    await this.redis.hdel(meta, 'seq', 'offsets', 'position');
+  }
+
   /** Payloads of pending predictions (null where unknown). */
   async payloads(partition: number, ids: string[]): Promise<(Buffer | null)[]> {
     if (ids.length === 0) return [];
