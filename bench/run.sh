@@ -12,6 +12,11 @@ if [ "$which" = all ] || [ "$which" = scorer ]; then
   node bin/flywheel.js stack up >/dev/null
   node --import tsx bench/scorer.ts
 fi
+if [ "$which" = all ] || [ "$which" = joiner ]; then
+  echo "== joiner: joined predictions/s with 100k pending in Redis vs a KafkaJS passthrough"
+  node bin/flywheel.js stack up >/dev/null
+  node --import tsx bench/joiner.ts
+fi
 if [ "$which" = all ] || [ "$which" = labeling ]; then
   echo "== labeling queue: next+submit pairs/s with 20 labelers vs a plain Redis list"
   node bin/flywheel.js stack up >/dev/null

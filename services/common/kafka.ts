@@ -105,7 +105,7 @@ export async function waitForKafka(kafka: Kafka, logger: Logger, timeoutMs = 600
 export const MAX_REQUEST_BYTES = 512 * 1024;
 
 export async function sendInChunks(
-  producer: Producer,
+  producer: Pick<Producer, 'send'>,
   topic: string,
   messages: Message[],
   maxBytes = MAX_REQUEST_BYTES,

@@ -24,7 +24,7 @@ import { CoPartitionedAssigner } from '../common/co-partitioned-assigner.js';
 import { classifyMessage } from '../common/consumer.js';
 import type { Prediction } from '../common/contracts.js';
 import { toDeadLetter } from '../common/dead-letters.js';
-import { createProducer } from '../common/kafka.js';
+import { createProducer, sendInChunks } from '../common/kafka.js';
 import type { Logger } from '../common/logger.js';
 import { counter, gauge, histogram } from '../common/metrics.js';
 import { createRedis } from '../common/redis.js';
@@ -435,10 +435,8 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
         if (!list) byTopic.set(m.topic, (list = []));
         list.push({ key: m.key, value: m.value });
       }
-      if (byTopic.size > 0)
-        await tx.sendBatch({
-          topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list })),
-        });
+      // In requests under the broker's message size: closing a window can label thousands at once.
+      for (const [topic, list] of byTopic) await sendInChunks(tx, topic, list);
       const topics = (['prediction', 'purchase'] as const)
         .filter((input) => offsets[input] !== undefined)
         .map((input) => ({

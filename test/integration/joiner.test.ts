@@ -212,6 +212,35 @@ describe('joiner', () => {
     });
   });
 
+  it('closes thousands of windows of one partition in one transaction, larger than a request', async () => {
+    const topics = await topicsFor(['predictions', 'purchases', 'feedback', 'dlq']);
+    const config = joinerTestConfig({ FW_JOINER_GROUP: `test.joiner.${topics.names.feedback}` });
+    const start = Date.now() - 3600_000;
+    // One user: one partition; ~8,000 labels of ~200 bytes (1.6 MB) close together when the input goes idle.
+    const inputs: Input[] = Array.from({ length: 8000 }, (_, i) => ({
+      kind: 'prediction',
+      value: {
+        predictionId: `big-${i}`,
+        userId: 'one-user',
+        itemId: `i${i}`,
+        sessionId: 's',
+        clickTime: start + i * 10,
+      },
+    }));
+    await sendInputs(producer, codecs, topics.names, inputs);
+    const collector = await collect(topics.names.feedback);
+    const joiner = new Joiner({ runtime, config, http: false, topics: topics.names });
+    await joiner.start();
+    try {
+      await collector.atLeast(8000);
+    } finally {
+      await joiner.stop();
+    }
+    const labeled = await drainCollector(collector, producer, codecs, topics.names.feedback, PARTITIONS);
+    assert.equal(new Set(labeled.map((e) => e.predictionId)).size, 8000);
+    assert.equal(labeled.length, 8000);
+  });
+
   it('labels every prediction exactly once while the joiner is killed with SIGKILL six times', async () => {
     const topics = await topicsFor(['predictions', 'purchases', 'feedback', 'dlq']);
     const group = `test.joiner.${topics.names.feedback}`;

@@ -1,0 +1,199 @@
+// The promotion gate: does a candidate model deserve traffic? Pure, over scores on two sets:
+//
+// - the *recent holdout*: the newest labeled examples, which the candidate never trained on.
+//   The candidate must beat the champion there by a margin, with a paired one-sided test on the
+//   per-example log-loss differences (examples are shared, so pairing removes their variance),
+//   and must beat the heuristic baseline.
+// - the *reference set*: examples whose labels are trusted (human labels, and the holdout the
+//   champion was accepted on, frozen). Recent feedback can be poisoned — a label flip makes a
+//   flipped model look good on a flipped holdout — so the candidate must also be no worse than
+//   the champion on the reference set beyond a tolerance (a non-inferiority check).
+//
+// Degenerate input is refused with the reason: too few examples, only one label in a set, or a
+// recent label rate far from the reference's (a flip or an outage, which a person should look at).
+import { auc, logLoss, type LabeledScore } from '../model/evaluation.js';
+
+export interface GateConfig {
+  /** Fewest examples in the recent holdout. */
+  minHoldout: number;
+  /** Fewest examples of each label in the recent holdout. */
+  minPerLabel: number;
+  /** Relative log-loss improvement over the champion required (0.002 = 0.2%). */
+  minImprovement: number;
+  /** Significance level of the one-sided paired test. */
+  alpha: number;
+  /** Relative log-loss worsening tolerated on the reference set (non-inferiority margin). */
+  referenceTolerance: number;
+  /** Largest absolute difference between the recent and the reference label rate. */
+  maxLabelRateShift: number;
+}
+
+export const DEFAULT_GATE: GateConfig = {
+  minHoldout: 500,
+  minPerLabel: 20,
+  minImprovement: 0.002,
+  alpha: 0.05,
+  referenceTolerance: 0.01,
+  maxLabelRateShift: 0.15,
+};
+
+export interface ScoredSet {
+  labels: readonly number[];
+  weights?: readonly number[];
+  candidate: readonly number[];
+  /** null when there is no champion yet (the first model only has to beat the baseline). */
+  champion: readonly number[] | null;
+  baseline: readonly number[];
+}
+
+export interface PairedTest {
+  /** Mean of (other's loss − candidate's loss) per example; > 0 favours the candidate. */
+  meanDifference: number;
+  standardError: number;
+  z: number;
+  /** One-sided p-value of "the candidate is no better". */
+  pValue: number;
+}
+
+export interface SetMetrics {
+  examples: number;
+  positives: number;
+  candidate: { logLoss: number; auc: number };
+  champion: { logLoss: number; auc: number } | null;
+  baseline: { logLoss: number; auc: number };
+}
+
+export interface GateDecision {
+  accept: boolean;
+  /** Why it was refused (empty when accepted), each a sentence for the registry and the log. */
+  reasons: string[];
+  holdout: SetMetrics;
+  reference: SetMetrics | null;
+  versusChampion: PairedTest | null;
+  versusBaseline: PairedTest;
+}
+
+const EPS = 1e-7;
+
+function exampleLoss(score: number, label: number): number {
+  const p = Math.min(1 - EPS, Math.max(EPS, score));
+  return label ? -Math.log(p) : -Math.log(1 - p);
+}
+
+/** Standard normal CDF (Abramowitz–Stegun 7.1.26 through erf; |error| < 1.5e-7). */
+export function normalCdf(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const erf =
+    1 -
+    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) *
+      t *
+      Math.exp(-x * x);
+  return z >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
+}
+
+/** Paired test of the candidate's per-example log loss against another model's. */
+export function pairedTest(
+  labels: readonly number[],
+  candidate: readonly number[],
+  other: readonly number[],
+): PairedTest {
+  const n = labels.length;
+  let sum = 0;
+  let sumSquares = 0;
+  for (let i = 0; i < n; i++) {
+    const label = labels[i] as number;
+    const d = exampleLoss(other[i] as number, label) - exampleLoss(candidate[i] as number, label);
+    sum += d;
+    sumSquares += d * d;
+  }
+  const mean = sum / n;
+  const variance = n > 1 ? (sumSquares - n * mean * mean) / (n - 1) : 0;
+  const standardError = Math.sqrt(Math.max(variance, 0) / n);
+  const z = standardError > 0 ? mean / standardError : mean > 0 ? Infinity : mean < 0 ? -Infinity : 0;
+  return { meanDifference: mean, standardError, z, pValue: 1 - normalCdf(z) };
+}
+
+function metricsOf(set: ScoredSet): SetMetrics {
+  const scored = (scores: readonly number[]): LabeledScore[] =>
+    scores.map((score, i) => ({ score, label: set.labels[i] as number, weight: set.weights?.[i] ?? 1 }));
+  const of = (scores: readonly number[]) => ({ logLoss: logLoss(scored(scores)), auc: auc(scored(scores)) });
+  return {
+    examples: set.labels.length,
+    positives: set.labels.reduce((n, l) => n + (l ? 1 : 0), 0),
+    candidate: of(set.candidate),
+    champion: set.champion ? of(set.champion) : null,
+    baseline: of(set.baseline),
+  };
+}
+
+function checkAligned(name: string, set: ScoredSet): void {
+  const n = set.labels.length;
+  for (const [what, scores] of [
+    ['candidate', set.candidate],
+    ['champion', set.champion],
+    ['baseline', set.baseline],
+  ] as const) {
+    if (scores && scores.length !== n)
+      throw new Error(`${name}: ${what} has ${scores.length} scores for ${n} labels`);
+  }
+}
+
+export function decidePromotion(
+  holdout: ScoredSet,
+  reference: ScoredSet | null,
+  config: GateConfig = DEFAULT_GATE,
+): GateDecision {
+  checkAligned('holdout', holdout);
+  if (reference) checkAligned('reference', reference);
+  const reasons: string[] = [];
+  const h = metricsOf(holdout);
+  const negatives = h.examples - h.positives;
+  if (h.examples < config.minHoldout)
+    reasons.push(`the holdout has ${h.examples} examples, fewer than ${config.minHoldout}`);
+  if (h.positives < config.minPerLabel || negatives < config.minPerLabel)
+    reasons.push(
+      `the holdout has ${h.positives} positive and ${negatives} negative examples; each label needs ${config.minPerLabel}`,
+    );
+
+  const versusBaseline = pairedTest(holdout.labels, holdout.candidate, holdout.baseline);
+  if (!(versusBaseline.meanDifference > 0 && versusBaseline.pValue < config.alpha))
+    reasons.push(
+      `does not beat the baseline on the holdout (log loss ${h.candidate.logLoss.toFixed(4)} vs ${h.baseline.logLoss.toFixed(4)}, p=${versusBaseline.pValue.toFixed(3)})`,
+    );
+
+  let versusChampion: PairedTest | null = null;
+  if (holdout.champion && h.champion) {
+    versusChampion = pairedTest(holdout.labels, holdout.candidate, holdout.champion);
+    const relative = versusChampion.meanDifference / h.champion.logLoss;
+    if (relative < config.minImprovement)
+      reasons.push(
+        `improves the champion's holdout log loss by ${(relative * 100).toFixed(2)}%, less than the ${(config.minImprovement * 100).toFixed(2)}% required`,
+      );
+    else if (versusChampion.pValue >= config.alpha)
+      reasons.push(
+        `the improvement over the champion is not significant (p=${versusChampion.pValue.toFixed(3)}, needs < ${config.alpha})`,
+      );
+  }
+
+  let r: SetMetrics | null = null;
+  if (reference && reference.labels.length > 0) {
+    r = metricsOf(reference);
+    const recentRate = h.positives / Math.max(1, h.examples);
+    const referenceRate = r.positives / r.examples;
+    if (Math.abs(recentRate - referenceRate) > config.maxLabelRateShift)
+      reasons.push(
+        `the recent label rate ${recentRate.toFixed(3)} is far from the reference's ${referenceRate.toFixed(3)} (a label flip or an outage?)`,
+      );
+    if (reference.champion && r.champion) {
+      const worse = (r.candidate.logLoss - r.champion.logLoss) / r.champion.logLoss;
+      if (worse > config.referenceTolerance)
+        reasons.push(
+          `is ${(worse * 100).toFixed(1)}% worse than the champion on the trusted reference set (tolerance ${(config.referenceTolerance * 100).toFixed(1)}%)`,
+        );
+    } else if (r.candidate.logLoss > r.baseline.logLoss) {
+      reasons.push('is worse than the baseline on the trusted reference set');
+    }
+  }
+  return { accept: reasons.length === 0, reasons, holdout: h, reference: r, versusChampion, versusBaseline };
+}

@@ -1,0 +1,156 @@
+// Human labels and outcome labels of the same prediction, merged into training examples by an
+// explicit policy. Pure; the trainer feeds it both topics in arrival order.
+//
+// A human label carries no features; the prediction's outcome example (from the joiner) does. So:
+// - an outcome example with no human label for its prediction trains at once (the common case;
+//   waiting would delay every example for the rare reviewed one);
+// - a human label waits, for at most `holdMs` of event time, for its prediction's outcome example;
+//   then, by `conflict`:
+//     `human`   one example, the human label (majority of the labelers), source `human`, weight
+//               `humanWeight`: a reviewer saw what the outcome window could not;
+//     `outcome` the outcome example only; the human label is counted as agreement or not;
+//     `both`    the outcome example, plus the human label as its own example;
+// - a human label that arrives after its outcome example was already trained cannot undo it: it
+//   is added as its own example (as under `both`) unless the policy is `outcome`;
+// - a human label whose outcome never arrives within `holdMs` is dropped and counted (without
+//   features there is nothing to train).
+import type { HumanLabel, LabeledExample } from '../common/contracts.js';
+
+export type ConflictPolicy = 'human' | 'outcome' | 'both';
+
+export interface LabelPolicy {
+  conflict: ConflictPolicy;
+  /** Weight of an example labeled by humans (an outcome example has weight 1). */
+  humanWeight: number;
+  /** How long (event time) a human label waits for its outcome example. */
+  holdMs: number;
+  /** Outcome examples remembered (by prediction id) for human labels that come later. */
+  rememberOutcomes: number;
+}
+
+export const DEFAULT_LABEL_POLICY: LabelPolicy = {
+  conflict: 'human',
+  humanWeight: 3,
+  holdMs: 2 * 3600_000,
+  rememberOutcomes: 200_000,
+};
+
+export interface MergeCounters {
+  outcomeExamples: number;
+  humanExamples: number;
+  agreements: number;
+  disagreements: number;
+  lateHumanLabels: number;
+  unmatchedHumanLabels: number;
+}
+
+export class LabelMerger {
+  private readonly waiting = new Map<string, HumanLabel[]>();
+  /** Recent outcome examples by prediction id, oldest first (Map keeps insertion order). */
+  private readonly trained = new Map<string, LabeledExample>();
+  readonly counters: MergeCounters = {
+    outcomeExamples: 0,
+    humanExamples: 0,
+    agreements: 0,
+    disagreements: 0,
+    lateHumanLabels: 0,
+    unmatchedHumanLabels: 0,
+  };
+
+  constructor(readonly policy: LabelPolicy = DEFAULT_LABEL_POLICY) {}
+
+  /** An example from the feedback topic; returns what to train on. */
+  addExample(example: LabeledExample): LabeledExample[] {
+    // Uploaded and other non-outcome examples are taken as they are.
+    if (example.labelSource !== 'outcome' && example.labelSource !== 'timeout') return [example];
+    const humans = this.waiting.get(example.predictionId);
+    this.waiting.delete(example.predictionId);
+    this.remember(example);
+    if (!humans) {
+      this.counters.outcomeExamples++;
+      return [example];
+    }
+    return this.resolve(example, humans);
+  }
+
+  /** A human label; returns what to train on now (often nothing: it waits for its outcome). */
+  addHumanLabel(label: HumanLabel): LabeledExample[] {
+    const outcome = this.trained.get(label.predictionId);
+    if (!outcome) {
+      const list = this.waiting.get(label.predictionId) ?? [];
+      list.push(label);
+      this.waiting.set(label.predictionId, list);
+      return [];
+    }
+    // Its outcome example was trained already.
+    this.counters.lateHumanLabels++;
+    this.countAgreement(outcome.label, label.label);
+    if (this.policy.conflict === 'outcome') return [];
+    this.counters.humanExamples++;
+    return [this.humanExample(outcome, [label])];
+  }
+
+  /** Forgets human labels that waited longer than `holdMs` behind `eventTime`; counts them. */
+  expire(eventTime: number): void {
+    for (const [id, labels] of this.waiting) {
+      if (eventTime - Math.max(...labels.map((l) => l.labelTime)) <= this.policy.holdMs) continue;
+      this.waiting.delete(id);
+      this.counters.unmatchedHumanLabels += labels.length;
+    }
+  }
+
+  get waitingCount(): number {
+    return this.waiting.size;
+  }
+
+  private resolve(outcome: LabeledExample, humans: HumanLabel[]): LabeledExample[] {
+    const human = majority(humans);
+    this.countAgreement(outcome.label, human);
+    switch (this.policy.conflict) {
+      case 'human':
+        this.counters.humanExamples++;
+        return [this.humanExample(outcome, humans)];
+      case 'outcome':
+        this.counters.outcomeExamples++;
+        return [outcome];
+      case 'both':
+        this.counters.outcomeExamples++;
+        this.counters.humanExamples++;
+        return [outcome, this.humanExample(outcome, humans)];
+    }
+  }
+
+  private humanExample(outcome: LabeledExample, humans: HumanLabel[]): LabeledExample {
+    const newest = humans.reduce((a, b) => (b.labelTime > a.labelTime ? b : a));
+    return {
+      ...outcome,
+      exampleId: `human:${outcome.predictionId}:${humans.map((h) => h.labelId).join(',')}`,
+      label: majority(humans),
+      labelSource: 'human',
+      weight: this.policy.humanWeight,
+      labelTime: newest.labelTime,
+    };
+  }
+
+  private countAgreement(outcomeLabel: number, humanLabel: number): void {
+    if (outcomeLabel === humanLabel) this.counters.agreements++;
+    else this.counters.disagreements++;
+  }
+
+  private remember(example: LabeledExample): void {
+    this.trained.set(example.predictionId, example);
+    if (this.trained.size > this.policy.rememberOutcomes) {
+      const oldest = this.trained.keys().next().value as string;
+      this.trained.delete(oldest);
+    }
+  }
+}
+
+/** The label most labelers gave; a tie goes to the newest label. */
+function majority(labels: readonly HumanLabel[]): 0 | 1 {
+  const positives = labels.filter((l) => l.label === 1).length;
+  const negatives = labels.length - positives;
+  if (positives !== negatives) return positives > negatives ? 1 : 0;
+  const newest = labels.reduce((a, b) => (b.labelTime > a.labelTime ? b : a));
+  return newest.label === 1 ? 1 : 0;
+}

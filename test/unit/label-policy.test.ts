@@ -1,0 +1,122 @@
+// Human and outcome labels of one prediction merged by the configured policy.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { HumanLabel, LabeledExample } from '../../services/common/contracts.js';
+import {
+  DEFAULT_LABEL_POLICY,
+  LabelMerger,
+  type ConflictPolicy,
+} from '../../services/trainer/label-policy.js';
+
+const T = Date.UTC(2026, 5, 1);
+function outcome(predictionId: string, label: number): LabeledExample {
+  return {
+    exampleId: `outcome:${predictionId}`,
+    predictionId,
+    eventId: `e-${predictionId}`,
+    userId: 'u',
+    itemId: 'i',
+    category: 'c',
+    segment: 's',
+    label,
+    labelSource: label ? 'outcome' : 'timeout',
+    weight: 1,
+    features: { indices: [1, 2], values: [1, 1] },
+    featureSpecHash: 'spec',
+    modelVersion: 'v000001',
+    arm: 'champion',
+    score: 0.4,
+    clickTime: T,
+    purchaseEventId: label ? 'q' : null,
+    purchaseTime: label ? T + 1000 : null,
+    labelTime: T + 1000,
+    delayMs: label ? 1000 : null,
+  };
+}
+function human(predictionId: string, label: number, labelerId = 'ann', at = T + 500): HumanLabel {
+  return {
+    labelId: `${predictionId}-${labelerId}`,
+    taskId: predictionId,
+    predictionId,
+    eventId: `e-${predictionId}`,
+    userId: 'u',
+    itemId: 'i',
+    label,
+    labelerId,
+    labelTime: at,
+    agreement: null,
+    note: null,
+  };
+}
+const merger = (conflict: ConflictPolicy) => new LabelMerger({ ...DEFAULT_LABEL_POLICY, conflict });
+const summary = (examples: LabeledExample[]) => examples.map((e) => [e.labelSource, e.label, e.weight]);
+
+describe('label policy', () => {
+  it('trains outcome examples at once when nobody reviewed the prediction', () => {
+    const m = merger('human');
+    assert.deepEqual(summary(m.addExample(outcome('p1', 0))), [['timeout', 0, 1]]);
+    assert.equal(m.counters.outcomeExamples, 1);
+  });
+
+  it('human wins: the reviewed label replaces the outcome, weighted, with the features of the prediction', () => {
+    const m = merger('human');
+    assert.deepEqual(m.addHumanLabel(human('p1', 1)), [], 'waits for the outcome example');
+    const [example] = m.addExample(outcome('p1', 0));
+    assert.deepEqual(summary([example!]), [['human', 1, DEFAULT_LABEL_POLICY.humanWeight]]);
+    assert.deepEqual(example!.features, outcome('p1', 0).features);
+    assert.equal(m.counters.disagreements, 1);
+  });
+
+  it('outcome wins: the human label only counts as agreement or not', () => {
+    const m = merger('outcome');
+    m.addHumanLabel(human('p1', 1));
+    assert.deepEqual(summary(m.addExample(outcome('p1', 1))), [['outcome', 1, 1]]);
+    assert.equal(m.counters.agreements, 1);
+    assert.deepEqual(m.addHumanLabel(human('p1', 0, 'bob')), [], 'a late human label adds nothing');
+  });
+
+  it('both: the outcome example and the human example', () => {
+    const m = merger('both');
+    m.addHumanLabel(human('p1', 1));
+    assert.deepEqual(summary(m.addExample(outcome('p1', 0))), [
+      ['timeout', 0, 1],
+      ['human', 1, DEFAULT_LABEL_POLICY.humanWeight],
+    ]);
+  });
+
+  it('takes the majority of several labelers (a tie goes to the newest)', () => {
+    const m = merger('human');
+    m.addHumanLabel(human('p1', 1, 'a', T + 1));
+    m.addHumanLabel(human('p1', 0, 'b', T + 2));
+    m.addHumanLabel(human('p1', 0, 'c', T + 3));
+    assert.equal(m.addExample(outcome('p1', 1))[0]!.label, 0);
+    m.addHumanLabel(human('p2', 1, 'a', T + 5));
+    m.addHumanLabel(human('p2', 0, 'b', T + 4));
+    assert.equal(m.addExample(outcome('p2', 0))[0]!.label, 1);
+  });
+
+  it('a human label after its outcome was trained is added on its own, and counted late', () => {
+    const m = merger('human');
+    m.addExample(outcome('p1', 0));
+    assert.deepEqual(summary(m.addHumanLabel(human('p1', 1))), [
+      ['human', 1, DEFAULT_LABEL_POLICY.humanWeight],
+    ]);
+    assert.equal(m.counters.lateHumanLabels, 1);
+  });
+
+  it('drops and counts human labels whose outcome never came within the hold time', () => {
+    const m = merger('human');
+    m.addHumanLabel(human('lost', 1));
+    m.expire(T + 500 + DEFAULT_LABEL_POLICY.holdMs);
+    assert.equal(m.waitingCount, 1, 'not yet');
+    m.expire(T + 501 + DEFAULT_LABEL_POLICY.holdMs);
+    assert.equal(m.waitingCount, 0);
+    assert.equal(m.counters.unmatchedHumanLabels, 1);
+  });
+
+  it('passes uploaded examples through untouched', () => {
+    const m = merger('human');
+    const uploaded = { ...outcome('x', 1), labelSource: 'upload' as const, weight: 2 };
+    assert.deepEqual(m.addExample(uploaded), [uploaded]);
+  });
+});

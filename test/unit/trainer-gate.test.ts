@@ -1,0 +1,148 @@
+// The promotion gate: significance against the champion, the baseline bar, the trusted
+// reference set that catches poisoned feedback, and refusals of degenerate holdouts.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Random } from '../../services/common/random.js';
+import { DEFAULT_GATE, decidePromotion, normalCdf, pairedTest } from '../../services/trainer/gate.js';
+
+/** A world where p(buy) = truth[i]; a model's score is the truth blurred by `noise`. */
+function world(n: number, seed: number, labelRate = 0.2) {
+  const random = new Random(seed);
+  const truth = Array.from({ length: n }, () =>
+    Math.min(0.95, Math.max(0.01, labelRate + (random.next() - 0.5) * 0.3)),
+  );
+  const labels = truth.map((p) => (random.next() < p ? 1 : 0));
+  const model = (noise: number) =>
+    truth.map((p) => Math.min(0.99, Math.max(0.01, p + (random.next() - 0.5) * noise)));
+  const constant = truth.map(() => labelRate);
+  return { labels, model, constant };
+}
+
+describe('promotion gate', () => {
+  it('computes the normal CDF and a paired test that favours the better model', () => {
+    assert.ok(Math.abs(normalCdf(0) - 0.5) < 1e-7);
+    assert.ok(Math.abs(normalCdf(1.96) - 0.975) < 1e-4);
+    assert.ok(Math.abs(normalCdf(-1.645) - 0.05) < 1e-3);
+    const w = world(4000, 1);
+    const test = pairedTest(w.labels, w.model(0.05), w.model(0.6));
+    assert.ok(test.meanDifference > 0 && test.pValue < 0.001, JSON.stringify(test));
+  });
+
+  it('accepts a candidate clearly better than champion and baseline', () => {
+    const w = world(5000, 2);
+    const decision = decidePromotion(
+      { labels: w.labels, candidate: w.model(0.05), champion: w.model(0.7), baseline: w.constant },
+      null,
+    );
+    assert.deepEqual(decision.reasons, []);
+    assert.ok(decision.accept);
+    assert.ok(decision.versusChampion!.pValue < DEFAULT_GATE.alpha);
+  });
+
+  it('refuses a candidate no better than the champion, or not significantly so', () => {
+    const w = world(5000, 3);
+    const same = w.model(0.3);
+    const tie = decidePromotion(
+      { labels: w.labels, candidate: same, champion: same, baseline: w.constant },
+      null,
+    );
+    assert.equal(tie.accept, false);
+    assert.match(tie.reasons.join(' '), /improves the champion's holdout log loss by 0.00%/);
+  });
+
+  it('accepts an equally good candidate no more often than the significance level says', () => {
+    // Candidate and champion with the same noise: any edge is chance. Over many holdouts the
+    // test may be fooled about alpha of the time (without a margin), and less with one.
+    const trials = 300;
+    let fooledWithoutMargin = 0;
+    let fooled = 0;
+    for (let seed = 100; seed < 100 + trials; seed++) {
+      const w = world(600, seed);
+      const set = { labels: w.labels, candidate: w.model(0.3), champion: w.model(0.3), baseline: w.constant };
+      if (
+        decidePromotion(set, null, { ...DEFAULT_GATE, minImprovement: 0, minHoldout: 0 }).versusChampion!
+          .pValue < DEFAULT_GATE.alpha
+      )
+        fooledWithoutMargin++;
+      if (decidePromotion(set, null).accept) fooled++;
+    }
+    assert.ok(fooledWithoutMargin / trials < 2 * DEFAULT_GATE.alpha, `${fooledWithoutMargin} of ${trials}`);
+    assert.ok(fooled <= fooledWithoutMargin, `${fooled} with the margin`);
+  });
+
+  it('refuses a first model that does not beat the baseline', () => {
+    const w = world(3000, 5);
+    const decision = decidePromotion(
+      { labels: w.labels, candidate: w.constant.map((p) => p + 0.2), champion: null, baseline: w.constant },
+      null,
+    );
+    assert.equal(decision.accept, false);
+    assert.match(decision.reasons[0]!, /does not beat the baseline/);
+  });
+
+  it('refuses degenerate holdouts: too small, or one label only', () => {
+    const w = world(100, 6);
+    const tiny = decidePromotion(
+      { labels: w.labels, candidate: w.model(0), champion: null, baseline: w.constant },
+      null,
+    );
+    assert.match(tiny.reasons.join(' '), /fewer than 500/);
+    const ones = Array(2000).fill(1);
+    const allOne = decidePromotion(
+      { labels: ones, candidate: ones.map(() => 0.9), champion: null, baseline: ones.map(() => 0.5) },
+      null,
+    );
+    assert.equal(allOne.accept, false);
+    assert.match(allOne.reasons.join(' '), /0 negative examples/);
+  });
+
+  it('catches a label flip: a model trained on flipped feedback looks good on a flipped holdout but not on the trusted reference', () => {
+    const recent = world(4000, 7);
+    const flippedLabels = recent.labels.map((l) => 1 - l);
+    const honest = recent.model(0.1);
+    const flippedModel = honest.map((p) => 1 - p); // what training on flipped labels converges to
+    const reference = world(2000, 8);
+    const honestOnReference = reference.model(0.1);
+    const decision = decidePromotion(
+      {
+        labels: flippedLabels,
+        candidate: flippedModel,
+        champion: honest,
+        baseline: recent.constant.map((p) => 1 - p),
+      },
+      {
+        labels: reference.labels,
+        candidate: honestOnReference.map((p) => 1 - p),
+        champion: honestOnReference,
+        baseline: reference.constant,
+      },
+    );
+    assert.equal(decision.accept, false);
+    const why = decision.reasons.join(' ');
+    assert.match(why, /recent label rate .* far from the reference/);
+    assert.match(why, /worse than the champion on the trusted reference set/);
+    // The same candidate, honest, passes the reference check.
+    const fine = decidePromotion(
+      {
+        labels: recent.labels,
+        candidate: recent.model(0.02),
+        champion: recent.model(0.6),
+        baseline: recent.constant,
+      },
+      {
+        labels: reference.labels,
+        candidate: honestOnReference,
+        champion: honestOnReference,
+        baseline: reference.constant,
+      },
+    );
+    assert.deepEqual(fine.reasons, []);
+  });
+
+  it('refuses misaligned score arrays loudly', () => {
+    assert.throws(
+      () => decidePromotion({ labels: [1, 0], candidate: [0.5], champion: null, baseline: [0.5, 0.5] }, null),
+      /candidate has 1 scores for 2 labels/,
+    );
+  });
+});
