@@ -1,0 +1,178 @@
+// Trainer checkpoints: the learner's state (weights and optimizer state, holdout, progressive
+// window) together with the input offsets it reflects, in one file written atomically (temporary
+// file, fsync, rename, fsync of the folder), with a sha256 over the body so a torn or edited file
+// is refused rather than trained on. A restart loads the newest checkpoint and seeks the inputs to
+// its offsets: no example is learned twice or skipped.
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import avro from 'avsc';
+import type { FtrlParams } from '../model/ftrl.js';
+import type { LearnerState } from './online.js';
+
+const MAGIC = Buffer.from('FWCK1\n');
+
+const checkpointType = avro.Type.forSchema({
+  type: 'record',
+  name: 'TrainerCheckpoint',
+  fields: [
+    { name: 'seq', type: 'long' },
+    { name: 'writtenAt', type: 'long' },
+    { name: 'featureSpecHash', type: 'string' },
+    { name: 'params', type: { type: 'map', values: 'double' } },
+    { name: 'offsets', type: { type: 'map', values: 'string' } },
+    { name: 'z', type: 'bytes' },
+    { name: 'n', type: 'bytes' },
+    { name: 'learned', type: 'long' },
+    {
+      name: 'holdout',
+      type: {
+        type: 'array',
+        items: {
+          type: 'record',
+          name: 'HeldExample',
+          fields: [
+            { name: 'exampleId', type: 'string' },
+            { name: 'indices', type: { type: 'array', items: 'int' } },
+            { name: 'values', type: { type: 'array', items: 'double' } },
+            { name: 'label', type: 'int' },
+            { name: 'weight', type: 'double' },
+            { name: 'itemId', type: 'string' },
+            { name: 'segment', type: 'string' },
+            { name: 'labelTime', type: 'long' },
+          ],
+        },
+      },
+    },
+    {
+      name: 'progressive',
+      type: {
+        type: 'array',
+        items: {
+          type: 'record',
+          name: 'Progressive',
+          fields: [
+            { name: 'loss', type: 'double' },
+            { name: 'weight', type: 'double' },
+          ],
+        },
+      },
+    },
+  ],
+});
+
+export interface Checkpoint {
+  seq: number;
+  writtenAt: number;
+  featureSpecHash: string;
+  params: FtrlParams;
+  /** `topic:partition` → next offset to read. */
+  offsets: Record<string, string>;
+  state: LearnerState;
+}
+
+export class CheckpointCorruptError extends Error {
+  constructor(path: string, why: string) {
+    super(`checkpoint ${path} is unusable: ${why}`);
+    this.name = 'CheckpointCorruptError';
+  }
+}
+
+export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
+  const { state } = checkpoint;
+  const body = checkpointType.toBuffer({
+    seq: checkpoint.seq,
+    writtenAt: checkpoint.writtenAt,
+    featureSpecHash: checkpoint.featureSpecHash,
+    params: { ...checkpoint.params },
+    offsets: checkpoint.offsets,
+    z: Buffer.from(state.z.buffer, state.z.byteOffset, state.z.byteLength),
+    n: Buffer.from(state.n.buffer, state.n.byteOffset, state.n.byteLength),
+    learned: state.learned,
+    holdout: state.holdout,
+    progressive: state.progressive,
+  });
+  const digest = createHash('sha256').update(body).digest();
+  return Buffer.concat([MAGIC, digest, body]);
+}
+
+export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint {
+  if (bytes.length < MAGIC.length + 32 || !bytes.subarray(0, MAGIC.length).equals(MAGIC))
+    throw new CheckpointCorruptError(path, 'not a Flywheel trainer checkpoint');
+  const digest = bytes.subarray(MAGIC.length, MAGIC.length + 32);
+  const body = bytes.subarray(MAGIC.length + 32);
+  if (!createHash('sha256').update(body).digest().equals(digest))
+    throw new CheckpointCorruptError(path, 'sha256 does not match (torn write or edited file)');
+  const raw = checkpointType.fromBuffer(body) as {
+    seq: number;
+    writtenAt: number;
+    featureSpecHash: string;
+    params: Record<string, number>;
+    offsets: Record<string, string>;
+    z: Buffer;
+    n: Buffer;
+    learned: number;
+    holdout: LearnerState['holdout'];
+    progressive: LearnerState['progressive'];
+  };
+  const floats = (b: Buffer) => new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  return {
+    seq: raw.seq,
+    writtenAt: raw.writtenAt,
+    featureSpecHash: raw.featureSpecHash,
+    params: raw.params as unknown as FtrlParams,
+    offsets: raw.offsets,
+    state: {
+      z: floats(raw.z),
+      n: floats(raw.n),
+      learned: raw.learned,
+      holdout: raw.holdout.map((h) => ({ ...h, indices: [...h.indices], values: [...h.values] })),
+      progressive: raw.progressive.map((p) => ({ ...p })),
+    },
+  };
+}
+
+/** The newest checkpoint in one file, replaced atomically. */
+export class CheckpointStore {
+  readonly path: string;
+
+  constructor(directory: string, name = 'trainer.ckpt') {
+    this.path = join(directory, name);
+  }
+
+  async load(): Promise<Checkpoint | null> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+    return decodeCheckpoint(bytes, this.path);
+  }
+
+  async save(checkpoint: Checkpoint): Promise<void> {
+    const directory = dirname(this.path);
+    await mkdir(directory, { recursive: true });
+    const temporary = `${this.path}.${process.pid}.tmp`;
+    const file = await open(temporary, 'w');
+    try {
+      await file.writeFile(encodeCheckpoint(checkpoint));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temporary, this.path);
+    // The rename itself must survive a power cut: sync the folder's entry.
+    const folder = await open(directory, 'r');
+    try {
+      await folder.sync();
+    } finally {
+      await folder.close();
+    }
+  }
+
+  async clear(): Promise<void> {
+    await rm(this.path, { force: true });
+  }
+}

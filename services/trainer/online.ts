@@ -1,0 +1,123 @@
+// The online learner of the trainer: FTRL-Proximal fed labeled examples in arrival order, with
+// progressive validation (each example is scored before it is learned from) and a holdout of the
+// newest examples, which the model has not learned from yet. An example enters the holdout when it
+// arrives and is learned from when newer examples push it out, so the holdout is always "the most
+// recent N, unseen" and nothing is learned twice or skipped. Pure: checkpoint.ts persists it.
+import type { LabeledExample } from '../common/contracts.js';
+import { FtrlProximal, type FtrlParams } from '../model/ftrl.js';
+
+export interface OnlineLearnerOptions {
+  dimension: number;
+  params: FtrlParams;
+  /** Newest examples held out of training (and scored by the gate). */
+  holdoutSize: number;
+  /** Examples in the progressive-validation window. */
+  progressiveWindow: number;
+}
+
+/** What the learner keeps of an example: enough to learn from it and to score it. */
+export interface HeldExample {
+  exampleId: string;
+  indices: number[];
+  values: number[];
+  label: number;
+  weight: number;
+  itemId: string;
+  segment: string;
+  labelTime: number;
+}
+
+export interface LearnerState {
+  z: Float64Array;
+  n: Float64Array;
+  learned: number;
+  holdout: HeldExample[];
+  progressive: { loss: number; weight: number }[];
+}
+
+export function heldExample(e: LabeledExample): HeldExample {
+  return {
+    exampleId: e.exampleId,
+    indices: [...e.features.indices],
+    values: [...e.features.values],
+    label: e.label,
+    weight: e.weight,
+    itemId: e.itemId,
+    segment: e.segment,
+    labelTime: e.labelTime,
+  };
+}
+
+const EPS = 1e-7;
+
+export class OnlineLearner {
+  readonly ftrl: FtrlProximal;
+  private readonly holdoutRing: HeldExample[];
+  /** Examples learned from, in total (the trainer's "no gap, no overlap" counter). */
+  learned: number;
+  private readonly progressive: { loss: number; weight: number }[];
+
+  constructor(
+    readonly options: OnlineLearnerOptions,
+    state?: LearnerState,
+  ) {
+    this.ftrl = new FtrlProximal(options.dimension, options.params, state && { z: state.z, n: state.n });
+    this.holdoutRing = state ? [...state.holdout] : [];
+    this.learned = state?.learned ?? 0;
+    this.progressive = state ? [...state.progressive] : [];
+  }
+
+  /** Adds examples in arrival order; returns how many were learned from (pushed out of the holdout). */
+  add(examples: readonly HeldExample[]): number {
+    let learnedNow = 0;
+    for (const example of examples) {
+      this.holdoutRing.push(example);
+      if (this.holdoutRing.length <= this.options.holdoutSize) continue;
+      this.learnFrom(this.holdoutRing.shift() as HeldExample);
+      learnedNow++;
+    }
+    return learnedNow;
+  }
+
+  private learnFrom(e: HeldExample): void {
+    const p = this.ftrl.learn({ indices: e.indices, values: e.values }, e.label, e.weight);
+    const clipped = Math.min(1 - EPS, Math.max(EPS, p));
+    this.progressive.push({
+      loss: -(e.label ? Math.log(clipped) : Math.log(1 - clipped)) * e.weight,
+      weight: e.weight,
+    });
+    if (this.progressive.length > this.options.progressiveWindow) this.progressive.shift();
+    this.learned++;
+  }
+
+  /** Weighted log loss of the predictions made just before learning, over the recent window. */
+  get progressiveLogLoss(): number {
+    let loss = 0;
+    let weight = 0;
+    for (const p of this.progressive) {
+      loss += p.loss;
+      weight += p.weight;
+    }
+    return weight > 0 ? loss / weight : Number.NaN;
+  }
+
+  /** The newest examples, not learned from yet (a copy). */
+  get holdout(): HeldExample[] {
+    return [...this.holdoutRing];
+  }
+
+  score(e: Pick<HeldExample, 'indices' | 'values'>): number {
+    return this.ftrl.predict({ indices: e.indices, values: e.values });
+  }
+
+  /** Everything needed to continue exactly here (copies). */
+  state(): LearnerState {
+    return {
+      z: Float64Array.from(this.ftrl.z),
+      n: Float64Array.from(this.ftrl.n),
+      learned: this.learned,
+      holdout: this.holdout,
+      progressive: [...this.progressive],
+    };
+  }
+}
