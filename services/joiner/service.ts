@@ -514,17 +514,18 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
         await this.publish(owned, loaded.seq, loaded.offsets, loaded.outbox.messages);
         this.metrics.recoveries.inc({ kind: 'outbox' });
       } else {
-        // Redis is behind Kafka (it lost writes) or the group's offsets were reset: the state
-        // decides what was applied, so the inputs are re-read from its offsets.
+        // Redis is behind Kafka (it lost writes, or all of the state) or the group's offsets were
+        // reset: the state decides what was applied, so the inputs are re-read from its offsets,
+        // or from the start of the topic where it has none (pending predictions must come back).
         this.log.warn(
-          { partition, redisSeq: loaded.seq, committedSeq },
-          'join state and committed offsets differ; replaying from the state',
+          { partition, redisSeq: loaded.seq, committedSeq, offsets: loaded.offsets },
+          'join state and committed offsets differ; replaying the inputs from the state',
         );
         this.metrics.recoveries.inc({ kind: 'replay' });
         for (const input of ['prediction', 'purchase'] as const) {
-          const offset = loaded.offsets[input];
           const topic = input === 'prediction' ? this.topics.predictions : this.topics.purchases;
-          if (offset !== undefined) this.consumer?.seek({ topic, partition, offset });
+          const offset = loaded.offsets[input] ?? String(ends.start[input]);
+          this.consumer?.seek({ topic, partition, offset });
         }
         replaying = true;
       }
@@ -551,13 +552,22 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     }
   }
 
-  /** The end (high watermark) of each input's partition. */
-  private async inputEnds(partition: number): Promise<Record<JoinInput, bigint>> {
-    const end = async (topic: string) => {
+  /** The first and next offset (low and high watermark) of each input's partition. */
+  private async inputEnds(
+    partition: number,
+  ): Promise<Record<JoinInput, bigint> & { start: Record<JoinInput, bigint> }> {
+    const bounds = async (topic: string) => {
       const offsets = await (this.admin as Admin).fetchTopicOffsets(topic);
-      return BigInt(offsets.find((o) => o.partition === partition)?.high ?? '0');
+      const own = offsets.find((o) => o.partition === partition);
+      return { low: BigInt(own?.low ?? '0'), high: BigInt(own?.high ?? '0') };
     };
-    return { prediction: await end(this.topics.predictions), purchase: await end(this.topics.purchases) };
+    const prediction = await bounds(this.topics.predictions);
+    const purchase = await bounds(this.topics.purchases);
+    return {
+      prediction: prediction.high,
+      purchase: purchase.high,
+      start: { prediction: prediction.low, purchase: purchase.low },
+    };
   }
 
   private async committedSeq(partition: number): Promise<number> {

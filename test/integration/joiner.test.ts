@@ -13,6 +13,8 @@ import { Random } from '../../services/common/random.js';
 import type { JoinConfig, MatchRule, PendingPrediction } from '../../services/joiner/join.js';
 import { joinConfigFrom } from '../../services/joiner/config.js';
 import { Joiner } from '../../services/joiner/service.js';
+import { joinStateKeys } from '../../services/joiner/state.js';
+import { createRedis } from '../../services/common/redis.js';
 import { TopicCollector } from '../helpers/collect.js';
 import { reference, stream, timeOf, type Input } from '../helpers/join-reference.js';
 import { drainCollector, joinerTestConfig, predictionRecord, sendInputs } from '../helpers/joiner.js';
@@ -239,6 +241,50 @@ describe('joiner', () => {
     const labeled = await drainCollector(collector, producer, codecs, topics.names.feedback, PARTITIONS);
     assert.equal(new Set(labeled.map((e) => e.predictionId)).size, 8000);
     assert.equal(labeled.length, 8000);
+  });
+
+  it('replays the inputs when Redis lost the join state: every label comes back, repeats keep their id and label', async () => {
+    const topics = await topicsFor(['predictions', 'purchases', 'feedback', 'dlq']);
+    const config = joinerTestConfig({ FW_JOINER_GROUP: `test.joiner.${topics.names.feedback}` });
+    const inputs = stream(41, 2000, Date.now() - 3 * 3600_000, 5).sort((a, b) => timeOf(a) - timeOf(b));
+    const expected = reference(inputs, joinConfigFrom(config));
+    await sendInputs(producer, codecs, topics.names, inputs, 100);
+    const collector = await collect(topics.names.feedback);
+    const first = new Joiner({ runtime, config, http: false, topics: topics.names });
+    await first.start();
+    try {
+      await collector.atLeast(Math.floor(expected.size / 3));
+    } finally {
+      await first.stop();
+    }
+    const redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
+    await redis.connect();
+    try {
+      for (let partition = 0; partition < PARTITIONS; partition++) {
+        const keys = Object.values(joinStateKeys(config.FW_JOINER_GROUP, partition));
+        await redis.del(...keys);
+      }
+    } finally {
+      await redis.quit();
+    }
+    const second = new Joiner({ runtime, config, http: false, topics: topics.names });
+    await second.start();
+    const distinct = () => new Set(collector.records.map((r) => r.value.predictionId)).size;
+    try {
+      await collector.until(() => distinct() >= expected.size, `${expected.size} distinct labels`, 90_000);
+    } finally {
+      await second.stop();
+    }
+    const labeled = await drainCollector(collector, producer, codecs, topics.names.feedback, PARTITIONS);
+    const byId = new Map<string, LabeledExample>();
+    for (const example of labeled) {
+      const earlier = byId.get(example.exampleId);
+      if (earlier)
+        assert.equal(example.label, earlier.label, `a repeat of ${example.exampleId} changed its label`);
+      byId.set(example.exampleId, example);
+    }
+    assert.ok(labeled.length > byId.size, 'labels from before the loss were published again');
+    assertMatchesReference([...byId.values()], inputs, joinConfigFrom(config));
   });
 
   it('labels every prediction exactly once while the joiner is killed with SIGKILL six times', async () => {
