@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { loadLabelingConfig, queueOptionsFrom } from '../labeling/config.js';
 import type { ReviewPayload } from '../labeling/http.js';
 import { LabelingQueue } from '../labeling/queue.js';
+import { segmentOf } from '../model/features.js';
 import type { ReviewSink, ReviewTask } from '../scorer/review.js';
 
 export function queueReviewSink(redis: Redis): ReviewSink {
@@ -16,6 +17,7 @@ export function queueReviewSink(redis: Redis): ReviewSink {
           id: task.predictionId,
           priority: task.priority,
           dedupeKey: `session:${task.click.sessionId}`,
+          stratum: segmentOf(task.click.country, task.click.device),
           payload: {
             predictionId: task.predictionId,
             eventId: task.click.eventId,

@@ -36,6 +36,8 @@ export const labelingConfigSchema = z.object({
   FW_LABELING_MAX_AGE_MS: env.int(7 * 24 * 3600_000, 60_000),
   FW_LABELING_LABELS_REQUIRED: env.int(1, 1, 10),
   FW_LABELING_TASKS_PER_HOUR: env.int(500, 0),
+  /** Priority boost of review tasks from rarely reviewed segments (0 = none). */
+  FW_LABELING_RARE_BOOST: env.number(1, 0, 100),
   FW_LABELING_GUIDELINES: z
     .string()
     .default(
@@ -58,5 +60,6 @@ export function queueOptionsFrom(config: LabelingConfig) {
     // One task per user session per hour keeps one busy visitor from flooding the queue.
     dedupeTtlSeconds: 3600,
     tasksPerHour: config.FW_LABELING_TASKS_PER_HOUR,
+    rareBoost: config.FW_LABELING_RARE_BOOST,
   };
 }

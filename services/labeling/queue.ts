@@ -48,6 +48,8 @@ export interface QueueOptions {
   dedupeTtlSeconds: number;
   /** Most tasks added per clock hour; 0 = no limit (keeps the queue from flooding). */
   tasksPerHour?: number;
+  /** Priority boost of tasks from rarely reviewed strata (see ADD_TASK_3); 0 = none. */
+  rareBoost?: number;
 }
 
 /** Completed task ids kept for the admin export (the durable record is fw.labels.human). */
@@ -76,6 +78,8 @@ export interface NewTask<T> {
   /** Tasks with the same key are added once per dedupe TTL (e.g. a user session or an item). */
   dedupeKey?: string;
   labelsRequired?: number;
+  /** The task's segment: tasks of rarely reviewed segments get a priority boost. */
+  stratum?: string;
 }
 
 export interface LeasedTask<T> {
@@ -130,6 +134,8 @@ export class LabelingQueue<T> {
       this.now(),
       this.options.dedupeTtlSeconds,
       this.options.tasksPerHour ?? 0,
+      task.stratum ?? '',
+      this.options.rareBoost ?? 0,
     );
     return added === 1;
   }

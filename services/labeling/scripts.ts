@@ -29,6 +29,9 @@ end
  *   ARGV[1] prefix  ARGV[2] task id  ARGV[3] priority  ARGV[4] payload (JSON)
  *   ARGV[5] labels required  ARGV[6] now (ms)  ARGV[7] dedupe ttl (s)
  *   ARGV[8] most tasks added per clock hour (0 = no limit)
+ *   ARGV[9] stratum ('' = none)  ARGV[10] rare boost
+ * A task of a stratum (a segment) that has had n tasks so far, this one included, gets priority
+ * × (1 + boost / sqrt(n)): labels from rarely reviewed segments teach the model more.
  * Returns 1 added, 0 duplicate (dedupe key taken or task id exists), -4 over the hourly budget.
  */
 export const ADD_TASK_3 = `
@@ -55,8 +58,13 @@ if budget > 0 then
     return -4
   end
 end
-redis.call('HSET', KEYS[2], 'payload', ARGV[4], 'priority', ARGV[3], 'required', ARGV[5], 'createdAt', ARGV[6], 'labels', 0, 'leased', 0, 'status', 'open')
-redis.call('ZADD', KEYS[1], -tonumber(ARGV[3]), ARGV[2])
+local priority = tonumber(ARGV[3])
+if ARGV[9] ~= '' then
+  local n = redis.call('HINCRBY', prefix .. 'strata', ARGV[9], 1)
+  priority = priority * (1 + tonumber(ARGV[10]) / math.sqrt(n))
+end
+redis.call('HSET', KEYS[2], 'payload', ARGV[4], 'priority', tostring(priority), 'required', ARGV[5], 'createdAt', ARGV[6], 'labels', 0, 'leased', 0, 'status', 'open')
+redis.call('ZADD', KEYS[1], -priority, ARGV[2])
 redis.call('HINCRBY', prefix .. 'stats', 'added', 1)
 return 1
 `;

@@ -124,6 +124,28 @@ describe('labeling queue', () => {
     assert.equal(stats.counters.added, 3);
   });
 
+  it('moves the first tasks of a rarely reviewed segment ahead of a segment asked about all the time', async () => {
+    const take = async (rareBoost: number) => {
+      const queue = new LabelingQueue<{ n: number }>(
+        await connect(),
+        `test-${randomUUID()}`,
+        options({ rareBoost }),
+      );
+      for (let n = 0; n < 50; n++)
+        await queue.add({ id: `common-${n}`, priority: 0.5, payload: { n }, stratum: 'DE/mobile' });
+      await queue.add({ id: 'rare', priority: 0.4, payload: { n: 99 }, stratum: 'IS/tablet' });
+      const order: string[] = [];
+      for (let task = await queue.next('ann'); task; task = await queue.next('ann')) order.push(task.id);
+      return order;
+    };
+    const plain = await take(0);
+    assert.equal(plain.indexOf('rare'), 50, 'without the boost the lower priority comes last');
+    const boosted = await take(1);
+    // 0.4 × 2 = 0.8 beats 0.5 × (1 + 1/√n) from n = 3 on: third place, ahead of 48 common tasks.
+    assert.equal(boosted.indexOf('rare'), 2, boosted.slice(0, 5).join(' '));
+    assert.equal(boosted.length, 51);
+  });
+
   it('expires tasks older than the maximum age instead of handing them out', async () => {
     let clock = 5_000_000;
     const queue = new LabelingQueue(
