@@ -160,6 +160,10 @@ export class PartitionJoin<P extends PendingPrediction> {
     return this.streamTimes;
   }
 
+  isCaughtUp(input: JoinInput): boolean {
+    return this.caughtUp[input];
+  }
+
   /** Whether `input` was at the end of its partition when last read (see the file comment). */
   setCaughtUp(input: JoinInput, caughtUp: boolean): JoinDecision<P>[] {
     if (this.caughtUp[input] === caughtUp) return [];

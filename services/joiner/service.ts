@@ -31,6 +31,7 @@ import { createRedis } from '../common/redis.js';
 import type { Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
 import { joinConfigFrom, loadJoinerConfig, type JoinerConfig } from './config.js';
+import { planBackpressure } from './backpressure.js';
 import { pendingRef, purchaseRef, toLabeledExample } from './examples.js';
 import {
   PartitionJoin,
@@ -620,37 +621,36 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     this.applyBackpressure();
   }
 
-  /**
-   * Pending predictions over the cap: pause reading predictions where purchases hold the
-   * watermark back (reading purchases closes windows); resume under 90% of the cap. Where
-   * predictions themselves hold it, pausing would stall the join, so it goes on and says so.
-   */
+  /** The memory bound (see backpressure.ts). */
   private applyBackpressure(): void {
     const cap = this.config.FW_JOINER_MAX_PENDING;
     const pending = this.pending;
-    for (const owned of this.owned.values()) {
-      const { prediction, purchase } = owned.join.times;
-      const helps = purchase < prediction;
-      const target = { topic: this.topics.predictions, partitions: [owned.partition] };
-      if (!owned.paused && pending >= cap && helps) {
-        owned.paused = true;
+    const owned = [...this.owned.values()];
+    const plan = planBackpressure(
+      pending,
+      cap,
+      owned.map((o) => ({
+        partition: o.partition,
+        paused: o.paused,
+        predictionTime: o.join.times.prediction,
+        purchaseTime: o.join.times.purchase,
+        purchasesCaughtUp: o.join.isCaughtUp('purchase'),
+      })),
+    );
+    for (const o of owned) {
+      const target = { topic: this.topics.predictions, partitions: [o.partition] };
+      if (plan.pause.includes(o.partition)) {
+        o.paused = true;
         this.consumer?.pause([target]);
-        this.log.info(
-          { partition: owned.partition, pending, cap },
-          'pending cap reached: pausing predictions',
-        );
-      } else if (owned.paused && (pending < cap * 0.9 || !helps)) {
-        owned.paused = false;
+        this.log.info({ partition: o.partition, pending, cap }, 'pending cap reached: pausing predictions');
+      } else if (plan.resume.includes(o.partition)) {
+        o.paused = false;
         this.consumer?.resume([target]);
-        this.log.info({ partition: owned.partition, pending, cap }, 'resuming predictions');
+        this.log.info({ partition: o.partition, pending, cap }, 'resuming predictions');
       }
     }
-    this.metrics.paused.set([...this.owned.values()].filter((o) => o.paused).length);
-    if (
-      pending >= cap &&
-      Date.now() - this.warnedCap > 60_000 &&
-      ![...this.owned.values()].some((o) => o.paused)
-    ) {
+    this.metrics.paused.set(owned.filter((o) => o.paused).length);
+    if (plan.stalled && Date.now() - this.warnedCap > 60_000) {
       this.warnedCap = Date.now();
       this.log.warn(
         { pending, cap },
