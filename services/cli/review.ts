@@ -6,6 +6,7 @@ import type { ReviewPayload } from '../labeling/http.js';
 import { LabelingQueue } from '../labeling/queue.js';
 import { segmentOf } from '../model/features.js';
 import type { ReviewSink, ReviewTask } from '../scorer/review.js';
+import { earlierClicks } from '../scorer/session-store.js';
 
 export function queueReviewSink(redis: Redis): ReviewSink {
   const config = loadLabelingConfig();
@@ -13,6 +14,8 @@ export function queueReviewSink(redis: Redis): ReviewSink {
   return {
     async submit(tasks: ReviewTask[]) {
       for (const task of tasks) {
+        // What the labeler sees of the session: the clicks before this one.
+        const session = await earlierClicks(redis, task.click.sessionId, task.click.eventTime);
         await queue.add({
           id: task.predictionId,
           priority: task.priority,
@@ -30,6 +33,12 @@ export function queueReviewSink(redis: Redis): ReviewSink {
             score: task.score,
             modelVersion: task.modelVersion,
             reason: task.reason,
+            session: session.map((c) => ({
+              itemId: c.itemId,
+              category: c.category,
+              price: c.price,
+              eventTime: c.eventTime,
+            })),
           },
         });
       }

@@ -21,6 +21,8 @@ export interface ReviewPayload {
   score: number;
   modelVersion: string;
   reason: string;
+  /** The session's earlier clicks, oldest first (item and price unknown for old sessions). */
+  session?: { itemId: string | null; category: string; price: number | null; eventTime: number }[];
 }
 
 export interface LabelingAppOptions {

@@ -20,6 +20,8 @@ export function labelerPage(guidelines: string): string {
   .card { background: #fff; border-radius: 8px; padding: 18px 22px; box-shadow: 0 1px 3px rgba(0,0,0,.08); margin-bottom: 16px; }
   dl { display: grid; grid-template-columns: 150px 1fr; gap: 6px 12px; margin: 0; }
   dt { color: #667; } dd { margin: 0; font-weight: 500; }
+  table { border-collapse: collapse; font-size: 14px; }
+  th, td { text-align: left; padding: 2px 12px 2px 0; }
   .score { font-size: 28px; font-weight: 700; }
   .bar { height: 8px; background: #e3e6ec; border-radius: 4px; overflow: hidden; margin-top: 6px; }
   .bar > div { height: 100%; background: #3a7bd5; }
@@ -51,6 +53,9 @@ export function labelerPage(guidelines: string): string {
     </dl>
     <p>Model's purchase probability: <span class="score" id="score"></span></p>
     <div class="bar"><div id="score-bar"></div></div>
+    <h3>Earlier in this session</h3>
+    <table id="session"><thead><tr><th>time</th><th>item</th><th>category</th><th>price</th></tr></thead><tbody></tbody></table>
+    <p id="session-empty" class="muted">This is the session's first click.</p>
   </section>
   <section id="controls" class="card" hidden>
     <div class="actions">
@@ -96,6 +101,20 @@ function show(task) {
   $('model').textContent = task.modelVersion;
   $('score').textContent = (task.score * 100).toFixed(1) + '%';
   $('score-bar').style.width = (task.score * 100).toFixed(1) + '%';
+  const earlier = task.session || [];
+  const body = $('session').querySelector('tbody');
+  body.replaceChildren(...earlier.map((c) => {
+    const row = document.createElement('tr');
+    const ago = Math.round((task.eventTime - c.eventTime) / 1000);
+    for (const text of [ago + ' s before', c.itemId ?? '?', c.category, c.price == null ? '?' : c.price.toFixed(2)]) {
+      const cell = document.createElement('td');
+      cell.textContent = text;
+      row.append(cell);
+    }
+    return row;
+  }));
+  $('session').hidden = earlier.length === 0;
+  $('session-empty').hidden = earlier.length > 0;
 }
 
 function status(text, error) {

@@ -4,7 +4,8 @@
 
 /**
  * Include: sessionContext(key, t) → clicksBefore, sessionStart, categoriesSeen for a click at
- * event time t in the session sorted set `key` (members "eventId\tcategory", score = time).
+ * event time t in the session sorted set `key` (members "eventId\tcategory\titemId\tprice",
+ * score = time; members written before item and price were kept end after the category).
  * The definition of services/model/session.ts: clicks with an earlier event time.
  */
 const SESSION_CONTEXT = `
@@ -14,7 +15,7 @@ local function sessionContext(key, t)
   local categories = {}
   local distinct = 0
   for i = 1, #earlier, 2 do
-    local category = string.match(earlier[i], '\\t(.*)$')
+    local category = string.match(earlier[i], '^[^\\t]*\\t([^\\t]*)')
     if category and not categories[category] then
       categories[category] = true
       distinct = distinct + 1
@@ -33,7 +34,8 @@ end
  *   KEYS[i]          session sorted set of click i (scorerKeys.session; repeats allowed)
  *   ARGV[1]          idle expiry of a session, seconds
  *   ARGV[2]          most clicks kept per session (oldest dropped beyond it)
- *   ARGV[3 + 3(i-1)] eventId of click i; then its event time (ms); then its category
+ *   ARGV[3 + 3(i-1)] eventId of click i; then its event time (ms); then the rest of its member
+ *                    ("category\titemId\tprice")
  * Reply: a flat array, three numbers per click: clicksBefore, sessionStart (ms), categoriesSeen
  */
 export const OBSERVE_CLICKS_N = `${SESSION_CONTEXT}

@@ -37,7 +37,7 @@ export class RedisSessionStore {
     if (clicks.length === 0) return [];
     const keys = clicks.map((c) => scorerKeys.session(c.sessionId));
     const args: (string | number)[] = [this.options.idleSeconds, this.options.maxClicksPerSession];
-    for (const c of clicks) args.push(c.eventId, c.eventTime, c.category);
+    for (const c of clicks) args.push(c.eventId, c.eventTime, `${c.category}\t${c.itemId}\t${c.price}`);
     const flat = await this.redis.observeClicks(keys.length, ...keys, ...args);
     return clicks.map((click, i) =>
       toContext([flat[3 * i], flat[3 * i + 1], flat[3 * i + 2]] as SessionReply, click),
@@ -50,6 +50,45 @@ export class RedisSessionStore {
       click,
     );
   }
+}
+
+export interface SessionClick {
+  eventId: string;
+  category: string;
+  /** null for clicks recorded before items and prices were kept. */
+  itemId: string | null;
+  price: number | null;
+  eventTime: number;
+}
+
+/** The session's clicks before `eventTime`, oldest first, at most `limit` (the newest ones). */
+export async function earlierClicks(
+  redis: Redis,
+  sessionId: string,
+  eventTime: number,
+  limit = 10,
+): Promise<SessionClick[]> {
+  const flat = await redis.zrevrangebyscore(
+    scorerKeys.session(sessionId),
+    `(${eventTime}`,
+    '-inf',
+    'WITHSCORES',
+    'LIMIT',
+    0,
+    limit,
+  );
+  const clicks: SessionClick[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    const [eventId = '', category = '', itemId, price] = (flat[i] as string).split('\t');
+    clicks.push({
+      eventId,
+      category,
+      itemId: itemId ?? null,
+      price: price === undefined ? null : Number(price),
+      eventTime: Number(flat[i + 1]),
+    });
+  }
+  return clicks.reverse();
 }
 
 function toContext(reply: SessionReply, click: Pick<ClickEvent, 'eventTime'>): SessionContext {

@@ -32,6 +32,13 @@ describe('labeler web page', () => {
         eventTime: Date.now() - n * 60_000,
         score: 0.4 + n / 100,
         modelVersion: 'v000003',
+        // Task n's session had n − 1 earlier clicks; the oldest recorded before prices were kept.
+        session: Array.from({ length: n - 1 }, (_, k) => ({
+          itemId: k === 0 ? null : `item-9${k}`,
+          category: 'cameras',
+          price: k === 0 ? null : 50 + k,
+          eventTime: Date.now() - n * 60_000 - (n - k) * 1000,
+        })),
       });
       await harness.queue.add({ id: `task-${n}`, priority: n / 10, payload });
     }
@@ -64,6 +71,15 @@ describe('labeler web page', () => {
     await page.waitForSelector('#task:not([hidden])');
     assert.equal(await page.textContent('#item'), 'item-00004', 'highest priority first');
     assert.match((await page.textContent('#guidelines')) ?? '', /purchase of the item/);
+    // The session's earlier clicks, oldest first; cells run together in textContent.
+    const rows = await page.evaluate(
+      "[...document.querySelectorAll('#session tbody tr')].map((tr) => tr.textContent)",
+    );
+    assert.deepEqual(rows, [
+      '4 s before?cameras?',
+      '3 s beforeitem-91cameras51.00',
+      '2 s beforeitem-92cameras52.00',
+    ]);
 
     for (const [i, key] of ['1', '0', '1'].entries()) {
       // The page marks itself ready when a task is shown and no answer is on its way.

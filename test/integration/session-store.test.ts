@@ -1,0 +1,74 @@
+// The scorer's session state in real Redis: contexts by event time, and the earlier clicks (item,
+// category, price) a labeler sees, including sessions written before items and prices were kept.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import type { Redis } from 'ioredis';
+import type { ClickEvent } from '../../services/common/contracts.js';
+import { createRedis } from '../../services/common/redis.js';
+import { scorerKeys } from '../../services/scorer/keys.js';
+import { RedisSessionStore, earlierClicks } from '../../services/scorer/session-store.js';
+import { sampleRecords } from '../helpers/records.js';
+import { testRuntime } from '../helpers/kafka.js';
+
+describe('session store', () => {
+  const runtime = testRuntime('scorer');
+  let redis: Redis;
+  const sessions: string[] = [];
+  before(async () => {
+    redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
+    await redis.connect();
+  });
+  after(async () => {
+    if (sessions.length > 0) await redis.del(...sessions.map((s) => scorerKeys.session(s)));
+    await redis.quit();
+  });
+  const click = (sessionId: string, n: number, over: Partial<ClickEvent> = {}): ClickEvent => ({
+    ...sampleRecords().click,
+    eventId: `${sessionId}-c${n}`,
+    sessionId,
+    itemId: `item-${n}`,
+    price: 10 + n,
+    category: n % 2 ? 'books' : 'toys',
+    eventTime: Date.UTC(2026, 5, 1) + n * 1000,
+    ...over,
+  });
+
+  it('records clicks and gives each its context and the clicks before it, even out of order', async () => {
+    const store = new RedisSessionStore(redis);
+    const session = `s-${randomUUID()}`;
+    sessions.push(session);
+    const contexts = await store.observe([click(session, 1), click(session, 3), click(session, 2)]);
+    assert.deepEqual(
+      contexts.map((c) => [c.clicksBefore, c.categoriesSeen]),
+      [
+        [0, 0],
+        [1, 1],
+        [1, 1],
+      ],
+    );
+    const earlier = await earlierClicks(redis, session, click(session, 3).eventTime);
+    assert.deepEqual(
+      earlier.map((c) => [c.itemId, c.category, c.price]),
+      [
+        ['item-1', 'books', 11],
+        ['item-2', 'toys', 12],
+      ],
+    );
+    assert.deepEqual(await earlierClicks(redis, session, click(session, 3).eventTime, 1), [earlier[1]]);
+  });
+
+  it('reads sessions recorded before items and prices were kept', async () => {
+    const store = new RedisSessionStore(redis);
+    const session = `s-${randomUUID()}`;
+    sessions.push(session);
+    await redis.zadd(scorerKeys.session(session), click(session, 0).eventTime, `${session}-c0\tgames`);
+    const [context] = await store.observe([click(session, 1)]);
+    assert.deepEqual([context?.clicksBefore, context?.categoriesSeen], [1, 1]);
+    const earlier = await earlierClicks(redis, session, click(session, 1).eventTime);
+    assert.deepEqual(
+      earlier.map((c) => [c.itemId, c.category, c.price]),
+      [[null, 'games', null]],
+    );
+  });
+});
