@@ -37,14 +37,16 @@ if ! fw models ls 2>/dev/null | grep -q champion; then
 fi
 
 # Started with node directly (not through the fw function) so $! is the service's own pid.
-echo "== scorer (predict API on :$FW_HTTP_PORT), joiner (:$FW_JOINER_HTTP_PORT) and labeler API (:$FW_LABELING_PORT)"
+echo "== scorer (predict API on :$FW_HTTP_PORT), joiner (:$FW_JOINER_HTTP_PORT), trainer (:${FW_TRAINER_HTTP_PORT:-8084}) and labeler API (:$FW_LABELING_PORT)"
 node bin/flywheel.js scorer > .stack/scorer.log 2>&1 &
 SCORER=$!
 node bin/flywheel.js joiner > .stack/joiner.log 2>&1 &
 JOINER=$!
 node bin/flywheel.js labeling > .stack/labeling.log 2>&1 &
 LABELING=$!
-trap 'kill -TERM $SCORER $JOINER $LABELING 2>/dev/null; wait $SCORER $JOINER $LABELING 2>/dev/null || true' EXIT
+FW_TRAINER_CHECKPOINT_MS=2000 node bin/flywheel.js trainer > .stack/trainer.log 2>&1 &
+TRAINER=$!
+trap 'kill -TERM $SCORER $JOINER $LABELING $TRAINER 2>/dev/null; wait $SCORER $JOINER $LABELING $TRAINER 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
   curl -sf "http://127.0.0.1:$FW_HTTP_PORT/readyz" >/dev/null 2>&1 && break
   sleep 0.5
@@ -83,6 +85,9 @@ echo
 echo "== outcome joiner: labeled feedback so far (window ${FW_JOIN_WINDOW_MS} ms)"
 curl -s "http://127.0.0.1:$FW_JOINER_HTTP_PORT/metrics" | grep -E '^flywheel_joiner_(labels_total|pending|late_inputs)' || true
 echo
+echo "== trainer: learning from the labeled feedback (newest ${FW_TRAINER_HOLDOUT:-2000} examples held out)"
+curl -s "http://127.0.0.1:${FW_TRAINER_HTTP_PORT:-8084}/metrics" | grep -E '^flywheel_trainer_(examples_total|learned|progressive_logloss|checkpoints_total)' || true
+echo
 echo "== topics"
 fw topics list 2>/dev/null
 echo
@@ -92,4 +97,4 @@ echo
 echo "== newest dead letters (malformed events, with the reason each was rejected)"
 fw dlq --count 6 2>/dev/null
 echo
-echo "Logs: .stack/scorer.log, .stack/joiner.log, .stack/labeling.log. The stack keeps running: 'npm run flywheel -- stack down' stops it."
+echo "Logs: .stack/scorer.log, .stack/joiner.log, .stack/trainer.log, .stack/labeling.log. The stack keeps running: 'npm run flywheel -- stack down' stops it."

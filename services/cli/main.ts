@@ -14,6 +14,7 @@ import { createRedis } from '../common/redis.js';
 import { runLabeling } from '../labeling/server.js';
 import { runJoiner } from '../joiner/service.js';
 import { runLabels } from './labels.js';
+import { runTrainer } from '../trainer/service.js';
 import { loadRegistryConfig } from '../registry/config.js';
 import { queueReviewSink } from './review.js';
 
@@ -64,6 +65,11 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'join predictions with purchases into fw.feedback.labeled (exactly once)',
     usage: 'flywheel joiner',
     run: () => runJoiner(createRuntime('joiner')),
+  },
+  trainer: {
+    summary: 'learn continuously from fw.feedback.labeled and fw.labels.human (checkpointed)',
+    usage: 'flywheel trainer',
+    run: () => runTrainer(createRuntime('trainer')),
   },
   labels: {
     summary: 'publish externally labeled examples (NDJSON or JSON array) to fw.feedback.labeled',

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import avro from 'avsc';
+import type { HumanLabel } from '../common/contracts.js';
 import type { FtrlParams } from '../model/ftrl.js';
 import type { LearnerState } from './online.js';
 
@@ -24,6 +25,8 @@ const checkpointType = avro.Type.forSchema({
     { name: 'z', type: 'bytes' },
     { name: 'n', type: 'bytes' },
     { name: 'learned', type: 'long' },
+    // Human labels still waiting for their outcome example (JSON), so a restart keeps them.
+    { name: 'waitingHumanLabels', type: 'string', default: '[]' },
     {
       name: 'holdout',
       type: {
@@ -69,6 +72,7 @@ export interface Checkpoint {
   /** `topic:partition` → next offset to read. */
   offsets: Record<string, string>;
   state: LearnerState;
+  waitingHumanLabels?: HumanLabel[];
 }
 
 export class CheckpointCorruptError extends Error {
@@ -89,6 +93,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     z: Buffer.from(state.z.buffer, state.z.byteOffset, state.z.byteLength),
     n: Buffer.from(state.n.buffer, state.n.byteOffset, state.n.byteLength),
     learned: state.learned,
+    waitingHumanLabels: JSON.stringify(checkpoint.waitingHumanLabels ?? []),
     holdout: state.holdout,
     progressive: state.progressive,
   });
@@ -112,6 +117,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     z: Buffer;
     n: Buffer;
     learned: number;
+    waitingHumanLabels: string;
     holdout: LearnerState['holdout'];
     progressive: LearnerState['progressive'];
   };
@@ -122,6 +128,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     featureSpecHash: raw.featureSpecHash,
     params: raw.params as unknown as FtrlParams,
     offsets: raw.offsets,
+    waitingHumanLabels: JSON.parse(raw.waitingHumanLabels) as HumanLabel[],
     state: {
       z: floats(raw.z),
       n: floats(raw.n),

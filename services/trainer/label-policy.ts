@@ -57,7 +57,19 @@ export class LabelMerger {
     unmatchedHumanLabels: 0,
   };
 
-  constructor(readonly policy: LabelPolicy = DEFAULT_LABEL_POLICY) {}
+  constructor(
+    readonly policy: LabelPolicy = DEFAULT_LABEL_POLICY,
+    /** Human labels that were waiting when the state was saved (from a checkpoint). */
+    waiting: readonly HumanLabel[] = [],
+  ) {
+    for (const label of waiting)
+      this.waiting.set(label.predictionId, [...(this.waiting.get(label.predictionId) ?? []), label]);
+  }
+
+  /** Human labels waiting for their outcome example, for a checkpoint. */
+  waitingLabels(): HumanLabel[] {
+    return [...this.waiting.values()].flat();
+  }
 
   /** An example from the feedback topic; returns what to train on. */
   addExample(example: LabeledExample): LabeledExample[] {

@@ -11,6 +11,7 @@ import { registryConfigSchema } from '../../services/registry/config.js';
 import { scorerConfigSchema } from '../../services/scorer/config.js';
 import { labelingConfigSchema } from '../../services/labeling/config.js';
 import { joinerConfigSchema } from '../../services/joiner/config.js';
+import { trainerConfigSchema } from '../../services/trainer/config.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -66,6 +67,7 @@ describe('docker-compose.yml', () => {
       assert.doesNotThrow(() => scorerConfigSchema.parse(env), `${name} scorer settings are valid`);
       assert.doesNotThrow(() => labelingConfigSchema.parse(env), `${name} labeling settings are valid`);
       assert.doesNotThrow(() => joinerConfigSchema.parse(env), `${name} joiner settings are valid`);
+      assert.doesNotThrow(() => trainerConfigSchema.parse(env), `${name} trainer settings are valid`);
       assert.equal(env.KAFKA_BROKERS, 'kafka:9092');
       assert.equal(service.depends_on?.kafka?.condition, 'service_healthy', `${name} waits for kafka`);
       if (name !== 'topics')

@@ -12,6 +12,7 @@ import { registryConfigSchema } from '../../services/registry/config.js';
 import { scorerConfigSchema } from '../../services/scorer/config.js';
 import { labelingConfigSchema } from '../../services/labeling/config.js';
 import { joinerConfigSchema } from '../../services/joiner/config.js';
+import { trainerConfigSchema } from '../../services/trainer/config.js';
 import { TOPIC_SPECS } from '../../services/common/topics.js';
 
 const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
@@ -32,6 +33,7 @@ describe('README', () => {
     for (const name of Object.keys(labelingConfigSchema.shape))
       assert.ok(readme.includes(`\`${name}\``), name);
     for (const name of Object.keys(joinerConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
+    for (const name of Object.keys(trainerConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
     for (const [code, { status }] of Object.entries(HTTP_ERRORS)) {
       assert.ok(
         new RegExp(`\\| \`${code}\` \\| ${status} \\|`).test(readme),

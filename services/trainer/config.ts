@@ -1,0 +1,23 @@
+// Trainer settings (on top of the common ones), from the environment.
+import { z } from 'zod';
+import { env, loadConfig, type Env } from '../common/config.js';
+
+export const trainerConfigSchema = z.object({
+  FW_TRAINER_GROUP: z.string().min(1).default('flywheel.trainer'),
+  /** Folder of the trainer's checkpoint. */
+  FW_TRAINER_DIR: z.string().min(1).default('.trainer'),
+  /** Newest examples held out of training (the gate's recent holdout). */
+  FW_TRAINER_HOLDOUT: env.int(2000, 0, 1_000_000),
+  /** Checkpoint after this many examples learned, or after FW_TRAINER_CHECKPOINT_MS. */
+  FW_TRAINER_CHECKPOINT_EVERY: env.int(5000, 1, 10_000_000),
+  FW_TRAINER_CHECKPOINT_MS: env.int(10_000, 100, 3_600_000),
+  FW_TRAINER_HUMAN_POLICY: z.enum(['human', 'outcome', 'both']).default('human'),
+  FW_TRAINER_HUMAN_WEIGHT: env.number(3, 0, 1000),
+  FW_TRAINER_HTTP_PORT: env.int(8084, 0, 65535),
+  FW_CONSUMER_SESSION_TIMEOUT_MS: env.int(30_000, 6_000, 300_000),
+});
+export type TrainerConfig = z.infer<typeof trainerConfigSchema>;
+
+export function loadTrainerConfig(envVars: Env = process.env): TrainerConfig {
+  return loadConfig(trainerConfigSchema, envVars);
+}
