@@ -109,7 +109,15 @@ export class Trainer {
 
   async start(): Promise<void> {
     const { runtime } = this.options;
-    const checkpoint = await this.store.load();
+    let checkpoint = await this.store.load();
+    if (checkpoint && (await this.pastTheEnd(checkpoint.offsets))) {
+      // Offsets beyond the end of a partition: the topics were recreated; the checkpoint is of another stream.
+      this.log.warn(
+        { checkpoint: this.store.path, offsets: checkpoint.offsets },
+        'checkpoint is ahead of the topics (were they recreated?); starting from scratch',
+      );
+      checkpoint = null;
+    }
     if (checkpoint && checkpoint.featureSpecHash !== this.spec.hash)
       throw new Error(
         `checkpoint ${this.store.path} was made with feature spec ${checkpoint.featureSpecHash}, not ${this.spec.hash}`,
@@ -207,6 +215,22 @@ export class Trainer {
         reply.type(runtime.metrics.contentType).send(await runtime.metrics.metrics()),
       );
       await this.app.listen({ host: '0.0.0.0', port: this.config.FW_TRAINER_HTTP_PORT });
+    }
+  }
+
+  private async pastTheEnd(offsets: Record<string, string>): Promise<boolean> {
+    const admin = this.options.runtime.kafka.admin();
+    await admin.connect();
+    try {
+      for (const topic of [this.topics.feedback, this.topics.humanLabels]) {
+        for (const { partition, high } of await admin.fetchTopicOffsets(topic)) {
+          const at = offsets[`${topic}:${partition}`];
+          if (at !== undefined && BigInt(at) > BigInt(high)) return true;
+        }
+      }
+      return false;
+    } finally {
+      await admin.disconnect();
     }
   }
 
