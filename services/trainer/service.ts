@@ -6,6 +6,7 @@
 // example is learned once whatever was fetched or committed before a crash. One trainer per
 // group: the checkpoint covers every partition. Candidate versions, the gate and promotion come
 // next (gate.ts is ready).
+import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { Producer } from 'kafkajs';
@@ -47,7 +48,8 @@ export interface TrainerOptions {
 
 type Subscriptions = Record<string, 'labeledExample' | 'humanLabel'>;
 
-export class Trainer {
+/** Emits 'batch' after each batch of records is taken in. */
+export class Trainer extends EventEmitter<{ batch: [] }> {
   readonly topics: TrainerTopics;
   readonly config: TrainerConfig;
   private readonly log: Logger;
@@ -70,6 +72,7 @@ export class Trainer {
   private readonly metrics;
 
   constructor(private readonly options: TrainerOptions) {
+    super();
     this.config = options.config ?? loadTrainerConfig();
     this.topics = {
       feedback: TOPICS.feedback,
@@ -105,6 +108,15 @@ export class Trainer {
 
   get learned(): number {
     return this.learner.learned;
+  }
+
+  /** Examples in the holdout (taken in, not learned from yet). */
+  get heldOut(): number {
+    return this.learner.holdout.length;
+  }
+
+  get waitingHumanLabels(): number {
+    return this.merger.waitingCount;
   }
 
   async start(): Promise<void> {
@@ -186,6 +198,7 @@ export class Trainer {
           Date.now() - this.lastCheckpointAt >= this.config.FW_TRAINER_CHECKPOINT_MS
         )
           await this.checkpoint();
+        this.emit('batch');
       },
     });
     // The checkpoint, not the group's committed offsets, says where to continue.

@@ -14,6 +14,8 @@ import { Random } from '../../services/common/random.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
 import { CheckpointStore } from '../../services/trainer/checkpoint.js';
+import { loadTrainerConfig } from '../../services/trainer/config.js';
+import { Trainer } from '../../services/trainer/service.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
 
 const TOTAL = 6000;
@@ -160,5 +162,101 @@ describe('trainer', () => {
     assert.equal(final.state.holdout.length, HOLDOUT);
     const ids = new Set(final.state.holdout.map((e) => e.exampleId));
     assert.equal(ids.size, HOLDOUT, 'no example twice in the holdout');
+  });
+
+  it('trains human labels by the policy: the reviewed label replaces the outcome, with its weight', async () => {
+    const own = await createTestTopics(runtime, ['feedback', 'human', 'dlq'], 3);
+    const store = await mkdtemp(join(tmpdir(), 'flywheel-trainer-human-'));
+    try {
+      const spec = new FeatureSpec();
+      const base = simulateLabeledExamples({ spec, seed: 5, clicks: 30, startTime: Date.now() - 3600_000 });
+      const outcome = (i: number): LabeledExample => ({
+        exampleId: `outcome:h${i}`,
+        predictionId: `h${i}`,
+        eventId: `e${i}`,
+        userId: `u${i}`,
+        itemId: `i${i}`,
+        category: 'books',
+        segment: 'DE/mobile',
+        label: i % 2,
+        labelSource: i % 2 ? 'outcome' : 'timeout',
+        weight: 1,
+        features: base[i]!.features,
+        featureSpecHash: spec.hash,
+        modelVersion: 'v000001',
+        arm: 'champion',
+        score: 0.5,
+        clickTime: base[i]!.clickTime,
+        purchaseEventId: null,
+        purchaseTime: null,
+        labelTime: base[i]!.clickTime + 1000,
+        delayMs: null,
+      });
+      // Reviewers disagree with the outcome on the first ten predictions; their labels come first.
+      for (let i = 0; i < 10; i++) {
+        await producer.send({
+          topic: own.names.human,
+          messages: [
+            {
+              key: `u${i}`,
+              value: await runtime.codecs.humanLabel.encode({
+                labelId: `h${i}-ann`,
+                taskId: `h${i}`,
+                predictionId: `h${i}`,
+                eventId: `e${i}`,
+                userId: `u${i}`,
+                itemId: `i${i}`,
+                label: 1 - (i % 2),
+                labelerId: 'ann',
+                labelTime: Date.now() - 1000,
+                agreement: null,
+                note: null,
+              }),
+            },
+          ],
+        });
+      }
+      const trainer = new Trainer({
+        runtime,
+        http: false,
+        config: {
+          ...loadTrainerConfig({}),
+          FW_TRAINER_GROUP: `test.trainer.${own.names.feedback}`,
+          FW_TRAINER_DIR: store,
+          FW_TRAINER_HOLDOUT: 1000, // everything stays in the holdout, where it can be read back
+          FW_TRAINER_HUMAN_WEIGHT: 3,
+        },
+        topics: { feedback: own.names.feedback, humanLabels: own.names.human, deadLetters: own.names.dlq },
+      });
+      await trainer.start();
+      // Outcome examples only after the human labels were read: they wait for them.
+      while (trainer.waitingHumanLabels < 10) await once(trainer, 'batch');
+      await sendInChunks(
+        producer,
+        own.names.feedback,
+        await Promise.all(
+          Array.from({ length: 30 }, async (_, i) => ({
+            key: `u${i}`,
+            value: await runtime.codecs.labeledExample.encode(outcome(i)),
+          })),
+        ),
+      );
+      while (trainer.heldOut < 30) await once(trainer, 'batch');
+      await trainer.stop();
+      const held = (await new CheckpointStore(store).load())!.state.holdout;
+      const byPrediction = new Map(held.map((e) => [e.exampleId.split(':')[1], e]));
+      for (let i = 0; i < 30; i++) {
+        const example = byPrediction.get(`h${i}`);
+        assert.ok(example, `h${i} trained`);
+        assert.deepEqual(
+          [example.label, example.weight],
+          i < 10 ? [1 - (i % 2), 3] : [i % 2, 1],
+          `h${i}: ${i < 10 ? 'human label, weighted' : 'outcome label'}`,
+        );
+      }
+    } finally {
+      await own.cleanup();
+      await rm(store, { recursive: true, force: true });
+    }
   });
 });

@@ -33,7 +33,8 @@ describe('README', () => {
     for (const name of Object.keys(labelingConfigSchema.shape))
       assert.ok(readme.includes(`\`${name}\``), name);
     for (const name of Object.keys(joinerConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
-    for (const name of Object.keys(trainerConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
+    for (const name of Object.keys(trainerConfigSchema.shape))
+      assert.ok(readme.includes(`\`${name}\``), name);
     for (const [code, { status }] of Object.entries(HTTP_ERRORS)) {
       assert.ok(
         new RegExp(`\\| \`${code}\` \\| ${status} \\|`).test(readme),
