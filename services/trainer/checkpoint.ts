@@ -8,6 +8,7 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import avro from 'avsc';
 import type { HumanLabel } from '../common/contracts.js';
+import type { BaselineState } from '../model/baseline.js';
 import type { FtrlParams } from '../model/ftrl.js';
 import type { LearnerState } from './online.js';
 
@@ -27,6 +28,8 @@ const checkpointType = avro.Type.forSchema({
     { name: 'learned', type: 'long' },
     // Human labels still waiting for their outcome example (JSON), so a restart keeps them.
     { name: 'waitingHumanLabels', type: 'string', default: '[]' },
+    // The heuristic baseline kept from the learned examples (JSON; '' = none).
+    { name: 'baseline', type: 'string', default: '' },
     {
       name: 'holdout',
       type: {
@@ -73,6 +76,7 @@ export interface Checkpoint {
   offsets: Record<string, string>;
   state: LearnerState;
   waitingHumanLabels?: HumanLabel[];
+  baseline?: BaselineState;
 }
 
 export class CheckpointCorruptError extends Error {
@@ -94,6 +98,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     n: Buffer.from(state.n.buffer, state.n.byteOffset, state.n.byteLength),
     learned: state.learned,
     waitingHumanLabels: JSON.stringify(checkpoint.waitingHumanLabels ?? []),
+    baseline: checkpoint.baseline ? JSON.stringify(checkpoint.baseline) : '',
     holdout: state.holdout,
     progressive: state.progressive,
   });
@@ -118,6 +123,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     n: Buffer;
     learned: number;
     waitingHumanLabels: string;
+    baseline: string;
     holdout: LearnerState['holdout'];
     progressive: LearnerState['progressive'];
   };
@@ -129,6 +135,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     params: raw.params as unknown as FtrlParams,
     offsets: raw.offsets,
     waitingHumanLabels: JSON.parse(raw.waitingHumanLabels) as HumanLabel[],
+    ...(raw.baseline ? { baseline: JSON.parse(raw.baseline) as BaselineState } : {}),
     state: {
       z: floats(raw.z),
       n: floats(raw.n),

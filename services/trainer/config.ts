@@ -15,6 +15,14 @@ export const trainerConfigSchema = z.object({
   FW_TRAINER_HUMAN_WEIGHT: env.number(3, 0, 1000),
   FW_TRAINER_HTTP_PORT: env.int(8084, 0, 65535),
   FW_CONSUMER_SESSION_TIMEOUT_MS: env.int(30_000, 6_000, 300_000),
+  /** Propose a candidate version after this many examples learned (0: only when asked). */
+  FW_TRAINER_CANDIDATE_EVERY: env.int(20_000, 0, 100_000_000),
+  /** Accepted candidates become `challenger` (with FW_TRAINER_CHALLENGER_WEIGHT) or `champion`. */
+  FW_TRAINER_PROMOTE_TO: z.enum(['challenger', 'champion']).default('challenger'),
+  FW_TRAINER_CHALLENGER_WEIGHT: env.number(0.1, 0, 1),
+  FW_TRAINER_GATE_MIN_HOLDOUT: env.int(500, 1, 1_000_000),
+  FW_TRAINER_GATE_MIN_IMPROVEMENT: env.number(0.002, 0, 1),
+  FW_TRAINER_GATE_ALPHA: env.number(0.05, 0.0001, 0.5),
 });
 export type TrainerConfig = z.infer<typeof trainerConfigSchema>;
 

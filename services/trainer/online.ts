@@ -67,14 +67,15 @@ export class OnlineLearner {
     this.progressive = state ? [...state.progressive] : [];
   }
 
-  /** Adds examples in arrival order; returns how many were learned from (pushed out of the holdout). */
-  add(examples: readonly HeldExample[]): number {
-    let learnedNow = 0;
+  /** Adds examples in arrival order; returns those learned from now (pushed out of the holdout). */
+  add(examples: readonly HeldExample[]): HeldExample[] {
+    const learnedNow: HeldExample[] = [];
     for (const example of examples) {
       this.holdoutRing.push(example);
       if (this.holdoutRing.length <= this.options.holdoutSize) continue;
-      this.learnFrom(this.holdoutRing.shift() as HeldExample);
-      learnedNow++;
+      const oldest = this.holdoutRing.shift() as HeldExample;
+      this.learnFrom(oldest);
+      learnedNow.push(oldest);
     }
     return learnedNow;
   }

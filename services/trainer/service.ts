@@ -21,7 +21,13 @@ import { TOPICS } from '../common/topics.js';
 import { DEFAULT_FTRL } from '../model/ftrl.js';
 import { FeatureSpec } from '../model/features.js';
 import { loadRegistryConfig } from '../registry/config.js';
+import { initBackend } from '../model/backend.js';
+import { HeuristicBaseline } from '../model/baseline.js';
+import { RegistryAdmin } from '../registry/admin.js';
+import { FileModelRegistry } from '../registry/store.js';
+import { proposeCandidate, type CandidateResult } from './candidates.js';
 import { CheckpointStore } from './checkpoint.js';
+import { DEFAULT_GATE } from './gate.js';
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
 import { DEFAULT_LABEL_POLICY, LabelMerger } from './label-policy.js';
 import { OnlineLearner, heldExample } from './online.js';
@@ -30,6 +36,7 @@ export interface TrainerTopics {
   feedback: string;
   humanLabels: string;
   deadLetters: string;
+  modelUpdates: string;
 }
 
 export interface TrainerOptions {
@@ -69,6 +76,10 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
   /** Checkpoints are written one at a time, in order. */
   private saving: Promise<void> = Promise.resolve();
   private dirty = false;
+  private sinceCandidate = 0;
+  private baseline = new HeuristicBaseline();
+  private readonly labelSources: Record<string, number> = {};
+  private admin: RegistryAdmin | undefined;
   private readonly metrics;
 
   constructor(private readonly options: TrainerOptions) {
@@ -78,6 +89,7 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
       feedback: TOPICS.feedback,
       humanLabels: TOPICS.humanLabels,
       deadLetters: TOPICS.deadLetters,
+      modelUpdates: TOPICS.modelUpdates,
       ...options.topics,
     };
     this.log = options.runtime.logger.child({ component: 'trainer' });
@@ -98,6 +110,11 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
       checkpoints: counter(registry, {
         name: 'flywheel_trainer_checkpoints_total',
         help: 'Checkpoints written',
+      }),
+      candidates: counter(registry, {
+        name: 'flywheel_trainer_candidates_total',
+        help: 'Candidate versions registered, by what the gate made of them',
+        labelNames: ['outcome'],
       }),
       skipped: counter(registry, {
         name: 'flywheel_trainer_replayed_records_total',
@@ -121,6 +138,7 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
 
   async start(): Promise<void> {
     const { runtime } = this.options;
+    await initBackend(runtime.logger);
     let checkpoint = await this.store.load();
     if (checkpoint && (await this.pastTheEnd(checkpoint.offsets))) {
       // Offsets beyond the end of a partition: the topics were recreated; the checkpoint is of another stream.
@@ -150,6 +168,7 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
       checkpoint?.waitingHumanLabels ?? [],
     );
     this.offsets = { ...(checkpoint?.offsets ?? {}) };
+    if (checkpoint?.baseline) this.baseline = HeuristicBaseline.fromJSON(checkpoint.baseline);
     this.seq = checkpoint?.seq ?? 0;
     this.log.info(
       { checkpoint: this.store.path, seq: this.seq, learned: this.learner.learned, offsets: this.offsets },
@@ -158,6 +177,12 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
 
     this.producer = createProducer(runtime.kafka);
     await this.producer.connect();
+    this.admin = new RegistryAdmin(
+      new FileModelRegistry(loadRegistryConfig().FW_REGISTRY_DIR),
+      this.spec,
+      { producer: this.producer, codecs: runtime.codecs, topic: this.topics.modelUpdates },
+      runtime.logger,
+    );
     this.consumer = new RecordConsumer<Subscriptions>({
       kafka: runtime.kafka,
       groupId: this.config.FW_TRAINER_GROUP,
@@ -185,8 +210,15 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
             record.kind === 'humanLabel'
               ? this.merger.addHumanLabel(record.value as HumanLabel)
               : this.merger.addExample(record.value as LabeledExample);
-          for (const e of examples) this.metrics.examples.inc({ source: e.labelSource });
-          this.sinceCheckpoint += this.learner.add(examples.map(heldExample));
+          for (const e of examples) {
+            this.metrics.examples.inc({ source: e.labelSource });
+            this.labelSources[e.labelSource] = (this.labelSources[e.labelSource] ?? 0) + 1;
+          }
+          const learnedNow = this.learner.add(examples.map(heldExample));
+          // The baseline learns what the model learns: the holdout stays unseen by both.
+          for (const e of learnedNow) this.baseline.update(e, e.label, e.weight);
+          this.sinceCheckpoint += learnedNow.length;
+          this.sinceCandidate += learnedNow.length;
           this.offsets[key] = String(BigInt(record.offset) + 1n);
           this.dirty = true;
         }
@@ -198,6 +230,8 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
           Date.now() - this.lastCheckpointAt >= this.config.FW_TRAINER_CHECKPOINT_MS
         )
           await this.checkpoint();
+        const every = this.config.FW_TRAINER_CANDIDATE_EVERY;
+        if (every > 0 && this.sinceCandidate >= every) await this.proposeCandidate();
         this.emit('batch');
       },
     });
@@ -231,6 +265,56 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
     }
   }
 
+  /**
+   * Registers the learner's current weights as a candidate version, judged by the gate against
+   * the champion and the baseline on the holdout; promoted only when accepted.
+   */
+  async proposeCandidate(): Promise<CandidateResult | null> {
+    this.sinceCandidate = 0;
+    if (this.learner.holdout.length < this.config.FW_TRAINER_GATE_MIN_HOLDOUT) {
+      this.log.info(
+        { holdout: this.learner.holdout.length },
+        'not enough holdout examples for a candidate yet',
+      );
+      return null;
+    }
+    const result = await proposeCandidate({
+      admin: this.admin as RegistryAdmin,
+      spec: this.spec,
+      learner: this.learner,
+      baseline: this.baseline,
+      gate: {
+        ...DEFAULT_GATE,
+        minHoldout: this.config.FW_TRAINER_GATE_MIN_HOLDOUT,
+        minImprovement: this.config.FW_TRAINER_GATE_MIN_IMPROVEMENT,
+        alpha: this.config.FW_TRAINER_GATE_ALPHA,
+      },
+      lineage: {
+        ranges: Object.entries(this.offsets).map(([key, to]) => {
+          const at = key.lastIndexOf(':');
+          // Learned from the start of each partition; the newest (holdout) examples are not in it.
+          return { topic: key.slice(0, at), partition: Number(key.slice(at + 1)), from: '0', to };
+        }),
+        labelSources: { ...this.labelSources },
+      },
+      promoteTo: this.config.FW_TRAINER_PROMOTE_TO,
+      challengerWeight: this.config.FW_TRAINER_CHALLENGER_WEIGHT,
+    });
+    this.metrics.candidates.inc({ outcome: result.alias ?? 'rejected' });
+    this.log.info(
+      {
+        version: result.version,
+        alias: result.alias,
+        reasons: result.decision.reasons,
+        holdout: result.decision.holdout,
+      },
+      result.alias
+        ? `candidate ${result.version} promoted to ${result.alias}`
+        : `candidate ${result.version} rejected`,
+    );
+    return result;
+  }
+
   private async pastTheEnd(offsets: Record<string, string>): Promise<boolean> {
     const admin = this.options.runtime.kafka.admin();
     await admin.connect();
@@ -254,6 +338,7 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
     const offsets = { ...this.offsets };
     const state = this.learner.state();
     const waitingHumanLabels = this.merger.waitingLabels();
+    const baseline = this.baseline.toJSON();
     this.sinceCheckpoint = 0;
     this.dirty = false;
     this.lastCheckpointAt = Date.now();
@@ -266,6 +351,7 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
         offsets,
         state,
         waitingHumanLabels,
+        baseline,
       });
       this.metrics.checkpoints.inc();
       this.options.onCheckpoint?.({ seq, learned: state.learned, holdout: state.holdout.length, offsets });

@@ -16,6 +16,7 @@ import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
 import { CheckpointStore } from '../../services/trainer/checkpoint.js';
 import { loadTrainerConfig } from '../../services/trainer/config.js';
 import { Trainer } from '../../services/trainer/service.js';
+import { FileModelRegistry } from '../../services/registry/store.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
 
 const TOTAL = 6000;
@@ -33,9 +34,9 @@ describe('trainer', () => {
   let dir: string;
   let encoded: { key: string; value: Buffer }[];
   /** Small sends: many record batches, so a kill lands between checkpoints. */
-  const send = async (from: number, to: number) => {
+  const send = async (from: number, to: number, topic = topics.names.feedback) => {
     for (let i = from; i < to; i += 50)
-      await sendInChunks(producer, topics.names.feedback, encoded.slice(i, Math.min(i + 50, to)));
+      await sendInChunks(producer, topic, encoded.slice(i, Math.min(i + 50, to)));
   };
 
   before(async () => {
@@ -78,8 +79,10 @@ describe('trainer', () => {
       examples.map(async (e) => ({ key: e.userId, value: await runtime.codecs.labeledExample.encode(e) })),
     );
   });
+  const cleanups: (() => Promise<void>)[] = [];
   after(async () => {
     await producer.disconnect();
+    for (const cleanup of cleanups) await cleanup();
     await topics.cleanup();
     await rm(dir, { recursive: true, force: true });
   });
@@ -255,8 +258,68 @@ describe('trainer', () => {
         );
       }
     } finally {
-      await own.cleanup();
+      // Topics go at the end: a KafkaJS producer stalls once a topic it wrote to is deleted.
+      cleanups.push(() => own.cleanup());
       await rm(store, { recursive: true, force: true });
+    }
+  });
+
+  it('registers candidates through the gate: the first beats the baseline and becomes champion, an idle repeat is rejected', async () => {
+    const own = await createTestTopics(runtime, ['feedback', 'human', 'dlq', 'updates'], 3);
+    const store = await mkdtemp(join(tmpdir(), 'flywheel-trainer-gate-'));
+    const registryDir = await mkdtemp(join(tmpdir(), 'flywheel-trainer-registry-'));
+    const previousRegistry = process.env.FW_REGISTRY_DIR;
+    process.env.FW_REGISTRY_DIR = registryDir;
+    try {
+      await send(0, TOTAL, own.names.feedback);
+      const trainer = new Trainer({
+        runtime,
+        http: false,
+        config: {
+          ...loadTrainerConfig({}),
+          FW_TRAINER_GROUP: `test.trainer.${own.names.feedback}`,
+          FW_TRAINER_DIR: store,
+          FW_TRAINER_HOLDOUT: 1500,
+          FW_TRAINER_CANDIDATE_EVERY: 0,
+        },
+        topics: {
+          feedback: own.names.feedback,
+          humanLabels: own.names.human,
+          deadLetters: own.names.dlq,
+          modelUpdates: own.names.updates,
+        },
+      });
+      await trainer.start();
+      try {
+        while (trainer.learned + trainer.heldOut < TOTAL) await once(trainer, 'batch');
+        const first = await trainer.proposeCandidate();
+        assert.ok(first);
+        assert.deepEqual(first.decision.reasons, []);
+        assert.equal(first.alias, 'champion', 'no champion yet: the first accepted candidate becomes it');
+        const second = await trainer.proposeCandidate();
+        assert.ok(second);
+        assert.equal(second.alias, null);
+        assert.match(second.decision.reasons.join(' '), /improves the champion's holdout log loss by 0.00%/);
+      } finally {
+        await trainer.stop();
+      }
+      const registry = new FileModelRegistry(registryDir);
+      const [v1, v2] = await registry.list();
+      assert.equal(v1?.status, 'registered');
+      assert.equal(v1?.training.source, 'kafka');
+      assert.equal(v1?.training.examples, TOTAL - 1500);
+      assert.ok(v1.metrics!.logLoss < v1.metrics!.baselineLogLoss!, 'beats the baseline on the holdout');
+      assert.equal(v2?.status, 'rejected');
+      assert.equal(v2?.parent, v1?.version);
+      assert.match(v2?.statusReason ?? '', /improves the champion/);
+      assert.equal((await registry.routing()).champion, v1?.version);
+    } finally {
+      if (previousRegistry === undefined) delete process.env.FW_REGISTRY_DIR;
+      else process.env.FW_REGISTRY_DIR = previousRegistry;
+      // Topics go at the end: a KafkaJS producer stalls once a topic it wrote to is deleted.
+      cleanups.push(() => own.cleanup());
+      await rm(store, { recursive: true, force: true });
+      await rm(registryDir, { recursive: true, force: true });
     }
   });
 });

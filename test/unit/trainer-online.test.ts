@@ -58,8 +58,12 @@ describe('online learner', () => {
 
   it('holds out the newest examples and learns each older one exactly once', () => {
     const learner = new OnlineLearner(options);
-    assert.equal(learner.add(data.slice(0, 150)), 0, 'all still in the holdout');
-    assert.equal(learner.add(data.slice(150, 1000)), 800);
+    assert.equal(learner.add(data.slice(0, 150)).length, 0, 'all still in the holdout');
+    assert.deepEqual(
+      learner.add(data.slice(150, 1000)).map((e) => e.exampleId),
+      data.slice(0, 800).map((e) => e.exampleId),
+      'the oldest, in order',
+    );
     assert.equal(learner.learned, 800);
     assert.deepEqual(
       learner.holdout.map((e) => e.exampleId),
