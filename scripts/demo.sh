@@ -44,7 +44,7 @@ node bin/flywheel.js joiner > .stack/joiner.log 2>&1 &
 JOINER=$!
 node bin/flywheel.js labeling > .stack/labeling.log 2>&1 &
 LABELING=$!
-FW_TRAINER_CHECKPOINT_MS=2000 node bin/flywheel.js trainer > .stack/trainer.log 2>&1 &
+FW_TRAINER_CHECKPOINT_MS=2000 FW_TRAINER_CANDIDATE_EVERY=${DEMO_CANDIDATE_EVERY:-5000} node bin/flywheel.js trainer > .stack/trainer.log 2>&1 &
 TRAINER=$!
 trap 'kill -TERM $SCORER $JOINER $LABELING $TRAINER 2>/dev/null; wait $SCORER $JOINER $LABELING $TRAINER 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do

@@ -12,9 +12,12 @@ import type { BaselineState } from '../model/baseline.js';
 import type { FtrlParams } from '../model/ftrl.js';
 import type { LearnerState } from './online.js';
 
-const MAGIC = Buffer.from('FWCK1\n');
+// The header names the body's schema version; older versions are read through Avro schema
+// resolution (new fields take their defaults).
+const MAGIC = Buffer.from('FWCK2\n');
+const MAGIC_V1 = Buffer.from('FWCK1\n');
 
-const checkpointType = avro.Type.forSchema({
+const checkpointSchema = {
   type: 'record',
   name: 'TrainerCheckpoint',
   fields: [
@@ -65,7 +68,24 @@ const checkpointType = avro.Type.forSchema({
       },
     },
   ],
-});
+};
+
+const checkpointType = avro.Type.forSchema(checkpointSchema as avro.Schema);
+/** Version 1: no baseline. */
+const checkpointTypeV1 = avro.Type.forSchema({
+  ...checkpointSchema,
+  fields: checkpointSchema.fields.filter((f) => f.name !== 'baseline'),
+} as avro.Schema);
+const fromV1 = checkpointType.createResolver(checkpointTypeV1);
+
+/** Writes the version 1 layout (what older trainers wrote); kept for tests of old files. */
+export function encodeCheckpointV1(checkpoint: Omit<Checkpoint, 'baseline'>): Buffer {
+  const v2 = encodeCheckpoint(checkpoint);
+  const record = checkpointType.fromBuffer(v2.subarray(MAGIC.length + 32)) as Record<string, unknown>;
+  delete record.baseline;
+  const body = checkpointTypeV1.toBuffer(record);
+  return Buffer.concat([MAGIC_V1, createHash('sha256').update(body).digest(), body]);
+}
 
 export interface Checkpoint {
   seq: number;
@@ -107,13 +127,21 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
 }
 
 export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint {
-  if (bytes.length < MAGIC.length + 32 || !bytes.subarray(0, MAGIC.length).equals(MAGIC))
+  const header = bytes.subarray(0, MAGIC.length);
+  const version = header.equals(MAGIC) ? 2 : header.equals(MAGIC_V1) ? 1 : 0;
+  if (bytes.length < MAGIC.length + 32 || version === 0)
     throw new CheckpointCorruptError(path, 'not a Flywheel trainer checkpoint');
   const digest = bytes.subarray(MAGIC.length, MAGIC.length + 32);
   const body = bytes.subarray(MAGIC.length + 32);
   if (!createHash('sha256').update(body).digest().equals(digest))
     throw new CheckpointCorruptError(path, 'sha256 does not match (torn write or edited file)');
-  const raw = checkpointType.fromBuffer(body) as {
+  let decoded: unknown;
+  try {
+    decoded = version === 2 ? checkpointType.fromBuffer(body) : checkpointType.fromBuffer(body, fromV1);
+  } catch (error) {
+    throw new CheckpointCorruptError(path, `body does not decode: ${(error as Error).message}`);
+  }
+  const raw = decoded as {
     seq: number;
     writtenAt: number;
     featureSpecHash: string;

@@ -14,6 +14,7 @@ import {
   CheckpointStore,
   decodeCheckpoint,
   encodeCheckpoint,
+  encodeCheckpointV1,
 } from '../../services/trainer/checkpoint.js';
 import { OnlineLearner, type HeldExample } from '../../services/trainer/online.js';
 
@@ -107,6 +108,26 @@ describe('online learner', () => {
     assert.deepEqual(resumed.ftrl.z, uninterrupted.ftrl.z);
     assert.deepEqual(resumed.ftrl.n, uninterrupted.ftrl.n);
     assert.equal(resumed.progressiveLogLoss, uninterrupted.progressiveLogLoss);
+  });
+
+  it('reads checkpoints of the previous layout (no baseline)', () => {
+    const learner = new OnlineLearner(options);
+    learner.add(data.slice(0, 400));
+    const old = decodeCheckpoint(
+      encodeCheckpointV1({
+        seq: 4,
+        writtenAt: 4,
+        featureSpecHash: spec.hash,
+        params: DEFAULT_FTRL,
+        offsets: { 'fw.feedback.labeled:1': '400' },
+        state: learner.state(),
+        waitingHumanLabels: [],
+      }),
+    );
+    assert.equal(old.baseline, undefined);
+    assert.equal(old.state.learned, 200);
+    assert.deepEqual(old.state.z, learner.state().z);
+    assert.deepEqual(old.offsets, { 'fw.feedback.labeled:1': '400' });
   });
 
   it('refuses a torn or edited checkpoint, naming why', async () => {
