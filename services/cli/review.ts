@@ -1,7 +1,7 @@
 // The scorer's review hook feeding the labeling queue: the composition lives here, so neither
 // service imports the other.
 import type { Redis } from 'ioredis';
-import { loadLabelingConfig, queueOptionsFrom } from '../labeling/config.js';
+import { loadLabelingConfig, queueOptionsFrom, reviewDedupeKey } from '../labeling/config.js';
 import type { ReviewPayload } from '../labeling/http.js';
 import { LabelingQueue } from '../labeling/queue.js';
 import { segmentOf } from '../model/features.js';
@@ -19,7 +19,7 @@ export function queueReviewSink(redis: Redis): ReviewSink {
         await queue.add({
           id: task.predictionId,
           priority: task.priority,
-          dedupeKey: `session:${task.click.sessionId}`,
+          dedupeKey: reviewDedupeKey(config.FW_LABELING_DEDUPE, task.click),
           stratum: segmentOf(task.click.country, task.click.device),
           payload: {
             predictionId: task.predictionId,

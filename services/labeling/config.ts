@@ -36,6 +36,9 @@ export const labelingConfigSchema = z.object({
   FW_LABELING_MAX_AGE_MS: env.int(7 * 24 * 3600_000, 60_000),
   FW_LABELING_LABELS_REQUIRED: env.int(1, 1, 10),
   FW_LABELING_TASKS_PER_HOUR: env.int(500, 0),
+  /** One review task per user session, per item, per user, or no de-duplication. */
+  FW_LABELING_DEDUPE: z.enum(['session', 'item', 'user', 'none']).default('session'),
+  FW_LABELING_DEDUPE_SECONDS: env.int(3600, 1, 30 * 24 * 3600),
   /** Priority boost of review tasks from rarely reviewed segments (0 = none). */
   FW_LABELING_RARE_BOOST: env.number(1, 0, 100),
   FW_LABELING_GUIDELINES: z
@@ -47,6 +50,19 @@ export const labelingConfigSchema = z.object({
 });
 export type LabelingConfig = z.infer<typeof labelingConfigSchema>;
 
+export type DedupeScope = LabelingConfig['FW_LABELING_DEDUPE'];
+
+/** The de-duplication key of a review task for a click, or undefined when there is none. */
+export function reviewDedupeKey(
+  scope: DedupeScope,
+  click: { sessionId: string; itemId: string; userId: string },
+): string | undefined {
+  if (scope === 'none') return undefined;
+  if (scope === 'item') return `item:${click.itemId}`;
+  if (scope === 'user') return `user:${click.userId}`;
+  return `session:${click.sessionId}`;
+}
+
 export function loadLabelingConfig(envVars: Env = process.env): LabelingConfig {
   return loadConfig(labelingConfigSchema, envVars);
 }
@@ -57,8 +73,8 @@ export function queueOptionsFrom(config: LabelingConfig) {
     leaseMs: config.FW_LABELING_LEASE_MS,
     maxAgeMs: config.FW_LABELING_MAX_AGE_MS,
     labelsRequired: config.FW_LABELING_LABELS_REQUIRED,
-    // One task per user session per hour keeps one busy visitor from flooding the queue.
-    dedupeTtlSeconds: 3600,
+    // One task per session (or item, or user) per hour keeps one busy visitor from flooding the queue.
+    dedupeTtlSeconds: config.FW_LABELING_DEDUPE_SECONDS,
     tasksPerHour: config.FW_LABELING_TASKS_PER_HOUR,
     rareBoost: config.FW_LABELING_RARE_BOOST,
   };

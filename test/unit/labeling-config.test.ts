@@ -1,0 +1,30 @@
+// Labeling settings: the de-duplication scope of review tasks, and queue options from config.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadLabelingConfig, queueOptionsFrom, reviewDedupeKey } from '../../services/labeling/config.js';
+
+const click = { sessionId: 's1', itemId: 'i9', userId: 'u3' };
+
+describe('labeling config', () => {
+  it('keys review tasks by session, item or user, or not at all', () => {
+    assert.equal(reviewDedupeKey('session', click), 'session:s1');
+    assert.equal(reviewDedupeKey('item', click), 'item:i9');
+    assert.equal(reviewDedupeKey('user', click), 'user:u3');
+    assert.equal(reviewDedupeKey('none', click), undefined);
+  });
+
+  it('passes the window, budget and rare-segment boost to the queue, and refuses bad scopes', () => {
+    const config = loadLabelingConfig({
+      FW_LABELING_DEDUPE: 'item',
+      FW_LABELING_DEDUPE_SECONDS: '600',
+      FW_LABELING_TASKS_PER_HOUR: '50',
+      FW_LABELING_RARE_BOOST: '2',
+    });
+    assert.equal(config.FW_LABELING_DEDUPE, 'item');
+    const options = queueOptionsFrom(config);
+    assert.equal(options.dedupeTtlSeconds, 600);
+    assert.equal(options.tasksPerHour, 50);
+    assert.equal(options.rareBoost, 2);
+    assert.throws(() => loadLabelingConfig({ FW_LABELING_DEDUPE: 'page' }), /FW_LABELING_DEDUPE/);
+  });
+});
