@@ -43,32 +43,34 @@ export async function proposeCandidate(options: {
   }));
   const labels = holdout.map((e) => e.label);
   const weights = holdout.map((e) => e.weight);
-  const candidateScores = holdout.map((e) => learner.score(e));
-  const routing = await admin.registry.routing();
-  let championScores: number[] | null = null;
-  if (routing.champion) {
-    const { files } = await admin.registry.loadArtifacts(routing.champion);
-    const champion = await fromArtifacts(files, spec);
-    try {
-      championScores = Array.from(champion.predict(inputs));
-    } finally {
-      champion.dispose();
-    }
-  }
-  const baselineScores = Array.from(baseline.predict(inputs));
-  const decision = decidePromotion(
-    { labels, weights, candidate: candidateScores, champion: championScores, baseline: baselineScores },
-    null,
-    options.gate,
-  );
-
   const state = learner.state();
   const model = new FtrlModel(spec.dimension, spec.maxNonZero, learner.options.params, {
     z: state.z,
     n: state.n,
   });
+  let routing;
+  let decision: GateDecision;
   let metadata: VersionMetadata;
   try {
+    // Scored as it would serve (the tfjs graph), like the champion: an unchanged model ties exactly.
+    const candidateScores = Array.from(model.predict(inputs));
+    routing = await admin.registry.routing();
+    let championScores: number[] | null = null;
+    if (routing.champion) {
+      const { files } = await admin.registry.loadArtifacts(routing.champion);
+      const champion = await fromArtifacts(files, spec);
+      try {
+        championScores = Array.from(champion.predict(inputs));
+      } finally {
+        champion.dispose();
+      }
+    }
+    const baselineScores = Array.from(baseline.predict(inputs));
+    decision = decidePromotion(
+      { labels, weights, candidate: candidateScores, champion: championScores, baseline: baselineScores },
+      null,
+      options.gate,
+    );
     metadata = await admin.registry.register({
       artifacts: await toArtifacts(model, spec),
       parent: routing.champion,
