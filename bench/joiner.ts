@@ -181,7 +181,6 @@ async function joining(): Promise<{
   while (read() < PENDING) await once(joiner, 'committed');
   const half = Date.now();
   const pending = joiner.pending;
-  if (process.env.BENCH_DEBUG) console.error(joiner.counters());
   const bytesPerPending = ((await usedMemory()) - memoryBefore) / pending;
   // Where the bytes are: each kind of key, summed over partitions.
   const byKey: Record<string, number> = {};
