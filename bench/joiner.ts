@@ -23,6 +23,7 @@ import { Progress } from '../services/common/progress.js';
 import { FeatureSpec } from '../services/model/features.js';
 import { ShopSimulation } from '../services/simulator/generator.js';
 import { sendInChunks } from '../services/common/kafka.js';
+import { passthroughRate } from './passthrough.js';
 import { median } from './stats.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -41,7 +42,6 @@ const names = {
   pass: topic('pass'),
   dlq: topic('dlq'),
 };
-const consumerSettings = { sessionTimeout: 30000, heartbeatInterval: 3000, maxWaitTimeInMs: 200 };
 
 const admin = await waitForKafka(runtime.kafka, runtime.logger);
 await ensureTopics(admin, runtime.logger, {
@@ -120,35 +120,12 @@ for (let i = 0; i < predictions.length; i += 2000)
 await sendInChunks(producer, names.purchases, purchases);
 const averagePredictionBytes = predictions.reduce((s, p) => s + p.value.length, 0) / predictions.length;
 
-async function passthrough(): Promise<number> {
-  const consumer = runtime.kafka.consumer({ groupId: `bench.pass.${randomUUID()}`, ...consumerSettings });
-  await consumer.connect();
-  await consumer.subscribe({ topic: names.predictions, fromBeginning: true });
-  let done = 0;
-  let started = 0;
-  await new Promise<void>((resolve) => {
-    void consumer.run({
-      eachBatchAutoResolve: false,
-      eachBatch: async (payload) => {
-        const { batch } = payload;
-        started ||= Date.now();
-        await producer.send({
-          topic: names.pass,
-          acks: -1,
-          messages: batch.messages.map((m) => ({ key: m.key, value: m.value })),
-        });
-        payload.resolveOffset(batch.lastOffset());
-        await payload.heartbeat();
-        await payload.commitOffsetsIfNecessary();
-        done += batch.messages.length;
-        if (done >= predictions.length) resolve();
-      },
-    });
+const passthrough = () =>
+  passthroughRate(runtime.kafka, producer, {
+    from: names.predictions,
+    to: names.pass,
+    total: predictions.length,
   });
-  const seconds = (Date.now() - started) / 1000;
-  await consumer.disconnect();
-  return predictions.length / seconds;
-}
 
 const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
 

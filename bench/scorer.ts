@@ -25,6 +25,7 @@ import { loadScorerConfig } from '../services/scorer/config.js';
 import { Scorer } from '../services/scorer/service.js';
 import { runSimulator } from '../services/simulator/runner.js';
 import { sampleRecords } from '../test/helpers/records.js';
+import { passthroughRate } from './passthrough.js';
 import { median } from './stats.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -45,7 +46,6 @@ const names = {
   dlq: topic('dlq'),
   updates: topic('updates'),
 };
-const consumerSettings = { sessionTimeout: 30000, heartbeatInterval: 3000, maxWaitTimeInMs: 200 };
 
 const admin = await waitForKafka(runtime.kafka, runtime.logger);
 await ensureTopics(admin, runtime.logger, {
@@ -101,35 +101,8 @@ const training = {
 await registryAdmin.train({ kind: KIND, parent: null, seed: 1, training, actor: 'bench' });
 await registryAdmin.promote('v000001', 'champion', { actor: 'bench', reason: 'bench' });
 
-async function passthrough(): Promise<number> {
-  const consumer = runtime.kafka.consumer({ groupId: `bench.pass.${randomUUID()}`, ...consumerSettings });
-  await consumer.connect();
-  await consumer.subscribe({ topic: names.clicks, fromBeginning: true });
-  let done = 0;
-  let started = 0; // from the first batch, as for the scorer: start-up and group join excluded
-  await new Promise<void>((resolve) => {
-    void consumer.run({
-      eachBatchAutoResolve: false,
-      eachBatch: async (payload) => {
-        const { batch } = payload;
-        started ||= Date.now();
-        await producer.send({
-          topic: names.pass,
-          acks: -1,
-          messages: batch.messages.map((m) => ({ key: m.key, value: m.value })),
-        });
-        payload.resolveOffset(batch.lastOffset());
-        await payload.heartbeat();
-        await payload.commitOffsetsIfNecessary();
-        done += batch.messages.length;
-        if (done >= total) resolve();
-      },
-    });
-  });
-  const seconds = (Date.now() - started) / 1000;
-  await consumer.disconnect();
-  return total / seconds;
-}
+const passthrough = () =>
+  passthroughRate(runtime.kafka, producer, { from: names.clicks, to: names.pass, total: total });
 
 async function scoring(): Promise<number> {
   const scorer = new Scorer({
