@@ -63,6 +63,14 @@ export interface RecordConsumerOptions<S extends Subscriptions> {
   now?: () => number;
 }
 
+/** Group timeouts from the session timeout: heartbeats at a tenth of it, as KafkaJS advises (≤ 1/3). */
+export function groupTimeouts(sessionTimeoutMs: number): {
+  sessionTimeout: number;
+  heartbeatInterval: number;
+} {
+  return { sessionTimeout: sessionTimeoutMs, heartbeatInterval: Math.floor(sessionTimeoutMs / 10) };
+}
+
 export type Classified<V> = { ok: true; value: V } | { ok: false; code: string; reason: string };
 
 /** Decode and validate one message: a value, or the reason it goes to the dead-letter topic. */

@@ -21,7 +21,7 @@ import type { Admin, Consumer, EachBatchPayload, KafkaMessage, Producer } from '
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { CoPartitionedAssigner } from '../common/co-partitioned-assigner.js';
-import { classifyMessage } from '../common/consumer.js';
+import { classifyMessage, groupTimeouts } from '../common/consumer.js';
 import type { Prediction } from '../common/contracts.js';
 import { toDeadLetter } from '../common/dead-letters.js';
 import { createProducer, sendInChunks } from '../common/kafka.js';
@@ -139,8 +139,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     this.consumer = runtime.kafka.consumer({
       groupId: this.config.FW_JOINER_GROUP,
       partitionAssigners: [CoPartitionedAssigner],
-      sessionTimeout: this.config.FW_CONSUMER_SESSION_TIMEOUT_MS,
-      heartbeatInterval: Math.floor(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS / 10),
+      ...groupTimeouts(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS),
       maxWaitTimeInMs: 200,
       maxBytesPerPartition: this.config.FW_JOINER_MAX_BATCH_BYTES,
       readUncommitted: false,

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { ClickEvent } from '../common/contracts.js';
-import { RecordConsumer } from '../common/consumer.js';
+import { RecordConsumer, groupTimeouts } from '../common/consumer.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
 import { createProducer, sendInChunks } from '../common/kafka.js';
 import { counter, gauge, histogram } from '../common/metrics.js';
@@ -162,10 +162,7 @@ export class Scorer {
       metrics,
       maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
       maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
-      consumerConfig: {
-        sessionTimeout: this.config.FW_CONSUMER_SESSION_TIMEOUT_MS,
-        heartbeatInterval: Math.floor(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS / 10),
-      },
+      consumerConfig: groupTimeouts(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS),
       handle: async (records) => {
         const stop = batchSeconds.startTimer();
         const clicks: ClickEvent[] = records.map((r) => r.value);

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { Producer } from 'kafkajs';
-import { RecordConsumer } from '../common/consumer.js';
+import { RecordConsumer, groupTimeouts } from '../common/consumer.js';
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
 import { createProducer } from '../common/kafka.js';
@@ -194,10 +194,7 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
       metrics: runtime.metrics,
       maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
       maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
-      consumerConfig: {
-        sessionTimeout: this.config.FW_CONSUMER_SESSION_TIMEOUT_MS,
-        heartbeatInterval: Math.floor(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS / 10),
-      },
+      consumerConfig: groupTimeouts(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS),
       handle: async (records) => {
         for (const record of records) {
           const key = `${record.topic}:${record.partition}`;
