@@ -14,7 +14,7 @@ import { Random } from '../../services/common/random.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
 import { CheckpointStore } from '../../services/trainer/checkpoint.js';
-import { loadTrainerConfig } from '../../services/trainer/config.js';
+import { loadTrainerConfig, type TrainerConfig } from '../../services/trainer/config.js';
 import { Trainer } from '../../services/trainer/service.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
@@ -80,6 +80,28 @@ describe('trainer', () => {
     );
   });
   const cleanups: (() => Promise<void>)[] = [];
+  /** A trainer in this process on a test's own topics and checkpoint folder. */
+  const inProcessTrainer = (
+    own: TestTopics<'feedback' | 'human' | 'dlq' | 'updates'>,
+    store: string,
+    config: Partial<TrainerConfig>,
+  ) =>
+    new Trainer({
+      runtime,
+      http: false,
+      config: {
+        ...loadTrainerConfig({}),
+        FW_TRAINER_GROUP: `test.trainer.${own.names.feedback}`,
+        FW_TRAINER_DIR: store,
+        ...config,
+      },
+      topics: {
+        feedback: own.names.feedback,
+        humanLabels: own.names.human,
+        deadLetters: own.names.dlq,
+        modelUpdates: own.names.updates,
+      },
+    });
   after(async () => {
     await producer.disconnect();
     for (const cleanup of cleanups) await cleanup();
@@ -168,7 +190,7 @@ describe('trainer', () => {
   });
 
   it('trains human labels by the policy: the reviewed label replaces the outcome, with its weight', async () => {
-    const own = await createTestTopics(runtime, ['feedback', 'human', 'dlq'], 3);
+    const own = await createTestTopics(runtime, ['feedback', 'human', 'dlq', 'updates'], 3);
     const store = await mkdtemp(join(tmpdir(), 'flywheel-trainer-human-'));
     try {
       const spec = new FeatureSpec();
@@ -219,17 +241,9 @@ describe('trainer', () => {
           ],
         });
       }
-      const trainer = new Trainer({
-        runtime,
-        http: false,
-        config: {
-          ...loadTrainerConfig({}),
-          FW_TRAINER_GROUP: `test.trainer.${own.names.feedback}`,
-          FW_TRAINER_DIR: store,
-          FW_TRAINER_HOLDOUT: 1000, // everything stays in the holdout, where it can be read back
-          FW_TRAINER_HUMAN_WEIGHT: 3,
-        },
-        topics: { feedback: own.names.feedback, humanLabels: own.names.human, deadLetters: own.names.dlq },
+      const trainer = inProcessTrainer(own, store, {
+        FW_TRAINER_HOLDOUT: 1000, // everything stays in the holdout, where it can be read back
+        FW_TRAINER_HUMAN_WEIGHT: 3,
       });
       await trainer.start();
       // Outcome examples only after the human labels were read: they wait for them.
@@ -272,22 +286,9 @@ describe('trainer', () => {
     process.env.FW_REGISTRY_DIR = registryDir;
     try {
       await send(0, TOTAL, own.names.feedback);
-      const trainer = new Trainer({
-        runtime,
-        http: false,
-        config: {
-          ...loadTrainerConfig({}),
-          FW_TRAINER_GROUP: `test.trainer.${own.names.feedback}`,
-          FW_TRAINER_DIR: store,
-          FW_TRAINER_HOLDOUT: 1500,
-          FW_TRAINER_CANDIDATE_EVERY: 0,
-        },
-        topics: {
-          feedback: own.names.feedback,
-          humanLabels: own.names.human,
-          deadLetters: own.names.dlq,
-          modelUpdates: own.names.updates,
-        },
+      const trainer = inProcessTrainer(own, store, {
+        FW_TRAINER_HOLDOUT: 1500,
+        FW_TRAINER_CANDIDATE_EVERY: 0,
       });
       await trainer.start();
       try {
