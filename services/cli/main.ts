@@ -17,6 +17,7 @@ import { runLabels } from './labels.js';
 import { runTrainer } from '../trainer/service.js';
 import { loadRegistryConfig } from '../registry/config.js';
 import { queueReviewSink } from './review.js';
+import { TRAIN_USAGE, runTrain, runTrainerPropose } from './train.js';
 
 export interface Command {
   summary: string;
@@ -67,9 +68,16 @@ export const COMMANDS: Record<string, Command> = {
     run: () => runJoiner(createRuntime('joiner')),
   },
   trainer: {
-    summary: 'learn continuously from fw.feedback.labeled and fw.labels.human (checkpointed)',
-    usage: 'flywheel trainer',
-    run: () => runTrainer(createRuntime('trainer')),
+    summary:
+      'learn continuously from fw.feedback.labeled and fw.labels.human; `propose` asks it for a candidate now',
+    usage: 'flywheel trainer [propose --reason TEXT [--url URL]]',
+    run: (args) =>
+      args[0] === 'propose' ? runTrainerPropose(args.slice(1)) : runTrainer(createRuntime('trainer')),
+  },
+  train: {
+    summary: 'backfill: train a fresh model from Kafka history between two points (optionally distilled)',
+    usage: TRAIN_USAGE,
+    run: runTrain,
   },
   labels: {
     summary: 'publish externally labeled examples (NDJSON or JSON array) to fw.feedback.labeled',

@@ -3,6 +3,8 @@
 import { userInfo } from 'node:os';
 import type { Producer } from 'kafkajs';
 import { createProducer } from '../common/kafka.js';
+import { historySource } from '../common/read-ranges.js';
+import { kafkaHistory } from '../trainer/history.js';
 import { createRuntime } from '../common/runtime.js';
 import { initBackend } from '../model/backend.js';
 import { FeatureSpec } from '../model/features.js';
@@ -63,6 +65,7 @@ export async function runModels(args: string[]): Promise<number> {
     spec,
     producer ? { producer, codecs: runtime.codecs } : null,
     runtime.logger,
+    kafkaHistory(historySource(runtime), spec),
   );
   const alias = (name: string | undefined): Alias => {
     if (!ALIASES.includes(name as Alias))

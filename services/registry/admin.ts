@@ -4,7 +4,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Producer } from 'kafkajs';
-import type { Codecs } from '../common/contracts.js';
+import type { Codecs, LabeledExample } from '../common/contracts.js';
 import { FlywheelError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import {
@@ -19,7 +19,24 @@ import type { FeatureSpec } from '../model/features.js';
 import { TOPICS } from '../common/topics.js';
 import { publishUploadedExamples, toUploadedExamples } from './label-upload.js';
 import { publishAliasChange } from './publisher.js';
-import { defaultHyper, retrain, runRecipe, type LearnedKindName } from './recipes.js';
+import type { TrainingExample } from '../model/models.js';
+import {
+  defaultHyper,
+  loadExamples,
+  retrain,
+  runRecipe,
+  type KafkaHistory,
+  type LearnedKindName,
+} from './recipes.js';
+
+export interface TrainOptions {
+  kind: LearnedKindName;
+  parent: string | null;
+  seed: number;
+  training: TrainingData;
+  hyperParameters?: Record<string, unknown>;
+  actor: string;
+}
 import {
   RegistryError,
   type Alias,
@@ -56,6 +73,8 @@ export class RegistryAdmin {
       feedbackTopic?: string;
     } | null,
     private readonly logger: Logger,
+    /** Kafka, for training on and replaying history from topics. */
+    private readonly history?: KafkaHistory,
   ) {}
 
   /** Externally labeled examples to the feedback topic (see label-upload.ts); all or nothing. */
@@ -223,36 +242,84 @@ export class RegistryAdmin {
   }
 
   /** Train a new version from a recipe and register it with its holdout metrics. */
-  async train(options: {
-    kind: LearnedKindName;
-    parent: string | null;
-    seed: number;
-    training: TrainingData;
-    hyperParameters?: Record<string, unknown>;
-    actor: string;
-  }): Promise<VersionMetadata> {
+  async train(options: TrainOptions): Promise<VersionMetadata> {
+    return (await this.trainMeasured(options)).metadata;
+  }
+
+  private async trainMeasured(
+    options: TrainOptions,
+    examples?: TrainingExample[],
+  ): Promise<{ metadata: VersionMetadata; scoreMicros: number }> {
     const hyper = { ...defaultHyper(options.kind), ...options.hyperParameters };
+    let training = options.training;
+    if (training.source === 'kafka') {
+      // Kafka history: the lineage records what the ranges held.
+      examples ??= await loadExamples(training, this.spec, this.history);
+      const labelSources: Record<string, number> = {};
+      let newestEventTime = 0;
+      for (const e of examples as LabeledExample[]) {
+        labelSources[e.labelSource] = (labelSources[e.labelSource] ?? 0) + 1;
+        newestEventTime = Math.max(newestEventTime, e.labelTime);
+      }
+      training = { ...training, examples: examples.length, labelSources, newestEventTime };
+    }
     const trained = await runRecipe(
       {
         kind: options.kind,
         parent: options.parent,
         seed: options.seed,
         hyperParameters: hyper,
-        training: options.training,
+        training,
       },
       this.spec,
       this.registry,
       this.logger,
+      { history: this.history, ...(examples ? { examples } : {}) },
     );
     trained.model.dispose();
-    return this.registry.register({
+    const metadata = await this.registry.register({
       artifacts: trained.artifacts,
       parent: options.parent,
       seed: options.seed,
-      training: options.training,
+      training,
       metrics: trained.metrics,
       createdBy: options.actor,
     });
+    return { metadata, scoreMicros: trained.scoreMicros };
+  }
+
+  /**
+   * Knowledge distillation: a teacher of `teacherKind` trained on the history, then a student of
+   * `kind` trained on the teacher's scores (soft labels) of the same examples; both registered
+   * (the student's parent and `training.teacher` name the teacher), both judged on the same
+   * holdout with the true labels, and their scoring latency measured on it.
+   */
+  async distill(options: TrainOptions & { teacherKind: LearnedKindName }): Promise<{
+    teacher: VersionMetadata;
+    student: VersionMetadata;
+    micros: { teacher: number; student: number };
+  }> {
+    const training = options.training;
+    if (training.source !== 'kafka')
+      throw new FlywheelError('FW_BAD_REQUEST', 'distillation trains on Kafka history');
+    const examples = await loadExamples(training, this.spec, this.history);
+    const teacher = await this.trainMeasured(
+      { ...options, kind: options.teacherKind, hyperParameters: {}, parent: null },
+      examples,
+    );
+    const student = await this.trainMeasured(
+      {
+        ...options,
+        parent: teacher.metadata.version,
+        training: { ...training, teacher: teacher.metadata.version },
+      },
+      examples,
+    );
+    return {
+      teacher: teacher.metadata,
+      student: student.metadata,
+      micros: { teacher: teacher.scoreMicros, student: student.scoreMicros },
+    };
   }
 
   /** Train `version` again from its lineage; `identical` is true when the artifacts match byte for byte. */
@@ -270,7 +337,7 @@ export class RegistryAdmin {
         `${version} was uploaded; it has no training lineage to replay`,
       );
     }
-    const again = await retrain(metadata, this.spec, this.registry, this.logger);
+    const again = await retrain(metadata, this.spec, this.registry, this.logger, this.history);
     again.model.dispose();
     const reproducedSha256 = artifactsSha256(again.artifacts.files);
     const original = await this.weightsOf(version);

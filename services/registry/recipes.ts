@@ -17,11 +17,25 @@ import {
   type LearnedModel,
   type TrainingExample,
 } from '../model/models.js';
+import type { FtrlParams } from '../model/ftrl.js';
 import { simulateLabeledExamples } from '../simulator/dataset.js';
 import type { FileModelRegistry, HoldoutMetrics, TrainingData, VersionMetadata } from './store.js';
 import { FlywheelError } from '../common/errors.js';
 
 export type LearnedKindName = 'logreg' | 'wide_deep' | 'ftrl';
+
+type KafkaTraining = Extract<TrainingData, { source: 'kafka' }>;
+
+/** Training data from Kafka topics, read by the trainer's code (the registry only records it). */
+export interface KafkaHistory {
+  /** A backfill's examples, in time order. */
+  examples(training: KafkaTraining): Promise<TrainingExample[]>;
+  /** An online trainer's version trained again: its optimizer state, holdout and baseline. */
+  replay(
+    training: KafkaTraining,
+    params: FtrlParams,
+  ): Promise<{ z: Float64Array; n: Float64Array; holdout: TrainingExample[]; baseline: HeuristicBaseline }>;
+}
 
 export interface Recipe {
   kind: LearnedKindName;
@@ -50,8 +64,12 @@ export function defaultHyper(kind: LearnedKindName): Record<string, unknown> {
   return kind === 'ftrl' ? { ...DEFAULT_FTRL } : { ...DEFAULT_HYPER[kind] };
 }
 
-/** The examples a recipe's data source describes, in time order. */
-export function loadExamples(training: TrainingData, spec: FeatureSpec): TrainingExample[] {
+/** The examples a recipe's data source describes, in time order (Kafka history needs `history`). */
+export async function loadExamples(
+  training: TrainingData,
+  spec: FeatureSpec,
+  history?: KafkaHistory,
+): Promise<TrainingExample[]> {
   if (training.source === 'simulated') {
     return simulateLabeledExamples({
       seed: training.seed,
@@ -62,9 +80,17 @@ export function loadExamples(training: TrainingData, spec: FeatureSpec): Trainin
       attributionWindowMs: training.attributionWindowMs,
     });
   }
+  if (training.source === 'kafka') {
+    if (!history)
+      throw new FlywheelError(
+        'FW_RETRAIN_UNSUPPORTED',
+        'training data from Kafka needs a connection to Kafka here',
+      );
+    return history.examples(training);
+  }
   throw new FlywheelError(
     'FW_RETRAIN_UNSUPPORTED',
-    `training data from source '${training.source}' cannot be replayed here yet`,
+    `training data from source '${training.source}' cannot be replayed`,
   );
 }
 
@@ -72,6 +98,14 @@ export interface TrainedVersion {
   model: LearnedModel;
   artifacts: ModelArtifacts;
   metrics: HoldoutMetrics;
+  /** Microseconds per example to score the holdout (one batch). */
+  scoreMicros: number;
+}
+
+export interface RecipeOptions {
+  /** The examples, when the caller has them already. */
+  examples?: TrainingExample[];
+  history?: KafkaHistory;
 }
 
 /** Train a recipe: warm start from the parent if any, fit on the older part, score the holdout. */
@@ -80,13 +114,32 @@ export async function runRecipe(
   spec: FeatureSpec,
   registry: FileModelRegistry,
   logger: Logger,
-  examples: TrainingExample[] = loadExamples(recipe.training, spec),
+  options: RecipeOptions = {},
 ): Promise<TrainedVersion> {
+  const examples = options.examples ?? (await loadExamples(recipe.training, spec, options.history));
   const split = Math.floor(examples.length * (1 - HOLDOUT_SHARE));
-  const train = examples.slice(0, split);
+  const labeled = examples.slice(0, split);
   const holdout = examples.slice(split);
+  if (labeled.length === 0 || holdout.length === 0)
+    throw new FlywheelError(
+      'FW_BAD_REQUEST',
+      `${examples.length} examples are too few to train and evaluate on`,
+    );
+  // Distillation: the student learns the teacher's scores (soft labels) instead of the outcomes.
+  const teacher = recipe.training.source === 'kafka' ? recipe.training.teacher : undefined;
+  let train = labeled;
+  if (teacher) {
+    const model = await fromArtifacts((await registry.loadArtifacts(teacher)).files, spec);
+    try {
+      const soft = model.predict(labeled);
+      train = labeled.map((e, i) => ({ ...e, label: soft[i] as number }));
+    } finally {
+      model.dispose();
+    }
+  }
   let model: LearnedModel;
-  if (recipe.parent) {
+  // A distilled student's parent is its teacher, not a warm start.
+  if (recipe.parent && !teacher) {
     const parent = await fromArtifacts((await registry.loadArtifacts(recipe.parent)).files, spec);
     if (parent instanceof HeuristicBaseline || parent.kind === 'tfjs_layers' || parent.kind !== recipe.kind) {
       throw new FlywheelError('FW_BAD_REQUEST', `parent ${recipe.parent} is not a ${recipe.kind} model`);
@@ -114,8 +167,10 @@ export async function runRecipe(
   });
   progress.stop();
   const baseline = new HeuristicBaseline();
-  for (const e of train) baseline.update(e, e.label);
+  for (const e of labeled) baseline.update(e, e.label);
+  const scoringStarted = process.hrtime.bigint();
   const scores = model.predict(holdout);
+  const scoreMicros = Number(process.hrtime.bigint() - scoringStarted) / 1000 / holdout.length;
   const result = evaluate(holdout.map((e, i) => ({ score: scores[i] as number, label: e.label })));
   const baselineResult = evaluate(holdout.map((e) => ({ score: baseline.score(e), label: e.label })));
   return {
@@ -128,6 +183,7 @@ export async function runRecipe(
       calibrationError: result.calibrationError,
       baselineLogLoss: baselineResult.logLoss,
     },
+    scoreMicros,
   };
 }
 
@@ -137,9 +193,42 @@ export async function retrain(
   spec: FeatureSpec,
   registry: FileModelRegistry,
   logger: Logger,
+  history?: KafkaHistory,
 ): Promise<TrainedVersion> {
   if (version.kind === 'baseline' || version.kind === 'tfjs_layers') {
     throw new FlywheelError('FW_BAD_REQUEST', `a ${version.kind} model has no training recipe`);
+  }
+  if (version.training.source === 'kafka' && version.training.online) {
+    if (!history)
+      throw new FlywheelError(
+        'FW_RETRAIN_UNSUPPORTED',
+        'training data from Kafka needs a connection to Kafka here',
+      );
+    const params = version.hyperParameters as unknown as FtrlParams;
+    const replayed = await history.replay(version.training, params);
+    const model = new FtrlModel(spec.dimension, spec.maxNonZero, params, { z: replayed.z, n: replayed.n });
+    const { holdout } = replayed;
+    const started = process.hrtime.bigint();
+    const scores = holdout.length > 0 ? model.predict(holdout) : new Float32Array(0);
+    const scoreMicros = Number(process.hrtime.bigint() - started) / 1000 / Math.max(1, holdout.length);
+    const result = evaluate(
+      holdout.map((e, i) => ({ score: scores[i] as number, label: e.label, weight: e.weight })),
+    );
+    const baselineResult = evaluate(
+      holdout.map((e) => ({ score: replayed.baseline.score(e), label: e.label, weight: e.weight })),
+    );
+    return {
+      model,
+      artifacts: await toArtifacts(model, spec),
+      metrics: {
+        examples: result.examples,
+        logLoss: result.logLoss,
+        auc: result.auc,
+        calibrationError: result.calibrationError,
+        baselineLogLoss: baselineResult.logLoss,
+      },
+      scoreMicros,
+    };
   }
   return runRecipe(
     {
@@ -152,5 +241,6 @@ export async function retrain(
     spec,
     registry,
     logger,
+    { history },
   );
 }

@@ -36,9 +36,36 @@ export interface OffsetRange {
   to: string;
 }
 
+/**
+ * What an online trainer's version needs to be trained again: the read order (read-order.ts,
+ * over `ranges`), the holdout size and the label policy. null runs: the trainer resumed from a
+ * checkpoint without an order, so the version cannot be replayed.
+ */
+export interface OnlineReplay {
+  runs: string | null;
+  holdoutSize: number;
+  policy: { conflict: string; humanWeight: number; holdMs: number; rememberOutcomes: number };
+}
+
 /** Where a version's training data came from, enough to train it again. */
 export type TrainingData =
-  | { source: 'kafka'; ranges: OffsetRange[]; examples: number; labelSources: Record<string, number> }
+  | {
+      source: 'kafka';
+      ranges: OffsetRange[];
+      /** Examples learned from. */
+      examples: number;
+      labelSources: Record<string, number>;
+      /** Newest label time (ms) the version has seen, in training or holdout: its freshness. */
+      newestEventTime?: number;
+      /** What made the trainer propose it: count, interval, drift, operator or alarm. */
+      trigger?: string;
+      /** What each input topic carries (feedback examples or human labels). */
+      kinds?: Record<string, 'labeledExample' | 'humanLabel'>;
+      /** How the online trainer read and merged the records; absent for a backfill (time order). */
+      online?: OnlineReplay;
+      /** The teacher whose soft labels trained this student (distillation). */
+      teacher?: string;
+    }
   | {
       source: 'simulated';
       seed: number;

@@ -7,9 +7,9 @@ import type { HeuristicBaseline } from '../model/baseline.js';
 import type { FeatureSpec } from '../model/features.js';
 import { FtrlModel } from '../model/models.js';
 import type { RegistryAdmin } from '../registry/admin.js';
-import type { OffsetRange, VersionMetadata } from '../registry/store.js';
-import { decidePromotion, type GateConfig, type GateDecision } from './gate.js';
-import type { OnlineLearner } from './online.js';
+import type { TrainingData, VersionMetadata } from '../registry/store.js';
+import { decidePromotion, type GateConfig, type GateDecision, type GateHistory } from './gate.js';
+import type { HeldExample, OnlineLearner } from './online.js';
 
 export interface CandidateResult {
   version: string;
@@ -18,32 +18,35 @@ export interface CandidateResult {
   alias: 'champion' | 'challenger' | null;
 }
 
-export interface CandidateLineage {
-  ranges: OffsetRange[];
-  labelSources: Record<string, number>;
-}
-
 export async function proposeCandidate(options: {
   admin: RegistryAdmin;
   spec: FeatureSpec;
   learner: OnlineLearner;
   baseline: HeuristicBaseline;
+  /** Trusted examples (human labels, uploads) for the gate's non-inferiority check. */
+  reference: readonly HeldExample[];
+  history: GateHistory;
   gate: GateConfig;
-  lineage: CandidateLineage;
+  training: TrainingData;
   /** Accepted candidates become challenger; `champion` promotes them straight away. */
   promoteTo: 'challenger' | 'champion';
   challengerWeight: number;
 }): Promise<CandidateResult> {
   const { admin, spec, learner, baseline } = options;
+  // Taken together, before anything awaits: the trainer goes on learning meanwhile.
   const holdout = learner.holdout;
-  const inputs = holdout.map((e) => ({
-    features: { indices: e.indices, values: e.values },
-    itemId: e.itemId,
-    segment: e.segment,
-  }));
+  const reference = [...options.reference];
+  const state = learner.state();
+  const inputsOf = (examples: readonly HeldExample[]) =>
+    examples.map((e) => ({
+      features: { indices: e.indices, values: e.values },
+      itemId: e.itemId,
+      segment: e.segment,
+    }));
+  const inputs = inputsOf(holdout);
+  const referenceInputs = inputsOf(reference);
   const labels = holdout.map((e) => e.label);
   const weights = holdout.map((e) => e.weight);
-  const state = learner.state();
   const model = new FtrlModel(spec.dimension, spec.maxNonZero, learner.options.params, {
     z: state.z,
     n: state.n,
@@ -53,34 +56,49 @@ export async function proposeCandidate(options: {
   let metadata: VersionMetadata;
   try {
     // Scored as it would serve (the tfjs graph), like the champion: an unchanged model ties exactly.
-    const candidateScores = Array.from(model.predict(inputs));
+    const scores = (
+      m: { predict(x: ReturnType<typeof inputsOf>): ArrayLike<number> },
+      x: ReturnType<typeof inputsOf>,
+    ) => (x.length > 0 ? Array.from(m.predict(x)) : []);
+    const candidateScores = scores(model, inputs);
     routing = await admin.registry.routing();
     let championScores: number[] | null = null;
+    let championReference: number[] | null = null;
     if (routing.champion) {
       const { files } = await admin.registry.loadArtifacts(routing.champion);
       const champion = await fromArtifacts(files, spec);
       try {
-        championScores = Array.from(champion.predict(inputs));
+        championScores = scores(champion, inputs);
+        championReference = scores(champion, referenceInputs);
       } finally {
         champion.dispose();
       }
     }
-    const baselineScores = Array.from(baseline.predict(inputs));
     decision = decidePromotion(
-      { labels, weights, candidate: candidateScores, champion: championScores, baseline: baselineScores },
-      null,
+      {
+        labels,
+        weights,
+        candidate: candidateScores,
+        champion: championScores,
+        baseline: scores(baseline, inputs),
+      },
+      reference.length > 0
+        ? {
+            labels: reference.map((e) => e.label),
+            weights: reference.map((e) => e.weight),
+            candidate: scores(model, referenceInputs),
+            champion: championReference,
+            baseline: scores(baseline, referenceInputs),
+          }
+        : null,
       options.gate,
+      options.history,
     );
     metadata = await admin.registry.register({
       artifacts: await toArtifacts(model, spec),
       parent: routing.champion,
       seed: 0,
-      training: {
-        source: 'kafka',
-        ranges: options.lineage.ranges,
-        examples: learner.learned,
-        labelSources: options.lineage.labelSources,
-      },
+      training: options.training,
       metrics: {
         examples: holdout.length,
         logLoss: decision.holdout.candidate.logLoss,

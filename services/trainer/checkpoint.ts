@@ -7,15 +7,66 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import avro from 'avsc';
-import type { HumanLabel } from '../common/contracts.js';
+import type { HumanLabel, LabeledExample } from '../common/contracts.js';
 import type { BaselineState } from '../model/baseline.js';
 import type { FtrlParams } from '../model/ftrl.js';
-import type { LearnerState } from './online.js';
+import type { HeldExample, LearnerState } from './online.js';
+import { slim } from './pipeline.js';
+import type { ReadOrderState } from './read-order.js';
 
 // The header names the body's schema version; older versions are read through Avro schema
 // resolution (new fields take their defaults).
-const MAGIC = Buffer.from('FWCK2\n');
+const MAGIC = Buffer.from('FWCK3\n');
+const MAGIC_V2 = Buffer.from('FWCK2\n');
 const MAGIC_V1 = Buffer.from('FWCK1\n');
+
+const heldExampleSchema = {
+  type: 'record',
+  name: 'HeldExample',
+  fields: [
+    { name: 'exampleId', type: 'string' },
+    { name: 'indices', type: { type: 'array', items: 'int' } },
+    { name: 'values', type: { type: 'array', items: 'double' } },
+    { name: 'label', type: 'int' },
+    { name: 'weight', type: 'double' },
+    { name: 'itemId', type: 'string' },
+    { name: 'segment', type: 'string' },
+    { name: 'labelTime', type: 'long' },
+  ],
+};
+
+/** Fields added in version 3, each with a default so version 2 files resolve. */
+const V3_FIELDS = [
+  // Outcome examples remembered for late human labels (the fields training uses).
+  {
+    name: 'remembered',
+    type: {
+      type: 'array',
+      items: {
+        type: 'record',
+        name: 'RememberedOutcome',
+        fields: [
+          { name: 'predictionId', type: 'string' },
+          { name: 'labelSource', type: 'string' },
+          { name: 'example', type: 'HeldExample' },
+        ],
+      },
+    },
+    default: [],
+  },
+  // Trusted (human or uploaded) examples: the gate's reference set.
+  { name: 'reference', type: { type: 'array', items: 'HeldExample' }, default: [] },
+  { name: 'labelSources', type: { type: 'map', values: 'long' }, default: {} },
+  { name: 'newestEventTime', type: 'long', default: 0 },
+  // The read order (read-order.ts), for replaying a version's lineage.
+  { name: 'orderKeys', type: { type: 'array', items: 'string' }, default: [] },
+  { name: 'orderStarts', type: { type: 'array', items: 'string' }, default: [] },
+  { name: 'orderRuns', type: 'string', default: '' },
+  // Whether the order covers all the learner learned (false when resumed from an older file).
+  { name: 'orderComplete', type: 'boolean', default: false },
+  // Label rate of the holdout the last accepted candidate was judged on.
+  { name: 'acceptedLabelRate', type: ['null', 'double'], default: null },
+];
 
 const checkpointSchema = {
   type: 'record',
@@ -33,26 +84,7 @@ const checkpointSchema = {
     { name: 'waitingHumanLabels', type: 'string', default: '[]' },
     // The heuristic baseline kept from the learned examples (JSON; '' = none).
     { name: 'baseline', type: 'string', default: '' },
-    {
-      name: 'holdout',
-      type: {
-        type: 'array',
-        items: {
-          type: 'record',
-          name: 'HeldExample',
-          fields: [
-            { name: 'exampleId', type: 'string' },
-            { name: 'indices', type: { type: 'array', items: 'int' } },
-            { name: 'values', type: { type: 'array', items: 'double' } },
-            { name: 'label', type: 'int' },
-            { name: 'weight', type: 'double' },
-            { name: 'itemId', type: 'string' },
-            { name: 'segment', type: 'string' },
-            { name: 'labelTime', type: 'long' },
-          ],
-        },
-      },
-    },
+    { name: 'holdout', type: { type: 'array', items: heldExampleSchema } },
     {
       name: 'progressive',
       type: {
@@ -70,18 +102,24 @@ const checkpointSchema = {
   ],
 };
 
-const checkpointType = avro.Type.forSchema(checkpointSchema as avro.Schema);
-/** Version 1: no baseline. */
+const checkpointType = avro.Type.forSchema({
+  ...checkpointSchema,
+  fields: [...checkpointSchema.fields, ...V3_FIELDS],
+} as avro.Schema);
+/** Version 2: no remembered outcomes, reference set, read order. */
+const checkpointTypeV2 = avro.Type.forSchema(checkpointSchema as avro.Schema);
+/** Version 1: no baseline either. */
 const checkpointTypeV1 = avro.Type.forSchema({
   ...checkpointSchema,
   fields: checkpointSchema.fields.filter((f) => f.name !== 'baseline'),
 } as avro.Schema);
+const fromV2 = checkpointType.createResolver(checkpointTypeV2);
 const fromV1 = checkpointType.createResolver(checkpointTypeV1);
 
 /** Writes the version 1 layout (what older trainers wrote); kept for tests of old files. */
 export function encodeCheckpointV1(checkpoint: Omit<Checkpoint, 'baseline'>): Buffer {
-  const v2 = encodeCheckpoint(checkpoint);
-  const record = checkpointType.fromBuffer(v2.subarray(MAGIC.length + 32)) as Record<string, unknown>;
+  const v3 = encodeCheckpoint(checkpoint);
+  const record = checkpointType.fromBuffer(v3.subarray(MAGIC.length + 32)) as Record<string, unknown>;
   delete record.baseline;
   const body = checkpointTypeV1.toBuffer(record);
   return Buffer.concat([MAGIC_V1, createHash('sha256').update(body).digest(), body]);
@@ -97,6 +135,13 @@ export interface Checkpoint {
   state: LearnerState;
   waitingHumanLabels?: HumanLabel[];
   baseline?: BaselineState;
+  remembered?: LabeledExample[];
+  reference?: HeldExample[];
+  labelSources?: Record<string, number>;
+  newestEventTime?: number;
+  order?: ReadOrderState;
+  orderComplete?: boolean;
+  acceptedLabelRate?: number | null;
 }
 
 export class CheckpointCorruptError extends Error {
@@ -121,6 +166,28 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     baseline: checkpoint.baseline ? JSON.stringify(checkpoint.baseline) : '',
     holdout: state.holdout,
     progressive: state.progressive,
+    remembered: (checkpoint.remembered ?? []).map((e) => ({
+      predictionId: e.predictionId,
+      labelSource: e.labelSource,
+      example: {
+        exampleId: e.exampleId,
+        indices: e.features.indices,
+        values: e.features.values,
+        label: e.label,
+        weight: e.weight,
+        itemId: e.itemId,
+        segment: e.segment,
+        labelTime: e.labelTime,
+      },
+    })),
+    reference: checkpoint.reference ?? [],
+    labelSources: checkpoint.labelSources ?? {},
+    newestEventTime: checkpoint.newestEventTime ?? 0,
+    orderKeys: checkpoint.order?.keys ?? [],
+    orderStarts: checkpoint.order?.starts ?? [],
+    orderRuns: checkpoint.order?.runs ?? '',
+    orderComplete: checkpoint.orderComplete ?? false,
+    acceptedLabelRate: checkpoint.acceptedLabelRate ?? null,
   });
   const digest = createHash('sha256').update(body).digest();
   return Buffer.concat([MAGIC, digest, body]);
@@ -128,7 +195,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
 
 export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint {
   const header = bytes.subarray(0, MAGIC.length);
-  const version = header.equals(MAGIC) ? 2 : header.equals(MAGIC_V1) ? 1 : 0;
+  const version = header.equals(MAGIC) ? 3 : header.equals(MAGIC_V2) ? 2 : header.equals(MAGIC_V1) ? 1 : 0;
   if (bytes.length < MAGIC.length + 32 || version === 0)
     throw new CheckpointCorruptError(path, 'not a Flywheel trainer checkpoint');
   const digest = bytes.subarray(MAGIC.length, MAGIC.length + 32);
@@ -137,7 +204,10 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     throw new CheckpointCorruptError(path, 'sha256 does not match (torn write or edited file)');
   let decoded: unknown;
   try {
-    decoded = version === 2 ? checkpointType.fromBuffer(body) : checkpointType.fromBuffer(body, fromV1);
+    decoded =
+      version === 3
+        ? checkpointType.fromBuffer(body)
+        : checkpointType.fromBuffer(body, version === 2 ? fromV2 : fromV1);
   } catch (error) {
     throw new CheckpointCorruptError(path, `body does not decode: ${(error as Error).message}`);
   }
@@ -154,7 +224,17 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     baseline: string;
     holdout: LearnerState['holdout'];
     progressive: LearnerState['progressive'];
+    remembered: { predictionId: string; labelSource: string; example: HeldExample }[];
+    reference: HeldExample[];
+    labelSources: Record<string, number>;
+    newestEventTime: number;
+    orderKeys: string[];
+    orderStarts: string[];
+    orderRuns: string;
+    orderComplete: boolean;
+    acceptedLabelRate: number | null;
   };
+  const held = (h: HeldExample): HeldExample => ({ ...h, indices: [...h.indices], values: [...h.values] });
   const floats = (b: Buffer) => new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
   return {
     seq: raw.seq,
@@ -168,9 +248,23 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
       z: floats(raw.z),
       n: floats(raw.n),
       learned: raw.learned,
-      holdout: raw.holdout.map((h) => ({ ...h, indices: [...h.indices], values: [...h.values] })),
+      holdout: raw.holdout.map(held),
       progressive: raw.progressive.map((p) => ({ ...p })),
     },
+    remembered: raw.remembered.map(({ predictionId, labelSource, example }) =>
+      slim({
+        ...example,
+        predictionId,
+        labelSource: labelSource as LabeledExample['labelSource'],
+        features: { indices: example.indices, values: example.values },
+      }),
+    ),
+    reference: raw.reference.map(held),
+    labelSources: { ...raw.labelSources },
+    newestEventTime: raw.newestEventTime,
+    order: { keys: [...raw.orderKeys], starts: [...raw.orderStarts], runs: raw.orderRuns },
+    orderComplete: raw.orderComplete,
+    acceptedLabelRate: raw.acceptedLabelRate,
   };
 }
 

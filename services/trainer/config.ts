@@ -15,8 +15,18 @@ export const trainerConfigSchema = z.object({
   FW_TRAINER_HUMAN_WEIGHT: env.number(3, 0, 1000),
   FW_TRAINER_HTTP_PORT: env.int(8084, 0, 65535),
   FW_CONSUMER_SESSION_TIMEOUT_MS: env.int(30_000, 6_000, 300_000),
-  /** Propose a candidate version after this many examples learned (0: only when asked). */
+  /** Propose a candidate version after this many examples learned (0: not by count). */
   FW_TRAINER_CANDIDATE_EVERY: env.int(20_000, 0, 100_000_000),
+  /** Propose one after this long without a candidate, if anything was learned (0: not by time). */
+  FW_TRAINER_CANDIDATE_MS: env.int(600_000, 0, 86_400_000),
+  /** Propose one when progressive log loss rises this many standard errors (0: no drift trigger). */
+  FW_TRAINER_DRIFT_Z: env.number(4, 0, 100),
+  /** ... and by at least this share over the stretch before. */
+  FW_TRAINER_DRIFT_MIN_RISE: env.number(0.1, 0, 10),
+  /** Newest trusted (human or uploaded) examples kept as the gate's reference set. */
+  FW_TRAINER_REFERENCE_SIZE: env.int(2000, 0, 1_000_000),
+  /** Outcome examples remembered (and checkpointed) for human labels that come after them. */
+  FW_TRAINER_REMEMBER_OUTCOMES: env.int(20_000, 0, 10_000_000),
   /** Accepted candidates become `challenger` (with FW_TRAINER_CHALLENGER_WEIGHT) or `champion`. */
   FW_TRAINER_PROMOTE_TO: z.enum(['challenger', 'champion']).default('challenger'),
   FW_TRAINER_CHALLENGER_WEIGHT: env.number(0.1, 0, 1),

@@ -9,8 +9,9 @@
 //   flipped model look good on a flipped holdout — so the candidate must also be no worse than
 //   the champion on the reference set beyond a tolerance (a non-inferiority check).
 //
-// Degenerate input is refused with the reason: too few examples, only one label in a set, or a
-// recent label rate far from the reference's (a flip or an outage, which a person should look at).
+// Degenerate input is refused with the reason: too few examples, only one label in a set, a recent
+// label rate far from that of the last accepted holdout, or recent labels the champion ranks
+// backwards (a flip or an outage, which a person should look at).
 import { auc, logLoss, type LabeledScore } from '../model/evaluation.js';
 
 export interface GateConfig {
@@ -26,6 +27,11 @@ export interface GateConfig {
   referenceTolerance: number;
   /** Largest absolute difference between the recent and the reference label rate. */
   maxLabelRateShift: number;
+  /**
+   * The champion's AUC on the recent holdout below this means the recent labels contradict it
+   * (it ranks them backwards): flipped labels, not drift, which moves AUC towards 0.5, not past it.
+   */
+  flippedAuc: number;
 }
 
 export const DEFAULT_GATE: GateConfig = {
@@ -35,7 +41,14 @@ export const DEFAULT_GATE: GateConfig = {
   alpha: 0.05,
   referenceTolerance: 0.01,
   maxLabelRateShift: 0.15,
+  flippedAuc: 0.4,
 };
+
+/** What the gate knows from earlier decisions. */
+export interface GateHistory {
+  /** Label rate of the holdout the last accepted candidate was judged on. */
+  acceptedLabelRate?: number | null;
+}
 
 export interface ScoredSet {
   labels: readonly number[];
@@ -143,6 +156,7 @@ export function decidePromotion(
   holdout: ScoredSet,
   reference: ScoredSet | null,
   config: GateConfig = DEFAULT_GATE,
+  history: GateHistory = {},
 ): GateDecision {
   checkAligned('holdout', holdout);
   if (reference) checkAligned('reference', reference);
@@ -162,6 +176,17 @@ export function decidePromotion(
       `does not beat the baseline on the holdout (log loss ${h.candidate.logLoss.toFixed(4)} vs ${h.baseline.logLoss.toFixed(4)}, p=${versusBaseline.pValue.toFixed(3)})`,
     );
 
+  const recentRate = h.positives / Math.max(1, h.examples);
+  const acceptedRate = history.acceptedLabelRate ?? null;
+  if (acceptedRate !== null && Math.abs(recentRate - acceptedRate) > config.maxLabelRateShift)
+    reasons.push(
+      `the recent label rate ${recentRate.toFixed(3)} is far from the ${acceptedRate.toFixed(3)} of the last accepted holdout (a label flip or an outage?)`,
+    );
+  if (h.champion && h.positives > 0 && negatives > 0 && h.champion.auc < config.flippedAuc)
+    reasons.push(
+      `the champion ranks the recent labels backwards (AUC ${h.champion.auc.toFixed(3)} < ${config.flippedAuc}): flipped labels?`,
+    );
+
   let versusChampion: PairedTest | null = null;
   if (holdout.champion && h.champion) {
     versusChampion = pairedTest(holdout.labels, holdout.candidate, holdout.champion);
@@ -178,13 +203,8 @@ export function decidePromotion(
 
   let r: SetMetrics | null = null;
   if (reference && reference.labels.length > 0) {
+    // No label-rate check here: reviewed cases are chosen for doubt, so their rate is not the stream's.
     r = metricsOf(reference);
-    const recentRate = h.positives / Math.max(1, h.examples);
-    const referenceRate = r.positives / r.examples;
-    if (Math.abs(recentRate - referenceRate) > config.maxLabelRateShift)
-      reasons.push(
-        `the recent label rate ${recentRate.toFixed(3)} is far from the reference's ${referenceRate.toFixed(3)} (a label flip or an outage?)`,
-      );
     if (reference.champion && r.champion) {
       const worse = (r.candidate.logLoss - r.champion.logLoss) / r.champion.logLoss;
       if (worse > config.referenceTolerance)

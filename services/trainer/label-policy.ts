@@ -61,9 +61,17 @@ export class LabelMerger {
     readonly policy: LabelPolicy = DEFAULT_LABEL_POLICY,
     /** Human labels that were waiting when the state was saved (from a checkpoint). */
     waiting: readonly HumanLabel[] = [],
+    /** Outcome examples remembered when the state was saved, oldest first. */
+    remembered: readonly LabeledExample[] = [],
   ) {
     for (const label of waiting)
       this.waiting.set(label.predictionId, [...(this.waiting.get(label.predictionId) ?? []), label]);
+    for (const example of remembered) this.remember(example);
+  }
+
+  /** Outcome examples remembered for late human labels, oldest first, for a checkpoint. */
+  rememberedOutcomes(): LabeledExample[] {
+    return [...this.trained.values()];
   }
 
   /** Human labels waiting for their outcome example, for a checkpoint. */

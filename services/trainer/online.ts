@@ -102,6 +102,11 @@ export class OnlineLearner {
     return weight > 0 ? loss / weight : Number.NaN;
   }
 
+  /** Per-example progressive losses of the `count` examples learned last (at most the window). */
+  recentLosses(count: number): { loss: number; weight: number }[] {
+    return count > 0 ? this.progressive.slice(-count) : [];
+  }
+
   /** The newest examples, not learned from yet (a copy). */
   get holdout(): HeldExample[] {
     return [...this.holdoutRing];

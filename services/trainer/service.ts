@@ -1,36 +1,44 @@
-// `flywheel trainer` (first part: continuous learning): consumes fw.feedback.labeled and
-// fw.labels.human, merges human and outcome labels by the configured policy, and feeds the
-// online learner; checkpoints the learner with the input offsets it reflects, atomically.
+// `flywheel trainer`: consumes fw.feedback.labeled and fw.labels.human, merges human and outcome
+// labels by the configured policy and learns online (pipeline.ts); checkpoints the learner with
+// the input offsets it reflects, atomically; proposes candidate versions, judged by the gate
+// against the champion and the baseline, on a trigger: a count of examples, time, a rise of its
+// own progressive loss (drift), or a request over HTTP (an operator, or a monitoring alarm).
 // Exactly-once learning across restarts: on start the checkpoint is loaded and every input
 // partition is sought to its offset in it, and records before those offsets are skipped, so an
 // example is learned once whatever was fetched or committed before a crash. One trainer per
-// group: the checkpoint covers every partition. Candidate versions, the gate and promotion come
-// next (gate.ts is ready).
+// group: the checkpoint covers every partition. The read order is kept with the checkpoint, so
+// each candidate can be trained again from Kafka (`flywheel models retrain`).
 import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { Producer } from 'kafkajs';
 import { RecordConsumer, groupTimeouts } from '../common/consumer.js';
+import { TokenTable, requireRole } from '../common/auth.js';
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
+import { installErrorHandler } from '../common/http-errors.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
 import { createProducer } from '../common/kafka.js';
 import type { Logger } from '../common/logger.js';
-import { counter, gauge } from '../common/metrics.js';
+import { counter, gauge, histogram } from '../common/metrics.js';
 import type { Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
 import { DEFAULT_FTRL } from '../model/ftrl.js';
 import { FeatureSpec } from '../model/features.js';
 import { loadRegistryConfig } from '../registry/config.js';
 import { initBackend } from '../model/backend.js';
-import { HeuristicBaseline } from '../model/baseline.js';
 import { RegistryAdmin } from '../registry/admin.js';
-import { FileModelRegistry } from '../registry/store.js';
+import { FileModelRegistry, type TrainingData } from '../registry/store.js';
 import { proposeCandidate, type CandidateResult } from './candidates.js';
 import { CheckpointStore } from './checkpoint.js';
-import { DEFAULT_GATE } from './gate.js';
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
-import { DEFAULT_LABEL_POLICY, LabelMerger } from './label-policy.js';
-import { OnlineLearner, heldExample } from './online.js';
+import { LossDriftDetector, DEFAULT_DRIFT } from './drift.js';
+import { DEFAULT_GATE } from './gate.js';
+import { DEFAULT_LABEL_POLICY, type LabelPolicy } from './label-policy.js';
+import { TrainingPipeline } from './pipeline.js';
+import { ReadOrder } from './read-order.js';
+
+/** What made the trainer propose a candidate. */
+export type CandidateTrigger = 'count' | 'interval' | 'drift' | 'operator' | 'alarm';
 
 export interface TrainerTopics {
   feedback: string;
@@ -55,15 +63,18 @@ export interface TrainerOptions {
 
 type Subscriptions = Record<string, 'labeledExample' | 'humanLabel'>;
 
-/** Emits 'batch' after each batch of records is taken in. */
-export class Trainer extends EventEmitter<{ batch: [] }> {
+/** Emits 'batch' after each batch of records is taken in, 'candidate' after each proposal. */
+export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResult] }> {
   readonly topics: TrainerTopics;
   readonly config: TrainerConfig;
   private readonly log: Logger;
   private readonly spec: FeatureSpec;
   private readonly store: CheckpointStore;
-  private learner!: OnlineLearner;
-  private merger!: LabelMerger;
+  private readonly policy: LabelPolicy;
+  private pipeline!: TrainingPipeline;
+  private order = new ReadOrder();
+  /** Whether the read order covers everything the learner learned (false after an old checkpoint). */
+  private orderComplete = true;
   /** `topic:partition` → next offset to read; what the learner's state reflects. */
   private offsets: Record<string, string> = {};
   private seq = 0;
@@ -75,10 +86,14 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
   private ticker: NodeJS.Timeout | undefined;
   /** Checkpoints are written one at a time, in order. */
   private saving: Promise<void> = Promise.resolve();
+  /** Candidates are proposed one at a time. */
+  private proposing: Promise<unknown> = Promise.resolve();
   private dirty = false;
   private sinceCandidate = 0;
-  private baseline = new HeuristicBaseline();
-  private readonly labelSources: Record<string, number> = {};
+  private lastCandidateAt = Date.now();
+  private acceptedLabelRate: number | null = null;
+  private drift: LossDriftDetector | null;
+  private pendingDrift = false;
   private admin: RegistryAdmin | undefined;
   private readonly metrics;
 
@@ -95,6 +110,20 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
     this.log = options.runtime.logger.child({ component: 'trainer' });
     this.spec = new FeatureSpec({ hashBits: loadRegistryConfig().FW_FEATURE_HASH_BITS });
     this.store = new CheckpointStore(this.config.FW_TRAINER_DIR);
+    this.policy = {
+      ...DEFAULT_LABEL_POLICY,
+      conflict: this.config.FW_TRAINER_HUMAN_POLICY,
+      humanWeight: this.config.FW_TRAINER_HUMAN_WEIGHT,
+      rememberOutcomes: this.config.FW_TRAINER_REMEMBER_OUTCOMES,
+    };
+    this.drift =
+      this.config.FW_TRAINER_DRIFT_Z > 0
+        ? new LossDriftDetector({
+            ...DEFAULT_DRIFT,
+            z: this.config.FW_TRAINER_DRIFT_Z,
+            minRise: this.config.FW_TRAINER_DRIFT_MIN_RISE,
+          })
+        : null;
     const registry = options.runtime.metrics;
     this.metrics = {
       examples: counter(registry, {
@@ -113,27 +142,41 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
       }),
       candidates: counter(registry, {
         name: 'flywheel_trainer_candidates_total',
-        help: 'Candidate versions registered, by what the gate made of them',
-        labelNames: ['outcome'],
+        help: 'Candidate versions registered, by trigger and by what the gate made of them',
+        labelNames: ['trigger', 'outcome'],
       }),
       skipped: counter(registry, {
         name: 'flywheel_trainer_replayed_records_total',
         help: 'Records read again after a restart and skipped (already in the checkpoint)',
       }),
+      driftAlarms: counter(registry, {
+        name: 'flywheel_trainer_drift_alarms_total',
+        help: 'Significant rises of progressive log loss (each proposes a candidate)',
+      }),
+      freshness: histogram(registry, {
+        name: 'flywheel_trainer_outcome_to_promotion_seconds',
+        help: 'From the newest outcome a promoted version has seen to its promotion (scorers add their swap time)',
+        buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600],
+      }),
     };
   }
 
   get learned(): number {
-    return this.learner.learned;
+    return this.pipeline.learner.learned;
   }
 
   /** Examples in the holdout (taken in, not learned from yet). */
   get heldOut(): number {
-    return this.learner.holdout.length;
+    return this.pipeline.learner.holdout.length;
   }
 
   get waitingHumanLabels(): number {
-    return this.merger.waitingCount;
+    return this.pipeline.merger.waitingCount;
+  }
+
+  /** The pipeline's learner (tests compare its weights with a replay). */
+  get learner() {
+    return this.pipeline.learner;
   }
 
   async start(): Promise<void> {
@@ -152,26 +195,33 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
       throw new Error(
         `checkpoint ${this.store.path} was made with feature spec ${checkpoint.featureSpecHash}, not ${this.spec.hash}`,
       );
-    const options = {
-      dimension: this.spec.dimension,
-      params: checkpoint?.params ?? DEFAULT_FTRL,
-      holdoutSize: this.config.FW_TRAINER_HOLDOUT,
-      progressiveWindow: 10_000,
-    };
-    this.learner = new OnlineLearner(options, checkpoint?.state);
-    this.merger = new LabelMerger(
+    this.pipeline = new TrainingPipeline(
       {
-        ...DEFAULT_LABEL_POLICY,
-        conflict: this.config.FW_TRAINER_HUMAN_POLICY,
-        humanWeight: this.config.FW_TRAINER_HUMAN_WEIGHT,
+        dimension: this.spec.dimension,
+        params: checkpoint?.params ?? DEFAULT_FTRL,
+        holdoutSize: this.config.FW_TRAINER_HOLDOUT,
+        policy: this.policy,
+        referenceSize: this.config.FW_TRAINER_REFERENCE_SIZE,
       },
-      checkpoint?.waitingHumanLabels ?? [],
+      checkpoint
+        ? {
+            learner: checkpoint.state,
+            waitingHumanLabels: checkpoint.waitingHumanLabels ?? [],
+            remembered: checkpoint.remembered ?? [],
+            baseline: checkpoint.baseline ?? null,
+            reference: checkpoint.reference ?? [],
+            labelSources: checkpoint.labelSources ?? {},
+            newestEventTime: checkpoint.newestEventTime ?? 0,
+          }
+        : undefined,
     );
+    this.order = new ReadOrder(checkpoint?.order);
+    this.orderComplete = !checkpoint || checkpoint.orderComplete === true;
+    this.acceptedLabelRate = checkpoint?.acceptedLabelRate ?? null;
     this.offsets = { ...(checkpoint?.offsets ?? {}) };
-    if (checkpoint?.baseline) this.baseline = HeuristicBaseline.fromJSON(checkpoint.baseline);
     this.seq = checkpoint?.seq ?? 0;
     this.log.info(
-      { checkpoint: this.store.path, seq: this.seq, learned: this.learner.learned, offsets: this.offsets },
+      { checkpoint: this.store.path, seq: this.seq, learned: this.learned, offsets: this.offsets },
       checkpoint ? 'resuming from the checkpoint' : 'no checkpoint: starting from scratch',
     );
 
@@ -203,32 +253,31 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
             this.metrics.skipped.inc();
             continue;
           }
-          const examples =
+          const learnedBefore = this.pipeline.learner.learned;
+          const examples = this.pipeline.take(
             record.kind === 'humanLabel'
-              ? this.merger.addHumanLabel(record.value as HumanLabel)
-              : this.merger.addExample(record.value as LabeledExample);
-          for (const e of examples) {
-            this.metrics.examples.inc({ source: e.labelSource });
-            this.labelSources[e.labelSource] = (this.labelSources[e.labelSource] ?? 0) + 1;
-          }
-          const learnedNow = this.learner.add(examples.map(heldExample));
-          // The baseline learns what the model learns: the holdout stays unseen by both.
-          for (const e of learnedNow) this.baseline.update(e, e.label, e.weight);
-          this.sinceCheckpoint += learnedNow.length;
-          this.sinceCandidate += learnedNow.length;
+              ? { kind: 'humanLabel', value: record.value as HumanLabel }
+              : { kind: 'labeledExample', value: record.value as LabeledExample },
+          );
+          for (const e of examples) this.metrics.examples.inc({ source: e.labelSource });
+          const learnedNow = this.pipeline.learner.learned - learnedBefore;
+          if (this.drift) this.watchDrift(learnedNow);
+          this.sinceCheckpoint += learnedNow;
+          this.sinceCandidate += learnedNow;
+          this.order.note(key, record.offset);
           this.offsets[key] = String(BigInt(record.offset) + 1n);
           this.dirty = true;
         }
-        this.metrics.learned.set(this.learner.learned);
-        const loss = this.learner.progressiveLogLoss;
+        this.metrics.learned.set(this.learned);
+        const loss = this.pipeline.learner.progressiveLogLoss;
         if (Number.isFinite(loss)) this.metrics.progressive.set(loss);
         if (
           this.sinceCheckpoint >= this.config.FW_TRAINER_CHECKPOINT_EVERY ||
           Date.now() - this.lastCheckpointAt >= this.config.FW_TRAINER_CHECKPOINT_MS
         )
           await this.checkpoint();
-        const every = this.config.FW_TRAINER_CANDIDATE_EVERY;
-        if (every > 0 && this.sinceCandidate >= every) await this.proposeCandidate();
+        const trigger = this.dueTrigger();
+        if (trigger) await this.proposeCandidate(trigger);
         this.emit('batch');
       },
     });
@@ -252,63 +301,159 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
       },
       Math.min(1000, this.config.FW_TRAINER_CHECKPOINT_MS),
     );
-    if (this.options.http !== false) {
-      this.app = Fastify({ bodyLimit: 1024 });
-      this.app.get('/healthz', () => ({ ok: true, learned: this.learner.learned, seq: this.seq }));
-      this.app.get('/metrics', async (_request, reply) =>
-        reply.type(runtime.metrics.contentType).send(await runtime.metrics.metrics()),
-      );
-      await this.app.listen({ host: '0.0.0.0', port: this.config.FW_TRAINER_HTTP_PORT });
+    if (this.options.http !== false) await this.listen();
+  }
+
+  private watchDrift(learnedNow: number): void {
+    for (const { loss, weight } of this.pipeline.learner.recentLosses(learnedNow)) {
+      const alarm = (this.drift as LossDriftDetector).add(loss / weight);
+      if (!alarm) continue;
+      this.metrics.driftAlarms.inc();
+      this.pendingDrift = true;
+      this.log.warn(alarm, 'progressive log loss rose significantly: proposing a candidate');
     }
+  }
+
+  /** The trigger that says to propose a candidate now, if any. */
+  private dueTrigger(): CandidateTrigger | null {
+    if (this.pendingDrift) {
+      this.pendingDrift = false;
+      return 'drift';
+    }
+    const every = this.config.FW_TRAINER_CANDIDATE_EVERY;
+    if (every > 0 && this.sinceCandidate >= every) return 'count';
+    const interval = this.config.FW_TRAINER_CANDIDATE_MS;
+    if (interval > 0 && this.sinceCandidate > 0 && Date.now() - this.lastCandidateAt >= interval)
+      return 'interval';
+    return null;
+  }
+
+  private async listen(): Promise<void> {
+    const { runtime } = this.options;
+    const app = Fastify({ bodyLimit: 4096 });
+    installErrorHandler(app);
+    app.get('/healthz', () => ({ ok: true, learned: this.learned, seq: this.seq }));
+    app.get('/metrics', async (_request, reply) =>
+      reply.type(runtime.metrics.contentType).send(await runtime.metrics.metrics()),
+    );
+    const token = loadRegistryConfig().FW_ADMIN_TOKEN;
+    // An operator's command or a monitoring alarm: judge a candidate now.
+    app.post<{ Body: { reason: string; trigger?: 'operator' | 'alarm' } }>(
+      '/v1/candidates',
+      {
+        preHandler: requireRole(
+          token ? new TokenTable().add(token, { id: 'admin', role: 'admin' }) : new TokenTable(),
+          'admin',
+        ),
+        schema: {
+          body: {
+            type: 'object',
+            required: ['reason'],
+            additionalProperties: false,
+            properties: {
+              reason: { type: 'string', minLength: 1, maxLength: 1000 },
+              trigger: { type: 'string', enum: ['operator', 'alarm'] },
+            },
+          },
+        },
+      },
+      async (request) => {
+        const { reason, trigger = 'operator' } = request.body;
+        this.log.info({ reason, trigger, by: request.principal?.id }, 'candidate requested');
+        const result = await this.proposeCandidate(trigger);
+        return result
+          ? {
+              version: result.version,
+              alias: result.alias,
+              accepted: result.decision.accept,
+              reasons: result.decision.reasons,
+              holdout: result.decision.holdout,
+              reference: result.decision.reference,
+            }
+          : { version: null, alias: null, accepted: false, reasons: ['not enough holdout examples yet'] };
+      },
+    );
+    await app.listen({ host: '0.0.0.0', port: this.config.FW_TRAINER_HTTP_PORT });
+    this.app = app;
   }
 
   /**
    * Registers the learner's current weights as a candidate version, judged by the gate against
-   * the champion and the baseline on the holdout; promoted only when accepted.
+   * the champion and the baseline on the holdout (and against the champion on the trusted
+   * reference set); promoted only when accepted. One at a time.
    */
-  async proposeCandidate(): Promise<CandidateResult | null> {
+  proposeCandidate(trigger: CandidateTrigger = 'operator'): Promise<CandidateResult | null> {
+    const run = this.proposing.catch(() => undefined).then(() => this.propose(trigger));
+    this.proposing = run;
+    return run;
+  }
+
+  private async propose(trigger: CandidateTrigger): Promise<CandidateResult | null> {
     this.sinceCandidate = 0;
-    if (this.learner.holdout.length < this.config.FW_TRAINER_GATE_MIN_HOLDOUT) {
+    this.lastCandidateAt = Date.now();
+    const { learner } = this.pipeline;
+    if (learner.holdout.length < this.config.FW_TRAINER_GATE_MIN_HOLDOUT) {
       this.log.info(
-        { holdout: this.learner.holdout.length },
+        { holdout: learner.holdout.length, trigger },
         'not enough holdout examples for a candidate yet',
       );
       return null;
     }
+    // The lineage is taken with the learner's state, before anything awaits.
+    const training: TrainingData = {
+      source: 'kafka',
+      ranges: this.order.ranges(),
+      examples: learner.learned,
+      labelSources: { ...this.pipeline.labelSources },
+      newestEventTime: this.pipeline.newestEventTime,
+      trigger,
+      kinds: { [this.topics.feedback]: 'labeledExample', [this.topics.humanLabels]: 'humanLabel' },
+      online: {
+        runs: this.orderComplete ? this.order.state().runs : null,
+        holdoutSize: this.config.FW_TRAINER_HOLDOUT,
+        policy: { ...this.policy },
+      },
+    };
+    const holdoutPositives = learner.holdout.filter((e) => e.label === 1).length;
+    const holdoutSize = learner.holdout.length;
     const result = await proposeCandidate({
       admin: this.admin as RegistryAdmin,
       spec: this.spec,
-      learner: this.learner,
-      baseline: this.baseline,
+      learner,
+      baseline: this.pipeline.baseline,
+      reference: this.pipeline.reference,
+      history: { acceptedLabelRate: this.acceptedLabelRate },
       gate: {
         ...DEFAULT_GATE,
         minHoldout: this.config.FW_TRAINER_GATE_MIN_HOLDOUT,
         minImprovement: this.config.FW_TRAINER_GATE_MIN_IMPROVEMENT,
         alpha: this.config.FW_TRAINER_GATE_ALPHA,
       },
-      lineage: {
-        ranges: Object.entries(this.offsets).map(([key, to]) => {
-          const at = key.lastIndexOf(':');
-          // Learned from the start of each partition; the newest (holdout) examples are not in it.
-          return { topic: key.slice(0, at), partition: Number(key.slice(at + 1)), from: '0', to };
-        }),
-        labelSources: { ...this.labelSources },
-      },
+      training,
       promoteTo: this.config.FW_TRAINER_PROMOTE_TO,
       challengerWeight: this.config.FW_TRAINER_CHALLENGER_WEIGHT,
     });
-    this.metrics.candidates.inc({ outcome: result.alias ?? 'rejected' });
+    this.metrics.candidates.inc({ trigger, outcome: result.alias ?? 'rejected' });
+    if (result.alias) {
+      this.acceptedLabelRate = holdoutPositives / holdoutSize;
+      this.dirty = true;
+      if (training.newestEventTime)
+        this.metrics.freshness.observe(Math.max(0, Date.now() - training.newestEventTime) / 1000);
+    }
     this.log.info(
       {
         version: result.version,
         alias: result.alias,
+        trigger,
         reasons: result.decision.reasons,
         holdout: result.decision.holdout,
+        reference: result.decision.reference,
       },
       result.alias
         ? `candidate ${result.version} promoted to ${result.alias}`
         : `candidate ${result.version} rejected`,
     );
+    this.emit('candidate', result);
     return result;
   }
 
@@ -333,9 +478,10 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
     // Taken together, synchronously: the state and the offsets it reflects.
     const seq = ++this.seq;
     const offsets = { ...this.offsets };
-    const state = this.learner.state();
-    const waitingHumanLabels = this.merger.waitingLabels();
-    const baseline = this.baseline.toJSON();
+    const state = this.pipeline.state();
+    const order = this.order.state();
+    const orderComplete = this.orderComplete;
+    const acceptedLabelRate = this.acceptedLabelRate;
     this.sinceCheckpoint = 0;
     this.dirty = false;
     this.lastCheckpointAt = Date.now();
@@ -344,14 +490,26 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
         seq,
         writtenAt: Date.now(),
         featureSpecHash: this.spec.hash,
-        params: this.learner.options.params,
+        params: this.pipeline.learner.options.params,
         offsets,
-        state,
-        waitingHumanLabels,
-        baseline,
+        state: state.learner,
+        waitingHumanLabels: state.waitingHumanLabels,
+        ...(state.baseline ? { baseline: state.baseline } : {}),
+        remembered: state.remembered,
+        reference: state.reference,
+        labelSources: state.labelSources,
+        newestEventTime: state.newestEventTime,
+        order,
+        orderComplete,
+        acceptedLabelRate,
       });
       this.metrics.checkpoints.inc();
-      this.options.onCheckpoint?.({ seq, learned: state.learned, holdout: state.holdout.length, offsets });
+      this.options.onCheckpoint?.({
+        seq,
+        learned: state.learner.learned,
+        holdout: state.learner.holdout.length,
+        offsets,
+      });
     };
     this.saving = this.saving.catch(() => undefined).then(save);
     return this.saving;
@@ -361,7 +519,8 @@ export class Trainer extends EventEmitter<{ batch: [] }> {
     clearInterval(this.ticker);
     await this.app?.close();
     await this.consumer?.stop();
-    if (this.learner) await this.checkpoint();
+    await this.proposing.catch(() => undefined);
+    if (this.pipeline) await this.checkpoint();
     await this.producer?.disconnect();
   }
 }

@@ -116,10 +116,13 @@ describe('promotion gate', () => {
         champion: honestOnReference,
         baseline: reference.constant,
       },
+      DEFAULT_GATE,
+      { acceptedLabelRate: reference.labels.filter((l) => l === 1).length / reference.labels.length },
     );
     assert.equal(decision.accept, false);
     const why = decision.reasons.join(' ');
-    assert.match(why, /recent label rate .* far from the reference/);
+    assert.match(why, /recent label rate .* far from the .* last accepted holdout/);
+    assert.match(why, /champion ranks the recent labels backwards/);
     assert.match(why, /worse than the champion on the trusted reference set/);
     // The same candidate, honest, passes the reference check.
     const fine = decidePromotion(

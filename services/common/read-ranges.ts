@@ -1,0 +1,147 @@
+// Records of given offset ranges, decoded and validated as a live consumer would (classifyMessage),
+// read committed: the history a version was trained on, for retraining and backfills. A fresh
+// group seeks each partition to its range's start; a partition is done when its range's last
+// offset arrives. A range may end in transaction markers, which are never delivered (the end of
+// a partition of a transactional topic is one), so a partition that stays silent for
+// `quietMs` after its last record is also taken as done.
+import { randomUUID } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import { classifyMessage } from './consumer.js';
+import type { Codecs, RecordKind, RecordTypes } from './contracts.js';
+import type { Logger } from './logger.js';
+import { Progress } from './progress.js';
+import type { Runtime } from './runtime.js';
+import type { OffsetRange } from '../registry/store.js';
+
+export interface RangeRecord {
+  offset: bigint;
+  kind: RecordKind;
+  /** null: the message does not decode or validate (a live consumer dead-letters it). */
+  value: RecordTypes[RecordKind] | null;
+  timestamp: number;
+}
+
+/** Where history is read from, and with which limits (those of the live consumers). */
+export interface HistorySource {
+  kafka: Kafka;
+  codecs: Codecs;
+  limits: { maxMessageBytes: number; maxClockSkewMs: number };
+  logger: Logger;
+}
+
+/** A service's history source: its Kafka, codecs and consumer limits. */
+export function historySource(runtime: Runtime): HistorySource {
+  return {
+    kafka: runtime.kafka,
+    codecs: runtime.codecs,
+    limits: {
+      maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
+      maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
+    },
+    logger: runtime.logger,
+  };
+}
+
+export interface ReadRangesOptions extends HistorySource {
+  /** Record kind of each topic. */
+  kinds: Record<string, RecordKind>;
+  quietMs?: number;
+  timeoutMs?: number;
+  label?: string;
+}
+
+/** The records of each range (same index as `ranges`), in offset order. */
+export async function readRanges(
+  ranges: readonly OffsetRange[],
+  options: ReadRangesOptions,
+): Promise<RangeRecord[][]> {
+  const out: RangeRecord[][] = ranges.map(() => []);
+  const byPartition = new Map<string, number>();
+  ranges.forEach((r, i) => byPartition.set(`${r.topic}:${r.partition}`, i));
+  const open = new Set(
+    ranges.map((_, i) => i).filter((i) => BigInt(ranges[i]!.from) < BigInt(ranges[i]!.to)),
+  );
+  if (open.size === 0) return out;
+  const total = ranges.reduce((n, r) => n + Math.max(0, Number(BigInt(r.to) - BigInt(r.from))), 0);
+  const progress = new Progress({
+    label: options.label ?? 'read history',
+    total,
+    logger: options.logger,
+  }).start();
+  const lastHeard = new Map<number, number>();
+  const consumer = options.kafka.consumer({
+    groupId: `flywheel.history.${randomUUID()}`,
+    maxWaitTimeInMs: 200,
+    maxBytesPerPartition: 4 * 1024 * 1024,
+  });
+  const topics = [...new Set(ranges.map((r) => r.topic))];
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics, fromBeginning: true });
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      const assignment = payload.memberAssignment as Record<string, number[] | undefined>;
+      for (const [topic, partitions] of Object.entries(assignment))
+        for (const partition of partitions ?? []) {
+          const i = byPartition.get(`${topic}:${partition}`);
+          if (i !== undefined) consumer.seek({ topic, partition, offset: ranges[i]!.from });
+        }
+    });
+    const now = Date.now();
+    for (const i of open) lastHeard.set(i, now);
+    await new Promise<void>((resolve, reject) => {
+      const stop = (error?: Error) => {
+        clearTimeout(timeout);
+        clearInterval(quiet);
+        if (error) reject(error);
+        else resolve();
+      };
+      const finish = (i: number) => {
+        open.delete(i);
+        if (open.size === 0) stop();
+      };
+      const timeout = setTimeout(() => {
+        const left = [...open].map((i) => `${ranges[i]?.topic}:${ranges[i]?.partition}`);
+        stop(new Error(`reading history timed out; ranges not finished: ${left.join(', ')}`));
+      }, options.timeoutMs ?? 600_000);
+      const quiet = setInterval(() => {
+        const limit = Date.now() - (options.quietMs ?? 5000);
+        for (const i of [...open]) if ((lastHeard.get(i) ?? 0) < limit) finish(i);
+      }, 500);
+      consumer
+        .run({
+          eachBatch: async ({ batch }) => {
+            const i = byPartition.get(`${batch.topic}:${batch.partition}`);
+            if (i === undefined || !open.has(i)) return;
+            const range = ranges[i]!;
+            const from = BigInt(range.from);
+            const to = BigInt(range.to);
+            const kind = options.kinds[batch.topic] as RecordKind;
+            const limits = { ...options.limits, now: Date.now() };
+            for (const message of batch.messages) {
+              const offset = BigInt(message.offset);
+              if (offset < from || offset >= to) continue;
+              const result = await classifyMessage(message, kind, options.codecs, limits);
+              out[i]!.push({
+                offset,
+                kind,
+                value: result.ok ? result.value : null,
+                timestamp: Number(message.timestamp),
+              });
+            }
+            progress.add(batch.messages.length);
+            lastHeard.set(i, Date.now());
+            if (BigInt(batch.lastOffset()) + 1n >= to) finish(i);
+          },
+        })
+        .catch((error: unknown) => stop(error as Error));
+    });
+  } finally {
+    progress.stop();
+    await consumer.disconnect();
+  }
+  // A fetch can deliver an offset twice (after a rebalance); keep one of each, in order.
+  return out.map((records) => {
+    records.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
+    return records.filter((r, k) => k === 0 || r.offset !== records[k - 1]?.offset);
+  });
+}

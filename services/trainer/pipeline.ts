@@ -1,0 +1,151 @@
+// The trainer's learning step, record by record: labels merged by policy, examples through the
+// holdout into the online learner, the baseline fed what the model learns, trusted (human or
+// uploaded) examples kept as the gate's reference set. Pure and deterministic in the record
+// sequence, so the live trainer and a replay of its lineage (`flywheel models retrain`) reach the
+// same weights from the same records in the same order.
+import type { HumanLabel, LabeledExample } from '../common/contracts.js';
+import { HeuristicBaseline } from '../model/baseline.js';
+import type { FtrlParams } from '../model/ftrl.js';
+import { LabelMerger, type LabelPolicy } from './label-policy.js';
+import { OnlineLearner, heldExample, type HeldExample, type LearnerState } from './online.js';
+
+export interface PipelineSettings {
+  dimension: number;
+  params: FtrlParams;
+  holdoutSize: number;
+  policy: LabelPolicy;
+  /** Trusted examples kept for the gate's reference set (newest). */
+  referenceSize: number;
+}
+
+export interface PipelineState {
+  learner: LearnerState;
+  waitingHumanLabels: HumanLabel[];
+  remembered: LabeledExample[];
+  baseline: ReturnType<HeuristicBaseline['toJSON']> | null;
+  reference: HeldExample[];
+  labelSources: Record<string, number>;
+  newestEventTime: number;
+}
+
+export type InputRecord =
+  { kind: 'labeledExample'; value: LabeledExample } | { kind: 'humanLabel'; value: HumanLabel };
+
+/** Event time between scans for human labels that waited too long. */
+const EXPIRE_EVERY_MS = 60_000;
+
+export class TrainingPipeline {
+  readonly learner: OnlineLearner;
+  readonly merger: LabelMerger;
+  readonly baseline: HeuristicBaseline;
+  private readonly referenceRing: HeldExample[];
+  readonly labelSources: Record<string, number>;
+  /** Newest label time taken in (the freshness of what the model has seen). */
+  newestEventTime: number;
+  private lastExpiry = 0;
+
+  constructor(
+    readonly settings: PipelineSettings,
+    state?: PipelineState,
+  ) {
+    this.learner = new OnlineLearner(
+      {
+        dimension: settings.dimension,
+        params: settings.params,
+        holdoutSize: settings.holdoutSize,
+        progressiveWindow: 10_000,
+      },
+      state?.learner,
+    );
+    this.merger = new LabelMerger(settings.policy, state?.waitingHumanLabels ?? [], state?.remembered ?? []);
+    this.baseline = state?.baseline ? HeuristicBaseline.fromJSON(state.baseline) : new HeuristicBaseline();
+    this.referenceRing = [...(state?.reference ?? [])];
+    this.labelSources = { ...(state?.labelSources ?? {}) };
+    this.newestEventTime = state?.newestEventTime ?? 0;
+    this.lastExpiry = this.newestEventTime;
+  }
+
+  /** Takes one input record; returns the examples it produced (before the holdout). */
+  take(record: InputRecord): LabeledExample[] {
+    const examples =
+      record.kind === 'humanLabel'
+        ? this.merger.addHumanLabel(record.value)
+        : this.merger.addExample(slim(record.value));
+    for (const e of examples) {
+      this.labelSources[e.labelSource] = (this.labelSources[e.labelSource] ?? 0) + 1;
+      if (e.labelTime > this.newestEventTime) this.newestEventTime = e.labelTime;
+      if (e.labelSource === 'human' || e.labelSource === 'upload') {
+        this.referenceRing.push(heldExample(e));
+        if (this.referenceRing.length > this.settings.referenceSize) this.referenceRing.shift();
+      }
+    }
+    const learnedNow = this.learner.add(examples.map(heldExample));
+    // The baseline learns what the model learns: the holdout stays unseen by both.
+    for (const e of learnedNow) this.baseline.update(e, e.label, e.weight);
+    if (this.newestEventTime - this.lastExpiry >= EXPIRE_EVERY_MS) {
+      this.merger.expire(this.newestEventTime);
+      this.lastExpiry = this.newestEventTime;
+    }
+    return examples;
+  }
+
+  /** Trusted examples, newest last (a copy). */
+  get reference(): HeldExample[] {
+    return [...this.referenceRing];
+  }
+
+  state(): PipelineState {
+    return {
+      learner: this.learner.state(),
+      waitingHumanLabels: this.merger.waitingLabels(),
+      remembered: this.merger.rememberedOutcomes(),
+      baseline: this.baseline.toJSON(),
+      reference: this.reference,
+      labelSources: { ...this.labelSources },
+      newestEventTime: this.newestEventTime,
+    };
+  }
+}
+
+/** The fields of an example that training, merging and the reference set use. */
+export type SlimExample = Pick<
+  LabeledExample,
+  | 'exampleId'
+  | 'predictionId'
+  | 'itemId'
+  | 'segment'
+  | 'label'
+  | 'labelSource'
+  | 'weight'
+  | 'features'
+  | 'labelTime'
+>;
+
+/**
+ * An example reduced to what the pipeline uses, the rest blank: smaller where it is kept (the
+ * outcomes remembered for late human labels are checkpointed) and the same live or restored.
+ */
+export function slim(e: SlimExample): LabeledExample {
+  return {
+    exampleId: e.exampleId,
+    predictionId: e.predictionId,
+    itemId: e.itemId,
+    segment: e.segment,
+    label: e.label,
+    labelSource: e.labelSource,
+    weight: e.weight,
+    features: { indices: [...e.features.indices], values: [...e.features.values] },
+    labelTime: e.labelTime,
+    eventId: '',
+    userId: '',
+    category: '',
+    featureSpecHash: '',
+    modelVersion: null,
+    arm: null,
+    score: null,
+    clickTime: 0,
+    purchaseEventId: null,
+    purchaseTime: null,
+    delayMs: null,
+  };
+}

@@ -1,0 +1,62 @@
+// Trains an online trainer's version again from Kafka: the records of its lineage's ranges, fed
+// through a fresh pipeline in the recorded read order with the recorded holdout and label policy.
+// The pipeline is deterministic in its input, so the weights come out bit for bit the same.
+import { FlywheelError } from '../common/errors.js';
+import { readRanges, type HistorySource } from '../common/read-ranges.js';
+import type { HumanLabel, LabeledExample } from '../common/contracts.js';
+import type { FeatureSpec } from '../model/features.js';
+import type { FtrlParams } from '../model/ftrl.js';
+import type { TrainingData } from '../registry/store.js';
+import type { ConflictPolicy } from './label-policy.js';
+import { TrainingPipeline } from './pipeline.js';
+import { runsOf } from './read-order.js';
+
+type KafkaTraining = Extract<TrainingData, { source: 'kafka' }>;
+
+export async function replayOnline(
+  training: KafkaTraining,
+  params: FtrlParams,
+  spec: FeatureSpec,
+  history: HistorySource,
+): Promise<TrainingPipeline> {
+  const online = training.online;
+  if (!online || online.runs === null)
+    throw new FlywheelError(
+      'FW_RETRAIN_UNSUPPORTED',
+      'the trainer that made this version had resumed from a checkpoint without a read order; it cannot be replayed',
+    );
+  const runs = runsOf(training.ranges, online.runs);
+  const records = await readRanges(training.ranges, {
+    ...history,
+    kinds: training.kinds ?? {},
+    label: 'replay lineage',
+  });
+  const pipeline = new TrainingPipeline({
+    dimension: spec.dimension,
+    params,
+    holdoutSize: online.holdoutSize,
+    policy: { ...online.policy, conflict: online.policy.conflict as ConflictPolicy },
+    referenceSize: 0,
+  });
+  const cursor = training.ranges.map(() => 0);
+  for (const run of runs) {
+    const list = records[run.range] ?? [];
+    let k = cursor[run.range] as number;
+    for (; k < list.length && (list[k]?.offset as bigint) < run.to; k++) {
+      const record = list[k];
+      if (!record || record.offset < run.from || record.value === null) continue;
+      pipeline.take(
+        record.kind === 'humanLabel'
+          ? { kind: 'humanLabel', value: record.value as HumanLabel }
+          : { kind: 'labeledExample', value: record.value as LabeledExample },
+      );
+    }
+    cursor[run.range] = k;
+  }
+  if (pipeline.learner.learned !== training.examples)
+    throw new FlywheelError(
+      'FW_RETRAIN_UNSUPPORTED',
+      `the replay learned ${pipeline.learner.learned} examples, the lineage says ${training.examples} (records deleted by retention, or the topics recreated?)`,
+    );
+  return pipeline;
+}
