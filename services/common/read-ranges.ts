@@ -117,9 +117,11 @@ export async function readRanges(
             const to = BigInt(range.to);
             const kind = options.kinds[batch.topic] as RecordKind;
             const limits = { ...options.limits, now: Date.now() };
+            let inRange = 0;
             for (const message of batch.messages) {
               const offset = BigInt(message.offset);
               if (offset < from || offset >= to) continue;
+              inRange++;
               const result = await classifyMessage(message, kind, options.codecs, limits);
               out[i]!.push({
                 offset,
@@ -128,7 +130,7 @@ export async function readRanges(
                 timestamp: Number(message.timestamp),
               });
             }
-            progress.add(batch.messages.length);
+            progress.add(inRange);
             lastHeard.set(i, Date.now());
             if (BigInt(batch.lastOffset()) + 1n >= to) finish(i);
           },

@@ -16,6 +16,8 @@ export interface CandidateResult {
   decision: GateDecision;
   /** The alias it got, or null when refused. */
   alias: 'champion' | 'challenger' | null;
+  /** What made the trainer propose it (see TrainingData.trigger). */
+  trigger?: string;
 }
 
 export async function proposeCandidate(options: {

@@ -416,7 +416,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     };
     const holdoutPositives = learner.holdout.filter((e) => e.label === 1).length;
     const holdoutSize = learner.holdout.length;
-    const result = await proposeCandidate({
+    const judged = await proposeCandidate({
       admin: this.admin as RegistryAdmin,
       spec: this.spec,
       learner,
@@ -433,6 +433,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       promoteTo: this.config.FW_TRAINER_PROMOTE_TO,
       challengerWeight: this.config.FW_TRAINER_CHALLENGER_WEIGHT,
     });
+    const result = { ...judged, trigger };
     this.metrics.candidates.inc({ trigger, outcome: result.alias ?? 'rejected' });
     if (result.alias) {
       this.acceptedLabelRate = holdoutPositives / holdoutSize;

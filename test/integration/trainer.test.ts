@@ -13,11 +13,16 @@ import { createProducer, sendInChunks } from '../../services/common/kafka.js';
 import { Random } from '../../services/common/random.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
+import { historySource } from '../../services/common/read-ranges.js';
 import { CheckpointStore } from '../../services/trainer/checkpoint.js';
+import { DEFAULT_LABEL_POLICY } from '../../services/trainer/label-policy.js';
+import { ReadOrder } from '../../services/trainer/read-order.js';
+import { replayOnline } from '../../services/trainer/replay.js';
 import { loadTrainerConfig, type TrainerConfig } from '../../services/trainer/config.js';
 import { Trainer } from '../../services/trainer/service.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
+import { encodeFeedback, simulatedFeedback } from '../helpers/labeled.js';
 
 const TOTAL = 6000;
 const HOLDOUT = 200;
@@ -32,6 +37,7 @@ describe('trainer', () => {
   let topics: TestTopics<'feedback' | 'human' | 'dlq'>;
   let producer: Producer;
   let dir: string;
+  let examples: LabeledExample[];
   let encoded: { key: string; value: Buffer }[];
   /** Small sends: many record batches, so a kill lands between checkpoints. */
   const send = async (from: number, to: number, topic = topics.names.feedback) => {
@@ -44,40 +50,8 @@ describe('trainer', () => {
     producer = createProducer(runtime.kafka);
     await producer.connect();
     dir = await mkdtemp(join(tmpdir(), 'flywheel-trainer-'));
-    const spec = new FeatureSpec();
-    const now = Date.now() - 3600_000;
-    const examples: LabeledExample[] = simulateLabeledExamples({
-      spec,
-      seed: 3,
-      clicks: TOTAL,
-      startTime: now,
-    })
-      .slice(0, TOTAL)
-      .map((e, i) => ({
-        exampleId: `outcome:p${i}`,
-        predictionId: `p${i}`,
-        eventId: e.eventId,
-        userId: e.userId,
-        itemId: e.itemId,
-        category: e.category,
-        segment: e.segment,
-        label: e.label,
-        labelSource: e.label ? 'outcome' : 'timeout',
-        weight: 1,
-        features: e.features,
-        featureSpecHash: spec.hash,
-        modelVersion: 'v000001',
-        arm: 'champion',
-        score: 0.2,
-        clickTime: e.clickTime,
-        purchaseEventId: null,
-        purchaseTime: null,
-        labelTime: e.clickTime + 1000,
-        delayMs: null,
-      }));
-    encoded = await Promise.all(
-      examples.map(async (e) => ({ key: e.userId, value: await runtime.codecs.labeledExample.encode(e) })),
-    );
+    examples = simulatedFeedback({ seed: 3, count: TOTAL });
+    encoded = await encodeFeedback(runtime, examples);
   });
   const cleanups: (() => Promise<void>)[] = [];
   /** A trainer in this process on a test's own topics and checkpoint folder. */
@@ -187,6 +161,37 @@ describe('trainer', () => {
     assert.equal(final.state.holdout.length, HOLDOUT);
     const ids = new Set(final.state.holdout.map((e) => e.exampleId));
     assert.equal(ids.size, HOLDOUT, 'no example twice in the holdout');
+    // The read order kept across the kills replays to the very same weights.
+    assert.equal(final.orderComplete, true);
+    const order = new ReadOrder(final.order);
+    const replayed = await replayOnline(
+      {
+        source: 'kafka',
+        ranges: order.ranges(),
+        examples: final.state.learned,
+        labelSources: {},
+        kinds: { [topics.names.feedback]: 'labeledExample', [topics.names.human]: 'humanLabel' },
+        online: {
+          runs: order.state().runs,
+          holdoutSize: HOLDOUT,
+          policy: {
+            ...DEFAULT_LABEL_POLICY,
+            rememberOutcomes: loadTrainerConfig({}).FW_TRAINER_REMEMBER_OUTCOMES,
+          },
+        },
+      },
+      final.params,
+      new FeatureSpec(),
+      historySource(runtime),
+    );
+    const state = replayed.learner.state();
+    assert.equal(state.learned, final.state.learned);
+    assert.deepEqual(state.z, final.state.z, 'same weights as the trainer that was killed three times');
+    assert.deepEqual(state.n, final.state.n);
+    assert.deepEqual(
+      state.holdout.map((e) => e.exampleId),
+      final.state.holdout.map((e) => e.exampleId),
+    );
   });
 
   it('trains human labels by the policy: the reviewed label replaces the outcome, with its weight', async () => {
