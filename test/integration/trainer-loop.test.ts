@@ -18,13 +18,13 @@ import { initBackend } from '../../services/model/backend.js';
 import { evaluate } from '../../services/model/evaluation.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
-import { FileModelRegistry, type VersionMetadata } from '../../services/registry/store.js';
+import { FileModelRegistry } from '../../services/registry/store.js';
 import type { CandidateResult } from '../../services/trainer/candidates.js';
 import { loadTrainerConfig, type TrainerConfig } from '../../services/trainer/config.js';
 import { kafkaHistory, resolveRanges } from '../../services/trainer/history.js';
 import type { HeldExample } from '../../services/trainer/online.js';
 import { Trainer } from '../../services/trainer/service.js';
-import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
+import { createTestTopics, testRuntime } from '../helpers/kafka.js';
 import { encodeFeedback, simulatedFeedback } from '../helpers/labeled.js';
 
 type Roles = 'feedback' | 'human' | 'dlq' | 'updates';
@@ -175,7 +175,7 @@ describe('retraining loop', () => {
       const champions = (await env.registry.history()).filter((m) => m.alias === 'champion' && m.to);
       assert.ok(champions.length >= 2);
       for (const move of champions) {
-        const version = (await env.registry.get(move.to as string)) as VersionMetadata;
+        const version = await env.registry.get(move.to as string);
         assert.equal(version.training.source, 'kafka');
         if (version.training.source !== 'kafka') continue;
         assert.ok(version.training.online?.runs, `${version.version} has its read order`);
@@ -197,9 +197,11 @@ describe('retraining loop', () => {
     const examples = simulatedFeedback({ seed: 22, count: 2 * CLEAN });
     const flipped = examples
       .slice(CLEAN)
-      .map(
-        (e) => ({ ...e, label: 1 - e.label, labelSource: e.label ? 'timeout' : 'outcome' }) as LabeledExample,
-      );
+      .map((e) => ({
+        ...e,
+        label: 1 - e.label,
+        labelSource: e.label ? ('timeout' as const) : ('outcome' as const),
+      }));
     const env = await setUp('flip');
     try {
       const trainer = env.trainer({
