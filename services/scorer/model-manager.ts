@@ -38,6 +38,8 @@ const EMPTY_ROUTING: Routing = { champion: null, challenger: null, challengerWei
 
 export interface ModelManagerEvents {
   swapped: [ModelSet];
+  /** A version newly serving, with how old the newest outcome it learned from is (when known). */
+  live: [{ version: string; outcomeAgeMs: number | null }];
   loadFailed: [{ version: string; error: string }];
 }
 
@@ -89,6 +91,7 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
     const old = this.currentSet;
     const models = new Map<string, AnyModel>();
     const loadedNow: AnyModel[] = [];
+    const newest = new Map<string, number | null>();
     for (const version of new Set(wanted)) {
       const existing = old.models.get(version);
       if (existing) {
@@ -107,6 +110,10 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
         const model = await fromArtifacts(files, this.spec);
         models.set(version, model);
         loadedNow.push(model);
+        newest.set(
+          version,
+          metadata.training.source === 'kafka' ? (metadata.training.newestEventTime ?? null) : null,
+        );
         this.logger.info({ version, kind: metadata.kind, ms: Date.now() - started }, 'model loaded');
       } catch (error) {
         for (const model of loadedNow) model.dispose();
@@ -124,6 +131,9 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
     if (old.inFlight === 0) this.disposeUnused(old);
     this.logger.info({ routing, generation: next.generation }, 'models swapped');
     this.emit('swapped', next);
+    const now = Date.now();
+    for (const [version, time] of newest)
+      this.emit('live', { version, outcomeAgeMs: time === null ? null : now - time });
   }
 
   /** Dispose the models of a retired set that the current set no longer uses. */

@@ -136,6 +136,17 @@ export class Scorer {
       }
     });
     this.manager.on('loadFailed', () => loadFailures.inc());
+    // Freshness: from the newest outcome a version learned from to that version serving here.
+    const freshness = histogram(metrics, {
+      name: 'flywheel_scorer_outcome_to_live_seconds',
+      help: 'From the newest outcome a newly served version has seen to it serving in this scorer',
+      buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 86400],
+    });
+    this.manager.on('live', ({ version, outcomeAgeMs }) => {
+      if (outcomeAgeMs === null) return;
+      freshness.observe(outcomeAgeMs / 1000);
+      logger.info({ version, outcomeToLiveSeconds: outcomeAgeMs / 1000 }, 'version live');
+    });
 
     this.follower = new ModelUpdatesFollower(
       runtime.kafka,

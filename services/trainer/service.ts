@@ -174,6 +174,12 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     return this.pipeline.merger.waitingCount;
   }
 
+  /** The HTTP port it listens on (FW_TRAINER_HTTP_PORT, or the one picked for 0). */
+  get port(): number | null {
+    const address = this.app?.server.address();
+    return address && typeof address === 'object' ? address.port : null;
+  }
+
   /** The pipeline's learner (tests compare its weights with a replay). */
   get learner() {
     return this.pipeline.learner;

@@ -65,10 +65,10 @@ describe('retraining loop', () => {
       topics,
       registry,
       admin,
-      trainer: (config: Partial<TrainerConfig>) =>
+      trainer: (config: Partial<TrainerConfig>, http = false) =>
         new Trainer({
           runtime,
-          http: false,
+          http,
           config: {
             ...loadTrainerConfig({}),
             FW_TRAINER_GROUP: `test.trainer.${topics.names.feedback}`,
@@ -195,13 +195,11 @@ describe('retraining loop', () => {
   it('rejects candidates trained on flipped labels; the champion stays', async () => {
     const CLEAN = 6000;
     const examples = simulatedFeedback({ seed: 22, count: 2 * CLEAN });
-    const flipped = examples
-      .slice(CLEAN)
-      .map((e) => ({
-        ...e,
-        label: 1 - e.label,
-        labelSource: e.label ? ('timeout' as const) : ('outcome' as const),
-      }));
+    const flipped = examples.slice(CLEAN).map((e) => ({
+      ...e,
+      label: 1 - e.label,
+      labelSource: e.label ? ('timeout' as const) : ('outcome' as const),
+    }));
     const env = await setUp('flip');
     try {
       const trainer = env.trainer({
@@ -245,6 +243,52 @@ describe('retraining loop', () => {
         'a drift-triggered candidate',
       );
     } finally {
+      await env.tearDown();
+    }
+  });
+
+  it('proposes a candidate when an operator asks over HTTP, with the admin token only', async () => {
+    const env = await setUp('operator');
+    const previousToken = process.env.FW_ADMIN_TOKEN;
+    process.env.FW_ADMIN_TOKEN = 'operator-token-0123456789';
+    try {
+      const trainer = env.trainer(
+        { FW_TRAINER_HTTP_PORT: 0, FW_TRAINER_HOLDOUT: 300, FW_TRAINER_GATE_MIN_HOLDOUT: 300 },
+        true,
+      );
+      await trainer.start();
+      try {
+        const ask = (token?: string) =>
+          fetch(`http://127.0.0.1:${trainer.port}/v1/candidates`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              ...(token ? { authorization: `Bearer ${token}` } : {}),
+            },
+            body: JSON.stringify({ reason: 'checking the new features' }),
+          });
+        assert.equal((await ask()).status, 401);
+        assert.equal((await ask('wrong-token-0123456789')).status, 401);
+        const early = (await (await ask('operator-token-0123456789')).json()) as {
+          version: null;
+          reasons: string[];
+        };
+        assert.equal(early.version, null);
+        assert.match(early.reasons.join(' '), /not enough holdout examples/);
+        await env.send(simulatedFeedback({ seed: 24, count: 3000 }));
+        await takenIn(trainer, 3000);
+        const response = await ask('operator-token-0123456789');
+        assert.equal(response.status, 200);
+        const body = (await response.json()) as { version: string; alias: string | null; accepted: boolean };
+        assert.match(body.version, /^v\d{6}$/);
+        const version = await env.registry.get(body.version);
+        assert.equal(version.training.source === 'kafka' && version.training.trigger, 'operator');
+      } finally {
+        await trainer.stop();
+      }
+    } finally {
+      if (previousToken === undefined) delete process.env.FW_ADMIN_TOKEN;
+      else process.env.FW_ADMIN_TOKEN = previousToken;
       await env.tearDown();
     }
   });
