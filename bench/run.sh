@@ -17,6 +17,16 @@ if [ "$which" = all ] || [ "$which" = joiner ]; then
   node bin/flywheel.js stack up >/dev/null
   node --import tsx bench/joiner.ts
 fi
+if [ "$which" = all ] || [ "$which" = trainer ]; then
+  echo "== trainer: examples/s from Kafka vs River and Vowpal Wabbit; freshness outcome → live"
+  node bin/flywheel.js stack up >/dev/null
+  # The peers come from PyPI into a venv of their own (where the machine reaches PyPI).
+  if [ ! -x bench/.venv/bin/python ]; then
+    python3 -m venv bench/.venv
+    bench/.venv/bin/pip install --quiet river vowpalwabbit || echo "peers not installed: their rows will say so"
+  fi
+  node --import tsx bench/trainer.ts
+fi
 if [ "$which" = all ] || [ "$which" = labeling ]; then
   echo "== labeling queue: next+submit pairs/s with 20 labelers vs a plain Redis list"
   node bin/flywheel.js stack up >/dev/null

@@ -261,6 +261,7 @@ export class RegistryAdmin {
         labelSources[e.labelSource] = (labelSources[e.labelSource] ?? 0) + 1;
         newestEventTime = Math.max(newestEventTime, e.labelTime);
       }
+      // A batch model learns everything but its holdout; the newest of all is in the holdout.
       training = { ...training, examples: examples.length, labelSources, newestEventTime };
     }
     const trained = await runRecipe(

@@ -55,8 +55,10 @@ export type TrainingData =
       /** Examples learned from. */
       examples: number;
       labelSources: Record<string, number>;
-      /** Newest label time (ms) the version has seen, in training or holdout: its freshness. */
+      /** Newest label time (ms) the version has seen, in training or in its holdout. */
       newestEventTime?: number;
+      /** Newest label time (ms) it learned from: the freshness of its weights. */
+      newestLearnedTime?: number;
       /** What made the trainer propose it: count, interval, drift, operator or alarm. */
       trigger?: string;
       /** What each input topic carries (feedback examples or human labels). */

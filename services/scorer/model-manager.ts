@@ -38,8 +38,11 @@ const EMPTY_ROUTING: Routing = { champion: null, challenger: null, challengerWei
 
 export interface ModelManagerEvents {
   swapped: [ModelSet];
-  /** A version newly serving, with how old the newest outcome it learned from is (when known). */
-  live: [{ version: string; outcomeAgeMs: number | null }];
+  /**
+   * A version newly serving, with how old the newest outcome it learned from is, and the newest
+   * it has seen (learned or judged on), when its lineage says.
+   */
+  live: [{ version: string; outcomeAgeMs: number | null; seenAgeMs: number | null }];
   loadFailed: [{ version: string; error: string }];
 }
 
@@ -91,7 +94,7 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
     const old = this.currentSet;
     const models = new Map<string, AnyModel>();
     const loadedNow: AnyModel[] = [];
-    const newest = new Map<string, number | null>();
+    const newest = new Map<string, { learned: number | null; seen: number | null }>();
     for (const version of new Set(wanted)) {
       const existing = old.models.get(version);
       if (existing) {
@@ -110,9 +113,12 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
         const model = await fromArtifacts(files, this.spec);
         models.set(version, model);
         loadedNow.push(model);
+        const lineage = metadata.training;
         newest.set(
           version,
-          metadata.training.source === 'kafka' ? (metadata.training.newestEventTime ?? null) : null,
+          lineage.source === 'kafka'
+            ? { learned: lineage.newestLearnedTime ?? null, seen: lineage.newestEventTime ?? null }
+            : { learned: null, seen: null },
         );
         this.logger.info({ version, kind: metadata.kind, ms: Date.now() - started }, 'model loaded');
       } catch (error) {
@@ -132,8 +138,12 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
     this.logger.info({ routing, generation: next.generation }, 'models swapped');
     this.emit('swapped', next);
     const now = Date.now();
-    for (const [version, time] of newest)
-      this.emit('live', { version, outcomeAgeMs: time === null ? null : now - time });
+    for (const [version, { learned, seen }] of newest)
+      this.emit('live', {
+        version,
+        outcomeAgeMs: learned === null ? null : now - learned,
+        seenAgeMs: seen === null ? null : now - seen,
+      });
   }
 
   /** Dispose the models of a retired set that the current set no longer uses. */

@@ -58,6 +58,7 @@ const V3_FIELDS = [
   { name: 'reference', type: { type: 'array', items: 'HeldExample' }, default: [] },
   { name: 'labelSources', type: { type: 'map', values: 'long' }, default: {} },
   { name: 'newestEventTime', type: 'long', default: 0 },
+  { name: 'newestLearnedTime', type: 'long', default: 0 },
   // The read order (read-order.ts), for replaying a version's lineage.
   { name: 'orderKeys', type: { type: 'array', items: 'string' }, default: [] },
   { name: 'orderStarts', type: { type: 'array', items: 'string' }, default: [] },
@@ -139,6 +140,7 @@ export interface Checkpoint {
   reference?: HeldExample[];
   labelSources?: Record<string, number>;
   newestEventTime?: number;
+  newestLearnedTime?: number;
   order?: ReadOrderState;
   orderComplete?: boolean;
   acceptedLabelRate?: number | null;
@@ -183,6 +185,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     reference: checkpoint.reference ?? [],
     labelSources: checkpoint.labelSources ?? {},
     newestEventTime: checkpoint.newestEventTime ?? 0,
+    newestLearnedTime: checkpoint.newestLearnedTime ?? 0,
     orderKeys: checkpoint.order?.keys ?? [],
     orderStarts: checkpoint.order?.starts ?? [],
     orderRuns: checkpoint.order?.runs ?? '',
@@ -228,6 +231,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     reference: HeldExample[];
     labelSources: Record<string, number>;
     newestEventTime: number;
+    newestLearnedTime: number;
     orderKeys: string[];
     orderStarts: string[];
     orderRuns: string;
@@ -262,6 +266,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     reference: raw.reference.map(held),
     labelSources: { ...raw.labelSources },
     newestEventTime: raw.newestEventTime,
+    newestLearnedTime: raw.newestLearnedTime,
     order: { keys: [...raw.orderKeys], starts: [...raw.orderStarts], runs: raw.orderRuns },
     orderComplete: raw.orderComplete,
     acceptedLabelRate: raw.acceptedLabelRate,

@@ -9,7 +9,9 @@ export const trainerConfigSchema = z.object({
   /** Newest examples held out of training (the gate's recent holdout). */
   FW_TRAINER_HOLDOUT: env.int(2000, 0, 1_000_000),
   /** Checkpoint after this many examples learned, or after FW_TRAINER_CHECKPOINT_MS. */
-  FW_TRAINER_CHECKPOINT_EVERY: env.int(5000, 1, 10_000_000),
+  FW_TRAINER_CHECKPOINT_EVERY: env.int(50_000, 1, 10_000_000),
+  /** Most bytes fetched per partition at once. */
+  FW_TRAINER_FETCH_BYTES: env.int(4 * 1024 * 1024, 64 * 1024, 64 * 1024 * 1024),
   FW_TRAINER_CHECKPOINT_MS: env.int(10_000, 100, 3_600_000),
   FW_TRAINER_HUMAN_POLICY: z.enum(['human', 'outcome', 'both']).default('human'),
   FW_TRAINER_HUMAN_WEIGHT: env.number(3, 0, 1000),

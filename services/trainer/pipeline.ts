@@ -26,6 +26,7 @@ export interface PipelineState {
   reference: HeldExample[];
   labelSources: Record<string, number>;
   newestEventTime: number;
+  newestLearnedTime: number;
 }
 
 export type InputRecord =
@@ -40,8 +41,10 @@ export class TrainingPipeline {
   readonly baseline: HeuristicBaseline;
   private readonly referenceRing: HeldExample[];
   readonly labelSources: Record<string, number>;
-  /** Newest label time taken in (the freshness of what the model has seen). */
+  /** Newest label time taken in (learned or held out). */
   newestEventTime: number;
+  /** Newest label time learned from (the freshness of the weights). */
+  newestLearnedTime: number;
   private lastExpiry = 0;
 
   constructor(
@@ -62,6 +65,7 @@ export class TrainingPipeline {
     this.referenceRing = [...(state?.reference ?? [])];
     this.labelSources = { ...(state?.labelSources ?? {}) };
     this.newestEventTime = state?.newestEventTime ?? 0;
+    this.newestLearnedTime = state?.newestLearnedTime ?? 0;
     this.lastExpiry = this.newestEventTime;
   }
 
@@ -81,7 +85,10 @@ export class TrainingPipeline {
     }
     const learnedNow = this.learner.add(examples.map(heldExample));
     // The baseline learns what the model learns: the holdout stays unseen by both.
-    for (const e of learnedNow) this.baseline.update(e, e.label, e.weight);
+    for (const e of learnedNow) {
+      this.baseline.update(e, e.label, e.weight);
+      if (e.labelTime > this.newestLearnedTime) this.newestLearnedTime = e.labelTime;
+    }
     if (this.newestEventTime - this.lastExpiry >= EXPIRE_EVERY_MS) {
       this.merger.expire(this.newestEventTime);
       this.lastExpiry = this.newestEventTime;
@@ -103,6 +110,7 @@ export class TrainingPipeline {
       reference: this.reference,
       labelSources: { ...this.labelSources },
       newestEventTime: this.newestEventTime,
+      newestLearnedTime: this.newestLearnedTime,
     };
   }
 }

@@ -155,7 +155,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       }),
       freshness: histogram(registry, {
         name: 'flywheel_trainer_outcome_to_promotion_seconds',
-        help: 'From the newest outcome a promoted version has seen to its promotion (scorers add their swap time)',
+        help: 'From the newest outcome a promoted version learned from to its promotion (scorers add their swap time)',
         buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600],
       }),
     };
@@ -218,6 +218,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
             reference: checkpoint.reference ?? [],
             labelSources: checkpoint.labelSources ?? {},
             newestEventTime: checkpoint.newestEventTime ?? 0,
+            newestLearnedTime: checkpoint.newestLearnedTime ?? 0,
           }
         : undefined,
     );
@@ -250,7 +251,11 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       metrics: runtime.metrics,
       maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
       maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
-      consumerConfig: groupTimeouts(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS),
+      consumerConfig: {
+        ...groupTimeouts(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS),
+        // Larger fetches: learning is cheap next to a fetch round trip.
+        maxBytesPerPartition: this.config.FW_TRAINER_FETCH_BYTES,
+      },
       handle: async (records) => {
         for (const record of records) {
           const key = `${record.topic}:${record.partition}`;
@@ -412,6 +417,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       examples: learner.learned,
       labelSources: { ...this.pipeline.labelSources },
       newestEventTime: this.pipeline.newestEventTime,
+      newestLearnedTime: this.pipeline.newestLearnedTime,
       trigger,
       kinds: { [this.topics.feedback]: 'labeledExample', [this.topics.humanLabels]: 'humanLabel' },
       online: {
@@ -444,8 +450,8 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     if (result.alias) {
       this.acceptedLabelRate = holdoutPositives / holdoutSize;
       this.dirty = true;
-      if (training.newestEventTime)
-        this.metrics.freshness.observe(Math.max(0, Date.now() - training.newestEventTime) / 1000);
+      if (training.newestLearnedTime)
+        this.metrics.freshness.observe(Math.max(0, Date.now() - training.newestLearnedTime) / 1000);
     }
     this.log.info(
       {
@@ -506,6 +512,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
         reference: state.reference,
         labelSources: state.labelSources,
         newestEventTime: state.newestEventTime,
+        newestLearnedTime: state.newestLearnedTime,
         order,
         orderComplete,
         acceptedLabelRate,

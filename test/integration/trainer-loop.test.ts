@@ -25,7 +25,7 @@ import { kafkaHistory, resolveRanges } from '../../services/trainer/history.js';
 import type { HeldExample } from '../../services/trainer/online.js';
 import { Trainer } from '../../services/trainer/service.js';
 import { createTestTopics, testRuntime } from '../helpers/kafka.js';
-import { encodeFeedback, simulatedFeedback } from '../helpers/labeled.js';
+import { encodeFeedback, simulatedFeedback } from '../../services/simulator/feedback.js';
 
 type Roles = 'feedback' | 'human' | 'dlq' | 'updates';
 

@@ -22,7 +22,7 @@ import { loadTrainerConfig, type TrainerConfig } from '../../services/trainer/co
 import { Trainer } from '../../services/trainer/service.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
-import { encodeFeedback, simulatedFeedback } from '../helpers/labeled.js';
+import { encodeFeedback, simulatedFeedback } from '../../services/simulator/feedback.js';
 
 const TOTAL = 6000;
 const HOLDOUT = 200;

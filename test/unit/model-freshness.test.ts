@@ -16,7 +16,7 @@ import { FileModelRegistry } from '../../services/registry/store.js';
 import { ModelManager } from '../../services/scorer/model-manager.js';
 
 describe('model freshness', () => {
-  it('reports the age of the newest outcome of each version as it goes live', async () => {
+  it('reports the age of the newest outcome each version learned (and saw) as it goes live', async () => {
     const logger = createLogger('test', 'silent');
     await initBackend(logger);
     const dir = await mkdtemp(join(tmpdir(), 'flywheel-freshness-'));
@@ -24,12 +24,20 @@ describe('model freshness', () => {
       const spec = new FeatureSpec();
       const registry = new FileModelRegistry(dir);
       const model = new FtrlModel(spec.dimension, spec.maxNonZero, DEFAULT_FTRL);
-      const newestEventTime = Date.now() - 42_000;
+      const newestLearnedTime = Date.now() - 42_000;
+      const newestEventTime = Date.now() - 40_000;
       const version = await registry.register({
         artifacts: await toArtifacts(model, spec),
         parent: null,
         seed: 0,
-        training: { source: 'kafka', ranges: [], examples: 10, labelSources: {}, newestEventTime },
+        training: {
+          source: 'kafka',
+          ranges: [],
+          examples: 10,
+          labelSources: {},
+          newestEventTime,
+          newestLearnedTime,
+        },
         metrics: null,
         createdBy: 'test',
       });
@@ -49,9 +57,10 @@ describe('model freshness', () => {
         actor: 'test',
         updateTime: Date.now(),
       });
-      const [event] = (await live) as [{ version: string; outcomeAgeMs: number }];
+      const [event] = (await live) as [{ version: string; outcomeAgeMs: number; seenAgeMs: number }];
       assert.equal(event.version, version.version);
       assert.ok(event.outcomeAgeMs >= 42_000 && event.outcomeAgeMs < 60_000, `${event.outcomeAgeMs} ms`);
+      assert.ok(event.seenAgeMs >= 40_000 && event.seenAgeMs < event.outcomeAgeMs, `${event.seenAgeMs} ms`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

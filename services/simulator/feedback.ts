@@ -1,10 +1,11 @@
-// Labeled feedback for trainer tests: simulated clicks with their true outcomes, as the joiner
-// would publish them (LabeledExample), encoded for a feedback topic.
-import type { LabeledExample } from '../../services/common/contracts.js';
-import type { Runtime } from '../../services/common/runtime.js';
-import { FeatureSpec } from '../../services/model/features.js';
-import type { DriftConfig } from '../../services/simulator/generator.js';
-import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
+// Labeled feedback without the scorer and joiner: simulated clicks with their true outcomes, as
+// the joiner would publish them (LabeledExample), encoded for a feedback topic. For trainer
+// tests and benchmarks.
+import type { LabeledExample } from '../common/contracts.js';
+import type { Runtime } from '../common/runtime.js';
+import { FeatureSpec } from '../model/features.js';
+import { simulateLabeledExamples } from './dataset.js';
+import type { DriftConfig } from './generator.js';
 
 export interface FeedbackOptions {
   seed: number;
@@ -13,8 +14,9 @@ export interface FeedbackOptions {
   drift?: DriftConfig | null;
 }
 
-/** Simulated labeled examples, ids `outcome:p<i>`, label time one second after the click. */
-export function simulatedFeedback(options: FeedbackOptions): LabeledExample[] {
+/** Simulated labeled examples, ids `outcome:<prefix><i>`, label time one second after the click. */
+export function simulatedFeedback(options: FeedbackOptions & { idPrefix?: string }): LabeledExample[] {
+  const prefix = options.idPrefix ?? 'p';
   const spec = new FeatureSpec();
   return simulateLabeledExamples({
     spec,
@@ -25,8 +27,8 @@ export function simulatedFeedback(options: FeedbackOptions): LabeledExample[] {
   })
     .slice(0, options.count)
     .map((e, i) => ({
-      exampleId: `outcome:p${i}`,
-      predictionId: `p${i}`,
+      exampleId: `outcome:${prefix}${i}`,
+      predictionId: `${prefix}${i}`,
       eventId: e.eventId,
       userId: e.userId,
       itemId: e.itemId,
