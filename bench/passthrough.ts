@@ -43,3 +43,36 @@ export async function passthroughRate(
   await consumer.disconnect();
   return route.total / seconds;
 }
+
+/** Messages/s only consuming `total` messages of `topic` (no decoding), timed from the first batch. */
+export async function consumeRate(
+  kafka: Kafka,
+  route: { topic: string; total: number; maxBytesPerPartition?: number },
+): Promise<number> {
+  const consumer = kafka.consumer({
+    groupId: `bench.consume.${randomUUID()}`,
+    ...BENCH_CONSUMER_SETTINGS,
+    ...(route.maxBytesPerPartition ? { maxBytesPerPartition: route.maxBytesPerPartition } : {}),
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic: route.topic, fromBeginning: true });
+  let done = 0;
+  let first: { at: number; count: number } | null = null;
+  let ended = 0;
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      eachBatch: async ({ batch }) => {
+        done += batch.messages.length;
+        first ??= { at: Date.now(), count: done };
+        await Promise.resolve();
+        if (done >= route.total) {
+          ended = Date.now();
+          resolve();
+        }
+      },
+    });
+  });
+  await consumer.disconnect();
+  const start = first as unknown as { at: number; count: number };
+  return ((route.total - start.count) / (ended - start.at)) * 1000;
+}

@@ -32,6 +32,7 @@ import { encodeFeedback, simulatedFeedback } from '../services/simulator/feedbac
 import { loadTrainerConfig, type TrainerConfig } from '../services/trainer/config.js';
 import { OnlineLearner, heldExample } from '../services/trainer/online.js';
 import { Trainer } from '../services/trainer/service.js';
+import { consumeRate } from './passthrough.js';
 import { median } from './stats.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -90,8 +91,17 @@ await sendInChunks(producer, names.feedback, await encodeFeedback(runtime, examp
 console.error(`${EXAMPLES} examples in ${names.feedback}`);
 
 const trainerRates: number[] = [];
+const consumeRates: number[] = [];
 let trainer: Trainer | null = null;
 for (let r = 0; r < REPEATS; r++) {
+  // The baseline, alternated with the trainer: a plain KafkaJS consumer of the same topic.
+  consumeRates.push(
+    await consumeRate(runtime.kafka, {
+      topic: names.feedback,
+      total: EXAMPLES,
+      maxBytesPerPartition: loadTrainerConfig({}).FW_TRAINER_FETCH_BYTES,
+    }),
+  );
   const dir = mkdtempSync(join(tmpdir(), 'flywheel-bench-trainer-'));
   trainer = trainerFor(names.feedback, dir, {});
   let first: { at: number; taken: number } | null = null;
@@ -104,7 +114,9 @@ for (let r = 0; r < REPEATS; r++) {
   const start = first as unknown as { at: number; taken: number };
   trainerRates.push(((EXAMPLES - start.taken) / (end - start.at)) * 1000);
   await trainer.stop();
-  console.error(`trainer run ${r + 1}: ${trainerRates.at(-1)?.toFixed(0)} examples/s`);
+  console.error(
+    `run ${r + 1}: trainer ${trainerRates.at(-1)?.toFixed(0)} examples/s, plain consumer ${consumeRates.at(-1)?.toFixed(0)} messages/s`,
+  );
   if (r < REPEATS - 1) rmSync(dir, { recursive: true, force: true });
 }
 const finalTrainer = trainer as Trainer;
@@ -220,6 +232,8 @@ const results = {
   examples: EXAMPLES,
   holdout: holdout.length,
   repeats: REPEATS,
+  kafkaConsumeOnly: { messagesPerSecond: median(consumeRates), rates: consumeRates },
+  ratioTrainerToConsumer: median(trainerRates) / median(consumeRates),
   flywheelTrainerFromKafka: {
     examplesPerSecond: median(trainerRates),
     rates: trainerRates,
@@ -251,7 +265,10 @@ console.log(
 );
 console.log('|---|---|---|');
 console.log(
-  `| Flywheel trainer, from Kafka | ${median(trainerRates).toFixed(0)} | ${trainerLogLoss.toFixed(4)} |`,
+  `| plain KafkaJS consumer, same topic, no decoding (baseline) | ${median(consumeRates).toFixed(0)} | |`,
+);
+console.log(
+  `| Flywheel trainer, from Kafka (${((100 * median(trainerRates)) / median(consumeRates)).toFixed(0)}% of the baseline) | ${median(trainerRates).toFixed(0)} | ${trainerLogLoss.toFixed(4)} |`,
 );
 console.log(
   `| Flywheel FTRL learner, in memory | ${median(memoryRates).toFixed(0)} | ${memoryLogLoss.toFixed(4)} |`,

@@ -4,7 +4,9 @@
 # scorer, the joiner and the labeler API; run the simulated shop (clicks, purchases, a mid-run
 # drift, 1% malformed events) through them; midway, train a challenger and route 20% of users to
 # it; then show what landed where. The demo's attribution window and allowed lateness are short
-# (DEMO_WINDOW_MS 20 s, 5 s) so labeled feedback appears within the run.
+# (DEMO_WINDOW_MS 20 s, 5 s) so labeled feedback appears within the run; the trainer learns from
+# it and proposes candidates (every DEMO_CANDIDATE_EVERY examples, on drift, and once on an
+# operator's request at the end), which the gate accepts or rejects with its reasons.
 # Settings: DEMO_RATE (events/s, default 300), DEMO_DURATION (seconds, default 60), DEMO_SEED.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -86,7 +88,11 @@ echo "== outcome joiner: labeled feedback so far (window ${FW_JOIN_WINDOW_MS} ms
 curl -s "http://127.0.0.1:$FW_JOINER_HTTP_PORT/metrics" | grep -E '^flywheel_joiner_(labels_total|pending|late_inputs)' || true
 echo
 echo "== trainer: learning from the labeled feedback (newest ${FW_TRAINER_HOLDOUT:-2000} examples held out)"
-curl -s "http://127.0.0.1:${FW_TRAINER_HTTP_PORT:-8084}/metrics" | grep -E '^flywheel_trainer_(examples_total|learned|progressive_logloss|checkpoints_total)' || true
+curl -s "http://127.0.0.1:${FW_TRAINER_HTTP_PORT:-8084}/metrics" | grep -E '^flywheel_trainer_(examples_total|learned|progressive_logloss|checkpoints_total|candidates_total|drift_alarms_total)' || true
+echo "== an operator asks the trainer for a candidate now; the gate answers"
+fw trainer propose --reason "demo: operator check" 2>/dev/null || true
+echo "== freshness: newest outcome a version learned from → serving in the scorer (seconds)"
+curl -s "http://127.0.0.1:$FW_HTTP_PORT/metrics" | grep -E '^flywheel_scorer_outcome_to_live_seconds_(sum|count)' || echo "(no trainer version went live in this run)"
 echo
 echo "== topics"
 fw topics list 2>/dev/null

@@ -47,7 +47,16 @@ export interface MergeCounters {
 export class LabelMerger {
   private readonly waiting = new Map<string, HumanLabel[]>();
   /** Recent outcome examples by prediction id, oldest first (Map keeps insertion order). */
-  private readonly trained = new Map<string, LabeledExample>();
+  private readonly trained = new Map<string, { example: LabeledExample; seq: number }>();
+  /**
+   * Eviction order: (id, seq) as remembered. A Map's first key is slow to find after many
+   * deletes (the iterator walks the deleted slots), so the oldest is taken from here; an entry
+   * whose id was remembered again since is stale and skipped.
+   */
+  private evictionIds: string[] = [];
+  private evictionSeqs: number[] = [];
+  private evictionHead = 0;
+  private rememberSeq = 0;
   readonly counters: MergeCounters = {
     outcomeExamples: 0,
     humanExamples: 0,
@@ -71,7 +80,7 @@ export class LabelMerger {
 
   /** Outcome examples remembered for late human labels, oldest first, for a checkpoint. */
   rememberedOutcomes(): LabeledExample[] {
-    return [...this.trained.values()];
+    return [...this.trained.values()].map((t) => t.example);
   }
 
   /** Human labels waiting for their outcome example, for a checkpoint. */
@@ -95,7 +104,7 @@ export class LabelMerger {
 
   /** A human label; returns what to train on now (often nothing: it waits for its outcome). */
   addHumanLabel(label: HumanLabel): LabeledExample[] {
-    const outcome = this.trained.get(label.predictionId);
+    const outcome = this.trained.get(label.predictionId)?.example;
     if (!outcome) {
       const list = this.waiting.get(label.predictionId) ?? [];
       list.push(label);
@@ -158,10 +167,22 @@ export class LabelMerger {
   }
 
   private remember(example: LabeledExample): void {
-    this.trained.set(example.predictionId, example);
-    if (this.trained.size > this.policy.rememberOutcomes) {
-      const oldest = this.trained.keys().next().value as string;
-      this.trained.delete(oldest);
+    const seq = ++this.rememberSeq;
+    // Deleted first, so a repeat moves to the newest end, as in the eviction order.
+    this.trained.delete(example.predictionId);
+    this.trained.set(example.predictionId, { example, seq });
+    this.evictionIds.push(example.predictionId);
+    this.evictionSeqs.push(seq);
+    while (this.trained.size > this.policy.rememberOutcomes) {
+      const id = this.evictionIds[this.evictionHead] as string;
+      const idSeq = this.evictionSeqs[this.evictionHead] as number;
+      this.evictionHead++;
+      if (this.trained.get(id)?.seq === idSeq) this.trained.delete(id);
+    }
+    if (this.evictionHead > 4096 && this.evictionHead * 2 > this.evictionIds.length) {
+      this.evictionIds = this.evictionIds.slice(this.evictionHead);
+      this.evictionSeqs = this.evictionSeqs.slice(this.evictionHead);
+      this.evictionHead = 0;
     }
   }
 }

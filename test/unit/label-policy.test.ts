@@ -119,4 +119,25 @@ describe('label policy', () => {
     const uploaded = { ...outcome('x', 1), labelSource: 'upload' as const, weight: 2 };
     assert.deepEqual(m.addExample(uploaded), [uploaded]);
   });
+
+  it('remembers the newest outcomes for late human labels, and a restored merger goes on the same', () => {
+    const policy = { ...DEFAULT_LABEL_POLICY, rememberOutcomes: 3 };
+    const live = new LabelMerger(policy);
+    for (const id of ['a', 'b', 'c', 'a', 'd']) live.addExample(outcome(id, 0));
+    // 'a' came again, so it is newer than 'c': 'b' is the one forgotten.
+    assert.deepEqual(
+      live.rememberedOutcomes().map((e) => e.predictionId),
+      ['c', 'a', 'd'],
+    );
+    const restored = new LabelMerger(policy, [], live.rememberedOutcomes());
+    for (const m of [live, restored]) {
+      m.addExample(outcome('e', 0));
+      assert.deepEqual(
+        m.rememberedOutcomes().map((e) => e.predictionId),
+        ['a', 'd', 'e'],
+      );
+      assert.equal(m.addHumanLabel(human('c', 1)).length, 0, "'c' was forgotten: the label waits");
+      assert.equal(m.addHumanLabel(human('a', 1)).length, 1, "'a' is remembered: a late human example");
+    }
+  });
 });
