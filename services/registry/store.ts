@@ -43,6 +43,8 @@ export interface OffsetRange {
  */
 export interface OnlineReplay {
   runs: string | null;
+  /** The version whose FTRL state the trainer started from (null: from zero). */
+  warmStart?: string | null;
   holdoutSize: number;
   policy: { conflict: string; humanWeight: number; holdMs: number; rememberOutcomes: number };
 }

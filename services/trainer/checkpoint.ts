@@ -65,6 +65,8 @@ const V3_FIELDS = [
   { name: 'orderRuns', type: 'string', default: '' },
   // Whether the order covers all the learner learned (false when resumed from an older file).
   { name: 'orderComplete', type: 'boolean', default: false },
+  // The version the learner started from ('' = from zero).
+  { name: 'warmStart', type: 'string', default: '' },
   // Label rate of the holdout the last accepted candidate was judged on.
   { name: 'acceptedLabelRate', type: ['null', 'double'], default: null },
 ];
@@ -143,6 +145,7 @@ export interface Checkpoint {
   newestLearnedTime?: number;
   order?: ReadOrderState;
   orderComplete?: boolean;
+  warmStart?: string | null;
   acceptedLabelRate?: number | null;
 }
 
@@ -190,6 +193,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     orderStarts: checkpoint.order?.starts ?? [],
     orderRuns: checkpoint.order?.runs ?? '',
     orderComplete: checkpoint.orderComplete ?? false,
+    warmStart: checkpoint.warmStart ?? '',
     acceptedLabelRate: checkpoint.acceptedLabelRate ?? null,
   });
   const digest = createHash('sha256').update(body).digest();
@@ -236,6 +240,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     orderStarts: string[];
     orderRuns: string;
     orderComplete: boolean;
+    warmStart: string;
     acceptedLabelRate: number | null;
   };
   const held = (h: HeldExample): HeldExample => ({ ...h, indices: [...h.indices], values: [...h.values] });
@@ -269,6 +274,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     newestLearnedTime: raw.newestLearnedTime,
     order: { keys: [...raw.orderKeys], starts: [...raw.orderStarts], runs: raw.orderRuns },
     orderComplete: raw.orderComplete,
+    warmStart: raw.warmStart || null,
     acceptedLabelRate: raw.acceptedLabelRate,
   };
 }

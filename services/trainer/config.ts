@@ -13,6 +13,8 @@ export const trainerConfigSchema = z.object({
   /** Most bytes fetched per partition at once. */
   FW_TRAINER_FETCH_BYTES: env.int(4 * 1024 * 1024, 64 * 1024, 64 * 1024 * 1024),
   FW_TRAINER_CHECKPOINT_MS: env.int(10_000, 100, 3_600_000),
+  /** With no checkpoint, start from the champion's FTRL state (same feature spec) instead of zero. */
+  FW_TRAINER_WARM_START: env.bool(true),
   FW_TRAINER_HUMAN_POLICY: z.enum(['human', 'outcome', 'both']).default('human'),
   FW_TRAINER_HUMAN_WEIGHT: env.number(3, 0, 1000),
   FW_TRAINER_HTTP_PORT: env.int(8084, 0, 65535),

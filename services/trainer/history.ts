@@ -58,8 +58,8 @@ export async function historyExamples(
 export function kafkaHistory(source: HistorySource, spec: FeatureSpec): KafkaHistory {
   return {
     examples: (training) => historyExamples(training, source),
-    replay: async (training, params) => {
-      const pipeline = await replayOnline(training, params, spec, source);
+    replay: async (training, params, initial) => {
+      const pipeline = await replayOnline(training, params, spec, source, initial);
       const state = pipeline.learner.state();
       return {
         z: state.z,

@@ -8,7 +8,7 @@ import type { FeatureSpec } from '../model/features.js';
 import type { FtrlParams } from '../model/ftrl.js';
 import type { TrainingData } from '../registry/store.js';
 import type { ConflictPolicy } from './label-policy.js';
-import { TrainingPipeline } from './pipeline.js';
+import { TrainingPipeline, type PipelineState } from './pipeline.js';
 import { runsOf } from './read-order.js';
 
 type KafkaTraining = Extract<TrainingData, { source: 'kafka' }>;
@@ -18,6 +18,7 @@ export async function replayOnline(
   params: FtrlParams,
   spec: FeatureSpec,
   history: HistorySource,
+  initial: { z: Float64Array; n: Float64Array } | null = null,
 ): Promise<TrainingPipeline> {
   const online = training.online;
   if (!online || online.runs === null)
@@ -31,13 +32,16 @@ export async function replayOnline(
     kinds: training.kinds ?? {},
     label: 'replay lineage',
   });
-  const pipeline = new TrainingPipeline({
-    dimension: spec.dimension,
-    params,
-    holdoutSize: online.holdoutSize,
-    policy: { ...online.policy, conflict: online.policy.conflict as ConflictPolicy },
-    referenceSize: 0,
-  });
+  const pipeline = new TrainingPipeline(
+    {
+      dimension: spec.dimension,
+      params,
+      holdoutSize: online.holdoutSize,
+      policy: { ...online.policy, conflict: online.policy.conflict as ConflictPolicy },
+      referenceSize: 0,
+    },
+    initial ? warmState(initial) : undefined,
+  );
   const cursor = training.ranges.map(() => 0);
   for (const run of runs) {
     const list = records[run.range] ?? [];
@@ -59,4 +63,24 @@ export async function replayOnline(
       `the replay learned ${pipeline.learner.learned} examples, the lineage says ${training.examples} (records deleted by retention, or the topics recreated?)`,
     );
   return pipeline;
+}
+
+/** A pipeline's starting state from another model's FTRL state (a warm start). */
+export function warmState(initial: { z: Float64Array; n: Float64Array }): PipelineState {
+  return {
+    learner: {
+      z: Float64Array.from(initial.z),
+      n: Float64Array.from(initial.n),
+      learned: 0,
+      holdout: [],
+      progressive: [],
+    },
+    waitingHumanLabels: [],
+    remembered: [],
+    baseline: null,
+    reference: [],
+    labelSources: {},
+    newestEventTime: 0,
+    newestLearnedTime: 0,
+  };
 }

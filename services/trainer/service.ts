@@ -22,7 +22,9 @@ import type { Logger } from '../common/logger.js';
 import { counter, gauge, histogram } from '../common/metrics.js';
 import type { Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
-import { DEFAULT_FTRL } from '../model/ftrl.js';
+import { fromArtifacts } from '../model/artifacts.js';
+import { DEFAULT_FTRL, type FtrlParams } from '../model/ftrl.js';
+import { FtrlModel } from '../model/models.js';
 import { FeatureSpec } from '../model/features.js';
 import { loadRegistryConfig } from '../registry/config.js';
 import { initBackend } from '../model/backend.js';
@@ -36,6 +38,7 @@ import { DEFAULT_GATE } from './gate.js';
 import { DEFAULT_LABEL_POLICY, type LabelPolicy } from './label-policy.js';
 import { TrainingPipeline } from './pipeline.js';
 import { ReadOrder } from './read-order.js';
+import { warmState } from './replay.js';
 
 /** What made the trainer propose a candidate. */
 export type CandidateTrigger = 'count' | 'interval' | 'drift' | 'operator' | 'alarm';
@@ -75,6 +78,8 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
   private order = new ReadOrder();
   /** Whether the read order covers everything the learner learned (false after an old checkpoint). */
   private orderComplete = true;
+  /** The version the learner started from, when it did not start from zero. */
+  private warmStart: string | null = null;
   /** `topic:partition` → next offset to read; what the learner's state reflects. */
   private offsets: Record<string, string> = {};
   private seq = 0;
@@ -201,10 +206,12 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       throw new Error(
         `checkpoint ${this.store.path} was made with feature spec ${checkpoint.featureSpecHash}, not ${this.spec.hash}`,
       );
+    const warm = checkpoint || !this.config.FW_TRAINER_WARM_START ? null : await this.championState();
+    this.warmStart = checkpoint ? (checkpoint.warmStart ?? null) : (warm?.version ?? null);
     this.pipeline = new TrainingPipeline(
       {
         dimension: this.spec.dimension,
-        params: checkpoint?.params ?? DEFAULT_FTRL,
+        params: checkpoint?.params ?? warm?.params ?? DEFAULT_FTRL,
         holdoutSize: this.config.FW_TRAINER_HOLDOUT,
         policy: this.policy,
         referenceSize: this.config.FW_TRAINER_REFERENCE_SIZE,
@@ -220,7 +227,9 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
             newestEventTime: checkpoint.newestEventTime ?? 0,
             newestLearnedTime: checkpoint.newestLearnedTime ?? 0,
           }
-        : undefined,
+        : warm
+          ? warmState(warm.state)
+          : undefined,
     );
     this.order = new ReadOrder(checkpoint?.order);
     this.orderComplete = !checkpoint || checkpoint.orderComplete === true;
@@ -228,8 +237,18 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     this.offsets = { ...(checkpoint?.offsets ?? {}) };
     this.seq = checkpoint?.seq ?? 0;
     this.log.info(
-      { checkpoint: this.store.path, seq: this.seq, learned: this.learned, offsets: this.offsets },
-      checkpoint ? 'resuming from the checkpoint' : 'no checkpoint: starting from scratch',
+      {
+        checkpoint: this.store.path,
+        seq: this.seq,
+        learned: this.learned,
+        offsets: this.offsets,
+        warmStart: this.warmStart,
+      },
+      checkpoint
+        ? 'resuming from the checkpoint'
+        : warm
+          ? `no checkpoint: starting from the champion ${warm.version}`
+          : 'no checkpoint: starting from zero',
     );
 
     this.producer = createProducer(runtime.kafka);
@@ -313,6 +332,36 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       Math.min(1000, this.config.FW_TRAINER_CHECKPOINT_MS),
     );
     if (this.options.http !== false) await this.listen();
+  }
+
+  /** The champion's FTRL state, to start from when there is no checkpoint. */
+  private async championState(): Promise<{
+    version: string;
+    params: FtrlParams;
+    state: { z: Float64Array; n: Float64Array };
+  } | null> {
+    const registry = new FileModelRegistry(loadRegistryConfig().FW_REGISTRY_DIR);
+    const champion = (await registry.routing()).champion;
+    if (!champion) return null;
+    const { metadata, files } = await registry.loadArtifacts(champion);
+    if (metadata.kind !== 'ftrl' || metadata.featureSpecHash !== this.spec.hash) {
+      this.log.info(
+        { champion, kind: metadata.kind },
+        'the champion is not an FTRL model of this feature spec: starting from zero',
+      );
+      return null;
+    }
+    const model = await fromArtifacts(files, this.spec);
+    try {
+      if (!(model instanceof FtrlModel)) return null;
+      return {
+        version: champion,
+        params: model.params,
+        state: { z: Float64Array.from(model.learner.z), n: Float64Array.from(model.learner.n) },
+      };
+    } finally {
+      model.dispose();
+    }
   }
 
   private watchDrift(learnedNow: number): void {
@@ -422,6 +471,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       kinds: { [this.topics.feedback]: 'labeledExample', [this.topics.humanLabels]: 'humanLabel' },
       online: {
         runs: this.orderComplete ? this.order.state().runs : null,
+        warmStart: this.warmStart,
         holdoutSize: this.config.FW_TRAINER_HOLDOUT,
         policy: { ...this.policy },
       },
@@ -515,6 +565,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
         newestLearnedTime: state.newestLearnedTime,
         order,
         orderComplete,
+        warmStart: this.warmStart,
         acceptedLabelRate,
       });
       this.metrics.checkpoints.inc();

@@ -343,6 +343,23 @@ describe('retraining loop', () => {
       assert.ok(student.metrics!.logLoss < student.metrics!.baselineLogLoss!);
       assert.ok(micros.teacher > 0 && micros.student > 0);
       assert.equal((await env.admin.retrain(student.version)).identical, true);
+
+      // A trainer with no checkpoint starts from the champion's FTRL state; its candidates say
+      // so in their lineage and still retrain exactly.
+      await env.registry.moveAlias('champion', backfill.version, { actor: 'test', reason: 'backfill' });
+      const trainer = env.trainer({ FW_TRAINER_HOLDOUT: 1000, FW_TRAINER_CANDIDATE_EVERY: 0 });
+      await trainer.start();
+      let candidate: CandidateResult | null;
+      try {
+        await takenIn(trainer, 6000);
+        candidate = await trainer.proposeCandidate('operator');
+      } finally {
+        await trainer.stop();
+      }
+      assert.ok(candidate);
+      const warm = await env.registry.get(candidate.version);
+      assert.equal(warm.training.source === 'kafka' && warm.training.online?.warmStart, backfill.version);
+      assert.equal((await env.admin.retrain(candidate.version)).identical, true);
     } finally {
       await env.tearDown();
     }

@@ -67,6 +67,7 @@ describe('trainer', () => {
         ...loadTrainerConfig({}),
         FW_TRAINER_GROUP: `test.trainer.${own.names.feedback}`,
         FW_TRAINER_DIR: store,
+        FW_TRAINER_WARM_START: false,
         ...config,
       },
       topics: {
@@ -97,6 +98,7 @@ describe('trainer', () => {
           FW_TRAINER_HOLDOUT: String(HOLDOUT),
           FW_TRAINER_CHECKPOINT_EVERY: '250',
           FW_TRAINER_CHECKPOINT_MS: '500',
+          FW_TRAINER_WARM_START: 'false',
           FW_CONSUMER_SESSION_TIMEOUT_MS: '6000',
           FEEDBACK_TOPIC: topics.names.feedback,
           HUMAN_TOPIC: topics.names.human,
