@@ -13,7 +13,7 @@ export const BENCH_CONSUMER_SETTINGS = {
 export async function passthroughRate(
   kafka: Kafka,
   producer: Producer,
-  route: { from: string; to: string; total: number },
+  route: { from: string; to: string; total: number; partitionsConsumedConcurrently?: number },
 ): Promise<number> {
   const consumer = kafka.consumer({ groupId: `bench.pass.${randomUUID()}`, ...BENCH_CONSUMER_SETTINGS });
   await consumer.connect();
@@ -23,6 +23,7 @@ export async function passthroughRate(
   await new Promise<void>((resolve) => {
     void consumer.run({
       eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: route.partitionsConsumedConcurrently ?? 1,
       eachBatch: async (payload) => {
         const { batch } = payload;
         started ||= Date.now();

@@ -59,6 +59,8 @@ export interface RecordConsumerOptions<S extends Subscriptions> {
   fromBeginning?: boolean;
   metrics?: Registry;
   consumerConfig?: Partial<ConsumerConfig>;
+  /** Partitions whose batches are handled at once (KafkaJS keeps each partition in order). */
+  partitionsConsumedConcurrently?: number;
   /** Clock for validation; tests pin it. */
   now?: () => number;
 }
@@ -145,6 +147,7 @@ export class RecordConsumer<S extends Subscriptions> {
     });
     await this.consumer.run({
       eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 1,
       autoCommit: true,
       autoCommitInterval: 1000,
       eachBatch: (payload) => this.processBatch(payload),

@@ -14,6 +14,8 @@ export const scorerConfigSchema = z.object({
   FW_REVIEW_AUDIT_RATE: env.number(0.001, 0, 1),
   FW_SESSION_IDLE_SECONDS: env.int(4 * 3600, 60),
   FW_CONSUMER_SESSION_TIMEOUT_MS: env.int(30_000, 6_000, 300_000),
+  /** Partitions scored at once: one batch's Redis and Kafka round trips overlap another's work. */
+  FW_SCORER_CONCURRENCY: env.int(3, 1, 64),
 });
 export type ScorerConfig = z.infer<typeof scorerConfigSchema>;
 

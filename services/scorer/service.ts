@@ -81,6 +81,11 @@ export class Scorer {
     this.reviewSink = options.reviewSink ?? new MemoryReviewSink();
   }
 
+  /** The KafkaJS consumer once start() created it (benchmarks time its batches). */
+  get kafkaConsumer() {
+    return this.consumer?.consumer;
+  }
+
   get port(): number | null {
     const address = this.app?.server.address();
     return address && typeof address === 'object' ? address.port : null;
@@ -174,6 +179,7 @@ export class Scorer {
       maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
       maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
       consumerConfig: groupTimeouts(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS),
+      partitionsConsumedConcurrently: this.config.FW_SCORER_CONCURRENCY,
       handle: async (records) => {
         const stop = batchSeconds.startTimer();
         const clicks: ClickEvent[] = records.map((r) => r.value);

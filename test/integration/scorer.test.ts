@@ -71,6 +71,7 @@ describe('scorer', () => {
       reviewSink: reviews,
       config: {
         FW_SCORER_GROUP: `test.scorer.${topics.names.click}`,
+        FW_SCORER_CONCURRENCY: 1,
         FW_HTTP_PORT: 0,
         FW_PREDICT_BODY_LIMIT: 64 * 1024,
         FW_PREDICT_MAX_EVENTS: 100,
