@@ -25,7 +25,10 @@ import { evaluate } from '../services/model/evaluation.js';
 import { initBackend } from '../services/model/backend.js';
 import { FeatureSpec } from '../services/model/features.js';
 import { DEFAULT_FTRL } from '../services/model/ftrl.js';
+import { historySource } from '../services/common/read-ranges.js';
+import { RegistryAdmin } from '../services/registry/admin.js';
 import { FileModelRegistry } from '../services/registry/store.js';
+import { kafkaHistory, resolveRanges } from '../services/trainer/history.js';
 import { ModelManager } from '../services/scorer/model-manager.js';
 import { ModelUpdatesFollower } from '../services/scorer/updates-follower.js';
 import { encodeFeedback, simulatedFeedback } from '../services/simulator/feedback.js';
@@ -173,9 +176,54 @@ if (!existsSync(PYTHON)) {
 }
 rmSync(file, { force: true });
 
-// 2. Freshness: outcome → live in a scorer's model manager.
+// 2. Distillation on the same history: a wide & deep teacher, then an FTRL student on its scores.
 const registryDir = mkdtempSync(join(tmpdir(), 'flywheel-bench-registry-'));
 process.env.FW_REGISTRY_DIR = registryDir;
+const registryAdmin = new RegistryAdmin(
+  new FileModelRegistry(registryDir),
+  spec,
+  null,
+  runtime.logger,
+  kafkaHistory(historySource(runtime), spec),
+);
+const history = {
+  source: 'kafka' as const,
+  ranges: await resolveRanges(runtime.kafka, [names.feedback, names.human], 'earliest', 'latest'),
+  examples: 0,
+  labelSources: {},
+  trigger: 'backfill',
+  kinds: { [names.feedback]: 'labeledExample' as const, [names.human]: 'humanLabel' as const },
+};
+const distilled = await registryAdmin.distill({
+  kind: 'ftrl',
+  teacherKind: 'wide_deep',
+  parent: null,
+  seed: 1,
+  training: history,
+  actor: 'bench',
+});
+const direct = await registryAdmin.train({
+  kind: 'ftrl',
+  parent: null,
+  seed: 1,
+  training: history,
+  actor: 'bench',
+});
+const distillation = {
+  teacher: {
+    version: distilled.teacher.version,
+    ...distilled.teacher.metrics,
+    microsPerExample: distilled.micros.teacher,
+  },
+  student: {
+    version: distilled.student.version,
+    ...distilled.student.metrics,
+    microsPerExample: distilled.micros.student,
+  },
+  ftrlOnOutcomes: { version: direct.version, ...direct.metrics },
+};
+
+// 3. Freshness: outcome → live in a scorer's model manager.
 const manager = new ModelManager(new FileModelRegistry(registryDir), spec, runtime.logger);
 const follower = new ModelUpdatesFollower(
   runtime.kafka,
@@ -245,6 +293,7 @@ const results = {
     holdoutLogLoss: memoryLogLoss,
   },
   peers,
+  distillation,
   freshness: {
     rate: FRESH_RATE,
     seconds: FRESH_SECONDS,
@@ -279,6 +328,21 @@ else
     console.log(
       `| ${name}, in memory | ${p.examplesPerSecond.toFixed(0)} | ${p.holdoutLogLoss.toFixed(4)} |`,
     );
+const row = (
+  name: string,
+  m: { logLoss?: number; auc?: number; baselineLogLoss?: number },
+  micros?: number,
+) =>
+  `| ${name} | ${m.logLoss?.toFixed(4)} | ${m.auc?.toFixed(4)} | ${m.baselineLogLoss?.toFixed(4)} | ${micros === undefined ? '' : micros.toFixed(2)} |`;
+console.log(
+  `\n| distillation (${EXAMPLES} examples, 80/20 by time) | holdout log loss | AUC | baseline log loss | µs per example scored |`,
+);
+console.log('|---|---|---|---|---|');
+console.log(row('wide & deep teacher', distillation.teacher, distillation.teacher.microsPerExample));
+console.log(
+  row('FTRL student (teacher soft labels)', distillation.student, distillation.student.microsPerExample),
+);
+console.log(row('FTRL on the outcomes (no teacher)', distillation.ftrlOnOutcomes));
 console.log(
   `\nFreshness, ${ages.length} versions at ${FRESH_RATE} examples/s: newest outcome learned → live in a scorer p50 ${results.freshness.p50Seconds.toFixed(2)} s, p95 ${results.freshness.p95Seconds.toFixed(2)} s; newest outcome seen (holdout) → live p50 ${results.freshness.newestSeen.p50Seconds.toFixed(2)} s, p95 ${results.freshness.newestSeen.p95Seconds.toFixed(2)} s; candidates ${JSON.stringify(outcomes)}`,
 );

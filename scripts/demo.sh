@@ -6,7 +6,8 @@
 # it; then show what landed where. The demo's attribution window and allowed lateness are short
 # (DEMO_WINDOW_MS 20 s, 5 s) so labeled feedback appears within the run; the trainer learns from
 # it and proposes candidates (every DEMO_CANDIDATE_EVERY examples, on drift, and once on an
-# operator's request at the end), which the gate accepts or rejects with its reasons.
+# operator's request at the end), which the gate accepts or rejects with its reasons. After the
+# traffic, a backfill trains a fresh model from the labeled history while predictions go on.
 # Settings: DEMO_RATE (events/s, default 300), DEMO_DURATION (seconds, default 60), DEMO_SEED.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,6 +65,19 @@ fw models train --kind logreg --clicks 60000 --data-seed $((SEED + 1)) 2>&1 | gr
 challenger=$(fw models ls | awk '/^v[0-9]/ {v=$1} END {print v}')
 fw models promote "$challenger" --to challenger --weight 0.2 --reason "demo: try logistic regression" 2>/dev/null
 wait $SIM
+
+echo
+echo "== backfill: a fresh FTRL model from the labeled history in Kafka, in its own process; the predict API keeps answering"
+node bin/flywheel.js train --from earliest --to latest > .stack/train.log 2>&1 &
+TRAIN=$!
+while kill -0 $TRAIN 2>/dev/null; do
+  curl -s -o /dev/null -w "  predict during the backfill: HTTP %{http_code} in %{time_total} s\n" -X POST \
+    "http://127.0.0.1:$FW_HTTP_PORT/v1/predict" -H 'content-type: application/json' \
+    -d "{\"event\":{\"eventId\":\"demo-b\",\"userId\":\"user-000042\",\"sessionId\":\"demo\",\"itemId\":\"item-00007\",\"category\":\"electronics\",\"price\":99.5,\"device\":\"desktop\",\"country\":\"DE\",\"referrer\":\"email\",\"eventTime\":$(date +%s000)}}"
+  sleep 2
+done
+wait $TRAIN || echo "  (backfill failed: see .stack/train.log)"
+grep -v '"level"' .stack/train.log || true
 
 echo
 echo "== a prediction over HTTP"

@@ -93,7 +93,7 @@ export async function resolveRanges(
   try {
     const ranges: OffsetRange[] = [];
     for (const topic of topics) {
-      const bounds = await admin.fetchTopicOffsets(topic);
+      const bounds = (await admin.fetchTopicOffsets(topic)).sort((a, b) => a.partition - b.partition);
       const at = async (point: string, side: 'from' | 'to'): Promise<Map<number, string>> => {
         const edge = new Map(bounds.map((b) => [b.partition, side === 'from' ? b.low : b.high]));
         if (point === 'earliest' || point === 'latest') {

@@ -315,6 +315,20 @@ describe('retraining loop', () => {
           [env.topics.names.human]: 'humanLabel' as const,
         },
       };
+      // The other ways to name the two points: explicit offsets, a time, and a bad one.
+      const feedback = env.topics.names.feedback;
+      const named = await resolveRanges(runtime.kafka, [feedback], `${feedback}:0@5`, 'latest');
+      assert.deepEqual(
+        named.map((r) => r.from),
+        ['5', '0', '0'],
+      );
+      const future = await resolveRanges(runtime.kafka, [feedback], String(Date.now() + 3600_000), 'latest');
+      assert.ok(
+        future.every((r) => r.from === r.to),
+        'nothing written after a future time',
+      );
+      await assert.rejects(resolveRanges(runtime.kafka, [feedback], 'yesterday', 'latest'), /not a time/);
+
       const backfill = await env.admin.train({
         kind: 'ftrl',
         parent: null,
