@@ -180,7 +180,8 @@ function formatMetrics(v: VersionMetadata): string {
   const m = v.metrics;
   if (!m) return 'no holdout metrics';
   const base = m.baselineLogLoss === undefined ? '' : ` (baseline ${m.baselineLogLoss.toFixed(4)})`;
-  return `logloss ${m.logLoss.toFixed(4)}${base}  AUC ${m.auc.toFixed(4)}  calibration ${m.calibrationError.toFixed(4)}  n=${m.examples}`;
+  const lift = m.lift === undefined ? '' : `  lift@10% ${m.lift.toFixed(2)}`;
+  return `logloss ${m.logLoss.toFixed(4)}${base}  AUC ${m.auc.toFixed(4)}  calibration ${m.calibrationError.toFixed(4)}${lift}  n=${m.examples}`;
 }
 
 function printVersions(

@@ -62,12 +62,35 @@ export function calibrationError(examples: readonly LabeledScore[], bins = 10): 
   return error;
 }
 
+/**
+ * Expected purchase-rate lift of acting on the model: the label rate among the top `share` of
+ * examples by score over the label rate of all (1 = no better than picking at random).
+ */
+export function liftAt(examples: readonly LabeledScore[], share = 0.1): number {
+  const total = examples.reduce((s, e) => s + (e.weight ?? 1), 0);
+  const positives = examples.reduce((s, e) => s + (e.label ? (e.weight ?? 1) : 0), 0);
+  if (total === 0 || positives === 0) return Number.NaN;
+  const top = [...examples].sort((a, b) => b.score - a.score);
+  const wanted = total * share;
+  let weight = 0;
+  let hits = 0;
+  for (const e of top) {
+    if (weight >= wanted) break;
+    const w = Math.min(e.weight ?? 1, wanted - weight);
+    weight += w;
+    if (e.label) hits += w;
+  }
+  return hits / weight / (positives / total);
+}
+
 export interface Evaluation {
   examples: number;
   positives: number;
   logLoss: number;
   auc: number;
   calibrationError: number;
+  /** Label rate in the top 10% by score over the overall rate. */
+  lift: number;
   meanScore: number;
   positiveRate: number;
 }
@@ -80,6 +103,7 @@ export function evaluate(examples: readonly LabeledScore[]): Evaluation {
     logLoss: logLoss(examples),
     auc: auc(examples),
     calibrationError: calibrationError(examples),
+    lift: liftAt(examples),
     meanScore: examples.reduce((s, e) => s + e.score, 0) / Math.max(1, examples.length),
     positiveRate: positives / Math.max(1, examples.length),
   };

@@ -86,6 +86,8 @@ export interface HoldoutMetrics {
   logLoss: number;
   auc: number;
   calibrationError: number;
+  /** Label rate in the top 10% by score over the holdout's rate (expected purchase-rate lift). */
+  lift?: number;
   /** The same holdout scored by the baseline and the champion at registration, when known. */
   baselineLogLoss?: number;
   championLogLoss?: number;

@@ -105,6 +105,7 @@ export async function proposeCandidate(options: {
         examples: holdout.length,
         logLoss: decision.holdout.candidate.logLoss,
         auc: decision.holdout.candidate.auc,
+        lift: decision.holdout.candidate.lift,
         calibrationError: calibrationError(
           candidateScores.map((score, i) => ({ score, label: labels[i] as number })),
         ),

@@ -12,7 +12,7 @@
 // Degenerate input is refused with the reason: too few examples, only one label in a set, a recent
 // label rate far from that of the last accepted holdout, or recent labels the champion ranks
 // backwards (a flip or an outage, which a person should look at).
-import { auc, logLoss, type LabeledScore } from '../model/evaluation.js';
+import { auc, liftAt, logLoss, type LabeledScore } from '../model/evaluation.js';
 
 export interface GateConfig {
   /** Fewest examples in the recent holdout. */
@@ -68,12 +68,19 @@ export interface PairedTest {
   pValue: number;
 }
 
+export interface ModelMetrics {
+  logLoss: number;
+  auc: number;
+  /** Label rate in its top 10% over the set's rate. */
+  lift: number;
+}
+
 export interface SetMetrics {
   examples: number;
   positives: number;
-  candidate: { logLoss: number; auc: number };
-  champion: { logLoss: number; auc: number } | null;
-  baseline: { logLoss: number; auc: number };
+  candidate: ModelMetrics;
+  champion: ModelMetrics | null;
+  baseline: ModelMetrics;
 }
 
 export interface GateDecision {
@@ -130,7 +137,10 @@ export function pairedTest(
 function metricsOf(set: ScoredSet): SetMetrics {
   const scored = (scores: readonly number[]): LabeledScore[] =>
     scores.map((score, i) => ({ score, label: set.labels[i] as number, weight: set.weights?.[i] ?? 1 }));
-  const of = (scores: readonly number[]) => ({ logLoss: logLoss(scored(scores)), auc: auc(scored(scores)) });
+  const of = (scores: readonly number[]): ModelMetrics => {
+    const examples = scored(scores);
+    return { logLoss: logLoss(examples), auc: auc(examples), lift: liftAt(examples) };
+  };
   return {
     examples: set.labels.length,
     positives: set.labels.reduce((n, l) => n + (l ? 1 : 0), 0),

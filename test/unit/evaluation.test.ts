@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { auc, calibrationError, evaluate, logLoss } from '../../services/model/evaluation.js';
+import { auc, calibrationError, evaluate, liftAt, logLoss } from '../../services/model/evaluation.js';
 
 describe('evaluation', () => {
   it('log loss of known cases', () => {
@@ -72,6 +72,32 @@ describe('evaluation', () => {
         ]) - 0.95,
       ) < 1e-12,
     );
+  });
+
+  it('lift: the label rate of the top share by score over the overall rate', () => {
+    // 20 examples, 4 positives (rate 0.2); the top 10% (2 examples) holds 1 positive: rate 0.5.
+    const examples = Array.from({ length: 20 }, (_, i) => ({
+      score: 1 - i / 20,
+      label: [0, 3, 7, 12].includes(i) ? 1 : 0,
+    }));
+    assert.equal(liftAt(examples, 0.1), 0.5 / 0.2);
+    // Positives ranked first: the top 20% is all positive, lift 1 / 0.2 = 5.
+    assert.equal(
+      liftAt(
+        examples.map((e, i) => ({ ...e, label: i < 4 ? 1 : 0 })),
+        0.2,
+      ),
+      5,
+    );
+    // Random order is no lift; no positives is undefined.
+    assert.equal(
+      liftAt(
+        examples.map((e) => ({ ...e, score: 0.5 })),
+        1,
+      ),
+      1,
+    );
+    assert.ok(Number.isNaN(liftAt(examples.map((e) => ({ ...e, label: 0 })))));
   });
 
   it('evaluate reports counts and rates', () => {
