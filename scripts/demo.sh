@@ -54,6 +54,19 @@ for _ in $(seq 1 120); do
   curl -sf "http://127.0.0.1:$FW_HTTP_PORT/readyz" >/dev/null 2>&1 && break
   sleep 0.5
 done
+# A service that died at start (bad config, an unusable checkpoint) stops the demo, with its log.
+alive() {
+  for name in scorer joiner labeling trainer; do
+    pid_var=${name^^}
+    if ! kill -0 "${!pid_var}" 2>/dev/null; then
+      echo "!! the $name died; the end of .stack/$name.log:" >&2
+      tail -5 ".stack/$name.log" >&2
+      exit 1
+    fi
+  done
+}
+sleep 2
+alive
 
 echo "== simulated shop: $RATE events/s for $DURATION s (seed $SEED); electronics converts better from the midpoint"
 fw simulate --rate "$RATE" --duration "$DURATION" --seed "$SEED" --malformed 0.01 \
@@ -65,6 +78,7 @@ fw models train --kind logreg --clicks 60000 --data-seed $((SEED + 1)) 2>&1 | gr
 challenger=$(fw models ls | awk '/^v[0-9]/ {v=$1} END {print v}')
 fw models promote "$challenger" --to challenger --weight 0.2 --reason "demo: try logistic regression" 2>/dev/null
 wait $SIM
+alive
 
 echo
 echo "== backfill: a fresh FTRL model from the labeled history in Kafka, in its own process; the predict API keeps answering"

@@ -38,6 +38,7 @@ export interface TrainOptions {
   actor: string;
 }
 import {
+  LINEAGE_FILES,
   RegistryError,
   type Alias,
   type FileModelRegistry,
@@ -340,7 +341,13 @@ export class RegistryAdmin {
     }
     const again = await retrain(metadata, this.spec, this.registry, this.logger, this.history);
     again.model.dispose();
-    const reproducedSha256 = artifactsSha256(again.artifacts.files);
+    // The model's files, not lineage attachments (a trainer snapshot is the start of the next
+    // version's lineage, not something a retrain makes).
+    const modelFiles = (files: Record<string, Buffer>) =>
+      Object.fromEntries(Object.entries(files).filter(([name]) => !LINEAGE_FILES.includes(name)));
+    const stored = modelFiles((await this.registry.loadArtifacts(version)).files);
+    const sha256 = artifactsSha256(stored);
+    const reproducedSha256 = artifactsSha256(modelFiles(again.artifacts.files));
     const original = await this.weightsOf(version);
     const reproduced = weightValues(again.artifacts.files, `${version} (retrained)`);
     let maxWeightDifference = original.length === reproduced.length ? 0 : Infinity;
@@ -352,9 +359,9 @@ export class RegistryAdmin {
     }
     return {
       version,
-      sha256: metadata.sha256,
+      sha256,
       reproducedSha256,
-      identical: reproducedSha256 === metadata.sha256,
+      identical: reproducedSha256 === sha256,
       maxWeightDifference,
     };
   }

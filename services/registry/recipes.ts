@@ -34,8 +34,8 @@ export interface KafkaHistory {
   replay(
     training: KafkaTraining,
     params: FtrlParams,
-    /** The optimizer state it started from (a warm start), if any. */
-    initial: { z: Float64Array; n: Float64Array } | null,
+    /** The artifact files of the version it started from (its base or warm start), if any. */
+    start: Record<string, Buffer> | null,
   ): Promise<{ z: Float64Array; n: Float64Array; holdout: TrainingExample[]; baseline: HeuristicBaseline }>;
 }
 
@@ -208,19 +208,11 @@ export async function retrain(
         'training data from Kafka needs a connection to Kafka here',
       );
     const params = version.hyperParameters as unknown as FtrlParams;
-    const warmStart = version.training.online.warmStart ?? null;
-    let initial: { z: Float64Array; n: Float64Array } | null = null;
-    if (warmStart) {
-      const start = await fromArtifacts((await registry.loadArtifacts(warmStart)).files, spec);
-      try {
-        if (!(start instanceof FtrlModel))
-          throw new FlywheelError('FW_RETRAIN_UNSUPPORTED', `warm start ${warmStart} is not an FTRL model`);
-        initial = { z: Float64Array.from(start.learner.z), n: Float64Array.from(start.learner.n) };
-      } finally {
-        start.dispose();
-      }
-    }
-    const replayed = await history.replay(version.training, params, initial);
+    // Replayed from the earlier candidate's snapshot, or the warm start, or from zero.
+    const online = version.training.online;
+    const from = online.base ?? online.warmStart ?? null;
+    const start = from ? (await registry.loadArtifacts(from)).files : null;
+    const replayed = await history.replay(version.training, params, start);
     const model = new FtrlModel(spec.dimension, spec.maxNonZero, params, { z: replayed.z, n: replayed.n });
     const { holdout } = replayed;
     const started = process.hrtime.bigint();

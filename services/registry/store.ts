@@ -27,6 +27,13 @@ import { artifactsSha256, parseManifest, type ModelArtifacts, type ModelKind } f
 export type Alias = 'champion' | 'challenger' | 'shadow';
 export const ALIASES: readonly Alias[] = ['champion', 'challenger', 'shadow'];
 
+/**
+ * Files stored with a version that belong to its lineage, not its model: the online trainer's
+ * whole state when it proposed the version, where the next version's replay starts.
+ */
+export const TRAINER_SNAPSHOT_FILE = 'trainer-snapshot.ckpt';
+export const LINEAGE_FILES: readonly string[] = [TRAINER_SNAPSHOT_FILE];
+
 export interface OffsetRange {
   topic: string;
   partition: number;
@@ -43,8 +50,13 @@ export interface OffsetRange {
  */
 export interface OnlineReplay {
   runs: string | null;
-  /** The version whose FTRL state the trainer started from (null: from zero). */
+  /** The version whose FTRL state the trainer started from (null: from zero), when no base. */
   warmStart?: string | null;
+  /**
+   * The earlier candidate whose trainer snapshot (`trainer-snapshot.ckpt`, the whole pipeline
+   * state) the runs start from; null: they start at the beginning (or at the warm start).
+   */
+  base?: string | null;
   holdoutSize: number;
   policy: { conflict: string; humanWeight: number; holdMs: number; rememberOutcomes: number };
 }

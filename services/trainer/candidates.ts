@@ -2,14 +2,17 @@
 // heuristic baseline, judged by the gate, registered either way (with its lineage, metrics and,
 // when refused, the reasons), and given an alias only when the gate accepts it.
 import { calibrationError } from '../model/evaluation.js';
-import { fromArtifacts, toArtifacts } from '../model/artifacts.js';
+import { fromArtifacts, toArtifacts, type ModelArtifacts } from '../model/artifacts.js';
 import type { HeuristicBaseline } from '../model/baseline.js';
 import type { FeatureSpec } from '../model/features.js';
 import { FtrlModel } from '../model/models.js';
 import type { RegistryAdmin } from '../registry/admin.js';
-import type { TrainingData, VersionMetadata } from '../registry/store.js';
+import { TRAINER_SNAPSHOT_FILE, type TrainingData, type VersionMetadata } from '../registry/store.js';
 import { decidePromotion, type GateConfig, type GateDecision, type GateHistory } from './gate.js';
 import type { HeldExample, OnlineLearner } from './online.js';
+
+/** The trainer's whole pipeline state when the candidate was taken: the base of the next lineage. */
+export const SNAPSHOT_FILE = TRAINER_SNAPSHOT_FILE;
 
 export interface CandidateResult {
   version: string;
@@ -30,6 +33,8 @@ export async function proposeCandidate(options: {
   history: GateHistory;
   gate: GateConfig;
   training: TrainingData;
+  /** The trainer's checkpoint bytes at this moment, stored with the version (SNAPSHOT_FILE). */
+  snapshot?: Buffer;
   /** Accepted candidates become challenger; `champion` promotes them straight away. */
   promoteTo: 'challenger' | 'champion';
   challengerWeight: number;
@@ -97,7 +102,7 @@ export async function proposeCandidate(options: {
       options.history,
     );
     metadata = await admin.registry.register({
-      artifacts: await toArtifacts(model, spec),
+      artifacts: withSnapshot(await toArtifacts(model, spec), options.snapshot),
       parent: routing.champion,
       seed: 0,
       training: options.training,
@@ -127,4 +132,8 @@ export async function proposeCandidate(options: {
     ...(alias === 'challenger' ? { challengerWeight: options.challengerWeight } : {}),
   });
   return { version: metadata.version, decision, alias };
+}
+
+function withSnapshot(artifacts: ModelArtifacts, snapshot: Buffer | undefined): ModelArtifacts {
+  return snapshot ? { ...artifacts, files: { ...artifacts.files, [SNAPSHOT_FILE]: snapshot } } : artifacts;
 }

@@ -11,14 +11,14 @@ import type { HumanLabel, LabeledExample } from '../common/contracts.js';
 import type { BaselineState } from '../model/baseline.js';
 import type { FtrlParams } from '../model/ftrl.js';
 import type { HeldExample, LearnerState } from './online.js';
-import { slim } from './pipeline.js';
+import { slim, type PipelineState } from './pipeline.js';
 import type { ReadOrderState } from './read-order.js';
 
-// The header names the body's schema version; older versions are read through Avro schema
-// resolution (new fields take their defaults).
-const MAGIC = Buffer.from('FWCK3\n');
-const MAGIC_V2 = Buffer.from('FWCK2\n');
-const MAGIC_V1 = Buffer.from('FWCK1\n');
+// The header names the body's layout version ("FWCK<n>\n"); every older layout is read through
+// Avro schema resolution (new fields take their defaults). A new field means a new version.
+const CURRENT_VERSION = 4;
+const magicOf = (version: number) => Buffer.from(`FWCK${version}\n`);
+const MAGIC = magicOf(CURRENT_VERSION);
 
 const heldExampleSchema = {
   type: 'record',
@@ -35,7 +35,7 @@ const heldExampleSchema = {
   ],
 };
 
-/** Fields added in version 3, each with a default so version 2 files resolve. */
+/** Fields added in versions 3 and 4, each with a default so older files resolve. */
 const V3_FIELDS = [
   // Outcome examples remembered for late human labels (the fields training uses).
   {
@@ -67,6 +67,8 @@ const V3_FIELDS = [
   { name: 'orderComplete', type: 'boolean', default: false },
   // The version the learner started from ('' = from zero).
   { name: 'warmStart', type: 'string', default: '' },
+  // The candidate whose snapshot the read order starts from ('' = the order starts at the start).
+  { name: 'orderBase', type: 'string', default: '' },
   // Label rate of the holdout the last accepted candidate was judged on.
   { name: 'acceptedLabelRate', type: ['null', 'double'], default: null },
 ];
@@ -105,27 +107,49 @@ const checkpointSchema = {
   ],
 };
 
-const checkpointType = avro.Type.forSchema({
-  ...checkpointSchema,
-  fields: [...checkpointSchema.fields, ...V3_FIELDS],
-} as avro.Schema);
-/** Version 2: no remembered outcomes, reference set, read order. */
-const checkpointTypeV2 = avro.Type.forSchema(checkpointSchema as avro.Schema);
-/** Version 1: no baseline either. */
-const checkpointTypeV1 = avro.Type.forSchema({
-  ...checkpointSchema,
-  fields: checkpointSchema.fields.filter((f) => f.name !== 'baseline'),
-} as avro.Schema);
-const fromV2 = checkpointType.createResolver(checkpointTypeV2);
-const fromV1 = checkpointType.createResolver(checkpointTypeV1);
+/**
+ * The fields each older layout lacks, relative to the current one. Version 3 was written in three
+ * shapes (fields were added to it without a new version); a body must decode whole under one of
+ * them, tried in order.
+ */
+const OLDER_LAYOUTS: Record<number, readonly (readonly string[])[]> = {
+  // 1: no baseline, nothing of version 3 on.
+  1: [['baseline', ...V3_FIELDS.map((f) => f.name)]],
+  // 2: no remembered outcomes, reference set, read order.
+  2: [V3_FIELDS.map((f) => f.name)],
+  3: [['newestLearnedTime', 'warmStart', 'orderBase'], ['warmStart', 'orderBase'], ['orderBase']],
+};
+const allFields = [...checkpointSchema.fields, ...V3_FIELDS];
+const layoutType = (missing: readonly string[]) =>
+  avro.Type.forSchema({
+    ...checkpointSchema,
+    fields: allFields.filter((f) => !missing.includes(f.name)),
+  } as avro.Schema);
+const checkpointType = layoutType([]);
+const readers = new Map(
+  Object.entries(OLDER_LAYOUTS).map(([version, shapes]) => [
+    Number(version),
+    shapes.map((missing) => {
+      const type = layoutType(missing);
+      return { missing, type, resolver: checkpointType.createResolver(type) };
+    }),
+  ]),
+);
 
-/** Writes the version 1 layout (what older trainers wrote); kept for tests of old files. */
+/** Writes an older layout (its first shape: what older trainers wrote); for tests of old files. */
+export function encodeCheckpointAs(version: number, checkpoint: Checkpoint, shape = 0): Buffer {
+  const current = encodeCheckpoint(checkpoint);
+  const record = checkpointType.fromBuffer(current.subarray(MAGIC.length + 32)) as Record<string, unknown>;
+  const reader = readers.get(version)?.[shape];
+  if (!reader) throw new Error(`no checkpoint layout ${version} shape ${shape}`);
+  for (const name of reader.missing) delete record[name];
+  const body = reader.type.toBuffer(record);
+  return Buffer.concat([magicOf(version), createHash('sha256').update(body).digest(), body]);
+}
+
+/** Writes the version 1 layout (what the first trainers wrote). */
 export function encodeCheckpointV1(checkpoint: Omit<Checkpoint, 'baseline'>): Buffer {
-  const v3 = encodeCheckpoint(checkpoint);
-  const record = checkpointType.fromBuffer(v3.subarray(MAGIC.length + 32)) as Record<string, unknown>;
-  delete record.baseline;
-  const body = checkpointTypeV1.toBuffer(record);
-  return Buffer.concat([MAGIC_V1, createHash('sha256').update(body).digest(), body]);
+  return encodeCheckpointAs(1, checkpoint);
 }
 
 export interface Checkpoint {
@@ -146,12 +170,15 @@ export interface Checkpoint {
   order?: ReadOrderState;
   orderComplete?: boolean;
   warmStart?: string | null;
+  orderBase?: string | null;
   acceptedLabelRate?: number | null;
 }
 
 export class CheckpointCorruptError extends Error {
   constructor(path: string, why: string) {
-    super(`checkpoint ${path} is unusable: ${why}`);
+    super(
+      `checkpoint ${path} is unusable: ${why}. Not trained on; move it away to start over (from the champion, or from zero)`,
+    );
     this.name = 'CheckpointCorruptError';
   }
 }
@@ -194,16 +221,31 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     orderRuns: checkpoint.order?.runs ?? '',
     orderComplete: checkpoint.orderComplete ?? false,
     warmStart: checkpoint.warmStart ?? '',
+    orderBase: checkpoint.orderBase ?? '',
     acceptedLabelRate: checkpoint.acceptedLabelRate ?? null,
   });
   const digest = createHash('sha256').update(body).digest();
   return Buffer.concat([MAGIC, digest, body]);
 }
 
+function decodeBody(body: Buffer, version: number): unknown {
+  const shapes = readers.get(version);
+  if (!shapes) return checkpointType.fromBuffer(body);
+  let failure: unknown;
+  for (const { resolver } of shapes) {
+    try {
+      return checkpointType.fromBuffer(body, resolver); // throws on trailing data too
+    } catch (error) {
+      failure = error;
+    }
+  }
+  throw failure;
+}
+
 export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint {
-  const header = bytes.subarray(0, MAGIC.length);
-  const version = header.equals(MAGIC) ? 3 : header.equals(MAGIC_V2) ? 2 : header.equals(MAGIC_V1) ? 1 : 0;
-  if (bytes.length < MAGIC.length + 32 || version === 0)
+  const header = /^FWCK(\d)\n$/.exec(bytes.subarray(0, MAGIC.length).toString('latin1'));
+  const version = header ? Number(header[1]) : 0;
+  if (bytes.length < MAGIC.length + 32 || !(version === CURRENT_VERSION || readers.has(version)))
     throw new CheckpointCorruptError(path, 'not a Flywheel trainer checkpoint');
   const digest = bytes.subarray(MAGIC.length, MAGIC.length + 32);
   const body = bytes.subarray(MAGIC.length + 32);
@@ -211,10 +253,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     throw new CheckpointCorruptError(path, 'sha256 does not match (torn write or edited file)');
   let decoded: unknown;
   try {
-    decoded =
-      version === 3
-        ? checkpointType.fromBuffer(body)
-        : checkpointType.fromBuffer(body, version === 2 ? fromV2 : fromV1);
+    decoded = decodeBody(body, version);
   } catch (error) {
     throw new CheckpointCorruptError(path, `body does not decode: ${(error as Error).message}`);
   }
@@ -241,6 +280,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     orderRuns: string;
     orderComplete: boolean;
     warmStart: string;
+    orderBase: string;
     acceptedLabelRate: number | null;
   };
   const held = (h: HeldExample): HeldExample => ({ ...h, indices: [...h.indices], values: [...h.values] });
@@ -275,6 +315,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     order: { keys: [...raw.orderKeys], starts: [...raw.orderStarts], runs: raw.orderRuns },
     orderComplete: raw.orderComplete,
     warmStart: raw.warmStart || null,
+    orderBase: raw.orderBase || null,
     acceptedLabelRate: raw.acceptedLabelRate,
   };
 }
@@ -322,4 +363,18 @@ export class CheckpointStore {
   async clear(): Promise<void> {
     await rm(this.path, { force: true });
   }
+}
+
+/** The pipeline state a checkpoint holds (for a restart, or a replay from a candidate's snapshot). */
+export function pipelineStateOf(checkpoint: Checkpoint): PipelineState {
+  return {
+    learner: checkpoint.state,
+    waitingHumanLabels: checkpoint.waitingHumanLabels ?? [],
+    remembered: checkpoint.remembered ?? [],
+    baseline: checkpoint.baseline ?? null,
+    reference: checkpoint.reference ?? [],
+    labelSources: checkpoint.labelSources ?? {},
+    newestEventTime: checkpoint.newestEventTime ?? 0,
+    newestLearnedTime: checkpoint.newestLearnedTime ?? 0,
+  };
 }

@@ -11,7 +11,12 @@ import type { FeatureSpec } from '../model/features.js';
 import type { KafkaHistory } from '../registry/recipes.js';
 import type { OffsetRange, TrainingData } from '../registry/store.js';
 import { DEFAULT_LABEL_POLICY, LabelMerger, type LabelPolicy } from './label-policy.js';
-import { replayOnline } from './replay.js';
+import { fromArtifacts } from '../model/artifacts.js';
+import { FtrlModel } from '../model/models.js';
+import { SNAPSHOT_FILE } from './candidates.js';
+import { decodeCheckpoint, pipelineStateOf } from './checkpoint.js';
+import type { PipelineState } from './pipeline.js';
+import { replayOnline, warmState } from './replay.js';
 
 type KafkaTraining = Extract<TrainingData, { source: 'kafka' }>;
 
@@ -58,8 +63,14 @@ export async function historyExamples(
 export function kafkaHistory(source: HistorySource, spec: FeatureSpec): KafkaHistory {
   return {
     examples: (training) => historyExamples(training, source),
-    replay: async (training, params, initial) => {
-      const pipeline = await replayOnline(training, params, spec, source, initial);
+    replay: async (training, params, start) => {
+      const pipeline = await replayOnline(
+        training,
+        params,
+        spec,
+        source,
+        await startingState(training, start, spec),
+      );
       const state = pipeline.learner.state();
       return {
         z: state.z,
@@ -75,6 +86,35 @@ export function kafkaHistory(source: HistorySource, spec: FeatureSpec): KafkaHis
       };
     },
   };
+}
+
+/** Where an online version's replay starts: its base's snapshot, its warm start's FTRL state, or zero. */
+async function startingState(
+  training: KafkaTraining,
+  start: Record<string, Buffer> | null,
+  spec: FeatureSpec,
+): Promise<PipelineState | undefined> {
+  if (!start) return undefined;
+  if (training.online?.base) {
+    const snapshot = start[SNAPSHOT_FILE];
+    if (!snapshot)
+      throw new FlywheelError(
+        'FW_RETRAIN_UNSUPPORTED',
+        `base ${training.online.base} has no ${SNAPSHOT_FILE}`,
+      );
+    return pipelineStateOf(decodeCheckpoint(snapshot, `${training.online.base}/${SNAPSHOT_FILE}`));
+  }
+  const model = await fromArtifacts(start, spec);
+  try {
+    if (!(model instanceof FtrlModel))
+      throw new FlywheelError(
+        'FW_RETRAIN_UNSUPPORTED',
+        `warm start ${training.online?.warmStart} is not an FTRL model`,
+      );
+    return warmState({ z: model.learner.z, n: model.learner.n });
+  } finally {
+    model.dispose();
+  }
 }
 
 /**

@@ -14,6 +14,12 @@ export interface ReadOrderState {
   runs: string;
 }
 
+/** A point in the order (see cut()). */
+export interface ReadOrderCut {
+  runs: number;
+  ends: string[];
+}
+
 export class ReadOrder {
   private readonly keys: string[];
   private readonly starts: string[];
@@ -50,6 +56,19 @@ export class ReadOrder {
     if (this.lastKey === i) this.runs[this.runs.length - 1] = `${i}@${end}`;
     else this.runs.push(`${i}@${end}`);
     this.lastKey = i;
+  }
+
+  /** Ends the current run (the next record starts a new one) and marks this point. */
+  cut(): ReadOrderCut {
+    this.lastKey = -1;
+    return { runs: this.runs.length, ends: [...this.ends] };
+  }
+
+  /** Forgets what was read before `cut`: the order now starts there. */
+  rebase(cut: ReadOrderCut): void {
+    this.runs.splice(0, cut.runs);
+    cut.ends.forEach((end, i) => (this.starts[i] = end));
+    if (this.runs.length === 0) this.lastKey = -1;
   }
 
   get runCount(): number {

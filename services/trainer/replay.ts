@@ -18,7 +18,8 @@ export async function replayOnline(
   params: FtrlParams,
   spec: FeatureSpec,
   history: HistorySource,
-  initial: { z: Float64Array; n: Float64Array } | null = null,
+  /** The state it starts from (a base snapshot or a warm start); from zero when absent. */
+  initial?: PipelineState,
 ): Promise<TrainingPipeline> {
   const online = training.online;
   if (!online || online.runs === null)
@@ -40,7 +41,7 @@ export async function replayOnline(
       policy: { ...online.policy, conflict: online.policy.conflict as ConflictPolicy },
       referenceSize: 0,
     },
-    initial ? warmState(initial) : undefined,
+    initial,
   );
   const cursor = training.ranges.map(() => 0);
   for (const run of runs) {

@@ -31,7 +31,7 @@ import { initBackend } from '../model/backend.js';
 import { RegistryAdmin } from '../registry/admin.js';
 import { FileModelRegistry, type TrainingData } from '../registry/store.js';
 import { proposeCandidate, type CandidateResult } from './candidates.js';
-import { CheckpointStore } from './checkpoint.js';
+import { CheckpointStore, encodeCheckpoint, pipelineStateOf, type Checkpoint } from './checkpoint.js';
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
 import { LossDriftDetector, DEFAULT_DRIFT } from './drift.js';
 import { DEFAULT_GATE } from './gate.js';
@@ -80,6 +80,8 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
   private orderComplete = true;
   /** The version the learner started from, when it did not start from zero. */
   private warmStart: string | null = null;
+  /** The candidate whose snapshot the read order starts from (null: from the start). */
+  private orderBase: string | null = null;
   /** `topic:partition` → next offset to read; what the learner's state reflects. */
   private offsets: Record<string, string> = {};
   private seq = 0;
@@ -216,22 +218,10 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
         policy: this.policy,
         referenceSize: this.config.FW_TRAINER_REFERENCE_SIZE,
       },
-      checkpoint
-        ? {
-            learner: checkpoint.state,
-            waitingHumanLabels: checkpoint.waitingHumanLabels ?? [],
-            remembered: checkpoint.remembered ?? [],
-            baseline: checkpoint.baseline ?? null,
-            reference: checkpoint.reference ?? [],
-            labelSources: checkpoint.labelSources ?? {},
-            newestEventTime: checkpoint.newestEventTime ?? 0,
-            newestLearnedTime: checkpoint.newestLearnedTime ?? 0,
-          }
-        : warm
-          ? warmState(warm.state)
-          : undefined,
+      checkpoint ? pipelineStateOf(checkpoint) : warm ? warmState(warm.state) : undefined,
     );
     this.order = new ReadOrder(checkpoint?.order);
+    this.orderBase = checkpoint?.orderBase ?? null;
     this.orderComplete = !checkpoint || checkpoint.orderComplete === true;
     this.acceptedLabelRate = checkpoint?.acceptedLabelRate ?? null;
     this.offsets = { ...(checkpoint?.offsets ?? {}) };
@@ -459,7 +449,10 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       );
       return null;
     }
-    // The lineage is taken with the learner's state, before anything awaits.
+    // The lineage is taken with the learner's state, before anything awaits; the snapshot of the
+    // whole state goes with the version, so the next version's lineage can start from it.
+    const cut = this.order.cut();
+    const snapshot = encodeCheckpoint(this.snapshot(this.seq));
     const training: TrainingData = {
       source: 'kafka',
       ranges: this.order.ranges(),
@@ -471,7 +464,8 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       kinds: { [this.topics.feedback]: 'labeledExample', [this.topics.humanLabels]: 'humanLabel' },
       online: {
         runs: this.orderComplete ? this.order.state().runs : null,
-        warmStart: this.warmStart,
+        base: this.orderBase,
+        warmStart: this.orderBase ? null : this.warmStart,
         holdoutSize: this.config.FW_TRAINER_HOLDOUT,
         policy: { ...this.policy },
       },
@@ -492,10 +486,17 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
         alpha: this.config.FW_TRAINER_GATE_ALPHA,
       },
       training,
+      snapshot,
       promoteTo: this.config.FW_TRAINER_PROMOTE_TO,
       challengerWeight: this.config.FW_TRAINER_CHALLENGER_WEIGHT,
     });
     const result = { ...judged, trigger };
+    // Registered: the next lineage starts from this version's snapshot, and holds only what
+    // is read from here on (the order stays small however long the trainer runs).
+    this.order.rebase(cut);
+    this.orderBase = result.version;
+    this.orderComplete = true;
+    this.dirty = true;
     this.metrics.candidates.inc({ trigger, outcome: result.alias ?? 'rejected' });
     if (result.alias) {
       this.acceptedLabelRate = holdoutPositives / holdoutSize;
@@ -536,44 +537,46 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     }
   }
 
+  /** Everything the trainer's state is, with the offsets it reflects (copies, taken at once). */
+  private snapshot(seq: number): Checkpoint {
+    const state = this.pipeline.state();
+    return {
+      seq,
+      writtenAt: Date.now(),
+      featureSpecHash: this.spec.hash,
+      params: this.pipeline.learner.options.params,
+      offsets: { ...this.offsets },
+      state: state.learner,
+      waitingHumanLabels: state.waitingHumanLabels,
+      ...(state.baseline ? { baseline: state.baseline } : {}),
+      remembered: state.remembered,
+      reference: state.reference,
+      labelSources: state.labelSources,
+      newestEventTime: state.newestEventTime,
+      newestLearnedTime: state.newestLearnedTime,
+      order: this.order.state(),
+      orderComplete: this.orderComplete,
+      warmStart: this.warmStart,
+      orderBase: this.orderBase,
+      acceptedLabelRate: this.acceptedLabelRate,
+    };
+  }
+
   /** Learner state and the offsets it reflects, in one atomic file. */
   checkpoint(): Promise<void> {
     // Taken together, synchronously: the state and the offsets it reflects.
-    const seq = ++this.seq;
-    const offsets = { ...this.offsets };
-    const state = this.pipeline.state();
-    const order = this.order.state();
-    const orderComplete = this.orderComplete;
-    const acceptedLabelRate = this.acceptedLabelRate;
+    const checkpoint = this.snapshot(++this.seq);
     this.sinceCheckpoint = 0;
     this.dirty = false;
     this.lastCheckpointAt = Date.now();
     const save = async () => {
-      await this.store.save({
-        seq,
-        writtenAt: Date.now(),
-        featureSpecHash: this.spec.hash,
-        params: this.pipeline.learner.options.params,
-        offsets,
-        state: state.learner,
-        waitingHumanLabels: state.waitingHumanLabels,
-        ...(state.baseline ? { baseline: state.baseline } : {}),
-        remembered: state.remembered,
-        reference: state.reference,
-        labelSources: state.labelSources,
-        newestEventTime: state.newestEventTime,
-        newestLearnedTime: state.newestLearnedTime,
-        order,
-        orderComplete,
-        warmStart: this.warmStart,
-        acceptedLabelRate,
-      });
+      await this.store.save(checkpoint);
       this.metrics.checkpoints.inc();
       this.options.onCheckpoint?.({
-        seq,
-        learned: state.learner.learned,
-        holdout: state.learner.holdout.length,
-        offsets,
+        seq: checkpoint.seq,
+        learned: checkpoint.state.learned,
+        holdout: checkpoint.state.holdout.length,
+        offsets: checkpoint.offsets,
       });
     };
     this.saving = this.saving.catch(() => undefined).then(save);

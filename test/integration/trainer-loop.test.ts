@@ -179,6 +179,9 @@ describe('retraining loop', () => {
         assert.equal(version.training.source, 'kafka');
         if (version.training.source !== 'kafka') continue;
         assert.ok(version.training.online?.runs, `${version.version} has its read order`);
+        // Each lineage starts from the previous candidate's snapshot: it holds only what was read since.
+        if (version.version !== 'v000001')
+          assert.match(version.training.online.base ?? '', /^v\d{6}$/, `${version.version} has a base`);
         assert.ok(version.training.newestEventTime, `${version.version} has its freshness`);
         const again = await env.admin.retrain(version.version);
         assert.equal(

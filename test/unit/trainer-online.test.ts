@@ -14,6 +14,7 @@ import {
   CheckpointStore,
   decodeCheckpoint,
   encodeCheckpoint,
+  encodeCheckpointAs,
   encodeCheckpointV1,
 } from '../../services/trainer/checkpoint.js';
 import { OnlineLearner, type HeldExample } from '../../services/trainer/online.js';
@@ -128,6 +129,40 @@ describe('online learner', () => {
     assert.equal(old.state.learned, 200);
     assert.deepEqual(old.state.z, learner.state().z);
     assert.deepEqual(old.offsets, { 'fw.feedback.labeled:1': '400' });
+  });
+
+  it('reads every older layout: the fields it lacks take their defaults, the rest survive', () => {
+    const learner = new OnlineLearner(options);
+    learner.add(data.slice(0, 400));
+    const current = {
+      seq: 5,
+      writtenAt: 5,
+      featureSpecHash: spec.hash,
+      params: DEFAULT_FTRL,
+      offsets: { 'fw.feedback.labeled:1': '400' },
+      state: learner.state(),
+      newestEventTime: 7,
+      newestLearnedTime: 6,
+      warmStart: 'v000003',
+      order: { keys: ['fw.feedback.labeled:1'], starts: ['0'], runs: '0@400' },
+      orderComplete: true,
+    };
+    // Version 3 came in three shapes: without newestLearnedTime and warmStart, without
+    // warmStart, and whole.
+    for (const [version, shape, learnedTime, warmStart] of [
+      [2, 0, 0, null],
+      [3, 0, 0, null],
+      [3, 1, 6, null],
+      [3, 2, 6, 'v000003'],
+    ] as const) {
+      const old = decodeCheckpoint(encodeCheckpointAs(version, current, shape));
+      const what = `layout ${version}.${shape}`;
+      assert.deepEqual(old.state.z, learner.state().z, what);
+      assert.equal(old.order?.runs, version >= 3 ? '0@400' : '', what);
+      assert.equal(old.newestLearnedTime, learnedTime, what);
+      assert.equal(old.warmStart, warmStart, what);
+    }
+    assert.equal(decodeCheckpoint(encodeCheckpoint(current)).warmStart, 'v000003');
   });
 
   it('refuses a torn or edited checkpoint, naming why', async () => {
