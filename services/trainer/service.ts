@@ -500,7 +500,6 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     this.metrics.candidates.inc({ trigger, outcome: result.alias ?? 'rejected' });
     if (result.alias) {
       this.acceptedLabelRate = holdoutPositives / holdoutSize;
-      this.dirty = true;
       if (training.newestLearnedTime)
         this.metrics.freshness.observe(Math.max(0, Date.now() - training.newestLearnedTime) / 1000);
     }
