@@ -56,6 +56,14 @@ function headersToBytes(headers: IHeaders | undefined): Record<string, Buffer> {
   return out;
 }
 
+/** Headers every dead letter carries, so tools can filter without decoding it. */
+export function deadLetterHeaders(letter: DeadLetter): Record<string, string> {
+  return {
+    'fw-error-code': letter.errorCode,
+    'fw-source': `${letter.sourceTopic}/${letter.sourcePartition}/${letter.sourceOffset}`,
+  };
+}
+
 export class DeadLetterPublisher {
   constructor(
     private readonly producer: Producer,
@@ -73,10 +81,7 @@ export class DeadLetterPublisher {
       letters.map((letter) => ({
         key: letter.key,
         value: this.codec.encodeWith(schemaId, letter),
-        headers: {
-          'fw-error-code': letter.errorCode,
-          'fw-source': `${letter.sourceTopic}/${letter.sourcePartition}/${letter.sourceOffset}`,
-        },
+        headers: deadLetterHeaders(letter),
       })),
     );
   }

@@ -17,13 +17,13 @@
 import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
-import type { Admin, Consumer, EachBatchPayload, KafkaMessage, Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { CoPartitionedAssigner } from '../common/co-partitioned-assigner.js';
 import { classifyMessage, groupTimeouts } from '../common/consumer.js';
 import type { Prediction } from '../common/contracts.js';
-import { toDeadLetter } from '../common/dead-letters.js';
+import { deadLetterHeaders, toDeadLetter } from '../common/dead-letters.js';
 import { createProducer, sendInChunks } from '../common/kafka.js';
 import type { Logger } from '../common/logger.js';
 import { counter, gauge, histogram } from '../common/metrics.js';
@@ -336,6 +336,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       topic: this.topics.deadLetters,
       key: message.key,
       value: await runtime.codecs.deadLetter.encode(letter),
+      headers: deadLetterHeaders(letter),
     };
   }
 
@@ -429,11 +430,11 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
   ) {
     const tx = await owned.producer.transaction();
     try {
-      const byTopic = new Map<string, { key: Buffer | null; value: Buffer }[]>();
+      const byTopic = new Map<string, Message[]>();
       for (const m of messages) {
         let list = byTopic.get(m.topic);
         if (!list) byTopic.set(m.topic, (list = []));
-        list.push({ key: m.key, value: m.value });
+        list.push({ key: m.key, value: m.value, ...(m.headers ? { headers: m.headers } : {}) });
       }
       // In requests under the broker's message size: closing a window can label thousands at once.
       for (const [topic, list] of byTopic) await sendInChunks(tx, topic, list);

@@ -31,6 +31,8 @@ export interface OutboxMessage {
   topic: string;
   key: Buffer | null;
   value: Buffer;
+  /** Record headers (dead letters carry their error code and source, as everywhere). */
+  headers?: Record<string, string>;
 }
 
 export interface Outbox {
@@ -39,7 +41,12 @@ export interface Outbox {
   messages: OutboxMessage[];
 }
 
-const outboxType = avro.Type.forSchema({
+const outboxMessageFields = [
+  { name: 'topic', type: 'string' },
+  { name: 'key', type: ['null', 'bytes'] },
+  { name: 'value', type: 'bytes' },
+];
+const outboxSchema = (messageFields: object[]) => ({
   type: 'record',
   name: 'JoinOutbox',
   fields: [
@@ -49,19 +56,41 @@ const outboxType = avro.Type.forSchema({
       name: 'messages',
       type: {
         type: 'array',
-        items: {
-          type: 'record',
-          name: 'OutboxMessage',
-          fields: [
-            { name: 'topic', type: 'string' },
-            { name: 'key', type: ['null', 'bytes'] },
-            { name: 'value', type: 'bytes' },
-          ],
-        },
+        items: { type: 'record', name: 'OutboxMessage', fields: messageFields },
       },
     },
   ],
 });
+// Stored outboxes are read by the next owner, maybe a newer joiner: the header-less layout of
+// earlier joiners (no magic) resolves to this one, with no headers.
+const outboxType = avro.Type.forSchema(
+  outboxSchema([
+    ...outboxMessageFields,
+    { name: 'headers', type: { type: 'map', values: 'string' }, default: {} },
+  ]) as avro.Schema,
+);
+const headerlessOutboxType = avro.Type.forSchema(outboxSchema(outboxMessageFields) as avro.Schema);
+const fromHeaderless = outboxType.createResolver(headerlessOutboxType);
+const OUTBOX_MAGIC = Buffer.from('FWOB2');
+
+export function encodeOutbox(outbox: Outbox): Buffer {
+  const messages = outbox.messages.map((m) => ({ ...m, headers: m.headers ?? {} }));
+  return Buffer.concat([OUTBOX_MAGIC, outboxType.toBuffer({ ...outbox, messages })]);
+}
+
+/** The layout earlier joiners wrote; kept for tests of stored outboxes. */
+export function encodeHeaderlessOutbox(outbox: Outbox): Buffer {
+  const messages = outbox.messages.map(({ topic, key, value }) => ({ topic, key, value }));
+  return headerlessOutboxType.toBuffer({ ...outbox, messages });
+}
+
+export function decodeOutbox(bytes: Buffer): Outbox {
+  return (
+    bytes.subarray(0, OUTBOX_MAGIC.length).equals(OUTBOX_MAGIC)
+      ? outboxType.fromBuffer(bytes.subarray(OUTBOX_MAGIC.length))
+      : outboxType.fromBuffer(bytes, fromHeaderless)
+  ) as Outbox;
+}
 
 /**
  * apply-8: KEYS meta pending deadlines purchases seen:prediction seen:purchase outbox (7 used;
@@ -187,7 +216,7 @@ export class RedisJoinState<P extends PendingPrediction> {
     const epoch = await this.redis.hincrby(k.meta, 'epoch', 1);
     const [seq, offsets, position] = await this.redis.hmget(k.meta, 'seq', 'offsets', 'position');
     const outboxBytes = await this.redis.getBuffer(k.outbox);
-    const outbox = outboxBytes ? (outboxType.fromBuffer(outboxBytes) as Outbox) : null;
+    const outbox = outboxBytes ? decodeOutbox(outboxBytes) : null;
     if (!position) return { epoch, seq: 0, offsets: {}, outbox: null, snapshot: null };
 
     const open: P[] = [];
@@ -254,7 +283,7 @@ export class RedisJoinState<P extends PendingPrediction> {
   ): Promise<void> {
     const k = this.keys(partition);
     const { delta } = write;
-    const outbox = outboxType.toBuffer({ seq: write.seq, offsets: write.offsets, messages: write.messages });
+    const outbox = encodeOutbox({ seq: write.seq, offsets: write.offsets, messages: write.messages });
     const items: (string | number | Buffer)[] = [];
     for (const [id, prediction] of delta.pendingAdded) {
       const payload = write.payloads.get(id);

@@ -6,6 +6,8 @@ export interface Collected<T> {
   value: T;
   partition: number;
   offset: string;
+  /** Record headers, as text. */
+  headers: Record<string, string>;
 }
 
 export class TopicCollector<T> {
@@ -30,6 +32,9 @@ export class TopicCollector<T> {
             value: await this.decode(m.value),
             partition: batch.partition,
             offset: m.offset,
+            headers: Object.fromEntries(
+              Object.entries(m.headers ?? {}).map(([name, value]) => [name, String(value)]),
+            ),
           });
         }
         this.waiters = this.waiters.filter((w) => {

@@ -139,6 +139,14 @@ describe('joiner', () => {
           dlq.records.map((r) => r.value.sourceTopic),
           Array(3).fill(topics.names.predictions),
         );
+        // The same headers as every other service's dead letters.
+        for (const r of dlq.records) {
+          assert.equal(r.headers['fw-error-code'], r.value.errorCode);
+          assert.equal(
+            r.headers['fw-source'],
+            `${r.value.sourceTopic}/${r.value.sourcePartition}/${r.value.sourceOffset}`,
+          );
+        }
       });
     }
   });
