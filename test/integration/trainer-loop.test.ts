@@ -272,6 +272,20 @@ describe('retraining loop', () => {
           });
         assert.equal((await ask()).status, 401);
         assert.equal((await ask('wrong-token-0123456789')).status, 401);
+        // Bad requests get clear errors, not a candidate.
+        const raw = (body: string) =>
+          fetch(`http://127.0.0.1:${trainer.port}/v1/candidates`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              authorization: 'Bearer operator-token-0123456789',
+            },
+            body,
+          });
+        assert.equal((await raw(JSON.stringify({ reason: '' }))).status, 400);
+        assert.equal((await raw(JSON.stringify({ reason: 'x', trigger: 'cron' }))).status, 400);
+        assert.equal((await raw('{not json')).status, 400);
+        assert.equal((await raw(JSON.stringify({ reason: 'x'.repeat(10_000) }))).status, 413);
         const early = (await (await ask('operator-token-0123456789')).json()) as {
           version: null;
           reasons: string[];
