@@ -1,0 +1,210 @@
+// The whole loop on the real stack, every service in it: the simulated shop sends clicks and
+// purchases (purchase propensity for one category jumps halfway through), the scorer scores
+// them, the joiner labels predictions with their outcomes, the trainer learns from the labels
+// and promotes gated versions, which the scorer swaps in and serves. The version promoted after
+// the drift beats, on the post-drift holdout, the champion of before the drift.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Producer } from 'kafkajs';
+import type { LabeledExample } from '../../services/common/contracts.js';
+import { createProducer } from '../../services/common/kafka.js';
+import { loadJoinerConfig } from '../../services/joiner/config.js';
+import { Joiner } from '../../services/joiner/service.js';
+import { fromArtifacts } from '../../services/model/artifacts.js';
+import { initBackend } from '../../services/model/backend.js';
+import { evaluate } from '../../services/model/evaluation.js';
+import { FeatureSpec } from '../../services/model/features.js';
+import { FileModelRegistry } from '../../services/registry/store.js';
+import { loadScorerConfig } from '../../services/scorer/config.js';
+import { Scorer } from '../../services/scorer/service.js';
+import { runSimulator } from '../../services/simulator/runner.js';
+import type { CandidateResult } from '../../services/trainer/candidates.js';
+import { loadTrainerConfig } from '../../services/trainer/config.js';
+import type { HeldExample } from '../../services/trainer/online.js';
+import { Trainer } from '../../services/trainer/service.js';
+import { TopicCollector } from '../helpers/collect.js';
+import { createTestTopics, testRuntime } from '../helpers/kafka.js';
+
+const HOUR = 3600_000;
+
+describe('feedback loop, end to end', () => {
+  const runtime = testRuntime('loop');
+  const spec = new FeatureSpec();
+  let producer: Producer;
+  let registryDir: string;
+  let trainerDir: string;
+  let previousRegistry: string | undefined;
+  const cleanups: (() => Promise<void>)[] = [];
+
+  before(async () => {
+    await initBackend(runtime.logger);
+    producer = createProducer(runtime.kafka);
+    await producer.connect();
+    registryDir = await mkdtemp(join(tmpdir(), 'flywheel-loop-registry-'));
+    trainerDir = await mkdtemp(join(tmpdir(), 'flywheel-loop-trainer-'));
+    previousRegistry = process.env.FW_REGISTRY_DIR;
+    process.env.FW_REGISTRY_DIR = registryDir;
+  });
+  after(async () => {
+    if (previousRegistry === undefined) delete process.env.FW_REGISTRY_DIR;
+    else process.env.FW_REGISTRY_DIR = previousRegistry;
+    await producer.disconnect();
+    for (const cleanup of cleanups) await cleanup();
+    await rm(registryDir, { recursive: true, force: true });
+    await rm(trainerDir, { recursive: true, force: true });
+  });
+
+  it('clicks → scorer → joiner → trainer → promoted versions served; after the drift a new version beats the frozen one', async () => {
+    const topics = await createTestTopics(
+      runtime,
+      ['clicks', 'purchases', 'predictions', 'feedback', 'human', 'dlq', 'updates'],
+      3,
+    );
+    cleanups.push(() => topics.cleanup());
+    const n = topics.names;
+    const group = `test.loop.${n.clicks}`;
+    // Four hours of shop traffic, two events per simulated second, ending an hour ago; shoes
+    // sell far better from the second hour on. Windows of 30 minutes of event time.
+    const startTime = Date.now() - 5 * HOUR;
+    const driftAt = startTime + 2 * HOUR;
+
+    const scorer = new Scorer({
+      runtime,
+      http: false,
+      config: { ...loadScorerConfig({}), FW_SCORER_GROUP: `${group}.scorer` },
+      topics: { clicks: n.clicks, predictions: n.predictions, deadLetters: n.dlq, modelUpdates: n.updates },
+    });
+    const joiner = new Joiner({
+      runtime,
+      http: false,
+      config: {
+        ...loadJoinerConfig({}),
+        FW_JOINER_GROUP: `${group}.joiner`,
+        FW_JOINER_TRANSACTIONAL_ID: `${group}.joiner`,
+        FW_JOIN_WINDOW_MS: 30 * 60_000,
+        FW_JOIN_ALLOWED_LATENESS_MS: 5_000,
+        FW_JOIN_IDLE_MS: 1_000,
+        FW_JOIN_IDLE_LAG_MS: 0,
+        FW_CONSUMER_SESSION_TIMEOUT_MS: 6_000,
+      },
+      topics: {
+        predictions: n.predictions,
+        purchases: n.purchases,
+        feedback: n.feedback,
+        deadLetters: n.dlq,
+      },
+    });
+    const trainer = new Trainer({
+      runtime,
+      http: false,
+      config: {
+        ...loadTrainerConfig({}),
+        FW_TRAINER_GROUP: `${group}.trainer`,
+        FW_TRAINER_DIR: trainerDir,
+        FW_TRAINER_HOLDOUT: 1000,
+        FW_TRAINER_CANDIDATE_EVERY: 2500,
+        FW_TRAINER_PROMOTE_TO: 'champion',
+        FW_TRAINER_WARM_START: false,
+        FW_CONSUMER_SESSION_TIMEOUT_MS: 6_000,
+      },
+      topics: { feedback: n.feedback, humanLabels: n.human, deadLetters: n.dlq, modelUpdates: n.updates },
+    });
+    const candidates: CandidateResult[] = [];
+    trainer.on('candidate', (c) => candidates.push(c));
+    const served = new Set<string>();
+    scorer.manager.on('swapped', (set) => {
+      if (set.routing.champion) served.add(set.routing.champion);
+    });
+    await scorer.start();
+    await joiner.start();
+    await trainer.start();
+    try {
+      const stats = await runSimulator({
+        producer,
+        codecs: runtime.codecs,
+        logger: runtime.logger,
+        simulation: {
+          seed: 41,
+          startTime,
+          trafficRate: 2,
+          drift: { atMs: driftAt - startTime, category: 'shoes', shift: 2.5 },
+        },
+        // Paced, so versions are promoted and served while the traffic still flows.
+        rate: 2500,
+        maxEvents: null,
+        durationMs: 4 * HOUR,
+        malformedRate: 0,
+        maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
+        showProgress: false,
+        clickTopic: n.clicks,
+        purchaseTopic: n.purchases,
+      });
+      // Every click is scored, joined with its outcome (the idle rule closes the last windows)
+      // and taken in by the trainer.
+      while (trainer.learned + trainer.heldOut < stats.clicks) await once(trainer, 'batch');
+      assert.equal(trainer.learned + trainer.heldOut, stats.clicks, 'one labeled example per click');
+      await trainer.proposeCandidate('operator');
+    } finally {
+      await trainer.stop();
+      await joiner.stop();
+      await scorer.stop();
+    }
+
+    const registry = new FileModelRegistry(registryDir);
+    const versions = await registry.list();
+    const learnedTime = (v: (typeof versions)[number]) =>
+      v.training.source === 'kafka' ? (v.training.newestLearnedTime ?? 0) : 0;
+    const championMoves = (await registry.history()).filter((m) => m.alias === 'champion' && m.to);
+    const champions = championMoves.map((m) => versions.find((v) => v.version === m.to)!);
+    const frozen = champions.filter((v) => learnedTime(v) < driftAt).at(-1);
+    const final = champions.at(-1);
+    assert.ok(
+      frozen,
+      `a champion from before the drift (candidates: ${candidates.map((c) => c.decision.reasons.join('; ') || c.alias).join(' | ')})`,
+    );
+    assert.ok(final && learnedTime(final) > driftAt, 'a champion that learned from after the drift');
+
+    // The loop closed: the scorer swapped in trainer versions, and their predictions came back
+    // as labeled feedback.
+    assert.ok(served.has(frozen.version), `the scorer served ${frozen.version}`);
+    const feedback = await new TopicCollector(runtime.kafka, n.feedback, (b) =>
+      runtime.codecs.labeledExample.decode(b),
+    ).start();
+    try {
+      await feedback.atLeast(trainer.learned + trainer.heldOut);
+      const byVersion = new Set(feedback.records.map((r) => (r.value).modelVersion));
+      assert.ok(byVersion.has(frozen.version), 'feedback on predictions of a trainer version');
+    } finally {
+      await feedback.stop();
+    }
+
+    // On the newest examples (after the drift, unseen by both), the new champion is better.
+    const holdout = trainer.learner.holdout;
+    assert.ok(holdout.every((e) => e.labelTime > driftAt));
+    const loss = async (version: string, examples: readonly HeldExample[]) => {
+      const model = await fromArtifacts((await registry.loadArtifacts(version)).files, spec);
+      try {
+        const scores = model.predict(
+          examples.map((e) => ({
+            features: { indices: e.indices, values: e.values },
+            itemId: e.itemId,
+            segment: e.segment,
+          })),
+        );
+        return evaluate(examples.map((e, i) => ({ score: scores[i] as number, label: e.label }))).logLoss;
+      } finally {
+        model.dispose();
+      }
+    };
+    const frozenLoss = await loss(frozen.version, holdout);
+    const finalLoss = await loss(final.version, holdout);
+    assert.ok(
+      finalLoss < frozenLoss,
+      `post-drift holdout: ${final.version} ${finalLoss.toFixed(4)} vs frozen ${frozen.version} ${frozenLoss.toFixed(4)}`,
+    );
+  });
+});
