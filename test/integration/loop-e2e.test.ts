@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
-import type { LabeledExample } from '../../services/common/contracts.js';
 import { createProducer } from '../../services/common/kafka.js';
 import { loadJoinerConfig } from '../../services/joiner/config.js';
 import { Joiner } from '../../services/joiner/service.js';
@@ -176,7 +175,7 @@ describe('feedback loop, end to end', () => {
     ).start();
     try {
       await feedback.atLeast(trainer.learned + trainer.heldOut);
-      const byVersion = new Set(feedback.records.map((r) => (r.value).modelVersion));
+      const byVersion = new Set(feedback.records.map((r) => r.value.modelVersion));
       assert.ok(byVersion.has(frozen.version), 'feedback on predictions of a trainer version');
     } finally {
       await feedback.stop();
