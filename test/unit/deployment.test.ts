@@ -22,6 +22,7 @@ interface ComposeService {
   environment?: Record<string, string | number>;
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
+  volumes?: string[];
   build?: { context: string; dockerfile: string };
 }
 
@@ -72,6 +73,25 @@ describe('docker-compose.yml', () => {
       assert.equal(service.depends_on?.kafka?.condition, 'service_healthy', `${name} waits for kafka`);
       if (name !== 'topics')
         assert.equal(service.depends_on?.topics?.condition, 'service_completed_successfully');
+    }
+  });
+
+  it('every service that reads or writes models shares one registry volume at FW_REGISTRY_DIR', () => {
+    for (const [name, writes] of [
+      ['registry', true],
+      ['trainer', true],
+      ['scorer', false],
+    ] as const) {
+      const service = compose.services[name]!;
+      const dir = service.environment?.FW_REGISTRY_DIR;
+      assert.ok(dir, `${name} sets FW_REGISTRY_DIR`);
+      const mount = service.volumes?.find((v) => v.startsWith(`registry:${dir}`));
+      assert.ok(mount, `${name} mounts the registry volume at ${dir}`);
+      assert.equal(
+        mount.endsWith(':ro'),
+        !writes,
+        `${name} mounts it ${writes ? 'read-write' : 'read-only'}`,
+      );
     }
   });
 
