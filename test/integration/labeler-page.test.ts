@@ -88,7 +88,8 @@ describe('labeler web page', () => {
       // A string, not a function: tsx's transform would add helpers the page does not have.
       await page.waitForFunction(`document.getElementById('status').textContent === 'Labeled ${i + 1}'`);
     }
-    await page.waitForSelector('#task:not([hidden])');
+    // 'Labeled 3' shows before the next task is fetched; ready means the next one is on screen.
+    await page.waitForSelector('body[data-ready=yes]');
     assert.equal(await page.textContent('#item'), 'item-00001', 'the fourth task is up next');
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'labeler-page.png'), fullPage: true });
