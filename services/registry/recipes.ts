@@ -170,11 +170,30 @@ export async function runRecipe(
   progress.stop();
   const baseline = new HeuristicBaseline();
   for (const e of labeled) baseline.update(e, e.label);
-  const scoringStarted = process.hrtime.bigint();
-  const scores = model.predict(holdout);
-  const scoreMicros = Number(process.hrtime.bigint() - scoringStarted) / 1000 / holdout.length;
-  const result = evaluate(holdout.map((e, i) => ({ score: scores[i] as number, label: e.label })));
-  const baselineResult = evaluate(holdout.map((e) => ({ score: baseline.score(e), label: e.label })));
+  return judged(model, baseline, holdout, spec, { weighted: false });
+}
+
+/**
+ * A trained model with its artifacts, its holdout metrics next to the baseline's, and its
+ * scoring time per example. `weighted`: examples count by their weight (human labels more).
+ */
+async function judged(
+  model: LearnedModel,
+  baseline: HeuristicBaseline,
+  holdout: readonly TrainingExample[],
+  spec: FeatureSpec,
+  options: { weighted: boolean },
+): Promise<TrainedVersion> {
+  const weight = (e: TrainingExample) => (options.weighted ? { weight: e.weight } : {});
+  const started = process.hrtime.bigint();
+  const scores = holdout.length > 0 ? model.predict(holdout) : new Float32Array(0);
+  const scoreMicros = Number(process.hrtime.bigint() - started) / 1000 / Math.max(1, holdout.length);
+  const result = evaluate(
+    holdout.map((e, i) => ({ score: scores[i] as number, label: e.label, ...weight(e) })),
+  );
+  const baselineResult = evaluate(
+    holdout.map((e) => ({ score: baseline.score(e), label: e.label, ...weight(e) })),
+  );
   return {
     model,
     artifacts: await toArtifacts(model, spec),
@@ -214,29 +233,7 @@ export async function retrain(
     const start = from ? (await registry.loadArtifacts(from)).files : null;
     const replayed = await history.replay(version.training, params, start);
     const model = new FtrlModel(spec.dimension, spec.maxNonZero, params, { z: replayed.z, n: replayed.n });
-    const { holdout } = replayed;
-    const started = process.hrtime.bigint();
-    const scores = holdout.length > 0 ? model.predict(holdout) : new Float32Array(0);
-    const scoreMicros = Number(process.hrtime.bigint() - started) / 1000 / Math.max(1, holdout.length);
-    const result = evaluate(
-      holdout.map((e, i) => ({ score: scores[i] as number, label: e.label, weight: e.weight })),
-    );
-    const baselineResult = evaluate(
-      holdout.map((e) => ({ score: replayed.baseline.score(e), label: e.label, weight: e.weight })),
-    );
-    return {
-      model,
-      artifacts: await toArtifacts(model, spec),
-      metrics: {
-        examples: result.examples,
-        logLoss: result.logLoss,
-        auc: result.auc,
-        calibrationError: result.calibrationError,
-        lift: result.lift,
-        baselineLogLoss: baselineResult.logLoss,
-      },
-      scoreMicros,
-    };
+    return judged(model, replayed.baseline, replayed.holdout, spec, { weighted: true });
   }
   return runRecipe(
     {
