@@ -9,7 +9,7 @@ import { FtrlModel } from '../model/models.js';
 import type { RegistryAdmin } from '../registry/admin.js';
 import { TRAINER_SNAPSHOT_FILE, type TrainingData, type VersionMetadata } from '../registry/store.js';
 import { decidePromotion, type GateConfig, type GateDecision, type GateHistory } from './gate.js';
-import type { HeldExample, OnlineLearner } from './online.js';
+import { trainingExample, type HeldExample, type OnlineLearner } from './online.js';
 
 /** The trainer's whole pipeline state when the candidate was taken: the base of the next lineage. */
 export const SNAPSHOT_FILE = TRAINER_SNAPSHOT_FILE;
@@ -44,12 +44,7 @@ export async function proposeCandidate(options: {
   const holdout = learner.holdout;
   const reference = [...options.reference];
   const state = learner.state();
-  const inputsOf = (examples: readonly HeldExample[]) =>
-    examples.map((e) => ({
-      features: { indices: e.indices, values: e.values },
-      itemId: e.itemId,
-      segment: e.segment,
-    }));
+  const inputsOf = (examples: readonly HeldExample[]) => examples.map(trainingExample);
   const inputs = inputsOf(holdout);
   const referenceInputs = inputsOf(reference);
   const labels = holdout.map((e) => e.label);

@@ -5,6 +5,7 @@
 // recent N, unseen" and nothing is learned twice or skipped. Pure: checkpoint.ts persists it.
 import type { LabeledExample } from '../common/contracts.js';
 import { FtrlProximal, type FtrlParams } from '../model/ftrl.js';
+import type { TrainingExample } from '../model/models.js';
 
 export interface OnlineLearnerOptions {
   dimension: number;
@@ -45,6 +46,17 @@ export function heldExample(e: LabeledExample): HeldExample {
     itemId: e.itemId,
     segment: e.segment,
     labelTime: e.labelTime,
+  };
+}
+
+/** A held example as the models take it (to score, or to learn in a batch). */
+export function trainingExample(e: HeldExample): TrainingExample {
+  return {
+    features: { indices: e.indices, values: e.values },
+    itemId: e.itemId,
+    segment: e.segment,
+    label: e.label,
+    weight: e.weight,
   };
 }
 

@@ -13,9 +13,7 @@ import type { Producer } from 'kafkajs';
 import { createProducer } from '../../services/common/kafka.js';
 import { loadJoinerConfig } from '../../services/joiner/config.js';
 import { Joiner } from '../../services/joiner/service.js';
-import { fromArtifacts } from '../../services/model/artifacts.js';
 import { initBackend } from '../../services/model/backend.js';
-import { evaluate } from '../../services/model/evaluation.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { loadScorerConfig } from '../../services/scorer/config.js';
@@ -23,10 +21,10 @@ import { Scorer } from '../../services/scorer/service.js';
 import { runSimulator } from '../../services/simulator/runner.js';
 import type { CandidateResult } from '../../services/trainer/candidates.js';
 import { loadTrainerConfig } from '../../services/trainer/config.js';
-import type { HeldExample } from '../../services/trainer/online.js';
 import { Trainer } from '../../services/trainer/service.js';
 import { TopicCollector } from '../helpers/collect.js';
 import { createTestTopics, testRuntime } from '../helpers/kafka.js';
+import { logLossOf } from '../helpers/models.js';
 
 const HOUR = 3600_000;
 
@@ -184,23 +182,8 @@ describe('feedback loop, end to end', () => {
     // On the newest examples (after the drift, unseen by both), the new champion is better.
     const holdout = trainer.learner.holdout;
     assert.ok(holdout.every((e) => e.labelTime > driftAt));
-    const loss = async (version: string, examples: readonly HeldExample[]) => {
-      const model = await fromArtifacts((await registry.loadArtifacts(version)).files, spec);
-      try {
-        const scores = model.predict(
-          examples.map((e) => ({
-            features: { indices: e.indices, values: e.values },
-            itemId: e.itemId,
-            segment: e.segment,
-          })),
-        );
-        return evaluate(examples.map((e, i) => ({ score: scores[i] as number, label: e.label }))).logLoss;
-      } finally {
-        model.dispose();
-      }
-    };
-    const frozenLoss = await loss(frozen.version, holdout);
-    const finalLoss = await loss(final.version, holdout);
+    const frozenLoss = await logLossOf(registry, spec, frozen.version, holdout);
+    const finalLoss = await logLossOf(registry, spec, final.version, holdout);
     assert.ok(
       finalLoss < frozenLoss,
       `post-drift holdout: ${final.version} ${finalLoss.toFixed(4)} vs frozen ${frozen.version} ${frozenLoss.toFixed(4)}`,

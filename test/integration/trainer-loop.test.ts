@@ -13,18 +13,16 @@ import type { Producer } from 'kafkajs';
 import type { LabeledExample } from '../../services/common/contracts.js';
 import { createProducer, sendInChunks } from '../../services/common/kafka.js';
 import { historySource } from '../../services/common/read-ranges.js';
-import { fromArtifacts } from '../../services/model/artifacts.js';
 import { initBackend } from '../../services/model/backend.js';
-import { evaluate } from '../../services/model/evaluation.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import type { CandidateResult } from '../../services/trainer/candidates.js';
 import { loadTrainerConfig, type TrainerConfig } from '../../services/trainer/config.js';
 import { kafkaHistory, resolveRanges } from '../../services/trainer/history.js';
-import type { HeldExample } from '../../services/trainer/online.js';
 import { Trainer } from '../../services/trainer/service.js';
 import { createTestTopics, testRuntime } from '../helpers/kafka.js';
+import { logLossOf } from '../helpers/models.js';
 import { encodeFeedback, simulatedFeedback } from '../../services/simulator/feedback.js';
 
 type Roles = 'feedback' | 'human' | 'dlq' | 'updates';
@@ -102,23 +100,6 @@ describe('retraining loop', () => {
     while (trainer.learned + trainer.heldOut < count) await once(trainer, 'batch');
   }
 
-  /** Log loss of a registered version on held-out examples. */
-  async function logLossOf(registry: FileModelRegistry, version: string, examples: readonly HeldExample[]) {
-    const model = await fromArtifacts((await registry.loadArtifacts(version)).files, spec);
-    try {
-      const scores = model.predict(
-        examples.map((e) => ({
-          features: { indices: e.indices, values: e.values },
-          itemId: e.itemId,
-          segment: e.segment,
-        })),
-      );
-      return evaluate(examples.map((e, i) => ({ score: scores[i] as number, label: e.label }))).logLoss;
-    } finally {
-      model.dispose();
-    }
-  }
-
   it('follows drift in purchase propensity: promoted versions beat the model frozen before it, and each retrains to the same bytes', async () => {
     const TOTAL = 16_000;
     // The drift starts at the event time of the middle example: shoes sell far better from then on.
@@ -161,8 +142,8 @@ describe('retraining loop', () => {
         // The trainer's holdout: the newest post-drift examples, which neither model learned from.
         const holdout = trainer.learner.holdout;
         assert.ok(holdout.every((e) => e.labelTime >= Date.UTC(2026, 10, 26) + driftAt));
-        const frozenLoss = await logLossOf(env.registry, frozen, holdout);
-        const promotedLoss = await logLossOf(env.registry, promoted, holdout);
+        const frozenLoss = await logLossOf(env.registry, spec, frozen, holdout);
+        const promotedLoss = await logLossOf(env.registry, spec, promoted, holdout);
         assert.ok(
           promotedLoss < frozenLoss,
           `post-drift holdout log loss: promoted ${promotedLoss.toFixed(4)} vs frozen ${frozenLoss.toFixed(4)}`,
