@@ -11,12 +11,11 @@ import type { FeatureSpec } from '../model/features.js';
 import type { KafkaHistory } from '../registry/recipes.js';
 import type { OffsetRange, TrainingData } from '../registry/store.js';
 import { DEFAULT_LABEL_POLICY, LabelMerger, type LabelPolicy } from './label-policy.js';
-import { fromArtifacts } from '../model/artifacts.js';
-import { FtrlModel } from '../model/models.js';
 import { SNAPSHOT_FILE } from './candidates.js';
 import { decodeCheckpoint, pipelineStateOf } from './checkpoint.js';
 import type { PipelineState } from './pipeline.js';
-import { replayOnline, warmState } from './replay.js';
+import { replayOnline, warmStartFrom } from './replay.js';
+import { trainingExample } from './online.js';
 
 type KafkaTraining = Extract<TrainingData, { source: 'kafka' }>;
 
@@ -75,13 +74,7 @@ export function kafkaHistory(source: HistorySource, spec: FeatureSpec): KafkaHis
       return {
         z: state.z,
         n: state.n,
-        holdout: state.holdout.map((e) => ({
-          features: { indices: e.indices, values: e.values },
-          itemId: e.itemId,
-          segment: e.segment,
-          label: e.label,
-          weight: e.weight,
-        })),
+        holdout: state.holdout.map(trainingExample),
         baseline: pipeline.baseline,
       };
     },
@@ -104,17 +97,13 @@ async function startingState(
       );
     return pipelineStateOf(decodeCheckpoint(snapshot, `${training.online.base}/${SNAPSHOT_FILE}`));
   }
-  const model = await fromArtifacts(start, spec);
-  try {
-    if (!(model instanceof FtrlModel))
-      throw new FlywheelError(
-        'FW_RETRAIN_UNSUPPORTED',
-        `warm start ${training.online?.warmStart} is not an FTRL model`,
-      );
-    return warmState({ z: model.learner.z, n: model.learner.n });
-  } finally {
-    model.dispose();
-  }
+  const warm = await warmStartFrom(start, spec);
+  if (!warm)
+    throw new FlywheelError(
+      'FW_RETRAIN_UNSUPPORTED',
+      `warm start ${training.online?.warmStart} is not an FTRL model`,
+    );
+  return warm.state;
 }
 
 /**

@@ -4,7 +4,9 @@
 import { FlywheelError } from '../common/errors.js';
 import { readRanges, type HistorySource } from '../common/read-ranges.js';
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
+import { fromArtifacts } from '../model/artifacts.js';
 import type { FeatureSpec } from '../model/features.js';
+import { FtrlModel } from '../model/models.js';
 import type { FtrlParams } from '../model/ftrl.js';
 import type { TrainingData } from '../registry/store.js';
 import type { ConflictPolicy } from './label-policy.js';
@@ -84,4 +86,18 @@ export function warmState(initial: { z: Float64Array; n: Float64Array }): Pipeli
     newestEventTime: 0,
     newestLearnedTime: 0,
   };
+}
+
+/** A warm start from an FTRL version's files: its parameters and a pipeline at its weights; null for another kind. */
+export async function warmStartFrom(
+  files: Record<string, Buffer>,
+  spec: FeatureSpec,
+): Promise<{ params: FtrlParams; state: PipelineState } | null> {
+  const model = await fromArtifacts(files, spec);
+  try {
+    if (!(model instanceof FtrlModel)) return null;
+    return { params: model.params, state: warmState({ z: model.learner.z, n: model.learner.n }) };
+  } finally {
+    model.dispose();
+  }
 }

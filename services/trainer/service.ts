@@ -22,9 +22,7 @@ import type { Logger } from '../common/logger.js';
 import { counter, gauge, histogram } from '../common/metrics.js';
 import type { Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
-import { fromArtifacts } from '../model/artifacts.js';
 import { DEFAULT_FTRL, type FtrlParams } from '../model/ftrl.js';
-import { FtrlModel } from '../model/models.js';
 import { FeatureSpec } from '../model/features.js';
 import { loadRegistryConfig } from '../registry/config.js';
 import { initBackend } from '../model/backend.js';
@@ -38,7 +36,8 @@ import { DEFAULT_GATE } from './gate.js';
 import { DEFAULT_LABEL_POLICY, type LabelPolicy } from './label-policy.js';
 import { TrainingPipeline } from './pipeline.js';
 import { ReadOrder } from './read-order.js';
-import { warmState } from './replay.js';
+import { warmStartFrom } from './replay.js';
+import type { PipelineState } from './pipeline.js';
 
 /** What made the trainer propose a candidate. */
 export type CandidateTrigger = 'count' | 'interval' | 'drift' | 'operator' | 'alarm';
@@ -73,6 +72,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
   private readonly log: Logger;
   private readonly spec: FeatureSpec;
   private readonly store: CheckpointStore;
+  private readonly registry: FileModelRegistry;
   private readonly policy: LabelPolicy;
   private pipeline!: TrainingPipeline;
   private order = new ReadOrder();
@@ -117,6 +117,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     this.log = options.runtime.logger.child({ component: 'trainer' });
     this.spec = new FeatureSpec({ hashBits: loadRegistryConfig().FW_FEATURE_HASH_BITS });
     this.store = new CheckpointStore(this.config.FW_TRAINER_DIR);
+    this.registry = new FileModelRegistry(loadRegistryConfig().FW_REGISTRY_DIR);
     this.policy = {
       ...DEFAULT_LABEL_POLICY,
       conflict: this.config.FW_TRAINER_HUMAN_POLICY,
@@ -218,7 +219,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
         policy: this.policy,
         referenceSize: this.config.FW_TRAINER_REFERENCE_SIZE,
       },
-      checkpoint ? pipelineStateOf(checkpoint) : warm ? warmState(warm.state) : undefined,
+      checkpoint ? pipelineStateOf(checkpoint) : warm?.state,
     );
     this.order = new ReadOrder(checkpoint?.order);
     this.orderBase = checkpoint?.orderBase ?? null;
@@ -244,7 +245,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     this.producer = createProducer(runtime.kafka);
     await this.producer.connect();
     this.admin = new RegistryAdmin(
-      new FileModelRegistry(loadRegistryConfig().FW_REGISTRY_DIR),
+      this.registry,
       this.spec,
       { producer: this.producer, codecs: runtime.codecs, topic: this.topics.modelUpdates },
       runtime.logger,
@@ -328,12 +329,11 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
   private async championState(): Promise<{
     version: string;
     params: FtrlParams;
-    state: { z: Float64Array; n: Float64Array };
+    state: PipelineState;
   } | null> {
-    const registry = new FileModelRegistry(loadRegistryConfig().FW_REGISTRY_DIR);
-    const champion = (await registry.routing()).champion;
+    const champion = (await this.registry.routing()).champion;
     if (!champion) return null;
-    const { metadata, files } = await registry.loadArtifacts(champion);
+    const { metadata, files } = await this.registry.loadArtifacts(champion);
     if (metadata.kind !== 'ftrl' || metadata.featureSpecHash !== this.spec.hash) {
       this.log.info(
         { champion, kind: metadata.kind },
@@ -341,17 +341,8 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       );
       return null;
     }
-    const model = await fromArtifacts(files, this.spec);
-    try {
-      if (!(model instanceof FtrlModel)) return null;
-      return {
-        version: champion,
-        params: model.params,
-        state: { z: Float64Array.from(model.learner.z), n: Float64Array.from(model.learner.n) },
-      };
-    } finally {
-      model.dispose();
-    }
+    const warm = await warmStartFrom(files, this.spec);
+    return warm && { version: champion, ...warm };
   }
 
   private watchDrift(learnedNow: number): void {
