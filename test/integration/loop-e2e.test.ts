@@ -1,5 +1,5 @@
 // The whole loop on the real stack, every service in it: the simulated shop sends clicks and
-// purchases (purchase propensity for one category jumps halfway through), the scorer scores
+// purchases (purchase propensity for one category jumps two thirds of the way through), the scorer scores
 // them, the joiner labels predictions with their outcomes, the trainer learns from the labels
 // and promotes gated versions, which the scorer swaps in and serves. The version promoted after
 // the drift beats, on the post-drift holdout, the champion of before the drift.
@@ -64,10 +64,11 @@ describe('feedback loop, end to end', () => {
     cleanups.push(() => topics.cleanup());
     const n = topics.names;
     const group = `test.loop.${n.clicks}`;
-    // Four hours of shop traffic, two events per simulated second, ending an hour ago; shoes
-    // sell far better from the second hour on. Windows of 30 minutes of event time.
-    const startTime = Date.now() - 5 * HOUR;
-    const driftAt = startTime + 2 * HOUR;
+    // Six hours of shop traffic, two events per simulated second, ending an hour ago; shoes sell
+    // far better from the fifth hour on. Four hours before the drift give several candidates a
+    // chance to become champion. Windows of 30 minutes of event time.
+    const startTime = Date.now() - 7 * HOUR;
+    const driftAt = startTime + 4 * HOUR;
 
     const scorer = new Scorer({
       runtime,
@@ -102,7 +103,7 @@ describe('feedback loop, end to end', () => {
         ...loadTrainerConfig({}),
         FW_TRAINER_GROUP: `${group}.trainer`,
         FW_TRAINER_DIR: trainerDir,
-        FW_TRAINER_HOLDOUT: 1000,
+        FW_TRAINER_HOLDOUT: 1500,
         FW_TRAINER_CANDIDATE_EVERY: 2500,
         FW_TRAINER_PROMOTE_TO: 'champion',
         FW_TRAINER_WARM_START: false,
@@ -133,7 +134,7 @@ describe('feedback loop, end to end', () => {
         // Paced, so versions are promoted and served while the traffic still flows.
         rate: 2500,
         maxEvents: null,
-        durationMs: 4 * HOUR,
+        durationMs: 6 * HOUR,
         malformedRate: 0,
         maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
         showProgress: false,
