@@ -80,9 +80,16 @@ export class ShopSimulation {
   private purchases = 0;
   /** Clicks in the stream whose purchase is still to come. */
   private readonly clickTimes = new Map<string, number>();
+  /**
+   * In every session and event id: the same run repeated gives the same ids, and a run that
+   * starts at another time gives new ones. Session state (Redis) is keyed by these ids, so a
+   * second demo or test run must not find the first one's sessions.
+   */
+  private readonly idTag: string;
 
   constructor(config: Partial<SimulationConfig> & Pick<SimulationConfig, 'seed' | 'startTime'>) {
     this.config = { ...DEFAULT_SIMULATION, ...config };
+    this.idTag = `${this.config.seed}-${this.config.startTime.toString(36)}`;
     const root = new Random(this.config.seed);
     this.shop = new Shop(this.config.shop, root.fork(1));
     this.sessionRandom = root.fork(2);
@@ -139,7 +146,7 @@ export class ShopSimulation {
     const r = this.sessionRandom;
     const user = this.shop.pickUser(r);
     const session: SessionState = {
-      id: `s-${this.config.seed}-${this.sessions++}`,
+      id: `s-${this.idTag}-${this.sessions++}`,
       user,
       referrer: r.pick(REFERRERS),
       clicksLeft: r.geometric(this.config.meanClicksPerSession),
@@ -155,7 +162,7 @@ export class ShopSimulation {
     const item = this.shop.pickItem(r, session.user);
     const pageType = session.depth === 0 ? 'product' : r.pick(PAGE_TYPES);
     const click: ClickEvent = {
-      eventId: `c-${this.config.seed}-${this.clicks++}`,
+      eventId: `c-${this.idTag}-${this.clicks++}`,
       userId: session.user.id,
       sessionId: session.id,
       itemId: item.id,
@@ -179,7 +186,7 @@ export class ShopSimulation {
     if (this.purchaseRandom.chance(probability)) {
       const purchaseTime = time + this.purchaseDelay();
       const purchase: PurchaseEvent = {
-        eventId: `p-${this.config.seed}-${this.purchases++}`,
+        eventId: `p-${this.idTag}-${this.purchases++}`,
         userId: session.user.id,
         sessionId: session.id,
         itemId: item.id,
