@@ -21,6 +21,12 @@ export interface SimulatorRunOptions {
   maxEvents: number | null;
   /** Stop at this much simulated time after the start. */
   durationMs: number | null;
+  /**
+   * After the duration, send no more clicks but keep sending the purchases of clicks already
+   * sent for this much simulated time (the attribution window), so the last clicks are not
+   * labeled negative only because the run ended before their purchase.
+   */
+  settleMs?: number;
   /** Share of extra malformed messages, in [0, 1). */
   malformedRate: number;
   /** Consumers' size limit; oversized test messages exceed it. */
@@ -67,6 +73,8 @@ export async function runSimulator(options: SimulatorRunOptions): Promise<Simula
     lastEventTime: null,
   };
   const endTime = options.durationMs === null ? Infinity : options.simulation.startTime + options.durationMs;
+  const settledAt = endTime + (options.settleMs ?? 0);
+  const unsentClicks = new Set<string>();
   const progress = new Progress({
     label: 'simulate',
     total: options.maxEvents,
@@ -99,7 +107,11 @@ export async function runSimulator(options: SimulatorRunOptions): Promise<Simula
       const good = stats.clicks + stats.purchases;
       if (options.maxEvents !== null && good >= options.maxEvents) break;
       const event = simulation.next();
-      if (event.time > endTime) break;
+      if (event.time > settledAt) break;
+      if (event.time > endTime) {
+        if (event.type === 'click') unsentClicks.add(event.click.eventId);
+        if (event.type === 'click' || unsentClicks.has(event.clickEventId)) continue;
+      }
 
       if (event.type === 'click') {
         pending.push({

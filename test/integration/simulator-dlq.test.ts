@@ -7,7 +7,7 @@ import { RecordConsumer, type RecordOf } from '../../services/common/consumer.js
 import { DeadLetterPublisher } from '../../services/common/dead-letters.js';
 import { createProducer } from '../../services/common/kafka.js';
 import { readTopicToEnd } from '../../services/common/read-topic.js';
-import type { SimEvent } from '../../services/simulator/generator.js';
+import { ShopSimulation, type SimEvent } from '../../services/simulator/generator.js';
 import { runSimulator } from '../../services/simulator/runner.js';
 import { Countdown, createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
 
@@ -121,5 +121,52 @@ describe('simulator → Kafka → consumer helper with dead letters', () => {
       assert.equal(letter.service, 'test');
     }
     await producer.disconnect();
+  });
+
+  it('after its duration sends no more clicks, but the purchases of sent clicks for the settle time', async () => {
+    const producer = createProducer(runtime.kafka);
+    await producer.connect();
+    const simulation = { seed: 7, startTime: Date.now() - 3 * 3_600_000, trafficRate: 5 };
+    const durationMs = 3_600_000;
+    const settleMs = 30 * 60_000;
+    const sent: SimEvent[] = [];
+    try {
+      await runSimulator({
+        producer,
+        codecs: runtime.codecs,
+        logger: runtime.logger,
+        simulation,
+        rate: 0,
+        maxEvents: null,
+        durationMs,
+        settleMs,
+        malformedRate: 0,
+        maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
+        showProgress: false,
+        clickTopic: topics.names.click,
+        purchaseTopic: topics.names.purchase,
+        onEvent: (event) => sent.push(event),
+      });
+    } finally {
+      await producer.disconnect();
+    }
+    // The same shop, run by hand: every click up to the end, and each purchase of those clicks
+    // up to the settle time.
+    const end = simulation.startTime + durationMs;
+    const shop = new ShopSimulation(simulation);
+    const clickTimes = new Map<string, number>();
+    const expected: string[] = [];
+    for (let event = shop.next(); event.time <= end + settleMs; event = shop.next()) {
+      if (event.type === 'click') {
+        clickTimes.set(event.click.eventId, event.time);
+        if (event.time <= end) expected.push(event.click.eventId);
+      } else if ((clickTimes.get(event.clickEventId) ?? Infinity) <= end) {
+        expected.push(event.purchase.eventId);
+      }
+    }
+    const ids = sent.map((e) => (e.type === 'click' ? e.click.eventId : e.purchase.eventId));
+    assert.deepEqual(ids, expected);
+    const lateSales = sent.filter((e) => e.type === 'purchase' && e.time > end).length;
+    assert.ok(lateSales > 10, `${lateSales} purchases settle after the end`);
   });
 });
