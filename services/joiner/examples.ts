@@ -1,7 +1,7 @@
 // A join decision as the LabeledExample the trainer learns from. Every field derives from the
 // prediction and the event times, never from the wall clock, so a replay writes the same bytes.
 import type { LabeledExample, Prediction } from '../common/contracts.js';
-import type { JoinDecision, PendingPrediction, PurchaseRef } from './join.js';
+import { labelTimeOf, type JoinDecision, type PendingPrediction, type PurchaseRef } from './join.js';
 
 /** The part of a prediction the join holds in memory (the rest stays in Redis). */
 export function pendingRef(prediction: Prediction): PendingPrediction {
@@ -60,8 +60,7 @@ export function toLabeledExample(
     clickTime: prediction.eventTime,
     purchaseEventId: purchase?.eventId ?? null,
     purchaseTime: purchase?.eventTime ?? null,
-    // When the label became knowable in event time: the purchase, or the window's end.
-    labelTime: purchase ? purchase.eventTime : prediction.eventTime + windowMs,
+    labelTime: labelTimeOf(purchase, prediction.eventTime, windowMs),
     delayMs: purchase ? purchase.eventTime - prediction.eventTime : null,
   };
 }

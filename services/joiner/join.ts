@@ -24,6 +24,7 @@
 // - Idle partitions: when both inputs are caught up and no input arrived for `idleMs` of
 //   wall-clock time, the watermark moves to (wall clock − idleLagMs − allowed lateness), so an
 //   idle partition's windows still close. A slow reader with a backlog is not idle.
+// - Decisions of one step leave in label-time order (the purchase, or the window's end).
 // - Every change of state is reported to an optional journal, so a service can persist the
 //   state (pending predictions, purchases, seen ids) and `restore` it after a restart.
 
@@ -72,6 +73,11 @@ export interface JoinDecision<P extends PendingPrediction> {
   source: 'outcome' | 'timeout';
   purchase: PurchaseRef | null;
   late: boolean;
+}
+
+/** When a decision's label became knowable in event time: the purchase, or the window's end. */
+export function labelTimeOf(purchase: PurchaseRef | null, clickTime: number, windowMs: number): number {
+  return purchase ? purchase.eventTime : clickTime + windowMs;
 }
 
 export interface JoinCounters {
@@ -324,8 +330,14 @@ export class PartitionJoin<P extends PendingPrediction> {
         }
       }
     }
+    // In label-time order, so every stretch of the output has the class mix of its time. By click
+    // time, a watermark that jumps far would put its newest positives after all its negatives,
+    // and a trainer's holdout of the newest examples would see one class.
+    const labelTime = (d: JoinDecision<P>) =>
+      labelTimeOf(d.purchase, d.prediction.clickTime, this.config.windowMs);
     return decisions.sort(
       (a, b) =>
+        labelTime(a) - labelTime(b) ||
         a.prediction.clickTime - b.prediction.clickTime ||
         a.prediction.predictionId.localeCompare(b.prediction.predictionId),
     );

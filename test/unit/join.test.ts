@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { Random } from '../../services/common/random.js';
 import {
   PartitionJoin,
+  labelTimeOf,
   type Attribution,
   type JoinConfig,
   type JoinDecision,
@@ -132,6 +133,27 @@ describe('outcome join', () => {
       join.counters.duplicatePredictions + join.counters.duplicatePurchases,
       doubled.length - inputs.length,
     );
+  });
+
+  it('gives the decisions of one step in label-time order, so each stretch has both classes', () => {
+    // Lateness longer than the stream: nothing is decided until the idle tick decides it all.
+    const span = timeOf(inputs.at(-1)!) - timeOf(inputs[0]!);
+    const { decisions } = run(inputs, { ...base, allowedLatenessMs: span + base.windowMs });
+    const labelTimes = decisions.map((d) => labelTimeOf(d.purchase, d.prediction.clickTime, base.windowMs));
+    assert.deepEqual(
+      labelTimes,
+      [...labelTimes].sort((a, b) => a - b),
+    );
+    // While clicks and purchases both flow (label times from one window in to the last input),
+    // purchases and timeouts alternate: each half of that stretch has its share of positives.
+    const end = timeOf(inputs.at(-1)!);
+    const steady = decisions.filter(
+      (d, i) => labelTimes[i]! >= START + base.windowMs && labelTimes[i]! <= end,
+    );
+    const positives = (part: typeof decisions) => part.filter((d) => d.label === 1).length;
+    const half = Math.floor(steady.length / 2);
+    const [early, late] = [positives(steady.slice(0, half)), positives(steady.slice(half))];
+    assert.ok(early > 0.6 * late && late > 0.6 * early, `positives in each half: ${early}, ${late}`);
   });
 
   it('closes the windows of an idle partition by wall-clock time, and only once it is idle', () => {
