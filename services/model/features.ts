@@ -29,7 +29,7 @@ const CROSSES = [
   'user×category',
   'priceBucket×category',
 ] as const;
-const BUCKETS = {
+export const BUCKETS = {
   clicksBefore: [0, 1, 2, 3, 5, 8, 13, 21],
   secondsInSession: [0, 10, 30, 60, 120, 300, 600, 1800, 3600],
   priceLog2: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
@@ -88,59 +88,126 @@ export class FeatureSpec {
     };
   }
 
-  // Values repeat (devices, countries, popular items): remember recent slots, bounded.
-  private readonly slotCache = new Map<string, number>();
-
-  private slot(name: string, value: string): number {
-    const key = `${name}=${value}`;
-    let slot = this.slotCache.get(key);
-    if (slot === undefined) {
-      slot = murmur3(key, this.seed) & (this.hashSize - 1);
-      if (this.slotCache.size >= 200_000) this.slotCache.clear();
-      this.slotCache.set(key, slot);
-    }
-    return slot;
-  }
+  // The hot path of every scorer: slots are remembered per feature and value (values repeat:
+  // devices, countries, popular items), bucket slots are computed once, and no string is built
+  // for a value already seen. The definition stays murmur3("name=value") (see the unit test).
+  private tables?: SlotTables;
 
   /** Sparse vector of one click: indices ascending and unique (colliding slots add up). */
   vectorize(click: ClickEvent, session: SessionContext): FeatureVector {
     const secondsInSession = Math.max(0, (click.eventTime - session.sessionStart) / 1000);
     const priceBucket = bucketOf(Math.log2(1 + Math.max(0, click.price)), BUCKETS.priceLog2);
-    const segment = segmentOf(click.country, click.device);
-    const hour = new Date(click.eventTime).getUTCHours();
-    const slots: number[] = [
-      this.slot('bias', '1'),
-      this.slot('user', click.userId),
-      this.slot('item', click.itemId),
-      this.slot('category', click.category),
-      this.slot('device', click.device),
-      this.slot('country', click.country),
-      this.slot('referrer', click.referrer),
-      this.slot('pageType', click.pageType),
-      this.slot('segment×category', `${segment}|${click.category}`),
-      this.slot('device×category', `${click.device}|${click.category}`),
-      this.slot('referrer×pageType', `${click.referrer}|${click.pageType}`),
-      this.slot('user×category', `${click.userId}|${click.category}`),
-      this.slot('priceBucket×category', `${priceBucket}|${click.category}`),
-      this.slot('clicksBefore', String(bucketOf(session.clicksBefore, BUCKETS.clicksBefore))),
-      this.slot('secondsInSession', String(bucketOf(secondsInSession, BUCKETS.secondsInSession))),
-      this.slot('priceLog2', String(priceBucket)),
-      this.slot('categoriesSeen', String(bucketOf(session.categoriesSeen, BUCKETS.categoriesSeen))),
-      this.slot('hourOfDay', String(bucketOf(hour, BUCKETS.hourOfDay))),
-    ];
-    const sparse = new Map<number, number>();
-    for (const s of slots) sparse.set(s, (sparse.get(s) ?? 0) + 1);
-    const dense = [
+    const hour = Math.floor(click.eventTime / 3_600_000) - 24 * Math.floor(click.eventTime / 86_400_000);
+    this.tables ??= slotTables(this);
+    const { single, crossed, bucketSlots, scratch: slots } = this.tables;
+    let k = 0;
+    slots[k++] = this.tables.bias;
+    slots[k++] = single.user.get(click.userId);
+    slots[k++] = single.item.get(click.itemId);
+    slots[k++] = single.category.get(click.category);
+    slots[k++] = single.device.get(click.device);
+    slots[k++] = single.country.get(click.country);
+    slots[k++] = single.referrer.get(click.referrer);
+    slots[k++] = single.pageType.get(click.pageType);
+    slots[k++] = crossed['segment×category'].get(segmentOf(click.country, click.device), click.category);
+    slots[k++] = crossed['device×category'].get(click.device, click.category);
+    slots[k++] = crossed['referrer×pageType'].get(click.referrer, click.pageType);
+    slots[k++] = crossed['user×category'].get(click.userId, click.category);
+    slots[k++] = crossed['priceBucket×category'].get(String(priceBucket), click.category);
+    slots[k++] = bucketSlots.clicksBefore[bucketOf(session.clicksBefore, BUCKETS.clicksBefore)] as number;
+    slots[k++] = bucketSlots.secondsInSession[bucketOf(secondsInSession, BUCKETS.secondsInSession)] as number;
+    slots[k++] = bucketSlots.priceLog2[priceBucket] as number;
+    slots[k++] = bucketSlots.categoriesSeen[
+      bucketOf(session.categoriesSeen, BUCKETS.categoriesSeen)
+    ] as number;
+    slots[k++] = bucketSlots.hourOfDay[bucketOf(hour, BUCKETS.hourOfDay)] as number;
+    const sorted = slots.subarray(0, k).sort();
+    const indices: number[] = [];
+    const values: number[] = [];
+    for (let i = 0; i < k; i++) {
+      const slot = sorted[i] as number;
+      if (slot === indices[indices.length - 1]) values[values.length - 1] = (values.at(-1) as number) + 1;
+      else {
+        indices.push(slot);
+        values.push(1);
+      }
+    }
+    indices.push(this.hashSize, this.hashSize + 1, this.hashSize + 2);
+    values.push(
       Math.log1p(Math.max(0, click.price)) / 10,
       Math.min(session.clicksBefore, 20) / 20,
       Math.log1p(secondsInSession) / 10,
-    ];
-    const indices = [...sparse.keys()].sort((a, b) => a - b);
-    const values = indices.map((i) => sparse.get(i) as number);
-    dense.forEach((value, i) => {
-      indices.push(this.hashSize + i);
-      values.push(value);
-    });
+    );
     return { indices, values };
+  }
+}
+
+interface SlotTables {
+  single: Record<(typeof CATEGORICAL)[number], SlotCache>;
+  crossed: Record<(typeof CROSSES)[number], CrossCache>;
+  bias: number;
+  /** Slot of each bucket index, per bucketed feature. */
+  bucketSlots: Record<keyof typeof BUCKETS, number[]>;
+  scratch: Int32Array;
+}
+
+function slotTables(spec: FeatureSpec): SlotTables {
+  const hashed = (text: string) => murmur3(text, spec.seed) & (spec.hashSize - 1);
+  return {
+    single: Object.fromEntries(
+      CATEGORICAL.map((name) => [name, new SlotCache(`${name}=`, hashed)]),
+    ) as SlotTables['single'],
+    crossed: Object.fromEntries(
+      CROSSES.map((name) => [name, new CrossCache(`${name}=`, hashed)]),
+    ) as SlotTables['crossed'],
+    bias: hashed('bias=1'),
+    bucketSlots: Object.fromEntries(
+      Object.entries(BUCKETS).map(([name, boundaries]) => [
+        name,
+        boundaries.map((_, i) => hashed(`${name}=${i}`)),
+      ]),
+    ) as SlotTables['bucketSlots'],
+    scratch: new Int32Array(spec.maxNonZero),
+  };
+}
+
+/** Most values remembered per feature before the memory starts over. */
+const SLOT_CACHE_SIZE = 100_000;
+
+/** value → slot of one feature, bounded. */
+class SlotCache {
+  private readonly slots = new Map<string, number>();
+  constructor(
+    private readonly prefix: string,
+    private readonly hashed: (text: string) => number,
+  ) {}
+
+  get(value: string): number {
+    let slot = this.slots.get(value);
+    if (slot === undefined) {
+      slot = this.hashed(this.prefix + value);
+      if (this.slots.size >= SLOT_CACHE_SIZE) this.slots.clear();
+      this.slots.set(value, slot);
+    }
+    return slot;
+  }
+}
+
+/** (a, b) → slot of a cross "a|b", bounded, without building "a|b" for pairs already seen. */
+class CrossCache {
+  private readonly byFirst = new Map<string, SlotCache>();
+  constructor(
+    private readonly prefix: string,
+    private readonly hashed: (text: string) => number,
+  ) {}
+
+  get(a: string, b: string): number {
+    let second = this.byFirst.get(a);
+    if (second === undefined) {
+      if (this.byFirst.size >= SLOT_CACHE_SIZE) this.byFirst.clear();
+      second = new SlotCache(`${this.prefix}${a}|`, this.hashed);
+      this.byFirst.set(a, second);
+    }
+    return second.get(b);
   }
 }

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { murmur3 } from '../../services/model/hash.js';
-import { FeatureSpec, bucketOf } from '../../services/model/features.js';
+import type { ClickEvent } from '../../services/common/contracts.js';
+import { BUCKETS, FeatureSpec, bucketOf, type SessionContext } from '../../services/model/features.js';
+import { ShopSimulation } from '../../services/simulator/generator.js';
 import { SessionTracker } from '../../services/model/session.js';
 import { sampleRecords } from '../helpers/records.js';
 
@@ -45,6 +47,62 @@ describe('feature spec', () => {
     assert.notEqual(new FeatureSpec({ hashBits: 18 }).hash, spec.hash);
     assert.notEqual(new FeatureSpec({ seed: 1 }).hash, spec.hash);
     assert.throws(() => new FeatureSpec({ hashBits: 30 }), /hashBits/);
+  });
+
+  it('equals the definition, murmur3 of "name=value" per feature, on simulated traffic', () => {
+    // The definition written out plainly; vectorize caches and precomputes, and must agree.
+    const definition = (spec: FeatureSpec, c: ClickEvent, s: SessionContext) => {
+      const slot = (name: string, value: string | number) =>
+        murmur3(`${name}=${value}`, spec.seed) & (spec.hashSize - 1);
+      const bucket = (name: keyof typeof BUCKETS, value: number) =>
+        slot(name, bucketOf(value, BUCKETS[name]));
+      const seconds = Math.max(0, (c.eventTime - s.sessionStart) / 1000);
+      const price = bucketOf(Math.log2(1 + Math.max(0, c.price)), BUCKETS.priceLog2);
+      const counts = new Map<number, number>();
+      for (const i of [
+        slot('bias', 1),
+        ...(['user', 'item', 'category', 'device', 'country', 'referrer', 'pageType'] as const).map((f) =>
+          slot(f, c[f === 'user' ? 'userId' : f === 'item' ? 'itemId' : f]),
+        ),
+        slot('segment×category', `${c.country}/${c.device}|${c.category}`),
+        slot('device×category', `${c.device}|${c.category}`),
+        slot('referrer×pageType', `${c.referrer}|${c.pageType}`),
+        slot('user×category', `${c.userId}|${c.category}`),
+        slot('priceBucket×category', `${price}|${c.category}`),
+        bucket('clicksBefore', s.clicksBefore),
+        bucket('secondsInSession', seconds),
+        slot('priceLog2', price),
+        bucket('categoriesSeen', s.categoriesSeen),
+        bucket('hourOfDay', new Date(c.eventTime).getUTCHours()),
+      ])
+        counts.set(i, (counts.get(i) ?? 0) + 1);
+      const indices = [...counts.keys()].sort((a, b) => a - b);
+      return {
+        indices: [...indices, spec.hashSize, spec.hashSize + 1, spec.hashSize + 2],
+        values: [
+          ...indices.map((i) => counts.get(i)),
+          Math.log1p(Math.max(0, c.price)) / 10,
+          Math.min(s.clicksBefore, 20) / 20,
+          Math.log1p(seconds) / 10,
+        ],
+      };
+    };
+    // 256 slots: many clicks have colliding features, which add up.
+    const small = new FeatureSpec({ hashBits: 8 });
+    const simulation = new ShopSimulation({ seed: 5, startTime: Date.UTC(2026, 3, 1), trafficRate: 50 });
+    const tracker = new SessionTracker();
+    let clicks = 0;
+    let collisions = 0;
+    while (clicks < 5000) {
+      const event = simulation.next();
+      if (event.type !== 'click') continue;
+      clicks++;
+      const session = tracker.observe(event.click);
+      for (const s of [spec, small])
+        assert.deepEqual(s.vectorize(event.click, session), definition(s, event.click, session));
+      if (small.vectorize(event.click, session).values.some((v) => v > 1)) collisions++;
+    }
+    assert.ok(collisions > 500, `${collisions} clicks with colliding features in 256 slots`);
   });
 
   it('buckets by the last boundary not above the value', () => {
