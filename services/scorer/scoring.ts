@@ -1,7 +1,7 @@
 // Scoring a batch of clicks (pure given its inputs): features from the session contexts, each
 // model run once over the clicks it must score, one served prediction per click plus a shadow
 // prediction when a shadow model is routed, and the review decisions.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Arm, ClickEvent, Prediction } from '../common/contracts.js';
 import type { FeatureSpec, SessionContext } from '../model/features.js';
 import { segmentOf } from '../model/features.js';
@@ -14,10 +14,8 @@ export const BASELINE_VERSION = 'baseline';
 
 /** Same click, same version, same arm → same id, so a replayed batch yields the same predictions. */
 export function predictionId(eventId: string, modelVersion: string, arm: Arm): string {
-  return createHash('sha256')
-    .update(`${eventId}\u0000${modelVersion}\u0000${arm}`)
-    .digest('base64url')
-    .slice(0, 22);
+  // One-shot hash: a Hash object per prediction cost as much as the rest of the id.
+  return hash('sha256', `${eventId}\u0000${modelVersion}\u0000${arm}`, 'base64url').slice(0, 22);
 }
 
 export interface ScoredBatch {
@@ -50,12 +48,14 @@ export function scoreBatch(
   const plans = inputs.map((input) => servedArm(input.click.userId, set.routing, loaded));
 
   // Run each model once over the clicks that need it.
-  const scoresBy = new Map<string, Float32Array>();
-  const indexBy = new Map<string, Map<number, number>>();
+  // Per version, the score of each row it ran on (NaN elsewhere).
+  const scoresBy = new Map<string, Float64Array>();
   const need = (version: string, rows: number[]) => {
     const model = version === BASELINE_VERSION ? set.baseline : set.model(version);
-    scoresBy.set(version, model.predict(rows.map((r) => inputs[r] as ScoringInput)));
-    indexBy.set(version, new Map(rows.map((r, k) => [r, k])));
+    const scored = model.predict(rows.map((r) => inputs[r] as ScoringInput));
+    const byRow = new Float64Array(inputs.length).fill(NaN);
+    rows.forEach((r, k) => (byRow[r] = scored[k] as number));
+    scoresBy.set(version, byRow);
   };
   const all = inputs.map((_, i) => i);
   const { champion, challenger, shadow } = set.routing;
@@ -72,8 +72,8 @@ export function scoreBatch(
   const shadowLive = shadow !== null && loaded(shadow);
   if (shadowLive && !scoresBy.has(shadow)) need(shadow, all);
   const scoreOf = (version: string, row: number): number | null => {
-    const k = indexBy.get(version)?.get(row);
-    return k === undefined ? null : ((scoresBy.get(version) as Float32Array)[k] as number);
+    const score = scoresBy.get(version)?.[row];
+    return score === undefined || Number.isNaN(score) ? null : score;
   };
 
   const predictions: Prediction[] = [];

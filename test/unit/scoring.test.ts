@@ -1,10 +1,11 @@
 // Batch scoring (pure): routing per user, the shadow scoring every click, review decisions.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { HeuristicBaseline } from '../../services/model/baseline.js';
 import { FeatureSpec, segmentOf } from '../../services/model/features.js';
 import { ModelSet } from '../../services/scorer/model-manager.js';
-import { scoreBatch } from '../../services/scorer/scoring.js';
+import { predictionId, scoreBatch } from '../../services/scorer/scoring.js';
 import { sampleRecords } from '../helpers/records.js';
 
 const spec = new FeatureSpec();
@@ -16,6 +17,17 @@ function modelScoring(rate: number): HeuristicBaseline {
   model.update({ itemId: 'none', segment: 'none' }, rate > 0.5 ? 1 : 0);
   return model;
 }
+
+describe('prediction id', () => {
+  it('is the first 22 base64url characters of sha256(eventId NUL version NUL arm), as ever', () => {
+    // Replays after an upgrade must give the ids the joiner and consumers already saw.
+    assert.equal(predictionId('c-1', 'v000001', 'champion'), 'J6UW1DVHwewUuAIv6VT8yi');
+    assert.equal(
+      predictionId('c-1', 'v000001', 'shadow'),
+      createHash('sha256').update('c-1\u0000v000001\u0000shadow').digest('base64url').slice(0, 22),
+    );
+  });
+});
 
 describe('batch scoring', () => {
   const now = Date.now();
