@@ -16,6 +16,8 @@ export const scorerConfigSchema = z.object({
   FW_CONSUMER_SESSION_TIMEOUT_MS: env.int(30_000, 6_000, 300_000),
   /** Partitions scored at once: one batch's Redis and Kafka round trips overlap another's work. */
   FW_SCORER_CONCURRENCY: env.int(3, 1, 64),
+  /** Clicks per Redis session call: Redis works out the next slice while this one is scored. */
+  FW_SCORER_SESSION_SLICE: env.int(1000, 1, 100_000),
 });
 export type ScorerConfig = z.infer<typeof scorerConfigSchema>;
 

@@ -15,13 +15,13 @@ import { Random } from '../common/random.js';
 import type { Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
 import { initBackend } from '../model/backend.js';
-import { FeatureSpec } from '../model/features.js';
+import { FeatureSpec, type SessionContext } from '../model/features.js';
 import { loadRegistryConfig } from '../registry/config.js';
 import { FileModelRegistry } from '../registry/store.js';
 import { loadScorerConfig, type ScorerConfig } from './config.js';
 import { buildPredictApp } from './http.js';
 import { ModelManager } from './model-manager.js';
-import { MemoryReviewSink, type ReviewPolicyConfig, type ReviewSink } from './review.js';
+import { MemoryReviewSink, type ReviewPolicyConfig, type ReviewSink, type ReviewTask } from './review.js';
 import { scoreBatch } from './scoring.js';
 import { RedisSessionStore } from './session-store.js';
 import { ModelUpdatesFollower } from './updates-follower.js';
@@ -183,33 +183,49 @@ export class Scorer {
       handle: async (records) => {
         const stop = batchSeconds.startTimer();
         const clicks: ClickEvent[] = records.map((r) => r.value);
-        const contexts = await sessions.observe(clicks);
+        // Redis (another process, another core) works out the next slice's session contexts
+        // while this one is scored: one call for the whole batch left this process idle.
+        const slices: ClickEvent[][] = [];
+        const slice = this.config.FW_SCORER_SESSION_SLICE;
+        for (let i = 0; i < clicks.length; i += slice) slices.push(clicks.slice(i, i + slice));
+        const messages: { key: string; value: Buffer }[] = [];
+        const batchReviews: ReviewTask[] = [];
+        const perArm = new Map<string, number>();
+        // The whole batch is scored with the model set it began with.
         const set = this.manager.acquire();
-        let result;
+        let contexts: Promise<SessionContext[]> | null = sessions.observe(slices[0] ?? []);
         try {
-          result = scoreBatch(clicks, contexts, {
-            spec: this.spec,
-            set,
-            policy: this.policy,
-            now: Date.now(),
-            draw: () => random.next(),
-          });
+          for (let i = 0; i < slices.length; i++) {
+            const ready = await (contexts as Promise<SessionContext[]>);
+            contexts = i + 1 < slices.length ? sessions.observe(slices[i + 1] as ClickEvent[]) : null;
+            const result = scoreBatch(slices[i] as ClickEvent[], ready, {
+              spec: this.spec,
+              set,
+              policy: this.policy,
+              now: Date.now(),
+              draw: () => random.next(),
+            });
+            for (const p of result.predictions) {
+              messages.push({
+                key: p.userId,
+                value: runtime.codecs.prediction.encodeWith(predictionSchema, p),
+              });
+              perArm.set(p.arm, (perArm.get(p.arm) ?? 0) + 1);
+            }
+            batchReviews.push(...result.reviews);
+          }
+        } catch (error) {
+          contexts?.catch(() => undefined);
+          throw error;
         } finally {
           this.manager.release(set);
         }
-        await sendInChunks(
-          producer,
-          this.topics.predictions,
-          result.predictions.map((p) => ({
-            key: p.userId,
-            value: runtime.codecs.prediction.encodeWith(predictionSchema, p),
-          })),
-        );
-        if (result.reviews.length > 0) {
-          await this.reviewSink.submit(result.reviews);
-          for (const task of result.reviews) reviews.inc({ reason: task.reason });
+        await sendInChunks(producer, this.topics.predictions, messages);
+        if (batchReviews.length > 0) {
+          await this.reviewSink.submit(batchReviews);
+          for (const task of batchReviews) reviews.inc({ reason: task.reason });
         }
-        for (const p of result.predictions) scored.inc({ arm: p.arm });
+        for (const [arm, count] of perArm) scored.inc({ arm }, count);
         batchSize.observe(clicks.length);
         stop();
       },

@@ -72,6 +72,8 @@ describe('scorer', () => {
       config: {
         FW_SCORER_GROUP: `test.scorer.${topics.names.click}`,
         FW_SCORER_CONCURRENCY: 1,
+        // Batches span several session slices.
+        FW_SCORER_SESSION_SLICE: 50,
         FW_HTTP_PORT: 0,
         FW_PREDICT_BODY_LIMIT: 64 * 1024,
         FW_PREDICT_MAX_EVENTS: 100,
