@@ -72,6 +72,22 @@ describe('AvroCodec', () => {
     }
   });
 
+  it('encodeWith frames the Avro body, into buffers of its own, at any size', async () => {
+    const samples = sampleRecords(1_800_000_000_000);
+    const codec = codecs.prediction;
+    const id = await codec.schemaId();
+    const small = codec.encodeWith(id, samples.prediction);
+    const framed = (value: unknown) => frame(id, codec.readerType.toBuffer(value));
+    assert.deepEqual(small, framed(samples.prediction));
+    // Past the 4 KB scratch buffer: it grows, and the earlier result is untouched.
+    const copy = Buffer.from(small);
+    const large = { ...samples.prediction, userId: 'u'.repeat(20_000) };
+    const big = codec.encodeWith(id, large);
+    assert.deepEqual(big, framed(large));
+    assert.deepEqual(small, copy);
+    assert.deepEqual(codec.encodeWith(id, samples.prediction), copy);
+  });
+
   it('reads a ClickEvent written with schema v1 through the v2 reader, filling pageType with its default', async () => {
     const v1 = loadSchemaFile('ClickEvent.v1.avsc');
     const { pageType: _dropped, ...v1Click } = sampleRecords(1_800_000_000_000).click;

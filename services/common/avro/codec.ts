@@ -3,12 +3,13 @@
 import type avro from 'avsc';
 import { DecodeError, FlywheelError } from '../errors.js';
 import type { AvroType, SchemaRegistry } from './registry.js';
-import { frame, unframe } from './wire.js';
+import { HEADER_BYTES, unframe, writeHeader } from './wire.js';
 
 export class AvroCodec<T> {
   private writerId: Promise<number> | undefined;
   // Resolvers by writer schema id; `null` marks "writer schema equals reader schema".
   private readonly resolvers = new Map<number, avro.Resolver | null>();
+  private scratch = Buffer.allocUnsafe(4096);
 
   constructor(
     private readonly registry: SchemaRegistry,
@@ -26,12 +27,21 @@ export class AvroCodec<T> {
   }
 
   async encode(value: T): Promise<Buffer> {
-    return frame(await this.schemaId(), this.readerType.toBuffer(value));
+    return this.encodeWith(await this.schemaId(), value);
   }
 
   /** Synchronous encode with an id from `schemaId()`; for hot loops. */
   encodeWith(schemaId: number, value: T): Buffer {
-    return frame(schemaId, this.readerType.toBuffer(value));
+    // Header and body written into one scratch buffer, then copied out once (toBuffer and
+    // framing allocated and copied twice per message).
+    for (;;) {
+      const end = this.readerType.encode(value, this.scratch, HEADER_BYTES);
+      if (end >= 0) {
+        writeHeader(this.scratch, schemaId);
+        return Buffer.from(this.scratch.subarray(0, end));
+      }
+      this.scratch = Buffer.allocUnsafe(2 * (this.scratch.length - end));
+    }
   }
 
   async decode(bytes: Buffer | null | undefined): Promise<T> {

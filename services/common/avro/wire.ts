@@ -7,10 +7,15 @@ export const HEADER_BYTES = 5;
 
 export function frame(schemaId: number, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-  out[0] = MAGIC_BYTE;
-  out.writeInt32BE(schemaId, 1);
+  writeHeader(out, schemaId);
   body.copy(out, HEADER_BYTES);
   return out;
+}
+
+/** Writes the magic byte and schema id into the first HEADER_BYTES of `out`. */
+export function writeHeader(out: Buffer, schemaId: number): void {
+  out[0] = MAGIC_BYTE;
+  out.writeInt32BE(schemaId, 1);
 }
 
 export interface Framed {
