@@ -6,8 +6,10 @@
 //   and must beat the heuristic baseline.
 // - the *reference set*: examples whose labels are trusted (human labels, and the holdout the
 //   champion was accepted on, frozen). Recent feedback can be poisoned — a label flip makes a
-//   flipped model look good on a flipped holdout — so the candidate must also be no worse than
-//   the champion on the reference set beyond a tolerance (a non-inferiority check).
+//   flipped model look good on a flipped holdout — so the candidate is refused when it is
+//   significantly worse than the champion there beyond a tolerance (a non-inferiority test,
+//   paired like the one above). A reference set smaller than `minReference` is reported, not
+//   judged: one reviewed click proves nothing either way.
 //
 // Degenerate input is refused with the reason: too few examples, only one label in a set, a recent
 // label rate far from that of the last accepted holdout, or recent labels the champion ranks
@@ -25,6 +27,8 @@ export interface GateConfig {
   alpha: number;
   /** Relative log-loss worsening tolerated on the reference set (non-inferiority margin). */
   referenceTolerance: number;
+  /** Fewest reference examples for the non-inferiority test. */
+  minReference: number;
   /** Largest absolute difference between the recent and the reference label rate. */
   maxLabelRateShift: number;
   /**
@@ -40,6 +44,7 @@ export const DEFAULT_GATE: GateConfig = {
   minImprovement: 0.002,
   alpha: 0.05,
   referenceTolerance: 0.01,
+  minReference: 30,
   maxLabelRateShift: 0.15,
   flippedAuc: 0.4,
 };
@@ -112,18 +117,23 @@ export function normalCdf(z: number): number {
   return z >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
 }
 
-/** Paired test of the candidate's per-example log loss against another model's. */
+/**
+ * Paired test of the candidate's per-example log loss against another model's, the other's loss
+ * multiplied by `otherScale` (1.01: "no more than 1% worse than the other").
+ */
 export function pairedTest(
   labels: readonly number[],
   candidate: readonly number[],
   other: readonly number[],
+  otherScale = 1,
 ): PairedTest {
   const n = labels.length;
   let sum = 0;
   let sumSquares = 0;
   for (let i = 0; i < n; i++) {
     const label = labels[i] as number;
-    const d = exampleLoss(other[i] as number, label) - exampleLoss(candidate[i] as number, label);
+    const d =
+      otherScale * exampleLoss(other[i] as number, label) - exampleLoss(candidate[i] as number, label);
     sum += d;
     sumSquares += d * d;
   }
@@ -215,14 +225,24 @@ export function decidePromotion(
   if (reference && reference.labels.length > 0) {
     // No label-rate check here: reviewed cases are chosen for doubt, so their rate is not the stream's.
     r = metricsOf(reference);
-    if (reference.champion && r.champion) {
-      const worse = (r.candidate.logLoss - r.champion.logLoss) / r.champion.logLoss;
-      if (worse > config.referenceTolerance)
+    if (r.examples >= config.minReference) {
+      const other = reference.champion ?? reference.baseline;
+      const otherName = reference.champion ? 'the champion' : 'the baseline';
+      const tolerated = pairedTest(
+        reference.labels,
+        reference.candidate,
+        other,
+        1 + config.referenceTolerance,
+      );
+      // Worse beyond the tolerance, and not by chance: z far below zero.
+      const pWorse = normalCdf(tolerated.z);
+      if (tolerated.meanDifference < 0 && pWorse < config.alpha) {
+        const otherLoss = (r.champion ?? r.baseline).logLoss;
+        const worse = (r.candidate.logLoss - otherLoss) / otherLoss;
         reasons.push(
-          `is ${(worse * 100).toFixed(1)}% worse than the champion on the trusted reference set (tolerance ${(config.referenceTolerance * 100).toFixed(1)}%)`,
+          `is ${(worse * 100).toFixed(1)}% worse than ${otherName} on the trusted reference set of ${r.examples} (tolerance ${(config.referenceTolerance * 100).toFixed(1)}%, p=${pWorse.toFixed(3)})`,
         );
-    } else if (r.candidate.logLoss > r.baseline.logLoss) {
-      reasons.push('is worse than the baseline on the trusted reference set');
+      }
     }
   }
   return { accept: reasons.length === 0, reasons, holdout: h, reference: r, versusChampion, versusBaseline };

@@ -142,6 +142,50 @@ describe('promotion gate', () => {
     assert.deepEqual(fine.reasons, []);
   });
 
+  it('judges the reference set by a test: a handful of reviewed clicks, or chance, refuses nothing', () => {
+    const recent = world(4000, 9);
+    const holdout = {
+      labels: recent.labels,
+      candidate: recent.model(0.02),
+      champion: recent.model(0.6),
+      baseline: recent.constant,
+    };
+    // One reviewed click that the candidate scores far worse: reported, not judged.
+    const one = decidePromotion(holdout, {
+      labels: [1],
+      candidate: [0.05],
+      champion: [0.9],
+      baseline: [0.2],
+    });
+    assert.deepEqual(one.reasons, []);
+    assert.equal(one.reference?.examples, 1);
+    // Two equally good models on 200 reviewed clicks: one is a bit worse by chance, not refused.
+    let refused = 0;
+    for (let seed = 0; seed < 40; seed++) {
+      const reference = world(200, 100 + seed);
+      const decision = decidePromotion(holdout, {
+        labels: reference.labels,
+        candidate: reference.model(0.2),
+        champion: reference.model(0.2),
+        baseline: reference.constant,
+      });
+      if (decision.reasons.some((r) => r.includes('trusted reference'))) refused++;
+    }
+    assert.ok(refused <= 5, `${refused} of 40 equally good candidates refused on the reference`);
+    // Clearly worse on 200 is refused; with no champion yet, the bar is the baseline.
+    const reference = world(200, 99);
+    const worse = decidePromotion(
+      { ...holdout, champion: null },
+      {
+        labels: reference.labels,
+        candidate: reference.model(1.6),
+        champion: null,
+        baseline: reference.constant,
+      },
+    );
+    assert.match(worse.reasons.join(' '), /worse than the baseline on the trusted reference set of 200/);
+  });
+
   it('refuses misaligned score arrays loudly', () => {
     assert.throws(
       () => decidePromotion({ labels: [1, 0], candidate: [0.5], champion: null, baseline: [0.5, 0.5] }, null),
