@@ -14,6 +14,7 @@ export async function runSimulate(args: string[]): Promise<number> {
     traffic: { type: 'string' },
     malformed: { type: 'string' },
     start: { type: 'string' },
+    'purchase-delay-scale': { type: 'string' },
     'drift-at': { type: 'string' },
     'drift-category': { type: 'string' },
     'drift-shift': { type: 'string' },
@@ -24,6 +25,13 @@ export async function runSimulate(args: string[]): Promise<number> {
   const count = values.count === undefined ? null : numberFlag(values.count, 'count', 0, 1);
   const traffic = numberFlag(values.traffic, 'traffic', rate > 0 ? rate : 100, 0.001);
   const malformed = numberFlag(values.malformed, 'malformed', 0, 0, 0.5);
+  const purchaseDelayScale = numberFlag(
+    values['purchase-delay-scale'],
+    'purchase-delay-scale',
+    1,
+    0.001,
+    100,
+  );
   const startTime = values.start === undefined ? Date.now() : Date.parse(values.start);
   if (Number.isNaN(startTime)) throw new UsageError(`--start must be an ISO date, got '${values.start}'`);
   let drift = null;
@@ -47,13 +55,16 @@ export async function runSimulate(args: string[]): Promise<number> {
   const onSignal = () => abort.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  logger.info({ seed, rate, traffic, durationS, count, malformed, drift }, 'simulating shop traffic');
+  logger.info(
+    { seed, rate, traffic, durationS, count, malformed, drift, purchaseDelayScale },
+    'simulating shop traffic',
+  );
   try {
     const stats = await runSimulator({
       producer,
       codecs: runtime.codecs,
       logger,
-      simulation: { seed, startTime, trafficRate: traffic, drift },
+      simulation: { seed, startTime, trafficRate: traffic, drift, purchaseDelayScale },
       rate,
       maxEvents: count,
       durationMs: durationS === null ? null : durationS * 1000,

@@ -29,6 +29,11 @@ export interface SimulationConfig {
    * (sessions already under way) instead of ramping up from no session at all.
    */
   warmUpMs: number;
+  /**
+   * Multiplies every click-to-purchase delay (1 = the shop's own: a minute at the median, a
+   * quarter of an hour for a quarter of buyers). Below 1, a short demo sees its outcomes.
+   */
+  purchaseDelayScale: number;
 }
 
 export const DEFAULT_SIMULATION: Omit<SimulationConfig, 'seed' | 'startTime'> = {
@@ -38,6 +43,7 @@ export const DEFAULT_SIMULATION: Omit<SimulationConfig, 'seed' | 'startTime'> = 
   meanClickGapMs: 20000,
   drift: null,
   warmUpMs: 15 * 60 * 1000,
+  purchaseDelayScale: 1,
 };
 
 export interface ClickTruth {
@@ -218,6 +224,6 @@ export class ShopSimulation {
     const u = r.next();
     const seconds =
       u < 0.7 ? r.logNormal(60, 0.8) : u < 0.95 ? r.logNormal(900, 0.7) : r.logNormal(4 * 3600, 0.6);
-    return Math.max(1000, Math.round(seconds * 1000));
+    return Math.max(1000, Math.round(seconds * 1000 * this.config.purchaseDelayScale));
   }
 }

@@ -41,6 +41,29 @@ describe('shop simulation', () => {
     assert.ok(rate > 0.01 && rate < 0.2, `purchase rate ${rate} is shop-like`);
   });
 
+  it('scales purchase delays on request, and nothing else', () => {
+    const delays = (purchaseDelayScale: number) => {
+      const sim = new ShopSimulation({ seed: 8, startTime: START, trafficRate: 50, purchaseDelayScale });
+      const clickTimes = new Map<string, number>();
+      const out = new Map<string, number>();
+      for (const event of take(sim, 20000)) {
+        if (event.type === 'click') clickTimes.set(event.click.eventId, event.time);
+        else out.set(event.purchase.eventId, event.time - clickTimes.get(event.clickEventId)!);
+      }
+      return out;
+    };
+    const shop = delays(1);
+    const fast = delays(0.1);
+    let compared = 0;
+    for (const [id, delay] of fast) {
+      const original = shop.get(id);
+      if (original === undefined) continue; // fast purchases of later clicks
+      compared++;
+      assert.ok(Math.abs(delay - Math.max(1000, original / 10)) <= 1, `${id}: ${delay} vs ${original}`);
+    }
+    assert.ok(compared > 100, `${compared} purchases compared`);
+  });
+
   it('keeps the requested traffic rate in event time', () => {
     // From the first event on: the warm-up starts the stream with sessions already under way.
     const events = take(new ShopSimulation({ seed: 3, startTime: START, trafficRate: 100 }), 30000);
