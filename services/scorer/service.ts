@@ -148,7 +148,9 @@ export class Scorer {
       buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 86400],
     });
     this.manager.on('live', ({ version, outcomeAgeMs }) => {
-      if (outcomeAgeMs === null) return;
+      // The versions loaded at start-up were promoted before this scorer ran: not a measure of
+      // how fast a new version reaches serving.
+      if (outcomeAgeMs === null || !this.ready) return;
       freshness.observe(outcomeAgeMs / 1000);
       logger.info({ version, outcomeToLiveSeconds: outcomeAgeMs / 1000 }, 'version live');
     });

@@ -1,6 +1,8 @@
 // Follows the compacted fw.models.updates topic from its beginning with a group of its own (each
-// scorer must see every update), applying each routing record to the model manager. `caughtUp`
-// resolves once the records present at start-up have been applied.
+// scorer must see every update), applying routing records to the model manager. At start-up only
+// the newest routing record present is applied (compaction keeps one per key eventually, but the
+// active segment can hold hundreds, and each would load its models); `caughtUp` resolves once it
+// has been. After that, every record is applied as it arrives.
 import { randomUUID } from 'node:crypto';
 import type { Consumer, Kafka } from 'kafkajs';
 import type { Codecs } from '../common/contracts.js';
@@ -38,20 +40,30 @@ export class ModelUpdatesFollower {
     this.consumer = this.kafka.consumer({ groupId: this.groupId, maxWaitTimeInMs: 100 });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    const apply = async (value: Buffer, offset: string) => {
+      try {
+        await this.manager.apply(await this.codecs.modelUpdate.decode(value));
+      } catch (error) {
+        // A bad update must not stop the scorer; the previous models keep serving.
+        this.logger.error({ err: error, offset }, 'model update could not be applied');
+      }
+    };
+    // The newest routing record read while catching up, not applied yet.
+    let newest: { value: Buffer; offset: string } | null = null;
     await this.consumer.run({
       eachMessage: async ({ partition, message }) => {
+        const catchingUp = remaining.size > 0;
         if (message.key?.toString() === ROUTING_KEY && message.value) {
-          try {
-            const update = await this.codecs.modelUpdate.decode(message.value);
-            await this.manager.apply(update);
-          } catch (error) {
-            // A bad update must not stop the scorer; the previous models keep serving.
-            this.logger.error({ err: error, offset: message.offset }, 'model update could not be applied');
-          }
+          if (catchingUp) newest = { value: message.value, offset: message.offset };
+          else await apply(message.value, message.offset);
         }
         if (remaining.has(partition) && BigInt(message.offset) + 1n >= (ends.get(partition) ?? 0n)) {
           remaining.delete(partition);
-          if (remaining.size === 0) this.markCaughtUp();
+          if (remaining.size === 0) {
+            if (newest) await apply(newest.value, newest.offset);
+            newest = null;
+            this.markCaughtUp();
+          }
         }
       },
     });

@@ -15,6 +15,7 @@ import { SessionTracker } from '../../services/model/session.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import { FileModelRegistry, type TrainingData } from '../../services/registry/store.js';
 import { MemoryReviewSink } from '../../services/scorer/review.js';
+import { loadScorerConfig } from '../../services/scorer/config.js';
 import { Scorer } from '../../services/scorer/service.js';
 import type { SimEvent } from '../../services/simulator/generator.js';
 import { sendTraffic } from '../helpers/traffic.js';
@@ -187,6 +188,34 @@ describe('scorer', () => {
       assert.equal(switches, 1, `partition ${partition}: ${versions[0]} → ${versions.at(-1)} in one step`);
       assert.equal(versions[0], 'v000001');
       assert.equal(versions.at(-1), 'v000002');
+    }
+  });
+
+  it('a scorer starting later loads only the newest routing in the updates topic', async () => {
+    // The topic holds at least the first champion's update and the swap's, in its active segment.
+    await admin.promote('v000001', 'champion', { actor: 'test', reason: 'back' });
+    await admin.promote('v000002', 'champion', { actor: 'test', reason: 'and forth' });
+    // Traffic topics of its own: it must not score the clicks the others see.
+    const own = await createTestTopics(runtime, ['click', 'predictions', 'dlq'], 1);
+    const late = new Scorer({
+      runtime,
+      http: false,
+      topics: {
+        clicks: own.names.click,
+        predictions: own.names.predictions,
+        deadLetters: own.names.dlq,
+        modelUpdates: topics.names.updates,
+      },
+      config: { ...loadScorerConfig({}), FW_SCORER_GROUP: `test.scorer.late.${topics.names.click}` },
+    });
+    const swaps: (string | null)[] = [];
+    late.manager.on('swapped', (set) => swaps.push(set.routing.champion));
+    await late.start();
+    try {
+      assert.deepEqual(swaps, ['v000002']);
+    } finally {
+      await late.stop();
+      await own.cleanup();
     }
   });
 
