@@ -78,12 +78,18 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
 
   /**
    * Apply a routing update (the record keyed "routing", or an alias record carrying the routing).
-   * Updates apply in arrival order; the returned promise settles when this one is in force or
-   * has failed (then the previous set keeps serving).
+   * Updates apply in arrival order; the returned promise resolves to true when this one is in
+   * force, or to false when it failed (then the previous set keeps serving).
    */
-  apply(update: ModelUpdate): Promise<void> {
-    this.pending = this.pending.then(() => this.load(update)).catch(() => undefined);
-    return this.pending;
+  apply(update: ModelUpdate): Promise<boolean> {
+    const applied = this.pending
+      .then(() => this.load(update))
+      .then(
+        () => true,
+        () => false,
+      );
+    this.pending = applied.then(() => undefined);
+    return applied;
   }
 
   private async load(update: ModelUpdate): Promise<void> {

@@ -1,8 +1,9 @@
 // Follows the compacted fw.models.updates topic from its beginning with a group of its own (each
 // scorer must see every update), applying routing records to the model manager. At start-up only
 // the newest routing record present is applied (compaction keeps one per key eventually, but the
-// active segment can hold hundreds, and each would load its models); `caughtUp` resolves once it
-// has been. After that, every record is applied as it arrives.
+// active segment can hold hundreds, and each would load its models), or, when its models cannot
+// be loaded, the newest older one that can: what applying each in turn would have left serving.
+// `caughtUp` resolves then. After that, every record is applied as it arrives.
 import { randomUUID } from 'node:crypto';
 import type { Consumer, Kafka } from 'kafkajs';
 import type { Codecs } from '../common/contracts.js';
@@ -40,28 +41,33 @@ export class ModelUpdatesFollower {
     this.consumer = this.kafka.consumer({ groupId: this.groupId, maxWaitTimeInMs: 100 });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    const apply = async (value: Buffer, offset: string) => {
+    const apply = async (value: Buffer, offset: string): Promise<boolean> => {
       try {
-        await this.manager.apply(await this.codecs.modelUpdate.decode(value));
+        // false when its models failed to load (the manager has logged why)
+        return await this.manager.apply(await this.codecs.modelUpdate.decode(value));
       } catch (error) {
         // A bad update must not stop the scorer; the previous models keep serving.
         this.logger.error({ err: error, offset }, 'model update could not be applied');
+        return false;
       }
     };
-    // The newest routing record read while catching up, not applied yet.
-    let newest: { value: Buffer; offset: string } | null = null;
+    // Routing records read while catching up, oldest first, not applied yet.
+    const backlog: { value: Buffer; offset: string }[] = [];
     await this.consumer.run({
       eachMessage: async ({ partition, message }) => {
         const catchingUp = remaining.size > 0;
         if (message.key?.toString() === ROUTING_KEY && message.value) {
-          if (catchingUp) newest = { value: message.value, offset: message.offset };
+          if (catchingUp) backlog.push({ value: message.value, offset: message.offset });
           else await apply(message.value, message.offset);
         }
         if (remaining.has(partition) && BigInt(message.offset) + 1n >= (ends.get(partition) ?? 0n)) {
           remaining.delete(partition);
           if (remaining.size === 0) {
-            if (newest) await apply(newest.value, newest.offset);
-            newest = null;
+            for (let i = backlog.length - 1; i >= 0; i--) {
+              const record = backlog[i] as (typeof backlog)[number];
+              if (await apply(record.value, record.offset)) break;
+            }
+            backlog.length = 0;
             this.markCaughtUp();
           }
         }

@@ -2,7 +2,7 @@
 // clicks go to the dead-letter topic, a promotion mid-stream switches versions at one point per
 // partition with nothing lost or repeated, and the predict API serves the same models.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -191,30 +191,42 @@ describe('scorer', () => {
     }
   });
 
-  it('a scorer starting later loads only the newest routing in the updates topic', async () => {
-    // The topic holds at least the first champion's update and the swap's, in its active segment.
-    await admin.promote('v000001', 'champion', { actor: 'test', reason: 'back' });
-    await admin.promote('v000002', 'champion', { actor: 'test', reason: 'and forth' });
-    // Traffic topics of its own: it must not score the clicks the others see.
+  it('a scorer starting later loads only the newest routing it can serve from the updates topic', async () => {
+    // Traffic topics of their own: the late scorers must not score the clicks the others see.
     const own = await createTestTopics(runtime, ['click', 'predictions', 'dlq'], 1);
-    const late = new Scorer({
-      runtime,
-      http: false,
-      topics: {
-        clicks: own.names.click,
-        predictions: own.names.predictions,
-        deadLetters: own.names.dlq,
-        modelUpdates: topics.names.updates,
-      },
-      config: { ...loadScorerConfig({}), FW_SCORER_GROUP: `test.scorer.late.${topics.names.click}` },
-    });
-    const swaps: (string | null)[] = [];
-    late.manager.on('swapped', (set) => swaps.push(set.routing.champion));
-    await late.start();
-    try {
-      assert.deepEqual(swaps, ['v000002']);
-    } finally {
+    const championsLoadedByALateScorer = async (name: string) => {
+      const late = new Scorer({
+        runtime,
+        http: false,
+        topics: {
+          clicks: own.names.click,
+          predictions: own.names.predictions,
+          deadLetters: own.names.dlq,
+          modelUpdates: topics.names.updates,
+        },
+        config: { ...loadScorerConfig({}), FW_SCORER_GROUP: `test.scorer.${name}.${topics.names.click}` },
+      });
+      const swaps: (string | null)[] = [];
+      late.manager.on('swapped', (set) => swaps.push(set.routing.champion));
+      await late.start();
       await late.stop();
+      return swaps;
+    };
+    try {
+      // The topic holds at least the first champion's update and the swap's, in its active segment.
+      await admin.promote('v000001', 'champion', { actor: 'test', reason: 'back' });
+      await admin.promote('v000002', 'champion', { actor: 'test', reason: 'and forth' });
+      assert.deepEqual(await championsLoadedByALateScorer('late'), ['v000002']);
+
+      // The newest routing names a version whose files no longer match: the one before it serves,
+      // as it would have had every record been applied in turn.
+      await admin.promote('v000001', 'champion', { actor: 'test', reason: 'about to break' });
+      const weights = join(registryDir, 'versions', 'v000001', 'weights.bin');
+      await chmod(weights, 0o644);
+      await appendFile(weights, Buffer.from([0]));
+      assert.deepEqual(await championsLoadedByALateScorer('fallback'), ['v000002']);
+    } finally {
+      await admin.promote('v000002', 'champion', { actor: 'test', reason: 'restore' });
       await own.cleanup();
     }
   });
