@@ -16,8 +16,10 @@ export const scorerConfigSchema = z.object({
   FW_CONSUMER_SESSION_TIMEOUT_MS: env.int(30_000, 6_000, 300_000),
   /** Partitions scored at once: one batch's Redis and Kafka round trips overlap another's work. */
   FW_SCORER_CONCURRENCY: env.int(3, 1, 64),
-  /** Clicks per Redis session call: Redis works out the next slice while this one is scored. */
+  /** Clicks per session load and write: the next slice's sessions load while this one is scored. */
   FW_SCORER_SESSION_SLICE: env.int(1000, 1, 100_000),
+  /** Sessions held in memory (about 1 KB each); the least recently used are dropped beyond it. */
+  FW_SCORER_SESSION_CACHE: env.int(100_000, 1, 10_000_000),
 });
 export type ScorerConfig = z.infer<typeof scorerConfigSchema>;
 

@@ -28,39 +28,47 @@ end
 `;
 
 /**
- * observeClicks-N: record a batch of clicks in their sessions and return each click's session
- * context, in order. Replays and late clicks get the same answer. One call per batch:
- * per-command overhead dominates otherwise.
- *   KEYS[i]          session sorted set of click i (scorerKeys.session; repeats allowed)
- *   ARGV[1]          idle expiry of a session, seconds
- *   ARGV[2]          most clicks kept per session (oldest dropped beyond it)
- *   ARGV[3 + 3(i-1)] eventId of click i; then its event time (ms); then the rest of its member
- *                    ("category\titemId\tprice")
- * Reply: a flat array, three numbers per click: clicksBefore, sessionStart (ms), categoriesSeen
+ * loadSessions-N: the clicks of each session, for the scorer's in-process copy of them.
+ *   KEYS[i]  session sorted set (scorerKeys.session)
+ * Reply: one flat array per key: member, score (event time, ms), member, score, … oldest first
  */
-export const OBSERVE_CLICKS_N = `${SESSION_CONTEXT}
+export const LOAD_SESSIONS_N = `
+local reply = {}
+for i, key in ipairs(KEYS) do
+  reply[i] = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+end
+return reply
+`;
+
+/**
+ * recordClicks-N: add clicks to their sessions (a click already there is left as it is, so a
+ * replay writes nothing new), keep each session's newest clicks up to the cap, renew its expiry.
+ *   KEYS[i]  session sorted set of the i-th group of clicks (each key once)
+ *   ARGV[1]  idle expiry of a session, seconds
+ *   ARGV[2]  most clicks kept per session (oldest dropped beyond it)
+ *   then per key: the number of its clicks n, then n pairs of event time (ms) and member
+ *            ("eventId\tcategory\titemId\tprice")
+ * Reply: the number of clicks added
+ */
+export const RECORD_CLICKS_N = `
 local ttl = ARGV[1]
 local cap = tonumber(ARGV[2])
-local reply = {}
-local touched = {}
-for i, key in ipairs(KEYS) do
-  local base = 3 + 3 * (i - 1)
-  local t = tonumber(ARGV[base + 1])
-  local added = redis.call('ZADD', key, 'NX', t, ARGV[base] .. '\\t' .. ARGV[base + 2])
-  local before, start, distinct = sessionContext(key, t)
-  if added == 1 then
+local at = 3
+local total = 0
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[at])
+  local entries = {}
+  for j = 1, 2 * n do entries[j] = ARGV[at + j] end
+  at = at + 1 + 2 * n
+  local added = redis.call('ZADD', key, 'NX', unpack(entries))
+  if added > 0 then
+    total = total + added
     local size = redis.call('ZCARD', key)
     if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
   end
-  if not touched[key] then
-    touched[key] = true
-    redis.call('EXPIRE', key, ttl)
-  end
-  reply[#reply + 1] = before
-  reply[#reply + 1] = start
-  reply[#reply + 1] = distinct
+  redis.call('EXPIRE', key, ttl)
 end
-return reply
+return total
 `;
 
 /**

@@ -15,7 +15,7 @@ import { Random } from '../common/random.js';
 import type { Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
 import { initBackend } from '../model/backend.js';
-import { FeatureSpec, type SessionContext } from '../model/features.js';
+import { FeatureSpec } from '../model/features.js';
 import { loadRegistryConfig } from '../registry/config.js';
 import { FileModelRegistry } from '../registry/store.js';
 import { loadScorerConfig, type ScorerConfig } from './config.js';
@@ -100,6 +100,7 @@ export class Scorer {
     const sessions = new RedisSessionStore(this.redis, {
       idleSeconds: this.config.FW_SESSION_IDLE_SECONDS,
       maxClicksPerSession: 500,
+      maxSessions: this.config.FW_SCORER_SESSION_CACHE,
     });
     this.producer = createProducer(runtime.kafka);
     await this.producer.connect();
@@ -185,8 +186,7 @@ export class Scorer {
       handle: async (records) => {
         const stop = batchSeconds.startTimer();
         const clicks: ClickEvent[] = records.map((r) => r.value);
-        // Redis (another process, another core) works out the next slice's session contexts
-        // while this one is scored: one call for the whole batch left this process idle.
+        // Sessions not held in memory are loaded a slice ahead, while this slice is scored.
         const slices: ClickEvent[][] = [];
         const slice = this.config.FW_SCORER_SESSION_SLICE;
         for (let i = 0; i < clicks.length; i += slice) slices.push(clicks.slice(i, i + slice));
@@ -195,12 +195,17 @@ export class Scorer {
         const perArm = new Map<string, number>();
         // The whole batch is scored with the model set it began with.
         const set = this.manager.acquire();
-        let contexts: Promise<SessionContext[]> | null = sessions.observe(slices[0] ?? []);
+        let loading: Promise<void> | null = sessions.load(slices[0] ?? []);
+        // Redis writes of the batch's new clicks: durable before its offsets commit.
+        const recorded: Promise<void>[] = [];
         try {
           for (let i = 0; i < slices.length; i++) {
-            const ready = await (contexts as Promise<SessionContext[]>);
-            contexts = i + 1 < slices.length ? sessions.observe(slices[i + 1] as ClickEvent[]) : null;
-            const result = scoreBatch(slices[i] as ClickEvent[], ready, {
+            await loading;
+            const observed = await sessions.observe(slices[i] as ClickEvent[]);
+            recorded.push(observed.recorded);
+            // Issued after this slice's write, so it reads the clicks just recorded.
+            loading = i + 1 < slices.length ? sessions.load(slices[i + 1] as ClickEvent[]) : null;
+            const result = scoreBatch(slices[i] as ClickEvent[], observed.contexts, {
               spec: this.spec,
               set,
               policy: this.policy,
@@ -217,12 +222,13 @@ export class Scorer {
             batchReviews.push(...result.reviews);
           }
         } catch (error) {
-          contexts?.catch(() => undefined);
+          loading?.catch(() => undefined);
+          for (const write of recorded) write.catch(() => undefined);
           throw error;
         } finally {
           this.manager.release(set);
         }
-        await sendInChunks(producer, this.topics.predictions, messages);
+        await Promise.all([sendInChunks(producer, this.topics.predictions, messages), ...recorded]);
         if (batchReviews.length > 0) {
           await this.reviewSink.submit(batchReviews);
           for (const task of batchReviews) reviews.inc({ reason: task.reason });
@@ -232,6 +238,9 @@ export class Scorer {
         stop();
       },
     });
+    // Another scorer may have scored (and written) this one's sessions while they were its own.
+    const kafkaConsumer = this.consumer.consumer;
+    kafkaConsumer.on(kafkaConsumer.events.GROUP_JOIN, () => sessions.clear());
     await this.consumer.start();
 
     if (this.options.http !== false) {

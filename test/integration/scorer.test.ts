@@ -75,6 +75,8 @@ describe('scorer', () => {
         FW_SCORER_CONCURRENCY: 1,
         // Batches span several session slices.
         FW_SCORER_SESSION_SLICE: 50,
+        // Fewer sessions held than the stream has: sessions are dropped and loaded back throughout.
+        FW_SCORER_SESSION_CACHE: 30,
         FW_HTTP_PORT: 0,
         FW_PREDICT_BODY_LIMIT: 64 * 1024,
         FW_PREDICT_MAX_EVENTS: 100,

@@ -38,7 +38,12 @@ describe('session store', () => {
     const store = new RedisSessionStore(redis);
     const session = `s-${randomUUID()}`;
     sessions.push(session);
-    const contexts = await store.observe([click(session, 1), click(session, 3), click(session, 2)]);
+    const { contexts, recorded } = await store.observe([
+      click(session, 1),
+      click(session, 3),
+      click(session, 2),
+    ]);
+    await recorded;
     assert.deepEqual(
       contexts.map((c) => [c.clicksBefore, c.categoriesSeen]),
       [
@@ -63,12 +68,44 @@ describe('session store', () => {
     const session = `s-${randomUUID()}`;
     sessions.push(session);
     await redis.zadd(scorerKeys.session(session), click(session, 0).eventTime, `${session}-c0\tgames`);
-    const [context] = await store.observe([click(session, 1)]);
+    const {
+      contexts: [context],
+    } = await store.observe([click(session, 1)]);
     assert.deepEqual([context?.clicksBefore, context?.categoriesSeen], [1, 1]);
     const earlier = await earlierClicks(redis, session, click(session, 1).eventTime);
     assert.deepEqual(
       earlier.map((c) => [c.itemId, c.category, c.price]),
       [[null, 'games', null]],
     );
+  });
+
+  it('writes behind: another scorer loads what this one recorded, and a replay adds nothing', async () => {
+    const session = `s-${randomUUID()}`;
+    sessions.push(session);
+    const first = new RedisSessionStore(redis);
+    const observed = await first.observe([click(session, 1), click(session, 2)]);
+    await observed.recorded;
+    // A scorer that takes the partition over holds nothing and loads the session from Redis.
+    const second = new RedisSessionStore(redis);
+    const next = await second.observe([click(session, 3), click(session, 1)]);
+    await next.recorded;
+    assert.deepEqual(
+      next.contexts.map((c) => [c.clicksBefore, c.categoriesSeen, c.sessionStart]),
+      [
+        [2, 2, click(session, 1).eventTime],
+        [0, 0, click(session, 1).eventTime],
+      ],
+    );
+    assert.equal(await redis.zcard(scorerKeys.session(session)), 3);
+    // The first scorer's copy went stale while the other had the partition; cleared, it reloads.
+    first.clear();
+    const replay = await first.observe([click(session, 3)]);
+    await replay.recorded;
+    assert.deepEqual(
+      replay.contexts.map((c) => c.clicksBefore),
+      [2],
+    );
+    assert.equal(await redis.zcard(scorerKeys.session(session)), 3);
+    assert.ok((await redis.ttl(scorerKeys.session(session))) > 0, 'the session expires when idle');
   });
 });
