@@ -9,6 +9,7 @@ import { FtrlProximal } from '../../services/model/ftrl.js';
 import {
   FtrlModel,
   LogisticRegression,
+  TfSparseModel,
   WideAndDeep,
   fit,
   type LearnedModel,
@@ -89,6 +90,38 @@ describe('backends', () => {
     const maxDiff = Math.max(...wasm.map((s, i) => Math.abs(s - (cpu[i] as number))));
     assert.ok(maxDiff < 1e-4, `max score difference ${maxDiff}`);
     assert.ok(new Set(wasm.map((s) => s.toFixed(4))).size > 50, 'scores vary (the model learned something)');
+  });
+});
+
+describe('serving linear models', () => {
+  it('scores in plain JS what the tfjs graph scores, and follows every weight change', async () => {
+    await initBackend(undefined, 'wasm');
+    const data = simulateLabeledExamples({ seed: 6, clicks: 3000, spec });
+    const vectors = data.slice(2500).map((e) => e.features);
+    const model = new LogisticRegression(spec.dimension, spec.maxNonZero);
+    const graph = () => Array.from(TfSparseModel.prototype.predictVectors.call(model, vectors));
+    const served = () => Array.from(model.predictVectors(vectors));
+    const maxDiff = (a: number[], b: number[]) =>
+      Math.max(...a.map((s, i) => Math.abs(s - (b[i] as number))));
+    try {
+      const untrained = served();
+      fit(model, data.slice(0, 2500), { epochs: 1, batchSize: 250, seed: 3 });
+      assert.ok(maxDiff(served(), untrained) > 0.01, 'a training step changes the served scores');
+      assert.ok(maxDiff(served(), graph()) < 1e-6, `after training: ${maxDiff(served(), graph())}`);
+      const weights = new Float32Array(spec.dimension).map((_, i) => ((i % 7) - 3) / 10);
+      model.setDense(weights, 0.5);
+      assert.ok(maxDiff(served(), graph()) < 1e-6, `after setDense: ${maxDiff(served(), graph())}`);
+      model.setWeights({ 'wide/w': tf.zeros([spec.dimension]), 'wide/b': tf.scalar(-1) });
+      assert.ok(
+        maxDiff(
+          served(),
+          vectors.map(() => 1 / (1 + Math.exp(1))),
+        ) < 1e-6,
+        'after setWeights',
+      );
+    } finally {
+      model.dispose();
+    }
   });
 });
 
