@@ -212,13 +212,11 @@ export class Scorer {
               now: Date.now(),
               draw: () => random.next(),
             });
-            for (const p of result.predictions) {
-              messages.push({
-                key: p.userId,
-                value: runtime.codecs.prediction.encodeWith(predictionSchema, p),
-              });
+            const encoded = runtime.codecs.prediction.encodeAllWith(predictionSchema, result.predictions);
+            result.predictions.forEach((p, k) => {
+              messages.push({ key: p.userId, value: encoded[k] as Buffer });
               perArm.set(p.arm, (perArm.get(p.arm) ?? 0) + 1);
-            }
+            });
             batchReviews.push(...result.reviews);
           }
         } catch (error) {

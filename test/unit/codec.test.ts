@@ -88,6 +88,24 @@ describe('AvroCodec', () => {
     assert.deepEqual(codec.encodeWith(id, samples.prediction), copy);
   });
 
+  it('encodeAllWith frames each value into views of one allocation, growing it as needed', async () => {
+    const samples = sampleRecords(1_800_000_000_000);
+    const codec = codecs.prediction;
+    const id = await codec.schemaId();
+    const values = Array.from({ length: 50 }, (_, i) => ({
+      ...samples.prediction,
+      predictionId: `p-${i}`,
+      // One value far larger than the first guess at the slab's size: it grows mid-way.
+      userId: i === 30 ? 'u'.repeat(40_000) : `user-${i}`,
+    }));
+    const encoded = codec.encodeAllWith(id, values);
+    assert.equal(encoded.length, values.length);
+    encoded.forEach((bytes, i) =>
+      assert.deepEqual(bytes, frame(id, codec.readerType.toBuffer(values[i])), `value ${i}`),
+    );
+    assert.deepEqual(codec.encodeAllWith(id, []), []);
+  });
+
   it('reads a ClickEvent written with schema v1 through the v2 reader, filling pageType with its default', async () => {
     const v1 = loadSchemaFile('ClickEvent.v1.avsc');
     const { pageType: _dropped, ...v1Click } = sampleRecords(1_800_000_000_000).click;

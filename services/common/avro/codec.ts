@@ -44,6 +44,37 @@ export class AvroCodec<T> {
     }
   }
 
+  /**
+   * Synchronous encode of many values into one allocation; each returned buffer is a view of
+   * it (a buffer per message cost an allocation and a copy each).
+   */
+  encodeAllWith(schemaId: number, values: readonly T[]): Buffer[] {
+    let slab = Buffer.allocUnsafe(Math.max(4096, values.length * 256));
+    const ends: number[] = [];
+    let start = 0;
+    for (const value of values) {
+      for (;;) {
+        const end = this.readerType.encode(value, slab, start + HEADER_BYTES);
+        if (end >= 0) {
+          writeHeader(slab, schemaId, start);
+          ends.push(end);
+          start = end;
+          break;
+        }
+        // Out of room (end is minus the bytes missing): a larger slab, the values so far copied over.
+        const larger = Buffer.allocUnsafe(2 * (slab.length - end));
+        slab.copy(larger, 0, 0, start);
+        slab = larger;
+      }
+    }
+    let from = 0;
+    return ends.map((end) => {
+      const view = slab.subarray(from, end);
+      from = end;
+      return view;
+    });
+  }
+
   async decode(bytes: Buffer | null | undefined): Promise<T> {
     const { schemaId, body } = unframe(bytes);
     if (!this.resolvers.has(schemaId)) await this.prepareReader(schemaId);

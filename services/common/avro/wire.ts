@@ -13,9 +13,9 @@ export function frame(schemaId: number, body: Buffer): Buffer {
 }
 
 /** Writes the magic byte and schema id into the first HEADER_BYTES of `out`. */
-export function writeHeader(out: Buffer, schemaId: number): void {
-  out[0] = MAGIC_BYTE;
-  out.writeInt32BE(schemaId, 1);
+export function writeHeader(out: Buffer, schemaId: number, at = 0): void {
+  out[at] = MAGIC_BYTE;
+  out.writeInt32BE(schemaId, at + 1);
 }
 
 export interface Framed {
