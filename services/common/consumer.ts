@@ -82,21 +82,48 @@ export async function classifyMessage<K extends RecordKind>(
   codecs: Codecs,
   limits: ValidationLimits & { maxMessageBytes: number },
 ): Promise<Classified<RecordTypes[K]>> {
-  const size = message.value?.length ?? 0;
-  if (size > limits.maxMessageBytes) {
-    const error = new OversizedMessageError(size, limits.maxMessageBytes);
-    return { ok: false, code: error.code, reason: error.message };
-  }
+  const known = classifyKnown(message, kind, codecs, limits);
+  if (known) return known;
   let value: RecordTypes[K];
   try {
-    const codec = codecs[kind];
-    const known = codec.decodeKnown(message.value);
-    value = known ? known.value : await codec.decode(message.value);
+    value = await codecs[kind].decode(message.value);
   } catch (error) {
     // A registry outage is not the message's fault: let the batch retry instead.
     if (isRetriable(error)) throw error;
     return { ok: false, code: errorCode(error), reason: errorMessage(error) };
   }
+  return validated(kind, value, limits);
+}
+
+/**
+ * classifyMessage without waiting, for the hot loop: undefined when the writer schema must be
+ * fetched first (the first message of a schema id).
+ */
+export function classifyKnown<K extends RecordKind>(
+  message: Pick<KafkaMessage, 'value'>,
+  kind: K,
+  codecs: Codecs,
+  limits: ValidationLimits & { maxMessageBytes: number },
+): Classified<RecordTypes[K]> | undefined {
+  const size = message.value?.length ?? 0;
+  if (size > limits.maxMessageBytes) {
+    const error = new OversizedMessageError(size, limits.maxMessageBytes);
+    return { ok: false, code: error.code, reason: error.message };
+  }
+  let known: { value: RecordTypes[K] } | undefined;
+  try {
+    known = codecs[kind].decodeKnown(message.value);
+  } catch (error) {
+    return { ok: false, code: errorCode(error), reason: errorMessage(error) };
+  }
+  return known && validated(kind, known.value, limits);
+}
+
+function validated<K extends RecordKind>(
+  kind: K,
+  value: RecordTypes[K],
+  limits: ValidationLimits,
+): Classified<RecordTypes[K]> {
   const problems = findProblems(kind, value, limits);
   if (problems.length > 0) return { ok: false, code: 'FW_INVALID_RECORD', reason: problems.join('; ') };
   return { ok: true, value };
@@ -174,7 +201,10 @@ export class RecordConsumer<S extends Subscriptions> {
     const good: RecordOf<S>[] = [];
     const letters = [];
     for (const message of batch.messages) {
-      const result = await classifyMessage(message, kind, this.options.codecs, limits);
+      // A promise per message cost more than the decoding: wait only for an unseen schema.
+      const result =
+        classifyKnown(message, kind, this.options.codecs, limits) ??
+        (await classifyMessage(message, kind, this.options.codecs, limits));
       if (result.ok) {
         good.push({
           topic,
