@@ -20,7 +20,12 @@ interface Session {
   categorySet: Set<string>;
   /** Wall-clock time of the last read or write, for idle expiry (as Redis expires the key). */
   touchedAt: number;
+  /** When the session last moved to the recent end of the use order. */
+  orderedAt: number;
 }
+
+/** The use order is kept to this resolution: moving a session on every click cost two map writes. */
+const ORDER_RESOLUTION_MS = 1000;
 
 export interface SessionCacheOptions {
   /** Sessions held at most; the least recently used go first. */
@@ -49,13 +54,16 @@ export class SessionCache {
 
   /** Whether the session is held (and not idle past expiry). */
   has(sessionId: string, now: number): boolean {
+    return this.held(sessionId, now) !== undefined;
+  }
+
+  private held(sessionId: string, now: number): Session | undefined {
     const session = this.sessions.get(sessionId);
-    if (!session) return false;
-    if (now - session.touchedAt > this.options.idleMs) {
+    if (session && now - session.touchedAt > this.options.idleMs) {
       this.sessions.delete(sessionId);
-      return false;
+      return undefined;
     }
-    return true;
+    return session;
   }
 
   /**
@@ -65,19 +73,27 @@ export class SessionCache {
   merge(sessionId: string, clicks: readonly CachedClick[], now: number): void {
     let session = this.sessions.get(sessionId);
     if (!session) {
-      session = { times: [], eventIds: [], categories: [], categorySet: new Set(), touchedAt: now };
+      session = {
+        times: [],
+        eventIds: [],
+        categories: [],
+        categorySet: new Set(),
+        touchedAt: now,
+        orderedAt: -Infinity,
+      };
     }
     for (const click of clicks) insert(session, click, this.options.maxClicksPerSession);
     this.touch(sessionId, session, now);
   }
 
   /**
-   * Records a click in its session (which must be held: see has/merge) and returns its context:
-   * the session's clicks with an earlier event time, as services/model/session.ts defines it.
+   * Records a click in its session and returns its context: the session's clicks with an
+   * earlier event time, as services/model/session.ts defines it. Undefined when the session is
+   * not held (see merge).
    */
-  observe(sessionId: string, click: CachedClick, now: number): Observed {
-    const session = this.sessions.get(sessionId);
-    if (!session) throw new Error(`session ${sessionId} is not loaded`);
+  observe(sessionId: string, click: CachedClick, now: number): Observed | undefined {
+    const session = this.held(sessionId, now);
+    if (!session) return undefined;
     const { times } = session;
     const last = times.length - 1;
     let context: SessionContext;
@@ -125,6 +141,8 @@ export class SessionCache {
 
   private touch(sessionId: string, session: Session, now: number): void {
     session.touchedAt = now;
+    if (now - session.orderedAt < ORDER_RESOLUTION_MS) return;
+    session.orderedAt = now;
     this.sessions.delete(sessionId);
     this.sessions.set(sessionId, session);
   }

@@ -110,9 +110,14 @@ export class RedisSessionStore {
     const writes = new Map<string, (string | number)[]>();
     for (let i = 0; i < clicks.length; i++) {
       const click = clicks[i] as ClickEvent;
-      // Not held after load() only if clear() came in between.
-      if (!this.cache.has(click.sessionId, now)) await this.load([click]);
-      const { context, added } = this.cache.observe(click.sessionId, click, now);
+      let observed = this.cache.observe(click.sessionId, click, now);
+      if (!observed) {
+        // Not held after load() only if clear() came in between.
+        await this.load([click]);
+        observed = this.cache.observe(click.sessionId, click, Date.now());
+        if (!observed) throw new Error(`session ${click.sessionId} could not be loaded`);
+      }
+      const { context, added } = observed;
       contexts.push(context);
       if (!added) continue;
       let entries = writes.get(click.sessionId);
