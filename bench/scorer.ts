@@ -3,7 +3,11 @@
 //     same bytes, and the scorer (decode, validate, Redis session state, features, model,
 //     encode, produce), each in a fresh consumer group with the same consumer settings.
 //     Alternated, REPEATS times each; medians and the ratio scorer/passthrough.
-//  2. HTTP: POST /v1/predict at a fixed request rate with autocannon (separate process), next to
+//     The CPU time of this process per message is recorded for both (all its threads: V8's
+//     garbage collector runs beside the main thread).
+//  2. Stages: the scorer's own work per click (decode, session context, features and model,
+//     encode) in this process with no Kafka or Redis (scorer-stages.ts).
+//  3. HTTP: POST /v1/predict at a fixed request rate with autocannon (separate process), next to
 //     a static fastify route in this process. p50/p99 latency.
 // Writes bench/results/scorer.json and prints Markdown tables.
 import { execFile } from 'node:child_process';
@@ -18,6 +22,7 @@ import { ensureTopics } from '../services/common/provision.js';
 import { createRuntime } from '../services/common/runtime.js';
 import type { TopicName } from '../services/common/topics.js';
 import { initBackend } from '../services/model/backend.js';
+import { fromArtifacts } from '../services/model/artifacts.js';
 import { FeatureSpec } from '../services/model/features.js';
 import { RegistryAdmin } from '../services/registry/admin.js';
 import { FileModelRegistry } from '../services/registry/store.js';
@@ -26,6 +31,7 @@ import { Scorer } from '../services/scorer/service.js';
 import { runSimulator } from '../services/simulator/runner.js';
 import { sampleRecords } from '../test/helpers/records.js';
 import { passthroughRate } from './passthrough.js';
+import { measureStages } from './scorer-stages.js';
 import { median } from './stats.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -146,15 +152,35 @@ async function scoring(): Promise<number> {
   return total / seconds;
 }
 
+/** The rate `run` reports, and this process's CPU time per message (µs) while it ran. */
+async function withCpu(run: () => Promise<number>): Promise<{ rate: number; cpuMicros: number }> {
+  const before = process.cpuUsage();
+  const rate = await run();
+  const used = process.cpuUsage(before);
+  return { rate, cpuMicros: (used.user + used.system) / total };
+}
+
 const passRates: number[] = [];
 const scoreRates: number[] = [];
+const passCpu: number[] = [];
+const scoreCpu: number[] = [];
 for (let r = 0; r < REPEATS; r++) {
-  passRates.push(await passthrough());
-  scoreRates.push(await scoring());
+  const pass = await withCpu(passthrough);
+  const score = await withCpu(scoring);
+  passRates.push(pass.rate);
+  passCpu.push(pass.cpuMicros);
+  scoreRates.push(score.rate);
+  scoreCpu.push(score.cpuMicros);
   console.error(
-    `run ${r + 1}/${REPEATS}: passthrough ${Math.round(passRates.at(-1)!)}/s, scorer ${Math.round(scoreRates.at(-1)!)}/s`,
+    `run ${r + 1}/${REPEATS}: passthrough ${Math.round(pass.rate)}/s (${pass.cpuMicros.toFixed(1)} µs CPU/msg), ` +
+      `scorer ${Math.round(score.rate)}/s (${score.cpuMicros.toFixed(1)} µs CPU/click)`,
   );
 }
+
+const { files } = await new FileModelRegistry(registryDir).loadArtifacts('v000001');
+const stageSpec = new FeatureSpec();
+const stages = await measureStages(runtime, stageSpec, await fromArtifacts(files, stageSpec));
+console.error(`stages: ${JSON.stringify(stages)}`);
 
 // HTTP: the predict API vs a static route, same machine, same rate, autocannon in its own process.
 const scorer = new Scorer({
@@ -242,20 +268,34 @@ const result = {
     passthroughPerSec: median(passRates),
     scorerPerSec: median(scoreRates),
     ratio: median(scoreRates) / median(passRates),
-    runs: { passthrough: passRates, scorer: scoreRates },
+    cpuMicrosPerMessage: { passthrough: median(passCpu), scorer: median(scoreCpu) },
+    runs: { passthrough: passRates, scorer: scoreRates, passthroughCpu: passCpu, scorerCpu: scoreCpu },
   },
+  stagesMicrosPerClick: stages,
   http: { seconds: HTTP_SECONDS, connections: 20, runs: http },
 };
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(join(ROOT, 'bench', 'results', 'scorer.json'), JSON.stringify(result, null, 2));
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-console.log(`| stream (${fmt(total)} clicks, 6 partitions, ${REPEATS} runs, median) | events/s |`);
-console.log('|---|---|');
+const cpu = result.stream.cpuMicrosPerMessage;
 console.log(
-  `| KafkaJS passthrough (consume → produce same bytes) | ${fmt(result.stream.passthroughPerSec)} |`,
+  `| stream (${fmt(total)} clicks, 6 partitions, ${REPEATS} runs, median) | events/s | CPU µs per event (this process) |`,
 );
-console.log(`| scorer (${KIND} champion) | ${fmt(result.stream.scorerPerSec)} |`);
-console.log(`| ratio scorer / passthrough | ${(result.stream.ratio * 100).toFixed(0)}% |`);
+console.log('|---|---|---|');
+console.log(
+  `| KafkaJS passthrough (consume → produce same bytes) | ${fmt(result.stream.passthroughPerSec)} | ${cpu.passthrough.toFixed(1)} |`,
+);
+console.log(`| scorer (${KIND} champion) | ${fmt(result.stream.scorerPerSec)} | ${cpu.scorer.toFixed(1)} |`);
+console.log(`| ratio scorer / passthrough | ${(result.stream.ratio * 100).toFixed(0)}% | |`);
+console.log('');
+const us = (n: number) => n.toFixed(2);
+console.log(`| the scorer's own work, no Kafka or Redis (${fmt(stages.clicks)} clicks) | µs per click |`);
+console.log('|---|---|');
+console.log(`| decode and validate the click (Avro) | ${us(stages.decodeAndValidate)} |`);
+console.log(`| session context (in memory) | ${us(stages.sessionContext)} |`);
+console.log(`| features, model, prediction records | ${us(stages.featuresModelPredictions)} |`);
+console.log(`| encode predictions (Avro) | ${us(stages.encodePredictions)} |`);
+console.log(`| total | ${us(stages.total)} |`);
 console.log('');
 console.log(
   `| HTTP, 20 connections, ${HTTP_SECONDS} s per run | req/s offered | req/s served | mean ms | p50 ms | p97.5 ms | p99 ms | max ms | errors + non-2xx |`,
