@@ -88,9 +88,10 @@ export class FeatureSpec {
     };
   }
 
-  // The hot path of every scorer: slots are remembered per feature and value (values repeat:
-  // devices, countries, popular items), bucket slots are computed once, and no string is built
-  // for a value already seen. The definition stays murmur3("name=value") (see the unit test).
+  // The hot path of every scorer: each categorical value is looked up once per click and gets a
+  // small id (values repeat: devices, countries, popular items); its slot and the slots of its
+  // crosses are remembered by id, bucket slots are computed once, and no string is built for a
+  // value or pair already seen. The definition stays murmur3("name=value") (see the unit test).
   private tables?: SlotTables;
 
   /** Sparse vector of one click: indices ascending and unique (colliding slots add up). */
@@ -98,22 +99,45 @@ export class FeatureSpec {
     const secondsInSession = Math.max(0, (click.eventTime - session.sessionStart) / 1000);
     const priceBucket = bucketOf(Math.log2(1 + Math.max(0, click.price)), BUCKETS.priceLog2);
     const hour = Math.floor(click.eventTime / 3_600_000) - 24 * Math.floor(click.eventTime / 86_400_000);
-    this.tables ??= slotTables(this);
-    const { single, crossed, bucketSlots, scratch: slots } = this.tables;
+    // Memory is bounded: past SLOT_CACHE_SIZE distinct values, the tables start over.
+    if (!this.tables || this.tables.held.count > SLOT_CACHE_SIZE) this.tables = slotTables(this);
+    const { single, crossed, segments, bucketSlots, scratch: slots } = this.tables;
+    const user = single.user.id(click.userId);
+    const category = single.category.id(click.category);
+    const device = single.device.id(click.device);
+    const country = single.country.id(click.country);
+    const referrer = single.referrer.id(click.referrer);
+    const pageType = single.pageType.id(click.pageType);
+    const segment = segments.id(country, device, single.country, single.device);
     let k = 0;
     slots[k++] = this.tables.bias;
-    slots[k++] = single.user.get(click.userId);
-    slots[k++] = single.item.get(click.itemId);
-    slots[k++] = single.category.get(click.category);
-    slots[k++] = single.device.get(click.device);
-    slots[k++] = single.country.get(click.country);
-    slots[k++] = single.referrer.get(click.referrer);
-    slots[k++] = single.pageType.get(click.pageType);
-    slots[k++] = crossed['segment×category'].get(segmentOf(click.country, click.device), click.category);
-    slots[k++] = crossed['device×category'].get(click.device, click.category);
-    slots[k++] = crossed['referrer×pageType'].get(click.referrer, click.pageType);
-    slots[k++] = crossed['user×category'].get(click.userId, click.category);
-    slots[k++] = crossed['priceBucket×category'].get(String(priceBucket), click.category);
+    slots[k++] = single.user.slots[user] as number;
+    slots[k++] = single.item.slotOf(click.itemId);
+    slots[k++] = single.category.slots[category] as number;
+    slots[k++] = single.device.slots[device] as number;
+    slots[k++] = single.country.slots[country] as number;
+    slots[k++] = single.referrer.slots[referrer] as number;
+    slots[k++] = single.pageType.slots[pageType] as number;
+    slots[k++] = crossed['segment×category'].slot(segment, category, segments.values, single.category.values);
+    slots[k++] = crossed['device×category'].slot(
+      device,
+      category,
+      single.device.values,
+      single.category.values,
+    );
+    slots[k++] = crossed['referrer×pageType'].slot(
+      referrer,
+      pageType,
+      single.referrer.values,
+      single.pageType.values,
+    );
+    slots[k++] = crossed['user×category'].slot(user, category, single.user.values, single.category.values);
+    slots[k++] = crossed['priceBucket×category'].slot(
+      priceBucket,
+      category,
+      PRICE_BUCKET_NAMES,
+      single.category.values,
+    );
     slots[k++] = bucketSlots.clicksBefore[bucketOf(session.clicksBefore, BUCKETS.clicksBefore)] as number;
     slots[k++] = bucketSlots.secondsInSession[bucketOf(secondsInSession, BUCKETS.secondsInSession)] as number;
     slots[k++] = bucketSlots.priceLog2[priceBucket] as number;
@@ -121,15 +145,26 @@ export class FeatureSpec {
       bucketOf(session.categoriesSeen, BUCKETS.categoriesSeen)
     ] as number;
     slots[k++] = bucketSlots.hourOfDay[bucketOf(hour, BUCKETS.hourOfDay)] as number;
-    const sorted = slots.subarray(0, k).sort();
+    // Insertion sort: 18 slots, mostly one call; a typed-array sort cost a view and a native call.
+    for (let i = 1; i < k; i++) {
+      const slot = slots[i] as number;
+      let j = i - 1;
+      while (j >= 0 && (slots[j] as number) > slot) {
+        slots[j + 1] = slots[j] as number;
+        j--;
+      }
+      slots[j + 1] = slot;
+    }
     const indices: number[] = [];
     const values: number[] = [];
+    let last = -1;
     for (let i = 0; i < k; i++) {
-      const slot = sorted[i] as number;
-      if (slot === indices[indices.length - 1]) values[values.length - 1] = (values.at(-1) as number) + 1;
+      const slot = slots[i] as number;
+      if (slot === indices[last]) values[last] = (values[last] as number) + 1;
       else {
         indices.push(slot);
         values.push(1);
+        last++;
       }
     }
     indices.push(this.hashSize, this.hashSize + 1, this.hashSize + 2);
@@ -143,23 +178,33 @@ export class FeatureSpec {
 }
 
 interface SlotTables {
-  single: Record<(typeof CATEGORICAL)[number], SlotCache>;
-  crossed: Record<(typeof CROSSES)[number], CrossCache>;
+  single: Record<(typeof CATEGORICAL)[number], ValueIds>;
+  crossed: Record<(typeof CROSSES)[number], CrossSlots>;
+  /** (country, device) → id of the segment "country/device". */
+  segments: SegmentIds;
   bias: number;
   /** Slot of each bucket index, per bucketed feature. */
   bucketSlots: Record<keyof typeof BUCKETS, number[]>;
   scratch: Int32Array;
+  /** Distinct values held, all features together. */
+  held: { count: number };
 }
+
+const PRICE_BUCKET_NAMES = BUCKETS.priceLog2.map((_, i) => String(i));
 
 function slotTables(spec: FeatureSpec): SlotTables {
   const hashed = (text: string) => murmur3(text, spec.seed) & (spec.hashSize - 1);
+  const held = { count: 0 };
+  const single = Object.fromEntries(
+    CATEGORICAL.map((name) => [name, new ValueIds(`${name}=`, hashed, held)]),
+  ) as SlotTables['single'];
+  const segments = new SegmentIds(held);
   return {
-    single: Object.fromEntries(
-      CATEGORICAL.map((name) => [name, new SlotCache(`${name}=`, hashed)]),
-    ) as SlotTables['single'],
+    single,
     crossed: Object.fromEntries(
-      CROSSES.map((name) => [name, new CrossCache(`${name}=`, hashed)]),
+      CROSSES.map((name) => [name, new CrossSlots(`${name}=`, hashed)]),
     ) as SlotTables['crossed'],
+    segments,
     bias: hashed('bias=1'),
     bucketSlots: Object.fromEntries(
       Object.entries(BUCKETS).map(([name, boundaries]) => [
@@ -168,46 +213,77 @@ function slotTables(spec: FeatureSpec): SlotTables {
       ]),
     ) as SlotTables['bucketSlots'],
     scratch: new Int32Array(spec.maxNonZero),
+    held,
   };
 }
 
-/** Most values remembered per feature before the memory starts over. */
-const SLOT_CACHE_SIZE = 100_000;
+/** Most distinct values remembered, all features together, before the memory starts over. */
+const SLOT_CACHE_SIZE = 200_000;
 
-/** value → slot of one feature, bounded. */
-class SlotCache {
-  private readonly slots = new Map<string, number>();
+/** The values of one feature as small ids (first seen, first numbered), and each one's slot. */
+class ValueIds {
+  private readonly ids = new Map<string, number>();
+  readonly values: string[] = [];
+  readonly slots: number[] = [];
   constructor(
     private readonly prefix: string,
     private readonly hashed: (text: string) => number,
+    private readonly held: { count: number },
   ) {}
 
-  get(value: string): number {
-    let slot = this.slots.get(value);
-    if (slot === undefined) {
-      slot = this.hashed(this.prefix + value);
-      if (this.slots.size >= SLOT_CACHE_SIZE) this.slots.clear();
-      this.slots.set(value, slot);
+  id(value: string): number {
+    let id = this.ids.get(value);
+    if (id === undefined) {
+      id = this.values.length;
+      this.ids.set(value, id);
+      this.values.push(value);
+      this.slots.push(this.hashed(this.prefix + value));
+      this.held.count++;
     }
-    return slot;
+    return id;
+  }
+
+  slotOf(value: string): number {
+    return this.slots[this.id(value)] as number;
   }
 }
 
-/** (a, b) → slot of a cross "a|b", bounded, without building "a|b" for pairs already seen. */
-class CrossCache {
-  private readonly byFirst = new Map<string, SlotCache>();
+/** Segment ids by (country id, device id); the segment's name is built once per pair. */
+class SegmentIds {
+  private readonly rows: (number[] | undefined)[] = [];
+  readonly values: string[] = [];
+  constructor(private readonly held: { count: number }) {}
+
+  id(country: number, device: number, countries: ValueIds, devices: ValueIds): number {
+    let row = this.rows[country];
+    if (row === undefined) this.rows[country] = row = [];
+    let id = row[device];
+    if (id === undefined) {
+      id = this.values.length;
+      this.values.push(segmentOf(countries.values[country] as string, devices.values[device] as string));
+      row[device] = id;
+      this.held.count++;
+    }
+    return id;
+  }
+}
+
+/** Slots of a cross "a|b" by the ids of a and b: a row per a, a column per b. */
+class CrossSlots {
+  private readonly rows: (number[] | undefined)[] = [];
   constructor(
     private readonly prefix: string,
     private readonly hashed: (text: string) => number,
   ) {}
 
-  get(a: string, b: string): number {
-    let second = this.byFirst.get(a);
-    if (second === undefined) {
-      if (this.byFirst.size >= SLOT_CACHE_SIZE) this.byFirst.clear();
-      second = new SlotCache(`${this.prefix}${a}|`, this.hashed);
-      this.byFirst.set(a, second);
+  slot(a: number, b: number, aValues: readonly string[], bValues: readonly string[]): number {
+    let row = this.rows[a];
+    if (row === undefined) this.rows[a] = row = [];
+    let slot = row[b];
+    if (slot === undefined) {
+      slot = this.hashed(`${this.prefix}${aValues[a]}|${bValues[b]}`);
+      row[b] = slot;
     }
-    return second.get(b);
+    return slot;
   }
 }
