@@ -38,14 +38,26 @@ export function scoreBatch(
   ctx: ScoringContext,
 ): ScoredBatch {
   const { set, spec } = ctx;
-  const inputs: (ScoringInput & { click: ClickEvent })[] = clicks.map((click, i) => ({
-    click,
-    features: spec.vectorize(click, sessions[i] as SessionContext),
-    itemId: click.itemId,
-    segment: segmentOf(click.country, click.device),
-  }));
+  const inputs: (ScoringInput & { click: ClickEvent })[] = [];
+  for (let i = 0; i < clicks.length; i++) {
+    const click = clicks[i] as ClickEvent;
+    inputs.push({
+      click,
+      features: spec.vectorize(click, sessions[i] as SessionContext),
+      itemId: click.itemId,
+      segment: segmentOf(click.country, click.device),
+    });
+  }
   const loaded = (version: string) => set.has(version);
-  const plans = inputs.map((input) => servedArm(input.click.userId, set.routing, loaded));
+  // Without a live challenger every user gets the same plan: no user hash per click.
+  const uniform = !(
+    set.routing.challenger &&
+    set.routing.challengerWeight > 0 &&
+    loaded(set.routing.challenger)
+  );
+  const plans = uniform
+    ? new Array<ReturnType<typeof servedArm>>(inputs.length).fill(servedArm('', set.routing, loaded))
+    : inputs.map((input) => servedArm(input.click.userId, set.routing, loaded));
 
   // Run each model once over the clicks that need it.
   // Per version, the score of each row it ran on (NaN elsewhere).
@@ -78,7 +90,8 @@ export function scoreBatch(
 
   const predictions: Prediction[] = [];
   const reviews: ReviewTask[] = [];
-  inputs.forEach((input, row) => {
+  for (let row = 0; row < inputs.length; row++) {
+    const input = inputs[row] as ScoringInput & { click: ClickEvent };
     const plan = plans[row] as ReturnType<typeof servedArm>;
     const version = plan.version ?? BASELINE_VERSION;
     const score = scoreOf(version, row) as number;
@@ -103,7 +116,7 @@ export function scoreBatch(
         toPrediction(input, spec.hash, shadow, 'shadow', scoreOf(shadow, row) as number, ctx.now, false),
       );
     }
-  });
+  }
   return { predictions, reviews };
 }
 
