@@ -129,6 +129,10 @@ export class Scorer {
       name: 'flywheel_scorer_model_load_failures_total',
       help: 'Model versions that failed to load',
     });
+    const sessionsHeld = gauge(metrics, {
+      name: 'flywheel_scorer_sessions_held',
+      help: 'Sessions held in memory (the rest are loaded from Redis when their clicks come)',
+    });
     const reviews = counter(metrics, {
       name: 'flywheel_scorer_review_tasks_total',
       help: 'Predictions sent to human review, by reason',
@@ -233,6 +237,7 @@ export class Scorer {
         }
         for (const [arm, count] of perArm) scored.inc({ arm }, count);
         batchSize.observe(clicks.length);
+        sessionsHeld.set(sessions.cachedSessions);
         stop();
       },
     });

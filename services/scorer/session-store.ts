@@ -4,6 +4,7 @@
 // in one call per slice, which the caller awaits before the clicks' offsets commit.
 import type { Redis } from 'ioredis';
 import type { ClickEvent } from '../common/contracts.js';
+import { FlywheelError } from '../common/errors.js';
 import type { SessionContext } from '../model/features.js';
 import { scorerKeys } from './keys.js';
 import { SessionCache, type CachedClick } from './session-cache.js';
@@ -84,6 +85,9 @@ export class RedisSessionStore {
       const epoch = this.epoch;
       const read = this.redis
         .loadSessions(ids.length, ...ids.map((id) => scorerKeys.session(id)))
+        .catch((error: unknown) => {
+          throw unavailable('load', error);
+        })
         .then((replies) => {
           if (epoch !== this.epoch) return;
           const loadedAt = Date.now();
@@ -115,7 +119,8 @@ export class RedisSessionStore {
         // Not held after load() only if clear() came in between.
         await this.load([click]);
         observed = this.cache.observe(click.sessionId, click, Date.now());
-        if (!observed) throw new Error(`session ${click.sessionId} could not be loaded`);
+        if (!observed)
+          throw unavailable('load', `session ${click.sessionId} was dropped again while loading`);
       }
       const { context, added } = observed;
       contexts.push(context);
@@ -157,9 +162,21 @@ export class RedisSessionStore {
     } catch (error) {
       // Memory has clicks Redis lacks: a retried batch would find them "already recorded".
       for (const sessionId of writes.keys()) this.cache.forget(sessionId);
-      throw error;
+      throw unavailable('write', error);
     }
   }
+}
+
+/**
+ * Session state that cannot be read or written is not the clicks' fault: the batch is retried
+ * (the consumer dead-letters only what is wrong with the records themselves).
+ */
+function unavailable(what: 'load' | 'write', cause: unknown): FlywheelError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new FlywheelError('FW_SESSION_STATE_UNAVAILABLE', `session state ${what} failed: ${reason}`, {
+    cause,
+    retriable: true,
+  });
 }
 
 /** Clicks of a session from its sorted set (members written before the category was kept end early). */

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
+import { isRetriable } from '../../services/common/errors.js';
 import type { ClickEvent } from '../../services/common/contracts.js';
 import { createRedis } from '../../services/common/redis.js';
 import { scorerKeys } from '../../services/scorer/keys.js';
@@ -107,5 +108,25 @@ describe('session store', () => {
     );
     assert.equal(await redis.zcard(scorerKeys.session(session)), 3);
     assert.ok((await redis.ttl(scorerKeys.session(session))) > 0, 'the session expires when idle');
+  });
+
+  it('reports Redis being unreachable as retriable, so the batch is retried, not dead-lettered', async () => {
+    const down = new Redis({
+      host: '127.0.0.1',
+      port: 1,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    try {
+      const store = new RedisSessionStore(down);
+      await assert.rejects(
+        store.observe([click(`s-${randomUUID()}`, 1)]),
+        (error: Error) => isRetriable(error) && /session state load failed/.test(error.message),
+      );
+    } finally {
+      down.disconnect();
+    }
   });
 });
