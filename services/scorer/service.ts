@@ -207,6 +207,8 @@ export class Scorer {
             await loading;
             const observed = await sessions.observe(slices[i] as ClickEvent[]);
             recorded.push(observed.recorded);
+            // Awaited with the send below; a failure before then must not go unhandled.
+            observed.recorded.catch(() => undefined);
             // Issued after this slice's write, so it reads the clicks just recorded.
             loading = i + 1 < slices.length ? sessions.load(slices[i + 1] as ClickEvent[]) : null;
             const result = scoreBatch(slices[i] as ClickEvent[], observed.contexts, {
@@ -225,7 +227,6 @@ export class Scorer {
           }
         } catch (error) {
           loading?.catch(() => undefined);
-          for (const write of recorded) write.catch(() => undefined);
           throw error;
         } finally {
           this.manager.release(set);
