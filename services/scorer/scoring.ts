@@ -49,15 +49,13 @@ export function scoreBatch(
     });
   }
   const loaded = (version: string) => set.has(version);
+  const { champion, challenger, shadow } = set.routing;
+  const championLive = champion !== null && loaded(champion);
+  const challengerLive = challenger !== null && loaded(challenger) && set.routing.challengerWeight > 0;
   // Without a live challenger every user gets the same plan: no user hash per click.
-  const uniform = !(
-    set.routing.challenger &&
-    set.routing.challengerWeight > 0 &&
-    loaded(set.routing.challenger)
-  );
-  const plans = uniform
-    ? new Array<ReturnType<typeof servedArm>>(inputs.length).fill(servedArm('', set.routing, loaded))
-    : inputs.map((input) => servedArm(input.click.userId, set.routing, loaded));
+  const plans = challengerLive
+    ? inputs.map((input) => servedArm(input.click.userId, set.routing, loaded))
+    : new Array<ReturnType<typeof servedArm>>(inputs.length).fill(servedArm('', set.routing, loaded));
 
   // Run each model once over the clicks that need it.
   // Per version, the score of each row it ran on (NaN elsewhere).
@@ -70,9 +68,6 @@ export function scoreBatch(
     scoresBy.set(version, byRow);
   };
   const all = inputs.map((_, i) => i);
-  const { champion, challenger, shadow } = set.routing;
-  const championLive = champion !== null && loaded(champion);
-  const challengerLive = challenger !== null && loaded(challenger) && set.routing.challengerWeight > 0;
   // With a challenger live, both score every click: disagreement is a review signal.
   if (championLive) need(champion, challengerLive ? all : all.filter((i) => plans[i]?.arm === 'champion'));
   if (challengerLive) need(challenger, all);
