@@ -250,40 +250,49 @@ class ValueIds {
 
 /** Segment ids by (country id, device id); the segment's name is built once per pair. */
 class SegmentIds {
-  private readonly rows: (number[] | undefined)[] = [];
+  private readonly ids = new PairGrid();
   readonly values: string[] = [];
   constructor(private readonly held: { count: number }) {}
 
   id(country: number, device: number, countries: ValueIds, devices: ValueIds): number {
-    let row = this.rows[country];
-    if (row === undefined) this.rows[country] = row = [];
-    let id = row[device];
+    let id = this.ids.get(country, device);
     if (id === undefined) {
       id = this.values.length;
       this.values.push(segmentOf(countries.values[country] as string, devices.values[device] as string));
-      row[device] = id;
+      this.ids.set(country, device, id);
       this.held.count++;
     }
     return id;
   }
 }
 
-/** Slots of a cross "a|b" by the ids of a and b: a row per a, a column per b. */
+/** Slots of a cross "a|b" by the ids of a and b. */
 class CrossSlots {
-  private readonly rows: (number[] | undefined)[] = [];
+  private readonly slots = new PairGrid();
   constructor(
     private readonly prefix: string,
     private readonly hashed: (text: string) => number,
   ) {}
 
   slot(a: number, b: number, aValues: readonly string[], bValues: readonly string[]): number {
-    let row = this.rows[a];
-    if (row === undefined) this.rows[a] = row = [];
-    let slot = row[b];
+    let slot = this.slots.get(a, b);
     if (slot === undefined) {
       slot = this.hashed(`${this.prefix}${aValues[a]}|${bValues[b]}`);
-      row[b] = slot;
+      this.slots.set(a, b, slot);
     }
     return slot;
+  }
+}
+
+/** A number per pair of small ids: a row per first id, a column per second. */
+class PairGrid {
+  private readonly rows: (number[] | undefined)[] = [];
+
+  get(a: number, b: number): number | undefined {
+    return this.rows[a]?.[b];
+  }
+
+  set(a: number, b: number, value: number): void {
+    (this.rows[a] ??= [])[b] = value;
   }
 }
