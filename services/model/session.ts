@@ -1,8 +1,8 @@
 // Session context of a click as the feature spec needs it, defined by event time so that
 // replays and out-of-order delivery give the same answer: the clicks of the same session with
-// an earlier event time. The scorer's Redis script (observeClicks-N in
-// services/scorer/scripts.ts)
-// implements the same definition; tests hold the two together.
+// an earlier event time. The scorer's in-memory sessions (services/scorer/session-cache.ts)
+// and the predict API's Redis script (peekSession-1 in services/scorer/scripts.ts) implement
+// the same definition; tests hold them together.
 import type { ClickEvent } from '../common/contracts.js';
 import type { SessionContext } from './features.js';
 

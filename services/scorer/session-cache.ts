@@ -112,7 +112,8 @@ export class SessionCache {
       if (added) insertAt(session, click, upperBound(times, click.eventTime));
       context = contextAt(session, click.eventTime);
     }
-    // Trimmed after the context, as the Redis script did: the click sees up to cap + 1 others.
+    // Trimmed after the context is taken, as the Redis write trims after adding: the click sees
+    // up to cap + 1 others.
     trim(session, this.options.maxClicksPerSession);
     this.touch(sessionId, session, now);
     return { context, added };
