@@ -9,6 +9,7 @@ import type { ClickEvent } from '../../services/common/contracts.js';
 import { createRedis } from '../../services/common/redis.js';
 import { scorerKeys } from '../../services/scorer/keys.js';
 import { RedisSessionStore, earlierClicks } from '../../services/scorer/session-store.js';
+import { sessionContext } from '../../services/model/session.js';
 import { sampleRecords } from '../helpers/records.js';
 import { testRuntime } from '../helpers/kafka.js';
 
@@ -60,6 +61,14 @@ describe('session store', () => {
         ['item-1', 'books', 11],
         ['item-2', 'toys', 12],
       ],
+    );
+    // The predict API's read of Redis gives the definition's answer too.
+    assert.deepEqual(
+      await store.peek(click(session, 3)),
+      sessionContext(
+        [1, 2, 3].map((n) => click(session, n)),
+        click(session, 3).eventTime,
+      ),
     );
     assert.deepEqual(await earlierClicks(redis, session, click(session, 3).eventTime, 1), [earlier[1]]);
   });
