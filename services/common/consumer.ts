@@ -8,6 +8,7 @@ import { counter, gauge } from './metrics.js';
 import type { Codecs, RecordKind, RecordTypes, ValidationLimits } from './contracts.js';
 import { findProblems } from './contracts.js';
 import { toDeadLetter, type DeadLetterPublisher } from './dead-letters.js';
+import type { DeadLetter } from './contracts.js';
 import { FlywheelError, OversizedMessageError, errorCode, errorMessage, isRetriable } from './errors.js';
 import type { Logger } from './logger.js';
 
@@ -45,7 +46,28 @@ export type BatchHandler<S extends Subscriptions> = (
   context: BatchContext,
 ) => Promise<void | { rejected: Rejection<RecordOf<S>>[] }>;
 
-export interface RecordConsumerOptions<S extends Subscriptions> {
+/** A message a raw handler refuses, by its index in the messages it was given. */
+export interface RawRejection {
+  index: number;
+  code: string;
+  reason: string;
+}
+
+/**
+ * For a service that decodes and validates the messages itself (the scorer does it off the
+ * thread that talks to Kafka, with classifyMessage): the messages as fetched, and back the ones
+ * refused with their reason. Throwing works as for a BatchHandler.
+ */
+export type RawBatchHandler = (
+  messages: KafkaMessage[],
+  context: BatchContext,
+) => Promise<{ rejected: RawRejection[] }>;
+
+/** The service's handler: decoded, valid records (`handle`), or the messages as fetched (`handleRaw`). */
+export type ConsumerHandler<S extends Subscriptions> =
+  { handle: BatchHandler<S>; handleRaw?: never } | { handleRaw: RawBatchHandler; handle?: never };
+
+export type RecordConsumerOptions<S extends Subscriptions> = ConsumerHandler<S> & {
   kafka: Kafka;
   groupId: string;
   service: string;
@@ -53,7 +75,6 @@ export interface RecordConsumerOptions<S extends Subscriptions> {
   codecs: Codecs;
   deadLetters: DeadLetterPublisher;
   logger: Logger;
-  handle: BatchHandler<S>;
   maxMessageBytes: number;
   maxClockSkewMs: number;
   fromBeginning?: boolean;
@@ -63,7 +84,7 @@ export interface RecordConsumerOptions<S extends Subscriptions> {
   partitionsConsumedConcurrently?: number;
   /** Clock for validation; tests pin it. */
   now?: () => number;
-}
+};
 
 /** Group timeouts from the session timeout: heartbeats at a tenth of it, as KafkaJS advises (≤ 1/3). */
 export function groupTimeouts(sessionTimeoutMs: number): {
@@ -193,14 +214,50 @@ export class RecordConsumer<S extends Subscriptions> {
     const kind = this.options.subscriptions[topic];
     if (kind === undefined) throw new Error(`no record kind configured for topic ${topic}`);
 
+    const context: BatchContext = { topic, partition, heartbeat: () => payload.heartbeat() };
+    const { accepted, letters } = this.options.handleRaw
+      ? await this.handleRawBatch(batch.messages, context, this.options.handleRaw)
+      : await this.handleDecoded(batch.messages, context, kind, this.options.handle);
+    if (letters.length > 0) {
+      await this.options.deadLetters.publish(letters);
+      for (const letter of letters) this.deadLettered?.inc({ topic, code: letter.errorCode });
+      this.log.warn(
+        {
+          topic,
+          partition,
+          count: letters.length,
+          first: {
+            offset: letters[0]?.sourceOffset,
+            code: letters[0]?.errorCode,
+            reason: letters[0]?.reason,
+          },
+        },
+        'dead-lettered messages',
+      );
+    }
+    this.consumed?.inc({ topic }, accepted);
+    payload.resolveOffset(batch.lastOffset());
+    this.lag?.set({ topic, partition: String(partition) }, Number(batch.offsetLag()));
+    await payload.heartbeat();
+    await payload.commitOffsetsIfNecessary();
+  }
+
+  /** Decode and validate, hand the good records to the service; dead letters for the rest. */
+  private async handleDecoded(
+    messages: KafkaMessage[],
+    context: BatchContext,
+    kind: RecordKind,
+    handle: BatchHandler<S>,
+  ): Promise<{ accepted: number; letters: DeadLetter[] }> {
+    const { topic, partition } = context;
     const limits = {
       now: this.now(),
       maxClockSkewMs: this.options.maxClockSkewMs,
       maxMessageBytes: this.options.maxMessageBytes,
     };
     const good: RecordOf<S>[] = [];
-    const letters = [];
-    for (const message of batch.messages) {
+    const letters: DeadLetter[] = [];
+    for (const message of messages) {
       // A promise per message cost more than the decoding: wait only for an unseen schema.
       const result =
         classifyKnown(message, kind, this.options.codecs, limits) ??
@@ -221,8 +278,10 @@ export class RecordConsumer<S extends Subscriptions> {
       }
     }
 
-    const context: BatchContext = { topic, partition, heartbeat: () => payload.heartbeat() };
-    const rejected = await this.handleAll(good, context);
+    const rejected = await this.isolate(good, async (records) => {
+      const result = await handle(records, context);
+      return result ? result.rejected : [];
+    });
     for (const { record, error } of rejected) {
       letters.push(
         this.letter(
@@ -231,57 +290,58 @@ export class RecordConsumer<S extends Subscriptions> {
             partition,
             offset: record.offset,
             key: record.key,
-            value: batchValue(batch.messages, record.offset),
+            value: batchValue(messages, record.offset),
             headers: record.headers,
           },
-          {
-            code: error instanceof FlywheelError ? error.code : 'FW_HANDLER_REJECTED',
-            reason: errorMessage(error),
-          },
+          rejectionOf(error),
         ),
       );
     }
-    if (letters.length > 0) {
-      await this.options.deadLetters.publish(letters);
-      for (const letter of letters) this.deadLettered?.inc({ topic, code: letter.errorCode });
-      this.log.warn(
-        {
-          topic,
-          partition,
-          count: letters.length,
-          first: {
-            offset: letters[0]?.sourceOffset,
-            code: letters[0]?.errorCode,
-            reason: letters[0]?.reason,
-          },
-        },
-        'dead-lettered messages',
-      );
-    }
-    this.consumed?.inc({ topic }, good.length - rejected.length);
-    payload.resolveOffset(batch.lastOffset());
-    this.lag?.set({ topic, partition: String(partition) }, Number(batch.offsetLag()));
-    await payload.heartbeat();
-    await payload.commitOffsetsIfNecessary();
+    return { accepted: good.length - rejected.length, letters };
   }
 
-  /** Run the handler; on a non-retriable failure split the batch to isolate the bad records. */
-  private async handleAll(records: RecordOf<S>[], context: BatchContext): Promise<Rejection<RecordOf<S>>[]> {
+  /** The messages as fetched to the service, which says which it refuses and why. */
+  private async handleRawBatch(
+    messages: KafkaMessage[],
+    context: BatchContext,
+    handleRaw: RawBatchHandler,
+  ): Promise<{ accepted: number; letters: DeadLetter[] }> {
+    const { topic, partition } = context;
+    const rejected = await this.isolate(messages, async (part) => {
+      const result = await handleRaw(part, context);
+      return result.rejected.map(({ index, code, reason }) => ({
+        record: part[index] as KafkaMessage,
+        error: new FlywheelError(code, reason),
+      }));
+    });
+    const letters = rejected.map(({ record, error }) =>
+      this.letter({ topic, partition, ...record }, rejectionOf(error)),
+    );
+    return { accepted: messages.length - rejected.length, letters };
+  }
+
+  /**
+   * Run the handler over the records; on a non-retriable failure split them to isolate the bad
+   * ones. A retriable failure is thrown: offsets stay unresolved and the batch is fetched again.
+   */
+  private async isolate<R>(
+    records: R[],
+    run: (records: R[]) => Promise<Rejection<R>[]>,
+  ): Promise<Rejection<R>[]> {
     if (records.length === 0) return [];
     try {
-      const result = await this.options.handle(records, context);
-      return result ? result.rejected : [];
+      return await run(records);
     } catch (error) {
       if (isRetriable(error)) throw error; // offsets stay unresolved: the batch is fetched again
-      if (records.length === 1) return [{ record: records[0] as RecordOf<S>, error }];
+      if (records.length === 1) return [{ record: records[0] as R, error }];
       this.log.warn(
         { err: error, size: records.length },
         'handler failed on a batch; splitting it to isolate bad records',
       );
       const middle = Math.ceil(records.length / 2);
       return [
-        ...(await this.handleAll(records.slice(0, middle), context)),
-        ...(await this.handleAll(records.slice(middle), context)),
+        ...(await this.isolate(records.slice(0, middle), run)),
+        ...(await this.isolate(records.slice(middle), run)),
       ];
     }
   }
@@ -293,6 +353,13 @@ export class RecordConsumer<S extends Subscriptions> {
       now: this.now(),
     });
   }
+}
+
+function rejectionOf(error: unknown): { code: string; reason: string } {
+  return {
+    code: error instanceof FlywheelError ? error.code : 'FW_HANDLER_REJECTED',
+    reason: errorMessage(error),
+  };
 }
 
 function batchValue(messages: KafkaMessage[], offset: string): Buffer | null {

@@ -18,6 +18,8 @@ export const scorerConfigSchema = z.object({
   FW_SCORER_CONCURRENCY: env.int(3, 1, 64),
   /** Clicks per session load and write: the next slice's sessions load while this one is scored. */
   FW_SCORER_SESSION_SLICE: env.int(1000, 1, 100_000),
+  /** Score in a worker thread, leaving the main thread to Kafka and HTTP (needs a second core). */
+  FW_SCORER_WORKER: env.bool(true),
   /** Sessions held in memory (about 1 KB each); the least recently used are dropped beyond it. */
   FW_SCORER_SESSION_CACHE: env.int(100_000, 1, 10_000_000),
 });

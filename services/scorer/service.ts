@@ -1,17 +1,17 @@
 // `flywheel scorer`: consumes clicks in a consumer group, scores them with the routed models,
 // publishes predictions (offsets commit only after Kafka acknowledged them), hands uncertain
 // cases to the review sink, follows model updates and hot-swaps between batches, and serves
-// the predict API from the same models.
+// the predict API from the same versions. The batches are scored in a worker thread
+// (scoring-worker.ts); this thread moves their bytes between Kafka and it.
 import type { FastifyInstance } from 'fastify';
 import type { Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
-import type { ClickEvent } from '../common/contracts.js';
-import { RecordConsumer, groupTimeouts } from '../common/consumer.js';
+import type { ModelUpdate } from '../common/contracts.js';
+import { RecordConsumer, groupTimeouts, type RawRejection } from '../common/consumer.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
 import { createProducer, sendInChunks } from '../common/kafka.js';
 import { counter, gauge, histogram } from '../common/metrics.js';
 import { createRedis } from '../common/redis.js';
-import { Random } from '../common/random.js';
 import type { Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
 import { initBackend } from '../model/backend.js';
@@ -21,9 +21,10 @@ import { FileModelRegistry } from '../registry/store.js';
 import { loadScorerConfig, type ScorerConfig } from './config.js';
 import { buildPredictApp } from './http.js';
 import { ModelManager } from './model-manager.js';
-import { MemoryReviewSink, type ReviewPolicyConfig, type ReviewSink, type ReviewTask } from './review.js';
-import { scoreBatch } from './scoring.js';
-import { RedisSessionStore } from './session-store.js';
+import { ScoringPipeline, predictionMessages, type ScoredBatchBytes } from './pipeline.js';
+import { MemoryReviewSink, type ReviewPolicyConfig, type ReviewSink } from './review.js';
+import { ScoringWorker, inlineScorer, type BatchScorer } from './scoring-worker.js';
+import { RedisSessionStore, type SessionStoreOptions } from './session-store.js';
 import { ModelUpdatesFollower } from './updates-follower.js';
 
 export interface ScorerTopics {
@@ -50,9 +51,11 @@ export class Scorer {
   private producer: Producer | undefined;
   private consumer: RecordConsumer<Record<string, 'click'>> | undefined;
   private follower: ModelUpdatesFollower | undefined;
+  private scoring: BatchScorer | undefined;
   private app: FastifyInstance | undefined;
   private ready = false;
   readonly spec: FeatureSpec;
+  private readonly registryDir: string;
   private readonly policy: ReviewPolicyConfig;
   private readonly reviewSink: ReviewSink;
 
@@ -61,6 +64,7 @@ export class Scorer {
     this.config = options.config ?? loadScorerConfig();
     const registryConfig = loadRegistryConfig();
     this.spec = new FeatureSpec({ hashBits: registryConfig.FW_FEATURE_HASH_BITS });
+    this.registryDir = registryConfig.FW_REGISTRY_DIR;
     this.topics = {
       clicks: TOPICS.clicks,
       predictions: TOPICS.predictions,
@@ -68,11 +72,7 @@ export class Scorer {
       modelUpdates: TOPICS.modelUpdates,
       ...options.topics,
     };
-    this.manager = new ModelManager(
-      new FileModelRegistry(registryConfig.FW_REGISTRY_DIR),
-      this.spec,
-      runtime.logger,
-    );
+    this.manager = new ModelManager(new FileModelRegistry(this.registryDir), this.spec, runtime.logger);
     this.policy = {
       band: { low: this.config.FW_REVIEW_BAND_LOW, high: this.config.FW_REVIEW_BAND_HIGH },
       disagreement: this.config.FW_REVIEW_DISAGREEMENT,
@@ -97,15 +97,49 @@ export class Scorer {
     await initBackend(logger);
     this.redis = createRedis(runtime.config.REDIS_URL, logger);
     await this.redis.connect();
-    const sessions = new RedisSessionStore(this.redis, {
+    const sessionOptions: SessionStoreOptions = {
       idleSeconds: this.config.FW_SESSION_IDLE_SECONDS,
       maxClicksPerSession: 500,
       maxSessions: this.config.FW_SCORER_SESSION_CACHE,
-    });
+    };
+    // This thread's sessions: the predict API's reads, and the stream's when scoring inline.
+    const sessions = new RedisSessionStore(this.redis, sessionOptions);
+    const limits = {
+      maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
+      maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
+    };
+    this.scoring = this.config.FW_SCORER_WORKER
+      ? await ScoringWorker.start(
+          {
+            service: runtime.service,
+            logLevel: runtime.config.LOG_LEVEL,
+            redisUrl: runtime.config.REDIS_URL,
+            schemaRegistryUrl: runtime.config.FW_SCHEMA_REGISTRY_URL,
+            registryDir: this.registryDir,
+            hashBits: this.spec.hashBits,
+            sessions: sessionOptions,
+            policy: this.policy,
+            limits,
+            slice: this.config.FW_SCORER_SESSION_SLICE,
+          },
+          logger,
+        )
+      : inlineScorer(
+          new ScoringPipeline({
+            codecs: runtime.codecs,
+            spec: this.spec,
+            manager: this.manager,
+            sessions,
+            policy: this.policy,
+            limits,
+            slice: this.config.FW_SCORER_SESSION_SLICE,
+          }),
+        );
+    const scoring = this.scoring;
     this.producer = createProducer(runtime.kafka);
     await this.producer.connect();
 
-    const scored = counter(metrics, {
+    const predictionsPublished = counter(metrics, {
       name: 'flywheel_scorer_predictions_total',
       help: 'Predictions published, by arm',
       labelNames: ['arm'],
@@ -160,10 +194,17 @@ export class Scorer {
       logger.info({ version, outcomeToLiveSeconds: outcomeAgeMs / 1000 }, 'version live');
     });
 
+    // Both model sets take each update: this thread's (predict API) and the stream's.
+    const models = {
+      apply: async (update: ModelUpdate) => {
+        const [served, streamed] = await Promise.all([this.manager.apply(update), scoring.apply(update)]);
+        return served && streamed;
+      },
+    };
     this.follower = new ModelUpdatesFollower(
       runtime.kafka,
       runtime.codecs,
-      this.manager,
+      models,
       logger,
       this.topics.modelUpdates,
     );
@@ -171,8 +212,6 @@ export class Scorer {
     await this.follower.caughtUp;
     this.ready = true;
 
-    const random = new Random(Date.now() >>> 0);
-    const predictionSchema = await runtime.codecs.prediction.schemaId();
     const producer = this.producer;
     this.consumer = new RecordConsumer({
       kafka: runtime.kafka,
@@ -183,68 +222,58 @@ export class Scorer {
       deadLetters: new DeadLetterPublisher(producer, runtime.codecs.deadLetter, this.topics.deadLetters),
       logger,
       metrics,
-      maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
-      maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
+      ...limits,
       consumerConfig: groupTimeouts(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS),
       partitionsConsumedConcurrently: this.config.FW_SCORER_CONCURRENCY,
-      handle: async (records) => {
+      // Decoded and validated by the pipeline, off this thread: it returns the messages it refuses.
+      handleRaw: async (messages, { topic, partition }) => {
         const stop = batchSeconds.startTimer();
-        const clicks: ClickEvent[] = records.map((r) => r.value);
-        // Sessions not held in memory are loaded a slice ahead, while this slice is scored.
-        const slices: ClickEvent[][] = [];
+        // Queued a slice at a time and scored in order: a slice's predictions are sent while the
+        // next is scored.
         const slice = this.config.FW_SCORER_SESSION_SLICE;
-        for (let i = 0; i < clicks.length; i += slice) slices.push(clicks.slice(i, i + slice));
-        const messages: { key: string; value: Buffer }[] = [];
-        const batchReviews: ReviewTask[] = [];
-        const perArm = new Map<string, number>();
-        // The whole batch is scored with the model set it began with.
-        const set = this.manager.acquire();
-        let loading: Promise<void> | null = sessions.load(slices[0] ?? []);
-        // Redis writes of the batch's new clicks: durable before its offsets commit.
+        const lane = `${topic}:${partition}`;
+        const queued: { from: number; scoring: ReturnType<BatchScorer['score']> }[] = [];
+        for (let from = 0; from < messages.length; from += slice) {
+          const values = messages.slice(from, from + slice).map((m) => m.value);
+          queued.push({ from, scoring: scoring.score(values, lane) });
+        }
+        // Each is awaited in turn below; one failing first must not go unhandled meanwhile.
+        for (const { scoring } of queued) scoring.catch(() => undefined);
+        const parts: ScoredBatchBytes[] = [];
+        const rejected: RawRejection[] = [];
+        let sent: Promise<void> = Promise.resolve();
+        // The session writes: durable with the predictions, before the batch's offsets commit.
         const recorded: Promise<void>[] = [];
         try {
-          for (let i = 0; i < slices.length; i++) {
-            await loading;
-            const observed = await sessions.observe(slices[i] as ClickEvent[]);
-            recorded.push(observed.recorded);
-            // Awaited with the send below; a failure before then must not go unhandled.
-            observed.recorded.catch(() => undefined);
-            // Issued after this slice's write, so it reads the clicks just recorded.
-            loading = i + 1 < slices.length ? sessions.load(slices[i + 1] as ClickEvent[]) : null;
-            const result = scoreBatch(slices[i] as ClickEvent[], observed.contexts, {
-              spec: this.spec,
-              set,
-              policy: this.policy,
-              now: Date.now(),
-              draw: () => random.next(),
-            });
-            const encoded = runtime.codecs.prediction.encodeAllWith(predictionSchema, result.predictions);
-            result.predictions.forEach((p, k) => {
-              messages.push({ key: p.userId, value: encoded[k] as Buffer });
-              perArm.set(p.arm, (perArm.get(p.arm) ?? 0) + 1);
-            });
-            batchReviews.push(...result.reviews);
+          for (const { from, scoring } of queued) {
+            const part = await scoring;
+            parts.push(part.scored);
+            recorded.push(part.recorded);
+            for (const r of part.scored.rejected) rejected.push({ ...r, index: from + r.index });
+            const predictions = predictionMessages(part.scored);
+            sent = sent.then(() => sendInChunks(producer, this.topics.predictions, predictions));
           }
-        } catch (error) {
-          loading?.catch(() => undefined);
-          throw error;
         } finally {
-          this.manager.release(set);
+          // Awaited below; a failure while later slices are scored must not go unhandled.
+          sent.catch(() => undefined);
         }
-        await Promise.all([sendInChunks(producer, this.topics.predictions, messages), ...recorded]);
-        if (batchReviews.length > 0) {
-          await this.reviewSink.submit(batchReviews);
-          for (const task of batchReviews) reviews.inc({ reason: task.reason });
+        await Promise.all([sent, ...recorded]);
+        for (const part of parts) {
+          if (part.reviews.length > 0) {
+            await this.reviewSink.submit(part.reviews);
+            for (const task of part.reviews) reviews.inc({ reason: task.reason });
+          }
+          for (const [arm, count] of Object.entries(part.perArm)) predictionsPublished.inc({ arm }, count);
         }
-        for (const [arm, count] of perArm) scored.inc({ arm }, count);
-        batchSize.observe(clicks.length);
-        sessionsHeld.set(sessions.cachedSessions);
+        batchSize.observe(messages.length);
+        sessionsHeld.set(parts.at(-1)?.sessionsHeld ?? 0);
         stop();
+        return { rejected };
       },
     });
     // Another scorer may have scored (and written) this one's sessions while they were its own.
     const kafkaConsumer = this.consumer.consumer;
-    kafkaConsumer.on(kafkaConsumer.events.GROUP_JOIN, () => sessions.clear());
+    kafkaConsumer.on(kafkaConsumer.events.GROUP_JOIN, () => scoring.clearSessions());
     await this.consumer.start();
 
     if (this.options.http !== false) {
@@ -275,6 +304,7 @@ export class Scorer {
     await this.consumer?.stop();
     await this.follower?.stop();
     await this.producer?.disconnect();
+    await this.scoring?.close();
     await this.redis?.quit();
   }
 }

@@ -21,7 +21,7 @@ export class ModelUpdatesFollower {
   constructor(
     private readonly kafka: Kafka,
     private readonly codecs: Codecs,
-    private readonly manager: ModelManager,
+    private readonly manager: Pick<ModelManager, 'apply'>,
     private readonly logger: Logger,
     private readonly topic: string = TOPICS.modelUpdates,
   ) {

@@ -65,7 +65,8 @@ describe('scorers in one consumer group', () => {
   });
 
   const group = () => `test.scorer-group.${topics.names.click}`;
-  const startScorer = async () => {
+  /** One member scores in its worker thread, the other on its main thread: both paths in a group. */
+  const startScorer = async (worker: boolean) => {
     const child = fork(join(import.meta.dirname, '..', 'fixtures', 'scorer-process.ts'), {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -74,6 +75,7 @@ describe('scorers in one consumer group', () => {
         LOG_LEVEL: 'warn',
         FW_REGISTRY_DIR: registryDir,
         FW_SCORER_GROUP: group(),
+        FW_SCORER_WORKER: String(worker),
         FW_CONSUMER_SESSION_TIMEOUT_MS: '6000',
         CLICK_TOPIC: topics.names.click,
         PREDICTION_TOPIC: topics.names.predictions,
@@ -108,8 +110,8 @@ describe('scorers in one consumer group', () => {
   };
 
   it('splits the partitions, and the survivor takes over a killed member’s without losing clicks', async () => {
-    const a = await startScorer();
-    const b = await startScorer();
+    const a = await startScorer(false);
+    const b = await startScorer(true);
     const split = await untilAssigned(
       (p) => p.length === 2 && p.every((x) => x.length === PARTITIONS / 2),
       'two members with 3 partitions each',

@@ -73,6 +73,7 @@ describe('scorer', () => {
       config: {
         FW_SCORER_GROUP: `test.scorer.${topics.names.click}`,
         FW_SCORER_CONCURRENCY: 1,
+        FW_SCORER_WORKER: true,
         // Batches span several session slices.
         FW_SCORER_SESSION_SLICE: 50,
         // Fewer sessions held than the stream has: sessions are dropped and loaded back throughout.

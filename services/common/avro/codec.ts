@@ -49,7 +49,21 @@ export class AvroCodec<T> {
    * it (a buffer per message cost an allocation and a copy each).
    */
   encodeAllWith(schemaId: number, values: readonly T[]): Buffer[] {
-    let slab = Buffer.allocUnsafe(Math.max(4096, values.length * 256));
+    const { slab, ends } = this.encodeAll(schemaId, values);
+    let from = 0;
+    return ends.map((end) => {
+      const view = slab.subarray(from, end);
+      from = end;
+      return view;
+    });
+  }
+
+  /**
+   * Many values into one slab, value k ending at ends[k]. The slab owns its memory (never Node's
+   * shared pool), so its ArrayBuffer can be transferred to another thread.
+   */
+  encodeAll(schemaId: number, values: readonly T[]): { slab: Buffer; ends: number[] } {
+    let slab = Buffer.allocUnsafeSlow(Math.max(4096, values.length * 256));
     const ends: number[] = [];
     let start = 0;
     for (const value of values) {
@@ -62,17 +76,12 @@ export class AvroCodec<T> {
           break;
         }
         // Out of room (end is minus the bytes missing): a larger slab, the values so far copied over.
-        const larger = Buffer.allocUnsafe(2 * (slab.length - end));
+        const larger = Buffer.allocUnsafeSlow(2 * (slab.length - end));
         slab.copy(larger, 0, 0, start);
         slab = larger;
       }
     }
-    let from = 0;
-    return ends.map((end) => {
-      const view = slab.subarray(from, end);
-      from = end;
-      return view;
-    });
+    return { slab, ends };
   }
 
   async decode(bytes: Buffer | null | undefined): Promise<T> {

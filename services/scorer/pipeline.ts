@@ -1,0 +1,154 @@
+// The scorer's own work on a batch of click messages as fetched: decode and validate each, work
+// out its session context, score it with the routed models, and encode the predictions into one
+// allocation. It runs in the scoring worker (worker.ts) or, with FW_SCORER_WORKER off, on the
+// thread that talks to Kafka; either way the caller gets bytes to send and the messages refused.
+import type { ClickEvent, Codecs, Prediction } from '../common/contracts.js';
+import { classifyKnown, classifyMessage, type RawRejection } from '../common/consumer.js';
+import { Random } from '../common/random.js';
+import type { FeatureSpec } from '../model/features.js';
+import type { ModelManager } from './model-manager.js';
+import type { ReviewPolicyConfig, ReviewTask } from './review.js';
+import { scoreBatch } from './scoring.js';
+import type { RedisSessionStore } from './session-store.js';
+
+export interface PipelineLimits {
+  maxMessageBytes: number;
+  maxClockSkewMs: number;
+}
+
+/** The predictions of a batch, ready to send: value k is bytes[ends[k-1] ?? 0, ends[k]). */
+export interface ScoredBatchBytes {
+  bytes: Uint8Array;
+  ends: Uint32Array;
+  /** Kafka key (user id) of each prediction. */
+  keys: string[];
+  /** Messages refused (undecodable or invalid), by index in the batch. */
+  rejected: RawRejection[];
+  reviews: ReviewTask[];
+  /** Predictions per arm. */
+  perArm: Record<string, number>;
+  sessionsHeld: number;
+}
+
+export interface PipelineOptions {
+  codecs: Codecs;
+  spec: FeatureSpec;
+  manager: ModelManager;
+  sessions: RedisSessionStore;
+  policy: ReviewPolicyConfig;
+  limits: PipelineLimits;
+  /** Clicks per session load and write. */
+  slice: number;
+}
+
+export class ScoringPipeline {
+  private readonly random = new Random(Date.now() >>> 0);
+  private predictionSchema: number | undefined;
+
+  constructor(private readonly options: PipelineOptions) {}
+
+  get sessions(): RedisSessionStore {
+    return this.options.sessions;
+  }
+
+  /**
+   * Score a batch. `recorded` resolves once Redis has the batch's new clicks: the caller awaits it
+   * with the Kafka send, before the offsets commit. Failures of Redis reject as retriable.
+   */
+  async score(
+    values: readonly (Buffer | null)[],
+  ): Promise<{ scored: ScoredBatchBytes; recorded: Promise<void> }> {
+    const { codecs, sessions, manager, spec, policy } = this.options;
+    this.predictionSchema ??= await codecs.prediction.schemaId();
+    const schema = this.predictionSchema;
+    const limits = { ...this.options.limits, now: Date.now() };
+    const clicks: ClickEvent[] = [];
+    const rejected: RawRejection[] = [];
+    for (let index = 0; index < values.length; index++) {
+      const message = { value: values[index] ?? null };
+      // A promise per message cost more than the decoding: wait only for an unseen schema.
+      const result =
+        classifyKnown(message, 'click', codecs, limits) ??
+        (await classifyMessage(message, 'click', codecs, limits));
+      if (result.ok) clicks.push(result.value);
+      else rejected.push({ index, code: result.code, reason: result.reason });
+    }
+
+    // Sessions not held in memory are loaded a slice ahead, while this slice is scored.
+    const slices: ClickEvent[][] = [];
+    for (let i = 0; i < clicks.length; i += this.options.slice)
+      slices.push(clicks.slice(i, i + this.options.slice));
+    const predictions: Prediction[] = [];
+    const reviews: ReviewTask[] = [];
+    // The whole batch is scored with the model set it began with.
+    const set = manager.acquire();
+    let loading: Promise<void> | null = sessions.load(slices[0] ?? []);
+    // Redis writes of the batch's new clicks: durable before its offsets commit.
+    const recorded: Promise<void>[] = [];
+    try {
+      for (let i = 0; i < slices.length; i++) {
+        await loading;
+        const observed = await sessions.observe(slices[i] as ClickEvent[]);
+        recorded.push(observed.recorded);
+        // Awaited by the caller; a failure before then must not go unhandled.
+        observed.recorded.catch(() => undefined);
+        // Issued after this slice's write, so it reads the clicks just recorded.
+        loading = i + 1 < slices.length ? sessions.load(slices[i + 1] as ClickEvent[]) : null;
+        const result = scoreBatch(slices[i] as ClickEvent[], observed.contexts, {
+          spec,
+          set,
+          policy,
+          now: Date.now(),
+          draw: () => this.random.next(),
+        });
+        for (const p of result.predictions) predictions.push(p);
+        for (const r of result.reviews) reviews.push(r);
+      }
+    } catch (error) {
+      loading?.catch(() => undefined);
+      throw error;
+    } finally {
+      manager.release(set);
+    }
+
+    const { slab, ends } = codecs.prediction.encodeAll(schema, predictions);
+    const keys = new Array<string>(predictions.length);
+    const perArm: Record<string, number> = {};
+    for (let k = 0; k < predictions.length; k++) {
+      const p = predictions[k] as Prediction;
+      keys[k] = p.userId;
+      perArm[p.arm] = (perArm[p.arm] ?? 0) + 1;
+    }
+    const written = Promise.all(recorded).then(() => undefined);
+    // The caller awaits it with its Kafka send; a failure before then must not go unhandled.
+    written.catch(() => undefined);
+    return {
+      scored: {
+        bytes: slab,
+        ends: Uint32Array.from(ends),
+        keys,
+        rejected,
+        reviews,
+        perArm,
+        sessionsHeld: sessions.cachedSessions,
+      },
+      recorded: written,
+    };
+  }
+}
+
+/** The Kafka messages of a scored batch: views of its bytes, no copies. */
+export function predictionMessages(scored: ScoredBatchBytes): { key: string; value: Buffer }[] {
+  const { bytes, ends, keys } = scored;
+  const messages = new Array<{ key: string; value: Buffer }>(keys.length);
+  let from = 0;
+  for (let k = 0; k < keys.length; k++) {
+    const end = ends[k] as number;
+    messages[k] = {
+      key: keys[k] as string,
+      value: Buffer.from(bytes.buffer, bytes.byteOffset + from, end - from),
+    };
+    from = end;
+  }
+  return messages;
+}

@@ -1,0 +1,138 @@
+// The scoring worker on real Redis: it scores click bytes with the models it was told to load,
+// refuses bad messages with their reason, and when its thread dies the batch in flight fails as
+// retriable and a new thread serves the same version.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Worker } from 'node:worker_threads';
+import type { ModelUpdate, Prediction } from '../../services/common/contracts.js';
+import { isRetriable } from '../../services/common/errors.js';
+import { initBackend } from '../../services/model/backend.js';
+import { FeatureSpec } from '../../services/model/features.js';
+import { RegistryAdmin } from '../../services/registry/admin.js';
+import { FileModelRegistry } from '../../services/registry/store.js';
+import { predictionMessages } from '../../services/scorer/pipeline.js';
+import { DEFAULT_REVIEW_POLICY } from '../../services/scorer/review.js';
+import { ScoringWorker, workerThread } from '../../services/scorer/scoring-worker.js';
+import type { WorkerSetup } from '../../services/scorer/worker-protocol.js';
+import { testRuntime } from '../helpers/kafka.js';
+import { sampleRecords } from '../helpers/records.js';
+
+describe('scoring worker', () => {
+  const runtime = testRuntime('scoring-worker');
+  let registryDir: string;
+  let host: ScoringWorker;
+  const threads: Worker[] = [];
+
+  const update: ModelUpdate = {
+    updateId: 'u-1',
+    alias: 'champion',
+    version: 'v000001',
+    artifactUri: null,
+    sha256: null,
+    modelKind: 'logreg',
+    featureSpecHash: null,
+    routing: { champion: 'v000001', challenger: null, challengerWeight: 0, shadow: null },
+    reason: 'test',
+    actor: 'test',
+    updateTime: Date.now(),
+  };
+
+  before(async () => {
+    await initBackend(undefined, 'wasm');
+    registryDir = await mkdtemp(join(tmpdir(), 'flywheel-scoring-worker-'));
+    const admin = new RegistryAdmin(
+      new FileModelRegistry(registryDir),
+      new FeatureSpec(),
+      null,
+      runtime.logger,
+    );
+    const training = {
+      source: 'simulated' as const,
+      seed: 1,
+      clicks: 3000,
+      startTime: Date.UTC(2026, 0, 1),
+      trafficRate: 100,
+      attributionWindowMs: 1_800_000,
+      examples: 3000,
+    };
+    await admin.train({ kind: 'logreg', parent: null, seed: 1, training, actor: 'test' });
+    const setup: WorkerSetup = {
+      service: 'scoring-worker-test',
+      logLevel: 'silent',
+      redisUrl: runtime.config.REDIS_URL,
+      schemaRegistryUrl: runtime.config.FW_SCHEMA_REGISTRY_URL,
+      registryDir,
+      hashBits: 16,
+      sessions: { idleSeconds: 3600, maxClicksPerSession: 500, maxSessions: 1000 },
+      policy: DEFAULT_REVIEW_POLICY,
+      limits: { maxMessageBytes: 64 * 1024, maxClockSkewMs: 3_600_000 },
+      slice: 100,
+    };
+    host = await ScoringWorker.start(setup, runtime.logger, (s) => {
+      const thread = workerThread(s);
+      threads.push(thread);
+      return thread;
+    });
+  });
+  after(async () => {
+    await host.close();
+    await rm(registryDir, { recursive: true, force: true });
+  });
+
+  const clicks = async (count: number) => {
+    const session = randomUUID();
+    const base = sampleRecords().click;
+    return Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        runtime.codecs.click.encode({
+          ...base,
+          eventId: `${session}-${i}`,
+          sessionId: session,
+          eventTime: base.eventTime + i,
+        }),
+      ),
+    );
+  };
+  const decoded = (scored: Awaited<ReturnType<ScoringWorker['score']>>['scored']) =>
+    Promise.all(predictionMessages(scored).map((m) => runtime.codecs.prediction.decode(m.value)));
+
+  it('scores with the version applied and refuses bad messages with their reason', async () => {
+    assert.equal(await host.apply(update), true);
+    const good = await clicks(250);
+    const values = [...good.slice(0, 100), Buffer.from('not avro'), null, ...good.slice(100)];
+    const { scored, recorded } = await host.score(values, 'clicks:0');
+    await recorded;
+    assert.deepEqual(
+      scored.rejected.map((r) => [r.index, r.code]),
+      [
+        [100, 'FW_BAD_MAGIC_BYTE'],
+        [101, 'FW_EMPTY_MESSAGE'],
+      ],
+    );
+    const predictions: Prediction[] = await decoded(scored);
+    assert.equal(predictions.length, 250);
+    assert.ok(predictions.every((p) => p.modelVersion === 'v000001' && p.arm === 'champion'));
+    // One prediction per good click, in the order of the clicks.
+    assert.deepEqual(
+      predictions.map((p) => p.eventId),
+      predictions.map((_, i) => `${predictions[0]?.sessionId}-${i}`),
+    );
+    assert.deepEqual(scored.perArm, { champion: 250 });
+  });
+
+  it('fails a batch in flight as retriable when its thread dies; a new thread serves the same version', async () => {
+    const inFlight = host.score(await clicks(50), 'clicks:1');
+    await (threads.at(-1) as Worker).terminate();
+    await assert.rejects(inFlight, (error) => isRetriable(error));
+    assert.equal(threads.length, 2, 'a new thread was started');
+    const { scored, recorded } = await host.score(await clicks(50), 'clicks:1');
+    await recorded;
+    const predictions = await decoded(scored);
+    assert.equal(predictions.length, 50);
+    assert.ok(predictions.every((p) => p.modelVersion === 'v000001'));
+  });
+});
