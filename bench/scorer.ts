@@ -1,10 +1,12 @@
 // Scorer benchmark on the real local broker, in one run:
 //  1. Stream: N clicks already in a topic; a plain KafkaJS consume→produce passthrough of the
 //     same bytes, and the scorer (decode, validate, Redis session state, features, model,
-//     encode, produce), each in a fresh consumer group with the same consumer settings.
-//     Alternated, REPEATS times each; medians and the ratio scorer/passthrough.
-//     The CPU time of this process per message is recorded for both (all its threads: V8's
-//     garbage collector runs beside the main thread).
+//     encode, produce) with its scoring worker thread and on one thread (FW_SCORER_WORKER off),
+//     each in a fresh consumer group with the same consumer settings. Alternated, REPEATS times
+//     each; medians and the ratios to the passthrough.
+//     The CPU time of this process per message is recorded for each (all its threads: the
+//     scoring worker, and V8's garbage collector beside the main thread), for the scorer from
+//     its first batch on (its start-up loads models and starts the worker).
 //  2. Stages: the scorer's own work per click (decode, session context, features and model,
 //     encode) in this process with no Kafka or Redis (scorer-stages.ts).
 //  3. HTTP: POST /v1/predict at a fixed request rate with autocannon (separate process), next to
@@ -117,7 +119,8 @@ const passthrough = () =>
     partitionsConsumedConcurrently: CONCURRENCY,
   });
 
-async function scoring(): Promise<number> {
+/** Clicks/s, and this process's CPU per click from the first batch to the last click. */
+async function scoring(worker: boolean): Promise<{ rate: number; cpuMicros: number }> {
   const scorer = new Scorer({
     runtime,
     http: false,
@@ -125,6 +128,7 @@ async function scoring(): Promise<number> {
       ...loadScorerConfig({}),
       FW_SCORER_GROUP: `bench.scorer.${randomUUID()}`,
       FW_SCORER_CONCURRENCY: CONCURRENCY,
+      FW_SCORER_WORKER: worker,
     },
     topics: {
       clicks: names.clicks,
@@ -138,21 +142,26 @@ async function scoring(): Promise<number> {
   const before = await consumed();
   // Timed like the passthrough: from the start of the first batch (not its end: with several
   // partitions at once, the first batch to finish can be near the end of the run).
+  // Start-up (models loading, the worker starting) is left out of both.
   let started = 0;
+  let cpuAtStart = process.cpuUsage();
   const starting = scorer.start();
   while (!scorer.kafkaConsumer) await new Promise((r) => setTimeout(r, 1));
   const kafkaConsumer = scorer.kafkaConsumer;
   kafkaConsumer.on(kafkaConsumer.events.START_BATCH_PROCESS, () => {
-    started ||= Date.now();
+    if (started) return;
+    started = Date.now();
+    cpuAtStart = process.cpuUsage();
   });
   await starting;
   while ((await consumed()) - before < total) await new Promise((r) => setTimeout(r, 20));
   const seconds = (Date.now() - started) / 1000;
+  const used = process.cpuUsage(cpuAtStart);
   await scorer.stop();
-  return total / seconds;
+  return { rate: total / seconds, cpuMicros: (used.user + used.system) / total };
 }
 
-/** The rate `run` reports, and this process's CPU time per message (µs) while it ran. */
+/** The rate `run` reports, and this process's CPU time per message (µs) while it ran (consumer start included: a group join is cheap). */
 async function withCpu(run: () => Promise<number>): Promise<{ rate: number; cpuMicros: number }> {
   const before = process.cpuUsage();
   const rate = await run();
@@ -162,18 +171,24 @@ async function withCpu(run: () => Promise<number>): Promise<{ rate: number; cpuM
 
 const passRates: number[] = [];
 const scoreRates: number[] = [];
+const oneThreadRates: number[] = [];
 const passCpu: number[] = [];
 const scoreCpu: number[] = [];
+const oneThreadCpu: number[] = [];
 for (let r = 0; r < REPEATS; r++) {
   const pass = await withCpu(passthrough);
-  const score = await withCpu(scoring);
+  const score = await scoring(true);
+  const oneThread = await scoring(false);
   passRates.push(pass.rate);
   passCpu.push(pass.cpuMicros);
   scoreRates.push(score.rate);
   scoreCpu.push(score.cpuMicros);
+  oneThreadRates.push(oneThread.rate);
+  oneThreadCpu.push(oneThread.cpuMicros);
   console.error(
     `run ${r + 1}/${REPEATS}: passthrough ${Math.round(pass.rate)}/s (${pass.cpuMicros.toFixed(1)} µs CPU/msg), ` +
-      `scorer ${Math.round(score.rate)}/s (${score.cpuMicros.toFixed(1)} µs CPU/click)`,
+      `scorer ${Math.round(score.rate)}/s (${score.cpuMicros.toFixed(1)} µs CPU/click), ` +
+      `one thread ${Math.round(oneThread.rate)}/s (${oneThread.cpuMicros.toFixed(1)} µs CPU/click)`,
   );
 }
 
@@ -268,8 +283,21 @@ const result = {
     passthroughPerSec: median(passRates),
     scorerPerSec: median(scoreRates),
     ratio: median(scoreRates) / median(passRates),
-    cpuMicrosPerMessage: { passthrough: median(passCpu), scorer: median(scoreCpu) },
-    runs: { passthrough: passRates, scorer: scoreRates, passthroughCpu: passCpu, scorerCpu: scoreCpu },
+    oneThreadPerSec: median(oneThreadRates),
+    oneThreadRatio: median(oneThreadRates) / median(passRates),
+    cpuMicrosPerMessage: {
+      passthrough: median(passCpu),
+      scorer: median(scoreCpu),
+      oneThread: median(oneThreadCpu),
+    },
+    runs: {
+      passthrough: passRates,
+      scorer: scoreRates,
+      oneThread: oneThreadRates,
+      passthroughCpu: passCpu,
+      scorerCpu: scoreCpu,
+      oneThreadCpu,
+    },
   },
   stagesMicrosPerClick: stages,
   http: { seconds: HTTP_SECONDS, connections: 20, runs: http },
@@ -285,8 +313,14 @@ console.log('|---|---|---|');
 console.log(
   `| KafkaJS passthrough (consume → produce same bytes) | ${fmt(result.stream.passthroughPerSec)} | ${cpu.passthrough.toFixed(1)} |`,
 );
-console.log(`| scorer (${KIND} champion) | ${fmt(result.stream.scorerPerSec)} | ${cpu.scorer.toFixed(1)} |`);
+console.log(
+  `| scorer (${KIND} champion, scoring worker thread) | ${fmt(result.stream.scorerPerSec)} | ${cpu.scorer.toFixed(1)} |`,
+);
+console.log(
+  `| scorer on one thread (FW_SCORER_WORKER=false) | ${fmt(result.stream.oneThreadPerSec)} | ${cpu.oneThread.toFixed(1)} |`,
+);
 console.log(`| ratio scorer / passthrough | ${(result.stream.ratio * 100).toFixed(0)}% | |`);
+console.log(`| ratio one thread / passthrough | ${(result.stream.oneThreadRatio * 100).toFixed(0)}% | |`);
 console.log('');
 const us = (n: number) => n.toFixed(2);
 console.log(`| the scorer's own work, no Kafka or Redis (${fmt(stages.clicks)} clicks) | µs per click |`);

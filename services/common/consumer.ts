@@ -1,6 +1,6 @@
 // The consumer every service uses. Per batch: reject oversized, undecodable and invalid messages
-// to fw.dlq with their reason; hand the good ones to the service; resolve and commit offsets only
-// after both are durable. A handler error is retried when retriable; otherwise the batch is split
+// to fw.dlq with their reason (or let the service decode and say which it refuses: handleRaw);
+// hand the good ones to the service; resolve and commit offsets only after both are durable. A handler error is retried when retriable; otherwise the batch is split
 // so only the records the handler cannot take are dead-lettered. Nothing is skipped silently.
 import type { Consumer, ConsumerConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import type { Counter, Gauge, Registry } from 'prom-client';

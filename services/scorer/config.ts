@@ -16,7 +16,7 @@ export const scorerConfigSchema = z.object({
   FW_CONSUMER_SESSION_TIMEOUT_MS: env.int(30_000, 6_000, 300_000),
   /** Partitions scored at once: one batch's Redis and Kafka round trips overlap another's work. */
   FW_SCORER_CONCURRENCY: env.int(3, 1, 64),
-  /** Clicks per session load and write: the next slice's sessions load while this one is scored. */
+  /** Clicks per request to the scoring pipeline, and per session load and write within it. */
   FW_SCORER_SESSION_SLICE: env.int(1000, 1, 100_000),
   /** Score in a worker thread, leaving the main thread to Kafka and HTTP (needs a second core). */
   FW_SCORER_WORKER: env.bool(true),

@@ -53,6 +53,12 @@ export class Lanes {
   }
 }
 
+function exited(code: number): FlywheelError {
+  return new FlywheelError('FW_SCORING_WORKER_EXITED', `the scoring worker exited (code ${code})`, {
+    retriable: true,
+  });
+}
+
 function deserialize(error: SerializedError): Error {
   return new FlywheelError(error.code ?? 'FW_SCORING_FAILED', error.message, { retriable: error.retriable });
 }
@@ -72,6 +78,10 @@ export class ScoringWorker implements BatchScorer {
   /** The last update the worker applied: a restarted worker applies it before scoring. */
   private lastApplied: ModelUpdate | null = null;
   private closing = false;
+  /** A worker is up and has the models last applied. */
+  private serving = false;
+  /** Restarts in a row that did not get a worker ready: the next waits longer. */
+  private failedRestarts = 0;
 
   private constructor(
     private readonly setup: WorkerSetup,
@@ -86,31 +96,48 @@ export class ScoringWorker implements BatchScorer {
     spawnThread: (setup: WorkerSetup) => Worker = workerThread,
   ): Promise<ScoringWorker> {
     const host = new ScoringWorker(setup, logger, spawnThread);
-    host.spawn();
-    await host.ready;
+    host.ready = host.spawn();
+    try {
+      await host.ready;
+    } catch (error) {
+      await host.close();
+      throw error;
+    }
     return host;
   }
 
-  private spawn(): void {
+  /** Start a worker thread; resolves once it is ready and has the models last applied. */
+  private spawn(): Promise<void> {
     const worker = this.spawnThread(this.setup);
     this.worker = worker;
-    this.ready = new Promise<void>((resolve, reject) => {
+    const ready = new Promise<void>((resolve, reject) => {
       worker.on('message', (message: FromWorker) => {
         if (message.type === 'ready') resolve();
-        else if (message.type === 'startFailed') reject(deserialize(message.error));
-        else this.onReply(message);
+        else if (message.type === 'startFailed') {
+          reject(deserialize(message.error));
+          void worker.terminate(); // a restart (if any) is scheduled when it has exited
+        } else this.onReply(message);
       });
       worker.on('error', (error) => this.logger.error({ err: error }, 'the scoring worker failed'));
       worker.once('exit', (code) => {
-        reject(new FlywheelError('FW_SCORING_WORKER_EXITED', `the scoring worker exited (code ${code})`));
+        reject(exited(code));
         this.onExit(worker, code);
       });
     }).then(async () => {
       const update = this.lastApplied;
       if (update && !(await this.request<boolean>({ type: 'apply', id: this.nextId++, update }, worker)))
-        throw new Error(`the restarted scoring worker could not load ${update.updateId}`);
+        throw new FlywheelError(
+          'FW_SCORING_WORKER_EXITED',
+          `a new scoring worker could not load ${update.updateId}`,
+          {
+            retriable: true,
+          },
+        );
+      this.failedRestarts = 0;
+      this.serving = true;
     });
-    this.ready.catch(() => undefined);
+    ready.catch(() => undefined);
+    return ready;
   }
 
   private onReply(message: FromWorker): void {
@@ -132,16 +159,20 @@ export class ScoringWorker implements BatchScorer {
 
   private onExit(worker: Worker, code: number): void {
     if (worker !== this.worker) return;
-    // In-flight batches fail as retriable: they are fetched again and scored by the new worker.
-    const error = new FlywheelError('FW_SCORING_WORKER_EXITED', `the scoring worker exited (code ${code})`, {
-      retriable: true,
-    });
+    this.serving = false;
+    // Batches in flight fail as retriable: they are fetched again and scored by the next worker.
+    const error = exited(code);
     for (const waiter of [...this.replies.values(), ...this.recorded.values()]) waiter.reject(error);
     this.replies.clear();
     this.recorded.clear();
     if (this.closing) return;
-    this.logger.error({ code }, 'the scoring worker exited; starting another');
-    this.spawn();
+    const delayMs = this.failedRestarts === 0 ? 0 : Math.min(30_000, 500 * 2 ** this.failedRestarts);
+    this.failedRestarts++;
+    this.logger.error({ code, restartInMs: delayMs }, 'the scoring worker exited; starting another');
+    this.ready = new Promise<void>((resolve) => setTimeout(resolve, delayMs)).then(() =>
+      this.closing ? Promise.reject(error) : this.spawn(),
+    );
+    this.ready.catch(() => undefined);
   }
 
   private request<T>(message: ToWorker, worker = this.worker, transfer: ArrayBuffer[] = []): Promise<T> {
@@ -200,15 +231,9 @@ export class ScoringWorker implements BatchScorer {
   async close(): Promise<void> {
     this.closing = true;
     const worker = this.worker;
-    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    try {
-      await this.ready;
-      await this.request({ type: 'close', id: this.nextId++ }, worker);
-    } catch {
-      // It failed to start or already exited: nothing to close cleanly.
-    }
+    // Its Redis connection quits cleanly if it is up; a worker starting or gone has none to close.
+    if (this.serving) await this.request({ type: 'close', id: this.nextId++ }, worker).catch(() => undefined);
     await worker.terminate();
-    await exited;
   }
 }
 

@@ -25,7 +25,13 @@ describe('scoring worker', () => {
   const runtime = testRuntime('scoring-worker');
   let registryDir: string;
   let host: ScoringWorker;
+  let setup: WorkerSetup;
   const threads: Worker[] = [];
+  const keepingThreads = (s: WorkerSetup) => {
+    const thread = workerThread(s);
+    threads.push(thread);
+    return thread;
+  };
 
   const update: ModelUpdate = {
     updateId: 'u-1',
@@ -60,7 +66,7 @@ describe('scoring worker', () => {
       examples: 3000,
     };
     await admin.train({ kind: 'logreg', parent: null, seed: 1, training, actor: 'test' });
-    const setup: WorkerSetup = {
+    setup = {
       service: 'scoring-worker-test',
       logLevel: 'silent',
       redisUrl: runtime.config.REDIS_URL,
@@ -72,11 +78,7 @@ describe('scoring worker', () => {
       limits: { maxMessageBytes: 64 * 1024, maxClockSkewMs: 3_600_000 },
       slice: 100,
     };
-    host = await ScoringWorker.start(setup, runtime.logger, (s) => {
-      const thread = workerThread(s);
-      threads.push(thread);
-      return thread;
-    });
+    host = await ScoringWorker.start(setup, runtime.logger, keepingThreads);
   });
   after(async () => {
     await host.close();
@@ -128,11 +130,22 @@ describe('scoring worker', () => {
     const inFlight = host.score(await clicks(50), 'clicks:1');
     await (threads.at(-1) as Worker).terminate();
     await assert.rejects(inFlight, (error) => isRetriable(error));
-    assert.equal(threads.length, 2, 'a new thread was started');
     const { scored, recorded } = await host.score(await clicks(50), 'clicks:1');
     await recorded;
+    assert.equal(threads.length, 2, 'a new thread was started');
     const predictions = await decoded(scored);
     assert.equal(predictions.length, 50);
     assert.ok(predictions.every((p) => p.modelVersion === 'v000001'));
+  });
+
+  it('does not start when its worker cannot (Redis unreachable), and leaves no thread behind', async () => {
+    const before = threads.length;
+    await assert.rejects(
+      ScoringWorker.start({ ...setup, redisUrl: 'redis://127.0.0.1:1' }, runtime.logger, keepingThreads),
+      /ECONNREFUSED|connect/i,
+    );
+    assert.equal(threads.length, before + 1, 'one attempt, no restarts');
+    // A stopped thread's id is -1.
+    assert.equal(threads.at(-1)?.threadId, -1);
   });
 });
