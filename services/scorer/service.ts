@@ -198,6 +198,8 @@ export class Scorer {
     const models = {
       apply: async (update: ModelUpdate) => {
         const [served, streamed] = await Promise.all([this.manager.apply(update), scoring.apply(update)]);
+        // This thread's failures are counted as its manager reports them; the worker's here.
+        if (served && !streamed) loadFailures.inc();
         return served && streamed;
       },
     };
