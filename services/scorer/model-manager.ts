@@ -1,6 +1,6 @@
-// The models a scorer serves, swapped as a whole. A ModelSet is immutable; a batch acquires the
-// current set when it starts and releases it when done, so a swap never changes the model under
-// a batch in flight. New versions load and verify in the background; one that fails to load is
+// The models a scorer serves, swapped as a whole. A ModelSet is immutable; a slice of a batch
+// (or a predict request) acquires the current set when it starts and releases it when done, so
+// a swap never changes the model under work in flight. New versions load and verify in the background; one that fails to load is
 // reported and the previous set keeps serving. Models no longer routed are disposed once no
 // batch uses them.
 import { EventEmitter } from 'node:events';

@@ -80,7 +80,7 @@ export class ScoringPipeline {
       slices.push(clicks.slice(i, i + this.options.slice));
     const predictions: Prediction[] = [];
     const reviews: ReviewTask[] = [];
-    // The whole batch is scored with the model set it began with.
+    // All of these clicks are scored with the model set current now, even if a swap comes meanwhile.
     const set = manager.acquire();
     let loading: Promise<void> | null = sessions.load(slices[0] ?? []);
     // Redis writes of the batch's new clicks: durable before its offsets commit.
