@@ -1,7 +1,7 @@
 // `flywheel scorer`: consumes clicks in a consumer group, scores them with the routed models,
 // publishes predictions (offsets commit only after Kafka acknowledged them), hands uncertain
-// cases to the review sink, follows model updates and hot-swaps between slices of a batch, and serves
-// the predict API from the same versions. The batches are scored in a worker thread
+// cases to the review sink, follows model updates and hot-swaps between slices of a batch, and
+// serves the predict API from the same versions. The batches are scored in a worker thread
 // (scoring-worker.ts); this thread moves their bytes between Kafka and it.
 import type { FastifyInstance } from 'fastify';
 import type { Producer } from 'kafkajs';
