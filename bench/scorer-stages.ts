@@ -2,7 +2,7 @@
 // what scoring adds on top of a consume→produce passthrough. Slices of 1,000 clicks as the
 // scorer takes them; the first rounds warm the JIT and are dropped; medians of the rest.
 import type { ClickEvent } from '../services/common/contracts.js';
-import { classifyKnown, classifyMessage } from '../services/common/consumer.js';
+import { classifyAll } from '../services/common/consumer.js';
 import type { Runtime } from '../services/common/runtime.js';
 import { HeuristicBaseline } from '../services/model/baseline.js';
 import type { FeatureSpec } from '../services/model/features.js';
@@ -66,12 +66,8 @@ export async function measureStages(
         return elapsed;
       };
       const slice: ClickEvent[] = [];
-      for (const message of messages.slice(i, i + 1000)) {
-        const result =
-          classifyKnown(message, 'click', runtime.codecs, limits) ??
-          (await classifyMessage(message, 'click', runtime.codecs, limits));
+      for (const result of await classifyAll(messages.slice(i, i + 1000), 'click', runtime.codecs, limits))
         if (result.ok) slice.push(result.value);
-      }
       ms.decode += lap();
       const contexts = slice.map((click) => {
         if (!cache.has(click.sessionId, 0)) cache.merge(click.sessionId, [], 0);

@@ -1,14 +1,14 @@
 // The consumer every service uses. Per batch: reject oversized, undecodable and invalid messages
 // to fw.dlq with their reason (or let the service decode and say which it refuses: handleRaw);
-// hand the good ones to the service; resolve and commit offsets only after both are durable. A handler error is retried when retriable; otherwise the batch is split
-// so only the records the handler cannot take are dead-lettered. Nothing is skipped silently.
+// hand the good ones to the service; resolve and commit offsets only after both are durable. A
+// handler error is retried when retriable; otherwise the batch is split so only the records the
+// handler cannot take are dead-lettered. Nothing is skipped silently.
 import type { Consumer, ConsumerConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import type { Counter, Gauge, Registry } from 'prom-client';
 import { counter, gauge } from './metrics.js';
-import type { Codecs, RecordKind, RecordTypes, ValidationLimits } from './contracts.js';
+import type { Codecs, DeadLetter, RecordKind, RecordTypes, ValidationLimits } from './contracts.js';
 import { findProblems } from './contracts.js';
 import { toDeadLetter, type DeadLetterPublisher } from './dead-letters.js';
-import type { DeadLetter } from './contracts.js';
 import { FlywheelError, OversizedMessageError, errorCode, errorMessage, isRetriable } from './errors.js';
 import type { Logger } from './logger.js';
 
@@ -103,8 +103,35 @@ export async function classifyMessage<K extends RecordKind>(
   codecs: Codecs,
   limits: ValidationLimits & { maxMessageBytes: number },
 ): Promise<Classified<RecordTypes[K]>> {
-  const known = classifyKnown(message, kind, codecs, limits);
-  if (known) return known;
+  return classifyKnown(message, kind, codecs, limits) ?? classifyUnseen(message, kind, codecs, limits);
+}
+
+/**
+ * classifyMessage of each message, in order. A promise per message cost more than the decoding:
+ * only the first message of an unseen schema waits (for the registry).
+ */
+export async function classifyAll<K extends RecordKind>(
+  messages: readonly Pick<KafkaMessage, 'value'>[],
+  kind: K,
+  codecs: Codecs,
+  limits: ValidationLimits & { maxMessageBytes: number },
+): Promise<Classified<RecordTypes[K]>[]> {
+  const results = new Array<Classified<RecordTypes[K]>>(messages.length);
+  for (let i = 0; i < messages.length; i++) {
+    const message = messages[i] as Pick<KafkaMessage, 'value'>;
+    results[i] =
+      classifyKnown(message, kind, codecs, limits) ?? (await classifyUnseen(message, kind, codecs, limits));
+  }
+  return results;
+}
+
+/** The rest of classifyMessage when classifyKnown could not decode: fetch the writer schema. */
+async function classifyUnseen<K extends RecordKind>(
+  message: Pick<KafkaMessage, 'value'>,
+  kind: K,
+  codecs: Codecs,
+  limits: ValidationLimits,
+): Promise<Classified<RecordTypes[K]>> {
   let value: RecordTypes[K];
   try {
     value = await codecs[kind].decode(message.value);
@@ -257,11 +284,10 @@ export class RecordConsumer<S extends Subscriptions> {
     };
     const good: RecordOf<S>[] = [];
     const letters: DeadLetter[] = [];
-    for (const message of messages) {
-      // A promise per message cost more than the decoding: wait only for an unseen schema.
-      const result =
-        classifyKnown(message, kind, this.options.codecs, limits) ??
-        (await classifyMessage(message, kind, this.options.codecs, limits));
+    const results = await classifyAll(messages, kind, this.options.codecs, limits);
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i] as KafkaMessage;
+      const result = results[i] as Classified<RecordTypes[RecordKind]>;
       if (result.ok) {
         good.push({
           topic,

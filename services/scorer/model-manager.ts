@@ -1,8 +1,8 @@
 // The models a scorer serves, swapped as a whole. A ModelSet is immutable; a slice of a batch
 // (or a predict request) acquires the current set when it starts and releases it when done, so
-// a swap never changes the model under work in flight. New versions load and verify in the background; one that fails to load is
-// reported and the previous set keeps serving. Models no longer routed are disposed once no
-// batch uses them.
+// a swap never changes the model under work in flight. New versions load and verify in the
+// background; one that fails to load is reported and the previous set keeps serving. Models no
+// longer routed are disposed once no batch uses them.
 import { EventEmitter } from 'node:events';
 import type { ModelUpdate, Routing } from '../common/contracts.js';
 import { FlywheelError, errorMessage } from '../common/errors.js';

@@ -3,12 +3,12 @@
 // allocation. It runs in the scoring worker (worker.ts) or, with FW_SCORER_WORKER off, on the
 // thread that talks to Kafka; either way the caller gets bytes to send and the messages refused.
 import type { ClickEvent, Codecs, Prediction } from '../common/contracts.js';
-import { classifyKnown, classifyMessage, type RawRejection } from '../common/consumer.js';
+import { classifyAll, type RawRejection } from '../common/consumer.js';
 import { Random } from '../common/random.js';
 import type { FeatureSpec } from '../model/features.js';
 import type { ModelManager } from './model-manager.js';
 import type { ReviewPolicyConfig, ReviewTask } from './review.js';
-import { scoreBatch } from './scoring.js';
+import { scoreBatch, type ScoredBatch } from './scoring.js';
 import type { RedisSessionStore } from './session-store.js';
 
 export interface PipelineLimits {
@@ -37,8 +37,6 @@ export interface PipelineOptions {
   sessions: RedisSessionStore;
   policy: ReviewPolicyConfig;
   limits: PipelineLimits;
-  /** Clicks per session load and write. */
-  slice: number;
 }
 
 export class ScoringPipeline {
@@ -52,8 +50,10 @@ export class ScoringPipeline {
   }
 
   /**
-   * Score a batch. `recorded` resolves once Redis has the batch's new clicks: the caller awaits it
-   * with the Kafka send, before the offsets commit. Failures of Redis reject as retriable.
+   * Score a batch, with one session load and one write in Redis (the scorer passes
+   * FW_SCORER_SESSION_SLICE messages at a time). `recorded` resolves once Redis has the batch's new
+   * clicks: the caller awaits it with the Kafka send, before the offsets commit. Failures of Redis
+   * reject as retriable.
    */
   async score(
     values: readonly (Buffer | null)[],
@@ -62,54 +62,38 @@ export class ScoringPipeline {
     this.predictionSchema ??= await codecs.prediction.schemaId();
     const schema = this.predictionSchema;
     const limits = { ...this.options.limits, now: Date.now() };
+    const results = await classifyAll(
+      values.map((value) => ({ value })),
+      'click',
+      codecs,
+      limits,
+    );
     const clicks: ClickEvent[] = [];
     const rejected: RawRejection[] = [];
-    for (let index = 0; index < values.length; index++) {
-      const message = { value: values[index] ?? null };
-      // A promise per message cost more than the decoding: wait only for an unseen schema.
-      const result =
-        classifyKnown(message, 'click', codecs, limits) ??
-        (await classifyMessage(message, 'click', codecs, limits));
+    results.forEach((result, index) => {
       if (result.ok) clicks.push(result.value);
       else rejected.push({ index, code: result.code, reason: result.reason });
-    }
+    });
 
-    // Sessions not held in memory are loaded a slice ahead, while this slice is scored.
-    const slices: ClickEvent[][] = [];
-    for (let i = 0; i < clicks.length; i += this.options.slice)
-      slices.push(clicks.slice(i, i + this.options.slice));
-    const predictions: Prediction[] = [];
-    const reviews: ReviewTask[] = [];
+    await sessions.load(clicks);
+    const observed = await sessions.observe(clicks);
+    // Awaited by the caller with its Kafka send; a failure before then must not go unhandled.
+    observed.recorded.catch(() => undefined);
     // All of these clicks are scored with the model set current now, even if a swap comes meanwhile.
     const set = manager.acquire();
-    let loading: Promise<void> | null = sessions.load(slices[0] ?? []);
-    // Redis writes of the batch's new clicks: durable before its offsets commit.
-    const recorded: Promise<void>[] = [];
+    let scoredClicks: ScoredBatch;
     try {
-      for (let i = 0; i < slices.length; i++) {
-        await loading;
-        const observed = await sessions.observe(slices[i] as ClickEvent[]);
-        recorded.push(observed.recorded);
-        // Awaited by the caller; a failure before then must not go unhandled.
-        observed.recorded.catch(() => undefined);
-        // Issued after this slice's write, so it reads the clicks just recorded.
-        loading = i + 1 < slices.length ? sessions.load(slices[i + 1] as ClickEvent[]) : null;
-        const result = scoreBatch(slices[i] as ClickEvent[], observed.contexts, {
-          spec,
-          set,
-          policy,
-          now: Date.now(),
-          draw: () => this.random.next(),
-        });
-        for (const p of result.predictions) predictions.push(p);
-        for (const r of result.reviews) reviews.push(r);
-      }
-    } catch (error) {
-      loading?.catch(() => undefined);
-      throw error;
+      scoredClicks = scoreBatch(clicks, observed.contexts, {
+        spec,
+        set,
+        policy,
+        now: Date.now(),
+        draw: () => this.random.next(),
+      });
     } finally {
       manager.release(set);
     }
+    const { predictions, reviews } = scoredClicks;
 
     const { slab, ends } = codecs.prediction.encodeAll(schema, predictions);
     const keys = new Array<string>(predictions.length);
@@ -119,9 +103,6 @@ export class ScoringPipeline {
       keys[k] = p.userId;
       perArm[p.arm] = (perArm[p.arm] ?? 0) + 1;
     }
-    const written = Promise.all(recorded).then(() => undefined);
-    // The caller awaits it with its Kafka send; a failure before then must not go unhandled.
-    written.catch(() => undefined);
     return {
       scored: {
         bytes: slab,
@@ -132,7 +113,7 @@ export class ScoringPipeline {
         perArm,
         sessionsHeld: sessions.cachedSessions,
       },
-      recorded: written,
+      recorded: observed.recorded,
     };
   }
 }

@@ -6,7 +6,13 @@ import type { ModelUpdate } from '../common/contracts.js';
 import { FlywheelError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { ScoredBatchBytes, ScoringPipeline } from './pipeline.js';
-import type { FromWorker, SerializedError, ToWorker, WorkerSetup } from './worker-protocol.js';
+import {
+  packValues,
+  type FromWorker,
+  type SerializedError,
+  type ToWorker,
+  type WorkerSetup,
+} from './worker-protocol.js';
 
 export interface BatchScorer {
   /** Apply a model update to the models the stream path scores with; false if it failed. */
@@ -125,7 +131,7 @@ export class ScoringWorker implements BatchScorer {
       });
     }).then(async () => {
       const update = this.lastApplied;
-      if (update && !(await this.request<boolean>({ type: 'apply', id: this.nextId++, update }, worker)))
+      if (update && !(await this.applyIn(worker, update)))
         throw new FlywheelError(
           'FW_SCORING_WORKER_EXITED',
           `a new scoring worker could not load ${update.updateId}`,
@@ -175,20 +181,27 @@ export class ScoringWorker implements BatchScorer {
     this.ready.catch(() => undefined);
   }
 
-  private request<T>(message: ToWorker, worker = this.worker, transfer: ArrayBuffer[] = []): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      if ('id' in message)
-        this.replies.set(message.id, { resolve: resolve as (m: FromWorker) => void, reject });
+  /** Post a request and wait for its reply (a `failed` reply rejects). */
+  private request(
+    message: Extract<ToWorker, { id: number }>,
+    worker = this.worker,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<FromWorker> {
+    return new Promise<FromWorker>((resolve, reject) => {
+      this.replies.set(message.id, { resolve, reject });
       worker.postMessage(message, transfer);
-    }).then((reply) => {
-      const m = reply as FromWorker;
-      return (m.type === 'applied' ? m.ok : m) as T;
     });
+  }
+
+  /** Apply an update in `worker`; true when its models are in force there. */
+  private async applyIn(worker: Worker, update: ModelUpdate): Promise<boolean> {
+    const reply = await this.request({ type: 'apply', id: this.nextId++, update }, worker);
+    return reply.type === 'applied' && reply.ok;
   }
 
   async apply(update: ModelUpdate): Promise<boolean> {
     await this.ready;
-    const ok = await this.request<boolean>({ type: 'apply', id: this.nextId++, update });
+    const ok = await this.applyIn(this.worker, update);
     if (ok) this.lastApplied = update;
     return ok;
   }
@@ -198,29 +211,16 @@ export class ScoringWorker implements BatchScorer {
     lane: string,
   ): Promise<{ scored: ScoredBatchBytes; recorded: Promise<void> }> {
     await this.ready;
-    let size = 0;
-    for (const value of values) size += value?.length ?? 0;
-    const bytes = new Uint8Array(size);
-    const lengths = new Int32Array(values.length);
-    let at = 0;
-    for (let i = 0; i < values.length; i++) {
-      const value = values[i];
-      if (!value) lengths[i] = -1;
-      else {
-        bytes.set(value, at);
-        lengths[i] = value.length;
-        at += value.length;
-      }
-    }
+    const { bytes, lengths } = packValues(values);
     const id = this.nextId++;
     const recorded = new Promise<void>((resolve, reject) => this.recorded.set(id, { resolve, reject }));
     // Awaited by the caller with the send; a failure before then must not go unhandled.
     recorded.catch(() => undefined);
-    const reply = await this.request<Extract<FromWorker, { type: 'scored' }>>(
-      { type: 'score', id, lane, bytes, lengths },
-      this.worker,
-      [bytes.buffer, lengths.buffer],
-    );
+    const reply = await this.request({ type: 'score', id, lane, bytes, lengths }, this.worker, [
+      bytes.buffer,
+      lengths.buffer,
+    ]);
+    if (reply.type !== 'scored') throw new Error(`the scoring worker answered ${reply.type} to a score`);
     return { scored: reply.scored, recorded };
   }
 

@@ -120,7 +120,6 @@ export class Scorer {
             sessions: sessionOptions,
             policy: this.policy,
             limits,
-            slice: this.config.FW_SCORER_SESSION_SLICE,
           },
           logger,
         )
@@ -132,7 +131,6 @@ export class Scorer {
             sessions,
             policy: this.policy,
             limits,
-            slice: this.config.FW_SCORER_SESSION_SLICE,
           }),
         );
     const scoring = this.scoring;

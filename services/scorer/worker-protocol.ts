@@ -17,7 +17,6 @@ export interface WorkerSetup {
   sessions: SessionStoreOptions;
   policy: ReviewPolicyConfig;
   limits: PipelineLimits;
-  slice: number;
 }
 
 export interface SerializedError {
@@ -28,7 +27,7 @@ export interface SerializedError {
 
 export type ToWorker =
   | { type: 'apply'; id: number; update: ModelUpdate }
-  /** Values packed end to end; lengths[i] is -1 for a message without a value. */
+  /** Values packed by packValues; lengths[i] is -1 for a message without a value. */
   | { type: 'score'; id: number; lane: string; bytes: Uint8Array; lengths: Int32Array }
   | { type: 'clearSessions' }
   | { type: 'close'; id: number };
@@ -41,3 +40,40 @@ export type FromWorker =
   | { type: 'failed'; id: number; error: SerializedError }
   | { type: 'recorded'; id: number; error?: SerializedError }
   | { type: 'closed'; id: number };
+
+/** Message values end to end in one buffer (it can be transferred), with their lengths. */
+export function packValues(values: readonly (Buffer | null)[]): {
+  bytes: Uint8Array<ArrayBuffer>;
+  lengths: Int32Array<ArrayBuffer>;
+} {
+  let size = 0;
+  for (const value of values) size += value?.length ?? 0;
+  const bytes = new Uint8Array(size);
+  const lengths = new Int32Array(values.length);
+  let at = 0;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (!value) lengths[i] = -1;
+    else {
+      bytes.set(value, at);
+      lengths[i] = value.length;
+      at += value.length;
+    }
+  }
+  return { bytes, lengths };
+}
+
+/** The values packValues packed, as views of its buffer. */
+export function unpackValues(bytes: Uint8Array, lengths: Int32Array): (Buffer | null)[] {
+  const values = new Array<Buffer | null>(lengths.length);
+  let at = 0;
+  for (let i = 0; i < lengths.length; i++) {
+    const length = lengths[i] as number;
+    if (length < 0) values[i] = null;
+    else {
+      values[i] = Buffer.from(bytes.buffer, bytes.byteOffset + at, length);
+      at += length;
+    }
+  }
+  return values;
+}

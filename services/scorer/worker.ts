@@ -16,7 +16,13 @@ import { ModelManager } from './model-manager.js';
 import { ScoringPipeline } from './pipeline.js';
 import { Lanes } from './scoring-worker.js';
 import { RedisSessionStore } from './session-store.js';
-import type { FromWorker, SerializedError, ToWorker, WorkerSetup } from './worker-protocol.js';
+import {
+  unpackValues,
+  type FromWorker,
+  type SerializedError,
+  type ToWorker,
+  type WorkerSetup,
+} from './worker-protocol.js';
 
 const port = parentPort;
 if (!port) throw new Error('services/scorer/worker.ts runs as a worker thread of the scorer');
@@ -48,24 +54,13 @@ async function start() {
     sessions: new RedisSessionStore(redis, setup.sessions),
     policy: setup.policy,
     limits: setup.limits,
-    slice: setup.slice,
   });
   return { redis, manager, pipeline };
 }
 
 async function score(pipeline: ScoringPipeline, id: number, bytes: Uint8Array, lengths: Int32Array) {
-  const values = new Array<Buffer | null>(lengths.length);
-  let at = 0;
-  for (let i = 0; i < lengths.length; i++) {
-    const length = lengths[i] as number;
-    if (length < 0) values[i] = null;
-    else {
-      values[i] = Buffer.from(bytes.buffer, bytes.byteOffset + at, length);
-      at += length;
-    }
-  }
   try {
-    const { scored, recorded } = await pipeline.score(values);
+    const { scored, recorded } = await pipeline.score(unpackValues(bytes, lengths));
     post({ type: 'scored', id, scored }, [
       scored.bytes.buffer as ArrayBuffer,
       scored.ends.buffer as ArrayBuffer,

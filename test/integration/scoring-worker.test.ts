@@ -76,7 +76,6 @@ describe('scoring worker', () => {
       sessions: { idleSeconds: 3600, maxClicksPerSession: 500, maxSessions: 1000 },
       policy: DEFAULT_REVIEW_POLICY,
       limits: { maxMessageBytes: 64 * 1024, maxClockSkewMs: 3_600_000 },
-      slice: 100,
     };
     host = await ScoringWorker.start(setup, runtime.logger, keepingThreads);
   });
