@@ -1,15 +1,8 @@
 // The one place Flywheel builds KafkaJS objects, so a client swap stays cheap. KafkaJS logs go
 // through the service's pino logger.
-import {
-  Kafka,
-  Partitioners,
-  logLevel,
-  type Admin,
-  type Message,
-  type Producer,
-  type ProducerConfig,
-} from 'kafkajs';
+import { Kafka, logLevel, type Admin, type Message, type Producer, type ProducerConfig } from 'kafkajs';
 import type { Logger } from './logger.js';
+import { JavaCompatiblePartitioner } from './partitioner.js';
 
 export type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 
@@ -57,7 +50,8 @@ export function createKafka({ brokers, clientId, logger }: KafkaOptions): Kafka 
 
 /**
  * Idempotent producer with Java's murmur2 partitioner, so a key lands on the same partition
- * whichever client wrote it (co-partitioning holds with non-KafkaJS producers too).
+ * whichever client wrote it (co-partitioning holds with non-KafkaJS producers too). The hash runs
+ * on 32-bit integers (partitioner.ts), not KafkaJS's Long objects.
  */
 export function createProducer(
   kafka: Kafka,
@@ -66,7 +60,7 @@ export function createProducer(
   return kafka.producer({
     idempotent: true,
     maxInFlightRequests: 5,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: JavaCompatiblePartitioner,
     // KafkaJS requires unbounded retries for idempotence; a down broker stalls sends, it never drops them.
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 5000 },
     ...options,

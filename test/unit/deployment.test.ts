@@ -1,7 +1,7 @@
 // No Docker engine runs here, so the deployment files are checked by reading them: the compose
 // file parses, its services run real CLI commands, and it matches the local stack's choices.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -100,6 +100,11 @@ describe('docker-compose.yml', () => {
     assert.match(dockerfile, /FROM node:20/);
     assert.match(dockerfile, /npm run build/);
     assert.match(dockerfile, /COPY schemas/);
+    // Both stages' installs apply the dependency patches, so they must be in place first.
+    const installs = dockerfile.split(/^FROM /m).slice(1);
+    assert.equal(installs.length, 2);
+    for (const stage of installs) assert.match(stage, /COPY patches \.\/patches\n(.*\n)*RUN npm ci/);
+    assert.ok(existsSync(join(ROOT, 'patches', 'kafkajs+2.2.4.patch')));
     assert.match(dockerfile, /ENTRYPOINT \["node", "bin\/flywheel.js"\]/);
     assert.match(read('bin/flywheel.js'), /dist\/services\/cli\/index\.js/);
   });
