@@ -79,11 +79,12 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
   /**
    * Apply a routing update (the record keyed "routing", or an alias record carrying the routing).
    * Updates apply in arrival order; the returned promise resolves to true when this one is in
-   * force, or to false when it failed (then the previous set keeps serving).
+   * force, or to false when it failed (then the previous set keeps serving). `restoring` marks a
+   * return to an update served before: its versions do not count as newly live.
    */
-  apply(update: ModelUpdate): Promise<boolean> {
+  apply(update: ModelUpdate, options: { restoring?: boolean } = {}): Promise<boolean> {
     const applied = this.pending
-      .then(() => this.load(update))
+      .then(() => this.load(update, options.restoring ?? false))
       .then(
         () => true,
         () => false,
@@ -92,7 +93,7 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
     return applied;
   }
 
-  private async load(update: ModelUpdate): Promise<void> {
+  private async load(update: ModelUpdate, restoring: boolean): Promise<void> {
     const routing = { ...update.routing };
     const wanted = [routing.champion, routing.challenger, routing.shadow].filter(
       (v): v is string => v !== null,
@@ -143,6 +144,7 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
     if (old.inFlight === 0) this.disposeUnused(old);
     this.logger.info({ routing, generation: next.generation }, 'models swapped');
     this.emit('swapped', next);
+    if (restoring) return;
     const now = Date.now();
     for (const [version, { learned, seen }] of newest)
       this.emit('live', {

@@ -26,6 +26,7 @@ import { MemoryReviewSink, type ReviewPolicyConfig, type ReviewSink } from './re
 import { ScoringWorker, inlineScorer, type BatchScorer } from './scoring-worker.js';
 import { RedisSessionStore, type SessionStoreOptions } from './session-store.js';
 import { ModelUpdatesFollower } from './updates-follower.js';
+import { PairedModels } from './paired-models.js';
 
 export interface ScorerTopics {
   clicks: string;
@@ -193,9 +194,10 @@ export class Scorer {
     });
 
     // Both model sets take each update: this thread's (predict API) and the stream's.
+    const paired = new PairedModels(this.manager, scoring, logger);
     const models = {
       apply: async (update: ModelUpdate) => {
-        const [served, streamed] = await Promise.all([this.manager.apply(update), scoring.apply(update)]);
+        const { served, streamed } = await paired.apply(update);
         // This thread's failures are counted as its manager reports them; the worker's here.
         if (served && !streamed) loadFailures.inc();
         return served && streamed;

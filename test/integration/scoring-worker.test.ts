@@ -1,9 +1,10 @@
 // The scoring worker on real Redis: it scores click bytes with the models it was told to load,
 // refuses bad messages with their reason, and when its thread dies the batch in flight fails as
-// retriable and a new thread serves the same version.
+// retriable and a new thread serves the same version; paired with the predict API's model set,
+// a version only one of them loads is undone in the other.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +15,8 @@ import { initBackend } from '../../services/model/backend.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
+import { ModelManager } from '../../services/scorer/model-manager.js';
+import { PairedModels } from '../../services/scorer/paired-models.js';
 import { predictionMessages } from '../../services/scorer/pipeline.js';
 import { DEFAULT_REVIEW_POLICY } from '../../services/scorer/review.js';
 import { ScoringWorker, workerThread } from '../../services/scorer/scoring-worker.js';
@@ -47,6 +50,16 @@ describe('scoring worker', () => {
     updateTime: Date.now(),
   };
 
+  const trainingData = {
+    source: 'simulated' as const,
+    seed: 1,
+    clicks: 3000,
+    startTime: Date.UTC(2026, 0, 1),
+    trafficRate: 100,
+    attributionWindowMs: 1_800_000,
+    examples: 3000,
+  };
+
   before(async () => {
     await initBackend(undefined, 'wasm');
     registryDir = await mkdtemp(join(tmpdir(), 'flywheel-scoring-worker-'));
@@ -56,16 +69,7 @@ describe('scoring worker', () => {
       null,
       runtime.logger,
     );
-    const training = {
-      source: 'simulated' as const,
-      seed: 1,
-      clicks: 3000,
-      startTime: Date.UTC(2026, 0, 1),
-      trafficRate: 100,
-      attributionWindowMs: 1_800_000,
-      examples: 3000,
-    };
-    await admin.train({ kind: 'logreg', parent: null, seed: 1, training, actor: 'test' });
+    await admin.train({ kind: 'logreg', parent: null, seed: 1, training: trainingData, actor: 'test' });
     setup = {
       service: 'scoring-worker-test',
       logLevel: 'silent',
@@ -135,6 +139,39 @@ describe('scoring worker', () => {
     const predictions = await decoded(scored);
     assert.equal(predictions.length, 50);
     assert.ok(predictions.every((p) => p.modelVersion === 'v000001'));
+  });
+
+  it("a version the worker cannot load is undone in the predict API's set: both keep the previous", async () => {
+    // The worker reads a copy of the registry made before v000002 existed.
+    const workerRegistry = await mkdtemp(join(tmpdir(), 'flywheel-scoring-worker-old-'));
+    await cp(registryDir, workerRegistry, { recursive: true });
+    const admin = new RegistryAdmin(
+      new FileModelRegistry(registryDir),
+      new FeatureSpec(),
+      null,
+      runtime.logger,
+    );
+    await admin.train({ kind: 'logreg', parent: null, seed: 2, training: trainingData, actor: 'test' });
+    const worker = await ScoringWorker.start({ ...setup, registryDir: workerRegistry }, runtime.logger);
+    const manager = new ModelManager(new FileModelRegistry(registryDir), new FeatureSpec(), runtime.logger);
+    try {
+      const paired = new PairedModels(manager, worker, runtime.logger);
+      assert.deepEqual(await paired.apply(update), { served: true, streamed: true });
+      const second = {
+        ...update,
+        updateId: 'u-2',
+        version: 'v000002',
+        routing: { ...update.routing, champion: 'v000002' },
+      };
+      assert.deepEqual(await paired.apply(second), { served: true, streamed: false });
+      assert.equal(manager.current.routing.champion, 'v000001', 'the predict API went back');
+      const { scored, recorded } = await worker.score(await clicks(20), 'clicks:2');
+      await recorded;
+      assert.ok((await decoded(scored)).every((p) => p.modelVersion === 'v000001'));
+    } finally {
+      await worker.close();
+      await rm(workerRegistry, { recursive: true, force: true });
+    }
   });
 
   it('does not start when its worker cannot (Redis unreachable), and leaves no thread behind', async () => {
