@@ -28,6 +28,7 @@ import { createTestTopics, testRuntime } from '../helpers/kafka.js';
 import { logLossOf } from '../helpers/models.js';
 
 const HOUR = 3600_000;
+const DAY = 24 * HOUR;
 
 describe('feedback loop, end to end', () => {
   const runtime = testRuntime('loop');
@@ -65,10 +66,14 @@ describe('feedback loop, end to end', () => {
     cleanups.push(() => topics.cleanup());
     const n = topics.names;
     const group = `test.loop.${n.clicks}`;
-    // Six hours of shop traffic, two events per simulated second, ending an hour ago; shoes sell
-    // far better from the fifth hour on. Four hours before the drift give several candidates a
-    // chance to become champion. Windows of 30 minutes of event time.
-    const startTime = Date.now() - 7 * HOUR;
+    // Six hours of shop traffic, two events per simulated second, ending at least an hour ago;
+    // shoes sell far better from the fifth hour on. Four hours before the drift give several
+    // candidates a chance to become champion. Windows of 30 minutes of event time.
+    // The hour of day is a feature (buckets 0-6, 6-9, ... UTC), so the traffic starts at 20:00
+    // UTC in every run: the drift at midnight, and the judged next hour (02:00-03:00) in the
+    // bucket the versions after the drift learned. Started at any hour, the next hour could fall
+    // in a bucket they never saw, and the test would pass or fail by the time of day.
+    const startTime = Math.floor((Date.now() - 27 * HOUR) / DAY) * DAY + 20 * HOUR;
     const driftAt = startTime + 4 * HOUR;
     const simulation = {
       seed: 41,
