@@ -23,10 +23,10 @@ import { buildPredictApp } from './http.js';
 import { ModelManager } from './model-manager.js';
 import { ScoringPipeline, predictionMessages, type ScoredBatchBytes } from './pipeline.js';
 import { MemoryReviewSink, type ReviewPolicyConfig, type ReviewSink } from './review.js';
+import { PairedModels } from './paired-models.js';
 import { ScoringWorker, inlineScorer, type BatchScorer } from './scoring-worker.js';
 import { RedisSessionStore, type SessionStoreOptions } from './session-store.js';
 import { ModelUpdatesFollower } from './updates-follower.js';
-import { PairedModels } from './paired-models.js';
 
 export interface ScorerTopics {
   clicks: string;
@@ -193,10 +193,12 @@ export class Scorer {
       logger.info({ version, outcomeToLiveSeconds: outcomeAgeMs / 1000 }, 'version live');
     });
 
-    // Both model sets take each update: this thread's (predict API) and the stream's.
-    const paired = new PairedModels(this.manager, scoring, logger);
+    // With the worker, both model sets take each update: this thread's (predict API) and the
+    // stream's. Inline, the stream scores with this thread's.
+    const paired = this.config.FW_SCORER_WORKER ? new PairedModels(this.manager, scoring, logger) : null;
     const models = {
       apply: async (update: ModelUpdate) => {
+        if (!paired) return this.manager.apply(update);
         const { served, streamed } = await paired.apply(update);
         // This thread's failures are counted as its manager reports them; the worker's here.
         if (served && !streamed) loadFailures.inc();
