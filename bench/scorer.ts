@@ -10,7 +10,8 @@
 //  2. Stages: the scorer's own work per click (decode, session context, features and model,
 //     encode) in this process with no Kafka or Redis (scorer-stages.ts).
 //  3. HTTP: POST /v1/predict at a fixed request rate with autocannon (separate process), next to
-//     a static fastify route in this process. p50/p99 latency.
+//     a static fastify route in this process. p50/p99 latency. Then the same while a scorer in
+//     this process reads the click backlog, with the scoring worker and on one thread.
 // Writes bench/results/scorer.json and prints Markdown tables.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -44,6 +45,7 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? loadScorerConfig({})
 const KIND = (process.env.BENCH_MODEL ?? 'logreg') as 'logreg' | 'ftrl' | 'wide_deep';
 const HTTP_RATE = Number(process.env.BENCH_HTTP_RATE ?? 500);
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
+const HTTP_UNDER_STREAM_REPEATS = Number(process.env.BENCH_HTTP_UNDER_STREAM_REPEATS ?? 3);
 
 const runtime = createRuntime('bench', { ...process.env, LOG_LEVEL: 'warn' });
 const id = randomUUID().slice(0, 8);
@@ -217,7 +219,7 @@ const body = JSON.stringify({
   event: { ...sampleRecords(Date.now()).click, eventId: 'bench', sessionId: 'bench' },
 });
 // Async: the servers under test run in this process, so its event loop must stay free.
-const cannon = async (url: string, rate: number) => {
+const cannon = async (url: string, rate: number, seconds = HTTP_SECONDS) => {
   const { stdout: out } = await promisify(execFile)(
     join(ROOT, 'node_modules', '.bin', 'autocannon'),
     [
@@ -227,7 +229,7 @@ const cannon = async (url: string, rate: number) => {
       '-R',
       String(rate),
       '-d',
-      String(HTTP_SECONDS),
+      String(seconds),
       '-m',
       'POST',
       '-H',
@@ -274,6 +276,42 @@ for (const rate of [HTTP_RATE, HTTP_RATE * 4]) {
 await staticApp.close();
 await scorer.stop();
 
+// The predict API while the same process scores the stream: a scorer in a fresh group reads
+// the whole click backlog while autocannon posts, with the scoring worker and on one thread,
+// alternated. `streamBusy` says the backlog was not yet read when autocannon finished.
+const consumedRecords = async () =>
+  (await runtime.metrics.getSingleMetric('flywheel_consumer_records_total')?.get())?.values.reduce(
+    (s, v) => s + v.value,
+    0,
+  ) ?? 0;
+const underStream = [];
+for (let r = 0; r < HTTP_UNDER_STREAM_REPEATS; r++) {
+  for (const worker of [true, false]) {
+    const loaded = new Scorer({
+      runtime,
+      config: {
+        ...loadScorerConfig({}),
+        FW_SCORER_GROUP: `bench.http-under-stream.${randomUUID()}`,
+        FW_HTTP_PORT: 0,
+        FW_SCORER_CONCURRENCY: CONCURRENCY,
+        FW_SCORER_WORKER: worker,
+      },
+      topics: {
+        clicks: names.clicks,
+        predictions: names.predictions,
+        deadLetters: names.dlq,
+        modelUpdates: names.updates,
+      },
+    });
+    const before = await consumedRecords();
+    await loaded.start();
+    const latency = await cannon(`http://127.0.0.1:${loaded.port}/v1/predict`, HTTP_RATE, 2);
+    const streamBusy = (await consumedRecords()) - before < total;
+    await loaded.stop();
+    underStream.push({ worker, streamBusy, ...latency });
+  }
+}
+
 const result = {
   date: new Date().toISOString(),
   events: total,
@@ -301,6 +339,7 @@ const result = {
   },
   stagesMicrosPerClick: stages,
   http: { seconds: HTTP_SECONDS, connections: 20, runs: http },
+  httpUnderStream: { seconds: 2, connections: 20, runs: underStream },
 };
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(join(ROOT, 'bench', 'results', 'scorer.json'), JSON.stringify(result, null, 2));
@@ -338,6 +377,16 @@ console.log('|---|---|---|---|---|---|---|---|---|');
 for (const h of http) {
   console.log(
     `| ${h.route} | ${h.rate} | ${fmt(h.reqPerSec)} | ${h.meanMs.toFixed(2)} | ${h.p50Ms} | ${h.p97_5Ms} | ${h.p99Ms} | ${h.maxMs} | ${h.errors + h.non2xx} |`,
+  );
+}
+console.log('');
+console.log(
+  `| POST /v1/predict while the stream is scored, ${HTTP_RATE} req/s, 2 s per run | p50 ms | p99 ms | max ms | errors + non-2xx | stream busy throughout |`,
+);
+console.log('|---|---|---|---|---|---|');
+for (const h of underStream) {
+  console.log(
+    `| ${h.worker ? 'scoring worker thread' : 'one thread'} | ${h.p50Ms} | ${h.p99Ms} | ${h.maxMs} | ${h.errors + h.non2xx} | ${h.streamBusy ? 'yes' : 'no'} |`,
   );
 }
 
