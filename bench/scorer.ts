@@ -123,6 +123,20 @@ const passthrough = () =>
     partitionsConsumedConcurrently: CONCURRENCY,
   });
 
+// Every scorer here reads the bench's clicks and writes to its topics.
+const scorerTopics = {
+  clicks: names.clicks,
+  predictions: names.predictions,
+  deadLetters: names.dlq,
+  modelUpdates: names.updates,
+};
+/** Records consumed by every scorer of this process so far (a scorer's are the difference). */
+const consumedRecords = async () =>
+  (await runtime.metrics.getSingleMetric('flywheel_consumer_records_total')?.get())?.values.reduce(
+    (s, v) => s + v.value,
+    0,
+  ) ?? 0;
+
 /** Clicks/s, and this process's CPU per click from the first batch to the last click. */
 async function scoring(worker: boolean): Promise<{ rate: number; cpuMicros: number }> {
   const scorer = new Scorer({
@@ -134,16 +148,9 @@ async function scoring(worker: boolean): Promise<{ rate: number; cpuMicros: numb
       FW_SCORER_CONCURRENCY: CONCURRENCY,
       FW_SCORER_WORKER: worker,
     },
-    topics: {
-      clicks: names.clicks,
-      predictions: names.predictions,
-      deadLetters: names.dlq,
-      modelUpdates: names.updates,
-    },
+    topics: scorerTopics,
   });
-  const metric = () => runtime.metrics.getSingleMetric('flywheel_consumer_records_total');
-  const consumed = async () => (await metric()?.get())?.values.reduce((s, v) => s + v.value, 0) ?? 0;
-  const before = await consumed();
+  const before = await consumedRecords();
   // Timed like the passthrough: from the start of the first batch (not its end: with several
   // partitions at once, the first batch to finish can be near the end of the run).
   // Start-up (models loading, the worker starting) is left out of both.
@@ -158,7 +165,7 @@ async function scoring(worker: boolean): Promise<{ rate: number; cpuMicros: numb
     cpuAtStart = process.cpuUsage();
   });
   await starting;
-  while ((await consumed()) - before < total) await new Promise((r) => setTimeout(r, 20));
+  while ((await consumedRecords()) - before < total) await new Promise((r) => setTimeout(r, 20));
   const seconds = (Date.now() - started) / 1000;
   const used = process.cpuUsage(cpuAtStart);
   await scorer.stop();
@@ -205,12 +212,7 @@ console.error(`stages: ${JSON.stringify(stages)}`);
 const scorer = new Scorer({
   runtime,
   config: { ...loadScorerConfig({}), FW_SCORER_GROUP: `bench.http.${randomUUID()}`, FW_HTTP_PORT: 0 },
-  topics: {
-    clicks: names.clicks,
-    predictions: names.predictions,
-    deadLetters: names.dlq,
-    modelUpdates: names.updates,
-  },
+  topics: scorerTopics,
 });
 await scorer.start();
 const staticApp = Fastify();
@@ -281,11 +283,6 @@ await scorer.stop();
 // The predict API while the same process scores the stream: a scorer in a fresh group reads
 // the whole click backlog while autocannon posts, with the scoring worker and on one thread,
 // alternated. `streamBusy` says the backlog was not yet read when autocannon finished.
-const consumedRecords = async () =>
-  (await runtime.metrics.getSingleMetric('flywheel_consumer_records_total')?.get())?.values.reduce(
-    (s, v) => s + v.value,
-    0,
-  ) ?? 0;
 const underStream = [];
 for (let r = 0; r < HTTP_UNDER_STREAM_REPEATS; r++) {
   for (const worker of [true, false]) {
@@ -298,12 +295,7 @@ for (let r = 0; r < HTTP_UNDER_STREAM_REPEATS; r++) {
         FW_SCORER_CONCURRENCY: CONCURRENCY,
         FW_SCORER_WORKER: worker,
       },
-      topics: {
-        clicks: names.clicks,
-        predictions: names.predictions,
-        deadLetters: names.dlq,
-        modelUpdates: names.updates,
-      },
+      topics: scorerTopics,
     });
     const before = await consumedRecords();
     await loaded.start();

@@ -60,16 +60,20 @@ describe('scoring worker', () => {
     examples: 3000,
   };
 
+  /** Train the registry's next logistic-regression version (v000001, v000002, ...). */
+  const trainVersion = (seed: number) =>
+    new RegistryAdmin(new FileModelRegistry(registryDir), new FeatureSpec(), null, runtime.logger).train({
+      kind: 'logreg',
+      parent: null,
+      seed,
+      training: trainingData,
+      actor: 'test',
+    });
+
   before(async () => {
     await initBackend(undefined, 'wasm');
     registryDir = await mkdtemp(join(tmpdir(), 'flywheel-scoring-worker-'));
-    const admin = new RegistryAdmin(
-      new FileModelRegistry(registryDir),
-      new FeatureSpec(),
-      null,
-      runtime.logger,
-    );
-    await admin.train({ kind: 'logreg', parent: null, seed: 1, training: trainingData, actor: 'test' });
+    await trainVersion(1);
     setup = {
       service: 'scoring-worker-test',
       logLevel: 'silent',
@@ -145,13 +149,7 @@ describe('scoring worker', () => {
     // The worker reads a copy of the registry made before v000002 existed.
     const workerRegistry = await mkdtemp(join(tmpdir(), 'flywheel-scoring-worker-old-'));
     await cp(registryDir, workerRegistry, { recursive: true });
-    const admin = new RegistryAdmin(
-      new FileModelRegistry(registryDir),
-      new FeatureSpec(),
-      null,
-      runtime.logger,
-    );
-    await admin.train({ kind: 'logreg', parent: null, seed: 2, training: trainingData, actor: 'test' });
+    await trainVersion(2);
     const worker = await ScoringWorker.start({ ...setup, registryDir: workerRegistry }, runtime.logger);
     const manager = new ModelManager(new FileModelRegistry(registryDir), new FeatureSpec(), runtime.logger);
     try {
