@@ -26,7 +26,7 @@ export function loadConfig<S extends z.ZodObject>(schema: S, env: Env = process.
 }
 
 function isSecretName(name: string): boolean {
-  return /TOKEN|SECRET|PASSWORD|KEY/i.test(name);
+  return /TOKEN|SECRET|PASSWORD|KEY|AUTH/i.test(name);
 }
 
 // Reusable field types, so every service reads the same variable the same way.
@@ -60,8 +60,15 @@ export const commonConfigSchema = z.object({
   FW_TOPIC_PARTITIONS: env.int(6, 1, 1000),
   FW_TOPIC_REPLICATION: env.int(1, 1, 10),
   FW_SCHEMA_REGISTRY_URL: env.optionalUrl(),
+  /** `user:password` (basic) or `Bearer <token>`; userinfo in the URL works too. Never logged. */
+  FW_SCHEMA_REGISTRY_AUTH: z.string().min(1).optional(),
+  /** Register writer schemas the registry lacks; false for a registry where clients may not. */
+  FW_SCHEMA_REGISTRY_AUTO_REGISTER: env.bool(true),
+  FW_SCHEMA_REGISTRY_TIMEOUT_MS: env.int(5000, 100, 120_000),
   FW_MAX_MESSAGE_BYTES: env.int(64 * 1024, 256, 16 * 1024 * 1024),
   FW_MAX_CLOCK_SKEW_MS: env.int(5 * 60 * 1000, 0),
+  /** Longest wait between two tries of a batch that failed through no fault of its records. */
+  FW_RETRY_MAX_BACKOFF_MS: env.int(30_000, 10, 3_600_000),
 });
 export type CommonConfig = z.infer<typeof commonConfigSchema>;
 

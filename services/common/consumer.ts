@@ -1,15 +1,25 @@
 // The consumer every service uses. Per batch: reject oversized, undecodable and invalid messages
 // to fw.dlq with their reason (or let the service decode and say which it refuses: handleRaw);
-// hand the good ones to the service; resolve and commit offsets only after both are durable. A
-// handler error is retried when retriable; otherwise the batch is split so only the records the
-// handler cannot take are dead-lettered. Nothing is skipped silently.
+// hand the good ones to the service; resolve and commit offsets only after both are durable.
+// The error rule (errors.ts): only a record at fault is dead-lettered (a RecordError, or a record
+// the handler returns as rejected; a thrown RecordError splits the batch until the records it
+// names are isolated). Any other failure is the service's: the same batch is tried again with
+// backoff, heartbeating meanwhile, its offsets unresolved, and `health()` says not ready until it
+// goes through. Nothing is skipped silently and nothing good is dead-lettered.
 import type { Consumer, ConsumerConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import type { Counter, Gauge, Registry } from 'prom-client';
 import { counter, gauge } from './metrics.js';
 import type { Codecs, DeadLetter, RecordKind, RecordTypes, ValidationLimits } from './contracts.js';
 import { findProblems } from './contracts.js';
 import { toDeadLetter, type DeadLetterPublisher } from './dead-letters.js';
-import { FlywheelError, OversizedMessageError, errorCode, errorMessage, isRetriable } from './errors.js';
+import {
+  OversizedMessageError,
+  type DeadLetterCode,
+  RecordRejectedError,
+  errorCode,
+  errorMessage,
+  isRecordFault,
+} from './errors.js';
 import type { Logger } from './logger.js';
 
 /** topic name → record kind it carries. */
@@ -84,7 +94,86 @@ export type RecordConsumerOptions<S extends Subscriptions> = ConsumerHandler<S> 
   partitionsConsumedConcurrently?: number;
   /** Clock for validation; tests pin it. */
   now?: () => number;
+  /** Backoff between tries of a failing batch (attempt 0, 1, ...); default 100 ms doubling to the max. */
+  retryDelayMs?: (attempt: number) => number;
+  /** Most time between two tries of a failing batch (FW_RETRY_MAX_BACKOFF_MS); default 30 s. */
+  maxRetryDelayMs?: number;
+  /** Told when KafkaJS's consumer stops for good (it restarts by itself otherwise). */
+  onCrash?: (error: Error) => void;
 };
+
+/** A partition whose batch keeps failing with a service failure. */
+export interface FailingPartition {
+  topic: string;
+  partition: number;
+  code: string;
+  message: string;
+  since: number;
+  attempts: number;
+}
+
+/** What a service's /readyz answers. */
+export type Readiness = { ready: true } | { ready: false; reason: string; failing?: FailingPartition[] };
+
+/** A consumer's health as /readyz says it (`what`: the stream it reads, for the reason). */
+export function readinessOf(health: ConsumerHealth, what: string): Readiness {
+  if (health.ready) return { ready: true };
+  if (!health.running) return { ready: false, reason: `${what}: the consumer is not in its group (yet)` };
+  const first = health.failing[0] as FailingPartition;
+  return {
+    ready: false,
+    reason: `${what}: batches are failing (${first.code}: ${first.message}); retried with backoff, nothing dead-lettered`,
+    failing: health.failing,
+  };
+}
+
+/** What /readyz reports: ready unless a batch is failing or the consumer is not running. */
+export interface ConsumerHealth {
+  ready: boolean;
+  running: boolean;
+  failing: FailingPartition[];
+}
+
+export function defaultRetryDelayMs(attempt: number, maxMs = 30_000): number {
+  const base = Math.min(100 * 2 ** Math.min(attempt, 20), maxMs);
+  return Math.round(base * (0.75 + Math.random() * 0.5));
+}
+
+/**
+ * Runs `attempt` until it succeeds. After each failure: `onFailure`, then a wait of `delayMs(n)`
+ * during which `heartbeat` is called at least every second. Gives up (returns false) when
+ * `stillOwned()` turns false (a rebalance took the partition, or the consumer stops) or a heartbeat
+ * fails: the batch is then fetched again by whoever owns the partition.
+ */
+export async function retryUntilDone(
+  attempt: () => Promise<void>,
+  options: {
+    stillOwned: () => boolean;
+    heartbeat: () => Promise<void>;
+    delayMs: (attempt: number) => number;
+    onFailure: (error: unknown, attempt: number) => void;
+  },
+): Promise<boolean> {
+  for (let n = 0; ; n++) {
+    try {
+      await attempt();
+      return true;
+    } catch (error) {
+      if (!options.stillOwned()) return false;
+      options.onFailure(error, n);
+    }
+    const until = Date.now() + options.delayMs(n);
+    while (Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, until - Date.now())));
+      if (!options.stillOwned()) return false;
+      try {
+        await options.heartbeat();
+      } catch {
+        return false;
+      }
+    }
+  }
+}
 
 /** Group timeouts from the session timeout: heartbeats at a tenth of it, as KafkaJS advises (≤ 1/3). */
 export function groupTimeouts(sessionTimeoutMs: number): {
@@ -136,8 +225,8 @@ async function classifyUnseen<K extends RecordKind>(
   try {
     value = await codecs[kind].decode(message.value);
   } catch (error) {
-    // A registry outage is not the message's fault: let the batch retry instead.
-    if (isRetriable(error)) throw error;
+    // A registry outage or refusal is not the message's fault: the batch is tried again.
+    if (!isRecordFault(error)) throw error;
     return { ok: false, code: errorCode(error), reason: errorMessage(error) };
   }
   return validated(kind, value, limits);
@@ -184,6 +273,10 @@ export class RecordConsumer<S extends Subscriptions> {
   private readonly consumed: Counter<'topic'> | undefined;
   private readonly deadLettered: Counter<'topic' | 'code'> | undefined;
   private readonly lag: Gauge<'topic' | 'partition'> | undefined;
+  private readonly retries: Counter<'topic' | 'code'> | undefined;
+  private readonly failingGauge: Gauge<'group'> | undefined;
+  private readonly failing = new Map<string, FailingPartition>();
+  private running = false;
 
   constructor(private readonly options: RecordConsumerOptions<S>) {
     this.log = options.logger.child({ component: 'consumer', groupId: options.groupId });
@@ -211,7 +304,35 @@ export class RecordConsumer<S extends Subscriptions> {
         help: 'Messages behind the end of the partition after the last batch',
         labelNames: ['topic', 'partition'],
       });
+      this.retries = counter(options.metrics, {
+        name: 'flywheel_consumer_batch_retries_total',
+        help: 'Batches tried again after a service failure (never dead-lettered), by topic and code',
+        labelNames: ['topic', 'code'],
+      });
+      this.failingGauge = gauge(options.metrics, {
+        name: 'flywheel_consumer_failing_partitions',
+        help: 'Partitions whose batch is failing now with a service failure (not ready meanwhile), by group',
+        labelNames: ['group'],
+      });
     }
+    const { CRASH, GROUP_JOIN, STOP } = this.consumer.events;
+    this.consumer.on(CRASH, ({ payload }) => {
+      this.running = payload.restart;
+      this.log.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
+      if (!payload.restart) this.options.onCrash?.(payload.error);
+    });
+    this.consumer.on(GROUP_JOIN, () => {
+      this.running = true;
+    });
+    this.consumer.on(STOP, () => {
+      this.running = false;
+    });
+  }
+
+  /** Ready while the consumer runs and no batch is failing (see the file comment). */
+  health(): ConsumerHealth {
+    const failing = [...this.failing.values()];
+    return { ready: this.running && failing.length === 0, running: this.running, failing };
   }
 
   async start(): Promise<void> {
@@ -242,31 +363,65 @@ export class RecordConsumer<S extends Subscriptions> {
     if (kind === undefined) throw new Error(`no record kind configured for topic ${topic}`);
 
     const context: BatchContext = { topic, partition, heartbeat: () => payload.heartbeat() };
-    const { accepted, letters } = this.options.handleRaw
-      ? await this.handleRawBatch(batch.messages, context, this.options.handleRaw)
-      : await this.handleDecoded(batch.messages, context, kind, this.options.handle);
-    if (letters.length > 0) {
-      await this.options.deadLetters.publish(letters);
-      for (const letter of letters) this.deadLettered?.inc({ topic, code: letter.errorCode });
-      this.log.warn(
-        {
-          topic,
-          partition,
-          count: letters.length,
-          first: {
-            offset: letters[0]?.sourceOffset,
-            code: letters[0]?.errorCode,
-            reason: letters[0]?.reason,
-          },
+    const key = `${topic}:${partition}`;
+    let accepted = 0;
+    const done = await retryUntilDone(
+      async () => {
+        const result = this.options.handleRaw
+          ? await this.handleRawBatch(batch.messages, context, this.options.handleRaw)
+          : await this.handleDecoded(batch.messages, context, kind, this.options.handle);
+        if (result.letters.length > 0) await this.publishLetters(topic, partition, result.letters);
+        accepted = result.accepted;
+      },
+      {
+        stillOwned: () => payload.isRunning() && !payload.isStale(),
+        heartbeat: () => payload.heartbeat(),
+        delayMs: this.options.retryDelayMs ?? ((n) => defaultRetryDelayMs(n, this.options.maxRetryDelayMs)),
+        onFailure: (error, attempt) => {
+          const code = errorCode(error);
+          const since = this.failing.get(key)?.since ?? this.now();
+          this.failing.set(key, {
+            topic,
+            partition,
+            code,
+            message: errorMessage(error),
+            since,
+            attempts: attempt + 1,
+          });
+          this.failingGauge?.set({ group: this.options.groupId }, this.failing.size);
+          this.retries?.inc({ topic, code });
+          this.log.warn(
+            { err: error, topic, partition, code, attempt: attempt + 1, firstOffset: batch.firstOffset() },
+            "batch failed (not the records' fault): trying it again, nothing dead-lettered or committed",
+          );
         },
-        'dead-lettered messages',
-      );
-    }
+      },
+    );
+    if (this.failing.delete(key)) this.failingGauge?.set({ group: this.options.groupId }, this.failing.size);
+    if (!done) return; // the partition moved or the consumer stops: the batch is fetched again
     this.consumed?.inc({ topic }, accepted);
     payload.resolveOffset(batch.lastOffset());
     this.lag?.set({ topic, partition: String(partition) }, Number(batch.offsetLag()));
     await payload.heartbeat();
     await payload.commitOffsetsIfNecessary();
+  }
+
+  private async publishLetters(topic: string, partition: number, letters: DeadLetter[]): Promise<void> {
+    await this.options.deadLetters.publish(letters);
+    for (const letter of letters) this.deadLettered?.inc({ topic, code: letter.errorCode });
+    this.log.warn(
+      {
+        topic,
+        partition,
+        count: letters.length,
+        first: {
+          offset: letters[0]?.sourceOffset,
+          code: letters[0]?.errorCode,
+          reason: letters[0]?.reason,
+        },
+      },
+      'dead-lettered messages',
+    );
   }
 
   /** Decode and validate, hand the good records to the service; dead letters for the rest. */
@@ -337,7 +492,7 @@ export class RecordConsumer<S extends Subscriptions> {
       const result = await handleRaw(part, context);
       return result.rejected.map(({ index, code, reason }) => ({
         record: part[index] as KafkaMessage,
-        error: new FlywheelError(code, reason),
+        error: new RecordRejectedError(reason, { code: code as DeadLetterCode }),
       }));
     });
     const letters = rejected.map(({ record, error }) =>
@@ -347,8 +502,8 @@ export class RecordConsumer<S extends Subscriptions> {
   }
 
   /**
-   * Run the handler over the records; on a non-retriable failure split them to isolate the bad
-   * ones. A retriable failure is thrown: offsets stay unresolved and the batch is fetched again.
+   * Run the handler over the records; when it throws a RecordError, split them to isolate the
+   * records at fault. Any other failure is thrown (the batch is tried again, see processBatch).
    */
   private async isolate<R>(
     records: R[],
@@ -358,7 +513,7 @@ export class RecordConsumer<S extends Subscriptions> {
     try {
       return await run(records);
     } catch (error) {
-      if (isRetriable(error)) throw error; // offsets stay unresolved: the batch is fetched again
+      if (!isRecordFault(error)) throw error;
       if (records.length === 1) return [{ record: records[0] as R, error }];
       this.log.warn(
         { err: error, size: records.length },
@@ -382,10 +537,7 @@ export class RecordConsumer<S extends Subscriptions> {
 }
 
 function rejectionOf(error: unknown): { code: string; reason: string } {
-  return {
-    code: error instanceof FlywheelError ? error.code : 'FW_HANDLER_REJECTED',
-    reason: errorMessage(error),
-  };
+  return { code: isRecordFault(error) ? error.code : 'FW_HANDLER_REJECTED', reason: errorMessage(error) };
 }
 
 function batchValue(messages: KafkaMessage[], offset: string): Buffer | null {

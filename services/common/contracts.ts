@@ -153,6 +153,12 @@ const EARLIEST_EVENT_TIME = Date.UTC(2000, 0, 1);
 const MAX_PRICE = 1_000_000;
 const MAX_QUANTITY = 10_000;
 const MAX_ID_LENGTH = 256;
+/** Categories, devices, countries, segments, hashes: short labels, never documents. */
+const MAX_TEXT_LENGTH = 1000;
+const MAX_NOTE_LENGTH = 10_000;
+const MAX_FEATURES = 100_000;
+/** Feature slots are array indices (the hash space plus a few dense slots). */
+const MAX_FEATURE_INDEX = 2 ** 31 - 1;
 
 type Check = (problems: string[], limits: ValidationLimits) => void;
 
@@ -167,29 +173,60 @@ function ids(record: object, names: string[]): Check {
   };
 }
 
-function eventTime(name: string, value: number): Check {
-  return (problems, { now, maxClockSkewMs }) => {
-    if (!Number.isFinite(value) || value < EARLIEST_EVENT_TIME) {
-      problems.push(`${name} ${value} is before 2000-01-01 (expected milliseconds since the epoch)`);
-    } else if (value > now + maxClockSkewMs) {
-      problems.push(
-        `${name} ${new Date(value).toISOString()} is more than ${maxClockSkewMs} ms in the future`,
-      );
+/** Free-text fields: may be empty (or null), never longer than `max`. */
+function texts(record: object, names: string[], max = MAX_TEXT_LENGTH): Check {
+  return (problems) => {
+    for (const name of names) {
+      const value = (record as Record<string, unknown>)[name];
+      if (typeof value === 'string' && value.length > max)
+        problems.push(`${name} is longer than ${max} characters`);
     }
   };
 }
 
-function range(name: string, value: number, min: number, max: number): Check {
+/** A time as a person reads it, or the raw number where it is not a representable date. */
+export function shownTime(value: number): string {
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toISOString();
+}
+
+function eventTime(name: string, value: number | null, optional = false): Check {
+  return (problems, { now, maxClockSkewMs }) => {
+    if (value === null && optional) return;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < EARLIEST_EVENT_TIME) {
+      problems.push(`${name} ${value} is before 2000-01-01 (expected milliseconds since the epoch)`);
+    } else if (value > now + maxClockSkewMs) {
+      problems.push(`${name} ${shownTime(value)} is more than ${maxClockSkewMs} ms in the future`);
+    }
+  };
+}
+
+function range(name: string, value: number | null, min: number, max: number, optional = false): Check {
   return (problems) => {
-    if (!Number.isFinite(value) || value < min || value > max)
+    if (value === null && optional) return;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max)
       problems.push(`${name} ${value} is outside [${min}, ${max}]`);
   };
 }
 
 function features(vector: FeatureVector): Check {
   return (problems) => {
-    if (vector.indices.length !== vector.values.length) {
-      problems.push(`features has ${vector.indices.length} indices but ${vector.values.length} values`);
+    const { indices, values } = vector;
+    if (indices.length !== values.length) {
+      problems.push(`features has ${indices.length} indices but ${values.length} values`);
+      return;
+    }
+    if (indices.length > MAX_FEATURES) problems.push(`features has more than ${MAX_FEATURES} entries`);
+    for (let i = 0; i < indices.length; i++) {
+      const index = indices[i] as number;
+      if (!Number.isInteger(index) || index < 0 || index > MAX_FEATURE_INDEX) {
+        problems.push(`features index ${index} at position ${i} is not a slot in [0, ${MAX_FEATURE_INDEX}]`);
+        return;
+      }
+      if (!Number.isFinite(values[i])) {
+        problems.push(`features value ${values[i]} at position ${i} is not a finite number`);
+        return;
+      }
     }
   };
 }
@@ -198,32 +235,45 @@ function features(vector: FeatureVector): Check {
 const CHECKS: { [K in RecordKind]: (record: RecordTypes[K]) => Check[] } = {
   click: (c) => [
     ids(c, ['eventId', 'userId', 'sessionId', 'itemId']),
+    texts(c, ['category', 'device', 'country', 'referrer', 'pageType']),
     range('price', c.price, 0, MAX_PRICE),
     eventTime('eventTime', c.eventTime),
   ],
   purchase: (p) => [
     ids(p, ['eventId', 'userId', 'itemId']),
+    texts(p, ['sessionId', 'category'], MAX_ID_LENGTH),
     range('price', p.price, 0, MAX_PRICE),
     range('quantity', p.quantity, 1, MAX_QUANTITY),
     eventTime('eventTime', p.eventTime),
   ],
   prediction: (p) => [
-    ids(p, ['predictionId', 'eventId', 'userId', 'modelVersion']),
+    ids(p, ['predictionId', 'eventId', 'userId', 'sessionId', 'itemId', 'modelVersion']),
+    texts(p, ['category', 'segment', 'featureSpecHash']),
     range('score', p.score, 0, 1),
     range('confidence', p.confidence, 0, 1),
     features(p.features),
     eventTime('eventTime', p.eventTime),
+    range('serveTime', p.serveTime, EARLIEST_EVENT_TIME, Number.MAX_SAFE_INTEGER),
   ],
   labeledExample: (e) => [
     ids(e, ['exampleId', 'predictionId', 'userId']),
+    texts(e, ['eventId', 'itemId', 'category', 'segment', 'featureSpecHash', 'modelVersion', 'arm']),
+    texts(e, ['purchaseEventId'], MAX_ID_LENGTH),
     range('label', e.label, 0, 1),
     range('weight', e.weight, 0, 1000),
+    range('score', e.score, 0, 1, true),
     features(e.features),
     eventTime('clickTime', e.clickTime),
+    eventTime('purchaseTime', e.purchaseTime, true),
+    eventTime('labelTime', e.labelTime),
+    range('delayMs', e.delayMs, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true),
   ],
   humanLabel: (l) => [
     ids(l, ['labelId', 'taskId', 'predictionId', 'userId', 'labelerId']),
+    texts(l, ['eventId', 'itemId']),
+    texts(l, ['note'], MAX_NOTE_LENGTH),
     range('label', l.label, 0, 1),
+    range('agreement', l.agreement, 0, 1, true),
     eventTime('labelTime', l.labelTime),
   ],
   modelUpdate: (u) => [
@@ -240,7 +290,12 @@ export function findProblems<K extends RecordKind>(
   limits: ValidationLimits,
 ): string[] {
   const problems: string[] = [];
-  for (const check of CHECKS[kind](record)) check(problems, limits);
+  try {
+    for (const check of CHECKS[kind](record)) check(problems, limits);
+  } catch (error) {
+    // A value no check foresaw: the record is refused, the consumer goes on.
+    problems.push(`cannot be checked: ${error instanceof Error ? error.message : String(error)}`);
+  }
   return problems;
 }
 
@@ -282,7 +337,7 @@ export function createCodecs(
 ): Codecs {
   const make = <K extends RecordKind>(kind: K): AvroCodec<RecordTypes[K]> => {
     const subject = subjectOf(TOPIC_OF[kind]);
-    return new AvroCodec<RecordTypes[K]>(registry, subject, embedded.latest(subject).type);
+    return new AvroCodec<RecordTypes[K]>(registry, subject, embedded.latest(subject));
   };
   return {
     click: make('click'),

@@ -1,5 +1,9 @@
-// Every error Flywheel raises on purpose. `code` is stable (it lands in dead-letter records and
-// HTTP responses); `retriable` tells the consumer helper whether to retry or dead-letter.
+// Every error Flywheel raises on purpose. `code` is stable (it lands in dead-letter records, HTTP
+// responses, logs and /readyz). The one rule every consumer follows: a `RecordError` says the
+// record itself is at fault, and only such a record goes to the dead-letter topic; any other
+// failure (Kafka, Redis, the schema registry, the registry's files, a bug) is the service's, so
+// the batch is retried with backoff and never dead-lettered or committed past. `retriable` tells
+// an HTTP client whether the same request may succeed later.
 
 export interface FlywheelErrorOptions {
   cause?: unknown;
@@ -25,8 +29,13 @@ export class ConfigError extends FlywheelError {
   }
 }
 
+/** The record itself cannot be used: it is dead-lettered with this code and reason. */
+export class RecordError extends FlywheelError {
+  readonly recordFault = true;
+}
+
 /** Bytes that are not a Confluent-framed Avro record we can read. */
-export class DecodeError extends FlywheelError {
+export class DecodeError extends RecordError {
   constructor(code: DecodeErrorCode, message: string, options: FlywheelErrorOptions = {}) {
     super(code, message, options);
   }
@@ -40,14 +49,14 @@ export type DecodeErrorCode =
   | 'FW_MALFORMED_AVRO';
 
 /** A message larger than the consumer accepts; never decoded. */
-export class OversizedMessageError extends FlywheelError {
+export class OversizedMessageError extends RecordError {
   constructor(size: number, limit: number) {
     super('FW_MESSAGE_TOO_LARGE', `message of ${size} bytes exceeds the limit of ${limit} bytes`);
   }
 }
 
 /** A decoded record whose values break the contract (missing ids, negative price, ...). */
-export class ValidationError extends FlywheelError {
+export class ValidationError extends RecordError {
   readonly problems: string[];
 
   constructor(problems: string[]) {
@@ -56,10 +65,33 @@ export class ValidationError extends FlywheelError {
   }
 }
 
-/** The schema registry could not be reached or answered with an error; worth retrying. */
+/**
+ * A service's own rule refuses this record (its reason attached); thrown by a batch handler.
+ * The code is FW_HANDLER_REJECTED unless the service names one of the dead-letter codes.
+ */
+export class RecordRejectedError extends RecordError {
+  constructor(reason: string, options: FlywheelErrorOptions & { code?: DeadLetterCode } = {}) {
+    super(options.code ?? 'FW_HANDLER_REJECTED', reason, options);
+  }
+}
+
+/**
+ * The schema registry could not be reached, timed out, or refused a request (wrong URL,
+ * credentials, a subject it will not register). Never the record's fault: retried.
+ * `status` is the registry's HTTP status (null when it did not answer).
+ */
 export class SchemaRegistryError extends FlywheelError {
-  constructor(message: string, options: FlywheelErrorOptions = {}) {
-    super('FW_SCHEMA_REGISTRY_UNAVAILABLE', message, { retriable: true, ...options });
+  readonly status: number | null;
+
+  constructor(message: string, options: FlywheelErrorOptions & { status?: number | null } = {}) {
+    super(
+      options.status === undefined || options.status === null
+        ? 'FW_SCHEMA_REGISTRY_UNAVAILABLE'
+        : 'FW_SCHEMA_REGISTRY_REFUSED',
+      message,
+      { retriable: true, ...options },
+    );
+    this.status = options.status ?? null;
   }
 }
 
@@ -76,14 +108,46 @@ export const DEAD_LETTER_CODES = [
 ] as const;
 export type DeadLetterCode = (typeof DEAD_LETTER_CODES)[number];
 
+/**
+ * Codes of the service's own failures: never dead-lettered, retried with backoff, shown in the
+ * log and in /readyz while they last (the README lists them).
+ */
+export const SERVICE_FAILURE_CODES = [
+  'FW_SCHEMA_REGISTRY_UNAVAILABLE',
+  'FW_SCHEMA_REGISTRY_REFUSED',
+  'FW_SESSION_STATE_UNAVAILABLE',
+  'FW_SCORING_WORKER_EXITED',
+  'FW_SCORING_FAILED',
+  'FW_KAFKA_UNAVAILABLE',
+  'FW_REDIS_UNAVAILABLE',
+  'FW_SERVICE_FAILURE',
+  'FW_CONFIG_INVALID',
+] as const;
+
+/** Whether the record is at fault (dead-letter it) rather than the service (retry). */
+export function isRecordFault(error: unknown): error is RecordError {
+  return error instanceof RecordError;
+}
+
 export function isRetriable(error: unknown): boolean {
   if (error instanceof FlywheelError) return error.retriable;
   // KafkaJS marks its transient failures the same way.
   return typeof error === 'object' && error !== null && (error as { retriable?: unknown }).retriable === true;
 }
 
+/** The code of a failure: a Flywheel error's own, Kafka's or Redis's, else the generic one. */
 export function errorCode(error: unknown): string {
-  return error instanceof FlywheelError ? error.code : 'FW_HANDLER_REJECTED';
+  if (error instanceof FlywheelError) return error.code;
+  const name = error instanceof Error ? error.name : '';
+  if (name.startsWith('KafkaJS')) return 'FW_KAFKA_UNAVAILABLE';
+  // ioredis: a reply error, retries used up, or a closed connection.
+  if (
+    name === 'ReplyError' ||
+    name === 'MaxRetriesPerRequestError' ||
+    /Connection is closed/.test(errorMessage(error))
+  )
+    return 'FW_REDIS_UNAVAILABLE';
+  return 'FW_SERVICE_FAILURE';
 }
 
 export function errorMessage(error: unknown): string {

@@ -35,6 +35,10 @@ export const HTTP_ERRORS = {
   },
   FW_RETRAIN_UNSUPPORTED: { status: 422, meaning: "the version's training data cannot be replayed" },
   FW_REGISTRY_BUSY: { status: 503, meaning: 'another process holds the registry lock; retry' },
+  FW_KAFKA_UNAVAILABLE: {
+    status: 503,
+    meaning: 'Kafka did not take the record in time; nothing was recorded, retry the same request',
+  },
   FW_INTERNAL: { status: 500, meaning: 'an unexpected error; the server log has the details' },
 } as const;
 export type HttpErrorCode = keyof typeof HTTP_ERRORS;

@@ -34,6 +34,18 @@ export class Lifecycle {
     process.once('SIGINT', onSignal);
   }
 
+  /**
+   * A part of the process stopped for good (a consumer that will not restart): close what can be
+   * closed and exit non-zero, so a supervisor starts the process again.
+   */
+  fail(component: string, error: unknown): void {
+    this.logger.fatal(
+      { component, err: error },
+      'stopped for good: exiting so a supervisor restarts the process',
+    );
+    void this.stop().finally(() => process.exit(1));
+  }
+
   /** Close everything once; later calls wait for the same shutdown. */
   stop(): Promise<void> {
     this.stopping ??= this.closeAll();

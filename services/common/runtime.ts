@@ -25,11 +25,13 @@ export function createRuntime(service: string, env: Env = process.env): Runtime 
   const config = loadCommonConfig(env);
   const logger = createLogger(service, config.LOG_LEVEL);
   const embedded = new EmbeddedSchemaRegistry();
-  const schemaRegistry = config.FW_SCHEMA_REGISTRY_URL
-    ? new ConfluentSchemaRegistry(config.FW_SCHEMA_REGISTRY_URL)
-    : embedded;
+  const schemaRegistry = createSchemaRegistry(schemaRegistrySettings(config), embedded);
   logger.debug(
-    { brokers: config.KAFKA_BROKERS, schemaRegistry: config.FW_SCHEMA_REGISTRY_URL ?? 'embedded' },
+    {
+      brokers: config.KAFKA_BROKERS,
+      schemaRegistry:
+        schemaRegistry instanceof ConfluentSchemaRegistry ? schemaRegistry.shownUrl : 'embedded',
+    },
     'runtime configured',
   );
   return {
@@ -46,4 +48,35 @@ export function createRuntime(service: string, env: Env = process.env): Runtime 
     metrics: createMetricsRegistry(service),
     lifecycle: new Lifecycle(logger),
   };
+}
+
+/** The registry settings of a config, as plain data (the scorer's worker thread gets them too). */
+export interface SchemaRegistrySettings {
+  url: string | undefined;
+  auth: string | undefined;
+  autoRegister: boolean;
+  timeoutMs: number;
+}
+
+export function schemaRegistrySettings(config: CommonConfig): SchemaRegistrySettings {
+  return {
+    url: config.FW_SCHEMA_REGISTRY_URL,
+    auth: config.FW_SCHEMA_REGISTRY_AUTH,
+    autoRegister: config.FW_SCHEMA_REGISTRY_AUTO_REGISTER,
+    timeoutMs: config.FW_SCHEMA_REGISTRY_TIMEOUT_MS,
+  };
+}
+
+/** The Confluent registry when a URL is set, else the embedded one. */
+export function createSchemaRegistry(
+  settings: SchemaRegistrySettings,
+  embedded: EmbeddedSchemaRegistry = new EmbeddedSchemaRegistry(),
+): SchemaRegistry {
+  if (!settings.url) return embedded;
+  return new ConfluentSchemaRegistry({
+    url: settings.url,
+    auth: settings.auth,
+    autoRegister: settings.autoRegister,
+    timeoutMs: settings.timeoutMs,
+  });
 }

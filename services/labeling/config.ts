@@ -32,6 +32,8 @@ export const labelingConfigSchema = z.object({
     .regex(/^[A-Za-z0-9._-]{1,64}$/)
     .default('review'),
   FW_LABELING_PORT: env.int(8082, 0, 65535),
+  /** How long a label may take to reach Kafka before the labeler is told to send it again. */
+  FW_LABELING_PUBLISH_TIMEOUT_MS: env.int(15_000, 500, 300_000),
   FW_LABELING_LEASE_MS: env.int(5 * 60_000, 1000),
   FW_LABELING_MAX_AGE_MS: env.int(7 * 24 * 3600_000, 60_000),
   FW_LABELING_LABELS_REQUIRED: env.int(1, 1, 10),

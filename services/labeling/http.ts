@@ -29,7 +29,10 @@ export interface LabelingAppOptions {
   queue: LabelingQueue<ReviewPayload>;
   tokens: TokenTable;
   guidelines: string;
-  /** Publishes a label (fw.labels.human); resolves once Kafka acknowledged it. */
+  /**
+   * Publishes a label (fw.labels.human); resolves once Kafka acknowledged it, rejects with
+   * FW_KAFKA_UNAVAILABLE (503) when it could not within its time limit.
+   */
   publish: (label: HumanLabel) => Promise<void>;
   logger?: FastifyBaseLogger;
   now?: () => number;
@@ -81,13 +84,17 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
     async (request) => {
       const labeler = who(request);
       const { id } = request.params;
-      const result = await options.queue.submit(id, labeler, request.body.label);
+      const { label } = request.body;
+      // Published before it is recorded: Kafka down means a retriable 503 and nothing recorded,
+      // so the labeler's retry publishes it; a crash between the two publishes it again with the
+      // same labelId, which the trainer takes once. Never recorded without being published.
+      const { labels, required } = await options.queue.check(id, labeler);
       const payload = await options.queue.payloadOf(id);
       let agreement: number | null = null;
-      if (result.complete && result.required > 1) {
-        const labels = Object.values(await options.queue.labelsOf(id));
-        const ones = labels.filter((l) => l === 1).length;
-        agreement = Math.max(ones, labels.length - ones) / labels.length;
+      if (required > 1 && labels + 1 >= required) {
+        const given = [...Object.values(await options.queue.labelsOf(id)), label];
+        const ones = given.filter((l) => l === 1).length;
+        agreement = Math.max(ones, given.length - ones) / given.length;
       }
       if (payload) {
         await options.publish({
@@ -97,13 +104,14 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
           eventId: payload.eventId,
           userId: payload.userId,
           itemId: payload.itemId,
-          label: request.body.label,
+          label,
           labelerId: labeler,
           labelTime: now(),
           agreement,
           note: request.body.note ?? null,
         });
       }
+      const result = await options.queue.submit(id, labeler, label);
       return { ...result, agreement };
     },
   );

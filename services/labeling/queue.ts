@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis';
 import { FlywheelError } from '../common/errors.js';
 import { QueueKeys } from './keys.js';
-import { ADD_TASK_3, NEXT_TASK_2, RELEASE_TASK_2, SUBMIT_LABEL_2 } from './scripts.js';
+import { ADD_TASK_3, CHECK_LABEL_1, NEXT_TASK_2, RELEASE_TASK_2, SUBMIT_LABEL_2 } from './scripts.js';
 
 /** Negative return codes of the scripts. */
 export enum QueueCode {
@@ -98,6 +98,7 @@ interface QueueCommands {
   fwAddTask(...args: (string | number)[]): Promise<number>;
   fwNextTask(...args: (string | number)[]): Promise<[string, string, string] | null>;
   fwSubmitLabel(...args: (string | number)[]): Promise<[number, number, number]>;
+  fwCheckLabel(...args: (string | number)[]): Promise<[number, number, number]>;
   fwReleaseTask(...args: (string | number)[]): Promise<number>;
 }
 
@@ -115,6 +116,7 @@ export class LabelingQueue<T> {
     redis.defineCommand('fwAddTask', { numberOfKeys: 3, lua: ADD_TASK_3 });
     redis.defineCommand('fwNextTask', { numberOfKeys: 2, lua: NEXT_TASK_2 });
     redis.defineCommand('fwSubmitLabel', { numberOfKeys: 2, lua: SUBMIT_LABEL_2 });
+    redis.defineCommand('fwCheckLabel', { numberOfKeys: 1, lua: CHECK_LABEL_1 });
     redis.defineCommand('fwReleaseTask', { numberOfKeys: 2, lua: RELEASE_TASK_2 });
     this.redis = redis as Redis & QueueCommands;
   }
@@ -170,6 +172,22 @@ export class LabelingQueue<T> {
     );
     if (code < 0) throw queueError(code, taskId, labelerId);
     return { complete: code === 2, labels, required };
+  }
+
+  /**
+   * Throws what submit would (unknown task, no lease, already labeled) without changing anything;
+   * else the labels the task has so far and how many it needs.
+   */
+  async check(taskId: string, labelerId: string): Promise<{ labels: number; required: number }> {
+    const [code, labels, required] = await this.redis.fwCheckLabel(
+      this.keys.leases,
+      this.keys.prefix,
+      taskId,
+      labelerId,
+      this.now(),
+    );
+    if (code < 0) throw queueError(code, taskId, labelerId);
+    return { labels, required };
   }
 
   /** Skip (or "unclear"): the task goes back for others and is not offered to this labeler again. */

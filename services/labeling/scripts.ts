@@ -110,6 +110,27 @@ end
 `;
 
 /**
+ * checkLabel-1: whether a labeler may label a task now, changing nothing (the API publishes the
+ * label to Kafka before it records it, so a label is never recorded without being published).
+ *   KEYS[1] leases
+ *   ARGV[1] prefix  ARGV[2] task id  ARGV[3] labeler id  ARGV[4] now (ms)
+ * Returns { code, labelsSoFar, required }: code 0 may label; negative codes as submitLabel-2.
+ */
+export const CHECK_LABEL_1 = `
+local prefix = ARGV[1]
+local id = ARGV[2]
+local labeler = ARGV[3]
+local task = prefix .. 'task:' .. id
+if redis.call('EXISTS', task) == 0 then return { -1, 0, 0 } end
+local labels = prefix .. 'labels:' .. id
+local required = tonumber(redis.call('HGET', task, 'required'))
+if redis.call('HEXISTS', labels, labeler) == 1 then return { -3, redis.call('HLEN', labels), required } end
+local expiry = redis.call('ZSCORE', KEYS[1], id .. '|' .. labeler)
+if expiry == false or tonumber(expiry) < tonumber(ARGV[4]) then return { -2, 0, 0 } end
+return { 0, redis.call('HLEN', labels), required }
+`;
+
+/**
  * submitLabel-2: record a labeler's label for a task they hold a lease on. Idempotent: the same
  * labeler submitting the same task again gets ALREADY_LABELED and nothing changes.
  *   KEYS[1] ready   KEYS[2] leases

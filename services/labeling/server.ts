@@ -1,12 +1,12 @@
 // `flywheel labeling`: the labeler API as a process; labels go to fw.labels.human.
 import { TokenTable } from '../common/auth.js';
-import type { HumanLabel } from '../common/contracts.js';
 import { createProducer } from '../common/kafka.js';
 import { createRedis } from '../common/redis.js';
 import type { Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
 import { loadLabelingConfig, queueOptionsFrom } from './config.js';
 import { buildLabelingApp, type ReviewPayload } from './http.js';
+import { labelPublisher } from './publish.js';
 import { LabelingQueue } from './queue.js';
 
 export async function runLabeling(runtime: Runtime, adminToken: string | undefined): Promise<number> {
@@ -17,21 +17,29 @@ export async function runLabeling(runtime: Runtime, adminToken: string | undefin
   lifecycle.add('redis', async () => {
     await redis.quit();
   });
-  const producer = createProducer(runtime.kafka);
+  // Bounded retries that end before the publish time limit (an idempotent producer retries
+  // forever, and a send given up on by the API could then still land after the labeler's retry).
+  const producer = createProducer(runtime.kafka, {
+    idempotent: false,
+    maxInFlightRequests: 1,
+    retry: {
+      retries: 3,
+      initialRetryTime: 200,
+      maxRetryTime: Math.floor(config.FW_LABELING_PUBLISH_TIMEOUT_MS / 5),
+    },
+  });
   await producer.connect();
   lifecycle.add('producer', () => producer.disconnect());
   const queue = new LabelingQueue<ReviewPayload>(redis, config.FW_LABELING_QUEUE, queueOptionsFrom(config));
   const tokens = new TokenTable();
   for (const { id, token } of config.FW_LABELER_TOKENS) tokens.add(token, { id, role: 'labeler' });
   if (adminToken) tokens.add(adminToken, { id: 'admin', role: 'admin' });
-  const schemaId = await runtime.codecs.humanLabel.schemaId();
-  const publish = async (label: HumanLabel) => {
-    await producer.send({
-      topic: TOPICS.humanLabels,
-      acks: -1,
-      messages: [{ key: label.userId, value: runtime.codecs.humanLabel.encodeWith(schemaId, label) }],
-    });
-  };
+  const publish = labelPublisher(
+    producer,
+    runtime.codecs.humanLabel,
+    TOPICS.humanLabels,
+    config.FW_LABELING_PUBLISH_TIMEOUT_MS,
+  );
   const app = buildLabelingApp({ queue, tokens, guidelines: config.FW_LABELING_GUIDELINES, publish, logger });
   lifecycle.add('http', () => app.close());
   lifecycle.installSignalHandlers();

@@ -3,6 +3,7 @@
 // not changed); GET /v1/models shows the routing in force; health, readiness and metrics.
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import type { Readiness } from '../common/consumer.js';
 import type { ClickEvent } from '../common/contracts.js';
 import { findProblems } from '../common/contracts.js';
 import { HttpError, installErrorHandler } from '../common/http-errors.js';
@@ -19,7 +20,8 @@ export interface PredictAppOptions {
   sessions: RedisSessionStore;
   policy: ReviewPolicyConfig;
   metrics: Registry;
-  ready: () => boolean;
+  /** Whether the scorer can serve and make progress; the reason when not. */
+  readiness: () => Readiness;
   logger?: FastifyBaseLogger;
   bodyLimit: number;
   maxEvents: number;
@@ -78,8 +80,9 @@ export function buildPredictApp(options: PredictAppOptions): FastifyInstance {
 
   app.get('/healthz', () => ({ ok: true }));
   app.get('/readyz', (_request, reply) => {
-    if (options.ready()) return { ready: true, generation: options.manager.current.generation };
-    return reply.status(503).send({ ready: false, reason: 'model state not loaded yet' });
+    const readiness = options.readiness();
+    if (readiness.ready) return { ready: true, generation: options.manager.current.generation };
+    return reply.status(503).send(readiness);
   });
   app.get('/metrics', async (_request, reply) =>
     reply.type(options.metrics.contentType).send(await options.metrics.metrics()),

@@ -7,12 +7,18 @@ import type { FastifyInstance } from 'fastify';
 import type { Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { ModelUpdate } from '../common/contracts.js';
-import { RecordConsumer, groupTimeouts, type RawRejection } from '../common/consumer.js';
+import {
+  RecordConsumer,
+  groupTimeouts,
+  readinessOf,
+  type RawRejection,
+  type Readiness,
+} from '../common/consumer.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
 import { createProducer, sendInChunks } from '../common/kafka.js';
 import { counter, gauge, histogram } from '../common/metrics.js';
 import { createRedis } from '../common/redis.js';
-import type { Runtime } from '../common/runtime.js';
+import { schemaRegistrySettings, type Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
 import { initBackend } from '../model/backend.js';
 import { FeatureSpec } from '../model/features.js';
@@ -115,7 +121,7 @@ export class Scorer {
             service: runtime.service,
             logLevel: runtime.config.LOG_LEVEL,
             redisUrl: runtime.config.REDIS_URL,
-            schemaRegistryUrl: runtime.config.FW_SCHEMA_REGISTRY_URL,
+            schemaRegistry: schemaRegistrySettings(runtime.config),
             registryDir: this.registryDir,
             hashBits: this.spec.hashBits,
             sessions: sessionOptions,
@@ -229,6 +235,8 @@ export class Scorer {
       ...limits,
       consumerConfig: groupTimeouts(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS),
       partitionsConsumedConcurrently: this.config.FW_SCORER_CONCURRENCY,
+      onCrash: (error) => runtime.lifecycle.fail('click consumer', error),
+      maxRetryDelayMs: runtime.config.FW_RETRY_MAX_BACKOFF_MS,
       // Decoded and validated by the pipeline, off this thread: it returns the messages it refuses.
       handleRaw: async (messages, { topic, partition }) => {
         const stop = batchSeconds.startTimer();
@@ -287,7 +295,7 @@ export class Scorer {
         sessions,
         policy: this.policy,
         metrics,
-        ready: () => this.ready,
+        readiness: () => this.readiness(),
         logger,
         bodyLimit: this.config.FW_PREDICT_BODY_LIMIT,
         maxEvents: this.config.FW_PREDICT_MAX_EVENTS,
@@ -300,6 +308,12 @@ export class Scorer {
       { group: this.config.FW_SCORER_GROUP, port: this.port, routing: this.manager.current.routing },
       'scorer started',
     );
+  }
+
+  /** Ready once the model state is loaded and while the click stream makes progress. */
+  readiness(): Readiness {
+    if (!this.ready) return { ready: false, reason: 'model state not loaded yet' };
+    return this.consumer ? readinessOf(this.consumer.health(), 'click stream') : { ready: true };
   }
 
   /** Stop taking traffic, finish the batch in flight, commit, then close connections. */

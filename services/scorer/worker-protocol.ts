@@ -2,6 +2,7 @@
 // carries an id; a score request is answered twice: `scored` with the bytes to send, then
 // `recorded` once Redis has the batch's clicks (the offsets wait for both).
 import type { ModelUpdate } from '../common/contracts.js';
+import type { SchemaRegistrySettings } from '../common/runtime.js';
 import type { SessionStoreOptions } from './session-store.js';
 import type { PipelineLimits, ScoredBatchBytes } from './pipeline.js';
 import type { ReviewPolicyConfig } from './review.js';
@@ -11,7 +12,7 @@ export interface WorkerSetup {
   service: string;
   logLevel: string;
   redisUrl: string;
-  schemaRegistryUrl: string | undefined;
+  schemaRegistry: SchemaRegistrySettings;
   registryDir: string;
   hashBits: number;
   sessions: SessionStoreOptions;

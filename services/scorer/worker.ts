@@ -4,11 +4,12 @@
 // as the main thread's (which serves the predict API). See worker-protocol.ts.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { LevelWithSilent } from 'pino';
-import { ConfluentSchemaRegistry, EmbeddedSchemaRegistry } from '../common/avro/registry.js';
+import { EmbeddedSchemaRegistry } from '../common/avro/registry.js';
 import { createCodecs } from '../common/contracts.js';
 import { errorMessage, FlywheelError, isRetriable } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
 import { createRedis } from '../common/redis.js';
+import { createSchemaRegistry } from '../common/runtime.js';
 import { initBackend } from '../model/backend.js';
 import { FeatureSpec } from '../model/features.js';
 import { FileModelRegistry } from '../registry/store.js';
@@ -41,7 +42,7 @@ function serialize(error: unknown): SerializedError {
 async function start() {
   await initBackend(logger);
   const embedded = new EmbeddedSchemaRegistry();
-  const registry = setup.schemaRegistryUrl ? new ConfluentSchemaRegistry(setup.schemaRegistryUrl) : embedded;
+  const registry = createSchemaRegistry(setup.schemaRegistry, embedded);
   const codecs = createCodecs(registry, embedded);
   const redis = createRedis(setup.redisUrl, logger);
   await redis.connect();

@@ -107,6 +107,8 @@ export class LabelMerger {
     const outcome = this.trained.get(label.predictionId)?.example;
     if (!outcome) {
       const list = this.waiting.get(label.predictionId) ?? [];
+      // The same label published twice (a labeler's retry after a lost acknowledgement) counts once.
+      if (list.some((l) => l.labelId === label.labelId)) return [];
       list.push(label);
       this.waiting.set(label.predictionId, list);
       return [];

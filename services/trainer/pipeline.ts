@@ -16,6 +16,8 @@ export interface PipelineSettings {
   policy: LabelPolicy;
   /** Trusted examples kept for the gate's reference set (newest). */
   referenceSize: number;
+  /** The feature spec examples must be built for (unchecked when absent; slots always are). */
+  featureSpecHash?: string;
 }
 
 export interface PipelineState {
@@ -71,6 +73,7 @@ export class TrainingPipeline {
 
   /** Takes one input record; returns the examples it produced (before the holdout). */
   take(record: InputRecord): LabeledExample[] {
+    if (record.kind === 'labeledExample' && this.refuses(record.value)) return [];
     const examples =
       record.kind === 'humanLabel'
         ? this.merger.addHumanLabel(record.value)
@@ -94,6 +97,12 @@ export class TrainingPipeline {
       this.lastExpiry = this.newestEventTime;
     }
     return examples;
+  }
+
+  /** Whether an example cannot be learned (exampleProblems); the live trainer dead-letters it. */
+  refuses(e: Pick<LabeledExample, 'featureSpecHash' | 'features'>): boolean {
+    const { featureSpecHash, dimension } = this.settings;
+    return exampleProblems(e, { hash: featureSpecHash ?? e.featureSpecHash, dimension }).length > 0;
   }
 
   /** Trusted examples, newest last (a copy). */
@@ -156,4 +165,23 @@ export function slim(e: SlimExample): LabeledExample {
     purchaseTime: null,
     delayMs: null,
   };
+}
+
+/**
+ * Why the learner cannot take an example of a feature spec (`hash`, `dimension`): built for
+ * another spec, or a slot outside its space (which would put NaN into every weight it touches).
+ * Empty when it can.
+ */
+export function exampleProblems(
+  e: Pick<LabeledExample, 'featureSpecHash' | 'features'>,
+  spec: { hash: string; dimension: number },
+): string[] {
+  if (e.featureSpecHash !== spec.hash)
+    return [
+      `built for feature spec ${e.featureSpecHash.slice(0, 16)}, the trainer learns ${spec.hash.slice(0, 16)}`,
+    ];
+  const outside = e.features.indices.find((i) => !(i >= 0 && i < spec.dimension));
+  return outside === undefined
+    ? []
+    : [`feature slot ${outside} is outside the spec's ${spec.dimension} slots`];
 }

@@ -42,6 +42,7 @@ export async function replayOnline(
       holdoutSize: online.holdoutSize,
       policy: { ...online.policy, conflict: online.policy.conflict as ConflictPolicy },
       referenceSize: 0,
+      featureSpecHash: spec.hash,
     },
     initial,
   );

@@ -12,7 +12,8 @@ import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { Producer } from 'kafkajs';
-import { RecordConsumer, groupTimeouts } from '../common/consumer.js';
+import { RecordConsumer, groupTimeouts, readinessOf, type Rejection } from '../common/consumer.js';
+import { RecordRejectedError } from '../common/errors.js';
 import { TokenTable, requireRole } from '../common/auth.js';
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
 import { installErrorHandler } from '../common/http-errors.js';
@@ -34,7 +35,7 @@ import { loadTrainerConfig, type TrainerConfig } from './config.js';
 import { LossDriftDetector, DEFAULT_DRIFT } from './drift.js';
 import { DEFAULT_GATE } from './gate.js';
 import { DEFAULT_LABEL_POLICY, type LabelPolicy } from './label-policy.js';
-import { TrainingPipeline } from './pipeline.js';
+import { TrainingPipeline, exampleProblems } from './pipeline.js';
 import { ReadOrder } from './read-order.js';
 import { warmStartFrom } from './replay.js';
 import type { PipelineState } from './pipeline.js';
@@ -218,6 +219,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
         holdoutSize: this.config.FW_TRAINER_HOLDOUT,
         policy: this.policy,
         referenceSize: this.config.FW_TRAINER_REFERENCE_SIZE,
+        featureSpecHash: this.spec.hash,
       },
       checkpoint ? pipelineStateOf(checkpoint) : warm?.state,
     );
@@ -225,7 +227,9 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     this.orderBase = checkpoint?.orderBase ?? null;
     this.orderComplete = !checkpoint || checkpoint.orderComplete === true;
     this.acceptedLabelRate = checkpoint?.acceptedLabelRate ?? null;
-    this.offsets = { ...(checkpoint?.offsets ?? {}) };
+    // Where each partition resumes: the checkpoint's offsets; after a warm start, the end of what
+    // the champion learned from these topics (its lineage); anywhere else, the partition's start.
+    this.offsets = { ...(checkpoint?.offsets ?? warm?.offsets ?? {}) };
     this.seq = checkpoint?.seq ?? 0;
     this.log.info(
       {
@@ -261,18 +265,27 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       metrics: runtime.metrics,
       maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
       maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
+      maxRetryDelayMs: runtime.config.FW_RETRY_MAX_BACKOFF_MS,
+      onCrash: (error) => runtime.lifecycle.fail('trainer consumer', error),
       consumerConfig: {
         ...groupTimeouts(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS),
         // Larger fetches: learning is cheap next to a fetch round trip.
         maxBytesPerPartition: this.config.FW_TRAINER_FETCH_BYTES,
       },
       handle: async (records) => {
+        const rejected: Rejection<(typeof records)[number]>[] = [];
         for (const record of records) {
           const key = `${record.topic}:${record.partition}`;
           const next = this.offsets[key];
           if (next !== undefined && BigInt(record.offset) < BigInt(next)) {
             this.metrics.skipped.inc();
             continue;
+          }
+          if (record.kind === 'labeledExample') {
+            // The pipeline skips it (a replay does too); the stream shows why in fw.dlq.
+            const problems = exampleProblems(record.value as LabeledExample, this.spec);
+            if (problems.length > 0)
+              rejected.push({ record, error: new RecordRejectedError(problems.join('; ')) });
           }
           const learnedBefore = this.pipeline.learner.learned;
           const examples = this.pipeline.take(
@@ -300,16 +313,22 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
         const trigger = this.dueTrigger();
         if (trigger) await this.proposeCandidate(trigger);
         this.emit('batch');
+        return { rejected };
       },
     });
-    // The checkpoint, not the group's committed offsets, says where to continue.
+    // The checkpoint, not the group's committed offsets, says where to continue: a partition it
+    // names resumes at its offset; one it does not name has taught the learner nothing, so it is
+    // read from its first record (offset 0 is before the log start once retention deleted the
+    // oldest; the consumer then resets to the earliest, as fromBeginning says). The group's
+    // offsets are committed after every batch, ahead of the checkpoint: resuming from them would
+    // skip what was learned after the last checkpoint and lost in a crash.
     const kafkaConsumer = this.consumer.consumer;
     kafkaConsumer.on(kafkaConsumer.events.GROUP_JOIN, ({ payload }) => {
       const assignment = payload.memberAssignment as Record<string, number[] | undefined>;
       for (const [topic, partitions] of Object.entries(assignment)) {
         for (const partition of partitions ?? []) {
-          const offset = this.offsets[`${topic}:${partition}`];
-          if (offset !== undefined) kafkaConsumer.seek({ topic, partition, offset });
+          const offset = this.offsets[`${topic}:${partition}`] ?? '0';
+          kafkaConsumer.seek({ topic, partition, offset });
         }
       }
     });
@@ -330,6 +349,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     version: string;
     params: FtrlParams;
     state: PipelineState;
+    offsets: Record<string, string>;
   } | null> {
     const champion = (await this.registry.routing()).champion;
     if (!champion) return null;
@@ -342,7 +362,16 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       return null;
     }
     const warm = await warmStartFrom(files, this.spec);
-    return warm && { version: champion, ...warm };
+    const offsets: Record<string, string> = {};
+    const inputs = new Set([this.topics.feedback, this.topics.humanLabels]);
+    if (metadata.training.source === 'kafka')
+      for (const range of metadata.training.ranges) {
+        if (!inputs.has(range.topic)) continue;
+        const key = `${range.topic}:${range.partition}`;
+        const known = offsets[key];
+        if (known === undefined || BigInt(range.to) > BigInt(known)) offsets[key] = range.to;
+      }
+    return warm && { version: champion, ...warm, offsets };
   }
 
   private watchDrift(learnedNow: number): void {
@@ -374,6 +403,12 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     const app = Fastify({ bodyLimit: 4096 });
     installErrorHandler(app);
     app.get('/healthz', () => ({ ok: true, learned: this.learned, seq: this.seq }));
+    app.get('/readyz', (_request, reply) => {
+      const readiness = this.consumer
+        ? readinessOf(this.consumer.health(), 'labeled examples')
+        : { ready: false, reason: 'starting' };
+      return readiness.ready ? readiness : reply.status(503).send(readiness);
+    });
     app.get('/metrics', async (_request, reply) =>
       reply.type(runtime.metrics.contentType).send(await runtime.metrics.metrics()),
     );

@@ -10,6 +10,7 @@ import { createProducer } from '../../services/common/kafka.js';
 import { createRedis } from '../../services/common/redis.js';
 import type { Runtime } from '../../services/common/runtime.js';
 import { buildLabelingApp, type ReviewPayload } from '../../services/labeling/http.js';
+import { labelPublisher } from '../../services/labeling/publish.js';
 import { LabelingQueue } from '../../services/labeling/queue.js';
 import { TopicCollector } from './collect.js';
 import { createTestTopics, type TestTopics } from './kafka.js';
@@ -23,10 +24,22 @@ export interface LabelingHarness {
 
 export async function startLabeling(
   runtime: Runtime,
-  options: { tokens: TokenTable; labelsRequired: number; guidelines: string },
+  options: {
+    tokens: TokenTable;
+    labelsRequired: number;
+    guidelines: string;
+    /** Publish to this topic instead of the harness's own (one not created yet: Kafka refuses). */
+    publishTopic?: string;
+    publishTimeoutMs?: number;
+  },
 ): Promise<LabelingHarness> {
   const topics: TestTopics<'labels'> = await createTestTopics(runtime, ['labels'], 1);
-  const producer: Producer = createProducer(runtime.kafka);
+  // As the labeling service makes it (services/labeling/server.ts): bounded retries.
+  const producer: Producer = createProducer(runtime.kafka, {
+    idempotent: false,
+    maxInFlightRequests: 1,
+    retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 1000 },
+  });
   await producer.connect();
   const redis: Redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
   await redis.connect();
@@ -36,22 +49,22 @@ export async function startLabeling(
     labelsRequired: options.labelsRequired,
     dedupeTtlSeconds: 60,
   });
-  const schemaId = await runtime.codecs.humanLabel.schemaId();
+  const publishTopic = options.publishTopic ?? topics.names.labels;
   const app = buildLabelingApp({
     queue,
     tokens: options.tokens,
     guidelines: options.guidelines,
-    publish: async (label) => {
-      await producer.send({
-        topic: topics.names.labels,
-        acks: -1,
-        messages: [{ key: label.userId, value: runtime.codecs.humanLabel.encodeWith(schemaId, label) }],
-      });
-    },
+    publish: labelPublisher(
+      producer,
+      runtime.codecs.humanLabel,
+      publishTopic,
+      options.publishTimeoutMs ?? 15_000,
+    ),
   });
-  const labels = await new TopicCollector<HumanLabel>(runtime.kafka, topics.names.labels, (b) =>
+  const labels = new TopicCollector<HumanLabel>(runtime.kafka, topics.names.labels, (b) =>
     runtime.codecs.humanLabel.decode(b),
-  ).start();
+  );
+  if (!options.publishTopic) await labels.start();
   return {
     app,
     queue,

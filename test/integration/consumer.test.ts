@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
 import { RecordConsumer, type RecordOf } from '../../services/common/consumer.js';
 import { DeadLetterPublisher } from '../../services/common/dead-letters.js';
-import { FlywheelError } from '../../services/common/errors.js';
+import { FlywheelError, RecordRejectedError, SchemaRegistryError } from '../../services/common/errors.js';
 import { createProducer } from '../../services/common/kafka.js';
 import { readTopicToEnd } from '../../services/common/read-topic.js';
 import { createRedis } from '../../services/common/redis.js';
@@ -60,22 +60,30 @@ describe('consumer helper', () => {
       logger: runtime.logger,
       maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
       maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
+      retryDelayMs: () => 20,
       handle,
     });
 
-  it('dead-letters only the records a handler refuses, retries retriable failures, loses nothing', async () => {
+  it('dead-letters only the records a handler refuses, retries service failures, loses nothing', async () => {
     const clickIds = await sendClicks(600, 11);
     const poison = new Set(clickIds.filter((_, i) => i % 97 === 5));
-    let transientLeft = 3;
+    // Service failures of every kind: marked retriable, a registry's refusal, a plain bug-like throw.
+    const failures = [
+      new FlywheelError('TEST_TRANSIENT', 'redis briefly away', { retriable: true }),
+      new SchemaRegistryError('schema registry answered 409', { status: 409 }),
+      new TypeError('Cannot read properties of undefined'),
+    ];
+    let transientLeft = failures.length;
     const handled = new Map<string, number>();
     const progress = new Countdown(clickIds.length - poison.size, 'good records handled');
     const consumer = consumerFor(`test.handler.${topics.names.click}`, (records) => {
-      if (transientLeft > 0) {
+      const failure = failures[failures.length - transientLeft];
+      if (failure) {
         transientLeft--;
-        throw new FlywheelError('TEST_TRANSIENT', 'redis briefly away', { retriable: true });
+        throw failure;
       }
       const bad = records.find((r) => poison.has(r.value.eventId));
-      if (bad) throw new Error(`cannot score ${bad.value.eventId}`);
+      if (bad) throw new RecordRejectedError(`cannot score ${bad.value.eventId}`);
       for (const r of records) handled.set(r.value.eventId, (handled.get(r.value.eventId) ?? 0) + 1);
       progress.add(records.length);
       return Promise.resolve();
@@ -103,6 +111,47 @@ describe('consumer helper', () => {
     );
     assert.deepEqual(rejected.sort(), [...poison].sort());
     assert.ok(letters.every((l) => l.errorCode === 'FW_HANDLER_REJECTED' && /cannot score/.test(l.reason)));
+  });
+
+  it('is not ready while a batch keeps failing, commits nothing meanwhile, and is ready once it goes through', async () => {
+    const clickIds = await sendClicks(200, 13);
+    const groupId = `test.unready.${topics.names.click}`;
+    let registryUp = false;
+    let failed = 0;
+    const failedThrice = new Countdown(3, 'failed attempts');
+    const progress = new Countdown(clickIds.length, 'records handled');
+    const consumer = consumerFor(groupId, (records) => {
+      if (!registryUp) {
+        failed++;
+        failedThrice.add(1);
+        throw new SchemaRegistryError('schema registry http://127.0.0.1:9 unreachable');
+      }
+      progress.add(records.length);
+      return Promise.resolve();
+    });
+    await consumer.start();
+    try {
+      await failedThrice.done;
+      const health = consumer.health();
+      assert.equal(health.ready, false);
+      assert.equal(health.failing[0]?.code, 'FW_SCHEMA_REGISTRY_UNAVAILABLE');
+      assert.ok((health.failing[0]?.attempts ?? 0) >= 1);
+      const admin = runtime.kafka.admin();
+      await admin.connect();
+      const committed = await admin.fetchOffsets({ groupId, topics: [topics.names.click] });
+      await admin.disconnect();
+      assert.ok(
+        committed[0]?.partitions.every((p) => p.offset === '-1'),
+        `nothing committed while failing: ${JSON.stringify(committed)}`,
+      );
+      registryUp = true;
+      await progress.done;
+      assert.equal(consumer.health().ready, true);
+    } finally {
+      await consumer.stop();
+    }
+    assert.ok(failed >= 3);
+    assert.equal((await readTopicToEnd(runtime.kafka, topics.names.dlq)).length, 0, 'nothing dead-lettered');
   });
 
   it('SIGTERM finishes the batch and commits: restarts neither lose nor repeat events', async () => {

@@ -1,9 +1,11 @@
 // The labeler API on real Redis and Kafka: auth and roles, leases between labelers, labels
 // published to the human-label topic as Avro, clear errors.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { TokenTable } from '../../services/common/auth.js';
+import { readTopicToEnd } from '../../services/common/read-topic.js';
 import { testRuntime } from '../helpers/kafka.js';
 import { reviewPayload, startLabeling, type LabelingHarness } from '../helpers/labeling.js';
 
@@ -156,5 +158,54 @@ describe('labeler API', () => {
       lines.map((l) => [l.taskId, l.labels, l.payload.predictionId]),
       [['task-3', { ann: 1, bob: 0 }, 'pred-3']],
     );
+  });
+});
+
+describe('labeler API while Kafka refuses the label', () => {
+  const runtime = testRuntime('labeling');
+  let harness: LabelingHarness;
+  // Not created yet: the broker (auto-creation off) refuses every send to it, as a Kafka that is down.
+  const topic = `test.labels.later.${randomUUID().slice(0, 8)}`;
+
+  before(async () => {
+    harness = await startLabeling(runtime, {
+      tokens: new TokenTable().add(ANN, { id: 'ann', role: 'labeler' }),
+      labelsRequired: 1,
+      guidelines: 'g',
+      publishTopic: topic,
+      publishTimeoutMs: 3000,
+    });
+    await harness.queue.add({ id: 'task-k', priority: 1, payload: reviewPayload(7) });
+  });
+  after(() => harness.close());
+
+  it('answers 503 and records nothing; the same request once Kafka takes it publishes the label once', async () => {
+    const call = (method: 'GET' | 'POST', url: string, body?: object) =>
+      harness.app.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${ANN}` },
+        ...(body ? { payload: body } : {}),
+      });
+    assert.equal((await call('GET', '/v1/tasks/next')).statusCode, 200);
+    const refused = await call('POST', '/v1/tasks/task-k/label', { label: 1 });
+    assert.equal(refused.statusCode, 503);
+    assert.equal(refused.json<{ error: { code: string } }>().error.code, 'FW_KAFKA_UNAVAILABLE');
+    assert.deepEqual(await harness.queue.labelsOf('task-k'), {}, 'nothing recorded');
+
+    const admin = runtime.kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    try {
+      const published = await call('POST', '/v1/tasks/task-k/label', { label: 1 });
+      assert.equal(published.statusCode, 200, published.body);
+      assert.deepEqual(await harness.queue.labelsOf('task-k'), { ann: 1 });
+      const labels = (await readTopicToEnd(runtime.kafka, topic)).length;
+      assert.equal(labels, 1, 'published once');
+      assert.equal((await call('POST', '/v1/tasks/task-k/label', { label: 1 })).statusCode, 409);
+    } finally {
+      await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+      await admin.disconnect();
+    }
   });
 });

@@ -22,6 +22,7 @@ import { DEFAULT_REVIEW_POLICY } from '../../services/scorer/review.js';
 import { ScoringWorker, workerThread } from '../../services/scorer/scoring-worker.js';
 import type { WorkerSetup } from '../../services/scorer/worker-protocol.js';
 import { testRuntime } from '../helpers/kafka.js';
+import { schemaRegistrySettings } from '../../services/common/runtime.js';
 import { sampleRecords } from '../helpers/records.js';
 
 describe('scoring worker', () => {
@@ -78,7 +79,7 @@ describe('scoring worker', () => {
       service: 'scoring-worker-test',
       logLevel: 'silent',
       redisUrl: runtime.config.REDIS_URL,
-      schemaRegistryUrl: runtime.config.FW_SCHEMA_REGISTRY_URL,
+      schemaRegistry: schemaRegistrySettings(runtime.config),
       registryDir,
       hashBits: 16,
       sessions: { idleSeconds: 3600, maxClicksPerSession: 500, maxSessions: 1000 },

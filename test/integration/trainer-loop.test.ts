@@ -364,14 +364,17 @@ describe('retraining loop', () => {
       assert.ok(micros.teacher > 0 && micros.student > 0);
       assert.equal((await env.admin.retrain(student.version)).identical, true);
 
-      // A trainer with no checkpoint starts from the champion's FTRL state; its candidates say
-      // so in their lineage and still retrain exactly.
+      // A trainer with no checkpoint starts from the champion's FTRL state and reads on after the
+      // champion's lineage (the 6,000 it learned are not learned twice); its candidates say so
+      // in their lineage and still retrain exactly.
       await env.registry.moveAlias('champion', backfill.version, { actor: 'test', reason: 'backfill' });
       const trainer = env.trainer({ FW_TRAINER_HOLDOUT: 1000, FW_TRAINER_CANDIDATE_EVERY: 0 });
       await trainer.start();
       let candidate: CandidateResult | null;
       try {
-        await takenIn(trainer, 6000);
+        await env.send(simulatedFeedback({ seed: 24, count: 3000 }));
+        await takenIn(trainer, 3000);
+        assert.equal(trainer.learned + trainer.heldOut, 3000, 'only what came after the champion');
         candidate = await trainer.proposeCandidate('operator');
       } finally {
         await trainer.stop();
@@ -379,6 +382,11 @@ describe('retraining loop', () => {
       assert.ok(candidate);
       const warm = await env.registry.get(candidate.version);
       assert.equal(warm.training.source === 'kafka' && warm.training.online?.warmStart, backfill.version);
+      const starts = warm.training.source === 'kafka' ? warm.training.ranges : [];
+      for (const range of starts) {
+        const before = ranges.find((r) => r.topic === range.topic && r.partition === range.partition);
+        assert.equal(range.from, before?.to, `${range.topic}:${range.partition} resumes after the champion`);
+      }
       assert.equal((await env.admin.retrain(candidate.version)).identical, true);
     } finally {
       await env.tearDown();

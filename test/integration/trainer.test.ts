@@ -86,41 +86,13 @@ describe('trainer', () => {
 
   it('learns every example exactly once across three SIGKILLs', async () => {
     const group = `test.trainer.${topics.names.feedback}`;
-    const start = () => {
-      const child = fork(join(import.meta.dirname, '..', 'fixtures', 'trainer-process.ts'), {
-        execArgv: ['--import', 'tsx'],
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        env: {
-          ...process.env,
-          LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
-          FW_TRAINER_GROUP: group,
-          FW_TRAINER_DIR: dir,
-          FW_TRAINER_HOLDOUT: String(HOLDOUT),
-          FW_TRAINER_CHECKPOINT_EVERY: '250',
-          FW_TRAINER_CHECKPOINT_MS: '500',
-          FW_TRAINER_WARM_START: 'false',
-          FW_CONSUMER_SESSION_TIMEOUT_MS: '6000',
-          FEEDBACK_TOPIC: topics.names.feedback,
-          HUMAN_TOPIC: topics.names.human,
-          DLQ_TOPIC: topics.names.dlq,
-        },
+    const start = () =>
+      trainerProcess(topics, {
+        FW_TRAINER_GROUP: group,
+        FW_TRAINER_DIR: dir,
+        FW_TRAINER_CHECKPOINT_EVERY: '250',
+        FW_TRAINER_CHECKPOINT_MS: '500',
       });
-      const exited = once(child, 'exit');
-      const checkpoints: NonNullable<CheckpointMessage['checkpoint']>[] = [];
-      const waiters: { until: (n: number) => boolean; resolve: () => void }[] = [];
-      child.on('message', (message: CheckpointMessage) => {
-        if (!message.checkpoint) return;
-        checkpoints.push(message.checkpoint);
-        for (const w of waiters.splice(0))
-          if (!w.until(checkpoints.length)) waiters.push(w);
-          else w.resolve();
-      });
-      const checkpointsAtLeast = (n: number) =>
-        checkpoints.length >= n
-          ? Promise.resolve()
-          : new Promise<void>((resolve) => waiters.push({ until: (count) => count >= n, resolve }));
-      return { child, exited, checkpoints, checkpointsAtLeast };
-    };
     const random = new Random(12);
     const learnedSeen: number[] = [];
     const consumed = (c: { offsets: Record<string, string> }) =>
@@ -194,6 +166,87 @@ describe('trainer', () => {
       state.holdout.map((e) => e.exampleId),
       final.state.holdout.map((e) => e.exampleId),
     );
+  });
+
+  it('after a kill, partitions the checkpoint does not name are read from their start: each example learned once', async () => {
+    const own = await createTestTopics(runtime, ['feedback', 'human', 'dlq'], 3);
+    const store = await mkdtemp(join(tmpdir(), 'flywheel-trainer-sparse-'));
+    const group = `test.trainer.sparse.${own.names.feedback}`;
+    const admin = runtime.kafka.admin();
+    await admin.connect();
+    let sent = 0;
+    const sendTo = async (partition: number, count: number) => {
+      const messages = encoded.slice(sent, sent + count).map((m) => ({ ...m, partition }));
+      sent += messages.length;
+      await producer.send({ topic: own.names.feedback, acks: -1, messages });
+    };
+    const committed = async (partition: number) => {
+      const [topic] = await admin.fetchOffsets({ groupId: group, topics: [own.names.feedback] });
+      return Number(topic?.partitions.find((p) => p.partition === partition)?.offset ?? -1);
+    };
+    // The group commits after batches, ahead of any checkpoint: send small pieces until it has.
+    const readAndCommitted = async (partition: number) => {
+      while ((await committed(partition)) <= 0) {
+        await sendTo(partition, 10);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    };
+    const consumed = (c: { offsets: Record<string, string> }) =>
+      Object.values(c.offsets).reduce((sum, o) => sum + Number(o), 0);
+    const env = (every: string, ms: string) => ({
+      FW_TRAINER_GROUP: group,
+      FW_TRAINER_DIR: store,
+      FW_TRAINER_CHECKPOINT_EVERY: every,
+      FW_TRAINER_CHECKPOINT_MS: ms,
+    });
+    const runs: ReturnType<typeof trainerProcess>[] = [];
+    const started = (run: ReturnType<typeof trainerProcess>) => (runs.push(run), run);
+    try {
+      // Killed before its first checkpoint, with offsets committed on two partitions.
+      const first = started(trainerProcess(own, env('1000000', '3600000')));
+      await once(first.child, 'message');
+      await readAndCommitted(0);
+      await readAndCommitted(1);
+      assert.equal(first.checkpoints.length, 0);
+      first.child.kill('SIGKILL');
+      await first.exited;
+
+      // Checkpoints once over partitions 0 and 1, then reads partition 2 for the first time and
+      // is killed before the next checkpoint (300 learned examples away).
+      const second = started(trainerProcess(own, env('300', '3600000')));
+      await once(second.child, 'message');
+      // Everything sent so far is taken in again (the first run left no checkpoint): 300 learned
+      // once the holdout is full.
+      for (let i = 0; sent < HOLDOUT + 300; i++) await sendTo(i % 2, 20);
+      await second.checkpointsAtLeast(1, 30_000);
+      assert.ok(!Object.keys(second.checkpoints[0]?.offsets ?? {}).some((k) => k.endsWith(':2')));
+      await readAndCommitted(2);
+      assert.equal(second.checkpoints.length, 1, 'partition 2 was read after the last checkpoint');
+      second.child.kill('SIGKILL');
+      await second.exited;
+
+      const last = started(trainerProcess(own, env('250', '500')));
+      await once(last.child, 'message');
+      for (let p = 0; p < 3; p++) await sendTo(p, 60);
+      while (!last.checkpoints.some((c) => consumed(c) === sent))
+        await last.checkpointsAtLeast(last.checkpoints.length + 1);
+      last.child.kill('SIGTERM');
+      await last.exited;
+      const final = await new CheckpointStore(store).load();
+      assert.ok(final);
+      assert.equal(consumed(final), sent);
+      assert.equal(
+        final.state.learned + final.state.holdout.length,
+        sent,
+        'every example learned once or held out',
+      );
+      assert.equal(new Set(final.state.holdout.map((e) => e.exampleId)).size, HOLDOUT);
+    } finally {
+      for (const run of runs) if (run.child.exitCode === null) run.child.kill('SIGKILL');
+      await admin.disconnect();
+      await own.cleanup();
+      await rm(store, { recursive: true, force: true });
+    }
   });
 
   it('trains human labels by the policy: the reviewed label replaces the outcome, with its weight', async () => {
@@ -334,3 +387,50 @@ describe('trainer', () => {
     }
   });
 });
+
+/** A trainer process on `topics`; its checkpoints as it reports them over IPC. */
+function trainerProcess(topics: TestTopics<'feedback' | 'human' | 'dlq'>, env: Record<string, string>) {
+  const child = fork(join(import.meta.dirname, '..', 'fixtures', 'trainer-process.ts'), {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: {
+      ...process.env,
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+      FW_TRAINER_HOLDOUT: String(HOLDOUT),
+      FW_TRAINER_WARM_START: 'false',
+      FW_CONSUMER_SESSION_TIMEOUT_MS: '6000',
+      FEEDBACK_TOPIC: topics.names.feedback,
+      HUMAN_TOPIC: topics.names.human,
+      DLQ_TOPIC: topics.names.dlq,
+      ...env,
+    },
+  });
+  const exited = once(child, 'exit');
+  const checkpoints: NonNullable<CheckpointMessage['checkpoint']>[] = [];
+  const waiters: { until: (n: number) => boolean; resolve: () => void }[] = [];
+  child.on('message', (message: CheckpointMessage) => {
+    if (!message.checkpoint) return;
+    checkpoints.push(message.checkpoint);
+    for (const w of waiters.splice(0))
+      if (!w.until(checkpoints.length)) waiters.push(w);
+      else w.resolve();
+  });
+  /** Resolves at the n-th checkpoint; rejects if none comes for `quietMs` (a stuck trainer). */
+  const checkpointsAtLeast = (n: number, quietMs = 90_000) =>
+    checkpoints.length >= n
+      ? Promise.resolve()
+      : new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`no checkpoint ${n} within ${quietMs} ms (${checkpoints.length} so far)`)),
+            quietMs,
+          );
+          waiters.push({
+            until: (count) => count >= n,
+            resolve: () => {
+              clearTimeout(timer);
+              resolve();
+            },
+          });
+        });
+  return { child, exited, checkpoints, checkpointsAtLeast };
+}

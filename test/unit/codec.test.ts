@@ -153,7 +153,7 @@ describe('AvroCodec', () => {
     const codec = new AvroCodec<PurchaseEvent>(
       registry,
       'fw.events.purchase-value',
-      registry.latest('fw.events.purchase-value').type,
+      registry.latest('fw.events.purchase-value'),
     );
     const bytes = await codec.encode(sampleRecords().purchase);
     assert.equal(codec.decodeKnown(bytes), undefined);

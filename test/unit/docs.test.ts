@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { COMMANDS } from '../../services/cli/main.js';
 import { commonConfigSchema } from '../../services/common/config.js';
-import { DEAD_LETTER_CODES } from '../../services/common/errors.js';
+import { DEAD_LETTER_CODES, SERVICE_FAILURE_CODES } from '../../services/common/errors.js';
 import { HTTP_ERRORS } from '../../services/common/http-errors.js';
 import { registryConfigSchema } from '../../services/registry/config.js';
 import { scorerConfigSchema } from '../../services/scorer/config.js';
@@ -25,7 +25,8 @@ describe('README', () => {
   });
 
   it('documents every dead-letter code, configuration variable, topic and command', () => {
-    for (const code of DEAD_LETTER_CODES) assert.ok(readme.includes(`\`${code}\``), code);
+    for (const code of [...DEAD_LETTER_CODES, ...SERVICE_FAILURE_CODES])
+      assert.ok(new RegExp(`\\| \`${code}\` \\|`).test(readme), `${code} in a README table`);
     for (const name of Object.keys(commonConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
     for (const name of Object.keys(registryConfigSchema.shape))
       assert.ok(readme.includes(`\`${name}\``), name);

@@ -2,7 +2,7 @@
 // version the writer used (resolving it to our reader schema, Avro's evolution rules).
 import type avro from 'avsc';
 import { DecodeError, FlywheelError } from '../errors.js';
-import type { AvroType, SchemaRegistry } from './registry.js';
+import type { AvroType, SchemaRegistry, WriterSchema } from './registry.js';
 import { HEADER_BYTES, unframe, writeHeader } from './wire.js';
 
 export class AvroCodec<T> {
@@ -11,15 +11,20 @@ export class AvroCodec<T> {
   private readonly resolvers = new Map<number, avro.Resolver | null>();
   private scratch = Buffer.allocUnsafe(4096);
 
+  readonly readerType: AvroType;
+
   constructor(
     private readonly registry: SchemaRegistry,
     readonly subject: string,
-    readonly readerType: AvroType,
-  ) {}
+    /** The newest schema: what this codec writes with and reads into. */
+    private readonly writer: WriterSchema,
+  ) {
+    this.readerType = writer.type;
+  }
 
   /** Id of the schema this codec writes with (resolved once per codec). */
   schemaId(): Promise<number> {
-    this.writerId ??= this.registry.idFor(this.subject, this.readerType).catch((error: unknown) => {
+    this.writerId ??= this.registry.idFor(this.subject, this.writer).catch((error: unknown) => {
       this.writerId = undefined; // let a later call retry a failed lookup
       throw error;
     });
