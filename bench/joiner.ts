@@ -38,6 +38,7 @@ const topic = (role: string) => `bench.${role}.${id}` as TopicName;
 const names = {
   predictions: topic('predictions'),
   purchases: topic('purchases'),
+  repartitioned: topic('repartitioned'),
   feedback: topic('feedback'),
   pass: topic('pass'),
   dlq: topic('dlq'),
@@ -148,8 +149,11 @@ async function joining(): Promise<{
       FW_JOIN_WINDOW_MS: WINDOW_MS,
       FW_JOIN_ALLOWED_LATENESS_MS: LATENESS_MS,
       FW_JOINER_MAX_PENDING: 10 * PENDING,
+      // Predictions written here, not by a scorer: their own times are their progress.
+      FW_JOIN_PREDICTION_PROGRESS: 'stream',
+      FW_JOIN_LIVE_LAG_MS: 7 * 24 * 3600_000,
     },
-    topics: names,
+    topics: { ...names, deadLetters: names.dlq },
   });
   const read = () => joiner.counters().predictions ?? 0;
   let started = 0;

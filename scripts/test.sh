@@ -6,11 +6,13 @@ shopt -s globstar nullglob
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-# Independent clients used by the wire-format test (librdkafka's kcat, Apache Avro for Python)
+# Independent clients used by the wire-format and outside-clients tests (librdkafka's kcat and
+# python3-confluent-kafka, Apache Avro for Python)
 # and the browser for the labeler-page test (Debian's chromium, driven by playwright-core).
 missing=()
 command -v kcat >/dev/null || missing+=(kcat)
 /usr/bin/python3 -c 'import avro.io' 2>/dev/null || missing+=(python3-avro)
+/usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null || missing+=(python3-confluent-kafka)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "${CI:-}" = "true" ] && [ "$(id -u)" = "0" ]; then

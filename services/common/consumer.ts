@@ -21,6 +21,7 @@ import {
   isRecordFault,
 } from './errors.js';
 import type { Logger } from './logger.js';
+import { progressMetadata } from './stream-progress.js';
 
 /** topic name → record kind it carries. */
 export type Subscriptions = Record<string, RecordKind>;
@@ -71,7 +72,10 @@ export interface RawRejection {
 export type RawBatchHandler = (
   messages: KafkaMessage[],
   context: BatchContext,
-) => Promise<{ rejected: RawRejection[] }>;
+) => Promise<{
+  rejected: RawRejection[];
+  /** Newest event time among the messages taken. */ maxEventTime?: number;
+}>;
 
 /** The service's handler: decoded, valid records (`handle`), or the messages as fetched (`handleRaw`). */
 export type ConsumerHandler<S extends Subscriptions> =
@@ -100,6 +104,12 @@ export type RecordConsumerOptions<S extends Subscriptions> = ConsumerHandler<S> 
   maxRetryDelayMs?: number;
   /** Told when KafkaJS's consumer stops for good (it restarts by itself otherwise). */
   onCrash?: (error: Error) => void;
+  /**
+   * Commit each partition's event-time progress (the newest `maxEventTime` a raw handler
+   * reported) in the metadata of its committed offset (stream-progress.ts), at most every
+   * `commitIntervalMs`; downstream stages read it to know how far this stage is complete.
+   */
+  commitProgress?: { commitIntervalMs: number };
 };
 
 /** A partition whose batch keeps failing with a service failure. */
@@ -277,6 +287,12 @@ export class RecordConsumer<S extends Subscriptions> {
   private readonly failingGauge: Gauge<'group'> | undefined;
   private readonly failing = new Map<string, FailingPartition>();
   private running = false;
+  private stopping = false;
+  /** Per `topic:partition`: the newest event time taken, and the offset to commit with it. */
+  private readonly progressTimes = new Map<string, number>();
+  private readonly pendingCommits = new Map<string, { topic: string; partition: number; offset: string }>();
+  private lastProgressCommit = 0;
+  private commitTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: RecordConsumerOptions<S>) {
     this.log = options.logger.child({ component: 'consumer', groupId: options.groupId });
@@ -344,7 +360,8 @@ export class RecordConsumer<S extends Subscriptions> {
     await this.consumer.run({
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 1,
-      autoCommit: true,
+      // With progress, offsets are committed here, with their metadata (KafkaJS's would drop it).
+      autoCommit: !this.options.commitProgress,
       autoCommitInterval: 1000,
       eachBatch: (payload) => this.processBatch(payload),
     });
@@ -352,7 +369,50 @@ export class RecordConsumer<S extends Subscriptions> {
 
   /** Finishes the batch in flight, commits resolved offsets and leaves the group. */
   async stop(): Promise<void> {
+    // While stopping, a batch commits its progress as it ends; what is pending commits now,
+    // while this member is still in the group.
+    this.stopping = true;
+    await this.flushProgress();
     await this.consumer.disconnect();
+  }
+
+  /** Commits the pending offsets with their progress metadata. */
+  private async flushProgress(): Promise<void> {
+    clearTimeout(this.commitTimer);
+    this.commitTimer = undefined;
+    if (this.pendingCommits.size === 0) return;
+    const commits = [...this.pendingCommits.entries()];
+    this.pendingCommits.clear();
+    this.lastProgressCommit = Date.now();
+    try {
+      await this.consumer.commitOffsets(
+        commits.map(([key, c]) => ({
+          ...c,
+          metadata: progressMetadata(this.progressTimes.get(key) ?? -Infinity),
+        })),
+      );
+    } catch (error) {
+      // A rebalance moved the partition (its next owner resumes from the last commit: at least
+      // once, as always), or Kafka is away: put them back for the next flush unless newer came.
+      for (const [key, c] of commits) if (!this.pendingCommits.has(key)) this.pendingCommits.set(key, c);
+      this.log.warn({ err: error }, 'committing offsets with progress failed; trying again with the next');
+    }
+  }
+
+  private noteProgress(
+    topic: string,
+    partition: number,
+    offset: string,
+    maxEventTime: number | undefined,
+  ): Promise<void> {
+    const key = `${topic}:${partition}`;
+    if (maxEventTime !== undefined && maxEventTime > (this.progressTimes.get(key) ?? -Infinity))
+      this.progressTimes.set(key, maxEventTime);
+    this.pendingCommits.set(key, { topic, partition, offset });
+    const interval = this.options.commitProgress?.commitIntervalMs ?? 0;
+    if (this.stopping || Date.now() - this.lastProgressCommit >= interval) return this.flushProgress();
+    this.commitTimer ??= setTimeout(() => void this.flushProgress(), interval);
+    return Promise.resolve();
   }
 
   private async processBatch(payload: EachBatchPayload): Promise<void> {
@@ -365,6 +425,7 @@ export class RecordConsumer<S extends Subscriptions> {
     const context: BatchContext = { topic, partition, heartbeat: () => payload.heartbeat() };
     const key = `${topic}:${partition}`;
     let accepted = 0;
+    let maxEventTime: number | undefined;
     const done = await retryUntilDone(
       async () => {
         const result = this.options.handleRaw
@@ -372,6 +433,7 @@ export class RecordConsumer<S extends Subscriptions> {
           : await this.handleDecoded(batch.messages, context, kind, this.options.handle);
         if (result.letters.length > 0) await this.publishLetters(topic, partition, result.letters);
         accepted = result.accepted;
+        maxEventTime = result.maxEventTime;
       },
       {
         stillOwned: () => payload.isRunning() && !payload.isStale(),
@@ -403,7 +465,9 @@ export class RecordConsumer<S extends Subscriptions> {
     payload.resolveOffset(batch.lastOffset());
     this.lag?.set({ topic, partition: String(partition) }, Number(batch.offsetLag()));
     await payload.heartbeat();
-    await payload.commitOffsetsIfNecessary();
+    if (this.options.commitProgress)
+      await this.noteProgress(topic, partition, String(BigInt(batch.lastOffset()) + 1n), maxEventTime);
+    else await payload.commitOffsetsIfNecessary();
   }
 
   private async publishLetters(topic: string, partition: number, letters: DeadLetter[]): Promise<void> {
@@ -430,7 +494,7 @@ export class RecordConsumer<S extends Subscriptions> {
     context: BatchContext,
     kind: RecordKind,
     handle: BatchHandler<S>,
-  ): Promise<{ accepted: number; letters: DeadLetter[] }> {
+  ): Promise<{ accepted: number; letters: DeadLetter[]; maxEventTime?: number }> {
     const { topic, partition } = context;
     const limits = {
       now: this.now(),
@@ -486,10 +550,13 @@ export class RecordConsumer<S extends Subscriptions> {
     messages: KafkaMessage[],
     context: BatchContext,
     handleRaw: RawBatchHandler,
-  ): Promise<{ accepted: number; letters: DeadLetter[] }> {
+  ): Promise<{ accepted: number; letters: DeadLetter[]; maxEventTime?: number }> {
     const { topic, partition } = context;
+    let maxEventTime: number | undefined;
     const rejected = await this.isolate(messages, async (part) => {
       const result = await handleRaw(part, context);
+      if (result.maxEventTime !== undefined && !(result.maxEventTime <= (maxEventTime ?? -Infinity)))
+        maxEventTime = result.maxEventTime;
       return result.rejected.map(({ index, code, reason }) => ({
         record: part[index] as KafkaMessage,
         error: new RecordRejectedError(reason, { code: code as DeadLetterCode }),
@@ -498,7 +565,11 @@ export class RecordConsumer<S extends Subscriptions> {
     const letters = rejected.map(({ record, error }) =>
       this.letter({ topic, partition, ...record }, rejectionOf(error)),
     );
-    return { accepted: messages.length - rejected.length, letters };
+    return {
+      accepted: messages.length - rejected.length,
+      letters,
+      ...(maxEventTime === undefined ? {} : { maxEventTime }),
+    };
   }
 
   /**

@@ -79,6 +79,8 @@ export interface LabeledExample {
   purchaseTime: number | null;
   labelTime: number;
   delayMs: number | null;
+  /** 0 for a prediction's first label; n > 0 for the n-th correction, replacing revision n - 1. */
+  revision: number;
 }
 
 export interface HumanLabel {
@@ -267,6 +269,7 @@ const CHECKS: { [K in RecordKind]: (record: RecordTypes[K]) => Check[] } = {
     eventTime('purchaseTime', e.purchaseTime, true),
     eventTime('labelTime', e.labelTime),
     range('delayMs', e.delayMs, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true),
+    range('revision', e.revision, 0, 1_000_000),
   ],
   humanLabel: (l) => [
     ids(l, ['labelId', 'taskId', 'predictionId', 'userId', 'labelerId']),

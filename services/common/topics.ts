@@ -4,6 +4,7 @@
 export const TOPICS = {
   clicks: 'fw.events.click',
   purchases: 'fw.events.purchase',
+  repartitionedPurchases: 'fw.purchases.repartitioned',
   predictions: 'fw.predictions',
   feedback: 'fw.feedback.labeled',
   humanLabels: 'fw.labels.human',
@@ -35,6 +36,13 @@ export const TOPIC_SPECS: readonly TopicSpec[] = [
     partitions: null,
     configs: { 'retention.ms': WEEK_MS },
     description: 'PurchaseEvent from producers, key userId',
+  },
+  {
+    name: TOPICS.repartitionedPurchases,
+    partitions: null,
+    configs: { 'retention.ms': WEEK_MS },
+    description:
+      'PurchaseEvent moved by the joiner onto murmur2(userId): co-partitioned with the predictions',
   },
   {
     name: TOPICS.predictions,

@@ -7,6 +7,7 @@ import { labelTimeOf, type JoinDecision, type PendingPrediction, type PurchaseRe
 export function pendingRef(prediction: Prediction): PendingPrediction {
   return {
     predictionId: prediction.predictionId,
+    eventId: prediction.eventId,
     userId: prediction.userId,
     itemId: prediction.itemId,
     sessionId: prediction.sessionId,
@@ -30,19 +31,22 @@ export function purchaseRef(purchase: {
   };
 }
 
-/** One label per prediction, so the example id is the prediction's: a duplicate is recognisable. */
-export function outcomeExampleId(predictionId: string): string {
-  return `outcome:${predictionId}`;
+/**
+ * One label per prediction and revision, so the example id is the prediction's (and the
+ * correction's number): a duplicate is recognisable, a correction is a new example.
+ */
+export function outcomeExampleId(predictionId: string, revision = 0): string {
+  return revision === 0 ? `outcome:${predictionId}` : `outcome:${predictionId}/r${revision}`;
 }
 
 export function toLabeledExample(
   prediction: Prediction,
-  decision: Pick<JoinDecision<PendingPrediction>, 'label' | 'source' | 'purchase'>,
+  decision: Pick<JoinDecision, 'label' | 'source' | 'purchase'> & { revision?: number },
   windowMs: number,
 ): LabeledExample {
   const purchase = decision.purchase;
   return {
-    exampleId: outcomeExampleId(prediction.predictionId),
+    exampleId: outcomeExampleId(prediction.predictionId, decision.revision ?? 0),
     predictionId: prediction.predictionId,
     eventId: prediction.eventId,
     userId: prediction.userId,
@@ -62,5 +66,6 @@ export function toLabeledExample(
     purchaseTime: purchase?.eventTime ?? null,
     labelTime: labelTimeOf(purchase, prediction.eventTime, windowMs),
     delayMs: purchase ? purchase.eventTime - prediction.eventTime : null,
+    revision: decision.revision ?? 0,
   };
 }

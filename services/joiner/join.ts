@@ -1,32 +1,42 @@
-// The outcome join (pure, one partition): predictions wait for a purchase inside their
-// attribution window; the partition's watermark (event time, minus the allowed lateness)
-// decides when a window is closed. Decisions depend on event times only, never on arrival order
-// within the allowed lateness, so replaying a day gives the labels it gave live.
+// The outcome join (pure, one partition): clicks, known by their predictions, wait for purchases
+// inside their attribution window; the watermark (event time up to which every input is complete,
+// minus the allowed lateness) decides when a purchase is attributed and a window closed. A label
+// is a function of the events alone, never of arrival order or of which service lagged.
 //
-// Rules:
-// - A purchase at time q matches an open prediction of click time c when c <= q <= c + window
-//   and the match rule holds (same item / same session / any item of the user).
-// - A purchase is attributed once the watermark reaches q (every click before it has arrived, up
-//   to the allowed lateness): to the latest matching click (`last`), the earliest (`first`), or
-//   every matching click (`all`). Labeled predictions are not matched again.
-// - A prediction whose window end c + window is behind the watermark gets label 0 (`timeout`).
-// - Late input (event time already behind the watermark) is still used where it can be: a late
-//   purchase matches predictions whose window is still open; a late prediction is decided at
-//   once against the purchases still held. Either way it is counted as late; nothing is dropped
-//   silently.
-// - Duplicates (same prediction id, same purchase event id) are ignored and counted, for as long
-//   as ids are remembered: two windows behind the watermark (label ids are deterministic, so a
-//   duplicate older than that is caught downstream).
-// - Two inputs: stream time is the minimum of the two inputs' latest event times, so a replay
-//   that reads one topic ahead of the other still decides as live did (an input that is caught
-//   up, i.e. was at the end of its partition when last read, does not hold the other back). The
-//   watermark never moves backwards.
-// - Idle partitions: when both inputs are caught up and no input arrived for `idleMs` of
-//   wall-clock time, the watermark moves to (wall clock − idleLagMs − allowed lateness), so an
-//   idle partition's windows still close. A slow reader with a backlog is not idle.
+// Labels (what the brute-force reference in test/helpers/join-reference.ts computes):
+// - A purchase at time q matches a click at time c when c <= q <= c + window and the match rule
+//   holds (same item / same session / any item of the user).
+// - Each purchase credits the latest matching click (`last`), the earliest (`first`), or every
+//   one (`all`), among all the user's clicks, whether or not they were credited before (ties by
+//   the click's event id). A click is labeled 1 when some purchase credits it, else 0. Every
+//   prediction of a click (the served one, a shadow's) gets the click's label.
+// Completeness (where the watermark comes from):
+// - The service tells each input's progress: the event time up to which it is complete (for
+//   predictions, how far the scorer has scored the click topic; for purchases, how far they were
+//   repartitioned), and whether it is idle (caught up and quiet). The watermark is the least
+//   progress of the inputs that are not idle, minus the allowed lateness; it never moves back.
+//   So an input that lags, or a scorer that is down, holds the labels back instead of changing
+//   them.
+// - When every input is idle and the stream is live (its progress was within `liveLagMs` of the
+//   wall clock when it last moved), the wall clock closes the windows: the watermark moves to
+//   wall − idleLag − allowed lateness. A replay of history (far behind the clock) is never moved
+//   by the clock, so a pause in a replay loses nothing.
+// Decisions:
+// - A purchase is attributed once the watermark passes it (every click before it is in); a click
+//   credited then is decided 1. A click whose window end is behind the watermark is decided 0.
+// - Late input (event time behind the watermark: disorder beyond the allowed lateness within its
+//   own source partition) is still joined exactly: a late click is matched against the purchases
+//   held, taking credits by the rule (a click that loses its only credit gets 0 again), and a late
+//   purchase credits its click. Where that changes a label already published, the decision is a
+//   correction: the same prediction with the new label and the next `revision`. Decided clicks
+//   and attributed purchases are held for `retentionMs` after their window could matter; input
+//   later than that is joined with what is still held and counted as uncorrectable.
+// - Duplicates (same prediction id, same purchase event id) are ignored and counted, while ids
+//   are remembered (two windows and the retention behind the watermark; labels have
+//   deterministic ids, so an older duplicate is caught downstream).
 // - Decisions of one step leave in label-time order (the purchase, or the window's end).
 // - Every change of state is reported to an optional journal, so a service can persist the
-//   state (pending predictions, purchases, seen ids) and `restore` it after a restart.
+//   state and `restore` it after a restart.
 
 import { MinHeap } from '../common/min-heap.js';
 
@@ -40,6 +50,10 @@ export interface JoinConfig {
   attribution: Attribution;
   idleMs: number;
   idleLagMs: number;
+  /** Progress within this of the wall clock when it last moved counts as live (see above). */
+  liveLagMs: number;
+  /** How long decided clicks and attributed purchases are held for late input to correct. */
+  retentionMs: number;
 }
 
 export const DEFAULT_JOIN: JoinConfig = {
@@ -49,10 +63,14 @@ export const DEFAULT_JOIN: JoinConfig = {
   attribution: 'last',
   idleMs: 30 * 1000,
   idleLagMs: 5 * 1000,
+  liveLagMs: 5 * 60 * 1000,
+  retentionMs: 10 * 60 * 1000,
 };
 
 export interface PendingPrediction {
   predictionId: string;
+  /** Event id of the click the prediction scored; its predictions share one label. */
+  eventId: string;
   userId: string;
   itemId: string;
   sessionId: string;
@@ -67,12 +85,14 @@ export interface PurchaseRef {
   eventTime: number;
 }
 
-export interface JoinDecision<P extends PendingPrediction> {
-  prediction: P;
+export interface JoinDecision {
+  prediction: PendingPrediction;
   label: 0 | 1;
   source: 'outcome' | 'timeout';
   purchase: PurchaseRef | null;
   late: boolean;
+  /** 0 for a prediction's first label; n > 0 for the n-th correction, which replaces the one before. */
+  revision: number;
 }
 
 /** When a decision's label became knowable in event time: the purchase, or the window's end. */
@@ -87,61 +107,94 @@ export interface JoinCounters {
   duplicatePurchases: number;
   latePredictions: number;
   latePurchases: number;
-  /** Late purchases that found no open prediction: logged, and counted here. */
+  /** Late purchases that credited no click. */
   lateUnmatchedPurchases: number;
   unattributedPurchases: number;
   positives: number;
   negatives: number;
+  /** Published labels replaced by a correction (late input changed them). */
+  corrections: number;
+  /** Input later than the retention: joined with what was still held. */
+  uncorrectable: number;
 }
 
 export type JoinInput = 'prediction' | 'purchase';
 
+/** How far an input is complete (see the file comment). */
+export interface InputProgress {
+  time: number;
+  idle: boolean;
+}
+
+/** A click as persisted: its predictions with the label each was given, and its credits. */
+export interface StoredClick {
+  eventId: string;
+  userId: string;
+  itemId: string;
+  sessionId: string;
+  clickTime: number;
+  decided: boolean;
+  /** The click's label once decided. */
+  label: 0 | 1 | null;
+  /** Event ids of the purchases crediting it. */
+  credits: string[];
+  /** Its predictions: the label published for each (null: none yet) and its revision. */
+  predictions: { predictionId: string; label: 0 | 1 | null; revision: number }[];
+}
+
+/** A purchase as persisted: waiting (credited null) or attributed, with the clicks it credits. */
+export interface StoredPurchase {
+  ref: PurchaseRef;
+  credited: string[] | null;
+}
+
 /** Receives every change of the join state, in order; what a durable copy must apply. */
-export interface JoinJournal<P extends PendingPrediction> {
-  opened(prediction: P): void;
-  closed(predictionId: string): void;
-  purchaseAdded(purchase: PurchaseRef): void;
+export interface JoinJournal {
+  /** A new prediction: its payload must be kept until its click is forgotten. */
+  predictionAdded(prediction: PendingPrediction): void;
+  clickChanged(click: StoredClick): void;
+  clickForgotten(click: StoredClick): void;
+  purchaseChanged(purchase: StoredPurchase): void;
   purchaseForgotten(eventId: string): void;
   seen(input: JoinInput, id: string, eventTime: number): void;
   forgotten(input: JoinInput, id: string): void;
 }
 
-/** What `restore` needs: the persisted state of one partition. */
-export interface JoinSnapshot<P extends PendingPrediction> {
-  open: P[];
-  purchases: PurchaseRef[];
-  seenPredictions: [string, number][];
-  seenPurchases: [string, number][];
-  streamTimes: Record<JoinInput, number>;
+/** Where the join stands in time (persisted with the state). */
+export interface JoinPosition {
   watermark: number;
+  progress: Record<JoinInput, InputProgress>;
+  /** The latest event time read per input (for metrics and stream progress). */
+  streamTimes: Record<JoinInput, number>;
+  /** When progress last moved: its event time and the wall clock then (liveness). */
+  lastAdvance: { eventTime: number; wallTime: number } | null;
   lastPrune: number;
   counters: JoinCounters;
 }
 
-export class PartitionJoin<P extends PendingPrediction> {
-  private readonly open = new Map<string, P>();
-  private readonly openByUser = new Map<string, Set<string>>();
-  /** Open predictions by window end (lazy: entries of decided predictions are skipped). */
-  private readonly deadlines = new MinHeap<{ end: number; id: string }>(
-    (a, b) => a.end < b.end || (a.end === b.end && a.id < b.id),
-  );
-  /** Purchases not yet attributed (event time not yet behind the watermark), earliest first. */
-  private readonly waiting = new MinHeap<PurchaseRef>(
-    (a, b) => a.eventTime < b.eventTime || (a.eventTime === b.eventTime && a.eventId < b.eventId),
-  );
-  private lastPrune = -Infinity;
-  /** Attributed purchases, kept for one window so late predictions can still match them. */
-  private readonly held: PurchaseRef[] = [];
-  /** Ids seen, with their event time, forgotten two windows behind the watermark. */
-  private readonly seenPredictions = new Map<string, number>();
-  private readonly seenPurchases = new Map<string, number>();
-  /** Latest event time per input, and whether the input was at the end of its partition. */
-  private readonly streamTimes: Record<JoinInput, number> = { prediction: -Infinity, purchase: -Infinity };
-  private readonly caughtUp: Record<JoinInput, boolean> = { prediction: true, purchase: true };
-  private mark = -Infinity;
-  private lastInputAt = 0;
-  journal: JoinJournal<P> | null = null;
-  readonly counters: JoinCounters = {
+/** What `restore` needs: the persisted state of one partition. */
+export interface JoinSnapshot extends JoinPosition {
+  clicks: StoredClick[];
+  purchases: StoredPurchase[];
+  seenPredictions: [string, number][];
+  seenPurchases: [string, number][];
+}
+
+interface Click extends StoredClick {
+  /** The pending refs of its predictions, by id. */
+  refs: Map<string, PendingPrediction>;
+}
+
+interface HeldPurchase {
+  ref: PurchaseRef;
+  credited: string[];
+}
+
+const byTimeThenId = (a: { t: number; id: string }, b: { t: number; id: string }) =>
+  a.t - b.t || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+export function emptyCounters(): JoinCounters {
+  return {
     predictions: 0,
     purchases: 0,
     duplicatePredictions: 0,
@@ -152,238 +205,450 @@ export class PartitionJoin<P extends PendingPrediction> {
     unattributedPurchases: 0,
     positives: 0,
     negatives: 0,
+    corrections: 0,
+    uncorrectable: 0,
   };
+}
+
+export class PartitionJoin {
+  private readonly clicks = new Map<string, Click>();
+  private readonly clicksByUser = new Map<string, Set<string>>();
+  /** Open clicks by window end (lazy: entries of decided clicks are skipped). */
+  private readonly deadlines = new MinHeap<{ end: number; id: string }>(
+    (a, b) => a.end < b.end || (a.end === b.end && a.id < b.id),
+  );
+  /** Purchases not attributed yet (not behind the watermark), earliest first. */
+  private readonly waiting = new MinHeap<PurchaseRef>(
+    (a, b) => a.eventTime < b.eventTime || (a.eventTime === b.eventTime && a.eventId < b.eventId),
+  );
+  private readonly held = new Map<string, HeldPurchase>();
+  private readonly heldByUser = new Map<string, Set<string>>();
+  private readonly seenPredictions = new Map<string, number>();
+  private readonly seenPurchases = new Map<string, number>();
+  private readonly position: JoinPosition = {
+    watermark: -Infinity,
+    progress: {
+      prediction: { time: -Infinity, idle: false },
+      purchase: { time: -Infinity, idle: false },
+    },
+    streamTimes: { prediction: -Infinity, purchase: -Infinity },
+    lastAdvance: null,
+    lastPrune: -Infinity,
+    counters: emptyCounters(),
+  };
+  private open = 0;
+  /** Decisions made in the current step (emptied when a step returns). */
+  private out: JoinDecision[] = [];
+  journal: JoinJournal | null = null;
 
   constructor(readonly config: JoinConfig = DEFAULT_JOIN) {}
 
   /** Event time up to which every input is taken to have arrived. */
   get watermark(): number {
-    return this.mark;
+    return this.position.watermark;
   }
 
-  /** The latest event time seen on each input. */
+  get counters(): JoinCounters {
+    return this.position.counters;
+  }
+
+  /** The latest event time read on each input. */
   get times(): Readonly<Record<JoinInput, number>> {
-    return this.streamTimes;
+    return this.position.streamTimes;
   }
 
-  isCaughtUp(input: JoinInput): boolean {
-    return this.caughtUp[input];
+  progressOf(input: JoinInput): Readonly<InputProgress> {
+    return this.position.progress[input];
   }
 
-  /** Whether `input` was at the end of its partition when last read (see the file comment). */
-  setCaughtUp(input: JoinInput, caughtUp: boolean): JoinDecision<P>[] {
-    if (this.caughtUp[input] === caughtUp) return [];
-    this.caughtUp[input] = caughtUp;
-    return this.advance();
+  /** The position to persist with the state (a copy). */
+  snapshotPosition(): JoinPosition {
+    const p = this.position;
+    return {
+      watermark: p.watermark,
+      progress: { prediction: { ...p.progress.prediction }, purchase: { ...p.progress.purchase } },
+      streamTimes: { ...p.streamTimes },
+      lastAdvance: p.lastAdvance && { ...p.lastAdvance },
+      lastPrune: p.lastPrune,
+      counters: { ...p.counters },
+    };
+  }
+
+  /** Clicks not decided yet. */
+  get openCount(): number {
+    return this.open;
+  }
+
+  /** Clicks held (open, or decided and kept for corrections). */
+  get heldClicks(): number {
+    return this.clicks.size;
   }
 
   /** Restores a persisted state (the journal is not told: the state is already durable). */
-  restore(snapshot: JoinSnapshot<P>, wallNow: number): void {
-    for (const prediction of snapshot.open) this.openPrediction(prediction);
-    for (const purchase of snapshot.purchases) {
-      if (purchase.eventTime <= snapshot.watermark) this.held.push(purchase);
-      else this.waiting.push(purchase);
+  restore(snapshot: JoinSnapshot): void {
+    for (const stored of snapshot.clicks) {
+      const click: Click = { ...stored, refs: new Map() };
+      for (const p of stored.predictions)
+        click.refs.set(p.predictionId, { ...refOf(stored), predictionId: p.predictionId });
+      this.index(click);
+    }
+    for (const { ref, credited } of snapshot.purchases) {
+      if (credited === null) this.waiting.push(ref);
+      else this.hold({ ref, credited });
     }
     for (const [id, time] of snapshot.seenPredictions) this.seenPredictions.set(id, time);
     for (const [id, time] of snapshot.seenPurchases) this.seenPurchases.set(id, time);
-    Object.assign(this.streamTimes, snapshot.streamTimes);
-    Object.assign(this.counters, snapshot.counters);
-    this.mark = snapshot.watermark;
-    this.lastPrune = snapshot.lastPrune;
-    this.lastInputAt = wallNow;
+    Object.assign(this.position, {
+      watermark: snapshot.watermark,
+      progress: snapshot.progress,
+      streamTimes: snapshot.streamTimes,
+      lastAdvance: snapshot.lastAdvance,
+      lastPrune: snapshot.lastPrune,
+      counters: { ...emptyCounters(), ...snapshot.counters },
+    });
   }
 
-  /** The pruning position, persisted with the state so a restored join prunes as the live one. */
-  get pruneMark(): number {
-    return this.lastPrune;
-  }
-
-  get openCount(): number {
-    return this.open.size;
-  }
-
-  addPrediction(prediction: P, wallNow: number): JoinDecision<P>[] {
-    if (!this.firstSight('prediction', prediction.predictionId, prediction.clickTime, wallNow)) {
+  addPrediction(prediction: PendingPrediction): JoinDecision[] {
+    if (!this.firstSight('prediction', prediction.predictionId, prediction.clickTime)) {
       this.counters.duplicatePredictions++;
       return [];
     }
     this.counters.predictions++;
-    const decisions: JoinDecision<P>[] = [];
-    if (prediction.clickTime + this.config.windowMs < this.watermark) {
-      // Its window closed before it arrived: decide now against what is still held.
-      this.counters.latePredictions++;
-      const purchase = [...this.held, ...this.waiting.toArray()]
-        .filter((q) => this.matches(prediction, q))
-        .sort((a, b) => a.eventTime - b.eventTime)[0];
-      decisions.push(this.decide(prediction, purchase ?? null, true, false));
-    } else {
-      this.openPrediction(prediction);
-      this.journal?.opened(prediction);
+    this.journal?.predictionAdded(prediction);
+    this.observe('prediction', prediction.clickTime);
+    const known = this.clicks.get(prediction.eventId);
+    if (known) {
+      // Another prediction of a click already held: it shares the click's label.
+      known.refs.set(prediction.predictionId, prediction);
+      known.predictions.push({ predictionId: prediction.predictionId, label: null, revision: 0 });
+      if (known.decided) this.publish(known, known.label as 0 | 1, false);
+      this.changed(known);
+      return this.flush();
     }
-    decisions.push(...this.observe('prediction', prediction.clickTime));
-    return decisions;
+    const click: Click = {
+      eventId: prediction.eventId,
+      userId: prediction.userId,
+      itemId: prediction.itemId,
+      sessionId: prediction.sessionId,
+      clickTime: prediction.clickTime,
+      decided: false,
+      label: null,
+      credits: [],
+      predictions: [{ predictionId: prediction.predictionId, label: null, revision: 0 }],
+      refs: new Map([[prediction.predictionId, prediction]]),
+    };
+    this.index(click);
+    const w = this.watermark;
+    if (click.clickTime < w) {
+      // Behind the watermark: purchases it could match may be attributed already.
+      this.counters.latePredictions++;
+      if (this.beyondRetention(click.clickTime)) this.counters.uncorrectable++;
+      this.joinLateClick(click);
+    }
+    this.changed(click);
+    return this.flush();
   }
 
-  private openPrediction(prediction: P): void {
-    this.open.set(prediction.predictionId, prediction);
-    this.deadlines.push({ end: prediction.clickTime + this.config.windowMs, id: prediction.predictionId });
-    let ids = this.openByUser.get(prediction.userId);
-    if (!ids) this.openByUser.set(prediction.userId, (ids = new Set()));
-    ids.add(prediction.predictionId);
-  }
-
-  addPurchase(purchase: PurchaseRef, wallNow: number): JoinDecision<P>[] {
-    if (!this.firstSight('purchase', purchase.eventId, purchase.eventTime, wallNow)) {
+  addPurchase(purchase: PurchaseRef): JoinDecision[] {
+    if (!this.firstSight('purchase', purchase.eventId, purchase.eventTime)) {
       this.counters.duplicatePurchases++;
       return [];
     }
     this.counters.purchases++;
-    this.journal?.purchaseAdded(purchase);
-    const decisions: JoinDecision<P>[] = [];
+    this.observe('purchase', purchase.eventTime);
     if (purchase.eventTime < this.watermark) {
       this.counters.latePurchases++;
-      const attributed = this.attribute(purchase, true);
-      if (attributed.length === 0) this.counters.lateUnmatchedPurchases++;
-      decisions.push(...attributed);
-      this.held.push(purchase);
+      if (this.beyondRetention(purchase.eventTime)) this.counters.uncorrectable++;
+      const credited = this.attribute(purchase, true);
+      if (credited.length === 0) this.counters.lateUnmatchedPurchases++;
     } else {
       this.waiting.push(purchase);
+      this.journal?.purchaseChanged({ ref: purchase, credited: null });
     }
-    decisions.push(...this.observe('purchase', purchase.eventTime));
-    return decisions;
+    return this.flush();
+  }
+
+  /** An input's progress (see the file comment); moves the watermark when it can. */
+  setProgress(input: JoinInput, progress: InputProgress, wallNow: number): JoinDecision[] {
+    const current = this.position.progress[input];
+    const time = Math.max(current.time, progress.time);
+    if (time > current.time) this.position.lastAdvance = { eventTime: time, wallTime: wallNow };
+    this.position.progress[input] = { time, idle: progress.idle };
+    const active = (['prediction', 'purchase'] as const).filter((i) => !this.position.progress[i].idle);
+    if (active.length > 0) {
+      const complete = Math.min(...active.map((i) => this.position.progress[i].time));
+      this.moveWatermark(complete - this.config.allowedLatenessMs);
+    }
+    return this.flush();
+  }
+
+  /** Whether the stream was live when its progress last moved (see the file comment). */
+  get live(): boolean {
+    const last = this.position.lastAdvance;
+    return last !== null && last.wallTime - last.eventTime <= this.config.liveLagMs;
+  }
+
+  /** Wall-clock tick: when every input is idle and the stream live, the clock closes windows. */
+  tick(wallNow: number): JoinDecision[] {
+    const { progress } = this.position;
+    if (progress.prediction.idle && progress.purchase.idle && this.live)
+      this.moveWatermark(wallNow - this.config.idleLagMs - this.config.allowedLatenessMs);
+    return this.flush();
+  }
+
+  /** The step's decisions in label-time order (see the file comment). */
+  private flush(): JoinDecision[] {
+    const out = this.out;
+    this.out = [];
+    if (out.length < 2) return out;
+    // By click time, a watermark that jumps far would put its newest positives after all its
+    // negatives, and a trainer's holdout of the newest examples would see one class.
+    const labelTime = (d: JoinDecision) =>
+      labelTimeOf(d.purchase, d.prediction.clickTime, this.config.windowMs);
+    return out.sort(
+      (a, b) =>
+        labelTime(a) - labelTime(b) ||
+        a.prediction.clickTime - b.prediction.clickTime ||
+        (a.prediction.predictionId < b.prediction.predictionId ? -1 : 1) ||
+        a.revision - b.revision,
+    );
+  }
+
+  private observe(input: JoinInput, eventTime: number): void {
+    if (eventTime > this.position.streamTimes[input]) this.position.streamTimes[input] = eventTime;
+  }
+
+  private beyondRetention(eventTime: number): boolean {
+    return eventTime + this.config.windowMs + this.config.retentionMs < this.watermark;
   }
 
   /** Records an input id; false when it was seen already (a duplicate). */
-  private firstSight(input: JoinInput, id: string, eventTime: number, wallNow: number): boolean {
+  private firstSight(input: JoinInput, id: string, eventTime: number): boolean {
     const seen = input === 'prediction' ? this.seenPredictions : this.seenPurchases;
     if (seen.has(id)) return false;
     seen.set(id, eventTime);
     this.journal?.seen(input, id, eventTime);
-    this.lastInputAt = wallNow;
     return true;
   }
 
-  /** Wall-clock tick: closes windows of an idle partition (see the file comment). */
-  tick(wallNow: number): JoinDecision<P>[] {
-    if (this.lastInputAt === 0 || wallNow - this.lastInputAt < this.config.idleMs) return [];
-    if (!this.caughtUp.prediction || !this.caughtUp.purchase) return [];
-    return this.moveWatermark(wallNow - this.config.idleLagMs - this.config.allowedLatenessMs);
+  private index(click: Click): void {
+    this.clicks.set(click.eventId, click);
+    let ids = this.clicksByUser.get(click.userId);
+    if (!ids) this.clicksByUser.set(click.userId, (ids = new Set()));
+    ids.add(click.eventId);
+    if (!click.decided) {
+      this.open++;
+      this.deadlines.push({ end: click.clickTime + this.config.windowMs, id: click.eventId });
+    }
   }
 
-  /** An input's stream time moves to `eventTime` if later. */
-  private observe(input: JoinInput, eventTime: number): JoinDecision<P>[] {
-    if (eventTime <= this.streamTimes[input]) return [];
-    this.streamTimes[input] = eventTime;
-    return this.advance();
+  private hold(purchase: HeldPurchase): void {
+    this.held.set(purchase.ref.eventId, purchase);
+    let ids = this.heldByUser.get(purchase.ref.userId);
+    if (!ids) this.heldByUser.set(purchase.ref.userId, (ids = new Set()));
+    ids.add(purchase.ref.eventId);
   }
 
-  /** Recompute stream time from both inputs (see the file comment) and move the watermark. */
-  private advance(): JoinDecision<P>[] {
-    const { prediction, purchase } = this.streamTimes;
-    let streamTime = Math.min(
-      this.caughtUp.prediction ? Infinity : prediction,
-      this.caughtUp.purchase ? Infinity : purchase,
-    );
-    if (streamTime === Infinity) streamTime = Math.max(prediction, purchase);
-    return this.moveWatermark(streamTime - this.config.allowedLatenessMs);
+  private changed(click: Click): void {
+    this.journal?.clickChanged(stored(click));
   }
 
   /** Attribute purchases and close windows the new watermark passed. */
-  private moveWatermark(to: number): JoinDecision<P>[] {
-    if (!(to > this.mark)) return [];
-    this.mark = to;
-    const w = to;
-    const decisions: JoinDecision<P>[] = [];
+  private moveWatermark(to: number): void {
+    if (!(to > this.position.watermark)) return;
+    this.position.watermark = to;
     // Purchases first, in event-time order: a purchase at q competes with windows ending at >= q.
-    while ((this.waiting.peek()?.eventTime ?? Infinity) <= w) {
+    while ((this.waiting.peek()?.eventTime ?? Infinity) < to) {
       const purchase = this.waiting.pop() as PurchaseRef;
-      const attributed = this.attribute(purchase, false);
-      if (attributed.length === 0) this.counters.unattributedPurchases++;
-      decisions.push(...attributed);
-      this.held.push(purchase);
+      if (this.attribute(purchase, false).length === 0) this.counters.unattributedPurchases++;
     }
-    while ((this.deadlines.peek()?.end ?? Infinity) < w) {
+    while ((this.deadlines.peek()?.end ?? Infinity) < to) {
       const { id } = this.deadlines.pop() as { id: string };
-      const prediction = this.open.get(id);
-      if (prediction) decisions.push(this.decide(prediction, null, false, true));
+      const click = this.clicks.get(id);
+      if (click && !click.decided) this.decide(click, 0, false);
     }
-    // Held purchases matter only to clicks within one window before them; seen ids are kept two
-    // windows. Pruned every tenth of a window of event time, not per event.
-    if (w - this.lastPrune >= this.config.windowMs / 10) {
-      this.lastPrune = w;
-      const keepAfter = w - this.config.windowMs;
-      let kept = 0;
-      for (const purchase of this.held) {
-        if (purchase.eventTime >= keepAfter) this.held[kept++] = purchase;
-        else this.journal?.purchaseForgotten(purchase.eventId);
-      }
-      this.held.length = kept;
-      const forgetBefore = w - 2 * this.config.windowMs;
-      for (const [input, seen] of [
-        ['prediction', this.seenPredictions],
-        ['purchase', this.seenPurchases],
-      ] as const) {
-        for (const [id, time] of seen) {
-          if (time >= forgetBefore) continue;
-          seen.delete(id);
-          this.journal?.forgotten(input, id);
-        }
-      }
-    }
-    // In label-time order, so every stretch of the output has the class mix of its time. By click
-    // time, a watermark that jumps far would put its newest positives after all its negatives,
-    // and a trainer's holdout of the newest examples would see one class.
-    const labelTime = (d: JoinDecision<P>) =>
-      labelTimeOf(d.purchase, d.prediction.clickTime, this.config.windowMs);
-    return decisions.sort(
-      (a, b) =>
-        labelTime(a) - labelTime(b) ||
-        a.prediction.clickTime - b.prediction.clickTime ||
-        a.prediction.predictionId.localeCompare(b.prediction.predictionId),
-    );
+    if (to - this.position.lastPrune >= this.config.windowMs / 10) this.prune(to);
   }
 
-  private attribute(purchase: PurchaseRef, late: boolean): JoinDecision<P>[] {
-    const candidates = [...(this.openByUser.get(purchase.userId) ?? [])]
-      .map((id) => this.open.get(id) as P)
-      .filter((p) => this.matches(p, purchase))
-      .sort((a, b) => a.clickTime - b.clickTime || a.predictionId.localeCompare(b.predictionId));
-    if (candidates.length === 0) return [];
-    const chosen =
-      this.config.attribution === 'all'
-        ? candidates
-        : this.config.attribution === 'first'
-          ? [candidates[0] as P]
-          : [candidates.at(-1) as P];
-    return chosen.map((p) => this.decide(p, purchase, late, true));
+  /** The clicks a purchase credits by the attribution rule, among all the user's clicks held. */
+  private creditOf(purchase: PurchaseRef): Click[] {
+    const candidates: Click[] = [];
+    for (const id of this.clicksByUser.get(purchase.userId) ?? []) {
+      const click = this.clicks.get(id) as Click;
+      if (this.matches(click, purchase)) candidates.push(click);
+    }
+    if (candidates.length <= 1 || this.config.attribution === 'all') return candidates;
+    const order = (a: Click, b: Click) =>
+      byTimeThenId({ t: a.clickTime, id: a.eventId }, { t: b.clickTime, id: b.eventId });
+    let chosen = candidates[0] as Click;
+    for (const c of candidates) {
+      const cmp = order(c, chosen);
+      if (this.config.attribution === 'last' ? cmp > 0 : cmp < 0) chosen = c;
+    }
+    return [chosen];
   }
 
-  private matches(prediction: P, purchase: PurchaseRef): boolean {
-    if (prediction.userId !== purchase.userId) return false;
-    if (
-      purchase.eventTime < prediction.clickTime ||
-      purchase.eventTime > prediction.clickTime + this.config.windowMs
-    )
+  /** A purchase behind the watermark: credits its clicks (deciding or correcting them). */
+  private attribute(purchase: PurchaseRef, late: boolean): Click[] {
+    const credited = this.creditOf(purchase);
+    this.hold({ ref: purchase, credited: credited.map((c) => c.eventId) });
+    this.journal?.purchaseChanged({ ref: purchase, credited: credited.map((c) => c.eventId) });
+    for (const click of credited) {
+      this.addCredit(click, purchase);
+      if (!click.decided || click.label !== 1) this.decide(click, 1, late);
+      else this.changed(click);
+    }
+    return credited;
+  }
+
+  /** A click that arrived behind the watermark: takes the credits the rule gives it. */
+  private joinLateClick(click: Click): void {
+    const candidates = [...(this.heldByUser.get(click.userId) ?? [])]
+      .map((id) => this.held.get(id) as HeldPurchase)
+      .filter((h) => this.matches(click, h.ref))
+      .sort((a, b) =>
+        byTimeThenId({ t: a.ref.eventTime, id: a.ref.eventId }, { t: b.ref.eventTime, id: b.ref.eventId }),
+      );
+    const losers = new Set<Click>();
+    for (const purchase of candidates) {
+      const now = this.creditOf(purchase.ref).map((c) => c.eventId);
+      if (!now.includes(click.eventId)) continue;
+      for (const id of purchase.credited) {
+        if (now.includes(id)) continue;
+        const loser = this.clicks.get(id);
+        if (!loser) continue;
+        loser.credits = loser.credits.filter((q) => q !== purchase.ref.eventId);
+        losers.add(loser);
+      }
+      purchase.credited = now;
+      this.journal?.purchaseChanged({ ref: purchase.ref, credited: now });
+      this.addCredit(click, purchase.ref);
+    }
+    if (click.credits.length > 0) this.decide(click, 1, true);
+    else if (click.clickTime + this.config.windowMs < this.watermark) this.decide(click, 0, true);
+    for (const loser of losers) {
+      if (loser.credits.length > 0) this.changed(loser);
+      else if (loser.clickTime + this.config.windowMs < this.watermark) this.decide(loser, 0, true);
+      else {
+        // Its window is still open: it waits again (a later purchase may credit it).
+        loser.decided = false;
+        loser.label = null;
+        this.counters.positives--;
+        this.open++;
+        this.deadlines.push({ end: loser.clickTime + this.config.windowMs, id: loser.eventId });
+        this.changed(loser);
+      }
+    }
+  }
+
+  private addCredit(click: Click, purchase: PurchaseRef): void {
+    if (click.credits.includes(purchase.eventId)) return;
+    click.credits.push(purchase.eventId);
+    click.credits.sort((a, b) => {
+      const qa = this.held.get(a)?.ref;
+      const qb = this.held.get(b)?.ref;
+      return byTimeThenId({ t: qa?.eventTime ?? 0, id: a }, { t: qb?.eventTime ?? 0, id: b });
+    });
+  }
+
+  private decide(click: Click, label: 0 | 1, late: boolean): void {
+    if (!click.decided) this.open--;
+    else if (click.label === 1) this.counters.positives--;
+    else if (click.label === 0) this.counters.negatives--;
+    click.decided = true;
+    click.label = label;
+    if (label === 1) this.counters.positives++;
+    else this.counters.negatives++;
+    this.publish(click, label, late);
+    this.changed(click);
+  }
+
+  /** Decisions for every prediction of the click whose published label differs from `label`. */
+  private publish(click: Click, label: 0 | 1, late: boolean): void {
+    const firstCredit = click.credits[0];
+    const purchase =
+      label === 1 && firstCredit !== undefined ? (this.held.get(firstCredit)?.ref ?? null) : null;
+    for (const p of click.predictions) {
+      if (p.label === label) continue;
+      const revision = p.label === null ? p.revision : p.revision + 1;
+      if (p.label !== null) this.counters.corrections++;
+      p.label = label;
+      p.revision = revision;
+      this.out.push({
+        prediction: click.refs.get(p.predictionId) as PendingPrediction,
+        label,
+        source: label === 1 ? 'outcome' : 'timeout',
+        purchase,
+        late,
+        revision,
+      });
+    }
+  }
+
+  /** Forgets what no late input within the retention can change any more. */
+  private prune(w: number): void {
+    this.position.lastPrune = w;
+    const keep = this.config.windowMs + this.config.retentionMs;
+    for (const click of this.clicks.values()) {
+      if (!click.decided || click.clickTime + keep >= w) continue;
+      this.clicks.delete(click.eventId);
+      const ids = this.clicksByUser.get(click.userId);
+      ids?.delete(click.eventId);
+      if (ids && ids.size === 0) this.clicksByUser.delete(click.userId);
+      this.journal?.clickForgotten(stored(click));
+    }
+    for (const purchase of this.held.values()) {
+      if (purchase.ref.eventTime + keep >= w) continue;
+      this.held.delete(purchase.ref.eventId);
+      const ids = this.heldByUser.get(purchase.ref.userId);
+      ids?.delete(purchase.ref.eventId);
+      if (ids && ids.size === 0) this.heldByUser.delete(purchase.ref.userId);
+      this.journal?.purchaseForgotten(purchase.ref.eventId);
+    }
+    const forgetBefore = w - 2 * this.config.windowMs - this.config.retentionMs;
+    for (const [input, seen] of [
+      ['prediction', this.seenPredictions],
+      ['purchase', this.seenPurchases],
+    ] as const) {
+      for (const [id, time] of seen) {
+        if (time >= forgetBefore) continue;
+        seen.delete(id);
+        this.journal?.forgotten(input, id);
+      }
+    }
+  }
+
+  private matches(click: Click, purchase: PurchaseRef): boolean {
+    if (click.userId !== purchase.userId) return false;
+    if (purchase.eventTime < click.clickTime || purchase.eventTime > click.clickTime + this.config.windowMs)
       return false;
-    if (this.config.match === 'same-item') return prediction.itemId === purchase.itemId;
+    if (this.config.match === 'same-item') return click.itemId === purchase.itemId;
     if (this.config.match === 'same-session')
-      return purchase.sessionId !== null && prediction.sessionId === purchase.sessionId;
+      return purchase.sessionId !== null && click.sessionId === purchase.sessionId;
     return true;
   }
+}
 
-  private decide(
-    prediction: P,
-    purchase: PurchaseRef | null,
-    late: boolean,
-    wasOpen: boolean,
-  ): JoinDecision<P> {
-    if (wasOpen) this.journal?.closed(prediction.predictionId);
-    this.open.delete(prediction.predictionId);
-    const ids = this.openByUser.get(prediction.userId);
-    ids?.delete(prediction.predictionId);
-    if (ids && ids.size === 0) this.openByUser.delete(prediction.userId);
-    if (purchase) this.counters.positives++;
-    else this.counters.negatives++;
-    return { prediction, label: purchase ? 1 : 0, source: purchase ? 'outcome' : 'timeout', purchase, late };
-  }
+function refOf(click: StoredClick): Omit<PendingPrediction, 'predictionId'> {
+  return {
+    eventId: click.eventId,
+    userId: click.userId,
+    itemId: click.itemId,
+    sessionId: click.sessionId,
+    clickTime: click.clickTime,
+  };
+}
+
+function stored(click: Click): StoredClick {
+  return {
+    eventId: click.eventId,
+    userId: click.userId,
+    itemId: click.itemId,
+    sessionId: click.sessionId,
+    clickTime: click.clickTime,
+    decided: click.decided,
+    label: click.label,
+    credits: [...click.credits],
+    predictions: click.predictions.map((p) => ({ ...p })),
+  };
 }

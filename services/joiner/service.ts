@@ -1,5 +1,14 @@
-// `flywheel joiner`: joins fw.predictions with fw.events.purchase (co-partitioned by userId) into
-// fw.feedback.labeled, exactly once across restarts.
+// `flywheel joiner`: joins fw.predictions with the purchases into fw.feedback.labeled, exactly
+// once across restarts, with labels that depend on the events alone.
+//
+// Two stages in one process:
+// - The repartitioner (repartition.ts) moves fw.events.purchase onto fw.purchases.repartitioned by
+//   murmur2 of the userId, whatever partitioner the producer used, so partition N of the predictions
+//   and of the repartitioned purchases hold the same users.
+// - The join reads both, partition N of each in one member (CoPartitionedAssigner), and knows how
+//   far each input is complete from the stage that wrote it (progress.ts, upstream.ts): the scorer's
+//   committed progress on the click topic, the repartitioner's on the purchase topic. A lagging or
+//   stopped stage holds the watermark back (join.ts).
 //
 // Exactly once, by Kafka transactions plus a Redis state that records which batch it reflects:
 // - One transactional producer per input partition (`<prefix>-<partition>`): a restarted or
@@ -12,21 +21,27 @@
 //   in step; Redis one ahead, the crash fell between (2) and (3), so the outbox is published again
 //   in a new transaction; anything else (Redis lost writes) replays the inputs from Redis's
 //   offsets, and the deterministic example ids let a consumer drop what it saw twice.
-// A separate write of state and outputs cannot lose or double a label this way, and Redis still
-// holds every pending prediction, so a restart loads them instead of re-reading a window of input.
+// A failure that is not a record's (Redis, Kafka) drops the partition's in-memory state and tries
+// the batch again from Redis, with backoff; /readyz says not ready meanwhile.
 import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { Admin, Consumer, EachBatchPayload, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
-import type { Registry } from 'prom-client';
 import { CoPartitionedAssigner } from '../common/co-partitioned-assigner.js';
-import { classifyMessage, groupTimeouts } from '../common/consumer.js';
+import {
+  classifyMessage,
+  defaultRetryDelayMs,
+  groupTimeouts,
+  retryUntilDone,
+  type FailingPartition,
+  type Readiness,
+} from '../common/consumer.js';
 import type { Prediction } from '../common/contracts.js';
 import { deadLetterHeaders, toDeadLetter } from '../common/dead-letters.js';
+import { errorCode, errorMessage } from '../common/errors.js';
 import { createProducer, sendInChunks } from '../common/kafka.js';
 import type { Logger } from '../common/logger.js';
-import { counter, gauge, histogram } from '../common/metrics.js';
 import { createRedis } from '../common/redis.js';
 import type { Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
@@ -35,17 +50,25 @@ import { planBackpressure } from './backpressure.js';
 import { pendingRef, purchaseRef, toLabeledExample } from './examples.js';
 import {
   PartitionJoin,
+  type InputProgress,
   type JoinConfig,
   type JoinCounters,
   type JoinDecision,
   type JoinInput,
-  type PendingPrediction,
 } from './join.js';
+import { JoinQuality, joinerMetrics } from './metrics.js';
+import { Repartitioner } from './repartition.js';
 import { RedisJoinState, StateDelta, type InputOffsets, type OutboxMessage } from './state.js';
+import { UpstreamPoller } from './upstream.js';
 
 export interface JoinerTopics {
   predictions: string;
+  /** Where producers write purchases (repartitioned by the joiner). */
   purchases: string;
+  /** The purchases by murmur2(userId), co-partitioned with the predictions. */
+  repartitioned: string;
+  /** The scorer's input: its progress on it says how far the predictions are complete. */
+  clicks: string;
   feedback: string;
   deadLetters: string;
 }
@@ -54,7 +77,7 @@ export interface JoinerOptions {
   runtime: Runtime;
   config?: JoinerConfig;
   topics?: Partial<JoinerTopics>;
-  /** Serve /metrics and /healthz; off in tests that only need the stream. */
+  /** Serve /metrics, /healthz and /readyz; off in tests that only need the stream. */
   http?: boolean;
   /** Called between the state write and the Kafka commit (tests crash the process there). */
   afterStateWrite?: (partition: number, seq: number) => void;
@@ -62,15 +85,20 @@ export interface JoinerOptions {
 
 interface OwnedPartition {
   partition: number;
-  join: PartitionJoin<PendingPrediction>;
+  join: PartitionJoin;
   producer: Producer;
   epoch: number;
   seq: number;
   offsets: InputOffsets;
+  /** Next offset of each input read (applied, or skipped as transaction markers). */
+  fetched: Record<JoinInput, bigint>;
+  /** Wall clock of the last new input record (stream progress). */
+  lastInputAt: Record<JoinInput, number>;
   paused: boolean;
 }
 
 const SEQ_METADATA = /^flywheel-join seq=(\d+)$/;
+const INPUTS = ['prediction', 'purchase'] as const;
 
 /** Emits 'committed' ({ partition, seq }) after each batch is durable in Redis and Kafka. */
 export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq: number }] }> {
@@ -80,15 +108,20 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
   private readonly log: Logger;
   private readonly owned = new Map<number, OwnedPartition>();
   private readonly locks = new Map<number, Promise<unknown>>();
+  private readonly failing = new Map<number, FailingPartition>();
   private redis: Redis | undefined;
   private admin: Admin | undefined;
   private consumer: Consumer | undefined;
-  private state: RedisJoinState<PendingPrediction> | undefined;
+  private inGroup = false;
+  private repartitioner: Repartitioner | undefined;
+  private pollers: Record<JoinInput, UpstreamPoller> | undefined;
+  private state: RedisJoinState | undefined;
   private app: FastifyInstance | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private stopping = false;
   private warnedCap = 0;
   private readonly metrics;
+  private readonly quality: JoinQuality;
 
   constructor(private readonly options: JoinerOptions) {
     super();
@@ -97,12 +130,15 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     this.topics = {
       predictions: TOPICS.predictions,
       purchases: TOPICS.purchases,
+      repartitioned: TOPICS.repartitionedPurchases,
+      clicks: TOPICS.clicks,
       feedback: TOPICS.feedback,
       deadLetters: TOPICS.deadLetters,
       ...options.topics,
     };
     this.log = options.runtime.logger.child({ component: 'joiner' });
     this.metrics = joinerMetrics(options.runtime.metrics);
+    this.quality = new JoinQuality(this.log, this.config.FW_JOIN_UNATTRIBUTED_WARN_RATE);
   }
 
   get port(): number | null {
@@ -110,7 +146,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     return address && typeof address === 'object' ? address.port : null;
   }
 
-  /** Pending predictions held now, over all owned partitions. */
+  /** Clicks waiting for their outcome, over all owned partitions. */
   get pending(): number {
     let total = 0;
     for (const owned of this.owned.values()) total += owned.join.openCount;
@@ -126,16 +162,62 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     return sum;
   }
 
+  /** Ready while both stages consume, no batch is failing and the upstream progress is readable. */
+  readiness(): Readiness {
+    if (!this.inGroup || !this.repartitioner?.isRunning)
+      return { ready: false, reason: 'not in its consumer groups (yet)' };
+    const failing = [...this.failing.values(), ...this.repartitioner.failures];
+    const first = failing[0];
+    if (first)
+      return {
+        ready: false,
+        reason: `batches are failing (${first.code}: ${first.message}); retried with backoff, nothing dead-lettered`,
+        failing,
+      };
+    for (const input of INPUTS) {
+      const since = this.pollers?.[input].failing;
+      if (since !== null && since !== undefined && Date.now() - since > 10_000)
+        return { ready: false, reason: `the ${input} progress cannot be read: labels wait` };
+    }
+    return { ready: true };
+  }
+
   async start(): Promise<void> {
     const { runtime } = this.options;
     this.redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
     await this.redis.connect();
-    const codec = runtime.codecs.prediction;
-    this.state = new RedisJoinState(this.redis, this.config.FW_JOINER_GROUP, async (payload) =>
-      pendingRef(codec.decodeKnown(payload)?.value ?? (await codec.decode(payload))),
-    );
+    this.state = new RedisJoinState(this.redis, this.config.FW_JOINER_GROUP);
     this.admin = runtime.kafka.admin();
     await this.admin.connect();
+    await this.checkCoPartitioned();
+
+    this.repartitioner = new Repartitioner({
+      runtime,
+      groupId: this.repartitionGroup,
+      transactionalIdPrefix: `${this.config.FW_JOINER_TRANSACTIONAL_ID}.repartition`,
+      source: this.topics.purchases,
+      target: this.topics.repartitioned,
+      deadLetters: this.topics.deadLetters,
+      sessionTimeoutMs: this.config.FW_CONSUMER_SESSION_TIMEOUT_MS,
+      maxBatchBytes: this.config.FW_JOINER_MAX_BATCH_BYTES,
+    });
+    await this.repartitioner.start();
+
+    const fromScorer = this.config.FW_JOIN_PREDICTION_PROGRESS === 'scorer';
+    const poller = (derived: string, stage: { groupId: string; source: string } | null) =>
+      new UpstreamPoller(this.admin as Admin, { derived, stage }, this.joinConfig.idleMs, this.log);
+    this.pollers = {
+      prediction: poller(
+        this.topics.predictions,
+        fromScorer ? { groupId: this.config.FW_SCORER_GROUP, source: this.topics.clicks } : null,
+      ),
+      purchase: poller(this.topics.repartitioned, {
+        groupId: this.repartitionGroup,
+        source: this.topics.purchases,
+      }),
+    };
+    for (const p of Object.values(this.pollers)) p.start(this.config.FW_JOIN_PROGRESS_POLL_MS);
+
     this.consumer = runtime.kafka.consumer({
       groupId: this.config.FW_JOINER_GROUP,
       partitionAssigners: [CoPartitionedAssigner],
@@ -144,7 +226,9 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       maxBytesPerPartition: this.config.FW_JOINER_MAX_BATCH_BYTES,
       readUncommitted: false,
     });
-    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+    const { GROUP_JOIN, END_BATCH_PROCESS, CRASH } = this.consumer.events;
+    this.consumer.on(GROUP_JOIN, ({ payload }) => {
+      this.inGroup = true;
       const assignment = payload.memberAssignment as Record<string, number[] | undefined>;
       const mine = new Set(assignment[this.topics.predictions] ?? []);
       for (const partition of [...this.owned.keys()])
@@ -159,9 +243,24 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
         );
       }
     });
+    // A fetch of nothing but transaction markers moves the read position past them (the
+    // repartitioned topic is written in transactions): that is how its end offset is reached.
+    this.consumer.on(END_BATCH_PROCESS, ({ payload }) => {
+      if (payload.batchSize !== 0) return;
+      const owned = this.owned.get(payload.partition);
+      const input = this.inputOf(payload.topic);
+      if (owned) {
+        const next = BigInt(payload.lastOffset) + 1n;
+        if (next > owned.fetched[input]) owned.fetched[input] = next;
+      }
+    });
+    this.consumer.on(CRASH, ({ payload }) => {
+      this.inGroup = payload.restart;
+      if (!payload.restart) runtime.lifecycle.fail('joiner consumer', payload.error);
+    });
     await this.consumer.connect();
     await this.consumer.subscribe({
-      topics: [this.topics.predictions, this.topics.purchases],
+      topics: [this.topics.predictions, this.topics.repartitioned],
       fromBeginning: true,
     });
     await this.consumer.run({
@@ -169,7 +268,10 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       eachBatchAutoResolve: false,
       eachBatch: (payload) => this.withLock(payload.batch.partition, () => this.processBatch(payload)),
     });
-    const tickMs = Math.max(50, Math.min(1000, Math.floor(this.joinConfig.idleMs / 2)));
+    const tickMs = Math.max(
+      20,
+      Math.min(1000, Math.floor(this.joinConfig.idleMs / 2), this.config.FW_JOIN_PROGRESS_POLL_MS),
+    );
     this.ticker = setInterval(() => void this.tickAll(), tickMs);
 
     if (this.options.http !== false) {
@@ -179,15 +281,42 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
         partitions: [...this.owned.keys()],
         pending: this.pending,
       }));
+      this.app.get('/readyz', (_request, reply) => {
+        const readiness = this.readiness();
+        return readiness.ready ? readiness : reply.status(503).send(readiness);
+      });
       this.app.get('/metrics', async (_request, reply) =>
         reply.type(runtime.metrics.contentType).send(await runtime.metrics.metrics()),
       );
       await this.app.listen({ host: '0.0.0.0', port: this.config.FW_JOINER_HTTP_PORT });
     }
     this.log.info(
-      { group: this.config.FW_JOINER_GROUP, join: this.joinConfig, port: this.port },
+      {
+        group: this.config.FW_JOINER_GROUP,
+        join: this.joinConfig,
+        predictionProgress: this.config.FW_JOIN_PREDICTION_PROGRESS,
+        port: this.port,
+      },
       'joiner started',
     );
+  }
+
+  private get repartitionGroup(): string {
+    return `${this.config.FW_JOINER_GROUP}.repartition`;
+  }
+
+  /** The predictions and the repartitioned purchases must have one partition count. */
+  private async checkCoPartitioned(): Promise<void> {
+    const admin = this.admin as Admin;
+    const count = async (topic: string) => (await admin.fetchTopicOffsets(topic)).length;
+    const [predictions, repartitioned] = await Promise.all([
+      count(this.topics.predictions),
+      count(this.topics.repartitioned),
+    ]);
+    if (predictions !== repartitioned)
+      throw new Error(
+        `${this.topics.predictions} has ${predictions} partitions and ${this.topics.repartitioned} ${repartitioned}: they must be equal (flywheel topics ensure creates both with FW_TOPIC_PARTITIONS)`,
+      );
   }
 
   async stop(): Promise<void> {
@@ -195,8 +324,10 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     clearInterval(this.ticker);
     await this.app?.close();
     await this.consumer?.disconnect();
+    await this.repartitioner?.stop();
     await Promise.all([...this.locks.values()].map((p) => p.catch(() => undefined)));
     for (const partition of [...this.owned.keys()]) await this.release(partition);
+    for (const poller of Object.values(this.pollers ?? {})) await poller.stop();
     await this.admin?.disconnect();
     await this.redis?.quit();
   }
@@ -213,41 +344,87 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     return topic === this.topics.predictions ? 'prediction' : 'purchase';
   }
 
+  private topicOf(input: JoinInput): string {
+    return input === 'prediction' ? this.topics.predictions : this.topics.repartitioned;
+  }
+
   private async processBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     if (!payload.isRunning() || payload.isStale() || this.stopping) return;
     const partition = batch.partition;
     const input = this.inputOf(batch.topic);
-    let owned = this.owned.get(partition);
-    if (!owned) {
-      const opened = await this.take(partition);
-      if (opened === 'replaying') return; // the consumer was moved back; this batch is refetched
-      owned = opened;
+    let reload = false;
+    let replaying = false;
+    const done = await retryUntilDone(
+      async () => {
+        if (reload) await this.release(partition);
+        let owned = this.owned.get(partition);
+        if (!owned) {
+          const taken = await this.take(partition);
+          if (taken === 'replaying') {
+            replaying = true; // the consumer was moved back; this batch is fetched again
+            return;
+          }
+          owned = taken;
+        }
+        await this.applyBatch(owned, input, batch, payload);
+      },
+      {
+        stillOwned: () => payload.isRunning() && !payload.isStale() && !this.stopping,
+        heartbeat: () => payload.heartbeat(),
+        delayMs: (n) => defaultRetryDelayMs(n, this.options.runtime.config.FW_RETRY_MAX_BACKOFF_MS),
+        onFailure: (error, attempt) => {
+          // The in-memory state may be ahead of what is durable: it is loaded again from Redis.
+          reload = true;
+          const code = errorCode(error);
+          this.failing.set(partition, {
+            topic: batch.topic,
+            partition,
+            code,
+            message: errorMessage(error),
+            since: this.failing.get(partition)?.since ?? Date.now(),
+            attempts: attempt + 1,
+          });
+          this.log.warn(
+            { err: error, partition, topic: batch.topic, code, attempt: attempt + 1 },
+            'batch failed (not the records’ fault): reloading the partition and trying again',
+          );
+        },
+      },
+    );
+    this.failing.delete(partition);
+    if (!done) {
+      if (reload) await this.release(partition);
+      return;
     }
+    if (replaying) return;
+    payload.resolveOffset(batch.lastOffset());
+    await payload.heartbeat();
+    this.applyBackpressure();
+  }
+
+  private async applyBatch(
+    owned: OwnedPartition,
+    input: JoinInput,
+    batch: EachBatchPayload['batch'],
+    payload: EachBatchPayload,
+  ): Promise<void> {
     const applied = owned.offsets[input];
     const fresh =
       applied === undefined
         ? batch.messages
         : batch.messages.filter((m) => BigInt(m.offset) >= BigInt(applied));
-    const nextOffset = String(BigInt(batch.lastOffset()) + 1n);
+    const next = BigInt(batch.lastOffset()) + 1n;
     if (fresh.length === 0) {
-      payload.resolveOffset(batch.lastOffset());
+      if (next > owned.fetched[input]) owned.fetched[input] = next;
       return;
     }
     const stop = this.metrics.batchSeconds.startTimer();
     try {
-      await this.joinBatch(owned, input, fresh, batch, nextOffset, payload);
-    } catch (error) {
-      // The in-memory state may be ahead of what is durable: drop it, let the batch be fetched again.
-      this.log.warn({ err: error, partition, topic: batch.topic }, 'batch failed; reloading the partition');
-      await this.release(partition);
-      throw error;
+      await this.joinBatch(owned, input, fresh, batch, String(next), payload);
     } finally {
       stop();
     }
-    payload.resolveOffset(batch.lastOffset());
-    await payload.heartbeat();
-    this.applyBackpressure();
   }
 
   private async joinBatch(
@@ -264,12 +441,12 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
       maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
     };
-    const delta = new StateDelta<PendingPrediction>();
+    const delta = new StateDelta();
     const payloads = new Map<string, Buffer>();
     const predictions = new Map<string, Prediction>();
-    const decisions: JoinDecision<PendingPrediction>[] = [];
+    const decisions: JoinDecision[] = [];
     const letters: OutboxMessage[] = [];
-    const wallNow = Date.now();
+    const before = { ...owned.join.counters };
     owned.join.journal = delta;
     try {
       for (const message of messages) {
@@ -285,12 +462,14 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
           const prediction = result.value as Prediction;
           payloads.set(prediction.predictionId, message.value as Buffer);
           predictions.set(prediction.predictionId, prediction);
-          decisions.push(...owned.join.addPrediction(pendingRef(prediction), wallNow));
+          decisions.push(...owned.join.addPrediction(pendingRef(prediction)));
         } else {
-          decisions.push(...owned.join.addPurchase(purchaseRef(result.value), wallNow));
+          decisions.push(...owned.join.addPurchase(purchaseRef(result.value)));
         }
       }
-      decisions.push(...owned.join.setCaughtUp(input, batch.offsetLag() === '0'));
+      owned.fetched[input] = BigInt(nextOffset);
+      owned.lastInputAt[input] = Date.now();
+      decisions.push(...this.advance(owned, Date.now()));
     } finally {
       owned.join.journal = null;
     }
@@ -304,7 +483,29 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       payloads,
       predictions,
       letters,
+      before,
     );
+  }
+
+  /** The inputs' progress for this partition, then the clock (see join.ts); the decisions made. */
+  private advance(owned: OwnedPartition, now: number): JoinDecision[] {
+    const decisions: JoinDecision[] = [];
+    for (const input of INPUTS) {
+      const progress = this.progressOf(owned, input, now);
+      if (progress) decisions.push(...owned.join.setProgress(input, progress, now));
+    }
+    decisions.push(...owned.join.tick(now));
+    return decisions;
+  }
+
+  private progressOf(owned: OwnedPartition, input: JoinInput, now: number): InputProgress | null {
+    const poller = (this.pollers as Record<JoinInput, UpstreamPoller>)[input];
+    if (poller.upstream.stage) return poller.progress.progressFor(owned.partition, owned.fetched[input]);
+    // Stream progress: as far as the input's own records go; idle once read to its end and quiet.
+    const end = poller.derivedEnds.get(owned.partition);
+    const atEnd = end !== undefined && owned.fetched[input] >= end;
+    const quiet = now - owned.lastInputAt[input] >= this.joinConfig.idleMs;
+    return { time: owned.join.times[input], idle: atEnd && quiet };
   }
 
   private async deadLetter(
@@ -344,20 +545,22 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
   private async commit(
     owned: OwnedPartition,
     offsets: InputOffsets,
-    decisions: JoinDecision<PendingPrediction>[],
-    delta: StateDelta<PendingPrediction>,
+    decisions: JoinDecision[],
+    delta: StateDelta,
     payloads: Map<string, Buffer>,
     predictions: Map<string, Prediction>,
     letters: OutboxMessage[],
+    before: JoinCounters,
   ): Promise<void> {
-    const state = this.state as RedisJoinState<PendingPrediction>;
+    const state = this.state as RedisJoinState;
     const { codecs } = this.options.runtime;
-    const missing = decisions.map((d) => d.prediction.predictionId).filter((id) => !predictions.has(id));
+    const missing = [...new Set(decisions.map((d) => d.prediction.predictionId))].filter(
+      (id) => !predictions.has(id),
+    );
     const stored = await state.payloads(owned.partition, missing);
     for (const [i, id] of missing.entries()) {
       const bytes = stored[i];
-      if (!bytes)
-        throw new Error(`partition ${owned.partition}: pending prediction ${id} is missing in Redis`);
+      if (!bytes) throw new Error(`partition ${owned.partition}: held prediction ${id} is missing in Redis`);
       predictions.set(
         id,
         codecs.prediction.decodeKnown(bytes)?.value ?? (await codecs.prediction.decode(bytes)),
@@ -383,15 +586,9 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       epoch: owned.epoch,
       seq,
       offsets,
-      position: {
-        streamTimes: { ...join.times },
-        watermark: join.watermark,
-        lastPrune: join.pruneMark,
-        counters: { ...join.counters },
-      },
+      position: join.snapshotPosition(),
       delta,
       payloads,
-      windowMs: this.joinConfig.windowMs,
       messages,
     });
     this.options.afterStateWrite?.(owned.partition, seq);
@@ -399,26 +596,54 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     owned.seq = seq;
     owned.offsets = offsets;
     this.emit('committed', { partition: owned.partition, seq });
+    this.observe(owned, decisions, predictions, before);
+  }
+
+  /** Metrics and the join-quality log of a committed batch. */
+  private observe(
+    owned: OwnedPartition,
+    decisions: JoinDecision[],
+    predictions: Map<string, Prediction>,
+    before: JoinCounters,
+  ): void {
     for (const d of decisions) {
-      this.metrics.labels.inc({ source: d.source });
-      if (d.purchase) this.metrics.delay.observe((d.purchase.eventTime - d.prediction.clickTime) / 1000);
+      const arm = predictions.get(d.prediction.predictionId)?.arm ?? 'unknown';
+      if (d.revision > 0) this.metrics.corrections.inc({ label: String(d.label) });
+      else this.metrics.labels.inc({ source: d.source, arm });
+      if (d.purchase && d.revision === 0)
+        this.metrics.delay.observe((d.purchase.eventTime - d.prediction.clickTime) / 1000);
     }
+    const c = owned.join.counters;
+    const added = (name: keyof JoinCounters) => c[name] - before[name];
+    this.metrics.purchasesIn.inc(added('purchases'));
+    this.metrics.unattributed.inc(added('unattributedPurchases') + added('lateUnmatchedPurchases'));
+    this.metrics.lateInputs.inc({ input: 'prediction' }, added('latePredictions'));
+    this.metrics.lateInputs.inc({ input: 'purchase' }, added('latePurchases'));
+    this.metrics.duplicateInputs.inc({ input: 'prediction' }, added('duplicatePredictions'));
+    this.metrics.duplicateInputs.inc({ input: 'purchase' }, added('duplicatePurchases'));
+    this.metrics.uncorrectable.inc(added('uncorrectable'));
+    this.quality.note({
+      purchases: added('purchases'),
+      unattributed: added('unattributedPurchases') + added('lateUnmatchedPurchases'),
+      latePredictions: added('latePredictions'),
+      latePurchases: added('latePurchases'),
+      corrections: added('corrections'),
+      uncorrectable: added('uncorrectable'),
+    });
+    const now = Date.now();
+    const w = owned.join.watermark;
     this.metrics.watermarkLag.set(
       { partition: String(owned.partition) },
-      Number.isFinite(join.watermark) ? (Date.now() - join.watermark) / 1000 : 0,
+      Number.isFinite(w) ? (now - w) / 1000 : 0,
     );
+    for (const input of INPUTS) {
+      const t = owned.join.progressOf(input).time;
+      if (Number.isFinite(t)) this.metrics.progressLag.set({ input }, (now - t) / 1000);
+    }
     this.metrics.pending.set(this.pending);
-    const c = join.counters;
-    this.metrics.late.set({ partition: String(owned.partition), input: 'prediction' }, c.latePredictions);
-    this.metrics.late.set({ partition: String(owned.partition), input: 'purchase' }, c.latePurchases);
-    this.metrics.duplicates.set(
-      { partition: String(owned.partition), input: 'prediction' },
-      c.duplicatePredictions,
-    );
-    this.metrics.duplicates.set(
-      { partition: String(owned.partition), input: 'purchase' },
-      c.duplicatePurchases,
-    );
+    let held = 0;
+    for (const o of this.owned.values()) held += o.join.heldClicks;
+    this.metrics.held.set(held);
   }
 
   /** One transaction: the outputs, and the input offsets with the batch number as metadata. */
@@ -438,18 +663,16 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       }
       // In requests under the broker's message size: closing a window can label thousands at once.
       for (const [topic, list] of byTopic) await sendInChunks(tx, topic, list);
-      const topics = (['prediction', 'purchase'] as const)
-        .filter((input) => offsets[input] !== undefined)
-        .map((input) => ({
-          topic: input === 'prediction' ? this.topics.predictions : this.topics.purchases,
-          partitions: [
-            {
-              partition: owned.partition,
-              offset: offsets[input] as string,
-              metadata: `flywheel-join seq=${seq}`,
-            },
-          ],
-        }));
+      const topics = INPUTS.filter((input) => offsets[input] !== undefined).map((input) => ({
+        topic: this.topicOf(input),
+        partitions: [
+          {
+            partition: owned.partition,
+            offset: offsets[input] as string,
+            metadata: `flywheel-join seq=${seq}`,
+          },
+        ],
+      }));
       if (topics.length > 0)
         await whileConcurrentTransactions(() =>
           tx.sendOffsets({ consumerGroupId: this.config.FW_JOINER_GROUP, topics }),
@@ -464,7 +687,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
   /** Takes over a partition: fence the previous owner, load the state, reconcile with Kafka. */
   private async take(partition: number): Promise<OwnedPartition | 'replaying'> {
     const { runtime } = this.options;
-    const state = this.state as RedisJoinState<PendingPrediction>;
+    const state = this.state as RedisJoinState;
     const producer = createProducer(runtime.kafka, {
       transactionalId: `${this.config.FW_JOINER_TRANSACTIONAL_ID}-${partition}`,
       maxInFlightRequests: 1,
@@ -475,11 +698,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       const started = Date.now();
       let loaded = await state.load(partition);
       const ends = await this.inputEnds(partition);
-      if (
-        (['prediction', 'purchase'] as const).some(
-          (input) => BigInt(loaded.offsets[input] ?? '0') > ends[input],
-        )
-      ) {
+      if (INPUTS.some((input) => BigInt(loaded.offsets[input] ?? '0') > ends[input])) {
         // Offsets past the end of the topic: the topic was recreated, the state is of another.
         this.log.warn(
           {
@@ -494,7 +713,8 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
         this.metrics.recoveries.inc({ kind: 'discarded' });
       }
       const committedSeq = await this.committedSeq(partition);
-      const join = new PartitionJoin<PendingPrediction>(this.joinConfig);
+      const join = new PartitionJoin(this.joinConfig);
+      const start = (input: JoinInput) => BigInt(loaded.offsets[input] ?? String(ends.start[input]));
       const owned: OwnedPartition = {
         partition,
         join,
@@ -502,6 +722,8 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
         epoch: loaded.epoch,
         seq: loaded.seq,
         offsets: loaded.offsets,
+        fetched: { prediction: start('prediction'), purchase: start('purchase') },
+        lastInputAt: { prediction: Date.now(), purchase: Date.now() },
         paused: false,
       };
       let replaying = false;
@@ -515,25 +737,19 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
         await this.publish(owned, loaded.seq, loaded.offsets, loaded.outbox.messages);
         this.metrics.recoveries.inc({ kind: 'outbox' });
       } else {
-        // Redis is behind Kafka (it lost writes, or all of the state) or the group's offsets were
-        // reset: the state decides what was applied, so the inputs are re-read from its offsets,
-        // or from the start of the topic where it has none (pending predictions must come back).
+        // Redis is behind Kafka (it lost writes, or all of the state, or holds another layout) or
+        // the group's offsets were reset: the state decides what was applied, so the inputs are
+        // re-read from its offsets, or from the start of the topic where it has none.
         this.log.warn(
           { partition, redisSeq: loaded.seq, committedSeq, offsets: loaded.offsets },
           'join state and committed offsets differ; replaying the inputs from the state',
         );
         this.metrics.recoveries.inc({ kind: 'replay' });
-        for (const input of ['prediction', 'purchase'] as const) {
-          const topic = input === 'prediction' ? this.topics.predictions : this.topics.purchases;
-          const offset = loaded.offsets[input] ?? String(ends.start[input]);
-          this.consumer?.seek({ topic, partition, offset });
-        }
+        for (const input of INPUTS)
+          this.consumer?.seek({ topic: this.topicOf(input), partition, offset: String(start(input)) });
         replaying = true;
       }
-      // An input with a backlog must not let the other one run the watermark ahead.
-      for (const input of ['prediction', 'purchase'] as const)
-        if (BigInt(loaded.offsets[input] ?? '0') < ends[input]) join.setCaughtUp(input, false);
-      if (loaded.snapshot) join.restore(loaded.snapshot, Date.now());
+      if (loaded.snapshot) join.restore(loaded.snapshot);
       this.owned.set(partition, owned);
       this.metrics.pending.set(this.pending);
       this.log.info(
@@ -541,6 +757,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
           partition,
           seq: loaded.seq,
           pending: join.openCount,
+          held: join.heldClicks,
           watermark: join.watermark,
           ms: Date.now() - started,
         },
@@ -563,7 +780,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       return { low: BigInt(own?.low ?? '0'), high: BigInt(own?.high ?? '0') };
     };
     const prediction = await bounds(this.topics.predictions);
-    const purchase = await bounds(this.topics.purchases);
+    const purchase = await bounds(this.topics.repartitioned);
     return {
       prediction: prediction.high,
       purchase: purchase.high,
@@ -574,7 +791,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
   private async committedSeq(partition: number): Promise<number> {
     const offsets = await (this.admin as Admin).fetchOffsets({
       groupId: this.config.FW_JOINER_GROUP,
-      topics: [this.topics.predictions, this.topics.purchases],
+      topics: [this.topics.predictions, this.topics.repartitioned],
     });
     let seq = 0;
     for (const topic of offsets)
@@ -597,24 +814,25 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     this.metrics.pending.set(this.pending);
   }
 
-  /** Wall-clock ticks close the windows of idle partitions (see join.ts). */
+  /** Progress and the clock decide windows of partitions with no new input too (see join.ts). */
   private async tickAll(): Promise<void> {
     for (const partition of [...this.owned.keys()]) {
       await this.withLock(partition, async () => {
         const owned = this.owned.get(partition);
         if (!owned || this.stopping) return;
-        const delta = new StateDelta<PendingPrediction>();
+        const delta = new StateDelta();
+        const before = { ...owned.join.counters };
         owned.join.journal = delta;
-        let decisions: JoinDecision<PendingPrediction>[];
+        let decisions: JoinDecision[];
         try {
-          decisions = owned.join.tick(Date.now());
+          decisions = this.advance(owned, Date.now());
         } finally {
           owned.join.journal = null;
         }
         if (decisions.length === 0) return;
-        await this.commit(owned, owned.offsets, decisions, delta, new Map(), new Map(), []);
+        await this.commit(owned, owned.offsets, decisions, delta, new Map(), new Map(), [], before);
       }).catch(async (error: unknown) => {
-        this.log.warn({ err: error, partition }, 'idle tick failed; reloading the partition');
+        this.log.warn({ err: error, partition }, 'closing windows failed; reloading the partition');
         await this.withLock(partition, () => this.release(partition));
       });
     }
@@ -633,8 +851,8 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
         partition: o.partition,
         paused: o.paused,
         predictionTime: o.join.times.prediction,
-        purchaseTime: o.join.times.purchase,
-        purchasesCaughtUp: o.join.isCaughtUp('purchase'),
+        purchaseTime: o.join.progressOf('purchase').time,
+        purchasesCaughtUp: o.join.progressOf('purchase').idle,
       })),
     );
     for (const o of owned) {
@@ -674,64 +892,6 @@ async function whileConcurrentTransactions<T>(call: () => Promise<T>): Promise<T
       await new Promise((resolve) => setTimeout(resolve, Math.min(10 * 2 ** attempt, 500)));
     }
   }
-}
-
-function joinerMetrics(registry: Registry) {
-  return {
-    consumed: counter(registry, {
-      name: 'flywheel_joiner_records_total',
-      help: 'Input records joined, by input',
-      labelNames: ['input'],
-    }),
-    labels: counter(registry, {
-      name: 'flywheel_joiner_labels_total',
-      help: 'Labeled examples published, by label source',
-      labelNames: ['source'],
-    }),
-    deadLetters: counter(registry, {
-      name: 'flywheel_dead_letters_total',
-      help: 'Messages sent to the dead-letter topic, by source topic and error code',
-      labelNames: ['topic', 'code'],
-    }),
-    pending: gauge(registry, {
-      name: 'flywheel_joiner_pending',
-      help: 'Predictions waiting for their outcome',
-    }),
-    paused: gauge(registry, {
-      name: 'flywheel_joiner_paused_partitions',
-      help: 'Partitions whose predictions are paused by the pending cap',
-    }),
-    watermarkLag: gauge(registry, {
-      name: 'flywheel_joiner_watermark_lag_seconds',
-      help: 'Wall clock minus the watermark, per partition',
-      labelNames: ['partition'],
-    }),
-    late: gauge(registry, {
-      name: 'flywheel_joiner_late_inputs',
-      help: 'Input behind the watermark on arrival (still used where it could be), by partition and input',
-      labelNames: ['partition', 'input'],
-    }),
-    duplicates: gauge(registry, {
-      name: 'flywheel_joiner_duplicate_inputs',
-      help: 'Duplicate input ignored, by partition and input',
-      labelNames: ['partition', 'input'],
-    }),
-    delay: histogram(registry, {
-      name: 'flywheel_joiner_purchase_delay_seconds',
-      help: 'Click-to-purchase delay of positive labels',
-      buckets: [1, 10, 30, 60, 300, 600, 1800, 3600],
-    }),
-    batchSeconds: histogram(registry, {
-      name: 'flywheel_joiner_batch_seconds',
-      help: 'Time to join and commit one batch',
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    }),
-    recoveries: counter(registry, {
-      name: 'flywheel_joiner_recoveries_total',
-      help: 'Partitions taken over out of step with Kafka, by how they were reconciled',
-      labelNames: ['kind'],
-    }),
-  };
 }
 
 export async function runJoiner(runtime: Runtime): Promise<number> {

@@ -1,31 +1,27 @@
 // The joiner's durable state in Redis, one set of keys per input partition (hash-tagged, so a
 // Redis Cluster keeps them in one slot for the Lua script):
-//   meta       hash: epoch (fencing token), seq (batches applied), offsets and join position (JSON)
-//   pending    hash: prediction id → the prediction as it was consumed (Avro bytes)
-//   deadlines  zset: prediction id by window end (the order windows close in)
-//   purchases  hash: purchase event id → purchase reference (JSON), until it can match no click
-//   seen:*     zset: input ids by event time, to drop duplicates
-//   outbox     the records the last applied batch publishes, with its seq (see service.ts)
+//   meta        hash: epoch (fencing token), seq (batches applied), format, offsets and the join
+//               position (JSON)
+//   predictions hash: prediction id → the prediction as it was consumed (Avro bytes), while its
+//               click is held
+//   clicks      hash: click event id → the click's join state (JSON: its predictions and labels)
+//   purchases   hash: purchase event id → the purchase and the clicks it credits (JSON)
+//   seen:*      zset: input ids by event time, to drop duplicates
+//   outbox      the records the last applied batch publishes, with its seq (see service.ts)
 // A batch's changes, its position and its outbox are written by one script call: all or none.
 import type { Redis } from 'ioredis';
 import avro from 'avsc';
 import type {
-  JoinCounters,
   JoinInput,
   JoinJournal,
+  JoinPosition,
   JoinSnapshot,
   PendingPrediction,
-  PurchaseRef,
+  StoredClick,
+  StoredPurchase,
 } from './join.js';
 
 export type InputOffsets = Partial<Record<JoinInput, string>>;
-
-export interface JoinPosition {
-  streamTimes: Record<JoinInput, number>;
-  watermark: number;
-  lastPrune: number;
-  counters: JoinCounters;
-}
 
 export interface OutboxMessage {
   topic: string;
@@ -92,13 +88,16 @@ export function decodeOutbox(bytes: Buffer): Outbox {
   ) as Outbox;
 }
 
+/** The layout of the keys above; a state of another layout is not read (the inputs are replayed). */
+export const STATE_FORMAT = '2';
+
 /**
- * apply-8: KEYS meta pending deadlines purchases seen:prediction seen:purchase outbox (7 used;
+ * apply-8: KEYS meta predictions clicks purchases seen:prediction seen:purchase outbox (7 used;
  *   the count is fixed). ARGV[1] epoch  ARGV[2] seq  ARGV[3] offsets JSON  ARGV[4] position JSON
- *   ARGV[5] outbox bytes  ARGV[6..13] item counts of the eight change lists below, then the items:
- *   pending added (id, window end, payload), pending removed (id), purchases added (id, json),
- *   purchases removed (id), seen predictions added (id, time), removed (id), seen purchases
- *   added (id, time), removed (id).
+ *   ARGV[5] outbox bytes  ARGV[6] format  ARGV[7..16] item counts of the ten change lists below,
+ *   then the items: payloads added (id, bytes), payloads removed (id), clicks set (id, json),
+ *   clicks removed (id), purchases set (id, json), purchases removed (id), seen predictions added
+ *   (id, time), removed (id), seen purchases added (id, time), removed (id).
  * Returns 1, or -1 when another owner took the partition (epoch changed) or seq is not the next.
  */
 const APPLY = `
@@ -107,25 +106,18 @@ if redis.call('HGET', meta, 'epoch') ~= ARGV[1] then return -1 end
 local seq = tonumber(ARGV[2])
 if tonumber(redis.call('HGET', meta, 'seq') or '0') ~= seq - 1 then return -1 end
 local counts = {}
-for i = 1, 8 do counts[i] = tonumber(ARGV[5 + i]) end
-local a = 14
-for _ = 1, counts[1] do
-  redis.call('HSET', KEYS[2], ARGV[a], ARGV[a + 2])
-  redis.call('ZADD', KEYS[3], ARGV[a + 1], ARGV[a])
-  a = a + 3
-end
-for _ = 1, counts[2] do
-  redis.call('HDEL', KEYS[2], ARGV[a])
-  redis.call('ZREM', KEYS[3], ARGV[a])
-  a = a + 1
-end
-for _ = 1, counts[3] do redis.call('HSET', KEYS[4], ARGV[a], ARGV[a + 1]); a = a + 2 end
-for _ = 1, counts[4] do redis.call('HDEL', KEYS[4], ARGV[a]); a = a + 1 end
-for _ = 1, counts[5] do redis.call('ZADD', KEYS[5], ARGV[a + 1], ARGV[a]); a = a + 2 end
-for _ = 1, counts[6] do redis.call('ZREM', KEYS[5], ARGV[a]); a = a + 1 end
-for _ = 1, counts[7] do redis.call('ZADD', KEYS[6], ARGV[a + 1], ARGV[a]); a = a + 2 end
-for _ = 1, counts[8] do redis.call('ZREM', KEYS[6], ARGV[a]); a = a + 1 end
-redis.call('HSET', meta, 'seq', seq, 'offsets', ARGV[3], 'position', ARGV[4])
+for i = 1, 10 do counts[i] = tonumber(ARGV[6 + i]) end
+local a = 17
+local function set(key, n) for _ = 1, n do redis.call('HSET', key, ARGV[a], ARGV[a + 1]); a = a + 2 end end
+local function del(key, n) for _ = 1, n do redis.call('HDEL', key, ARGV[a]); a = a + 1 end end
+local function zadd(key, n) for _ = 1, n do redis.call('ZADD', key, ARGV[a + 1], ARGV[a]); a = a + 2 end end
+local function zrem(key, n) for _ = 1, n do redis.call('ZREM', key, ARGV[a]); a = a + 1 end end
+set(KEYS[2], counts[1]); del(KEYS[2], counts[2])
+set(KEYS[3], counts[3]); del(KEYS[3], counts[4])
+set(KEYS[4], counts[5]); del(KEYS[4], counts[6])
+zadd(KEYS[5], counts[7]); zrem(KEYS[5], counts[8])
+zadd(KEYS[6], counts[9]); zrem(KEYS[6], counts[10])
+redis.call('HSET', meta, 'seq', seq, 'offsets', ARGV[3], 'position', ARGV[4], 'format', ARGV[6])
 redis.call('SET', KEYS[7], ARGV[5])
 return 1
 `;
@@ -141,26 +133,36 @@ export class StaleOwnerError extends Error {
   }
 }
 
-/** The changes of one batch, collected from the join's journal; netted (open then closed = nothing). */
-export class StateDelta<P extends PendingPrediction> implements JoinJournal<P> {
-  readonly pendingAdded = new Map<string, P>();
-  readonly pendingRemoved = new Set<string>();
-  readonly purchasesAdded = new Map<string, PurchaseRef>();
+/** The changes of one batch, collected from the join's journal; netted (added then removed = nothing). */
+export class StateDelta implements JoinJournal {
+  /** Predictions whose payload must be stored (the service has their bytes). */
+  readonly payloadsAdded = new Set<string>();
+  readonly payloadsRemoved = new Set<string>();
+  readonly clicksSet = new Map<string, StoredClick>();
+  readonly clicksRemoved = new Set<string>();
+  readonly purchasesSet = new Map<string, StoredPurchase>();
   readonly purchasesRemoved = new Set<string>();
   readonly seenAdded: Record<JoinInput, Map<string, number>> = { prediction: new Map(), purchase: new Map() };
   readonly seenRemoved: Record<JoinInput, Set<string>> = { prediction: new Set(), purchase: new Set() };
 
-  opened(prediction: P): void {
-    this.pendingAdded.set(prediction.predictionId, prediction);
+  predictionAdded(prediction: PendingPrediction): void {
+    this.payloadsAdded.add(prediction.predictionId);
   }
-  closed(predictionId: string): void {
-    if (!this.pendingAdded.delete(predictionId)) this.pendingRemoved.add(predictionId);
+  clickChanged(click: StoredClick): void {
+    this.clicksRemoved.delete(click.eventId);
+    this.clicksSet.set(click.eventId, click);
   }
-  purchaseAdded(purchase: PurchaseRef): void {
-    this.purchasesAdded.set(purchase.eventId, purchase);
+  clickForgotten(click: StoredClick): void {
+    if (!this.clicksSet.delete(click.eventId)) this.clicksRemoved.add(click.eventId);
+    for (const { predictionId } of click.predictions)
+      if (!this.payloadsAdded.delete(predictionId)) this.payloadsRemoved.add(predictionId);
+  }
+  purchaseChanged(purchase: StoredPurchase): void {
+    this.purchasesRemoved.delete(purchase.ref.eventId);
+    this.purchasesSet.set(purchase.ref.eventId, purchase);
   }
   purchaseForgotten(eventId: string): void {
-    if (!this.purchasesAdded.delete(eventId)) this.purchasesRemoved.add(eventId);
+    if (!this.purchasesSet.delete(eventId)) this.purchasesRemoved.add(eventId);
   }
   seen(input: JoinInput, id: string, eventTime: number): void {
     this.seenAdded[input].set(id, eventTime);
@@ -170,20 +172,20 @@ export class StateDelta<P extends PendingPrediction> implements JoinJournal<P> {
   }
 }
 
-export interface LoadedState<P extends PendingPrediction> {
+export interface LoadedState {
   epoch: number;
   seq: number;
   offsets: InputOffsets;
   outbox: Outbox | null;
-  snapshot: JoinSnapshot<P> | null;
+  snapshot: JoinSnapshot | null;
 }
 
 export function joinStateKeys(group: string, partition: number) {
   const prefix = `fw:join:{${group}:${partition}}:`;
   return {
     meta: `${prefix}meta`,
-    pending: `${prefix}pending`,
-    deadlines: `${prefix}deadlines`,
+    predictions: `${prefix}predictions`,
+    clicks: `${prefix}clicks`,
     purchases: `${prefix}purchases`,
     seenPredictions: `${prefix}seen:prediction`,
     seenPurchases: `${prefix}seen:purchase`,
@@ -191,16 +193,20 @@ export function joinStateKeys(group: string, partition: number) {
   };
 }
 
+/** Keys an earlier layout of the state used (removed when the state is discarded). */
+function legacyKeys(group: string, partition: number): string[] {
+  const prefix = `fw:join:{${group}:${partition}}:`;
+  return [`${prefix}pending`, `${prefix}deadlines`];
+}
+
 const SCAN_COUNT = 2000;
 
-export class RedisJoinState<P extends PendingPrediction> {
+export class RedisJoinState {
   private readonly redis: Redis & StateCommands;
 
   constructor(
     redis: Redis,
     private readonly group: string,
-    /** Turns a stored prediction payload back into what the join holds. */
-    private readonly decodePending: (payload: Buffer) => Promise<P>,
   ) {
     redis.defineCommand('fwJoinApply', { numberOfKeys: 7, lua: APPLY });
     this.redis = redis as Redis & StateCommands;
@@ -211,38 +217,45 @@ export class RedisJoinState<P extends PendingPrediction> {
   }
 
   /** Takes ownership (a new epoch fences out the previous owner's writes) and reads the state. */
-  async load(partition: number): Promise<LoadedState<P>> {
+  async load(partition: number): Promise<LoadedState> {
     const k = this.keys(partition);
     const epoch = await this.redis.hincrby(k.meta, 'epoch', 1);
-    const [seq, offsets, position] = await this.redis.hmget(k.meta, 'seq', 'offsets', 'position');
+    const [seq, offsets, position, format] = await this.redis.hmget(
+      k.meta,
+      'seq',
+      'offsets',
+      'position',
+      'format',
+    );
     const outboxBytes = await this.redis.getBuffer(k.outbox);
     const outbox = outboxBytes ? decodeOutbox(outboxBytes) : null;
-    if (!position) return { epoch, seq: 0, offsets: {}, outbox: null, snapshot: null };
+    // No state, or one of another layout: as if Redis had lost it (the service replays the inputs).
+    if (!position || format !== STATE_FORMAT)
+      return { epoch, seq: 0, offsets: {}, outbox: null, snapshot: null };
 
-    const open: P[] = [];
-    for await (const entries of this.redis.hscanBufferStream(k.pending, { count: SCAN_COUNT })) {
-      const pairs = entries as Buffer[];
-      for (let i = 1; i < pairs.length; i += 2) open.push(await this.decodePending(pairs[i] as Buffer));
-    }
-    const purchases: PurchaseRef[] = [];
-    for await (const entries of this.redis.hscanStream(k.purchases, { count: SCAN_COUNT })) {
-      const pairs = entries as string[];
-      for (let i = 1; i < pairs.length; i += 2) purchases.push(JSON.parse(pairs[i] as string) as PurchaseRef);
-    }
-    const parsed = JSON.parse(position) as JoinPosition;
+    const parsed = parsePosition(position);
     return {
       epoch,
       seq: Number(seq ?? 0),
       offsets: JSON.parse(offsets ?? '{}') as InputOffsets,
       outbox,
       snapshot: {
-        open,
-        purchases,
+        ...parsed,
+        clicks: await this.scanJson<StoredClick>(k.clicks),
+        purchases: await this.scanJson<StoredPurchase>(k.purchases),
         seenPredictions: await this.scanSeen(k.seenPredictions),
         seenPurchases: await this.scanSeen(k.seenPurchases),
-        ...parsed,
       },
     };
+  }
+
+  private async scanJson<T>(key: string): Promise<T[]> {
+    const out: T[] = [];
+    for await (const entries of this.redis.hscanStream(key, { count: SCAN_COUNT })) {
+      const pairs = entries as string[];
+      for (let i = 1; i < pairs.length; i += 2) out.push(JSON.parse(pairs[i] as string) as T);
+    }
+    return out;
   }
 
   private async scanSeen(key: string): Promise<[string, number][]> {
@@ -257,14 +270,14 @@ export class RedisJoinState<P extends PendingPrediction> {
   /** Forgets a partition's state, keeping its epoch (so fencing still holds). */
   async discard(partition: number): Promise<void> {
     const { meta, ...rest } = this.keys(partition);
-    await this.redis.del(...Object.values(rest));
-    await this.redis.hdel(meta, 'seq', 'offsets', 'position');
+    await this.redis.del(...Object.values(rest), ...legacyKeys(this.group, partition));
+    await this.redis.hdel(meta, 'seq', 'offsets', 'position', 'format');
   }
 
-  /** Payloads of pending predictions (null where unknown). */
+  /** Payloads of held predictions (null where unknown). */
   async payloads(partition: number, ids: string[]): Promise<(Buffer | null)[]> {
     if (ids.length === 0) return [];
-    return this.redis.hmgetBuffer(this.keys(partition).pending, ...ids);
+    return this.redis.hmgetBuffer(this.keys(partition).predictions, ...ids);
   }
 
   /** Writes one batch atomically; throws StaleOwnerError when this process no longer owns it. */
@@ -275,9 +288,8 @@ export class RedisJoinState<P extends PendingPrediction> {
       seq: number;
       offsets: InputOffsets;
       position: JoinPosition;
-      delta: StateDelta<P>;
+      delta: StateDelta;
       payloads: Map<string, Buffer>;
-      windowMs: number;
       messages: OutboxMessage[];
     },
   ): Promise<void> {
@@ -285,13 +297,15 @@ export class RedisJoinState<P extends PendingPrediction> {
     const { delta } = write;
     const outbox = encodeOutbox({ seq: write.seq, offsets: write.offsets, messages: write.messages });
     const items: (string | number | Buffer)[] = [];
-    for (const [id, prediction] of delta.pendingAdded) {
+    for (const id of delta.payloadsAdded) {
       const payload = write.payloads.get(id);
-      if (!payload) throw new Error(`no payload for pending prediction ${id}`);
-      items.push(id, prediction.clickTime + write.windowMs, payload);
+      if (!payload) throw new Error(`no payload for prediction ${id}`);
+      items.push(id, payload);
     }
-    items.push(...delta.pendingRemoved);
-    for (const [id, purchase] of delta.purchasesAdded) items.push(id, JSON.stringify(purchase));
+    items.push(...delta.payloadsRemoved);
+    for (const [id, click] of delta.clicksSet) items.push(id, JSON.stringify(click));
+    items.push(...delta.clicksRemoved);
+    for (const [id, purchase] of delta.purchasesSet) items.push(id, JSON.stringify(purchase));
     items.push(...delta.purchasesRemoved);
     for (const input of ['prediction', 'purchase'] as const) {
       for (const [id, time] of delta.seenAdded[input]) items.push(id, time);
@@ -299,8 +313,8 @@ export class RedisJoinState<P extends PendingPrediction> {
     }
     const result = await this.redis.fwJoinApply(
       k.meta,
-      k.pending,
-      k.deadlines,
+      k.predictions,
+      k.clicks,
       k.purchases,
       k.seenPredictions,
       k.seenPurchases,
@@ -308,11 +322,14 @@ export class RedisJoinState<P extends PendingPrediction> {
       write.epoch,
       write.seq,
       JSON.stringify(write.offsets),
-      JSON.stringify(write.position),
+      stringifyPosition(write.position),
       outbox,
-      delta.pendingAdded.size,
-      delta.pendingRemoved.size,
-      delta.purchasesAdded.size,
+      STATE_FORMAT,
+      delta.payloadsAdded.size,
+      delta.payloadsRemoved.size,
+      delta.clicksSet.size,
+      delta.clicksRemoved.size,
+      delta.purchasesSet.size,
       delta.purchasesRemoved.size,
       delta.seenAdded.prediction.size,
       delta.seenRemoved.prediction.size,
@@ -331,4 +348,17 @@ export class RedisJoinState<P extends PendingPrediction> {
     }
     return total;
   }
+}
+
+/** JSON has no infinities; the position's "nothing yet" times are -Infinity. */
+function stringifyPosition(position: JoinPosition): string {
+  return JSON.stringify(position, (_key, value: unknown) =>
+    value === -Infinity ? '-Infinity' : value === Infinity ? 'Infinity' : value,
+  );
+}
+
+function parsePosition(text: string): JoinPosition {
+  return JSON.parse(text, (_key, value: unknown) =>
+    value === '-Infinity' ? -Infinity : value === 'Infinity' ? Infinity : value,
+  ) as JoinPosition;
 }

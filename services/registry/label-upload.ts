@@ -173,6 +173,7 @@ export function toUploadedExamples(
       purchaseTime: null,
       labelTime: options.now,
       delayMs: null,
+      revision: 0,
     };
     own.push(...findProblems('labeledExample', example, options));
     if (own.length > 0) problems.push({ index, problems: own });

@@ -28,6 +28,8 @@ export interface ScoredBatchBytes {
   /** Predictions per arm. */
   perArm: Record<string, number>;
   sessionsHeld: number;
+  /** Newest event time among the clicks scored (-Infinity when none): the scorer's progress. */
+  maxEventTime: number;
 }
 
 export interface PipelineOptions {
@@ -70,9 +72,12 @@ export class ScoringPipeline {
     );
     const clicks: ClickEvent[] = [];
     const rejected: RawRejection[] = [];
+    let maxEventTime = -Infinity;
     results.forEach((result, index) => {
-      if (result.ok) clicks.push(result.value);
-      else rejected.push({ index, code: result.code, reason: result.reason });
+      if (result.ok) {
+        clicks.push(result.value);
+        if (result.value.eventTime > maxEventTime) maxEventTime = result.value.eventTime;
+      } else rejected.push({ index, code: result.code, reason: result.reason });
     });
 
     await sessions.load(clicks);
@@ -112,6 +117,7 @@ export class ScoringPipeline {
         reviews,
         perArm,
         sessionsHeld: sessions.cachedSessions,
+        maxEventTime,
       },
       recorded: observed.recorded,
     };

@@ -236,6 +236,7 @@ export class Scorer {
       consumerConfig: groupTimeouts(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS),
       partitionsConsumedConcurrently: this.config.FW_SCORER_CONCURRENCY,
       onCrash: (error) => runtime.lifecycle.fail('click consumer', error),
+      commitProgress: { commitIntervalMs: 200 },
       maxRetryDelayMs: runtime.config.FW_RETRY_MAX_BACKOFF_MS,
       // Decoded and validated by the pipeline, off this thread: it returns the messages it refuses.
       handleRaw: async (messages, { topic, partition }) => {
@@ -280,7 +281,9 @@ export class Scorer {
         batchSize.observe(messages.length);
         sessionsHeld.set(parts.at(-1)?.sessionsHeld ?? 0);
         stop();
-        return { rejected };
+        // The joiner reads how far the clicks are scored from the committed offsets' metadata.
+        const maxEventTime = Math.max(...parts.map((part) => part.maxEventTime));
+        return { rejected, ...(Number.isFinite(maxEventTime) ? { maxEventTime } : {}) };
       },
     });
     // Another scorer may have scored (and written) this one's sessions while they were its own.

@@ -47,6 +47,7 @@ export function simulatedFeedback(options: FeedbackOptions & { idPrefix?: string
       purchaseTime: null,
       labelTime: e.clickTime + 1000,
       delayMs: null,
+      revision: 0,
     }));
 }
 

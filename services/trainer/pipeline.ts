@@ -136,7 +136,7 @@ export type SlimExample = Pick<
   | 'weight'
   | 'features'
   | 'labelTime'
->;
+> & { revision?: number };
 
 /**
  * An example reduced to what the pipeline uses, the rest blank: smaller where it is kept (the
@@ -164,6 +164,7 @@ export function slim(e: SlimExample): LabeledExample {
     purchaseEventId: null,
     purchaseTime: null,
     delayMs: null,
+    revision: e.revision ?? 0,
   };
 }
 

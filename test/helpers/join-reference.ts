@@ -19,6 +19,7 @@ export function stream(seed: number, events: number, startTime: number, trafficR
         kind: 'prediction',
         value: {
           predictionId: `p:${c.eventId}`,
+          eventId: c.eventId,
           userId: c.userId,
           itemId: c.itemId,
           sessionId: c.sessionId,
@@ -42,24 +43,36 @@ export function stream(seed: number, events: number, startTime: number, trafficR
   return out;
 }
 
-/** Brute force with full knowledge: purchases in time order, each attributed among unlabeled matches. */
-export function reference(inputs: Input[], config: JoinConfig): Map<string, 0 | 1> {
+/**
+ * Brute force with full knowledge: each purchase credits the latest (`last`), earliest (`first`)
+ * or every (`all`) matching click among all the user's clicks; a click credited by any purchase
+ * is 1, and every prediction of a click gets its label.
+ */
+export function reference(
+  inputs: Input[],
+  config: Pick<JoinConfig, 'windowMs' | 'match' | 'attribution'>,
+): Map<string, 0 | 1> {
   const predictions = inputs.filter((i) => i.kind === 'prediction').map((i) => i.value);
-  const purchases = inputs
-    .filter((i) => i.kind === 'purchase')
-    .map((i) => i.value)
-    .sort((a, b) => a.eventTime - b.eventTime || a.eventId.localeCompare(b.eventId));
-  const labels = new Map<string, 0 | 1>();
-  const matches = (p: PendingPrediction, q: PurchaseRef) =>
-    p.userId === q.userId &&
-    q.eventTime >= p.clickTime &&
-    q.eventTime <= p.clickTime + config.windowMs &&
+  const clicks = new Map<string, PendingPrediction>();
+  for (const p of predictions) if (!clicks.has(p.eventId)) clicks.set(p.eventId, p);
+  const purchases = inputs.filter((i) => i.kind === 'purchase').map((i) => i.value);
+  const credited = new Set<string>();
+  const matches = (c: PendingPrediction, q: PurchaseRef) =>
+    c.userId === q.userId &&
+    q.eventTime >= c.clickTime &&
+    q.eventTime <= c.clickTime + config.windowMs &&
     (config.match === 'any-item' ||
-      (config.match === 'same-item' ? p.itemId === q.itemId : q.sessionId === p.sessionId));
+      (config.match === 'same-item'
+        ? c.itemId === q.itemId
+        : q.sessionId !== null && q.sessionId === c.sessionId));
+  const byUser = new Map<string, PendingPrediction[]>();
+  for (const c of clicks.values()) byUser.set(c.userId, [...(byUser.get(c.userId) ?? []), c]);
   for (const q of purchases) {
-    const candidates = predictions
-      .filter((p) => !labels.has(p.predictionId) && matches(p, q))
-      .sort((a, b) => a.clickTime - b.clickTime || a.predictionId.localeCompare(b.predictionId));
+    const candidates = (byUser.get(q.userId) ?? [])
+      .filter((c) => matches(c, q))
+      .sort(
+        (a, b) => a.clickTime - b.clickTime || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0),
+      );
     if (candidates.length === 0) continue;
     const chosen =
       config.attribution === 'all'
@@ -67,8 +80,7 @@ export function reference(inputs: Input[], config: JoinConfig): Map<string, 0 | 
         : config.attribution === 'first'
           ? [candidates[0]!]
           : [candidates.at(-1)!];
-    for (const p of chosen) labels.set(p.predictionId, 1);
+    for (const c of chosen) credited.add(c.eventId);
   }
-  for (const p of predictions) if (!labels.has(p.predictionId)) labels.set(p.predictionId, 0);
-  return labels;
+  return new Map(predictions.map((p) => [p.predictionId, credited.has(p.eventId) ? 1 : 0]));
 }

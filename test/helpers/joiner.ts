@@ -12,7 +12,7 @@ import type { Input } from './join-reference.js';
 export function predictionRecord(ref: PendingPrediction): Prediction {
   return {
     predictionId: ref.predictionId,
-    eventId: `click:${ref.predictionId}`,
+    eventId: ref.eventId,
     userId: ref.userId,
     sessionId: ref.sessionId,
     itemId: ref.itemId,
@@ -109,6 +109,11 @@ export function joinerTestConfig(
     FW_JOIN_ALLOWED_LATENESS_MS: 5_000,
     FW_JOIN_IDLE_MS: 1_000,
     FW_JOIN_IDLE_LAG_MS: 0,
+    // These tests write predictions themselves (no scorer) and use event times hours old that
+    // the clock may close once the inputs are idle.
+    FW_JOIN_PREDICTION_PROGRESS: 'stream',
+    FW_JOIN_LIVE_LAG_MS: 24 * 3600_000,
+    FW_JOIN_PROGRESS_POLL_MS: 100,
     FW_CONSUMER_SESSION_TIMEOUT_MS: 6_000,
     ...overrides,
   };

@@ -66,6 +66,7 @@ export function sampleRecords(now = Date.now()): RecordTypes {
       purchaseTime: now + 1000,
       labelTime: now + 1000,
       delayMs: 1000,
+      revision: 0,
     },
     humanLabel: {
       labelId: 'l-1',

@@ -22,6 +22,19 @@ import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka
 
 const PARTITIONS = 3;
 
+/** The joiner's topics from a test's own (the scorer's click topic is not used: stream progress). */
+function joinerTopics(
+  names: Record<'predictions' | 'purchases' | 'repartitioned' | 'feedback' | 'dlq', string>,
+) {
+  return {
+    predictions: names.predictions,
+    purchases: names.purchases,
+    repartitioned: names.repartitioned,
+    feedback: names.feedback,
+    deadLetters: names.dlq,
+  };
+}
+
 function assertMatchesReference(labeled: LabeledExample[], inputs: Input[], config: JoinConfig): void {
   const expected = reference(inputs, config);
   const ids = labeled.map((e) => e.predictionId);
@@ -101,7 +114,8 @@ describe('joiner', () => {
 
     for (const match of ['same-item', 'same-session', 'any-item'] as MatchRule[]) {
       it(`labels every prediction exactly once, as the reference does (${match})`, async () => {
-        const out = await topicsFor(['feedback', 'dlq']);
+        // Each run repartitions the shared purchases onto a topic of its own.
+        const out = await topicsFor(['feedback', 'dlq', 'repartitioned']);
         const config = joinerTestConfig({
           FW_JOINER_GROUP: `test.joiner.${out.names.feedback}`,
           FW_JOIN_MATCH: match,
@@ -117,7 +131,12 @@ describe('joiner', () => {
           runtime,
           config,
           http: false,
-          topics: { ...topics.names, feedback: out.names.feedback, deadLetters: out.names.dlq },
+          topics: {
+            ...topics.names,
+            repartitioned: out.names.repartitioned,
+            feedback: out.names.feedback,
+            deadLetters: out.names.dlq,
+          },
         });
         await joiner.start();
         try {
@@ -151,8 +170,8 @@ describe('joiner', () => {
     }
   });
 
-  it('matches purchases that arrive before their prediction or late within the grace period; counts later ones', async () => {
-    const topics = await topicsFor(['predictions', 'purchases', 'feedback', 'dlq']);
+  it('joins purchases that arrive before their prediction, within the grace period, and later (corrected)', async () => {
+    const topics = await topicsFor(['predictions', 'purchases', 'repartitioned', 'feedback', 'dlq']);
     const config = joinerTestConfig({
       FW_JOINER_GROUP: `test.joiner.${topics.names.feedback}`,
       FW_JOIN_IDLE_MS: 3_600_000, // only event time moves the watermark here
@@ -162,6 +181,7 @@ describe('joiner', () => {
       kind: 'prediction',
       value: {
         predictionId: `p${n}`,
+        eventId: `c${n}`,
         userId: 'u', // one user: every step meets in one partition, one watermark
         itemId: `i${n}`,
         sessionId: `s${n}`,
@@ -179,51 +199,72 @@ describe('joiner', () => {
       },
     });
     const collector = await collect(topics.names.feedback);
-    const joiner = new Joiner({ runtime, config, http: false, topics: topics.names });
+    const joiner = new Joiner({ runtime, config, http: false, topics: joinerTopics(topics.names) });
     await joiner.start();
-    let sent = 0;
+    const steps: Input[] = [];
     // Each step is sent once the joiner has taken the one before (arrival order is the point).
     const step = async (input: Input) => {
       await sendInputs(producer, codecs, topics.names, [input]);
-      sent++;
+      steps.push(input);
       const taken = () => {
         const c = joiner.counters();
-        return (c.predictions ?? 0) + (c.purchases ?? 0) >= sent;
+        return (c.predictions ?? 0) + (c.purchases ?? 0) >= steps.length;
       };
       while (!taken()) await once(joiner, 'committed');
     };
     try {
       await step(buy(1, 10)); // the purchase arrives before its click's prediction
       await step(click(1, 0));
-      await step(click(6, 50)); // window ends at 170 s: nothing will match it in time
-      await step(click(2, 186)); // watermark 181 s: q1 is attributed, p6's window closes
-      await step(click(5, 195)); // stream time 195 s, watermark 190 s
+      await step(click(6, 50)); // window ends at 170 s
+      await step(click(2, 186));
+      await step(buy(7, 186)); // the purchases' progress moves too: watermark 181 s, p6 times out
+      await step(click(5, 195));
       await step(buy(2, 192)); // out of order (before 195 s), but within the grace period
       await step(click(4, 250));
-      await step(click(3, 300)); // watermark 295 s
-      await step(buy(4, 260)); // beyond the grace period, but p4's window is still open
-      await step(buy(6, 100)); // beyond the grace period, and p6 was labeled long ago
-      await step(click(9, 1000)); // watermark 995 s closes the rest
-      await collector.atLeast(6);
+      await step(click(3, 300));
+      await step(buy(8, 300)); // watermark 295 s
+      await step(buy(4, 260)); // maybe beyond the grace period by now; p4's window is open either way
+      await collector.until((records) => records.some((r) => r.value.predictionId === 'p6'), 'p6 timed out');
+      await step(buy(6, 100)); // beyond the grace period, after p6 timed out: a correction
+      await step(click(9, 1000));
+      await step(buy(9, 1000)); // watermark 995 s closes the rest (p9 waits for more input)
+      await collector.atLeast(7);
       const c = joiner.counters();
-      assert.equal(c.latePurchases, 2);
-      assert.equal(c.lateUnmatchedPurchases, 1);
+      assert.ok((c.latePurchases ?? 0) >= 1);
+      assert.equal(c.corrections, 1);
+      assert.equal(c.uncorrectable, 0);
     } finally {
       await joiner.stop();
     }
     const labeled = await drainCollector(collector, producer, codecs, topics.names.feedback, PARTITIONS);
-    assert.deepEqual(Object.fromEntries(labeled.map((e) => [e.predictionId, [e.label, e.purchaseEventId]])), {
-      p1: [1, 'q1'],
-      p2: [1, 'q2'],
-      p3: [0, null],
-      p4: [1, 'q4'],
-      p5: [0, null],
-      p6: [0, null],
-    });
+    const latest = new Map<string, LabeledExample>();
+    for (const e of labeled)
+      if ((latest.get(e.predictionId)?.revision ?? -1) < e.revision) latest.set(e.predictionId, e);
+    assert.deepEqual(
+      Object.fromEntries([...latest].map(([id, e]) => [id, [e.label, e.purchaseEventId, e.revision]])),
+      {
+        p1: [1, 'q1', 0],
+        p2: [1, 'q2', 0],
+        p3: [0, null, 0],
+        p4: [1, 'q4', 0],
+        p5: [0, null, 0],
+        p6: [1, 'q6', 1],
+      },
+    );
+    const p6 = labeled.filter((e) => e.predictionId === 'p6').map((e) => [e.exampleId, e.label]);
+    assert.deepEqual(p6, [
+      ['outcome:p6', 0],
+      ['outcome:p6/r1', 1],
+    ]);
+    const expected = reference(steps, joinConfigFrom(config));
+    assert.deepEqual(
+      new Map([...latest].map(([id, e]) => [id, e.label])),
+      new Map([...expected].filter(([id]) => latest.has(id))),
+    );
   });
 
   it('closes thousands of windows of one partition in one transaction, larger than a request', async () => {
-    const topics = await topicsFor(['predictions', 'purchases', 'feedback', 'dlq']);
+    const topics = await topicsFor(['predictions', 'purchases', 'repartitioned', 'feedback', 'dlq']);
     const config = joinerTestConfig({ FW_JOINER_GROUP: `test.joiner.${topics.names.feedback}` });
     const start = Date.now() - 3600_000;
     // One user: one partition; ~8,000 labels of ~200 bytes (1.6 MB) close together when the input goes idle.
@@ -231,6 +272,7 @@ describe('joiner', () => {
       kind: 'prediction',
       value: {
         predictionId: `big-${i}`,
+        eventId: `click-${i}`,
         userId: 'one-user',
         itemId: `i${i}`,
         sessionId: 's',
@@ -239,7 +281,7 @@ describe('joiner', () => {
     }));
     await sendInputs(producer, codecs, topics.names, inputs);
     const collector = await collect(topics.names.feedback);
-    const joiner = new Joiner({ runtime, config, http: false, topics: topics.names });
+    const joiner = new Joiner({ runtime, config, http: false, topics: joinerTopics(topics.names) });
     await joiner.start();
     try {
       await collector.atLeast(8000);
@@ -252,13 +294,13 @@ describe('joiner', () => {
   });
 
   it('replays the inputs when Redis lost the join state: every label comes back, repeats keep their id and label', async () => {
-    const topics = await topicsFor(['predictions', 'purchases', 'feedback', 'dlq']);
+    const topics = await topicsFor(['predictions', 'purchases', 'repartitioned', 'feedback', 'dlq']);
     const config = joinerTestConfig({ FW_JOINER_GROUP: `test.joiner.${topics.names.feedback}` });
     const inputs = stream(41, 2000, Date.now() - 3 * 3600_000, 5).sort((a, b) => timeOf(a) - timeOf(b));
     const expected = reference(inputs, joinConfigFrom(config));
     await sendInputs(producer, codecs, topics.names, inputs, 100);
     const collector = await collect(topics.names.feedback);
-    const first = new Joiner({ runtime, config, http: false, topics: topics.names });
+    const first = new Joiner({ runtime, config, http: false, topics: joinerTopics(topics.names) });
     await first.start();
     try {
       await collector.atLeast(Math.floor(expected.size / 3));
@@ -275,7 +317,7 @@ describe('joiner', () => {
     } finally {
       await redis.quit();
     }
-    const second = new Joiner({ runtime, config, http: false, topics: topics.names });
+    const second = new Joiner({ runtime, config, http: false, topics: joinerTopics(topics.names) });
     await second.start();
     const distinct = () => new Set(collector.records.map((r) => r.value.predictionId)).size;
     try {
@@ -296,7 +338,7 @@ describe('joiner', () => {
   });
 
   it('labels every prediction exactly once while the joiner is killed with SIGKILL six times', async () => {
-    const topics = await topicsFor(['predictions', 'purchases', 'feedback', 'dlq']);
+    const topics = await topicsFor(['predictions', 'purchases', 'repartitioned', 'feedback', 'dlq']);
     const group = `test.joiner.${topics.names.feedback}`;
     const config = joinerTestConfig({ FW_JOINER_GROUP: group });
     const inputs = stream(31, 4000, Date.now() - 3 * 3600_000, 5).sort((a, b) => timeOf(a) - timeOf(b));
@@ -322,11 +364,15 @@ describe('joiner', () => {
           FW_JOIN_ALLOWED_LATENESS_MS: String(config.FW_JOIN_ALLOWED_LATENESS_MS),
           FW_JOIN_IDLE_MS: String(config.FW_JOIN_IDLE_MS),
           FW_JOIN_IDLE_LAG_MS: '0',
+          FW_JOIN_PREDICTION_PROGRESS: 'stream',
+          FW_JOIN_LIVE_LAG_MS: String(config.FW_JOIN_LIVE_LAG_MS),
+          FW_JOIN_PROGRESS_POLL_MS: '100',
           FW_CONSUMER_SESSION_TIMEOUT_MS: '6000',
           // Small batches: many short transactions, so the kills land mid-stream.
           FW_JOINER_MAX_BATCH_BYTES: '8192',
           PREDICTION_TOPIC: topics.names.predictions,
           PURCHASE_TOPIC: topics.names.purchases,
+          REPARTITIONED_TOPIC: topics.names.repartitioned,
           FEEDBACK_TOPIC: topics.names.feedback,
           DLQ_TOPIC: topics.names.dlq,
           CRASH_AFTER_STATE_WRITE: String(crashAfterStateWrite),

@@ -244,7 +244,8 @@ describe('trainer', () => {
     } finally {
       for (const run of runs) if (run.child.exitCode === null) run.child.kill('SIGKILL');
       await admin.disconnect();
-      await own.cleanup();
+      // Topics go at the end: a KafkaJS producer stalls once a topic it wrote to is deleted.
+      cleanups.push(() => own.cleanup());
       await rm(store, { recursive: true, force: true });
     }
   });
@@ -276,6 +277,7 @@ describe('trainer', () => {
         purchaseTime: null,
         labelTime: base[i]!.clickTime + 1000,
         delayMs: null,
+        revision: 0,
       });
       // Reviewers disagree with the outcome on the first ten predictions; their labels come first.
       for (let i = 0; i < 10; i++) {

@@ -1,6 +1,7 @@
 // The outcome join against an independent, brute-force reference that sees every event at once:
-// in order, shuffled within the allowed lateness, for every match rule and attribution; plus
-// late input, duplicates and idle partitions.
+// in order, shuffled within the allowed lateness, with one input lagging far behind, for every
+// match rule and attribution; plus late input with re-attribution and corrections, predictions
+// sharing a click, duplicates, the idle rule live and in a replay, and restore from the journal.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Random } from '../../services/common/random.js';
@@ -10,10 +11,13 @@ import {
   type Attribution,
   type JoinConfig,
   type JoinDecision,
+  type JoinInput,
   type JoinJournal,
   type MatchRule,
   type PendingPrediction,
   type PurchaseRef,
+  type StoredClick,
+  type StoredPurchase,
 } from '../../services/joiner/join.js';
 import { reference, stream, timeOf, type Input } from '../helpers/join-reference.js';
 
@@ -25,28 +29,92 @@ const base: JoinConfig = {
   attribution: 'last',
   idleMs: 30_000,
   idleLagMs: 5_000,
+  liveLagMs: 5 * 60_000,
+  retentionMs: 10 * 60_000,
 };
 
-function run(inputs: Input[], config: JoinConfig) {
-  const join = new PartitionJoin<PendingPrediction>(config);
-  const decisions: JoinDecision<PendingPrediction>[] = [];
-  // Input arrives at wall-clock time 1; the closing tick below comes long after (idle).
-  const wall = 1;
-  for (const input of inputs) {
-    decisions.push(
-      ...(input.kind === 'prediction'
-        ? join.addPrediction(input.value, wall)
-        : join.addPurchase(input.value, wall)),
-    );
+/**
+ * Drives a join as the service does with stream progress: each input's progress is the latest
+ * event time read on it, at a wall clock that follows event time (a live stream).
+ */
+class Driver {
+  readonly join: PartitionJoin;
+  readonly decisions: JoinDecision[] = [];
+
+  constructor(config: JoinConfig, journal?: JoinJournal) {
+    this.join = new PartitionJoin(config);
+    if (journal) this.join.journal = journal;
   }
-  // The input stops: after the idle time, wall-clock time closes the remaining windows.
-  decisions.push(
-    ...join.tick(
-      Math.max(...inputs.map(timeOf)) + config.windowMs + config.allowedLatenessMs + config.idleLagMs + 1,
-    ),
-  );
-  return { join, decisions, labels: new Map(decisions.map((d) => [d.prediction.predictionId, d.label])) };
+
+  feed(inputs: Input[], progress: JoinInput[] = ['prediction', 'purchase']): this {
+    for (const input of inputs) {
+      this.decisions.push(
+        ...(input.kind === 'prediction'
+          ? this.join.addPrediction(input.value)
+          : this.join.addPurchase(input.value)),
+      );
+      for (const which of progress) this.progress(which, false);
+    }
+    return this;
+  }
+
+  progress(input: JoinInput, idle: boolean, wall = this.join.times[input]): this {
+    const time = this.join.times[input];
+    if (Number.isFinite(time) || idle)
+      this.decisions.push(
+        ...this.join.setProgress(input, { time, idle }, Number.isFinite(wall) ? wall : START),
+      );
+    return this;
+  }
+
+  /** Both inputs complete up to START + t (as an upstream's progress says). */
+  at(t: number): this {
+    for (const input of ['prediction', 'purchase'] as const)
+      this.decisions.push(...this.join.setProgress(input, { time: START + t, idle: false }, START + t));
+    return this;
+  }
+
+  /** Both inputs go idle; long after, the clock closes the remaining windows. */
+  finish(): this {
+    const config = this.join.config;
+    const last = Math.max(this.join.times.prediction, this.join.times.purchase);
+    this.progress('prediction', true, last).progress('purchase', true, last);
+    this.decisions.push(
+      ...this.join.tick(last + config.windowMs + config.allowedLatenessMs + config.idleLagMs + 1),
+    );
+    return this;
+  }
+
+  /** The latest label of each prediction (corrections replace earlier ones). */
+  get labels(): Map<string, 0 | 1> {
+    const latest = new Map<string, JoinDecision>();
+    for (const d of this.decisions) {
+      const seen = latest.get(d.prediction.predictionId);
+      if (!seen || d.revision > seen.revision) latest.set(d.prediction.predictionId, d);
+    }
+    return new Map([...latest].map(([id, d]) => [id, d.label]));
+  }
 }
+
+const click = (id: string, t: number, item = 'i1', eventId = id): PendingPrediction => ({
+  predictionId: id,
+  eventId,
+  userId: 'u',
+  itemId: item,
+  sessionId: 's',
+  clickTime: START + t,
+});
+const buy = (id: string, t: number, item = 'i1'): PurchaseRef => ({
+  eventId: id,
+  userId: 'u',
+  itemId: item,
+  sessionId: 's',
+  eventTime: START + t,
+});
+const p = (value: PendingPrediction): Input => ({ kind: 'prediction', value });
+const q = (value: PurchaseRef): Input => ({ kind: 'purchase', value });
+const shown = (decisions: JoinDecision[]) =>
+  decisions.map((d) => [d.prediction.predictionId, d.label, d.revision, d.late]);
 
 describe('outcome join', () => {
   const inputs = stream(11, 6000, START).sort((a, b) => timeOf(a) - timeOf(b));
@@ -55,12 +123,13 @@ describe('outcome join', () => {
     for (const attribution of ['last', 'first', 'all'] as Attribution[]) {
       it(`in event-time order equals the reference (${match}, ${attribution})`, () => {
         const config = { ...base, match, attribution };
-        const { labels, decisions, join } = run(inputs, config);
+        const driver = new Driver(config).feed(inputs).finish();
         const expected = reference(inputs, config);
-        assert.equal(decisions.length, expected.size, 'every prediction labeled exactly once');
-        assert.deepEqual(labels, expected);
-        assert.ok(join.counters.positives > 0 && join.counters.negatives > 0);
-        assert.equal(join.openCount, 0);
+        assert.equal(driver.decisions.length, expected.size, 'every prediction labeled exactly once');
+        assert.deepEqual(driver.labels, expected);
+        assert.ok(driver.join.counters.positives > 0 && driver.join.counters.negatives > 0);
+        assert.equal(driver.join.openCount, 0);
+        assert.equal(driver.join.counters.corrections, 0);
       });
     }
   }
@@ -72,80 +141,111 @@ describe('outcome join', () => {
       .sort((a, b) => a.arrival - b.arrival)
       .map((x) => x.e);
     assert.notDeepEqual(jittered, inputs, 'the order really changed');
-    const { labels, join } = run(jittered, base);
-    assert.deepEqual(labels, reference(inputs, base));
-    assert.equal(join.counters.latePredictions + join.counters.latePurchases, 0);
+    const driver = new Driver(base).feed(jittered).finish();
+    assert.deepEqual(driver.labels, reference(inputs, base));
+    assert.equal(driver.join.counters.latePredictions + driver.join.counters.latePurchases, 0);
   });
 
-  it('handles late input: counted, used where the window is still open, never silently dropped', () => {
-    const join = new PartitionJoin<PendingPrediction>(base);
-    const click = (id: string, t: number, item = 'i1'): PendingPrediction => ({
-      predictionId: id,
-      userId: 'u',
-      itemId: item,
-      sessionId: 's',
-      clickTime: t,
-    });
-    const buy = (id: string, t: number, item = 'i1'): PurchaseRef => ({
-      eventId: id,
-      userId: 'u',
-      itemId: item,
-      sessionId: 's',
-      eventTime: t,
-    });
-    const out: JoinDecision<PendingPrediction>[] = [];
-    out.push(...join.addPrediction(click('a', START), 1));
-    out.push(...join.addPrediction(click('b', START + 1000, 'i2'), 1));
-    // Stream time moves 5 minutes on: both windows (10 min) still open.
-    out.push(...join.addPrediction(click('x', START + 300_000, 'other'), 1));
-    // A purchase from 4 minutes ago, beyond the allowed lateness, for b: still matches, late.
-    out.push(...join.addPurchase(buy('q1', START + 60_000, 'i2'), 1));
-    assert.deepEqual(
-      out.map((d) => [d.prediction.predictionId, d.label, d.late]),
-      [['b', 1, true]],
+  it('gives the same labels when purchases lag the predictions by three times the allowed lateness', () => {
+    // What a replay, a slow purchase feed or a scorer catching up looks like: the lagging input's
+    // progress is behind, and it holds the watermark back instead of turning positives into 0.
+    const lag = 3 * base.allowedLatenessMs;
+    const arrival = (e: Input) => timeOf(e) + (e.kind === 'purchase' ? lag : 0);
+    const lagged = [...inputs].sort((a, b) => arrival(a) - arrival(b));
+    const driver = new Driver(base).feed(lagged).finish();
+    assert.deepEqual(driver.labels, reference(inputs, base));
+    assert.equal(driver.join.counters.latePurchases + driver.join.counters.latePredictions, 0);
+  });
+
+  it('gives the live labels when a replay reads every prediction before any purchase', () => {
+    const driver = new Driver(base);
+    const predictions = inputs.filter((i) => i.kind === 'prediction');
+    // Purchases have not started: their progress is nowhere, so nothing is decided.
+    driver.feed(predictions, ['prediction']);
+    assert.equal(driver.decisions.length, 0, 'no window closes while purchases are behind');
+    driver.feed(
+      inputs.filter((i) => i.kind === 'purchase'),
+      ['purchase'],
     );
-    // Stream time passes a's window: a times out.
-    out.push(...join.addPrediction(click('y', START + 12 * 60_000, 'other'), 1));
-    assert.deepEqual(
-      out.at(-1) && [out.at(-1)!.prediction.predictionId, out.at(-1)!.label, out.at(-1)!.source],
-      ['a', 0, 'timeout'],
+    driver.finish();
+    assert.equal(driver.join.counters.latePurchases, 0);
+    assert.deepEqual(driver.labels, reference(inputs, base));
+  });
+
+  it('matches a click that arrives behind the watermark against the purchases already attributed', () => {
+    // The case that used to give 0: purchase at 10 s, watermark past it, then the click of 9 s.
+    const driver = new Driver({ ...base, allowedLatenessMs: 1000 });
+    driver.feed([q(buy('q1', 10_000))], []).at(13_000);
+    assert.ok(driver.join.watermark > START + 10_000, 'the purchase is behind the watermark');
+    driver.feed([p(click('c', 9_000))], []);
+    assert.deepEqual(shown(driver.decisions), [['c', 1, 0, true]]);
+    assert.equal(driver.join.counters.latePredictions, 1);
+    assert.deepEqual(driver.decisions[0]?.purchase?.eventId, 'q1');
+  });
+
+  it('re-attributes under last: a late click takes the purchase, the click that loses it is corrected', () => {
+    const driver = new Driver({ ...base, allowedLatenessMs: 1000 });
+    driver.feed([p(click('a', 0)), q(buy('q', 30_000))], []).at(40_000);
+    assert.deepEqual(shown(driver.decisions), [['a', 1, 0, false]]);
+    // b (20 s) is later than a and before q: by `last`, q credits b, and a has nothing left.
+    driver.feed([p(click('b', 20_000))], []);
+    assert.deepEqual(shown(driver.decisions.slice(1)), [['b', 1, 0, true]]);
+    // a's window is still open: it waits again, and at its end gets 0 as a correction.
+    driver.at(11 * 60_000);
+    const corrections = driver.decisions.filter((d) => d.revision > 0);
+    assert.deepEqual(shown(corrections), [['a', 0, 1, false]]);
+    assert.equal(driver.join.counters.corrections, 1);
+    const inputsSoFar = [click('a', 0), buy('q', 30_000), click('b', 20_000)];
+    const expected = reference(
+      inputsSoFar.map((v) => ('predictionId' in v ? p(v) : q(v))),
+      base,
     );
-    // The purchase that would have matched a arrives after a was decided: late, unmatched, counted.
-    join.addPurchase(buy('q2', START + 30_000), 1);
-    assert.equal(join.counters.latePurchases, 2);
-    assert.equal(join.counters.lateUnmatchedPurchases, 1);
-    // A prediction whose window closed before it arrived is decided at once against held purchases.
-    const lateClick = join.addPrediction(click('c', START + 50_000, 'i2'), 1);
-    assert.deepEqual(
-      lateClick.map((d) => [d.prediction.predictionId, d.label, d.late]),
-      [['c', 1, true]],
-    );
-    assert.equal(join.counters.latePredictions, 1);
+    assert.equal(driver.labels.get('a'), expected.get('a'));
+    assert.equal(driver.labels.get('b'), expected.get('b'));
+  });
+
+  it('corrects a timeout when its purchase arrives after the window closed, within the retention', () => {
+    const driver = new Driver({ ...base, allowedLatenessMs: 1000 });
+    driver.feed([p(click('a', 0))], []).at(11 * 60_000);
+    assert.deepEqual(shown(driver.decisions), [['a', 0, 0, false]]);
+    driver.feed([q(buy('q', 5 * 60_000))], []);
+    assert.deepEqual(shown(driver.decisions.slice(1)), [['a', 1, 1, true]]);
+    assert.equal(driver.join.counters.latePurchases, 1);
+    assert.equal(driver.join.counters.uncorrectable, 0);
+    // Far beyond the retention the state is gone: counted as uncorrectable.
+    driver.at(3 * 60 * 60_000).feed([q(buy('q-old', 60_000, 'gone'))], []);
+    assert.equal(driver.join.counters.uncorrectable, 1);
+  });
+
+  it('gives every prediction of one click the same label (the served one and a shadow)', () => {
+    const driver = new Driver(base).feed([
+      p(click('served', 0, 'i1', 'c1')),
+      p(click('shadow', 0, 'i1', 'c1')),
+      q(buy('q1', 60_000)),
+    ]);
+    driver.finish();
+    assert.deepEqual(Object.fromEntries(driver.labels), { served: 1, shadow: 1 });
   });
 
   it('ignores duplicate predictions and purchases, and counts them', () => {
     const doubled = inputs.flatMap((e, i) => (i % 7 === 0 ? [e, e] : [e]));
-    const { labels, join } = run(doubled, base);
-    assert.deepEqual(labels, reference(inputs, base));
-    assert.ok(join.counters.duplicatePredictions > 0);
-    assert.ok(join.counters.duplicatePurchases >= 0);
-    assert.equal(
-      join.counters.duplicatePredictions + join.counters.duplicatePurchases,
-      doubled.length - inputs.length,
-    );
+    const driver = new Driver(base).feed(doubled).finish();
+    assert.deepEqual(driver.labels, reference(inputs, base));
+    const c = driver.join.counters;
+    assert.ok(c.duplicatePredictions > 0);
+    assert.equal(c.duplicatePredictions + c.duplicatePurchases, doubled.length - inputs.length);
   });
 
   it('gives the decisions of one step in label-time order, so each stretch has both classes', () => {
     // Lateness longer than the stream: nothing is decided until the idle tick decides it all.
     const span = timeOf(inputs.at(-1)!) - timeOf(inputs[0]!);
-    const { decisions } = run(inputs, { ...base, allowedLatenessMs: span + base.windowMs });
+    const config = { ...base, allowedLatenessMs: span + base.windowMs, liveLagMs: Infinity };
+    const { decisions } = new Driver(config).feed(inputs).finish();
     const labelTimes = decisions.map((d) => labelTimeOf(d.purchase, d.prediction.clickTime, base.windowMs));
     assert.deepEqual(
       labelTimes,
       [...labelTimes].sort((a, b) => a - b),
     );
-    // While clicks and purchases both flow (label times from one window in to the last input),
-    // purchases and timeouts alternate: each half of that stretch has its share of positives.
     const end = timeOf(inputs.at(-1)!);
     const steady = decisions.filter(
       (d, i) => labelTimes[i]! >= START + base.windowMs && labelTimes[i]! <= end,
@@ -156,87 +256,84 @@ describe('outcome join', () => {
     assert.ok(early > 0.6 * late && late > 0.6 * early, `positives in each half: ${early}, ${late}`);
   });
 
-  it('closes the windows of an idle partition by wall-clock time, and only once it is idle', () => {
-    const join = new PartitionJoin<PendingPrediction>(base);
+  it('closes windows by the clock only when every input is idle and the stream is live', () => {
+    const join = new PartitionJoin(base);
     const now = Date.now();
-    join.addPrediction({ predictionId: 'p', userId: 'u', itemId: 'i', sessionId: 's', clickTime: now }, now);
-    assert.deepEqual(join.tick(now + 1000), [], 'not idle yet: input arrived a second ago');
-    assert.deepEqual(join.tick(now + base.idleMs), [], 'idle, but the window is not over');
-    const later = now + base.windowMs + base.allowedLatenessMs + base.idleLagMs;
-    const closed = join.tick(later + 1);
-    assert.deepEqual(
-      closed.map((d) => [d.prediction.predictionId, d.label]),
-      [['p', 0]],
-    );
+    join.addPrediction({ ...click('p', 0), clickTime: now });
+    join.setProgress('prediction', { time: now, idle: false }, now);
+    const later = now + base.windowMs + base.allowedLatenessMs + base.idleLagMs + 1;
+    assert.deepEqual(join.tick(later), [], 'the predictions are not idle');
+    join.setProgress('prediction', { time: now, idle: true }, now + base.idleMs);
+    assert.deepEqual(join.tick(later), [], 'purchases are not idle');
+    join.setProgress('purchase', { time: -Infinity, idle: true }, now + base.idleMs);
+    assert.deepEqual(shown(join.tick(later)), [['p', 0, 0, false]]);
   });
 
-  it('gives the live labels when a replay reads all predictions before any purchase', () => {
-    const join = new PartitionJoin<PendingPrediction>(base);
-    const decisions: JoinDecision<PendingPrediction>[] = [];
-    // Both inputs have a backlog: neither is caught up, so stream time is the slower one's.
-    join.setCaughtUp('prediction', false);
-    join.setCaughtUp('purchase', false);
-    for (const input of inputs.filter((i) => i.kind === 'prediction'))
-      decisions.push(...join.addPrediction(input.value, 1));
-    assert.equal(decisions.length, 0, 'no window closes while purchases are behind');
-    for (const input of inputs.filter((i) => i.kind === 'purchase'))
-      decisions.push(...join.addPurchase(input.value, 1));
-    decisions.push(...join.setCaughtUp('purchase', true), ...join.setCaughtUp('prediction', true));
-    decisions.push(...join.tick(Math.max(...inputs.map(timeOf)) + 2 * base.windowMs));
-    assert.equal(join.counters.latePurchases, 0);
-    assert.deepEqual(
-      new Map(decisions.map((d) => [d.prediction.predictionId, d.label])),
-      reference(inputs, base),
-    );
+  it('never closes windows by the clock in a replay of history: a pause loses nothing', () => {
+    // History from a month ago, read as fast as possible, pausing for hours in the middle.
+    const old = stream(12, 3000, Date.now() - 30 * 24 * 3600_000).sort((a, b) => timeOf(a) - timeOf(b));
+    const join = new PartitionJoin(base);
+    const decisions: JoinDecision[] = [];
+    const wall = () => Date.now();
+    const read = (part: Input[]) => {
+      for (const e of part) {
+        decisions.push(
+          ...(e.kind === 'prediction' ? join.addPrediction(e.value) : join.addPurchase(e.value)),
+        );
+        for (const input of ['prediction', 'purchase'] as const)
+          if (Number.isFinite(join.times[input]))
+            decisions.push(...join.setProgress(input, { time: join.times[input], idle: false }, wall()));
+      }
+    };
+    read(old.slice(0, 1500));
+    // The replay pauses: both inputs idle, hours of wall clock pass.
+    for (const input of ['prediction', 'purchase'] as const)
+      decisions.push(...join.setProgress(input, { time: join.times[input], idle: true }, wall()));
+    decisions.push(...join.tick(wall() + 6 * 3600_000));
+    read(old.slice(1500));
+    for (const input of ['prediction', 'purchase'] as const)
+      decisions.push(
+        ...join.setProgress(input, { time: join.times[input] + 2 * base.windowMs, idle: false }, wall()),
+      );
+    assert.equal(join.counters.latePredictions + join.counters.latePurchases, 0);
+    const labels = new Map(decisions.map((d) => [d.prediction.predictionId, d.label]));
+    assert.deepEqual(labels, reference(old, base));
   });
 
   it('restored from its journal, continues exactly as if never stopped', () => {
     // A durable copy kept only from journal calls, as the joiner's Redis state is.
-    const open = new Map<string, PendingPrediction>();
-    const purchases = new Map<string, PurchaseRef>();
+    const clicks = new Map<string, StoredClick>();
+    const purchases = new Map<string, StoredPurchase>();
     const seen = { prediction: new Map<string, number>(), purchase: new Map<string, number>() };
-    const journal: JoinJournal<PendingPrediction> = {
-      opened: (p) => open.set(p.predictionId, p),
-      closed: (id) => open.delete(id),
-      purchaseAdded: (q) => purchases.set(q.eventId, q),
+    const journal: JoinJournal = {
+      predictionAdded: () => undefined,
+      clickChanged: (c) => clicks.set(c.eventId, c),
+      clickForgotten: (c) => clicks.delete(c.eventId),
+      purchaseChanged: (c) => purchases.set(c.ref.eventId, c),
       purchaseForgotten: (id) => purchases.delete(id),
       seen: (input, id, time) => seen[input].set(id, time),
       forgotten: (input, id) => seen[input].delete(id),
     };
     const config = { ...base, attribution: 'all' as const };
-    const first = new PartitionJoin<PendingPrediction>(config);
-    first.journal = journal;
-    const feed = (join: PartitionJoin<PendingPrediction>, part: Input[]) =>
-      part.flatMap((e) =>
-        e.kind === 'prediction' ? join.addPrediction(e.value, 1) : join.addPurchase(e.value, 1),
-      );
     const cut = Math.floor(inputs.length * 0.6);
-    const before = feed(first, inputs.slice(0, cut));
-    const restored = new PartitionJoin<PendingPrediction>(config);
-    restored.restore(
-      {
-        open: [...open.values()],
-        purchases: [...purchases.values()],
-        seenPredictions: [...seen.prediction],
-        seenPurchases: [...seen.purchase],
-        streamTimes: { ...first.times },
-        watermark: first.watermark,
-        lastPrune: first.pruneMark,
-        counters: { ...first.counters },
-      },
-      1,
-    );
-    assert.equal(restored.openCount, first.openCount);
+    const first = new Driver(config, journal).feed(inputs.slice(0, cut));
+    const restored = new Driver(config);
+    restored.join.restore({
+      ...first.join.snapshotPosition(),
+      clicks: [...clicks.values()],
+      purchases: [...purchases.values()],
+      seenPredictions: [...seen.prediction],
+      seenPurchases: [...seen.purchase],
+    });
+    assert.equal(restored.join.openCount, first.join.openCount);
     // Replayed input (a duplicate after the restart) is recognised, then the rest continues.
-    assert.deepEqual(feed(restored, inputs.slice(cut - 50, cut)), []);
-    const after = feed(restored, inputs.slice(cut));
-    const end = Math.max(...inputs.map(timeOf)) + 2 * config.windowMs;
-    after.push(...restored.tick(end));
-    const uninterrupted = run(inputs, config);
-    const labels = new Map([...before, ...after].map((d) => [d.prediction.predictionId, d.label]));
-    assert.equal(before.length + after.length, uninterrupted.decisions.length);
-    assert.deepEqual(labels, uninterrupted.labels);
-    assert.equal(restored.counters.positives, uninterrupted.join.counters.positives);
-    assert.equal(purchases.size < inputs.length / 5, true, 'old purchases were forgotten');
+    restored.feed(inputs.slice(cut - 50, cut));
+    assert.deepEqual(restored.decisions, []);
+    restored.feed(inputs.slice(cut)).finish();
+    const uninterrupted = new Driver(config).feed(inputs).finish();
+    assert.equal(first.decisions.length + restored.decisions.length, uninterrupted.decisions.length);
+    assert.deepEqual(new Map([...first.labels, ...restored.labels]), uninterrupted.labels);
+    assert.equal(restored.join.counters.positives, uninterrupted.join.counters.positives);
+    assert.ok(purchases.size < inputs.length / 5, 'old purchases were forgotten');
   });
 });

@@ -31,6 +31,7 @@ function outcome(predictionId: string, label: number): LabeledExample {
     purchaseTime: label ? T + 1000 : null,
     labelTime: T + 1000,
     delayMs: label ? 1000 : null,
+    revision: 0,
   };
 }
 function human(predictionId: string, label: number, labelerId = 'ann', at = T + 500): HumanLabel {

@@ -86,13 +86,13 @@ function consume<K extends RecordKind>(kind: K, value: RecordTypes[K]): number[]
     }
     case 'purchase': {
       const join = new PartitionJoin();
-      join.addPurchase(purchaseRef(value as RecordTypes['purchase']), NOW);
+      join.addPurchase(purchaseRef(value as RecordTypes['purchase']));
       return [join.watermark].filter(Number.isFinite);
     }
     case 'prediction': {
       const prediction = value as RecordTypes['prediction'];
       const join = new PartitionJoin();
-      join.addPrediction(pendingRef(prediction), NOW);
+      join.addPrediction(pendingRef(prediction));
       const example = toLabeledExample(
         prediction,
         { label: 0, source: 'timeout', purchase: null },

@@ -1,0 +1,84 @@
+// How far each join input is complete, from the stage that wrote it (pure, fed by samples the
+// service takes from Kafka). An upstream stage (the scorer on the click topic, the repartitioner
+// on the purchase topic) commits, per source partition, its offset and the newest event time it
+// took (stream-progress.ts), only after its outputs are acknowledged. So once the joiner has read
+// its input partition up to that partition's end offset read *after* those commits, every output
+// of the records before them is in; and a record the stage has not taken yet has an event time no
+// older than that partition's newest time minus the allowed lateness, unless it is late within
+// its own source partition. The input is complete up to the least such time over the source
+// partitions that are not idle (caught up with their topic for `idleMs`, or never written to: as
+// in Flink, an idle source does not hold the others back). A lagging or stopped stage holds the join back instead
+// of letting the other input run ahead of it.
+import type { InputProgress } from './join.js';
+
+/** One reading of an upstream stage and of the topic it writes. */
+export interface UpstreamSample {
+  /** Wall clock when the committed offsets were read (before the end offsets). */
+  at: number;
+  /** Per source partition: the stage's committed offset and progress, and the partition's end. */
+  sources: { partition: number; committed: bigint | null; time: number; end: bigint }[];
+  /** End offset of each partition of the topic the stage writes, read after the commits. */
+  derivedEnds: ReadonlyMap<number, bigint>;
+}
+
+interface Reading {
+  derivedEnds: ReadonlyMap<number, bigint>;
+  progress: InputProgress;
+}
+
+export class UpstreamProgress {
+  /** Newest progress seen per source partition (a new owner may commit less for a while). */
+  private readonly times = new Map<number, number>();
+  /** Since when each source partition has been caught up (absent: it is not). */
+  private readonly caughtUpSince = new Map<number, number>();
+  /** Readings, oldest first; only the newest one a partition has read past is kept per use. */
+  private readings: Reading[] = [];
+
+  constructor(private readonly idleMs: number) {}
+
+  add(sample: UpstreamSample): void {
+    const active: number[] = [];
+    let newest = -Infinity;
+    for (const source of sample.sources) {
+      const time = Math.max(this.times.get(source.partition) ?? -Infinity, source.time);
+      this.times.set(source.partition, time);
+      if (time > newest) newest = time;
+      // Nothing committed on an empty partition: nothing to wait for either.
+      const caughtUp = (source.committed ?? 0n) >= source.end;
+      if (!caughtUp) this.caughtUpSince.delete(source.partition);
+      else if (!this.caughtUpSince.has(source.partition)) this.caughtUpSince.set(source.partition, sample.at);
+      // A partition never written to is idle at once; one that was waits `idleMs` in step.
+      const idle =
+        source.end === 0n ||
+        (caughtUp && sample.at - (this.caughtUpSince.get(source.partition) as number) >= this.idleMs);
+      if (!idle) active.push(time);
+    }
+    const progress: InputProgress =
+      active.length > 0 ? { time: Math.min(...active), idle: false } : { time: newest, idle: true };
+    this.readings.push({ derivedEnds: sample.derivedEnds, progress });
+    // Bounded, and spaced out with age: a partition far behind (a backlog) still finds a reading
+    // it has read past, a little older than it could be.
+    if (this.readings.length > 64) {
+      const old = this.readings.slice(0, 32).filter((_, i) => i % 2 === 0);
+      this.readings = [...old, ...this.readings.slice(32)];
+    }
+  }
+
+  /**
+   * The progress of input partition `partition` once read up to `fetched` (the next offset it
+   * will read): the newest reading whose end offset it has reached; null while it reached none.
+   */
+  progressFor(partition: number, fetched: bigint): InputProgress | null {
+    for (let i = this.readings.length - 1; i >= 0; i--) {
+      const reading = this.readings[i] as Reading;
+      const end = reading.derivedEnds.get(partition);
+      if (end !== undefined && fetched >= end) return reading.progress;
+    }
+    return null;
+  }
+
+  /** The newest reading's progress over all sources (for metrics). */
+  get latest(): InputProgress | null {
+    return this.readings.at(-1)?.progress ?? null;
+  }
+}
