@@ -1,6 +1,7 @@
 // `flywheel dlq`: the newest dead letters, one line each, for an operator to see what broke.
 import { readTopicToEnd } from '../common/read-topic.js';
 import { createRuntime } from '../common/runtime.js';
+import { errorMessage } from '../common/errors.js';
 import { TOPICS } from '../common/topics.js';
 import { numberFlag, parseFlags } from './args.js';
 
@@ -9,7 +10,18 @@ export async function runDlq(args: string[]): Promise<number> {
   const count = numberFlag(values.count, 'count', 20, 1);
   const runtime = createRuntime('dlq');
   const messages = await readTopicToEnd(runtime.kafka, TOPICS.deadLetters);
-  const letters = await Promise.all(messages.map((m) => runtime.codecs.deadLetter.decode(m.value)));
+  // One record that does not decode must not hide the others: it is listed as undecodable.
+  const decoded = await Promise.all(
+    messages.map(async (m) => {
+      try {
+        return { letter: await runtime.codecs.deadLetter.decode(m.value) };
+      } catch (error) {
+        return { undecodable: { partition: m.partition, offset: m.offset, reason: errorMessage(error) } };
+      }
+    }),
+  );
+  const letters = decoded.flatMap((d) => (d.letter ? [d.letter] : []));
+  const undecodable = decoded.flatMap((d) => (d.undecodable ? [d.undecodable] : []));
   const newest = letters.sort((a, b) => a.failedAt - b.failedAt).slice(-count);
   const byCode = new Map<string, number>();
   for (const letter of letters) byCode.set(letter.errorCode, (byCode.get(letter.errorCode) ?? 0) + 1);
@@ -30,8 +42,18 @@ export async function runDlq(args: string[]): Promise<number> {
       );
     }
   }
+  for (const u of undecodable) {
+    if (values.json) console.log(JSON.stringify({ undecodable: true, topic: TOPICS.deadLetters, ...u }));
+    else
+      console.log(
+        `(undecodable)  ${`${TOPICS.deadLetters}/${u.partition}@${u.offset}`.padEnd(28)}  ${u.reason}`,
+      );
+  }
   console.log(
-    `\n${letters.length} dead letters: ${[...byCode].map(([code, n]) => `${code} ${n}`).join(', ') || 'none'}`,
+    `\n${letters.length} dead letters: ${[...byCode].map(([code, n]) => `${code} ${n}`).join(', ') || 'none'}` +
+      (undecodable.length > 0
+        ? `; ${undecodable.length} records of ${TOPICS.deadLetters} do not decode`
+        : ''),
   );
   return 0;
 }

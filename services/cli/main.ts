@@ -33,7 +33,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   topics: {
     summary: 'create every Flywheel topic (idempotent) or list them',
-    usage: 'flywheel topics ensure|list',
+    usage: 'flywheel topics ensure|list [--records]',
     run: runTopics,
   },
   simulate: {
@@ -96,7 +96,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   dlq: {
     summary: 'show the newest dead letters with their reasons',
-    usage: 'flywheel dlq [--count N]',
+    usage: 'flywheel dlq [--count N] [--json]',
     run: runDlq,
   },
 };

@@ -337,8 +337,12 @@ export class RecordConsumer<S extends Subscriptions> {
       this.log.error({ err: payload.error, restart: payload.restart }, 'consumer crashed');
       if (!payload.restart) this.options.onCrash?.(payload.error);
     });
-    this.consumer.on(GROUP_JOIN, () => {
+    this.consumer.on(GROUP_JOIN, ({ payload }) => {
       this.running = true;
+      // A commit still pending for a partition now another member's would overwrite its progress.
+      const assignment = payload.memberAssignment as Record<string, number[] | undefined>;
+      for (const [key, c] of this.pendingCommits)
+        if (!(assignment[c.topic] ?? []).includes(c.partition)) this.pendingCommits.delete(key);
     });
     this.consumer.on(STOP, () => {
       this.running = false;
@@ -395,7 +399,13 @@ export class RecordConsumer<S extends Subscriptions> {
       // A rebalance moved the partition (its next owner resumes from the last commit: at least
       // once, as always), or Kafka is away: put them back for the next flush unless newer came.
       for (const [key, c] of commits) if (!this.pendingCommits.has(key)) this.pendingCommits.set(key, c);
-      this.log.warn({ err: error }, 'committing offsets with progress failed; trying again with the next');
+      this.log.warn({ err: error }, 'committing offsets with progress failed; trying again');
+      // Tried again even if no batch comes: downstream waits for this progress.
+      if (!this.stopping)
+        this.commitTimer ??= setTimeout(
+          () => void this.flushProgress(),
+          Math.max(100, this.options.commitProgress?.commitIntervalMs ?? 0),
+        );
     }
   }
 

@@ -1,7 +1,7 @@
 // Read a topic from the beginning up to the end offsets it had when the read started. Used by
 // operator commands (dead-letter inspection) and by tests that check what a run produced.
-// For topics written only by non-transactional producers: a commit marker at the very end of a
-// partition is never delivered to eachBatch, so that partition would not finish.
+// A fetch of nothing but transaction markers (the end of a partition written in transactions, as
+// the joiner writes fw.dlq) never reaches eachBatch; the consumer's batch events count it.
 import { randomUUID } from 'node:crypto';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 
@@ -15,6 +15,32 @@ export async function readTopicToEnd(
   topic: string,
   options: { timeoutMs?: number; groupPrefix?: string } = {},
 ): Promise<ReadMessage[]> {
+  const messages: ReadMessage[] = [];
+  await scanTopic(kafka, topic, options, (message, partition) => {
+    messages.push({ ...message, topic, partition });
+  });
+  return messages.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
+}
+
+/** The records a topic holds (committed ones; no transaction markers, no compacted gaps). */
+export async function countRecords(
+  kafka: Kafka,
+  topic: string,
+  options: { timeoutMs?: number } = {},
+): Promise<number> {
+  let count = 0;
+  await scanTopic(kafka, topic, { ...options, groupPrefix: 'flywheel.counter' }, () => {
+    count++;
+  });
+  return count;
+}
+
+async function scanTopic(
+  kafka: Kafka,
+  topic: string,
+  options: { timeoutMs?: number; groupPrefix?: string },
+  onMessage: (message: KafkaMessage, partition: number) => void,
+): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   const groupId = `${options.groupPrefix ?? 'flywheel.reader'}.${randomUUID()}`;
@@ -27,16 +53,27 @@ export async function readTopicToEnd(
     throw error;
   }
   const remaining = new Set([...ends].filter(([, high]) => high > 0n).map(([p]) => p));
-  const messages: ReadMessage[] = [];
   if (remaining.size === 0) {
     await admin.disconnect();
-    return messages;
+    return;
   }
   const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 });
+  let finished = () => undefined as void;
+  const reached = (partition: number, lastOffset: string) => {
+    if (BigInt(lastOffset) + 1n >= (ends.get(partition) ?? 0n)) remaining.delete(partition);
+    if (remaining.size === 0) finished();
+  };
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    if (payload.batchSize === 0) reached(payload.partition, payload.lastOffset);
+  });
   try {
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
+      finished = () => {
+        clearTimeout(timer);
+        resolve();
+      };
       const timer = setTimeout(
         () =>
           reject(
@@ -49,14 +86,9 @@ export async function readTopicToEnd(
           eachBatch: async ({ batch }) => {
             const end = ends.get(batch.partition) ?? 0n;
             for (const message of batch.messages) {
-              if (BigInt(message.offset) < end)
-                messages.push({ ...message, topic, partition: batch.partition });
+              if (BigInt(message.offset) < end) onMessage(message, batch.partition);
             }
-            if (BigInt(batch.lastOffset()) + 1n >= end) remaining.delete(batch.partition);
-            if (remaining.size === 0) {
-              clearTimeout(timer);
-              resolve();
-            }
+            reached(batch.partition, batch.lastOffset());
             await Promise.resolve();
           },
         })
@@ -67,5 +99,4 @@ export async function readTopicToEnd(
     await admin.deleteGroups([groupId]).catch(() => undefined);
     await admin.disconnect();
   }
-  return messages.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
 }

@@ -14,9 +14,9 @@
 // - The service tells each input's progress: the event time up to which it is complete (for
 //   predictions, how far the scorer has scored the click topic; for purchases, how far they were
 //   repartitioned), and whether it is idle (caught up and quiet). The watermark is the least
-//   progress of the inputs that are not idle, minus the allowed lateness; it never moves back.
-//   So an input that lags, or a scorer that is down, holds the labels back instead of changing
-//   them.
+//   progress of the inputs that are not idle (of both, when both are), minus the allowed
+//   lateness; it never moves back. So an input that lags, or a scorer that is down, holds the
+//   labels back instead of changing them.
 // - When every input is idle and the stream is live (its progress was within `liveLagMs` of the
 //   wall clock when it last moved), the wall clock closes the windows: the watermark moves to
 //   wall − idleLag − allowed lateness. A replay of history (far behind the clock) is never moved
@@ -374,11 +374,14 @@ export class PartitionJoin {
     const time = Math.max(current.time, progress.time);
     if (time > current.time) this.position.lastAdvance = { eventTime: time, wallTime: wallNow };
     this.position.progress[input] = { time, idle: progress.idle };
-    const active = (['prediction', 'purchase'] as const).filter((i) => !this.position.progress[i].idle);
-    if (active.length > 0) {
-      const complete = Math.min(...active.map((i) => this.position.progress[i].time));
-      this.moveWatermark(complete - this.config.allowedLatenessMs);
-    }
+    // An idle input does not hold the other back; when both are idle, each is complete up to
+    // where it got (every source caught up), and the lesser of the two counts.
+    const inputs = ['prediction', 'purchase'] as const;
+    const active = inputs.filter((i) => !this.position.progress[i].idle);
+    const complete = Math.min(
+      ...(active.length > 0 ? active : inputs).map((i) => this.position.progress[i].time),
+    );
+    this.moveWatermark(complete - this.config.allowedLatenessMs);
     return this.flush();
   }
 

@@ -7,8 +7,9 @@
 // older than that partition's newest time minus the allowed lateness, unless it is late within
 // its own source partition. The input is complete up to the least such time over the source
 // partitions that are not idle (caught up with their topic for `idleMs`, or never written to: as
-// in Flink, an idle source does not hold the others back). A lagging or stopped stage holds the join back instead
-// of letting the other input run ahead of it.
+// in Flink, an idle source does not hold the others back); when every source is idle, up to the
+// most advanced one (each is caught up: all it holds is in). A lagging or stopped stage holds
+// the join back instead of letting the other input run ahead of it.
 import type { InputProgress } from './join.js';
 
 /** One reading of an upstream stage and of the topic it writes. */

@@ -162,6 +162,17 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     return sum;
   }
 
+  /** Where each owned partition stands: its watermark, its inputs' progress and read position. */
+  partitionStates() {
+    return [...this.owned.values()].map((o) => ({
+      partition: o.partition,
+      watermark: o.join.watermark,
+      pending: o.join.openCount,
+      progress: { prediction: o.join.progressOf('prediction'), purchase: o.join.progressOf('purchase') },
+      fetched: { prediction: String(o.fetched.prediction), purchase: String(o.fetched.purchase) },
+    }));
+  }
+
   /** Ready while both stages consume, no batch is failing and the upstream progress is readable. */
   readiness(): Readiness {
     if (!this.inGroup || !this.repartitioner?.isRunning)
@@ -278,8 +289,8 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       this.app = Fastify({ bodyLimit: 1024 });
       this.app.get('/healthz', () => ({
         ok: true,
-        partitions: [...this.owned.keys()],
         pending: this.pending,
+        partitions: this.partitionStates(),
       }));
       this.app.get('/readyz', (_request, reply) => {
         const readiness = this.readiness();

@@ -70,6 +70,8 @@ export class LabelPipeline {
   readonly children: ChildProcess[] = [];
   labels!: TopicCollector<LabeledExample>;
   private inProcess: { stop(): Promise<void> }[] = [];
+  /** The joiner started in this process, if any. */
+  joiner: Joiner | undefined;
 
   private constructor(
     private readonly runtime: Runtime,
@@ -165,6 +167,7 @@ export class LabelPipeline {
     this.inProcess.push(scorer);
     await joiner.start();
     this.inProcess.push(joiner);
+    this.joiner = joiner;
   }
 
   /** A scorer or joiner child process; resolves once it is ready. */
@@ -207,11 +210,13 @@ export class LabelPipeline {
       }
       return out;
     };
-    await this.labels.until(
-      (records) => latest(records).size >= want.size,
-      `labels of ${want.size} clicks`,
-      timeoutMs,
-    );
+    await this.labels
+      .until((records) => latest(records).size >= want.size, `labels of ${want.size} clicks`, timeoutMs)
+      .catch((error: unknown) => {
+        // Where the join stands says why it waits.
+        if (this.joiner) console.error('joiner partitions:', JSON.stringify(this.joiner.partitionStates()));
+        throw error;
+      });
     return latest(this.labels.records);
   }
 

@@ -3,7 +3,7 @@
 // pure code behind every consumer without a throw and without a non-finite number coming out.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import avro from 'avsc';
+import type avro from 'avsc';
 import { EmbeddedSchemaRegistry } from '../../services/common/avro/registry.js';
 import { findProblems, type RecordKind, type RecordTypes } from '../../services/common/contracts.js';
 import { pendingRef, purchaseRef, toLabeledExample } from '../../services/joiner/examples.js';
@@ -13,6 +13,7 @@ import { SessionTracker } from '../../services/model/session.js';
 import { DEFAULT_FTRL } from '../../services/model/ftrl.js';
 import { DEFAULT_LABEL_POLICY } from '../../services/trainer/label-policy.js';
 import { TrainingPipeline, exampleProblems } from '../../services/trainer/pipeline.js';
+import { mutations } from '../helpers/fuzz.js';
 import { sampleRecords } from '../helpers/records.js';
 
 const NOW = Date.UTC(2026, 11, 1, 12);
@@ -28,53 +29,6 @@ const SUBJECT: Record<RecordKind, string> = {
   modelUpdate: 'fw.models.updates-value',
   deadLetter: 'fw.dlq-value',
 };
-
-const NUMBERS = [NaN, Infinity, -Infinity, 2 ** 53, -(2 ** 53), 9e15, -1, 0, 1e308, 2 ** 31 - 1, -(2 ** 31)];
-const STRINGS = ['', ' ', 'x'.repeat(1024 * 1024), '\u0000', '💥'.repeat(300)];
-
-/** Values of every kind a field of this Avro type can hold that a sane producer would not send. */
-function absurdValues(type: avro.Type, sample: unknown): unknown[] {
-  if (avro.Type.isType(type, 'union:unwrapped', 'union:wrapped')) {
-    const union = type as unknown as { types: avro.Type[] };
-    return union.types.flatMap((t) => (t.typeName === 'null' ? [null] : absurdValues(t, sample)));
-  }
-  switch (type.typeName) {
-    case 'string':
-      return STRINGS;
-    case 'int':
-    case 'long':
-    case 'float':
-    case 'double':
-      return NUMBERS.filter((n) => type.isValid(n));
-    case 'boolean':
-      return [true, false];
-    case 'array': {
-      const items = (type as unknown as { itemsType: avro.Type }).itemsType;
-      return [[], ...absurdValues(items, undefined).map((v) => [v]), new Array(200_000).fill(0)].filter((v) =>
-        type.isValid(v),
-      );
-    }
-    case 'record':
-      return mutations(type as avro.types.RecordType, sample as Record<string, unknown>).map((m) => m.value);
-    default:
-      return [];
-  }
-}
-
-/** One record per (field, absurd value), nested records included. */
-function mutations(
-  type: avro.types.RecordType,
-  record: Record<string, unknown>,
-): { field: string; value: Record<string, unknown> }[] {
-  const out: { field: string; value: Record<string, unknown> }[] = [];
-  for (const field of type.fields) {
-    for (const value of absurdValues(field.type, record[field.name])) {
-      const mutated = { ...record, [field.name]: value };
-      if (type.isValid(mutated)) out.push({ field: field.name, value: mutated });
-    }
-  }
-  return out;
-}
 
 /** The pure work each consumer does with a record it accepted; returns numbers that must be finite. */
 function consume<K extends RecordKind>(kind: K, value: RecordTypes[K]): number[] {
