@@ -70,8 +70,9 @@ export class LabelPipeline {
   readonly children: ChildProcess[] = [];
   labels!: TopicCollector<LabeledExample>;
   private inProcess: { stop(): Promise<void> }[] = [];
-  /** The joiner started in this process, if any. */
+  /** The scorer and joiner started in this process, if any. */
   joiner: Joiner | undefined;
+  scorer: Scorer | undefined;
 
   private constructor(
     private readonly runtime: Runtime,
@@ -136,17 +137,18 @@ export class LabelPipeline {
   }
 
   /** A scorer and a joiner in this process (the heuristic baseline scores: no model is registered). */
-  async startInProcess(): Promise<void> {
+  async startInProcess(options: { http?: boolean } = {}): Promise<void> {
     const n = this.topics.names;
     process.env.FW_REGISTRY_DIR = this.registryDir;
     const scorer = new Scorer({
       runtime: this.runtime,
-      http: false,
+      http: options.http ?? false,
       reviewSink: new MemoryReviewSink(),
       config: {
         ...loadScorerConfig({}),
         FW_SCORER_GROUP: this.scorerGroup,
         FW_CONSUMER_SESSION_TIMEOUT_MS: 6_000,
+        FW_HTTP_PORT: 0,
       },
       topics: { clicks: n.clicks, predictions: n.predictions, deadLetters: n.dlq, modelUpdates: n.updates },
     });
@@ -165,6 +167,7 @@ export class LabelPipeline {
     });
     await scorer.start();
     this.inProcess.push(scorer);
+    this.scorer = scorer;
     await joiner.start();
     this.inProcess.push(joiner);
     this.joiner = joiner;

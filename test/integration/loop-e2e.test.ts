@@ -105,6 +105,7 @@ describe('feedback loop, end to end', () => {
         // The shop's day is yesterday: once every input is idle, the clock closes its last windows.
         FW_JOIN_LIVE_LAG_MS: 2 * DAY,
         FW_SCORER_GROUP: `${group}.scorer`,
+        FW_JOIN_PROGRESS_POLL_MS: 100,
         FW_CONSUMER_SESSION_TIMEOUT_MS: 6_000,
       },
       topics: {
@@ -202,8 +203,13 @@ describe('feedback loop, end to end', () => {
     ).start();
     try {
       await feedback.atLeast(trainer.learned + trainer.heldOut);
+      // (Which trainer version: the one that served while the traffic still flowed. On a loaded
+      // machine the trainer lags, and the last version before the drift may go live late.)
       const byVersion = new Set(feedback.records.map((r) => r.value.modelVersion));
-      assert.ok(byVersion.has(frozen.version), 'feedback on predictions of a trainer version');
+      assert.ok(
+        champions.some((v) => byVersion.has(v.version)),
+        'feedback on predictions of a trainer version',
+      );
       // The scorer's session features (Redis) are the offline definition's, for every click.
       const differing = feedback.records.filter(
         ({ value }) =>
