@@ -90,7 +90,7 @@ describe('absurd values through every consumer and HTTP door', () => {
     const codec = runtime.codecs[kind];
     const id = await codec.schemaId();
     return mutations(type, sample, LONGEST).map(({ value }) => ({
-      key: String(value.userId ?? 'u'),
+      key: typeof value.userId === 'string' ? value.userId : 'u',
       value: (codec as { encodeWith(id: number, v: unknown): Buffer }).encodeWith(id, value),
     }));
   };
