@@ -374,8 +374,7 @@ export class PartitionJoin {
     const time = Math.max(current.time, progress.time);
     if (time > current.time) this.position.lastAdvance = { eventTime: time, wallTime: wallNow };
     this.position.progress[input] = { time, idle: progress.idle };
-    // An idle input does not hold the other back; when both are idle, each is complete up to
-    // where it got (every source caught up), and the lesser of the two counts.
+    // An idle input does not hold the other back; when both are idle, the lesser of the two.
     const inputs = ['prediction', 'purchase'] as const;
     const active = inputs.filter((i) => !this.position.progress[i].idle);
     const complete = Math.min(

@@ -8,8 +8,8 @@
 // its own source partition. The input is complete up to the least such time over the source
 // partitions that are not idle (caught up with their topic for `idleMs`, or never written to: as
 // in Flink, an idle source does not hold the others back); when every source is idle, up to the
-// most advanced one (each is caught up: all it holds is in). A lagging or stopped stage holds
-// the join back instead of letting the other input run ahead of it.
+// least advanced one that holds anything. A lagging or stopped stage holds the join back instead
+// of letting the other input run ahead of it.
 import type { InputProgress } from './join.js';
 
 /** One reading of an upstream stage and of the topic it writes. */
@@ -39,11 +39,11 @@ export class UpstreamProgress {
 
   add(sample: UpstreamSample): void {
     const active: number[] = [];
-    let newest = -Infinity;
+    const written: number[] = [];
     for (const source of sample.sources) {
       const time = Math.max(this.times.get(source.partition) ?? -Infinity, source.time);
       this.times.set(source.partition, time);
-      if (time > newest) newest = time;
+      if (source.end > 0n) written.push(time);
       // Nothing committed on an empty partition: nothing to wait for either.
       const caughtUp = (source.committed ?? 0n) >= source.end;
       if (!caughtUp) this.caughtUpSince.delete(source.partition);
@@ -54,8 +54,12 @@ export class UpstreamProgress {
         (caughtUp && sample.at - (this.caughtUpSince.get(source.partition) as number) >= this.idleMs);
       if (!idle) active.push(time);
     }
+    // All idle: complete up to the least advanced source that holds anything (a producer that
+    // paused, or a replay that ended, says nothing about the partitions it had not reached).
     const progress: InputProgress =
-      active.length > 0 ? { time: Math.min(...active), idle: false } : { time: newest, idle: true };
+      active.length > 0
+        ? { time: Math.min(...active), idle: false }
+        : { time: written.length > 0 ? Math.min(...written) : -Infinity, idle: true };
     this.readings.push({ derivedEnds: sample.derivedEnds, progress });
     // Bounded, and spaced out with age: a partition far behind (a backlog) still finds a reading
     // it has read past, a little older than it could be.
@@ -67,13 +71,18 @@ export class UpstreamProgress {
 
   /**
    * The progress of input partition `partition` once read up to `fetched` (the next offset it
-   * will read): the newest reading whose end offset it has reached; null while it reached none.
+   * will read): the newest reading whose end offset it has reached (idle only if the newest
+   * reading is idle too); null while it reached none.
    */
   progressFor(partition: number, fetched: bigint): InputProgress | null {
+    const latest = this.readings.at(-1);
     for (let i = this.readings.length - 1; i >= 0; i--) {
       const reading = this.readings[i] as Reading;
       const end = reading.derivedEnds.get(partition);
-      if (end !== undefined && fetched >= end) return reading.progress;
+      if (end === undefined || fetched < end) continue;
+      // How far it is complete is the reading's; whether it is idle is the present's: an older
+      // reading taken in a pause says nothing about what came since.
+      return { time: reading.progress.time, idle: reading.progress.idle && (latest as Reading).progress.idle };
     }
     return null;
   }

@@ -2,50 +2,51 @@
 // them before the scorer and joiner start (they follow), and the same events paced while they
 // run, with a pause longer than FW_JOIN_IDLE_MS in the middle. With the default liveness (the
 // events are hours old, so the clock never closes a window), both give the brute-force labels;
-// the last windows close when later input (one more click and purchase) moves the progress.
+// the last windows close when later input (a click and a purchase on every partition) moves
+// the progress.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
 import { loadJoinerConfig } from '../../services/joiner/config.js';
 import { createProducer, sendInChunks } from '../../services/common/kafka.js';
+import { partitionOf } from '../../services/common/partitioner.js';
 import { initBackend } from '../../services/model/backend.js';
 import type { SimEvent } from '../../services/simulator/generator.js';
 import { testRuntime } from '../helpers/kafka.js';
 import { LabelPipeline, expectedLabels, shopEvents } from '../helpers/pipeline.js';
 
 const WINDOW_MS = 10 * 60_000;
+const PARTITIONS = 3;
 const IDLE_MS = 1_000;
 
 describe('replays of history', () => {
   const runtime = testRuntime('replay');
   const events = shopEvents(71, 3000, Date.now() - 6 * 3600_000, 2);
   const last = events.at(-1)!.time;
-  // What comes after the history: a click and a purchase of another user, two windows later.
-  const later: SimEvent[] = [
+  // What comes after the history, two windows later: a click and a purchase of a new user on
+  // every partition (each source's progress must pass the last windows).
+  const firstClick = (events.find((e) => e.type === 'click') as Extract<SimEvent, { type: 'click' }>).click;
+  const firstPurchase = (events.find((e) => e.type === 'purchase') as Extract<SimEvent, { type: 'purchase' }>)
+    .purchase;
+  const laterUsers: string[] = [];
+  for (let i = 0; new Set(laterUsers.map((u) => partitionOf(u, PARTITIONS))).size < PARTITIONS; i++)
+    laterUsers.push(`later-${i}`);
+  const at = last + 2 * WINDOW_MS;
+  const later: SimEvent[] = laterUsers.flatMap((userId): SimEvent[] => [
     {
       type: 'click',
-      time: last + 2 * WINDOW_MS,
-      click: {
-        ...(events.find((e) => e.type === 'click') as Extract<SimEvent, { type: 'click' }>).click,
-        eventId: 'later-click',
-        userId: 'later-user',
-        eventTime: last + 2 * WINDOW_MS,
-      },
+      time: at,
+      click: { ...firstClick, eventId: `${userId}-click`, userId, sessionId: `${userId}-s`, eventTime: at },
       truth: { probability: 0, purchaseEventId: null, purchaseTime: null },
     },
     {
       type: 'purchase',
-      time: last + 2 * WINDOW_MS,
-      purchase: {
-        ...(events.find((e) => e.type === 'purchase') as Extract<SimEvent, { type: 'purchase' }>).purchase,
-        eventId: 'later-purchase',
-        userId: 'later-user',
-        eventTime: last + 2 * WINDOW_MS,
-      },
-      clickEventId: 'later-click',
+      time: at,
+      purchase: { ...firstPurchase, eventId: `${userId}-purchase`, userId, sessionId: null, eventTime: at },
+      clickEventId: `${userId}-click`,
     },
-  ];
+  ]);
   const clickIds = events.flatMap((e) => (e.type === 'click' ? [e.click.eventId] : []));
   let producer: Producer;
   const pipelines: LabelPipeline[] = [];
@@ -81,7 +82,11 @@ describe('replays of history', () => {
       );
   };
   const create = async () => {
-    const pipeline = await LabelPipeline.create(runtime, { windowMs: WINDOW_MS, idleMs: IDLE_MS });
+    const pipeline = await LabelPipeline.create(runtime, {
+      windowMs: WINDOW_MS,
+      idleMs: IDLE_MS,
+      partitions: PARTITIONS,
+    });
     // The default liveness: history this old is never closed by the clock.
     pipeline.joinerConfig.FW_JOIN_LIVE_LAG_MS = loadJoinerConfig({}).FW_JOIN_LIVE_LAG_MS;
     pipelines.push(pipeline);
@@ -113,7 +118,11 @@ describe('replays of history', () => {
     const labels = await pipeline.labelsOf(clickIds);
     const got = new Map([...labels].map(([id, e]) => [id, e.label as 0 | 1]));
     assert.ok(decidedInPause < clickIds.length, 'windows were still open when the pause began');
-    assert.equal(pipeline.labels.records.filter((r) => r.value.revision > 0).length, 0, 'no corrections');
+    assert.equal(
+      pipeline.labels.records.filter((r) => r.value.revision > 0).length,
+      0,
+      `no corrections: ${JSON.stringify(pipeline.joiner?.counters())} ${JSON.stringify(pipeline.labels.records.filter((r) => r.value.revision > 0).map((r) => [r.value.eventId, r.value.clickTime - (events[half - 1] as SimEvent).time, r.value.purchaseTime]))}`,
+    );
     const fast = labelsOf.get('fast');
     assert.ok(fast, 'the fast replay ran first');
     assert.deepEqual(
