@@ -5,7 +5,8 @@
 //   Next to it, the plain KafkaJS consume→produce passthrough of the scorer benchmark over the
 //   same prediction topic. Alternated, BENCH_REPEATS times each; medians and the ratio.
 //   Redis memory per pending prediction: used_memory after the first half minus before, over
-//   the pending count.
+//   the pending count. And the cost of repartitioning the purchases by user (the joiner's
+//   repartition stage alone, transactional) next to a passthrough of the same purchases.
 // Writes bench/results/joiner.json and prints Markdown tables.
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { createRuntime } from '../services/common/runtime.js';
 import type { TopicName } from '../services/common/topics.js';
 import { loadJoinerConfig } from '../services/joiner/config.js';
 import { Joiner } from '../services/joiner/service.js';
+import { Repartitioner } from '../services/joiner/repartition.js';
 import { Progress } from '../services/common/progress.js';
 import { FeatureSpec } from '../services/model/features.js';
 import { ShopSimulation } from '../services/simulator/generator.js';
@@ -41,6 +43,8 @@ const names = {
   repartitioned: topic('repartitioned'),
   feedback: topic('feedback'),
   pass: topic('pass'),
+  moved: topic('moved'),
+  passPurchases: topic('pass-purchases'),
   dlq: topic('dlq'),
 };
 
@@ -189,7 +193,49 @@ async function joining(): Promise<{
   };
 }
 
+/** Purchases/s the repartition stage moves onto a topic of its own, from the first to the last. */
+async function repartitioning(): Promise<number> {
+  const group = `bench.repartition.${randomUUID()}`;
+  const stage = new Repartitioner({
+    runtime,
+    groupId: group,
+    transactionalIdPrefix: group,
+    source: names.purchases,
+    target: names.moved,
+    deadLetters: names.dlq,
+    sessionTimeoutMs: 10_000,
+    maxBatchBytes: 1024 * 1024,
+  });
+  const admin = runtime.kafka.admin();
+  await admin.connect();
+  const moved = async () =>
+    (await admin.fetchOffsets({ groupId: group, topics: [names.purchases] }))[0]?.partitions.reduce(
+      (sum, p) => sum + Math.max(0, Number(p.offset)),
+      0,
+    ) ?? 0;
+  const started = Date.now();
+  await stage.start();
+  // Polled: the stage commits in its transactions, and says nothing else.
+  while ((await moved()) < purchases.length) await new Promise((resolve) => setTimeout(resolve, 20));
+  const seconds = (Date.now() - started) / 1000;
+  await stage.stop();
+  await admin.disconnect();
+  return purchases.length / seconds;
+}
+
 const passRuns: number[] = [];
+const moveRuns: number[] = [];
+const purchasePassRuns: number[] = [];
+for (let r = 0; r < REPEATS; r++) {
+  purchasePassRuns.push(
+    await passthroughRate(runtime.kafka, producer, {
+      from: names.purchases,
+      to: names.passPurchases,
+      total: purchases.length,
+    }),
+  );
+  moveRuns.push(await repartitioning());
+}
 const joinRuns: Awaited<ReturnType<typeof joining>>[] = [];
 for (let r = 0; r < REPEATS; r++) {
   passRuns.push(await passthrough());
@@ -212,7 +258,14 @@ const result = {
   pendingAtHalf: median(joinRuns.map((r) => r.pending)),
   redisBytesPerPending: median(joinRuns.map((r) => r.bytesPerPending)),
   redisBytesPerPendingByKey: joinRuns.at(-1)?.byKey,
-  runs: { passthrough: passRuns, joiner: joinRuns },
+  purchasePassthroughPerSec: median(purchasePassRuns),
+  repartitionPerSec: median(moveRuns),
+  runs: {
+    passthrough: passRuns,
+    joiner: joinRuns,
+    purchasePassthrough: purchasePassRuns,
+    repartition: moveRuns,
+  },
 };
 result.joinerPerSec = median(joinRuns.map((r) => r.perSec));
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
@@ -229,6 +282,10 @@ console.log(`| joiner, whole run (from empty) | ${fmt(result.joinerOverallPerSec
 console.log(
   `| ratio joiner / passthrough | ${((result.joinerPerSec / result.passthroughPerSec) * 100).toFixed(0)}% |`,
 );
+console.log(
+  `| purchases: KafkaJS passthrough (${fmt(purchases.length)}) | ${fmt(result.purchasePassthroughPerSec)} |`,
+);
+console.log(`| purchases: repartition stage (transactional, validated) | ${fmt(result.repartitionPerSec)} |`);
 console.log('');
 console.log(
   `Redis memory per pending prediction: ${fmt(result.redisBytesPerPending)} bytes (prediction record ${fmt(averagePredictionBytes)} bytes); by key: ${Object.entries(

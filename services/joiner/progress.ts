@@ -82,7 +82,10 @@ export class UpstreamProgress {
       if (end === undefined || fetched < end) continue;
       // How far it is complete is the reading's; whether it is idle is the present's: an older
       // reading taken in a pause says nothing about what came since.
-      return { time: reading.progress.time, idle: reading.progress.idle && (latest as Reading).progress.idle };
+      return {
+        time: reading.progress.time,
+        idle: reading.progress.idle && (latest as Reading).progress.idle,
+      };
     }
     return null;
   }
