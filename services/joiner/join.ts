@@ -643,11 +643,7 @@ function refOf(click: StoredClick): Omit<PendingPrediction, 'predictionId'> {
 
 function stored(click: Click): StoredClick {
   return {
-    eventId: click.eventId,
-    userId: click.userId,
-    itemId: click.itemId,
-    sessionId: click.sessionId,
-    clickTime: click.clickTime,
+    ...refOf(click),
     decided: click.decided,
     label: click.label,
     credits: [...click.credits],
