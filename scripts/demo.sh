@@ -117,7 +117,7 @@ if [ -n "$task_id" ]; then
 fi
 echo
 echo "== outcome joiner: labeled feedback so far (window ${FW_JOIN_WINDOW_MS} ms)"
-curl -s "http://127.0.0.1:$FW_JOINER_HTTP_PORT/metrics" | grep -E '^flywheel_joiner_(labels_total|pending|late_inputs)' || true
+curl -s "http://127.0.0.1:$FW_JOINER_HTTP_PORT/metrics" | grep -E '^flywheel_joiner_(labels_total|pending|late_inputs_total|unattributed_purchases_total|corrections_total|purchases_repartitioned_total)' || true
 echo
 echo "== trainer: learning from the labeled feedback (newest ${FW_TRAINER_HOLDOUT:-2000} examples held out)"
 curl -s "http://127.0.0.1:${FW_TRAINER_HTTP_PORT:-8084}/metrics" | grep -E '^flywheel_trainer_(examples_total|learned|progressive_logloss|checkpoints_total|candidates_total|drift_alarms_total)' || true
