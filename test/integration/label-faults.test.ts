@@ -45,7 +45,7 @@ describe('labels under faults', () => {
     await producer.disconnect();
   });
 
-  it('kill -9 of the scorer, Redis down, kill -9 of the joiner: 0 missing, 0 duplicated, 0 wrong labels', async () => {
+  it('kill -9 of the scorer, Redis down, kill -9 of the joiner: 0 missing, 0 duplicated, 0 wrong labels', async (t) => {
     const sent: SimEvent[] = [];
     let progress = new Countdown(0, 'events');
     const sentAtLeast = (share: number) => {
@@ -124,6 +124,7 @@ describe('labels under faults', () => {
     );
     assert.equal(records.filter((e) => e.revision > 0).length, 0, 'no label needed a correction');
     assert.ok(positives > 100, `${positives} positives among ${clicks.length} clicks`);
+    t.diagnostic(`${clicks.length} clicks, ${positives} positives, ${records.length} labels read`);
     joiner.child.kill('SIGTERM');
     scorer.child.kill('SIGTERM');
     await Promise.all([joiner.exited, scorer.exited]);
