@@ -110,24 +110,33 @@ end
 `;
 
 /**
+ * Include: mayLabel(prefix, leases, id, labeler, now) says whether a labeler may label a task
+ * now: code 0, or -1 unknown task, -2 no lease (expired or never taken), -3 already labeled
+ * (QueueCode); with the labels so far and the labels required.
+ */
+const MAY_LABEL = `
+local function mayLabel(prefix, leases, id, labeler, now)
+  local task = prefix .. 'task:' .. id
+  if redis.call('EXISTS', task) == 0 then return -1, 0, 0 end
+  local labels = prefix .. 'labels:' .. id
+  local required = tonumber(redis.call('HGET', task, 'required'))
+  if redis.call('HEXISTS', labels, labeler) == 1 then return -3, redis.call('HLEN', labels), required end
+  local expiry = redis.call('ZSCORE', leases, id .. '|' .. labeler)
+  if expiry == false or tonumber(expiry) < tonumber(now) then return -2, 0, 0 end
+  return 0, redis.call('HLEN', labels), required
+end
+`;
+
+/**
  * checkLabel-1: whether a labeler may label a task now, changing nothing (the API publishes the
  * label to Kafka before it records it, so a label is never recorded without being published).
  *   KEYS[1] leases
  *   ARGV[1] prefix  ARGV[2] task id  ARGV[3] labeler id  ARGV[4] now (ms)
  * Returns { code, labelsSoFar, required }: code 0 may label; negative codes as submitLabel-2.
  */
-export const CHECK_LABEL_1 = `
-local prefix = ARGV[1]
-local id = ARGV[2]
-local labeler = ARGV[3]
-local task = prefix .. 'task:' .. id
-if redis.call('EXISTS', task) == 0 then return { -1, 0, 0 } end
-local labels = prefix .. 'labels:' .. id
-local required = tonumber(redis.call('HGET', task, 'required'))
-if redis.call('HEXISTS', labels, labeler) == 1 then return { -3, redis.call('HLEN', labels), required } end
-local expiry = redis.call('ZSCORE', KEYS[1], id .. '|' .. labeler)
-if expiry == false or tonumber(expiry) < tonumber(ARGV[4]) then return { -2, 0, 0 } end
-return { 0, redis.call('HLEN', labels), required }
+export const CHECK_LABEL_1 = `${MAY_LABEL}
+local code, labels, required = mayLabel(ARGV[1], KEYS[1], ARGV[2], ARGV[3], ARGV[4])
+return { code, labels, required }
 `;
 
 /**
@@ -141,19 +150,15 @@ return { 0, redis.call('HLEN', labels), required }
  * ARGV[6]) and, for tasks with several labels, each labeler's agreement with the majority is
  * counted.
  */
-export const SUBMIT_LABEL_2 = `
+export const SUBMIT_LABEL_2 = `${MAY_LABEL}
 local prefix = ARGV[1]
 local id = ARGV[2]
 local labeler = ARGV[3]
+local code, labelsSoFar, mayRequire = mayLabel(prefix, KEYS[2], id, labeler, ARGV[5])
+if code < 0 then return { code, labelsSoFar, mayRequire } end
 local task = prefix .. 'task:' .. id
-if redis.call('EXISTS', task) == 0 then return { -1, 0, 0 } end
 local labels = prefix .. 'labels:' .. id
-if redis.call('HEXISTS', labels, labeler) == 1 then
-  return { -3, redis.call('HLEN', labels), tonumber(redis.call('HGET', task, 'required')) }
-end
 local lease = id .. '|' .. labeler
-local expiry = redis.call('ZSCORE', KEYS[2], lease)
-if expiry == false or tonumber(expiry) < tonumber(ARGV[5]) then return { -2, 0, 0 } end
 redis.call('ZREM', KEYS[2], lease)
 redis.call('HSET', labels, labeler, ARGV[4])
 redis.call('HINCRBY', task, 'leased', -1)
