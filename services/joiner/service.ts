@@ -194,6 +194,16 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
   }
 
   async start(): Promise<void> {
+    try {
+      await this.open();
+    } catch (error) {
+      // What was opened is closed again: a failed start leaves no client keeping the process up.
+      await this.stop().catch((err: unknown) => this.log.warn({ err }, 'closing after a failed start'));
+      throw error;
+    }
+  }
+
+  private async open(): Promise<void> {
     const { runtime } = this.options;
     this.redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
     await this.redis.connect();
@@ -319,11 +329,11 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
   /** The predictions and the repartitioned purchases must have one partition count. */
   private async checkCoPartitioned(): Promise<void> {
     const admin = this.admin as Admin;
-    const count = async (topic: string) => (await admin.fetchTopicOffsets(topic)).length;
-    const [predictions, repartitioned] = await Promise.all([
-      count(this.topics.predictions),
-      count(this.topics.repartitioned),
-    ]);
+    const { topics } = await admin.fetchTopicMetadata({
+      topics: [this.topics.predictions, this.topics.repartitioned],
+    });
+    const count = (topic: string) => topics.find((t) => t.name === topic)?.partitions.length ?? 0;
+    const [predictions, repartitioned] = [count(this.topics.predictions), count(this.topics.repartitioned)];
     if (predictions !== repartitioned)
       throw new Error(
         `${this.topics.predictions} has ${predictions} partitions and ${this.topics.repartitioned} ${repartitioned}: they must be equal (flywheel topics ensure creates both with FW_TOPIC_PARTITIONS)`,
