@@ -10,8 +10,9 @@ import { initBackend } from '../model/backend.js';
 import { FeatureSpec } from '../model/features.js';
 import { RegistryAdmin } from '../registry/admin.js';
 import { loadRegistryConfig } from '../registry/config.js';
-import { ALIASES, FileModelRegistry, type Alias, type VersionMetadata } from '../registry/store.js';
+import { ALIASES, FileModelRegistry, type Alias } from '../registry/store.js';
 import { UsageError, numberFlag, parseFlags } from './args.js';
+import { formatMetrics, versionTable } from './version-table.js';
 
 const USAGE = `flywheel models <action>
   ls                                  versions, newest last, with aliases and holdout metrics
@@ -80,7 +81,7 @@ export async function runModels(args: string[]): Promise<number> {
   try {
     switch (action) {
       case 'ls':
-        printVersions(await admin.list(), await registry.routing());
+        for (const line of versionTable(await admin.list(), await registry.routing())) console.log(line);
         return 0;
       case 'show':
         console.log(JSON.stringify(await admin.show(version()), null, 2));
@@ -174,37 +175,6 @@ export async function runModels(args: string[]): Promise<number> {
   } finally {
     await producer?.disconnect();
   }
-}
-
-function formatMetrics(v: VersionMetadata): string {
-  const m = v.metrics;
-  if (!m) return 'no holdout metrics';
-  const base = m.baselineLogLoss === undefined ? '' : ` (baseline ${m.baselineLogLoss.toFixed(4)})`;
-  const lift = m.lift === undefined ? '' : `  lift@10% ${m.lift.toFixed(2)}`;
-  return `logloss ${m.logLoss.toFixed(4)}${base}  AUC ${m.auc.toFixed(4)}  calibration ${m.calibrationError.toFixed(4)}${lift}  n=${m.examples}`;
-}
-
-function printVersions(
-  versions: VersionMetadata[],
-  routing: Awaited<ReturnType<FileModelRegistry['routing']>>,
-): void {
-  const aliasesOf = (v: string) =>
-    [
-      routing.champion === v ? 'champion' : null,
-      routing.challenger === v ? `challenger ${Math.round(routing.challengerWeight * 100)}%` : null,
-      routing.shadow === v ? 'shadow' : null,
-    ]
-      .filter(Boolean)
-      .join(',');
-  console.log(
-    `${'version'.padEnd(9)} ${'kind'.padEnd(9)} ${'parent'.padEnd(9)} ${'status'.padEnd(10)} ${'aliases'.padEnd(22)} metrics`,
-  );
-  for (const v of versions) {
-    console.log(
-      `${v.version.padEnd(9)} ${v.kind.padEnd(9)} ${(v.parent ?? '-').padEnd(9)} ${v.status.padEnd(10)} ${aliasesOf(v.version).padEnd(22)} ${formatMetrics(v)}`,
-    );
-  }
-  if (versions.length === 0) console.log('(no versions yet: `flywheel models train` makes one)');
 }
 
 function printDiff(diff: Awaited<ReturnType<RegistryAdmin['diff']>>): void {
