@@ -12,8 +12,9 @@ export function formatMetrics(v: VersionMetadata): string {
   const m = v.metrics;
   if (!m) return 'no holdout metrics';
   const base = m.baselineLogLoss == null ? '' : ` (baseline ${fixed(m.baselineLogLoss, 4)})`;
+  const constant = m.constantLogLoss == null ? '' : ` (constant ${fixed(m.constantLogLoss, 4)})`;
   const lift = m.lift == null ? '' : `  lift@10% ${fixed(m.lift, 2)}`;
-  return `logloss ${fixed(m.logLoss, 4)}${base}  AUC ${fixed(m.auc, 4)}  calibration ${fixed(m.calibrationError, 4)}${lift}  n=${m.examples ?? '-'}`;
+  return `logloss ${fixed(m.logLoss, 4)}${base}${constant}  AUC ${fixed(m.auc, 4)}  calibration ${fixed(m.calibrationError, 4)}${lift}  n=${m.examples ?? '-'}`;
 }
 
 function aliasesOf(routing: Routing, version: string): string {

@@ -1,6 +1,7 @@
 // The heuristic baseline: historical conversion rate by item, shrunk towards the rate of the
-// user's segment, shrunk towards the global rate (empirical-Bayes smoothing). It serves when no
-// model is loaded and is the bar every learned model must clear.
+// user's segment, shrunk towards the global rate (empirical-Bayes smoothing). The trainer
+// publishes it as the champion until a learned model beats it, and it is the bar every learned
+// model must clear.
 
 export interface BaselineInput {
   itemId: string;
@@ -54,7 +55,9 @@ export class HeuristicBaseline {
   }
 
   score(input: BaselineInput): number {
-    const globalRate = (this.global.positives + 10 * this.initialRate) / (this.global.n + 10);
+    // The initial rate is a guess for before any feedback: one pseudo-observation, so from the
+    // first labels on the global rate is what was observed, not a fixed prior.
+    const globalRate = (this.global.positives + this.initialRate) / (this.global.n + 1);
     const segment = this.segments.get(input.segment);
     const segmentRate = segment
       ? (segment.positives + this.priorStrengthSegment * globalRate) / (segment.n + this.priorStrengthSegment)
@@ -83,6 +86,11 @@ export class HeuristicBaseline {
       segments: Object.fromEntries(this.segments),
       items: Object.fromEntries(this.items),
     };
+  }
+
+  /** An independent copy (the trainer's serving snapshot learns the holdout on top). */
+  clone(): HeuristicBaseline {
+    return HeuristicBaseline.fromJSON(this.toJSON());
   }
 
   static fromJSON(state: BaselineState): HeuristicBaseline {

@@ -103,6 +103,8 @@ export interface HoldoutMetrics {
   /** The same holdout scored by the baseline and the champion at registration, when known. */
   baselineLogLoss?: number;
   championLogLoss?: number;
+  /** The same holdout scored by a constant at its own label rate (the gate's rule 2). */
+  constantLogLoss?: number;
 }
 
 export interface VersionMetadata {

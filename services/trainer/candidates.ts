@@ -54,6 +54,7 @@ export async function proposeCandidate(options: {
     n: state.n,
   });
   let routing;
+  let learnedChampion: boolean;
   let decision: GateDecision;
   let metadata: VersionMetadata;
   try {
@@ -66,7 +67,11 @@ export async function proposeCandidate(options: {
     routing = await admin.registry.routing();
     let championScores: number[] | null = null;
     let championReference: number[] | null = null;
-    if (routing.champion) {
+    // A baseline champion is the heuristic serving until a learned model beats it: the bar is
+    // then the baseline learned without the holdout (rule 3), not its snapshot that saw it.
+    learnedChampion =
+      routing.champion !== null && (await admin.registry.get(routing.champion)).kind !== 'baseline';
+    if (routing.champion && learnedChampion) {
       const { files } = await admin.registry.loadArtifacts(routing.champion);
       const champion = await fromArtifacts(files, spec);
       try {
@@ -110,6 +115,7 @@ export async function proposeCandidate(options: {
           candidateScores.map((score, i) => ({ score, label: labels[i] as number })),
         ),
         baselineLogLoss: decision.holdout.baseline.logLoss,
+        constantLogLoss: decision.holdout.constant.logLoss,
         ...(decision.holdout.champion ? { championLogLoss: decision.holdout.champion.logLoss } : {}),
       },
       createdBy: 'trainer',
@@ -120,10 +126,10 @@ export async function proposeCandidate(options: {
     model.dispose();
   }
   if (!decision.accept) return { version: metadata.version, decision, alias: null };
-  const alias = options.promoteTo === 'champion' || !routing.champion ? 'champion' : 'challenger';
+  const alias = options.promoteTo === 'champion' || !learnedChampion ? 'champion' : 'challenger';
   await admin.promote(metadata.version, alias, {
     actor: 'trainer',
-    reason: `gate: holdout log loss ${decision.holdout.candidate.logLoss.toFixed(4)} vs champion ${decision.holdout.champion?.logLoss.toFixed(4) ?? 'none'}, baseline ${decision.holdout.baseline.logLoss.toFixed(4)}`,
+    reason: `gate: holdout log loss ${decision.holdout.candidate.logLoss.toFixed(4)} vs champion ${decision.holdout.champion?.logLoss.toFixed(4) ?? 'none'}${decision.championFailing ? ' (failing: worse than the constant)' : ''}, baseline ${decision.holdout.baseline.logLoss.toFixed(4)}, constant ${decision.holdout.constant.logLoss.toFixed(4)}`,
     ...(alias === 'challenger' ? { challengerWeight: options.challengerWeight } : {}),
   });
   return { version: metadata.version, decision, alias };
@@ -131,4 +137,39 @@ export async function proposeCandidate(options: {
 
 function withSnapshot(artifacts: ModelArtifacts, snapshot: Buffer | undefined): ModelArtifacts {
   return snapshot ? { ...artifacts, files: { ...artifacts.files, [SNAPSHOT_FILE]: snapshot } } : artifacts;
+}
+
+/**
+ * Publishes the heuristic baseline as the champion while no learned model is one, so the first
+ * clicks are scored with the rates learned so far rather than a fixed guess. The snapshot learns
+ * the holdout too (serving wants every label; the gate's baseline stays without it), so it is
+ * registered without holdout metrics. Returns the version, or null when a learned model is
+ * champion (the baseline's serving is over).
+ */
+export async function publishServingBaseline(options: {
+  admin: RegistryAdmin;
+  spec: FeatureSpec;
+  baseline: HeuristicBaseline;
+  holdout: readonly HeldExample[];
+  training: TrainingData;
+}): Promise<string | null> {
+  const { admin } = options;
+  const routing = await admin.registry.routing();
+  if (routing.champion && (await admin.registry.get(routing.champion)).kind !== 'baseline') return null;
+  const serving = options.baseline.clone();
+  for (const e of options.holdout) serving.update(e, e.label, e.weight);
+  const metadata = await admin.registry.register({
+    artifacts: await toArtifacts(serving, options.spec),
+    parent: routing.champion,
+    seed: 0,
+    training: options.training,
+    metrics: null,
+    createdBy: 'trainer',
+  });
+  const rate = serving.observations > 0 ? serving.score({ itemId: '', segment: '' }) : null;
+  await admin.promote(metadata.version, 'champion', {
+    actor: 'trainer',
+    reason: `the baseline serves until a learned model beats it: ${serving.observations} examples, global rate ${rate?.toFixed(4) ?? '-'}`,
+  });
+  return metadata.version;
 }

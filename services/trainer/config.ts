@@ -34,6 +34,11 @@ export const trainerConfigSchema = z.object({
   /** Accepted candidates become `challenger` (with FW_TRAINER_CHALLENGER_WEIGHT) or `champion`. */
   FW_TRAINER_PROMOTE_TO: z.enum(['challenger', 'champion']).default('challenger'),
   FW_TRAINER_CHALLENGER_WEIGHT: env.number(0.1, 0, 1),
+  /**
+   * While no learned model is champion, publish the baseline as champion after this many
+   * examples, then each time the examples double (0: never; the scorer's fixed prior serves).
+   */
+  FW_TRAINER_BASELINE_FIRST: env.int(50, 0, 100_000_000),
   FW_TRAINER_GATE_MIN_HOLDOUT: env.int(500, 1, 1_000_000),
   FW_TRAINER_GATE_MIN_IMPROVEMENT: env.number(0.002, 0, 1),
   FW_TRAINER_GATE_ALPHA: env.number(0.05, 0.0001, 0.5),

@@ -1,19 +1,26 @@
 // The promotion gate: does a candidate model deserve traffic? Pure, over scores on two sets:
+// the *recent holdout* (the newest labeled examples, never trained on) and the *reference set*
+// (trusted labels: human-labeled and uploaded examples). Its rules, each a reason when broken:
 //
-// - the *recent holdout*: the newest labeled examples, which the candidate never trained on.
-//   The candidate must beat the champion there by a margin, with a paired one-sided test on the
-//   per-example log-loss differences (examples are shared, so pairing removes their variance),
-//   and must beat the heuristic baseline.
-// - the *reference set*: examples whose labels are trusted (human labels, and the holdout the
-//   champion was accepted on, frozen). Recent feedback can be poisoned — a label flip makes a
-//   flipped model look good on a flipped holdout — so the candidate is refused when it is
-//   significantly worse than the champion there beyond a tolerance (a non-inferiority test,
-//   paired like the one above). A reference set smaller than `minReference` is reported, not
-//   judged: one reviewed click proves nothing either way.
+// 1. Evidence: enough holdout examples, and enough of each label.
+// 2. The constant: the candidate beats, significantly, a constant at the holdout's own label
+//    rate. A model that cannot beat the best constant knows nothing about the recent clicks.
+// 3. The baseline: the candidate beats the heuristic baseline significantly (paired test).
+// 4. The champion: the candidate improves on the champion by a margin, significantly. Unless
+//    the champion is *failing*: significantly worse than the constant on the recent holdout.
+//    Then rules 2 and 3 are the bar (a candidate above the constant is above the champion).
+// 5. Label rate: the recent rate is near the rate of the last accepted holdout. A flip of every
+//    label moves the rate from p to 1 − p; an outage of the join moves it too.
+// 6. Ranking: the champion does not rank the recent labels backwards (AUC under `flippedAuc`:
+//    drift moves AUC towards 0.5, flipped labels past it) — unless it is failing. This rule
+//    protects a good champion from a flipped holdout; it must not protect a champion that
+//    learned from bad labels from honest ones, and a failing champion is one.
+// 7. Trusted labels: the candidate is not significantly worse than the champion (or the
+//    baseline) beyond a tolerance on the reference set: a flipped model trained on a flipped
+//    stream is refused there whatever the stream says. Fewer than `minReference` trusted
+//    examples are reported, not judged.
 //
-// Degenerate input is refused with the reason: too few examples, only one label in a set, a recent
-// label rate far from that of the last accepted holdout, or recent labels the champion ranks
-// backwards (a flip or an outage, which a person should look at).
+// Paired tests: the sets are shared, so per-example differences remove the examples' variance.
 import { auc, liftAt, logLoss, type LabeledScore } from '../model/evaluation.js';
 
 export interface GateConfig {
@@ -83,6 +90,8 @@ export interface ModelMetrics {
 export interface SetMetrics {
   examples: number;
   positives: number;
+  /** A constant at the set's own (weighted) label rate. */
+  constant: ModelMetrics;
   candidate: ModelMetrics;
   champion: ModelMetrics | null;
   baseline: ModelMetrics;
@@ -96,6 +105,9 @@ export interface GateDecision {
   reference: SetMetrics | null;
   versusChampion: PairedTest | null;
   versusBaseline: PairedTest;
+  versusConstant: PairedTest;
+  /** The champion is significantly worse than the constant on the holdout (rule 4). */
+  championFailing: boolean;
 }
 
 const EPS = 1e-7;
@@ -144,6 +156,19 @@ export function pairedTest(
   return { meanDifference: mean, standardError, z, pValue: 1 - normalCdf(z) };
 }
 
+/** The weighted label rate of a set, as a score for each of its examples. */
+function constantScores(set: ScoredSet): number[] {
+  let positives = 0;
+  let total = 0;
+  set.labels.forEach((label, i) => {
+    const weight = set.weights?.[i] ?? 1;
+    positives += weight * label;
+    total += weight;
+  });
+  const rate = total > 0 ? positives / total : 0;
+  return set.labels.map(() => rate);
+}
+
 function metricsOf(set: ScoredSet): SetMetrics {
   const scored = (scores: readonly number[]): LabeledScore[] =>
     scores.map((score, i) => ({ score, label: set.labels[i] as number, weight: set.weights?.[i] ?? 1 }));
@@ -154,6 +179,7 @@ function metricsOf(set: ScoredSet): SetMetrics {
   return {
     examples: set.labels.length,
     positives: set.labels.reduce((n, l) => n + (l ? 1 : 0), 0),
+    constant: of(constantScores(set)),
     candidate: of(set.candidate),
     champion: set.champion ? of(set.champion) : null,
     baseline: of(set.baseline),
@@ -172,6 +198,9 @@ function checkAligned(name: string, set: ScoredSet): void {
   }
 }
 
+const significantlyBetter = (test: PairedTest, alpha: number) =>
+  test.meanDifference > 0 && test.pValue < alpha;
+
 export function decidePromotion(
   holdout: ScoredSet,
   reference: ScoredSet | null,
@@ -183,6 +212,9 @@ export function decidePromotion(
   const reasons: string[] = [];
   const h = metricsOf(holdout);
   const negatives = h.examples - h.positives;
+  const bothLabels = h.positives > 0 && negatives > 0;
+
+  // 1. Evidence.
   if (h.examples < config.minHoldout)
     reasons.push(`the holdout has ${h.examples} examples, fewer than ${config.minHoldout}`);
   if (h.positives < config.minPerLabel || negatives < config.minPerLabel)
@@ -190,28 +222,32 @@ export function decidePromotion(
       `the holdout has ${h.positives} positive and ${negatives} negative examples; each label needs ${config.minPerLabel}`,
     );
 
+  // 2. The constant at the recent rate.
+  const constant = constantScores(holdout);
+  const versusConstant = pairedTest(holdout.labels, holdout.candidate, constant);
+  if (!significantlyBetter(versusConstant, config.alpha))
+    reasons.push(
+      `does not beat a constant at the holdout's rate ${(h.positives / Math.max(1, h.examples)).toFixed(3)} (log loss ${h.candidate.logLoss.toFixed(4)} vs ${h.constant.logLoss.toFixed(4)}, p=${versusConstant.pValue.toFixed(3)})`,
+    );
+
+  // 3. The baseline.
   const versusBaseline = pairedTest(holdout.labels, holdout.candidate, holdout.baseline);
-  if (!(versusBaseline.meanDifference > 0 && versusBaseline.pValue < config.alpha))
+  if (!significantlyBetter(versusBaseline, config.alpha))
     reasons.push(
       `does not beat the baseline on the holdout (log loss ${h.candidate.logLoss.toFixed(4)} vs ${h.baseline.logLoss.toFixed(4)}, p=${versusBaseline.pValue.toFixed(3)})`,
     );
 
-  const recentRate = h.positives / Math.max(1, h.examples);
-  const acceptedRate = history.acceptedLabelRate ?? null;
-  if (acceptedRate !== null && Math.abs(recentRate - acceptedRate) > config.maxLabelRateShift)
-    reasons.push(
-      `the recent label rate ${recentRate.toFixed(3)} is far from the ${acceptedRate.toFixed(3)} of the last accepted holdout (a label flip or an outage?)`,
-    );
-  if (h.champion && h.positives > 0 && negatives > 0 && h.champion.auc < config.flippedAuc)
-    reasons.push(
-      `the champion ranks the recent labels backwards (AUC ${h.champion.auc.toFixed(3)} < ${config.flippedAuc}): flipped labels?`,
-    );
-
+  // 4. The champion, unless it is failing.
   let versusChampion: PairedTest | null = null;
+  let championFailing = false;
   if (holdout.champion && h.champion) {
+    championFailing =
+      bothLabels && significantlyBetter(pairedTest(holdout.labels, constant, holdout.champion), config.alpha);
     versusChampion = pairedTest(holdout.labels, holdout.candidate, holdout.champion);
     const relative = versusChampion.meanDifference / h.champion.logLoss;
-    if (relative < config.minImprovement)
+    if (championFailing) {
+      // Rules 2 and 3 are the bar: the champion does worse than the constant.
+    } else if (relative < config.minImprovement)
       reasons.push(
         `improves the champion's holdout log loss by ${(relative * 100).toFixed(2)}%, less than the ${(config.minImprovement * 100).toFixed(2)}% required`,
       );
@@ -221,6 +257,21 @@ export function decidePromotion(
       );
   }
 
+  // 5. The label rate.
+  const recentRate = h.positives / Math.max(1, h.examples);
+  const acceptedRate = history.acceptedLabelRate ?? null;
+  if (acceptedRate !== null && Math.abs(recentRate - acceptedRate) > config.maxLabelRateShift)
+    reasons.push(
+      `the recent label rate ${recentRate.toFixed(3)} is far from the ${acceptedRate.toFixed(3)} of the last accepted holdout (a label flip or an outage?)`,
+    );
+
+  // 6. The champion's ranking, unless it is failing.
+  if (h.champion && bothLabels && h.champion.auc < config.flippedAuc && !championFailing)
+    reasons.push(
+      `the champion ranks the recent labels backwards (AUC ${h.champion.auc.toFixed(3)} < ${config.flippedAuc}): flipped labels?`,
+    );
+
+  // 7. Trusted labels.
   let r: SetMetrics | null = null;
   if (reference && reference.labels.length > 0) {
     // No label-rate check here: reviewed cases are chosen for doubt, so their rate is not the stream's.
@@ -245,5 +296,14 @@ export function decidePromotion(
       }
     }
   }
-  return { accept: reasons.length === 0, reasons, holdout: h, reference: r, versusChampion, versusBaseline };
+  return {
+    accept: reasons.length === 0,
+    reasons,
+    holdout: h,
+    reference: r,
+    versusChampion,
+    versusBaseline,
+    versusConstant,
+    championFailing,
+  };
 }

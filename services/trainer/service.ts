@@ -29,7 +29,7 @@ import { loadRegistryConfig } from '../registry/config.js';
 import { initBackend } from '../model/backend.js';
 import { RegistryAdmin } from '../registry/admin.js';
 import { FileModelRegistry, type TrainingData } from '../registry/store.js';
-import { proposeCandidate, type CandidateResult } from './candidates.js';
+import { proposeCandidate, publishServingBaseline, type CandidateResult } from './candidates.js';
 import { CheckpointStore, encodeCheckpoint, pipelineStateOf, type Checkpoint } from './checkpoint.js';
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
 import { LossDriftDetector, DEFAULT_DRIFT } from './drift.js';
@@ -100,6 +100,8 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
   private sinceCandidate = 0;
   private lastCandidateAt = Date.now();
   private acceptedLabelRate: number | null = null;
+  /** Examples taken in (learned and held out) at which to publish the serving baseline next. */
+  private nextBaselineAt = 0;
   private drift: LossDriftDetector | null;
   private pendingDrift = false;
   private admin: RegistryAdmin | undefined;
@@ -231,6 +233,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     // the champion learned from these topics (its lineage); anywhere else, the partition's start.
     this.offsets = { ...(checkpoint?.offsets ?? warm?.offsets ?? {}) };
     this.seq = checkpoint?.seq ?? 0;
+    this.nextBaselineAt = this.config.FW_TRAINER_BASELINE_FIRST;
     this.log.info(
       {
         checkpoint: this.store.path,
@@ -312,6 +315,8 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
           await this.checkpoint();
         const trigger = this.dueTrigger();
         if (trigger) await this.proposeCandidate(trigger);
+        if (this.nextBaselineAt > 0 && this.learned + this.heldOut >= this.nextBaselineAt)
+          await this.publishBaseline();
         this.emit('batch');
         return { rejected };
       },
@@ -480,14 +485,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     const cut = this.order.cut();
     const snapshot = encodeCheckpoint(this.snapshot(this.seq));
     const training: TrainingData = {
-      source: 'kafka',
-      ranges: this.order.ranges(),
-      examples: learner.learned,
-      labelSources: { ...this.pipeline.labelSources },
-      newestEventTime: this.pipeline.newestEventTime,
-      newestLearnedTime: this.pipeline.newestLearnedTime,
-      trigger,
-      kinds: { [this.topics.feedback]: 'labeledExample', [this.topics.humanLabels]: 'humanLabel' },
+      ...this.lineage(trigger),
       online: {
         runs: this.orderComplete ? this.order.state().runs : null,
         base: this.orderBase,
@@ -544,6 +542,59 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     );
     this.emit('candidate', result);
     return result;
+  }
+
+  /** What the learner's state was read from, now (the lineage of a version taken now). */
+  private lineage(trigger: string): TrainingData & { source: 'kafka' } {
+    return {
+      source: 'kafka',
+      ranges: this.order.ranges(),
+      examples: this.learned,
+      labelSources: { ...this.pipeline.labelSources },
+      newestEventTime: this.pipeline.newestEventTime,
+      newestLearnedTime: this.pipeline.newestLearnedTime,
+      trigger,
+      kinds: { [this.topics.feedback]: 'labeledExample', [this.topics.humanLabels]: 'humanLabel' },
+    };
+  }
+
+  /**
+   * The heuristic baseline, learned from every example so far, as champion while no learned
+   * model is (FW_TRAINER_BASELINE_FIRST); again each time the examples double. In turn with
+   * candidates: one registry change at a time.
+   */
+  private publishBaseline(): Promise<unknown> {
+    const taken = this.learned + this.heldOut;
+    this.nextBaselineAt = 2 * taken;
+    // Taken now, before anything awaits: the trainer goes on learning meanwhile.
+    const holdout = this.pipeline.learner.holdout;
+    const baseline = this.pipeline.baseline.clone();
+    const training = {
+      ...this.lineage('baseline'),
+      examples: taken,
+      newestLearnedTime: this.pipeline.newestEventTime,
+    };
+    const run = this.proposing
+      .catch(() => undefined)
+      .then(async () => {
+        const version = await publishServingBaseline({
+          admin: this.admin as RegistryAdmin,
+          spec: this.spec,
+          baseline,
+          holdout,
+          training,
+        });
+        if (version === null) {
+          this.nextBaselineAt = 0; // a learned model is champion: the baseline's serving is over
+          return;
+        }
+        this.log.info({ version, examples: taken }, `baseline ${version} serves as champion`);
+      })
+      .catch((err: unknown) =>
+        this.log.warn({ err }, 'publishing the baseline failed; trying again when the examples double'),
+      );
+    this.proposing = run;
+    return run;
   }
 
   private async pastTheEnd(offsets: Record<string, string>): Promise<boolean> {

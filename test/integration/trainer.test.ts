@@ -370,7 +370,8 @@ describe('trainer', () => {
         await trainer.stop();
       }
       const registry = new FileModelRegistry(registryDir);
-      const [v1, v2] = await registry.list();
+      // The baseline served first (its versions); v1 and v2 are the learned candidates.
+      const [v1, v2] = (await registry.list()).filter((v) => v.kind !== 'baseline');
       assert.equal(v1?.status, 'registered');
       assert.equal(v1?.training.source, 'kafka');
       assert.equal(v1?.training.examples, TOTAL - 1500);

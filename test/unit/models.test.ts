@@ -157,7 +157,7 @@ describe('heuristic baseline', () => {
     const segmentOnly = b.score({ itemId: 'never-seen', segment: 'DE/mobile' });
     const unknownSegment = b.score({ itemId: 'never-seen', segment: 'JP/tablet' });
     const hot = b.score({ itemId: 'hot', segment: 'DE/mobile' });
-    const globalRate = (120 + 10 * 0.05) / (1020 + 10);
+    const globalRate = (120 + 0.05) / (1020 + 1); // the initial rate counts as one example
     const segmentRate = (120 + 100 * globalRate) / (1020 + 100);
     assert.ok(
       Math.abs(unknownSegment - globalRate) < 1e-12,

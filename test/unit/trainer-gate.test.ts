@@ -41,7 +41,7 @@ describe('promotion gate', () => {
 
   it('refuses a candidate no better than the champion, or not significantly so', () => {
     const w = world(5000, 3);
-    const same = w.model(0.3);
+    const same = w.model(0.1);
     const tie = decidePromotion(
       { labels: w.labels, candidate: same, champion: same, baseline: w.constant },
       null,
@@ -77,7 +77,7 @@ describe('promotion gate', () => {
       null,
     );
     assert.equal(decision.accept, false);
-    assert.match(decision.reasons[0]!, /does not beat the baseline/);
+    assert.match(decision.reasons.join(' '), /does not beat the baseline/);
   });
 
   it('refuses degenerate holdouts: too small, or one label only', () => {
@@ -122,8 +122,11 @@ describe('promotion gate', () => {
     assert.equal(decision.accept, false);
     const why = decision.reasons.join(' ');
     assert.match(why, /recent label rate .* far from the .* last accepted holdout/);
-    assert.match(why, /champion ranks the recent labels backwards/);
     assert.match(why, /worse than the champion on the trusted reference set/);
+    // On flipped labels the good champion does worse than a constant: failing, so the ranking
+    // rule stands aside (it must not shield a bad champion); rules 5 and 7 refuse the flip.
+    assert.equal(decision.championFailing, true);
+    assert.doesNotMatch(why, /ranks the recent labels backwards/);
     // The same candidate, honest, passes the reference check.
     const fine = decidePromotion(
       {
@@ -184,6 +187,108 @@ describe('promotion gate', () => {
       },
     );
     assert.match(worse.reasons.join(' '), /worse than the baseline on the trusted reference set of 200/);
+  });
+
+  it('rule 2: a candidate that beats a poor baseline but not a constant at the recent rate is refused', () => {
+    const w = world(4000, 30);
+    const rate = w.labels.filter((l) => l === 1).length / w.labels.length;
+    const decision = decidePromotion(
+      {
+        labels: w.labels,
+        candidate: w.labels.map(() => rate + 0.01), // knows nothing about the clicks
+        champion: null,
+        baseline: w.labels.map(() => rate + 0.15), // a baseline that learned a stale rate
+      },
+      null,
+    );
+    assert.equal(decision.accept, false);
+    assert.match(decision.reasons.join(' '), /does not beat a constant at the holdout's rate/);
+    assert.doesNotMatch(decision.reasons.join(' '), /does not beat the baseline/);
+  });
+
+  it('rule 4: a bad champion is replaced by an honest candidate, whatever the ranking rule says', () => {
+    // The champion learned from labels a broken join wrote: it ranks honest outcomes backwards
+    // and does worse than a constant on them. An honest candidate above the constant replaces it.
+    const w = world(4000, 31);
+    const honest = w.model(0.1);
+    const bad = honest.map((p) => Math.min(0.99, Math.max(0.01, 0.4 - p)));
+    const decision = decidePromotion(
+      { labels: w.labels, candidate: honest, champion: bad, baseline: w.constant },
+      null,
+      { ...DEFAULT_GATE, minImprovement: 0.5 }, // no margin over a failing champion is asked
+      { acceptedLabelRate: 0.12 },
+    );
+    assert.ok(decision.holdout.champion!.auc < DEFAULT_GATE.flippedAuc, 'the champion ranks backwards');
+    assert.equal(decision.championFailing, true);
+    assert.deepEqual(decision.reasons, []);
+    // A failing champion is still no excuse for a candidate below the constant.
+    const weak = decidePromotion(
+      { labels: w.labels, candidate: w.constant.map((p) => p + 0.1), champion: bad, baseline: w.constant },
+      null,
+    );
+    assert.equal(weak.accept, false);
+    assert.match(weak.reasons.join(' '), /does not beat a constant/);
+  });
+
+  it('rule 5: a flipped holdout cannot promote a flipped candidate, with no trusted labels at all', () => {
+    const w = world(4000, 32);
+    const flippedLabels = w.labels.map((l) => 1 - l);
+    const honest = w.model(0.1);
+    const decision = decidePromotion(
+      {
+        labels: flippedLabels,
+        candidate: honest.map((p) => 1 - p),
+        champion: honest,
+        baseline: w.constant.map((p) => 1 - p),
+      },
+      null,
+      DEFAULT_GATE,
+      { acceptedLabelRate: w.labels.filter((l) => l === 1).length / w.labels.length },
+    );
+    assert.equal(decision.accept, false);
+    assert.deepEqual(decision.reasons.length, 1, decision.reasons.join('; '));
+    assert.match(decision.reasons[0]!, /recent label rate .* far from/);
+  });
+
+  it('rule 6: with thin evidence the ranking rule still names a champion that ranks backwards', () => {
+    const w = world(40, 33, 0.5);
+    const honest = w.model(0.05);
+    const backwards = honest.map((p) => 0.5 + (0.5 - p) * 0.2); // close to a constant, reversed
+    const decision = decidePromotion(
+      { labels: w.labels, candidate: honest, champion: backwards, baseline: w.constant },
+      null,
+      { ...DEFAULT_GATE, minHoldout: 0, minPerLabel: 0 },
+    );
+    assert.ok(decision.holdout.champion!.auc < DEFAULT_GATE.flippedAuc);
+    assert.equal(decision.championFailing, false, 'not significantly worse than the constant on 40');
+    assert.match(decision.reasons.join(' '), /champion ranks the recent labels backwards/);
+  });
+
+  it('rule 7: a flip that keeps the label rate is refused by the trusted labels', () => {
+    // Rate 0.5: a flip keeps the rate, so rule 5 cannot see it; the reviewed labels can.
+    const recent = world(4000, 34, 0.5);
+    const honest = recent.model(0.05);
+    const reference = world(500, 35, 0.5);
+    const honestOnReference = reference.model(0.05);
+    const decision = decidePromotion(
+      {
+        labels: recent.labels.map((l) => 1 - l),
+        candidate: honest.map((p) => 1 - p),
+        champion: honest,
+        baseline: recent.constant,
+      },
+      {
+        labels: reference.labels,
+        candidate: honestOnReference.map((p) => 1 - p),
+        champion: honestOnReference,
+        baseline: reference.constant,
+      },
+      DEFAULT_GATE,
+      { acceptedLabelRate: 0.5 },
+    );
+    assert.equal(decision.accept, false);
+    assert.doesNotMatch(decision.reasons.join(' '), /recent label rate/);
+    assert.match(decision.reasons.join(' '), /worse than the champion on the trusted reference set of 500/);
   });
 
   it('refuses misaligned score arrays loudly', () => {
