@@ -164,6 +164,11 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
         name: 'flywheel_trainer_drift_alarms_total',
         help: 'Significant rises of progressive log loss (each proposes a candidate)',
       }),
+      freshnessEventTime: histogram(registry, {
+        name: 'flywheel_trainer_outcome_to_promotion_event_seconds',
+        help: 'In event time: from the newest outcome a promoted version learned from to the newest label the trainer had read (a replay of history reads true here, not in wall time)',
+        buckets: [1, 10, 60, 300, 1800, 3600, 6 * 3600, 86400, 7 * 86400],
+      }),
       freshness: histogram(registry, {
         name: 'flywheel_trainer_outcome_to_promotion_seconds',
         help: 'From the newest outcome a promoted version learned from to its promotion (scorers add their swap time)',
@@ -526,6 +531,10 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       this.acceptedLabelRate = holdoutPositives / holdoutSize;
       if (training.newestLearnedTime)
         this.metrics.freshness.observe(Math.max(0, Date.now() - training.newestLearnedTime) / 1000);
+      if (training.newestLearnedTime && training.newestEventTime)
+        this.metrics.freshnessEventTime.observe(
+          Math.max(0, training.newestEventTime - training.newestLearnedTime) / 1000,
+        );
     }
     this.log.info(
       {
@@ -541,6 +550,8 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
         : `candidate ${result.version} rejected`,
     );
     this.emit('candidate', result);
+    // A refused candidate while the baseline serves: the baseline, learned on since, serves on.
+    if (!result.alias && this.nextBaselineAt > 0) void this.publishBaseline();
     return result;
   }
 
@@ -560,8 +571,8 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
 
   /**
    * The heuristic baseline, learned from every example so far, as champion while no learned
-   * model is (FW_TRAINER_BASELINE_FIRST); again each time the examples double. In turn with
-   * candidates: one registry change at a time.
+   * model is (FW_TRAINER_BASELINE_FIRST); again each time the examples double and after each
+   * refused candidate. In turn with candidates: one registry change at a time.
    */
   private publishBaseline(): Promise<unknown> {
     const taken = this.learned + this.heldOut;
