@@ -27,6 +27,20 @@ if [ "$which" = all ] || [ "$which" = trainer ]; then
   fi
   node --import tsx bench/trainer.ts
 fi
+if [ "$which" = all ] || [ "$which" = outside ]; then
+  echo "== outside data: a public clickstream (retentioneering's simple shop, PyPI) replayed through the loop"
+  node bin/flywheel.js stack up >/dev/null
+  # The data and scikit-learn come from PyPI into bench's own folders; the data's licence is
+  # non-commercial and restricts redistribution, so it is fetched here and never committed.
+  [ -x bench/.venv/bin/python ] || python3 -m venv bench/.venv
+  bench/.venv/bin/pip install --quiet numpy scikit-learn
+  mkdir -p bench/.cache/outside
+  [ -f bench/.cache/outside/retentioneering-3.3.0-py3-none-any.whl ] ||
+    bench/.venv/bin/pip download --quiet --no-deps --ignore-requires-python retentioneering==3.3.0 -d bench/.cache/outside
+  bench/.venv/bin/python bench/outside/convert.py >/dev/null
+  bench/.venv/bin/python bench/outside/offline.py
+  node --import tsx bench/outside.ts "${@:2}"
+fi
 if [ "$which" = all ] || [ "$which" = labeling ]; then
   echo "== labeling queue: next+submit pairs/s with 20 labelers vs a plain Redis list"
   node bin/flywheel.js stack up >/dev/null
