@@ -20,6 +20,13 @@ import {
   errorMessage,
   isRecordFault,
 } from './errors.js';
+import {
+  FailingPartitions,
+  backoffUpTo,
+  failingReason,
+  retryUntilDone,
+  type FailingPartition,
+} from './batch-retry.js';
 import type { Logger } from './logger.js';
 import { progressMetadata } from './stream-progress.js';
 
@@ -112,15 +119,7 @@ export type RecordConsumerOptions<S extends Subscriptions> = ConsumerHandler<S> 
   commitProgress?: { commitIntervalMs: number };
 };
 
-/** A partition whose batch keeps failing with a service failure. */
-export interface FailingPartition {
-  topic: string;
-  partition: number;
-  code: string;
-  message: string;
-  since: number;
-  attempts: number;
-}
+export type { FailingPartition } from './batch-retry.js';
 
 /** What a service's /readyz answers. */
 export type Readiness = { ready: true } | { ready: false; reason: string; failing?: FailingPartition[] };
@@ -129,10 +128,9 @@ export type Readiness = { ready: true } | { ready: false; reason: string; failin
 export function readinessOf(health: ConsumerHealth, what: string): Readiness {
   if (health.ready) return { ready: true };
   if (!health.running) return { ready: false, reason: `${what}: the consumer is not in its group (yet)` };
-  const first = health.failing[0] as FailingPartition;
   return {
     ready: false,
-    reason: `${what}: batches are failing (${first.code}: ${first.message}); retried with backoff, nothing dead-lettered`,
+    reason: `${what}: ${failingReason(health.failing[0] as FailingPartition)}`,
     failing: health.failing,
   };
 }
@@ -142,47 +140,6 @@ export interface ConsumerHealth {
   ready: boolean;
   running: boolean;
   failing: FailingPartition[];
-}
-
-export function defaultRetryDelayMs(attempt: number, maxMs = 30_000): number {
-  const base = Math.min(100 * 2 ** Math.min(attempt, 20), maxMs);
-  return Math.round(base * (0.75 + Math.random() * 0.5));
-}
-
-/**
- * Runs `attempt` until it succeeds. After each failure: `onFailure`, then a wait of `delayMs(n)`
- * during which `heartbeat` is called at least every second. Gives up (returns false) when
- * `stillOwned()` turns false (a rebalance took the partition, or the consumer stops) or a heartbeat
- * fails: the batch is then fetched again by whoever owns the partition.
- */
-export async function retryUntilDone(
-  attempt: () => Promise<void>,
-  options: {
-    stillOwned: () => boolean;
-    heartbeat: () => Promise<void>;
-    delayMs: (attempt: number) => number;
-    onFailure: (error: unknown, attempt: number) => void;
-  },
-): Promise<boolean> {
-  for (let n = 0; ; n++) {
-    try {
-      await attempt();
-      return true;
-    } catch (error) {
-      if (!options.stillOwned()) return false;
-      options.onFailure(error, n);
-    }
-    const until = Date.now() + options.delayMs(n);
-    while (Date.now() < until) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, until - Date.now())));
-      if (!options.stillOwned()) return false;
-      try {
-        await options.heartbeat();
-      } catch {
-        return false;
-      }
-    }
-  }
 }
 
 /** Group timeouts from the session timeout: heartbeats at a tenth of it, as KafkaJS advises (≤ 1/3). */
@@ -285,7 +242,7 @@ export class RecordConsumer<S extends Subscriptions> {
   private readonly lag: Gauge<'topic' | 'partition'> | undefined;
   private readonly retries: Counter<'topic' | 'code'> | undefined;
   private readonly failingGauge: Gauge<'group'> | undefined;
-  private readonly failing = new Map<string, FailingPartition>();
+  private readonly failing: FailingPartitions;
   private running = false;
   private stopping = false;
   /** Per `topic:partition`: the newest event time taken, and the offset to commit with it. */
@@ -331,6 +288,10 @@ export class RecordConsumer<S extends Subscriptions> {
         labelNames: ['group'],
       });
     }
+    this.failing = new FailingPartitions(
+      (count) => this.failingGauge?.set({ group: options.groupId }, count),
+      this.now,
+    );
     const { CRASH, GROUP_JOIN, STOP } = this.consumer.events;
     this.consumer.on(CRASH, ({ payload }) => {
       this.running = payload.restart;
@@ -351,7 +312,7 @@ export class RecordConsumer<S extends Subscriptions> {
 
   /** Ready while the consumer runs and no batch is failing (see the file comment). */
   health(): ConsumerHealth {
-    const failing = [...this.failing.values()];
+    const failing = this.failing.list();
     return { ready: this.running && failing.length === 0, running: this.running, failing };
   }
 
@@ -433,7 +394,6 @@ export class RecordConsumer<S extends Subscriptions> {
     if (kind === undefined) throw new Error(`no record kind configured for topic ${topic}`);
 
     const context: BatchContext = { topic, partition, heartbeat: () => payload.heartbeat() };
-    const key = `${topic}:${partition}`;
     let accepted = 0;
     let maxEventTime: number | undefined;
     const done = await retryUntilDone(
@@ -448,19 +408,9 @@ export class RecordConsumer<S extends Subscriptions> {
       {
         stillOwned: () => payload.isRunning() && !payload.isStale(),
         heartbeat: () => payload.heartbeat(),
-        delayMs: this.options.retryDelayMs ?? ((n) => defaultRetryDelayMs(n, this.options.maxRetryDelayMs)),
+        delayMs: this.options.retryDelayMs ?? backoffUpTo(this.options.maxRetryDelayMs),
         onFailure: (error, attempt) => {
-          const code = errorCode(error);
-          const since = this.failing.get(key)?.since ?? this.now();
-          this.failing.set(key, {
-            topic,
-            partition,
-            code,
-            message: errorMessage(error),
-            since,
-            attempts: attempt + 1,
-          });
-          this.failingGauge?.set({ group: this.options.groupId }, this.failing.size);
+          const { code } = this.failing.failed(topic, partition, error, attempt);
           this.retries?.inc({ topic, code });
           this.log.warn(
             { err: error, topic, partition, code, attempt: attempt + 1, firstOffset: batch.firstOffset() },
@@ -469,7 +419,7 @@ export class RecordConsumer<S extends Subscriptions> {
         },
       },
     );
-    if (this.failing.delete(key)) this.failingGauge?.set({ group: this.options.groupId }, this.failing.size);
+    this.failing.recovered(topic, partition);
     if (!done) return; // the partition moved or the consumer stops: the batch is fetched again
     this.consumed?.inc({ topic }, accepted);
     payload.resolveOffset(batch.lastOffset());

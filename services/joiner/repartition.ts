@@ -15,15 +15,14 @@
 import type { Consumer, EachBatchPayload, IHeaders, KafkaMessage, Producer } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import {
-  classifyAll,
-  defaultRetryDelayMs,
-  groupTimeouts,
+  FailingPartitions,
+  backoffUpTo,
   retryUntilDone,
   type FailingPartition,
-} from '../common/consumer.js';
+} from '../common/batch-retry.js';
+import { classifyAll, groupTimeouts } from '../common/consumer.js';
 import type { PurchaseEvent } from '../common/contracts.js';
 import { deadLetterHeaders, toDeadLetter } from '../common/dead-letters.js';
-import { errorCode, errorMessage } from '../common/errors.js';
 import { createProducer, sendInChunks } from '../common/kafka.js';
 import type { Logger } from '../common/logger.js';
 import { counter } from '../common/metrics.js';
@@ -95,7 +94,7 @@ export class Repartitioner {
   private readonly producers = new Map<number, Producer>();
   /** Per source partition: the newest purchase time taken (seeded from the committed metadata). */
   private readonly progress = new Map<number, number>();
-  private readonly failing = new Map<number, FailingPartition>();
+  private readonly failing = new FailingPartitions();
   private partitions = { source: 0, target: 0 };
   private readonly log: Logger;
   private readonly metrics;
@@ -109,7 +108,7 @@ export class Repartitioner {
 
   /** Source partitions whose batch keeps failing (the joiner is not ready meanwhile). */
   get failures(): FailingPartition[] {
-    return [...this.failing.values()];
+    return this.failing.list();
   }
 
   get isRunning(): boolean {
@@ -175,18 +174,9 @@ export class Repartitioner {
     const done = await retryUntilDone(() => this.moveBatch(partition, batch.messages, batch.lastOffset()), {
       stillOwned: () => payload.isRunning() && !payload.isStale(),
       heartbeat: () => payload.heartbeat(),
-      delayMs: (n) => defaultRetryDelayMs(n, this.options.runtime.config.FW_RETRY_MAX_BACKOFF_MS),
+      delayMs: backoffUpTo(this.options.runtime.config.FW_RETRY_MAX_BACKOFF_MS),
       onFailure: (error, attempt) => {
-        const since = this.failing.get(partition)?.since ?? Date.now();
-        const code = errorCode(error);
-        this.failing.set(partition, {
-          topic: this.options.source,
-          partition,
-          code,
-          message: errorMessage(error),
-          since,
-          attempts: attempt + 1,
-        });
+        const { code } = this.failing.failed(this.options.source, partition, error, attempt);
         this.log.warn(
           { err: error, partition, code, attempt: attempt + 1 },
           'repartitioning a batch failed (not the records’ fault): trying it again, nothing committed',
@@ -195,7 +185,7 @@ export class Repartitioner {
         void this.release(partition);
       },
     });
-    this.failing.delete(partition);
+    this.failing.recovered(this.options.source, partition);
     if (!done) return;
     payload.resolveOffset(batch.lastOffset());
     await payload.heartbeat();

@@ -29,17 +29,10 @@ import Fastify from 'fastify';
 import type { Admin, Consumer, EachBatchPayload, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import { CoPartitionedAssigner } from '../common/co-partitioned-assigner.js';
-import {
-  classifyMessage,
-  defaultRetryDelayMs,
-  groupTimeouts,
-  retryUntilDone,
-  type FailingPartition,
-  type Readiness,
-} from '../common/consumer.js';
+import { FailingPartitions, backoffUpTo, failingReason, retryUntilDone } from '../common/batch-retry.js';
+import { classifyMessage, groupTimeouts, type Readiness } from '../common/consumer.js';
 import type { Prediction } from '../common/contracts.js';
 import { deadLetterHeaders, toDeadLetter } from '../common/dead-letters.js';
-import { errorCode, errorMessage } from '../common/errors.js';
 import { createProducer, sendInChunks } from '../common/kafka.js';
 import type { Logger } from '../common/logger.js';
 import { createRedis } from '../common/redis.js';
@@ -108,7 +101,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
   private readonly log: Logger;
   private readonly owned = new Map<number, OwnedPartition>();
   private readonly locks = new Map<number, Promise<unknown>>();
-  private readonly failing = new Map<number, FailingPartition>();
+  private readonly failing = new FailingPartitions();
   private redis: Redis | undefined;
   private admin: Admin | undefined;
   private consumer: Consumer | undefined;
@@ -177,14 +170,9 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
   readiness(): Readiness {
     if (!this.inGroup || !this.repartitioner?.isRunning)
       return { ready: false, reason: 'not in its consumer groups (yet)' };
-    const failing = [...this.failing.values(), ...this.repartitioner.failures];
+    const failing = [...this.failing.list(), ...this.repartitioner.failures];
     const first = failing[0];
-    if (first)
-      return {
-        ready: false,
-        reason: `batches are failing (${first.code}: ${first.message}); retried with backoff, nothing dead-lettered`,
-        failing,
-      };
+    if (first) return { ready: false, reason: failingReason(first), failing };
     for (const input of INPUTS) {
       const since = this.pollers?.[input].failing;
       if (since !== null && since !== undefined && Date.now() - since > 10_000)
@@ -393,19 +381,11 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       {
         stillOwned: () => payload.isRunning() && !payload.isStale() && !this.stopping,
         heartbeat: () => payload.heartbeat(),
-        delayMs: (n) => defaultRetryDelayMs(n, this.options.runtime.config.FW_RETRY_MAX_BACKOFF_MS),
+        delayMs: backoffUpTo(this.options.runtime.config.FW_RETRY_MAX_BACKOFF_MS),
         onFailure: (error, attempt) => {
           // The in-memory state may be ahead of what is durable: it is loaded again from Redis.
           reload = true;
-          const code = errorCode(error);
-          this.failing.set(partition, {
-            topic: batch.topic,
-            partition,
-            code,
-            message: errorMessage(error),
-            since: this.failing.get(partition)?.since ?? Date.now(),
-            attempts: attempt + 1,
-          });
+          const { code } = this.failing.failed(batch.topic, partition, error, attempt);
           this.log.warn(
             { err: error, partition, topic: batch.topic, code, attempt: attempt + 1 },
             'batch failed (not the records’ fault): reloading the partition and trying again',
@@ -413,7 +393,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
         },
       },
     );
-    this.failing.delete(partition);
+    this.failing.recovered(batch.topic, partition);
     if (!done) {
       if (reload) await this.release(partition);
       return;
