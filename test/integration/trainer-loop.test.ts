@@ -216,7 +216,8 @@ describe('retraining loop', () => {
       try {
         await env.send(examples.slice(0, 3000));
         await takenIn(trainer, 3000);
-        await trainer.proposeCandidate('count'); // waits for the baselines queued before it
+        const judged = await trainer.proposeCandidate('count'); // after the baselines queued before it
+        assert.deepEqual(judged?.decision.reasons, [], 'the first learned candidate is accepted');
         const baselines = (await env.registry.list()).filter((v) => v.kind === 'baseline');
         // From the first batch of 50 or more examples on, again each time they double: the rates
         // as learned, never a fixed prior.
