@@ -41,6 +41,11 @@ if [ "$which" = all ] || [ "$which" = outside ]; then
   bench/.venv/bin/python bench/outside/offline.py
   node --import tsx bench/outside.ts "${@:2}"
 fi
+if [ "$which" = all ] || [ "$which" = drift ]; then
+  echo "== drift: the simulated shop with a drift replayed through the loop; served vs the frozen champion"
+  node bin/flywheel.js stack up >/dev/null
+  node --import tsx bench/drift.ts "${@:2}"
+fi
 if [ "$which" = all ] || [ "$which" = labeling ]; then
   echo "== labeling queue: next+submit pairs/s with 20 labelers vs a plain Redis list"
   node bin/flywheel.js stack up >/dev/null

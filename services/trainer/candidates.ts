@@ -21,6 +21,12 @@ export interface CandidateResult {
   alias: 'champion' | 'challenger' | null;
   /** What made the trainer propose it (see TrainingData.trigger). */
   trigger?: string;
+  /**
+   * The champion is failing (worse than a constant on the holdout), this candidate was refused,
+   * and the baseline passes the gate in its place (the constant as its bar): the baseline should
+   * serve until a learned model beats it.
+   */
+  baselineReplacesChampion?: GateDecision;
 }
 
 export async function proposeCandidate(options: {
@@ -56,6 +62,7 @@ export async function proposeCandidate(options: {
   let routing;
   let learnedChampion: boolean;
   let decision: GateDecision;
+  let baselineDecision: GateDecision | null = null;
   let metadata: VersionMetadata;
   try {
     // Scored as it would serve (the tfjs graph), like the champion: an unchanged model ties exactly.
@@ -101,6 +108,35 @@ export async function proposeCandidate(options: {
       options.gate,
       options.history,
     );
+    if (!decision.accept && decision.championFailing) {
+      // The baseline judged as a candidate by the same rules, a constant at the holdout's rate
+      // standing for the baseline (rule 3 is rule 2 then): the label-rate and trusted-label
+      // rules still refuse a baseline learned from a flipped stream.
+      const total = weights.reduce((n, w) => n + w, 0);
+      const rate = labels.reduce((n, l, i) => n + l * (weights[i] as number), 0) / Math.max(total, 1e-12);
+      const baselineScores = scores(baseline, inputs);
+      const baselineReference = scores(baseline, referenceInputs);
+      baselineDecision = decidePromotion(
+        {
+          labels,
+          weights,
+          candidate: baselineScores,
+          champion: championScores,
+          baseline: labels.map(() => rate),
+        },
+        reference.length > 0
+          ? {
+              labels: reference.map((e) => e.label),
+              weights: reference.map((e) => e.weight),
+              candidate: baselineReference,
+              champion: championReference,
+              baseline: baselineReference,
+            }
+          : null,
+        options.gate,
+        options.history,
+      );
+    }
     metadata = await admin.registry.register({
       artifacts: withSnapshot(await toArtifacts(model, spec), options.snapshot),
       parent: routing.champion,
@@ -125,7 +161,13 @@ export async function proposeCandidate(options: {
   } finally {
     model.dispose();
   }
-  if (!decision.accept) return { version: metadata.version, decision, alias: null };
+  if (!decision.accept)
+    return {
+      version: metadata.version,
+      decision,
+      alias: null,
+      ...(baselineDecision?.accept ? { baselineReplacesChampion: baselineDecision } : {}),
+    };
   const alias = options.promoteTo === 'champion' || !learnedChampion ? 'champion' : 'challenger';
   await admin.promote(metadata.version, alias, {
     actor: 'trainer',
@@ -152,10 +194,17 @@ export async function publishServingBaseline(options: {
   baseline: HeuristicBaseline;
   holdout: readonly HeldExample[];
   training: TrainingData;
+  /** Why it replaces a learned champion (the gate found it failing), if it does. */
+  replacing?: string;
 }): Promise<string | null> {
   const { admin } = options;
   const routing = await admin.registry.routing();
-  if (routing.champion && (await admin.registry.get(routing.champion)).kind !== 'baseline') return null;
+  if (
+    !options.replacing &&
+    routing.champion &&
+    (await admin.registry.get(routing.champion)).kind !== 'baseline'
+  )
+    return null;
   const serving = options.baseline.clone();
   for (const e of options.holdout) serving.update(e, e.label, e.weight);
   const metadata = await admin.registry.register({
@@ -169,7 +218,7 @@ export async function publishServingBaseline(options: {
   const rate = serving.observations > 0 ? serving.score({ itemId: '', segment: '' }) : null;
   await admin.promote(metadata.version, 'champion', {
     actor: 'trainer',
-    reason: `the baseline serves until a learned model beats it: ${serving.observations} examples, global rate ${rate?.toFixed(4) ?? '-'}`,
+    reason: `${options.replacing ? `${options.replacing}; ` : ''}the baseline serves until a learned model beats it: ${serving.observations} examples, global rate ${rate?.toFixed(4) ?? '-'}`,
   });
   return metadata.version;
 }

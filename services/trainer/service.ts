@@ -552,6 +552,19 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     this.emit('candidate', result);
     // A refused candidate while the baseline serves: the baseline, learned on since, serves on.
     if (!result.alias && this.nextBaselineAt > 0) void this.publishBaseline();
+    else if (result.baselineReplacesChampion) {
+      // The champion does worse than a constant and no learned candidate passed: the baseline,
+      // which passed the same rules, serves (and refreshes) until a learned model beats it.
+      this.acceptedLabelRate = holdoutPositives / holdoutSize;
+      const failing = result.decision.holdout.champion?.logLoss;
+      this.log.warn(
+        { champion: result.decision.holdout, baseline: result.baselineReplacesChampion.holdout.candidate },
+        'the champion is failing (worse than a constant on the recent holdout): the baseline replaces it',
+      );
+      void this.publishBaseline(
+        `the champion is failing (holdout log loss ${failing?.toFixed(4) ?? '-'} vs ${result.decision.holdout.constant.logLoss.toFixed(4)} for a constant)`,
+      );
+    }
     return result;
   }
 
@@ -574,7 +587,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
    * model is (FW_TRAINER_BASELINE_FIRST); again each time the examples double and after each
    * refused candidate. In turn with candidates: one registry change at a time.
    */
-  private publishBaseline(): Promise<unknown> {
+  private publishBaseline(replacing?: string): Promise<unknown> {
     const taken = this.learned + this.heldOut;
     this.nextBaselineAt = 2 * taken;
     // Taken now, before anything awaits: the trainer goes on learning meanwhile.
@@ -594,6 +607,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
           baseline,
           holdout,
           training,
+          ...(replacing ? { replacing } : {}),
         });
         if (version === null) {
           this.nextBaselineAt = 0; // a learned model is champion: the baseline's serving is over

@@ -1,0 +1,116 @@
+// A learned champion that does worse than a constant on the recent holdout, and a candidate that
+// cannot beat the constant either: the baseline, judged by the same rules, takes its place.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { toArtifacts } from '../../services/model/artifacts.js';
+import { initBackend } from '../../services/model/backend.js';
+import { HeuristicBaseline } from '../../services/model/baseline.js';
+import { FeatureSpec } from '../../services/model/features.js';
+import { DEFAULT_FTRL } from '../../services/model/ftrl.js';
+import { FtrlModel } from '../../services/model/models.js';
+import { createLogger } from '../../services/common/logger.js';
+import { RegistryAdmin } from '../../services/registry/admin.js';
+import { FileModelRegistry } from '../../services/registry/store.js';
+import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
+import { proposeCandidate, publishServingBaseline } from '../../services/trainer/candidates.js';
+import { DEFAULT_GATE } from '../../services/trainer/gate.js';
+import { OnlineLearner, type HeldExample } from '../../services/trainer/online.js';
+
+describe('a failing champion', () => {
+  const spec = new FeatureSpec();
+  let dir: string;
+  before(async () => {
+    await initBackend(undefined, 'wasm');
+    dir = await mkdtemp(join(tmpdir(), 'flywheel-failing-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('is replaced by the baseline when no learned candidate beats the constant', async () => {
+    const data = simulateLabeledExamples({
+      spec,
+      seed: 5,
+      clicks: 12_000,
+      startTime: Date.UTC(2026, 0, 1),
+      trafficRate: 50,
+      attributionWindowMs: 600_000,
+    });
+    const held: HeldExample[] = data.map((e, i) => ({
+      exampleId: `e${i}`,
+      indices: [...e.features.indices],
+      values: [...e.features.values],
+      label: e.label,
+      weight: 1,
+      itemId: e.itemId,
+      segment: e.segment,
+      labelTime: i,
+    }));
+    const registry = new FileModelRegistry(dir);
+    const admin = new RegistryAdmin(registry, spec, null, createLogger('test', 'silent'));
+    // The champion learned from flipped labels (a broken join): it ranks honest outcomes backwards.
+    const bad = new FtrlModel(spec.dimension, spec.maxNonZero, DEFAULT_FTRL);
+    bad.trainStep(data.map((e) => ({ ...e, label: 1 - e.label })));
+    const champion = await registry.register({
+      artifacts: await toArtifacts(bad, spec),
+      parent: null,
+      seed: 0,
+      training: { source: 'upload', description: 'flipped', examples: data.length },
+      metrics: null,
+      createdBy: 'test',
+    });
+    bad.dispose();
+    await admin.promote(champion.version, 'champion', { actor: 'test', reason: 'test' });
+    // A learner that learns nothing (L1 far above any gradient): its candidate scores 0.5.
+    const learner = new OnlineLearner({
+      dimension: spec.dimension,
+      params: { ...DEFAULT_FTRL, l1: 1e9 },
+      holdoutSize: 2000,
+      progressiveWindow: 1000,
+    });
+    const baseline = new HeuristicBaseline();
+    for (const e of learner.add(held)) baseline.update(e, e.label, e.weight);
+    const rate = held.filter((e) => e.label === 1).length / held.length;
+    const result = await proposeCandidate({
+      admin,
+      spec,
+      learner,
+      baseline,
+      reference: [],
+      history: { acceptedLabelRate: rate },
+      gate: DEFAULT_GATE,
+      training: { source: 'upload', description: 'test', examples: learner.learned },
+      promoteTo: 'challenger',
+      challengerWeight: 0.1,
+    });
+    assert.equal(result.alias, null);
+    assert.equal(result.decision.championFailing, true);
+    assert.match(result.decision.reasons.join(' '), /does not beat a constant/);
+    assert.ok(result.baselineReplacesChampion, 'the baseline passes in its place');
+    assert.deepEqual(result.baselineReplacesChampion.reasons, []);
+
+    const replaced = await publishServingBaseline({
+      admin,
+      spec,
+      baseline,
+      holdout: learner.holdout,
+      training: { source: 'upload', description: 'test', examples: held.length },
+      replacing: 'the champion is failing',
+    });
+    assert.ok(replaced);
+    const routing = await registry.routing();
+    assert.equal(routing.champion, replaced);
+    assert.equal((await registry.get(replaced)).kind, 'baseline');
+    // Without the reason, a learned champion is never replaced by the baseline.
+    await admin.promote(champion.version, 'champion', { actor: 'test', reason: 'back' });
+    const refused = await publishServingBaseline({
+      admin,
+      spec,
+      baseline,
+      holdout: learner.holdout,
+      training: { source: 'upload', description: 'test', examples: held.length },
+    });
+    assert.equal(refused, null);
+  });
+});
