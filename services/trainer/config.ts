@@ -36,8 +36,8 @@ export const trainerConfigSchema = z.object({
   FW_TRAINER_CHALLENGER_WEIGHT: env.number(0.1, 0, 1),
   /**
    * While no learned model is champion, publish the baseline as champion after this many
-   * examples, then each time the examples double and after each refused candidate (0: never;
-   * the scorer's fixed prior serves).
+   * examples, then each time the examples double and after each refused candidate; and in
+   * place of a failing champion (0: never, neither; the scorer's fixed prior serves).
    */
   FW_TRAINER_BASELINE_FIRST: env.int(50, 0, 100_000_000),
   FW_TRAINER_GATE_MIN_HOLDOUT: env.int(500, 1, 1_000_000),

@@ -550,9 +550,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
         : `candidate ${result.version} rejected`,
     );
     this.emit('candidate', result);
-    // A refused candidate while the baseline serves: the baseline, learned on since, serves on.
-    if (!result.alias && this.nextBaselineAt > 0) void this.publishBaseline();
-    else if (result.baselineReplacesChampion) {
+    if (result.baselineReplacesChampion && this.config.FW_TRAINER_BASELINE_FIRST > 0) {
       // The champion does worse than a constant and no learned candidate passed: the baseline,
       // which passed the same rules, serves (and refreshes) until a learned model beats it.
       this.acceptedLabelRate = holdoutPositives / holdoutSize;
@@ -564,6 +562,9 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       void this.publishBaseline(
         `the champion is failing (holdout log loss ${failing?.toFixed(4) ?? '-'} vs ${result.decision.holdout.constant.logLoss.toFixed(4)} for a constant)`,
       );
+    } else if (!result.alias && this.nextBaselineAt > 0) {
+      // A refused candidate while the baseline serves: the baseline, learned on since, serves on.
+      void this.publishBaseline();
     }
     return result;
   }
