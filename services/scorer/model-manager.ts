@@ -42,7 +42,15 @@ export interface ModelManagerEvents {
    * A version newly serving, with how old the newest outcome it learned from is, and the newest
    * it has seen (learned or judged on), when its lineage says.
    */
-  live: [{ version: string; outcomeAgeMs: number | null; seenAgeMs: number | null }];
+  live: [
+    {
+      version: string;
+      outcomeAgeMs: number | null;
+      seenAgeMs: number | null;
+      /** The newest outcome's own time (event time), for ages on the stream's clock. */
+      learnedTime: number | null;
+    },
+  ];
   loadFailed: [{ version: string; error: string }];
 }
 
@@ -151,6 +159,7 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
         version,
         outcomeAgeMs: learned === null ? null : now - learned,
         seenAgeMs: seen === null ? null : now - seen,
+        learnedTime: learned,
       });
   }
 

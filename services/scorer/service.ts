@@ -61,6 +61,8 @@ export class Scorer {
   private scoring: BatchScorer | undefined;
   private app: FastifyInstance | undefined;
   private ready = false;
+  /** The newest click event time scored (the stream's clock, for freshness in event time). */
+  private newestScoredTime = -Infinity;
   readonly spec: FeatureSpec;
   private readonly registryDir: string;
   private readonly policy: ReviewPolicyConfig;
@@ -191,12 +193,27 @@ export class Scorer {
       help: 'From the newest outcome a newly served version has seen to it serving in this scorer',
       buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 86400],
     });
-    this.manager.on('live', ({ version, outcomeAgeMs }) => {
+    // The same on the stream's clock: to the newest click scored here, true in a replay of
+    // history, whose events are months behind the wall clock.
+    const freshnessEventTime = histogram(metrics, {
+      name: 'flywheel_scorer_outcome_to_live_event_seconds',
+      help: 'In event time: from the newest outcome a newly served version has seen to the newest click this scorer had scored',
+      buckets: [1, 10, 60, 300, 1800, 3600, 6 * 3600, 86400, 7 * 86400],
+    });
+    this.manager.on('live', ({ version, outcomeAgeMs, learnedTime }) => {
       // The versions loaded at start-up were promoted before this scorer ran: not a measure of
       // how fast a new version reaches serving.
       if (outcomeAgeMs === null || !this.ready) return;
       freshness.observe(outcomeAgeMs / 1000);
-      logger.info({ version, outcomeToLiveSeconds: outcomeAgeMs / 1000 }, 'version live');
+      const eventSeconds =
+        learnedTime !== null && Number.isFinite(this.newestScoredTime)
+          ? Math.max(0, this.newestScoredTime - learnedTime) / 1000
+          : null;
+      if (eventSeconds !== null) freshnessEventTime.observe(eventSeconds);
+      logger.info(
+        { version, outcomeToLiveSeconds: outcomeAgeMs / 1000, outcomeToLiveEventSeconds: eventSeconds },
+        'version live',
+      );
     });
 
     // With the worker, both model sets take each update: this thread's (predict API) and the
@@ -283,6 +300,7 @@ export class Scorer {
         stop();
         // The joiner reads how far the clicks are scored from the committed offsets' metadata.
         const maxEventTime = Math.max(...parts.map((part) => part.maxEventTime));
+        if (maxEventTime > this.newestScoredTime) this.newestScoredTime = maxEventTime;
         return { rejected, ...(Number.isFinite(maxEventTime) ? { maxEventTime } : {}) };
       },
     });

@@ -191,6 +191,22 @@ describe('feedback loop, end to end', () => {
     // The loop closed: the scorer swapped in trainer versions, and their predictions came back
     // as labeled feedback.
     assert.ok(served.has(frozen.version), `the scorer served ${frozen.version}`);
+    // Freshness of the versions that went live: the shop ended at least an hour before the wall
+    // clock, which the wall clock's histogram counts and the event-time one does not.
+    const totals = async (name: string) => {
+      const values = (await runtime.metrics.getSingleMetric(name)?.get())?.values ?? [];
+      const of = (suffix: string) =>
+        values.find((v) => (v as { metricName?: string }).metricName === `${name}_${suffix}`)?.value ?? 0;
+      return { sum: of('sum'), count: of('count') };
+    };
+    const wall = await totals('flywheel_scorer_outcome_to_live_seconds');
+    const event = await totals('flywheel_scorer_outcome_to_live_event_seconds');
+    assert.ok(event.count >= 1 && event.count === wall.count, `${event.count} versions live`);
+    assert.ok(event.sum / event.count < 6 * 3600, `${event.sum / event.count} s in event time`);
+    assert.ok(
+      wall.sum / wall.count > event.sum / event.count + 1800,
+      `${wall.sum / wall.count} s on the wall clock, ${event.sum / event.count} s in event time`,
+    );
     // The same shop offline, an hour past the traffic: features and labels as they should be.
     const shop = simulateLabeledExamples({
       ...simulation,

@@ -57,7 +57,10 @@ describe('model freshness', () => {
         actor: 'test',
         updateTime: Date.now(),
       });
-      const [event] = (await live) as [{ version: string; outcomeAgeMs: number; seenAgeMs: number }];
+      const [event] = (await live) as [
+        { version: string; outcomeAgeMs: number; seenAgeMs: number; learnedTime: number },
+      ];
+      assert.equal(event.learnedTime, newestLearnedTime, 'the outcome time, for ages in event time');
       assert.equal(event.version, version.version);
       assert.ok(event.outcomeAgeMs >= 42_000 && event.outcomeAgeMs < 60_000, `${event.outcomeAgeMs} ms`);
       assert.ok(event.seenAgeMs >= 40_000 && event.seenAgeMs < event.outcomeAgeMs, `${event.seenAgeMs} ms`);
