@@ -8,7 +8,13 @@ import type { FeatureSpec } from '../model/features.js';
 import { FtrlModel } from '../model/models.js';
 import type { RegistryAdmin } from '../registry/admin.js';
 import { TRAINER_SNAPSHOT_FILE, type TrainingData, type VersionMetadata } from '../registry/store.js';
-import { decidePromotion, type GateConfig, type GateDecision, type GateHistory } from './gate.js';
+import {
+  constantScores,
+  decidePromotion,
+  type GateConfig,
+  type GateDecision,
+  type GateHistory,
+} from './gate.js';
 import { trainingExample, type HeldExample, type OnlineLearner } from './online.js';
 
 /** The trainer's whole pipeline state when the candidate was taken: the base of the next lineage. */
@@ -76,8 +82,7 @@ export async function proposeCandidate(options: {
     let championReference: number[] | null = null;
     // A baseline champion is the heuristic serving until a learned model beats it: the bar is
     // then the baseline learned without the holdout (rule 3), not its snapshot that saw it.
-    learnedChampion =
-      routing.champion !== null && (await admin.registry.get(routing.champion)).kind !== 'baseline';
+    learnedChampion = await isLearned(admin, routing.champion);
     if (routing.champion && learnedChampion) {
       const { files } = await admin.registry.loadArtifacts(routing.champion);
       const champion = await fromArtifacts(files, spec);
@@ -112,8 +117,6 @@ export async function proposeCandidate(options: {
       // The baseline judged as a candidate by the same rules, a constant at the holdout's rate
       // standing for the baseline (rule 3 is rule 2 then): the label-rate and trusted-label
       // rules still refuse a baseline learned from a flipped stream.
-      const total = weights.reduce((n, w) => n + w, 0);
-      const rate = labels.reduce((n, l, i) => n + l * (weights[i] as number), 0) / Math.max(total, 1e-12);
       const baselineScores = scores(baseline, inputs);
       const baselineReference = scores(baseline, referenceInputs);
       baselineDecision = decidePromotion(
@@ -122,7 +125,7 @@ export async function proposeCandidate(options: {
           weights,
           candidate: baselineScores,
           champion: championScores,
-          baseline: labels.map(() => rate),
+          baseline: constantScores({ labels, weights }),
         },
         reference.length > 0
           ? {
@@ -199,12 +202,7 @@ export async function publishServingBaseline(options: {
 }): Promise<string | null> {
   const { admin } = options;
   const routing = await admin.registry.routing();
-  if (
-    !options.replacing &&
-    routing.champion &&
-    (await admin.registry.get(routing.champion)).kind !== 'baseline'
-  )
-    return null;
+  if (!options.replacing && (await isLearned(admin, routing.champion))) return null;
   const serving = options.baseline.clone();
   for (const e of options.holdout) serving.update(e, e.label, e.weight);
   const metadata = await admin.registry.register({
@@ -221,4 +219,9 @@ export async function publishServingBaseline(options: {
     reason: `${options.replacing ? `${options.replacing}; ` : ''}the baseline serves until a learned model beats it: ${serving.observations} examples, global rate ${rate?.toFixed(4) ?? '-'}`,
   });
   return metadata.version;
+}
+
+/** Whether `version` is a learned model (not the heuristic baseline serving in place of one). */
+async function isLearned(admin: RegistryAdmin, version: string | null): Promise<boolean> {
+  return version !== null && (await admin.registry.get(version)).kind !== 'baseline';
 }

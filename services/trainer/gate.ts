@@ -157,7 +157,7 @@ export function pairedTest(
 }
 
 /** The weighted label rate of a set, as a score for each of its examples. */
-function constantScores(set: ScoredSet): number[] {
+export function constantScores(set: Pick<ScoredSet, 'labels' | 'weights'>): number[] {
   let positives = 0;
   let total = 0;
   set.labels.forEach((label, i) => {

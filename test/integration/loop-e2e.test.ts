@@ -25,6 +25,7 @@ import { loadTrainerConfig } from '../../services/trainer/config.js';
 import { Trainer } from '../../services/trainer/service.js';
 import { TopicCollector } from '../helpers/collect.js';
 import { createTestTopics, testRuntime } from '../helpers/kafka.js';
+import { histogramTotals } from '../helpers/metrics.js';
 import { logLossOf } from '../helpers/models.js';
 
 const HOUR = 3600_000;
@@ -193,14 +194,8 @@ describe('feedback loop, end to end', () => {
     assert.ok(served.has(frozen.version), `the scorer served ${frozen.version}`);
     // Freshness of the versions that went live: the shop ended at least an hour before the wall
     // clock, which the wall clock's histogram counts and the event-time one does not.
-    const totals = async (name: string) => {
-      const values = (await runtime.metrics.getSingleMetric(name)?.get())?.values ?? [];
-      const of = (suffix: string) =>
-        values.find((v) => (v as { metricName?: string }).metricName === `${name}_${suffix}`)?.value ?? 0;
-      return { sum: of('sum'), count: of('count') };
-    };
-    const wall = await totals('flywheel_scorer_outcome_to_live_seconds');
-    const event = await totals('flywheel_scorer_outcome_to_live_event_seconds');
+    const wall = await histogramTotals(runtime.metrics, 'flywheel_scorer_outcome_to_live_seconds');
+    const event = await histogramTotals(runtime.metrics, 'flywheel_scorer_outcome_to_live_event_seconds');
     assert.ok(event.count >= 1 && event.count === wall.count, `${event.count} versions live`);
     assert.ok(event.sum / event.count < 6 * 3600, `${event.sum / event.count} s in event time`);
     assert.ok(

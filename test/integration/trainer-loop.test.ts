@@ -22,6 +22,7 @@ import { loadTrainerConfig, type TrainerConfig } from '../../services/trainer/co
 import { kafkaHistory, resolveRanges } from '../../services/trainer/history.js';
 import { Trainer } from '../../services/trainer/service.js';
 import { createTestTopics, testRuntime } from '../helpers/kafka.js';
+import { histogramTotals } from '../helpers/metrics.js';
 import { logLossOf } from '../helpers/models.js';
 import { encodeFeedback, simulatedFeedback } from '../../services/simulator/feedback.js';
 
@@ -189,20 +190,17 @@ describe('retraining loop', () => {
     }
   });
 
-  /** Sum and count of a histogram of the shared metrics registry, now. */
-  async function histogramTotals(name: string): Promise<{ sum: number; count: number }> {
-    const metric = runtime.metrics.getSingleMetric(name);
-    const values = metric ? (await metric.get()).values : [];
-    const of = (suffix: string) =>
-      values.find((v) => (v as { metricName?: string }).metricName === `${name}_${suffix}`)?.value ?? 0;
-    return { sum: of('sum'), count: of('count') };
-  }
-
   it('serves the baseline, learned from the first examples, until a learned model beats it', async () => {
     // A replay of a year-old history: freshness in event time reads true, in wall time it cannot.
     const examples = simulatedFeedback({ seed: 23, count: 6000, startTime: Date.UTC(2025, 11, 1) });
-    const wallBefore = await histogramTotals('flywheel_trainer_outcome_to_promotion_seconds');
-    const eventBefore = await histogramTotals('flywheel_trainer_outcome_to_promotion_event_seconds');
+    const wallBefore = await histogramTotals(
+      runtime.metrics,
+      'flywheel_trainer_outcome_to_promotion_seconds',
+    );
+    const eventBefore = await histogramTotals(
+      runtime.metrics,
+      'flywheel_trainer_outcome_to_promotion_event_seconds',
+    );
     const env = await setUp('baseline', 1);
     try {
       const trainer = env.trainer({
@@ -241,8 +239,11 @@ describe('retraining loop', () => {
         const champion = await env.registry.get(routing.champion as string);
         assert.equal(champion.kind, 'ftrl', `the learned candidate is champion (${champion.statusReason})`);
         assert.equal(routing.challenger, null);
-        const wall = await histogramTotals('flywheel_trainer_outcome_to_promotion_seconds');
-        const event = await histogramTotals('flywheel_trainer_outcome_to_promotion_event_seconds');
+        const wall = await histogramTotals(runtime.metrics, 'flywheel_trainer_outcome_to_promotion_seconds');
+        const event = await histogramTotals(
+          runtime.metrics,
+          'flywheel_trainer_outcome_to_promotion_event_seconds',
+        );
         assert.equal(event.count - eventBefore.count, 1);
         assert.ok(wall.sum - wallBefore.sum > 300 * 86400, 'the wall clock is a year ahead of this history');
         // The holdout's 1,000 newest examples are newer than what the weights learned: minutes
