@@ -74,6 +74,11 @@ export class FeatureSpec {
     this.hash = createHash('sha256').update(JSON.stringify(this.describe())).digest('hex').slice(0, 16);
   }
 
+  /** The hash slot of the bias feature, present in every vector. */
+  get biasSlot(): number {
+    return murmur3('bias=1', this.seed) & (this.hashSize - 1);
+  }
+
   /** Everything that defines the vector, in a canonical form. */
   describe() {
     return {

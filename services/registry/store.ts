@@ -59,6 +59,21 @@ export interface OnlineReplay {
   base?: string | null;
   holdoutSize: number;
   policy: { conflict: string; humanWeight: number; holdMs: number; rememberOutcomes: number };
+  /** The trainer's own FTRL parameters (the version's are those of the learner selected). */
+  primary?: { alpha: number; beta: number; l1: number; l2: number };
+  /** The learners trained side by side with it (services/trainer/learners.ts). */
+  learners?: {
+    name: string;
+    params: { alpha: number; beta: number; l1: number; l2: number };
+    hashBits: number | null;
+    dense: boolean;
+    forgetting: number;
+    calibrationRate: number;
+  }[];
+  /** Newest examples the selection compares learners on, as configured. */
+  selectionWindow?: number;
+  /** Which learner the version's weights are, picked by recent progressive log loss. */
+  selection?: { selected: string; window: number; progressiveLogLoss: Record<string, number | null> };
 }
 
 /** Where a version's training data came from, enough to train it again. */

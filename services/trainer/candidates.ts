@@ -39,6 +39,8 @@ export async function proposeCandidate(options: {
   admin: RegistryAdmin;
   spec: FeatureSpec;
   learner: OnlineLearner;
+  /** The learner whose weights the candidate takes (OnlineLearner.selection). */
+  selected?: string;
   baseline: HeuristicBaseline;
   /** Trusted examples (human labels, uploads) for the gate's non-inferiority check. */
   reference: readonly HeldExample[];
@@ -55,15 +57,15 @@ export async function proposeCandidate(options: {
   // Taken together, before anything awaits: the trainer goes on learning meanwhile.
   const holdout = learner.holdout;
   const reference = [...options.reference];
-  const state = learner.state();
+  const serving = learner.serving(options.selected);
   const inputsOf = (examples: readonly HeldExample[]) => examples.map(trainingExample);
   const inputs = inputsOf(holdout);
   const referenceInputs = inputsOf(reference);
   const labels = holdout.map((e) => e.label);
   const weights = holdout.map((e) => e.weight);
-  const model = new FtrlModel(spec.dimension, spec.maxNonZero, learner.options.params, {
-    z: state.z,
-    n: state.n,
+  const model = new FtrlModel(spec.dimension, spec.maxNonZero, serving.params, {
+    z: serving.z,
+    n: serving.n,
   });
   let routing;
   let learnedChampion: boolean;

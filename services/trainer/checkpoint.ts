@@ -10,13 +10,14 @@ import avro from 'avsc';
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
 import type { BaselineState } from '../model/baseline.js';
 import type { FtrlParams } from '../model/ftrl.js';
+import type { SideLearnerState } from './learners.js';
 import type { HeldExample, LearnerState } from './online.js';
 import { slim, type PipelineState } from './pipeline.js';
 import type { ReadOrderState } from './read-order.js';
 
 // The header names the body's layout version ("FWCK<n>\n"); every older layout is read through
 // Avro schema resolution (new fields take their defaults). A new field means a new version.
-const CURRENT_VERSION = 4;
+const CURRENT_VERSION = 5;
 const magicOf = (version: number) => Buffer.from(`FWCK${version}\n`);
 const MAGIC = magicOf(CURRENT_VERSION);
 
@@ -73,6 +74,35 @@ const V3_FIELDS = [
   { name: 'acceptedLabelRate', type: ['null', 'double'], default: null },
 ];
 
+/** Fields added in version 5. */
+const V5_FIELDS = [
+  // The learners trained side by side (learners.ts).
+  {
+    name: 'sideLearners',
+    type: {
+      type: 'array',
+      items: {
+        type: 'record',
+        name: 'SideLearner',
+        fields: [
+          { name: 'name', type: 'string' },
+          { name: 'spec', type: 'string' },
+          { name: 'z', type: 'bytes' },
+          { name: 'n', type: 'bytes' },
+          { name: 'last', type: 'bytes' },
+          { name: 'steps', type: 'long' },
+          { name: 'scale', type: 'double' },
+          { name: 'shift', type: 'double' },
+          { name: 'losses', type: { type: 'array', items: 'double' } },
+          { name: 'weights', type: { type: 'array', items: 'double' } },
+        ],
+      },
+    },
+    default: [],
+  },
+];
+const V5_NAMES = V5_FIELDS.map((f) => f.name);
+
 const checkpointSchema = {
   type: 'record',
   name: 'TrainerCheckpoint',
@@ -114,12 +144,18 @@ const checkpointSchema = {
  */
 const OLDER_LAYOUTS: Record<number, readonly (readonly string[])[]> = {
   // 1: no baseline, nothing of version 3 on.
-  1: [['baseline', ...V3_FIELDS.map((f) => f.name)]],
+  1: [['baseline', ...V3_FIELDS.map((f) => f.name), ...V5_NAMES]],
   // 2: no remembered outcomes, reference set, read order.
-  2: [V3_FIELDS.map((f) => f.name)],
-  3: [['newestLearnedTime', 'warmStart', 'orderBase'], ['warmStart', 'orderBase'], ['orderBase']],
+  2: [[...V3_FIELDS.map((f) => f.name), ...V5_NAMES]],
+  3: [
+    ['newestLearnedTime', 'warmStart', 'orderBase', ...V5_NAMES],
+    ['warmStart', 'orderBase', ...V5_NAMES],
+    ['orderBase', ...V5_NAMES],
+  ],
+  // 4: no side learners.
+  4: [V5_NAMES],
 };
-const allFields = [...checkpointSchema.fields, ...V3_FIELDS];
+const allFields = [...checkpointSchema.fields, ...V3_FIELDS, ...V5_FIELDS];
 const layoutType = (missing: readonly string[]) =>
   avro.Type.forSchema({
     ...checkpointSchema,
@@ -223,10 +259,18 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
     warmStart: checkpoint.warmStart ?? '',
     orderBase: checkpoint.orderBase ?? '',
     acceptedLabelRate: checkpoint.acceptedLabelRate ?? null,
+    sideLearners: (state.side ?? []).map((side) => ({
+      ...side,
+      z: bytesOf(side.z),
+      n: bytesOf(side.n),
+      last: bytesOf(side.last),
+    })),
   });
   const digest = createHash('sha256').update(body).digest();
   return Buffer.concat([MAGIC, digest, body]);
 }
+
+const bytesOf = (a: Float64Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
 function decodeBody(body: Buffer, version: number): unknown {
   const shapes = readers.get(version);
@@ -282,6 +326,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     warmStart: string;
     orderBase: string;
     acceptedLabelRate: number | null;
+    sideLearners: (Omit<SideLearnerState, 'z' | 'n' | 'last'> & { z: Buffer; n: Buffer; last: Buffer })[];
   };
   const held = (h: HeldExample): HeldExample => ({ ...h, indices: [...h.indices], values: [...h.values] });
   const floats = (b: Buffer) => new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
@@ -299,6 +344,14 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
       learned: raw.learned,
       holdout: raw.holdout.map(held),
       progressive: raw.progressive.map((p) => ({ ...p })),
+      side: raw.sideLearners.map((side) => ({
+        ...side,
+        z: floats(side.z),
+        n: floats(side.n),
+        last: floats(side.last),
+        losses: [...side.losses],
+        weights: [...side.weights],
+      })),
     },
     remembered: raw.remembered.map(({ predictionId, labelSource, example }) =>
       slim({

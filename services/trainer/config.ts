@@ -1,6 +1,34 @@
 // Trainer settings (on top of the common ones), from the environment.
 import { z } from 'zod';
 import { env, loadConfig, type Env } from '../common/config.js';
+import { DEFAULT_SIDE_LEARNERS, learnerSpecsSchema } from './learners.js';
+
+/** A JSON list of side learners (learners.ts); '[]' trains the trainer's own FTRL alone. */
+const sideLearners = z
+  .string()
+  .optional()
+  .transform((text, ctx) => {
+    if (text === undefined || text.trim() === '') return [...DEFAULT_SIDE_LEARNERS];
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'not JSON (a list of learners, e.g. [{"name":"fast","alpha":0.15}])',
+      });
+      return z.NEVER;
+    }
+    const result = learnerSpecsSchema.safeParse(parsed);
+    if (!result.success) {
+      ctx.addIssue({
+        code: 'custom',
+        message: result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+      });
+      return z.NEVER;
+    }
+    return result.data;
+  });
 
 export const trainerConfigSchema = z.object({
   FW_TRAINER_GROUP: z.string().min(1).default('flywheel.trainer'),
@@ -40,6 +68,10 @@ export const trainerConfigSchema = z.object({
    * place of a failing champion (0: never, neither; the scorer's fixed prior serves).
    */
   FW_TRAINER_BASELINE_FIRST: env.int(50, 0, 100_000_000),
+  /** Learners trained side by side with the FTRL (JSON list; unset: the default five). */
+  FW_TRAINER_LEARNERS: sideLearners,
+  /** Newest examples whose progressive log loss picks the learner a candidate takes. */
+  FW_TRAINER_SELECTION_WINDOW: env.int(2000, 1, 1_000_000),
   FW_TRAINER_GATE_MIN_HOLDOUT: env.int(500, 1, 1_000_000),
   FW_TRAINER_GATE_MIN_IMPROVEMENT: env.number(0.002, 0, 1),
   FW_TRAINER_GATE_ALPHA: env.number(0.05, 0.0001, 0.5),

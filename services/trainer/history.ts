@@ -70,11 +70,18 @@ export function kafkaHistory(source: HistorySource, spec: FeatureSpec): KafkaHis
         source,
         await startingState(training, start, spec),
       );
-      const state = pipeline.learner.state();
+      const recorded = training.online?.selection?.selected;
+      const selection = pipeline.learner.selection();
+      if (recorded && selection.selected !== recorded)
+        throw new FlywheelError(
+          'FW_RETRAIN_UNSUPPORTED',
+          `the replay selects learner ${selection.selected}, the version was ${recorded}`,
+        );
+      const serving = pipeline.learner.serving(selection.selected);
       return {
-        z: state.z,
-        n: state.n,
-        holdout: state.holdout.map(trainingExample),
+        z: serving.z,
+        n: serving.n,
+        holdout: pipeline.learner.holdout.map(trainingExample),
         baseline: pipeline.baseline,
       };
     },

@@ -6,6 +6,15 @@
 import type { LabeledExample } from '../common/contracts.js';
 import { FtrlProximal, type FtrlParams } from '../model/ftrl.js';
 import type { TrainingExample } from '../model/models.js';
+import {
+  PRIMARY_LEARNER,
+  SideLearner,
+  meanLoss,
+  selectLowest,
+  type FeatureSpace,
+  type LearnerSpec,
+  type SideLearnerState,
+} from './learners.js';
 
 export interface OnlineLearnerOptions {
   dimension: number;
@@ -14,6 +23,19 @@ export interface OnlineLearnerOptions {
   holdoutSize: number;
   /** Examples in the progressive-validation window. */
   progressiveWindow: number;
+  /** Learners trained side by side on the same examples (learners.ts); none when absent. */
+  side?: readonly LearnerSpec[];
+  /** The feature space the side learners fold and calibrate in (required with `side`). */
+  space?: FeatureSpace;
+  /** Newest examples whose progressive loss picks the candidate among the learners. */
+  selectionWindow?: number;
+}
+
+/** Which learner's weights a candidate takes, and every learner's recent progressive loss. */
+export interface LearnerSelection {
+  selected: string;
+  window: number;
+  progressiveLogLoss: Record<string, number | null>;
 }
 
 /** What the learner keeps of an example: enough to learn from it and to score it. */
@@ -34,6 +56,8 @@ export interface LearnerState {
   learned: number;
   holdout: HeldExample[];
   progressive: { loss: number; weight: number }[];
+  /** The side learners' states (absent or empty: none, or they start from zero). */
+  side?: SideLearnerState[];
 }
 
 export function heldExample(e: LabeledExample): HeldExample {
@@ -68,6 +92,7 @@ export class OnlineLearner {
   /** Examples learned from, in total (the trainer's "no gap, no overlap" counter). */
   learned: number;
   private readonly progressive: { loss: number; weight: number }[];
+  readonly side: SideLearner[];
 
   constructor(
     readonly options: OnlineLearnerOptions,
@@ -77,6 +102,21 @@ export class OnlineLearner {
     this.holdoutRing = state ? [...state.holdout] : [];
     this.learned = state?.learned ?? 0;
     this.progressive = state ? [...state.progressive] : [];
+    const sideSpecs = options.side ?? [];
+    if (sideSpecs.length > 0 && !options.space) throw new Error('side learners need the feature space');
+    this.side = sideSpecs.map(
+      (spec) =>
+        new SideLearner(
+          spec,
+          options.space as FeatureSpace,
+          this.selectionWindow,
+          state?.side?.find((s) => s.name === spec.name),
+        ),
+    );
+  }
+
+  get selectionWindow(): number {
+    return this.options.selectionWindow ?? 2000;
   }
 
   /** Adds examples in arrival order; returns those learned from now (pushed out of the holdout). */
@@ -100,6 +140,7 @@ export class OnlineLearner {
       weight: e.weight,
     });
     if (this.progressive.length > this.options.progressiveWindow) this.progressive.shift();
+    for (const side of this.side) side.learn({ indices: e.indices, values: e.values }, e.label, e.weight);
     this.learned++;
   }
 
@@ -119,6 +160,46 @@ export class OnlineLearner {
     return count > 0 ? this.progressive.slice(-count) : [];
   }
 
+  /**
+   * The learner with the lowest progressive log loss over the newest `selectionWindow` examples
+   * (the trainer's own FTRL on a tie): every learner was scored on the same examples before
+   * learning them, and none on the holdout, which stays the gate's.
+   */
+  selection(): LearnerSelection {
+    // Over the examples every learner has a loss for (one restored from an older checkpoint
+    // starts with none): the same examples, or no comparison.
+    const window = Math.min(this.selectionWindow, this.progressive.length, ...this.side.map((s) => s.scored));
+    const primary = recentMean(this.progressive, window);
+    const losses = [primary, ...this.side.map((s) => s.progressiveLogLoss(window))];
+    const names = [PRIMARY_LEARNER, ...this.side.map((s) => s.spec.name)];
+    return {
+      selected: names[selectLowest(losses)] as string,
+      window,
+      progressiveLogLoss: Object.fromEntries(
+        names.map((name, k) => [name, Number.isFinite(losses[k]) ? (losses[k] as number) : null]),
+      ),
+    };
+  }
+
+  /** FTRL state and parameters over the full space of the selected learner (or `name`'s). */
+  serving(name = this.selection().selected): {
+    name: string;
+    params: FtrlParams;
+    z: Float64Array;
+    n: Float64Array;
+  } {
+    if (name === PRIMARY_LEARNER)
+      return {
+        name,
+        params: this.options.params,
+        z: Float64Array.from(this.ftrl.z),
+        n: Float64Array.from(this.ftrl.n),
+      };
+    const side = this.side.find((s) => s.spec.name === name);
+    if (!side) throw new Error(`no learner named ${name}`);
+    return { name, params: side.spec.params, ...side.export(this.options.dimension) };
+  }
+
   /** The newest examples, not learned from yet (a copy). */
   get holdout(): HeldExample[] {
     return [...this.holdoutRing];
@@ -136,6 +217,16 @@ export class OnlineLearner {
       learned: this.learned,
       holdout: this.holdout,
       progressive: [...this.progressive],
+      side: this.side.map((s) => s.state()),
     };
   }
+}
+
+function recentMean(progressive: readonly { loss: number; weight: number }[], count: number): number {
+  const recent = progressive.slice(-count);
+  return meanLoss(
+    recent.map((p) => p.loss),
+    recent.map((p) => p.weight),
+    count,
+  );
 }

@@ -7,6 +7,7 @@ import type { HumanLabel, LabeledExample } from '../common/contracts.js';
 import { HeuristicBaseline } from '../model/baseline.js';
 import type { FtrlParams } from '../model/ftrl.js';
 import { LabelMerger, type LabelPolicy } from './label-policy.js';
+import type { FeatureSpace, LearnerSpec } from './learners.js';
 import { OnlineLearner, heldExample, type HeldExample, type LearnerState } from './online.js';
 
 export interface PipelineSettings {
@@ -18,6 +19,8 @@ export interface PipelineSettings {
   referenceSize: number;
   /** The feature spec examples must be built for (unchecked when absent; slots always are). */
   featureSpecHash?: string;
+  /** Learners trained side by side (learners.ts), in the feature space of the spec. */
+  side?: { learners: readonly LearnerSpec[]; space: FeatureSpace; selectionWindow: number };
 }
 
 export interface PipelineState {
@@ -59,6 +62,13 @@ export class TrainingPipeline {
         params: settings.params,
         holdoutSize: settings.holdoutSize,
         progressiveWindow: 10_000,
+        ...(settings.side
+          ? {
+              side: settings.side.learners,
+              space: settings.side.space,
+              selectionWindow: settings.side.selectionWindow,
+            }
+          : {}),
       },
       state?.learner,
     );

@@ -38,11 +38,21 @@ export async function replayOnline(
   const pipeline = new TrainingPipeline(
     {
       dimension: spec.dimension,
-      params,
+      // The version's own parameters are its selected learner's; the pipeline's are the primary's.
+      params: online.primary ?? params,
       holdoutSize: online.holdoutSize,
       policy: { ...online.policy, conflict: online.policy.conflict as ConflictPolicy },
       referenceSize: 0,
       featureSpecHash: spec.hash,
+      ...(online.learners && online.learners.length > 0
+        ? {
+            side: {
+              learners: online.learners,
+              space: { hashBits: spec.hashBits, denseCount: spec.denseNames.length, biasSlot: spec.biasSlot },
+              selectionWindow: online.selectionWindow ?? 2000,
+            },
+          }
+        : {}),
     },
     initial,
   );

@@ -33,6 +33,7 @@ import { proposeCandidate, publishServingBaseline, type CandidateResult } from '
 import { CheckpointStore, encodeCheckpoint, pipelineStateOf, type Checkpoint } from './checkpoint.js';
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
 import { LossDriftDetector, DEFAULT_DRIFT } from './drift.js';
+import { resolveLearners } from './learners.js';
 import { DEFAULT_GATE } from './gate.js';
 import { DEFAULT_LABEL_POLICY, type LabelPolicy } from './label-policy.js';
 import { TrainingPipeline, exampleProblems } from './pipeline.js';
@@ -227,6 +228,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
         policy: this.policy,
         referenceSize: this.config.FW_TRAINER_REFERENCE_SIZE,
         featureSpecHash: this.spec.hash,
+        side: this.sideSettings(),
       },
       checkpoint ? pipelineStateOf(checkpoint) : warm?.state,
     );
@@ -352,6 +354,19 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       Math.min(1000, this.config.FW_TRAINER_CHECKPOINT_MS),
     );
     if (this.options.http !== false) await this.listen();
+  }
+
+  /** The side learners (FW_TRAINER_LEARNERS), absolute: resolved against the default FTRL. */
+  private sideSettings() {
+    return {
+      learners: resolveLearners(this.config.FW_TRAINER_LEARNERS, DEFAULT_FTRL),
+      space: {
+        hashBits: this.spec.hashBits,
+        denseCount: this.spec.denseNames.length,
+        biasSlot: this.spec.biasSlot,
+      },
+      selectionWindow: this.config.FW_TRAINER_SELECTION_WINDOW,
+    };
   }
 
   /** The champion's FTRL state, to start from when there is no checkpoint. */
@@ -489,6 +504,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     // whole state goes with the version, so the next version's lineage can start from it.
     const cut = this.order.cut();
     const snapshot = encodeCheckpoint(this.snapshot(this.seq));
+    const selection = learner.selection();
     const training: TrainingData = {
       ...this.lineage(trigger),
       online: {
@@ -497,6 +513,10 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
         warmStart: this.orderBase ? null : this.warmStart,
         holdoutSize: this.config.FW_TRAINER_HOLDOUT,
         policy: { ...this.policy },
+        primary: { ...learner.options.params },
+        learners: [...(learner.options.side ?? [])],
+        selectionWindow: learner.selectionWindow,
+        selection,
       },
     };
     const holdoutPositives = learner.holdout.filter((e) => e.label === 1).length;
@@ -505,6 +525,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       admin: this.admin as RegistryAdmin,
       spec: this.spec,
       learner,
+      selected: selection.selected,
       baseline: this.pipeline.baseline,
       reference: this.pipeline.reference,
       history: { acceptedLabelRate: this.acceptedLabelRate },

@@ -1,0 +1,207 @@
+// Learners trained side by side with the trainer's FTRL: a neutral one is the FTRL bit for bit,
+// each exports FTRL state that serves its own scores, forgetting and calibration do what they are
+// for, the selection picks by recent progressive loss and survives a checkpoint.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DEFAULT_FTRL, FtrlProximal } from '../../services/model/ftrl.js';
+import { FeatureSpec } from '../../services/model/features.js';
+import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
+import { decodeCheckpoint, encodeCheckpoint, encodeCheckpointAs } from '../../services/trainer/checkpoint.js';
+import { loadTrainerConfig } from '../../services/trainer/config.js';
+import {
+  DEFAULT_SIDE_LEARNERS,
+  SideLearner,
+  resolveLearners,
+  type LearnerSpecInput,
+} from '../../services/trainer/learners.js';
+import { OnlineLearner, type HeldExample } from '../../services/trainer/online.js';
+
+const spec = new FeatureSpec();
+const space = { hashBits: spec.hashBits, denseCount: spec.denseNames.length, biasSlot: spec.biasSlot };
+const sideOf = (input: LearnerSpecInput) => resolveLearners([input], DEFAULT_FTRL)[0]!;
+
+function examples(count: number, seed = 9): HeldExample[] {
+  return simulateLabeledExamples({
+    spec,
+    seed,
+    clicks: count * 2,
+    startTime: Date.UTC(2026, 0, 1),
+    trafficRate: 50,
+    attributionWindowMs: 600_000,
+  })
+    .slice(0, count)
+    .map((e, i) => ({
+      exampleId: `e${i}`,
+      indices: [...e.features.indices],
+      values: [...e.features.values],
+      label: e.label,
+      weight: e.weight,
+      itemId: e.itemId,
+      segment: e.segment,
+      labelTime: i,
+    }));
+}
+
+const vector = (e: HeldExample) => ({ indices: e.indices, values: e.values });
+
+describe('side learners', () => {
+  const data = examples(3000);
+
+  it('a learner that changes nothing learns exactly as the FTRL', () => {
+    const ftrl = new FtrlProximal(spec.dimension, DEFAULT_FTRL);
+    const side = new SideLearner(sideOf({ name: 'same' }), space, 1000);
+    for (const e of data)
+      assert.equal(side.learn(vector(e), e.label, e.weight), ftrl.learn(vector(e), e.label, e.weight));
+    assert.deepEqual(side.export(spec.dimension), { z: ftrl.z, n: ftrl.n });
+  });
+
+  for (const input of DEFAULT_SIDE_LEARNERS) {
+    it(`${input.name}: the exported FTRL state scores as the learner does`, () => {
+      const side = new SideLearner(sideOf(input), space, 1000);
+      for (const e of data.slice(0, 2500)) side.learn(vector(e), e.label, e.weight);
+      const exported = side.export(spec.dimension);
+      const served = new FtrlProximal(spec.dimension, side.spec.params, exported);
+      for (const e of data.slice(2500))
+        assert.ok(Math.abs(served.predict(vector(e)) - side.predict(vector(e))) < 1e-9);
+    });
+  }
+
+  it('forgetting follows a shift in the rate sooner than the FTRL', () => {
+    // The same examples, labels drawn at 10% and then at 50%: the bias must move.
+    let state = 7;
+    const random = () => (state = (state * 48271) % 2147483647) / 2147483647;
+    const shifted = [...examples(3000), ...examples(3000, 11)].map((e, i) => ({
+      ...e,
+      label: random() < (i < 3000 ? 0.1 : 0.5) ? 1 : 0,
+    }));
+    const plain = new SideLearner(sideOf({ name: 'plain' }), space, 500);
+    const forgetting = new SideLearner(sideOf({ name: 'forgetting', forgetting: 0.999 }), space, 500);
+    for (const e of shifted.slice(0, 3500)) {
+      plain.learn(vector(e), e.label, e.weight);
+      forgetting.learn(vector(e), e.label, e.weight);
+    }
+    assert.ok(
+      forgetting.progressiveLogLoss() < plain.progressiveLogLoss() - 0.01,
+      `${forgetting.progressiveLogLoss()} vs ${plain.progressiveLogLoss()}`,
+    );
+  });
+
+  it('the calibration layer corrects a learner that regularization keeps near 0.5', () => {
+    const heavy = { name: 'heavy', l2: 2000 } as const;
+    const plain = new SideLearner(sideOf(heavy), space, 1000);
+    const calibrated = new SideLearner(
+      sideOf({ ...heavy, name: 'heavy-calibrated', calibrationRate: 0.02 }),
+      space,
+      1000,
+    );
+    for (const e of data) {
+      plain.learn(vector(e), e.label, e.weight);
+      calibrated.learn(vector(e), e.label, e.weight);
+    }
+    assert.ok(
+      calibrated.progressiveLogLoss() < plain.progressiveLogLoss() - 0.02,
+      `${calibrated.progressiveLogLoss()} vs ${plain.progressiveLogLoss()}`,
+    );
+  });
+
+  it('the selection takes the lowest recent progressive loss, the FTRL on a tie, and is served', () => {
+    const options = {
+      dimension: spec.dimension,
+      params: DEFAULT_FTRL,
+      holdoutSize: 200,
+      progressiveWindow: 1000,
+      space,
+      selectionWindow: 500,
+    };
+    const tied = new OnlineLearner({ ...options, side: resolveLearners([{ name: 'same' }], DEFAULT_FTRL) });
+    tied.add(data);
+    assert.equal(tied.selection().selected, 'default');
+    assert.equal(tied.selection().progressiveLogLoss.same, tied.selection().progressiveLogLoss.default);
+    // A learner made worse on purpose, and one made better (a larger step on this stream).
+    const side = resolveLearners(
+      [
+        { name: 'worse', l2: 5000 },
+        { name: 'fast', alpha: 0.3 },
+      ],
+      DEFAULT_FTRL,
+    );
+    const learner = new OnlineLearner({ ...options, side });
+    learner.add(data);
+    const selection = learner.selection();
+    const losses = selection.progressiveLogLoss as Record<string, number>;
+    assert.equal(selection.window, 500);
+    const lowest = Object.entries(losses).sort((a, b) => a[1] - b[1])[0]![0];
+    assert.equal(selection.selected, lowest);
+    assert.ok(losses.worse! > losses.default!);
+    const serving = learner.serving();
+    assert.equal(serving.name, selection.selected);
+    const chosen = learner.side.find((s) => s.spec.name === selection.selected);
+    if (chosen)
+      assert.deepEqual(serving, {
+        name: chosen.spec.name,
+        params: chosen.spec.params,
+        ...chosen.export(spec.dimension),
+      });
+  });
+
+  it('side learners continue bit for bit across a checkpoint, and an older checkpoint starts them at zero', () => {
+    const side = resolveLearners(DEFAULT_SIDE_LEARNERS, DEFAULT_FTRL);
+    const options = {
+      dimension: spec.dimension,
+      params: DEFAULT_FTRL,
+      holdoutSize: 200,
+      progressiveWindow: 1000,
+      side,
+      space,
+      selectionWindow: 500,
+    };
+    const first = new OnlineLearner(options);
+    first.add(data.slice(0, 1700));
+    const checkpoint = {
+      seq: 1,
+      writtenAt: 1,
+      featureSpecHash: spec.hash,
+      params: DEFAULT_FTRL,
+      offsets: {},
+      state: first.state(),
+    };
+    const resumed = new OnlineLearner(options, decodeCheckpoint(encodeCheckpoint(checkpoint)).state);
+    resumed.add(data.slice(1700));
+    const uninterrupted = new OnlineLearner(options);
+    uninterrupted.add(data);
+    assert.deepEqual(resumed.selection(), uninterrupted.selection());
+    for (const name of side.map((s) => s.name))
+      assert.deepEqual(resumed.serving(name), uninterrupted.serving(name));
+
+    const old = new OnlineLearner(options, decodeCheckpoint(encodeCheckpointAs(4, checkpoint)).state);
+    assert.deepEqual(old.ftrl.z, first.ftrl.z);
+    assert.ok(old.side.every((s) => s.scored === 0));
+    // With no loss of their own yet, nothing is compared: the FTRL serves.
+    assert.equal(old.selection().selected, 'default');
+  });
+
+  it('FW_TRAINER_LEARNERS: the default five, a list of its own, or a clear error', () => {
+    assert.deepEqual(
+      loadTrainerConfig({}).FW_TRAINER_LEARNERS.map((l) => l.name),
+      ['fast', 'forgetting', 'calibrated', 'forgetting-calibrated', 'coarse'],
+    );
+    assert.deepEqual(loadTrainerConfig({ FW_TRAINER_LEARNERS: '[]' }).FW_TRAINER_LEARNERS, []);
+    assert.deepEqual(
+      loadTrainerConfig({ FW_TRAINER_LEARNERS: '[{"name":"slow","alpha":0.01}]' }).FW_TRAINER_LEARNERS,
+      [{ name: 'slow', alpha: 0.01 }],
+    );
+    assert.throws(() => loadTrainerConfig({ FW_TRAINER_LEARNERS: 'fast' }), /FW_TRAINER_LEARNERS.*not JSON/s);
+    assert.throws(
+      () => loadTrainerConfig({ FW_TRAINER_LEARNERS: '[{"name":"a"},{"name":"a"}]' }),
+      /FW_TRAINER_LEARNERS.*unique/s,
+    );
+    assert.throws(
+      () => loadTrainerConfig({ FW_TRAINER_LEARNERS: '[{"name":"x","forgetting":0.5}]' }),
+      /FW_TRAINER_LEARNERS.*forgetting/s,
+    );
+    assert.throws(
+      () => loadTrainerConfig({ FW_TRAINER_LEARNERS: '[{"name":"default"}]' }),
+      /FW_TRAINER_LEARNERS/,
+    );
+  });
+});
