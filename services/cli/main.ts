@@ -18,6 +18,7 @@ import { runTrainer } from '../trainer/service.js';
 import { loadRegistryConfig } from '../registry/config.js';
 import { queueReviewSink } from './review.js';
 import { TRAIN_USAGE, runTrain, runTrainerPropose } from './train.js';
+import { BOOTSTRAP_USAGE, runBootstrap } from './bootstrap.js';
 
 export interface Command {
   summary: string;
@@ -78,6 +79,12 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'backfill: train a fresh model from Kafka history between two points (optionally distilled)',
     usage: TRAIN_USAGE,
     run: runTrain,
+  },
+  bootstrap: {
+    summary:
+      "replay a shop's history (JSON lines of clicks and purchases) through the running loop in event time: a champion and a trainer checkpoint to go on from",
+    usage: BOOTSTRAP_USAGE,
+    run: runBootstrap,
   },
   labels: {
     summary: 'publish externally labeled examples (NDJSON or JSON array) to fw.feedback.labeled',

@@ -115,13 +115,26 @@ export async function runTrain(args: string[]): Promise<number> {
 export async function runTrainerPropose(args: string[]): Promise<number> {
   const { values } = parseFlags(args, { reason: { type: 'string' }, url: { type: 'string' } });
   if (!values.reason) throw new UsageError('usage: flywheel trainer propose --reason TEXT [--url URL]');
+  const answer = await requestCandidate(values.reason, values.url);
+  if (!answer.ok) {
+    console.error(answer.message);
+    return 1;
+  }
+  console.log(answer.message);
+  return answer.alias ? 0 : 1;
+}
+
+/** Asks the trainer over HTTP to judge a candidate now (FW_ADMIN_TOKEN); what it answered. */
+export async function requestCandidate(
+  reason: string,
+  url = `http://127.0.0.1:${loadTrainerConfig().FW_TRAINER_HTTP_PORT}`,
+): Promise<{ ok: boolean; alias: string | null; version: string | null; message: string }> {
   const token = loadRegistryConfig().FW_ADMIN_TOKEN;
   if (!token) throw new UsageError('FW_ADMIN_TOKEN must be set (the trainer checks it)');
-  const url = values.url ?? `http://127.0.0.1:${loadTrainerConfig().FW_TRAINER_HTTP_PORT}`;
   const response = await fetch(`${url}/v1/candidates`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ reason: values.reason, trigger: 'operator' }),
+    body: JSON.stringify({ reason, trigger: 'operator' }),
   });
   const body = (await response.json()) as {
     version?: string;
@@ -129,14 +142,19 @@ export async function runTrainerPropose(args: string[]): Promise<number> {
     reasons?: string[];
     error?: { message: string };
   };
-  if (!response.ok) {
-    console.error(`trainer answered ${response.status}: ${body.error?.message ?? JSON.stringify(body)}`);
-    return 1;
-  }
-  console.log(
-    body.alias
+  if (!response.ok)
+    return {
+      ok: false,
+      alias: null,
+      version: null,
+      message: `trainer answered ${response.status}: ${body.error?.message ?? JSON.stringify(body)}`,
+    };
+  return {
+    ok: true,
+    alias: body.alias ?? null,
+    version: body.version ?? null,
+    message: body.alias
       ? `${body.version} promoted to ${body.alias}`
       : `${body.version ?? 'no candidate'} rejected: ${(body.reasons ?? []).join('; ')}`,
-  );
-  return body.alias ? 0 : 1;
+  };
 }
