@@ -45,15 +45,32 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['../*/**', '!../common/**', '!../model/**', '!../registry/**', '!../simulator/**'],
+              group: ['../*/**', '!../common/**', '!../model/**', '!../registry/**'],
               message:
-                'Import from the libraries (common, model, registry, simulator), not from another service.',
+                'Import from the libraries (common, model, registry), not from another service or the simulator (test data: the CLI, tests and benchmarks wire it in). test/unit/architecture.test.ts holds the whole layer table.',
             },
           ],
         },
       ],
     },
   },
+  // services/common is the bottom layer: it imports no other folder of services/.
+  ...[
+    ['services/common/*.ts', '../*'],
+    ['services/common/*/**/*.ts', '../../*'],
+  ].map(([files, parent]) => ({
+    files: [files],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: [parent], message: 'services/common is the bottom layer: it imports no service.' },
+          ],
+        },
+      ],
+    },
+  })),
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,

@@ -18,7 +18,7 @@ import { FeatureSpec } from '../services/model/features.js';
 import { loadRegistryConfig } from '../services/registry/config.js';
 import { ShopSimulation } from '../services/simulator/generator.js';
 import { reference, type Input } from '../test/helpers/join-reference.js';
-import { replayThroughLoop, WINDOW_MS } from './loop.js';
+import { learnerOf, replayThroughLoop, WINDOW_MS } from './loop.js';
 
 const { values: flags } = parseArgs({ options: { minutes: { type: 'string', default: '8' } } });
 const HOUR = 3600_000;
@@ -140,7 +140,13 @@ const bins = Array.from({ length: Math.floor(after.length / BIN) }, (_, k) => {
     served,
     frozen: logLoss(frozenOf(part)),
     truth: floor,
-    versions: [...new Set(part.map((c) => run.served.get(c.eventId)?.modelVersion))].join(' '),
+    versions: [...new Set(part.map((c) => run.served.get(c.eventId)?.modelVersion))]
+      .map((name) => {
+        const version = run.versions.find((v) => v.version === name);
+        const learner = version ? learnerOf(version).learner : undefined;
+        return learner ? `${name}(${learner})` : name;
+      })
+      .join(' '),
     // Recovered: the excess over the floor back within 2% (of the loss) of the excess before.
     recovered: served - floor <= excessBefore + 0.02 * served,
   };
@@ -166,6 +172,7 @@ const result = {
     kind: v.kind,
     status: v.status,
     reason: v.statusReason,
+    ...learnerOf(v),
   })),
 };
 mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });

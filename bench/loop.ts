@@ -284,3 +284,12 @@ export async function replayThroughLoop(options: {
     },
   };
 }
+
+/** Which of the trainer's learners a version's weights are, with each one's progressive loss. */
+export function learnerOf(v: VersionMetadata): {
+  learner?: string;
+  progressive?: Record<string, number | null>;
+} {
+  const selection = v.training.source === 'kafka' ? v.training.online?.selection : undefined;
+  return selection ? { learner: selection.selected, progressive: selection.progressiveLogLoss } : {};
+}

@@ -15,7 +15,7 @@ import { Random } from '../services/common/random.js';
 import { HeuristicBaseline } from '../services/model/baseline.js';
 import { auc, logLoss } from '../services/model/evaluation.js';
 import { segmentOf } from '../services/model/features.js';
-import { replayThroughLoop, WINDOW_MS } from './loop.js';
+import { learnerOf, replayThroughLoop, WINDOW_MS } from './loop.js';
 import { median } from './stats.js';
 
 const { values: flags } = parseArgs({
@@ -201,6 +201,7 @@ const result = {
     kind: v.kind,
     status: v.status,
     reason: v.statusReason,
+    ...learnerOf(v),
   })),
 };
 mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });

@@ -36,6 +36,7 @@ import { sampleRecords } from '../test/helpers/records.js';
 import { passthroughRate } from './passthrough.js';
 import { measureStages } from './scorer-stages.js';
 import { median } from './stats.js';
+import { simulatedTrainingExamples } from '../services/simulator/dataset.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const N = Number(process.env.BENCH_EVENTS ?? 100_000);
@@ -102,6 +103,7 @@ const registryAdmin = new RegistryAdmin(
   new FeatureSpec(),
   { producer, codecs: runtime.codecs, topic: names.updates },
   runtime.logger,
+  { simulated: simulatedTrainingExamples },
 );
 const training = {
   source: 'simulated' as const,

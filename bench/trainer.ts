@@ -37,6 +37,7 @@ import { OnlineLearner, heldExample } from '../services/trainer/online.js';
 import { Trainer } from '../services/trainer/service.js';
 import { consumeRate } from './passthrough.js';
 import { median } from './stats.js';
+import { simulatedTrainingExamples } from '../services/simulator/dataset.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const EXAMPLES = Number(process.env.BENCH_EXAMPLES ?? 60_000);
@@ -179,13 +180,10 @@ rmSync(file, { force: true });
 // 2. Distillation on the same history: a wide & deep teacher, then an FTRL student on its scores.
 const registryDir = mkdtempSync(join(tmpdir(), 'flywheel-bench-registry-'));
 process.env.FW_REGISTRY_DIR = registryDir;
-const registryAdmin = new RegistryAdmin(
-  new FileModelRegistry(registryDir),
-  spec,
-  null,
-  runtime.logger,
-  kafkaHistory(historySource(runtime), spec),
-);
+const registryAdmin = new RegistryAdmin(new FileModelRegistry(registryDir), spec, null, runtime.logger, {
+  kafka: kafkaHistory(historySource(runtime), spec),
+  simulated: simulatedTrainingExamples,
+});
 const history = {
   source: 'kafka' as const,
   ranges: await resolveRanges(runtime.kafka, [names.feedback, names.human], 'earliest', 'latest'),

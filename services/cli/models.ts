@@ -13,6 +13,7 @@ import { loadRegistryConfig } from '../registry/config.js';
 import { ALIASES, FileModelRegistry, type Alias } from '../registry/store.js';
 import { UsageError, numberFlag, parseFlags } from './args.js';
 import { formatMetrics, versionTable } from './version-table.js';
+import { simulatedTrainingExamples } from '../simulator/dataset.js';
 
 const USAGE = `flywheel models <action>
   ls                                  versions, newest last, with aliases and holdout metrics
@@ -66,7 +67,7 @@ export async function runModels(args: string[]): Promise<number> {
     spec,
     producer ? { producer, codecs: runtime.codecs } : null,
     runtime.logger,
-    kafkaHistory(historySource(runtime), spec),
+    { kafka: kafkaHistory(historySource(runtime), spec), simulated: simulatedTrainingExamples },
   );
   const alias = (name: string | undefined): Alias => {
     if (!ALIASES.includes(name as Alias))

@@ -19,6 +19,7 @@ import { FileModelRegistry, type TrainingData, type VersionMetadata } from '../r
 import { resolveRanges } from '../trainer/history.js';
 import { loadTrainerConfig } from '../trainer/config.js';
 import { UsageError, numberFlag, parseFlags } from './args.js';
+import { simulatedTrainingExamples } from '../simulator/dataset.js';
 
 export const TRAIN_USAGE = `flywheel train --from POINT --to POINT [--kind ftrl|logreg|wide_deep] [--teacher KIND]
                 [--seed S] [--promote challenger|champion] [--feedback-topic T] [--human-topic T]
@@ -63,7 +64,7 @@ export async function runTrain(args: string[]): Promise<number> {
     spec,
     producer ? { producer, codecs: runtime.codecs } : null,
     runtime.logger,
-    kafkaHistory(historySource(runtime), spec),
+    { kafka: kafkaHistory(historySource(runtime), spec), simulated: simulatedTrainingExamples },
   );
   const training: TrainingData = {
     source: 'kafka',

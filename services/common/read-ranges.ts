@@ -11,7 +11,16 @@ import type { Codecs, RecordKind, RecordTypes } from './contracts.js';
 import type { Logger } from './logger.js';
 import { Progress } from './progress.js';
 import type { Runtime } from './runtime.js';
-import type { OffsetRange } from '../registry/store.js';
+
+/** A span of one partition's offsets: the history a version was trained on is a list of them. */
+export interface OffsetRange {
+  topic: string;
+  partition: number;
+  /** First offset used (inclusive). */
+  from: string;
+  /** Offset after the last one used (exclusive). */
+  to: string;
+}
 
 export interface RangeRecord {
   offset: bigint;

@@ -25,7 +25,7 @@ import {
   loadExamples,
   retrain,
   runRecipe,
-  type KafkaHistory,
+  type TrainingSources,
   type LearnedKindName,
 } from './recipes.js';
 
@@ -74,8 +74,8 @@ export class RegistryAdmin {
       feedbackTopic?: string;
     } | null,
     private readonly logger: Logger,
-    /** Kafka, for training on and replaying history from topics. */
-    private readonly history?: KafkaHistory,
+    /** Where training data comes from: Kafka's history, the simulator (recipes.ts). */
+    private readonly sources: TrainingSources = {},
   ) {}
 
   /** Externally labeled examples to the feedback topic (see label-upload.ts); all or nothing. */
@@ -255,7 +255,7 @@ export class RegistryAdmin {
     let training = options.training;
     if (training.source === 'kafka') {
       // Kafka history: the lineage records what the ranges held.
-      examples ??= await loadExamples(training, this.spec, this.history);
+      examples ??= await loadExamples(training, this.spec, this.sources);
       const labelSources: Record<string, number> = {};
       let newestEventTime = 0;
       for (const e of examples as LabeledExample[]) {
@@ -276,7 +276,7 @@ export class RegistryAdmin {
       this.spec,
       this.registry,
       this.logger,
-      { history: this.history, ...(examples ? { examples } : {}) },
+      { sources: this.sources, ...(examples ? { examples } : {}) },
     );
     trained.model.dispose();
     const metadata = await this.registry.register({
@@ -304,7 +304,7 @@ export class RegistryAdmin {
     const training = options.training;
     if (training.source !== 'kafka')
       throw new FlywheelError('FW_BAD_REQUEST', 'distillation trains on Kafka history');
-    const examples = await loadExamples(training, this.spec, this.history);
+    const examples = await loadExamples(training, this.spec, this.sources);
     const teacher = await this.trainMeasured(
       { ...options, kind: options.teacherKind, hyperParameters: {}, parent: null },
       examples,
@@ -339,7 +339,7 @@ export class RegistryAdmin {
         `${version} was uploaded; it has no training lineage to replay`,
       );
     }
-    const again = await retrain(metadata, this.spec, this.registry, this.logger, this.history);
+    const again = await retrain(metadata, this.spec, this.registry, this.logger, this.sources);
     again.model.dispose();
     // The model's files, not lineage attachments (a trainer snapshot is the start of the next
     // version's lineage, not something a retrain makes).

@@ -18,7 +18,6 @@ import {
   type TrainingExample,
 } from '../model/models.js';
 import type { FtrlParams } from '../model/ftrl.js';
-import { simulateLabeledExamples } from '../simulator/dataset.js';
 import type { FileModelRegistry, HoldoutMetrics, TrainingData, VersionMetadata } from './store.js';
 import { FlywheelError } from '../common/errors.js';
 
@@ -66,21 +65,31 @@ export function defaultHyper(kind: LearnedKindName): Record<string, unknown> {
   return kind === 'ftrl' ? { ...DEFAULT_FTRL } : { ...DEFAULT_HYPER[kind] };
 }
 
-/** The examples a recipe's data source describes, in time order (Kafka history needs `history`). */
+/**
+ * Where training data comes from, given by the process the registry runs in (the CLI, a test):
+ * the registry stores and verifies versions, it does not know Kafka's history or the simulator.
+ */
+export interface TrainingSources {
+  /** Kafka, for training on and replaying history from topics. */
+  kafka?: KafkaHistory;
+  /** The labeled examples of a simulated lineage (the simulator's `simulatedTrainingExamples`). */
+  simulated?: (
+    training: Extract<TrainingData, { source: 'simulated' }>,
+    spec: FeatureSpec,
+  ) => TrainingExample[];
+}
+
+/** The examples a recipe's data source describes, in time order, from the sources given. */
 export async function loadExamples(
   training: TrainingData,
   spec: FeatureSpec,
-  history?: KafkaHistory,
+  sources: TrainingSources = {},
 ): Promise<TrainingExample[]> {
+  const history = sources.kafka;
   if (training.source === 'simulated') {
-    return simulateLabeledExamples({
-      seed: training.seed,
-      clicks: training.clicks,
-      spec,
-      startTime: training.startTime,
-      trafficRate: training.trafficRate,
-      attributionWindowMs: training.attributionWindowMs,
-    });
+    if (!sources.simulated)
+      throw new FlywheelError('FW_RETRAIN_UNSUPPORTED', 'simulated training data needs the simulator here');
+    return sources.simulated(training, spec);
   }
   if (training.source === 'kafka') {
     if (!history)
@@ -107,7 +116,7 @@ export interface TrainedVersion {
 export interface RecipeOptions {
   /** The examples, when the caller has them already. */
   examples?: TrainingExample[];
-  history?: KafkaHistory;
+  sources?: TrainingSources;
 }
 
 /** Train a recipe: warm start from the parent if any, fit on the older part, score the holdout. */
@@ -118,7 +127,7 @@ export async function runRecipe(
   logger: Logger,
   options: RecipeOptions = {},
 ): Promise<TrainedVersion> {
-  const examples = options.examples ?? (await loadExamples(recipe.training, spec, options.history));
+  const examples = options.examples ?? (await loadExamples(recipe.training, spec, options.sources));
   const split = Math.floor(examples.length * (1 - HOLDOUT_SHARE));
   const labeled = examples.slice(0, split);
   const holdout = examples.slice(split);
@@ -215,8 +224,9 @@ export async function retrain(
   spec: FeatureSpec,
   registry: FileModelRegistry,
   logger: Logger,
-  history?: KafkaHistory,
+  sources: TrainingSources = {},
 ): Promise<TrainedVersion> {
+  const history = sources.kafka;
   if (version.kind === 'baseline' || version.kind === 'tfjs_layers') {
     throw new FlywheelError('FW_BAD_REQUEST', `a ${version.kind} model has no training recipe`);
   }
@@ -246,6 +256,6 @@ export async function retrain(
     spec,
     registry,
     logger,
-    { history },
+    { sources },
   );
 }

@@ -22,6 +22,7 @@ import {
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FlywheelError } from '../common/errors.js';
+import type { OffsetRange } from '../common/read-ranges.js';
 import { artifactsSha256, parseManifest, type ModelArtifacts, type ModelKind } from '../model/artifacts.js';
 
 export type Alias = 'champion' | 'challenger' | 'shadow';
@@ -34,14 +35,7 @@ export const ALIASES: readonly Alias[] = ['champion', 'challenger', 'shadow'];
 export const TRAINER_SNAPSHOT_FILE = 'trainer-snapshot.ckpt';
 export const LINEAGE_FILES: readonly string[] = [TRAINER_SNAPSHOT_FILE];
 
-export interface OffsetRange {
-  topic: string;
-  partition: number;
-  /** First offset used (inclusive). */
-  from: string;
-  /** Offset after the last one used (exclusive). */
-  to: string;
-}
+export type { OffsetRange };
 
 /**
  * What an online trainer's version needs to be trained again: the read order (read-order.ts,

@@ -25,6 +25,20 @@ export interface DatasetOptions {
   drift?: DriftConfig | null;
 }
 
+/** The examples of a simulated lineage (the registry's `simulated` training source). */
+export function simulatedTrainingExamples(
+  training: {
+    seed: number;
+    clicks: number;
+    startTime: number;
+    trafficRate: number;
+    attributionWindowMs: number;
+  },
+  spec: FeatureSpec,
+): TimedExample[] {
+  return simulateLabeledExamples({ ...training, spec });
+}
+
 export function simulateLabeledExamples(options: DatasetOptions): TimedExample[] {
   const window = options.attributionWindowMs ?? 30 * 60 * 1000;
   const simulation = new ShopSimulation({

@@ -10,17 +10,13 @@
 // each candidate can be trained again from Kafka (`flywheel models retrain`).
 import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
-import Fastify from 'fastify';
 import type { Producer } from 'kafkajs';
 import { RecordConsumer, groupTimeouts, readinessOf, type Rejection } from '../common/consumer.js';
 import { RecordRejectedError } from '../common/errors.js';
-import { TokenTable, requireRole } from '../common/auth.js';
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
-import { installErrorHandler } from '../common/http-errors.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
 import { createProducer } from '../common/kafka.js';
 import type { Logger } from '../common/logger.js';
-import { counter, gauge, histogram } from '../common/metrics.js';
 import type { Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
 import { DEFAULT_FTRL, type FtrlParams } from '../model/ftrl.js';
@@ -34,6 +30,9 @@ import { CheckpointStore, encodeCheckpoint, pipelineStateOf, type Checkpoint } f
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
 import { LossDriftDetector, DEFAULT_DRIFT } from './drift.js';
 import { resolveLearners } from './learners.js';
+import { trainerMetrics } from './metrics.js';
+import { buildTrainerApp } from './http.js';
+import { BaselineSchedule, CandidatePolicy, CheckpointPolicy, type CandidateTrigger } from './triggers.js';
 import { DEFAULT_GATE } from './gate.js';
 import { DEFAULT_LABEL_POLICY, type LabelPolicy } from './label-policy.js';
 import { TrainingPipeline, exampleProblems } from './pipeline.js';
@@ -41,8 +40,7 @@ import { ReadOrder } from './read-order.js';
 import { warmStartFrom } from './replay.js';
 import type { PipelineState } from './pipeline.js';
 
-/** What made the trainer propose a candidate. */
-export type CandidateTrigger = 'count' | 'interval' | 'drift' | 'operator' | 'alarm';
+export type { CandidateTrigger };
 
 export interface TrainerTopics {
   feedback: string;
@@ -87,8 +85,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
   /** `topic:partition` → next offset to read; what the learner's state reflects. */
   private offsets: Record<string, string> = {};
   private seq = 0;
-  private sinceCheckpoint = 0;
-  private lastCheckpointAt = Date.now();
+  private readonly checkpoints: CheckpointPolicy;
   private producer: Producer | undefined;
   private consumer: RecordConsumer<Subscriptions> | undefined;
   private app: FastifyInstance | undefined;
@@ -97,16 +94,12 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
   private saving: Promise<void> = Promise.resolve();
   /** Candidates are proposed one at a time. */
   private proposing: Promise<unknown> = Promise.resolve();
-  private dirty = false;
-  private sinceCandidate = 0;
-  private lastCandidateAt = Date.now();
+  private readonly triggers: CandidatePolicy;
   private acceptedLabelRate: number | null = null;
-  /** Examples taken in (learned and held out) at which to publish the serving baseline next. */
-  private nextBaselineAt = 0;
+  private baselines = new BaselineSchedule(0);
   private drift: LossDriftDetector | null;
-  private pendingDrift = false;
   private admin: RegistryAdmin | undefined;
-  private readonly metrics;
+  private readonly metrics: ReturnType<typeof trainerMetrics>;
 
   constructor(private readonly options: TrainerOptions) {
     super();
@@ -119,6 +112,14 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       ...options.topics,
     };
     this.log = options.runtime.logger.child({ component: 'trainer' });
+    this.checkpoints = new CheckpointPolicy(
+      { every: this.config.FW_TRAINER_CHECKPOINT_EVERY, intervalMs: this.config.FW_TRAINER_CHECKPOINT_MS },
+      Date.now(),
+    );
+    this.triggers = new CandidatePolicy(
+      { every: this.config.FW_TRAINER_CANDIDATE_EVERY, intervalMs: this.config.FW_TRAINER_CANDIDATE_MS },
+      Date.now(),
+    );
     this.spec = new FeatureSpec({ hashBits: loadRegistryConfig().FW_FEATURE_HASH_BITS });
     this.store = new CheckpointStore(this.config.FW_TRAINER_DIR);
     this.registry = new FileModelRegistry(loadRegistryConfig().FW_REGISTRY_DIR);
@@ -136,46 +137,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
             minRise: this.config.FW_TRAINER_DRIFT_MIN_RISE,
           })
         : null;
-    const registry = options.runtime.metrics;
-    this.metrics = {
-      examples: counter(registry, {
-        name: 'flywheel_trainer_examples_total',
-        help: 'Examples taken into training, by label source',
-        labelNames: ['source'],
-      }),
-      learned: gauge(registry, { name: 'flywheel_trainer_learned', help: 'Examples learned from in total' }),
-      progressive: gauge(registry, {
-        name: 'flywheel_trainer_progressive_logloss',
-        help: 'Log loss of predictions made just before learning (recent window)',
-      }),
-      checkpoints: counter(registry, {
-        name: 'flywheel_trainer_checkpoints_total',
-        help: 'Checkpoints written',
-      }),
-      candidates: counter(registry, {
-        name: 'flywheel_trainer_candidates_total',
-        help: 'Candidate versions registered, by trigger and by what the gate made of them',
-        labelNames: ['trigger', 'outcome'],
-      }),
-      skipped: counter(registry, {
-        name: 'flywheel_trainer_replayed_records_total',
-        help: 'Records read again after a restart and skipped (already in the checkpoint)',
-      }),
-      driftAlarms: counter(registry, {
-        name: 'flywheel_trainer_drift_alarms_total',
-        help: 'Significant rises of progressive log loss (each proposes a candidate)',
-      }),
-      freshnessEventTime: histogram(registry, {
-        name: 'flywheel_trainer_outcome_to_promotion_event_seconds',
-        help: 'In event time: from the newest outcome a promoted version learned from to the newest label the trainer had read (a replay of history reads true here, not in wall time)',
-        buckets: [1, 10, 60, 300, 1800, 3600, 6 * 3600, 86400, 7 * 86400],
-      }),
-      freshness: histogram(registry, {
-        name: 'flywheel_trainer_outcome_to_promotion_seconds',
-        help: 'From the newest outcome a promoted version learned from to its promotion (scorers add their swap time)',
-        buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600],
-      }),
-    };
+    this.metrics = trainerMetrics(options.runtime.metrics);
   }
 
   get learned(): number {
@@ -240,7 +202,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     // the champion learned from these topics (its lineage); anywhere else, the partition's start.
     this.offsets = { ...(checkpoint?.offsets ?? warm?.offsets ?? {}) };
     this.seq = checkpoint?.seq ?? 0;
-    this.nextBaselineAt = this.config.FW_TRAINER_BASELINE_FIRST;
+    this.baselines = new BaselineSchedule(this.config.FW_TRAINER_BASELINE_FIRST);
     this.log.info(
       {
         checkpoint: this.store.path,
@@ -306,24 +268,20 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
           for (const e of examples) this.metrics.examples.inc({ source: e.labelSource });
           const learnedNow = this.pipeline.learner.learned - learnedBefore;
           if (this.drift) this.watchDrift(learnedNow);
-          this.sinceCheckpoint += learnedNow;
-          this.sinceCandidate += learnedNow;
+          this.checkpoints.taken(learnedNow);
+          this.triggers.learned(learnedNow);
           this.order.note(key, record.offset);
           this.offsets[key] = String(BigInt(record.offset) + 1n);
-          this.dirty = true;
         }
         this.metrics.learned.set(this.learned);
         const loss = this.pipeline.learner.progressiveLogLoss;
         if (Number.isFinite(loss)) this.metrics.progressive.set(loss);
-        if (
-          this.sinceCheckpoint >= this.config.FW_TRAINER_CHECKPOINT_EVERY ||
-          Date.now() - this.lastCheckpointAt >= this.config.FW_TRAINER_CHECKPOINT_MS
-        )
-          await this.checkpoint();
-        const trigger = this.dueTrigger();
+        for (const [learner, value] of Object.entries(this.pipeline.learner.selection().progressiveLogLoss))
+          if (value !== null) this.metrics.learners.set({ learner }, value);
+        if (this.checkpoints.dueAfterBatch(Date.now())) await this.checkpoint();
+        const trigger = this.triggers.due(Date.now());
         if (trigger) await this.proposeCandidate(trigger);
-        if (this.nextBaselineAt > 0 && this.learned + this.heldOut >= this.nextBaselineAt)
-          await this.publishBaseline();
+        if (this.baselines.due(this.learned + this.heldOut)) await this.publishBaseline();
         this.emit('batch');
         return { rejected };
       },
@@ -348,7 +306,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     // A quiet stream still gets its last examples checkpointed.
     this.ticker = setInterval(
       () => {
-        if (this.dirty && Date.now() - this.lastCheckpointAt >= this.config.FW_TRAINER_CHECKPOINT_MS)
+        if (this.checkpoints.dueOnTick(Date.now()))
           this.checkpoint().catch((err: unknown) => this.log.error({ err }, 'checkpoint failed'));
       },
       Math.min(1000, this.config.FW_TRAINER_CHECKPOINT_MS),
@@ -404,76 +362,23 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       const alarm = (this.drift as LossDriftDetector).add(loss / weight);
       if (!alarm) continue;
       this.metrics.driftAlarms.inc();
-      this.pendingDrift = true;
+      this.triggers.driftAlarm();
       this.log.warn(alarm, 'progressive log loss rose significantly: proposing a candidate');
     }
   }
 
-  /** The trigger that says to propose a candidate now, if any. */
-  private dueTrigger(): CandidateTrigger | null {
-    if (this.pendingDrift) {
-      this.pendingDrift = false;
-      return 'drift';
-    }
-    const every = this.config.FW_TRAINER_CANDIDATE_EVERY;
-    if (every > 0 && this.sinceCandidate >= every) return 'count';
-    const interval = this.config.FW_TRAINER_CANDIDATE_MS;
-    if (interval > 0 && this.sinceCandidate > 0 && Date.now() - this.lastCandidateAt >= interval)
-      return 'interval';
-    return null;
-  }
-
   private async listen(): Promise<void> {
-    const { runtime } = this.options;
-    const app = Fastify({ bodyLimit: 4096 });
-    installErrorHandler(app);
-    app.get('/healthz', () => ({ ok: true, learned: this.learned, seq: this.seq }));
-    app.get('/readyz', (_request, reply) => {
-      const readiness = this.consumer
-        ? readinessOf(this.consumer.health(), 'labeled examples')
-        : { ready: false, reason: 'starting' };
-      return readiness.ready ? readiness : reply.status(503).send(readiness);
+    const app = buildTrainerApp({
+      metrics: this.options.runtime.metrics,
+      adminToken: loadRegistryConfig().FW_ADMIN_TOKEN,
+      logger: this.log,
+      health: () => ({ ok: true, learned: this.learned, heldOut: this.heldOut, seq: this.seq }),
+      readiness: () =>
+        this.consumer
+          ? readinessOf(this.consumer.health(), 'labeled examples')
+          : { ready: false, reason: 'starting' },
+      propose: (trigger) => this.proposeCandidate(trigger),
     });
-    app.get('/metrics', async (_request, reply) =>
-      reply.type(runtime.metrics.contentType).send(await runtime.metrics.metrics()),
-    );
-    const token = loadRegistryConfig().FW_ADMIN_TOKEN;
-    // An operator's command or a monitoring alarm: judge a candidate now.
-    app.post<{ Body: { reason: string; trigger?: 'operator' | 'alarm' } }>(
-      '/v1/candidates',
-      {
-        preHandler: requireRole(
-          token ? new TokenTable().add(token, { id: 'admin', role: 'admin' }) : new TokenTable(),
-          'admin',
-        ),
-        schema: {
-          body: {
-            type: 'object',
-            required: ['reason'],
-            additionalProperties: false,
-            properties: {
-              reason: { type: 'string', minLength: 1, maxLength: 1000 },
-              trigger: { type: 'string', enum: ['operator', 'alarm'] },
-            },
-          },
-        },
-      },
-      async (request) => {
-        const { reason, trigger = 'operator' } = request.body;
-        this.log.info({ reason, trigger, by: request.principal?.id }, 'candidate requested');
-        const result = await this.proposeCandidate(trigger);
-        return result
-          ? {
-              version: result.version,
-              alias: result.alias,
-              accepted: result.decision.accept,
-              reasons: result.decision.reasons,
-              holdout: result.decision.holdout,
-              reference: result.decision.reference,
-            }
-          : { version: null, alias: null, accepted: false, reasons: ['not enough holdout examples yet'] };
-      },
-    );
     await app.listen({ host: '0.0.0.0', port: this.config.FW_TRAINER_HTTP_PORT });
     this.app = app;
   }
@@ -490,8 +395,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
   }
 
   private async propose(trigger: CandidateTrigger): Promise<CandidateResult | null> {
-    this.sinceCandidate = 0;
-    this.lastCandidateAt = Date.now();
+    this.triggers.proposed(Date.now());
     const { learner } = this.pipeline;
     if (learner.holdout.length < this.config.FW_TRAINER_GATE_MIN_HOLDOUT) {
       this.log.info(
@@ -546,7 +450,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     this.order.rebase(cut);
     this.orderBase = result.version;
     this.orderComplete = true;
-    this.dirty = true;
+    this.checkpoints.touched();
     this.metrics.candidates.inc({ trigger, outcome: result.alias ?? 'rejected' });
     if (result.alias) {
       this.acceptedLabelRate = holdoutPositives / holdoutSize;
@@ -583,7 +487,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       void this.publishBaseline(
         `the champion is failing (holdout log loss ${failing?.toFixed(4) ?? '-'} vs ${result.decision.holdout.constant.logLoss.toFixed(4)} for a constant)`,
       );
-    } else if (!result.alias && this.nextBaselineAt > 0) {
+    } else if (!result.alias && this.baselines.active) {
       // A refused candidate while the baseline serves: the baseline, learned on since, serves on.
       void this.publishBaseline();
     }
@@ -611,7 +515,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
    */
   private publishBaseline(replacing?: string): Promise<unknown> {
     const taken = this.learned + this.heldOut;
-    this.nextBaselineAt = 2 * taken;
+    this.baselines.published(taken);
     // Taken now, before anything awaits: the trainer goes on learning meanwhile.
     const holdout = this.pipeline.learner.holdout;
     const baseline = this.pipeline.baseline.clone();
@@ -632,7 +536,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
           ...(replacing ? { replacing } : {}),
         });
         if (version === null) {
-          this.nextBaselineAt = 0; // a learned model is champion: the baseline's serving is over
+          this.baselines.over(); // a learned model is champion
           return;
         }
         this.log.info({ version, examples: taken }, `baseline ${version} serves as champion`);
@@ -689,9 +593,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
   checkpoint(): Promise<void> {
     // Taken together, synchronously: the state and the offsets it reflects.
     const checkpoint = this.snapshot(++this.seq);
-    this.sinceCheckpoint = 0;
-    this.dirty = false;
-    this.lastCheckpointAt = Date.now();
+    this.checkpoints.written(Date.now());
     const save = async () => {
       await this.store.save(checkpoint);
       this.metrics.checkpoints.inc();

@@ -17,6 +17,7 @@ import { RegistryAdmin } from '../../services/registry/admin.js';
 import { readModelState } from '../../services/registry/publisher.js';
 import { FileModelRegistry, type TrainingData } from '../../services/registry/store.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
+import { simulatedTrainingExamples } from '../../services/simulator/dataset.js';
 
 const spec = new FeatureSpec();
 const simulated = (seed: number): TrainingData => ({
@@ -70,6 +71,7 @@ describe('model registry', () => {
       spec,
       { producer, codecs: runtime.codecs, topic: topics.names.updates },
       runtime.logger,
+      { simulated: simulatedTrainingExamples },
     );
   });
   after(async () => {

@@ -18,6 +18,7 @@ import { FileModelRegistry } from '../../services/registry/store.js';
 import { sendTraffic } from '../helpers/traffic.js';
 import { TopicCollector } from '../helpers/collect.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
+import { simulatedTrainingExamples } from '../../services/simulator/dataset.js';
 
 const PARTITIONS = 6;
 
@@ -43,6 +44,7 @@ describe('scorers in one consumer group', () => {
       new FeatureSpec(),
       { producer, codecs: runtime.codecs, topic: topics.names.updates },
       runtime.logger,
+      { simulated: simulatedTrainingExamples },
     );
     const training = {
       source: 'simulated' as const,

@@ -22,6 +22,7 @@ import { sendTraffic } from '../helpers/traffic.js';
 import { TopicCollector } from '../helpers/collect.js';
 import { sampleRecords } from '../helpers/records.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
+import { simulatedTrainingExamples } from '../../services/simulator/dataset.js';
 
 const simulated = (seed: number): TrainingData => ({
   source: 'simulated',
@@ -56,6 +57,7 @@ describe('scorer', () => {
       spec,
       { producer, codecs: runtime.codecs, topic: topics.names.updates },
       runtime.logger,
+      { simulated: simulatedTrainingExamples },
     );
     await admin.train({ kind: 'logreg', parent: null, seed: 1, training: simulated(1), actor: 'test' });
     await admin.train({ kind: 'ftrl', parent: null, seed: 2, training: simulated(2), actor: 'test' });

@@ -24,6 +24,7 @@ import type { WorkerSetup } from '../../services/scorer/worker-protocol.js';
 import { testRuntime } from '../helpers/kafka.js';
 import { schemaRegistrySettings } from '../../services/common/runtime.js';
 import { sampleRecords } from '../helpers/records.js';
+import { simulatedTrainingExamples } from '../../services/simulator/dataset.js';
 
 describe('scoring worker', () => {
   const runtime = testRuntime('scoring-worker');
@@ -63,7 +64,9 @@ describe('scoring worker', () => {
 
   /** Train the registry's next logistic-regression version (v000001, v000002, ...). */
   const trainVersion = (seed: number) =>
-    new RegistryAdmin(new FileModelRegistry(registryDir), new FeatureSpec(), null, runtime.logger).train({
+    new RegistryAdmin(new FileModelRegistry(registryDir), new FeatureSpec(), null, runtime.logger, {
+      simulated: simulatedTrainingExamples,
+    }).train({
       kind: 'logreg',
       parent: null,
       seed,

@@ -25,6 +25,7 @@ import { createTestTopics, testRuntime } from '../helpers/kafka.js';
 import { histogramTotals } from '../helpers/metrics.js';
 import { logLossOf } from '../helpers/models.js';
 import { encodeFeedback, simulatedFeedback } from '../../services/simulator/feedback.js';
+import { simulatedTrainingExamples } from '../../services/simulator/dataset.js';
 
 type Roles = 'feedback' | 'human' | 'dlq' | 'updates';
 
@@ -60,13 +61,10 @@ describe('retraining loop', () => {
     const previous = process.env.FW_REGISTRY_DIR;
     process.env.FW_REGISTRY_DIR = registryDir;
     const registry = new FileModelRegistry(registryDir);
-    const admin = new RegistryAdmin(
-      registry,
-      spec,
-      null,
-      runtime.logger,
-      kafkaHistory(historySource(runtime), spec),
-    );
+    const admin = new RegistryAdmin(registry, spec, null, runtime.logger, {
+      kafka: kafkaHistory(historySource(runtime), spec),
+      simulated: simulatedTrainingExamples,
+    });
     return {
       topics,
       registry,
