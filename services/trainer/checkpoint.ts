@@ -17,7 +17,7 @@ import type { ReadOrderState } from './read-order.js';
 
 // The header names the body's layout version ("FWCK<n>\n"); every older layout is read through
 // Avro schema resolution (new fields take their defaults). A new field means a new version.
-const CURRENT_VERSION = 5;
+const CURRENT_VERSION = 6;
 const magicOf = (version: number) => Buffer.from(`FWCK${version}\n`);
 const MAGIC = magicOf(CURRENT_VERSION);
 
@@ -101,7 +101,10 @@ const V5_FIELDS = [
     default: [],
   },
 ];
-const V5_NAMES = V5_FIELDS.map((f) => f.name);
+/** Fields added in version 6: the trainer's own FTRL's losses on arrival (the selection's). */
+const V6_FIELDS = [{ name: 'arrival', type: { type: 'array', items: 'Progressive' }, default: [] }];
+const V5_NAMES = [...V5_FIELDS, ...V6_FIELDS].map((f) => f.name);
+const V6_NAMES = V6_FIELDS.map((f) => f.name);
 
 const checkpointSchema = {
   type: 'record',
@@ -154,8 +157,10 @@ const OLDER_LAYOUTS: Record<number, readonly (readonly string[])[]> = {
   ],
   // 4: no side learners.
   4: [V5_NAMES],
+  // 5: side learners scored before learning, no losses on arrival.
+  5: [V6_NAMES],
 };
-const allFields = [...checkpointSchema.fields, ...V3_FIELDS, ...V5_FIELDS];
+const allFields = [...checkpointSchema.fields, ...V3_FIELDS, ...V5_FIELDS, ...V6_FIELDS];
 const layoutType = (missing: readonly string[]) =>
   avro.Type.forSchema({
     ...checkpointSchema,
@@ -265,6 +270,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
       n: bytesOf(side.n),
       last: bytesOf(side.last),
     })),
+    arrival: state.arrival ?? [],
   });
   const digest = createHash('sha256').update(body).digest();
   return Buffer.concat([MAGIC, digest, body]);
@@ -327,6 +333,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
     orderBase: string;
     acceptedLabelRate: number | null;
     sideLearners: (Omit<SideLearnerState, 'z' | 'n' | 'last'> & { z: Buffer; n: Buffer; last: Buffer })[];
+    arrival: LearnerState['progressive'];
   };
   const held = (h: HeldExample): HeldExample => ({ ...h, indices: [...h.indices], values: [...h.values] });
   const floats = (b: Buffer) => new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
@@ -352,6 +359,7 @@ export function decodeCheckpoint(bytes: Buffer, path = 'checkpoint'): Checkpoint
         losses: [...side.losses],
         weights: [...side.weights],
       })),
+      arrival: raw.arrival.map((p) => ({ ...p })),
     },
     remembered: raw.remembered.map(({ predictionId, labelSource, example }) =>
       slim({

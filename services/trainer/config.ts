@@ -68,9 +68,9 @@ export const trainerConfigSchema = z.object({
    * place of a failing champion (0: never, neither; the scorer's fixed prior serves).
    */
   FW_TRAINER_BASELINE_FIRST: env.int(50, 0, 100_000_000),
-  /** Learners trained side by side with the FTRL (JSON list; unset: the default five). */
+  /** Learners trained side by side with the FTRL (JSON list; unset: the default four). */
   FW_TRAINER_LEARNERS: sideLearners,
-  /** Newest examples whose progressive log loss picks the learner a candidate takes. */
+  /** Newest examples whose log loss on arrival picks the learner a candidate takes. */
   FW_TRAINER_SELECTION_WINDOW: env.int(2000, 1, 1_000_000),
   FW_TRAINER_GATE_MIN_HOLDOUT: env.int(500, 1, 1_000_000),
   FW_TRAINER_GATE_MIN_IMPROVEMENT: env.number(0.002, 0, 1),

@@ -1,9 +1,10 @@
 // Learners trained side by side with the trainer's FTRL on the same examples in the same order:
 // other step sizes and regularization, fewer hash slots (the spec's slots folded, as if hashed
 // with fewer bits), the dense features dropped, a discount of the past (forgetting, for drift) and
-// an online Platt layer (calibration). Each is scored before it learns (progressive validation);
-// the candidate is the one with the lowest recent progressive loss, exported as plain FTRL state
-// of the full spec whose served scores are the side learner's own. Pure and deterministic.
+// an online Platt layer (calibration). Each is scored on every example as it arrives, before the
+// holdout lets it learn from it (a delayed progressive validation); the candidate is the one with
+// the lowest recent loss, exported as plain FTRL state of the full spec whose served scores are
+// the side learner's own. Pure and deterministic.
 import { z } from 'zod';
 import type { FeatureVector } from '../common/contracts.js';
 import type { FtrlParams } from '../model/ftrl.js';
@@ -50,14 +51,13 @@ export interface LearnerSpec {
 
 /**
  * The side learners a trainer runs unless told otherwise: a larger step, a discount with a
- * half-life of about 1,400 examples (ln 2 / 0.0005), a calibration layer, both of these, and
- * 4,096 slots (more sharing where data is thin).
+ * half-life of about 3,500 examples (ln 2 / 0.0002), a slow calibration layer, and 4,096 slots
+ * (more sharing where data is thin).
  */
 export const DEFAULT_SIDE_LEARNERS: readonly LearnerSpecInput[] = [
   { name: 'fast', alpha: 0.15 },
-  { name: 'forgetting', forgetting: 0.9995 },
-  { name: 'calibrated', calibrationRate: 0.01 },
-  { name: 'forgetting-calibrated', forgetting: 0.9995, calibrationRate: 0.01 },
+  { name: 'forgetting', forgetting: 0.9998 },
+  { name: 'calibrated', calibrationRate: 0.003 },
   { name: 'coarse', hashBits: 12 },
 ];
 
@@ -97,7 +97,7 @@ export interface SideLearnerState {
   /** The Platt layer: p = sigmoid(scale * logit + shift). */
   scale: number;
   shift: number;
-  /** Progressive losses (weighted) and weights of the newest examples, oldest first. */
+  /** Losses (weighted) of the newest examples scored on arrival, and their weights, oldest first. */
   losses: number[];
   weights: number[];
 }
@@ -212,21 +212,28 @@ export class SideLearner {
       this.shift = Math.min(10, Math.max(-10, this.shift - rate * error));
     }
     this.steps++;
-    this.losses.push(logLoss(p, label) * weight);
+    return p;
+  }
+
+  /**
+   * Scores an example as it arrives, before the holdout delays its learning: the loss of a
+   * prediction made without the examples around it (the selection's evidence, see online.ts).
+   */
+  scoreOnArrival(x: FeatureVector, label: number, weight = 1): void {
+    this.losses.push(logLoss(this.predict(x), label) * weight);
     this.weights.push(weight);
     if (this.losses.length > this.window) {
       this.losses.shift();
       this.weights.shift();
     }
-    return p;
   }
 
-  /** Examples with a progressive loss kept (at most the window). */
+  /** Examples with a loss on arrival kept (at most the window). */
   get scored(): number {
     return this.losses.length;
   }
 
-  /** Weighted progressive log loss over the newest `count` examples (NaN when none). */
+  /** Weighted log loss on arrival over the newest `count` examples (NaN when none). */
   progressiveLogLoss(count = this.window): number {
     return meanLoss(this.losses, this.weights, count);
   }

@@ -58,6 +58,8 @@ export interface LearnerState {
   progressive: { loss: number; weight: number }[];
   /** The side learners' states (absent or empty: none, or they start from zero). */
   side?: SideLearnerState[];
+  /** The trainer's own FTRL's losses on arrival, for the selection (empty without side learners). */
+  arrival?: { loss: number; weight: number }[];
 }
 
 export function heldExample(e: LabeledExample): HeldExample {
@@ -93,6 +95,7 @@ export class OnlineLearner {
   learned: number;
   private readonly progressive: { loss: number; weight: number }[];
   readonly side: SideLearner[];
+  private readonly arrival: { loss: number; weight: number }[];
 
   constructor(
     readonly options: OnlineLearnerOptions,
@@ -102,6 +105,7 @@ export class OnlineLearner {
     this.holdoutRing = state ? [...state.holdout] : [];
     this.learned = state?.learned ?? 0;
     this.progressive = state ? [...state.progressive] : [];
+    this.arrival = [...(state?.arrival ?? [])];
     const sideSpecs = options.side ?? [];
     if (sideSpecs.length > 0 && !options.space) throw new Error('side learners need the feature space');
     this.side = sideSpecs.map(
@@ -123,6 +127,7 @@ export class OnlineLearner {
   add(examples: readonly HeldExample[]): HeldExample[] {
     const learnedNow: HeldExample[] = [];
     for (const example of examples) {
+      if (this.side.length > 0) this.scoreOnArrival(example);
       this.holdoutRing.push(example);
       if (this.holdoutRing.length <= this.options.holdoutSize) continue;
       const oldest = this.holdoutRing.shift() as HeldExample;
@@ -130,6 +135,21 @@ export class OnlineLearner {
       learnedNow.push(oldest);
     }
     return learnedNow;
+  }
+
+  /**
+   * Every learner scores an example as it arrives, with the holdout's examples (the newest, its
+   * neighbours in the stream) not learned yet. Scored just before learning instead, a learner
+   * would have learned the labels published with it (a session's other clicks, a window closing
+   * at once), which no served score had: fast-adapting learners looked far better than they
+   * serve (measured: 0.12 against 0.32 for the FTRL, then 0.64 on the holdout).
+   */
+  private scoreOnArrival(e: HeldExample): void {
+    const x = { indices: e.indices, values: e.values };
+    const p = Math.min(1 - EPS, Math.max(EPS, this.ftrl.predict(x)));
+    this.arrival.push({ loss: -(e.label ? Math.log(p) : Math.log(1 - p)) * e.weight, weight: e.weight });
+    if (this.arrival.length > this.selectionWindow) this.arrival.shift();
+    for (const side of this.side) side.scoreOnArrival(x, e.label, e.weight);
   }
 
   private learnFrom(e: HeldExample): void {
@@ -161,15 +181,15 @@ export class OnlineLearner {
   }
 
   /**
-   * The learner with the lowest progressive log loss over the newest `selectionWindow` examples
-   * (the trainer's own FTRL on a tie): every learner was scored on the same examples before
-   * learning them, and none on the holdout, which stays the gate's.
+   * The learner with the lowest log loss on arrival over the newest `selectionWindow` examples
+   * (the trainer's own FTRL on a tie): every learner scored the same examples, each before it had
+   * learned them or their neighbours; the gate's judgement on the holdout is not used.
    */
   selection(): LearnerSelection {
     // Over the examples every learner has a loss for (one restored from an older checkpoint
     // starts with none): the same examples, or no comparison.
-    const window = Math.min(this.selectionWindow, this.progressive.length, ...this.side.map((s) => s.scored));
-    const primary = recentMean(this.progressive, window);
+    const window = Math.min(this.selectionWindow, this.arrival.length, ...this.side.map((s) => s.scored));
+    const primary = recentMean(this.arrival, window);
     const losses = [primary, ...this.side.map((s) => s.progressiveLogLoss(window))];
     const names = [PRIMARY_LEARNER, ...this.side.map((s) => s.spec.name)];
     return {
@@ -218,6 +238,7 @@ export class OnlineLearner {
       holdout: this.holdout,
       progressive: [...this.progressive],
       side: this.side.map((s) => s.state()),
+      arrival: [...this.arrival],
     };
   }
 }

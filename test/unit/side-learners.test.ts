@@ -76,10 +76,11 @@ describe('side learners', () => {
     }));
     const plain = new SideLearner(sideOf({ name: 'plain' }), space, 500);
     const forgetting = new SideLearner(sideOf({ name: 'forgetting', forgetting: 0.999 }), space, 500);
-    for (const e of shifted.slice(0, 3500)) {
-      plain.learn(vector(e), e.label, e.weight);
-      forgetting.learn(vector(e), e.label, e.weight);
-    }
+    for (const e of shifted.slice(0, 3500))
+      for (const learner of [plain, forgetting]) {
+        learner.scoreOnArrival(vector(e), e.label, e.weight);
+        learner.learn(vector(e), e.label, e.weight);
+      }
     assert.ok(
       forgetting.progressiveLogLoss() < plain.progressiveLogLoss() - 0.01,
       `${forgetting.progressiveLogLoss()} vs ${plain.progressiveLogLoss()}`,
@@ -94,10 +95,11 @@ describe('side learners', () => {
       space,
       1000,
     );
-    for (const e of data) {
-      plain.learn(vector(e), e.label, e.weight);
-      calibrated.learn(vector(e), e.label, e.weight);
-    }
+    for (const e of data)
+      for (const learner of [plain, calibrated]) {
+        learner.scoreOnArrival(vector(e), e.label, e.weight);
+        learner.learn(vector(e), e.label, e.weight);
+      }
     assert.ok(
       calibrated.progressiveLogLoss() < plain.progressiveLogLoss() - 0.02,
       `${calibrated.progressiveLogLoss()} vs ${plain.progressiveLogLoss()}`,
@@ -180,10 +182,10 @@ describe('side learners', () => {
     assert.equal(old.selection().selected, 'default');
   });
 
-  it('FW_TRAINER_LEARNERS: the default five, a list of its own, or a clear error', () => {
+  it('FW_TRAINER_LEARNERS: the default four, a list of its own, or a clear error', () => {
     assert.deepEqual(
       loadTrainerConfig({}).FW_TRAINER_LEARNERS.map((l) => l.name),
-      ['fast', 'forgetting', 'calibrated', 'forgetting-calibrated', 'coarse'],
+      ['fast', 'forgetting', 'calibrated', 'coarse'],
     );
     assert.deepEqual(loadTrainerConfig({ FW_TRAINER_LEARNERS: '[]' }).FW_TRAINER_LEARNERS, []);
     assert.deepEqual(
