@@ -223,10 +223,12 @@ export async function replayThroughLoop(options: {
     while (next < events.length && (events[next] as Timed).time <= dueUntil)
       batch.push(events[next++] as Timed);
     if (batch.length > 0) {
-      const byTopic = new Map<string, { key: string; value: Buffer; timestamp: string }[]>();
+      // Stamped with the time of writing: a history older than the topics' retention, stamped
+      // with its event times, is deleted by the broker while it is replayed.
+      const byTopic = new Map<string, { key: string; value: Buffer }[]>();
       for (const e of batch) {
         const list = byTopic.get(e.topic) ?? [];
-        list.push({ key: e.key, value: await e.encode(), timestamp: String(e.time) });
+        list.push({ key: e.key, value: await e.encode() });
         byTopic.set(e.topic, list);
       }
       await producer.sendBatch({

@@ -113,8 +113,8 @@ export interface BootstrapReport {
 }
 
 /**
- * Produces the history into the topics, in event time order, keyed by user, with the event time
- * as the record's timestamp; then waits until the scorer, the joiner and the trainer have read
+ * Produces the history into the topics in event time order, keyed by user (record timestamps are
+ * the time of writing); then waits until the scorer, the joiner and the trainer have read
  * everything and the labels have settled (the joiner's idle rule needs `settleMs` of quiet).
  */
 export async function replayHistory(options: {
@@ -129,24 +129,35 @@ export async function replayHistory(options: {
   const { runtime, history, topics, groups } = options;
   const log = runtime.logger.child({ component: 'bootstrap' });
   const started = Date.now();
-  const admin = runtime.kafka.admin();
-  await admin.connect();
-  const feedbackStart = await admin.fetchTopicOffsets(topics.feedback);
   const events = [
     ...history.clicks.map((value) => ({ time: value.eventTime, id: value.eventId, click: value })),
     ...history.purchases.map((value) => ({ time: value.eventTime, id: value.eventId, purchase: value })),
   ].sort((a, b) => a.time - b.time || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const producer = createProducer(runtime.kafka);
-  await producer.connect();
   const clickIds = new Set(history.clicks.map((c) => c.eventId));
   // A click's latest label: a correction (higher revision) replaces it, in whatever order read.
   const labels = new Map<string, { label: number; revision: number }>();
-  const feedback = await followFeedback(runtime, topics.feedback, feedbackStart, (e) => {
-    if (!clickIds.has(e.eventId)) return;
-    const seen = labels.get(e.eventId);
-    if (!seen || e.revision > seen.revision) labels.set(e.eventId, { label: e.label, revision: e.revision });
-  });
+  let changes = 0;
+  const admin = runtime.kafka.admin();
+  const producer = createProducer(runtime.kafka);
+  let feedback: FeedbackFollower | undefined;
   try {
+    await admin.connect();
+    await producer.connect();
+    const feedbackStart = await admin.fetchTopicOffsets(topics.feedback);
+    feedback = await followFeedback(
+      runtime,
+      topics.feedback,
+      feedbackStart,
+      (e) => {
+        if (!clickIds.has(e.eventId)) return;
+        const seen = labels.get(e.eventId);
+        if (seen && e.revision <= seen.revision) return;
+        labels.set(e.eventId, { label: e.label, revision: e.revision });
+        changes++;
+      },
+      Math.min(options.timeoutMs, 60_000),
+    );
+    const follower = feedback;
     const progress = new Progress({
       label: 'bootstrap: producing',
       total: events.length,
@@ -155,20 +166,18 @@ export async function replayHistory(options: {
     const BATCH = 1000;
     for (let i = 0; i < events.length; i += BATCH) {
       const slice = events.slice(i, i + BATCH);
-      const clicks: { key: string; value: Buffer; timestamp: string }[] = [];
-      const purchases: { key: string; value: Buffer; timestamp: string }[] = [];
+      // No record timestamp: the broker stamps the time of writing. Stamped with the event time,
+      // a history older than the topics' retention is deleted by the broker before it is read
+      // (seen: the scorer's offset went out of range mid-replay); the event time is in the event.
+      const clicks: { key: string; value: Buffer }[] = [];
+      const purchases: { key: string; value: Buffer }[] = [];
       for (const e of slice) {
         if ('click' in e && e.click)
-          clicks.push({
-            key: e.click.userId,
-            value: await runtime.codecs.click.encode(e.click),
-            timestamp: String(e.time),
-          });
+          clicks.push({ key: e.click.userId, value: await runtime.codecs.click.encode(e.click) });
         else if ('purchase' in e && e.purchase)
           purchases.push({
             key: e.purchase.userId,
             value: await runtime.codecs.purchase.encode(e.purchase),
-            timestamp: String(e.time),
           });
       }
       await producer.sendBatch({
@@ -187,18 +196,22 @@ export async function replayHistory(options: {
       total: history.clicks.length,
       logger: log,
       extra: () => ({ labeled: labels.size }),
-    });
+    }).start();
     const deadline = Date.now() + options.timeoutMs;
-    let lastCount = -1;
+    let lastChanges = -1;
     let quietSince = Date.now();
     let behind: string[] = [];
     for (;;) {
+      const failure = follower.failure();
+      if (failure) throw new Error(`bootstrap: reading ${topics.feedback} failed: ${failure.message}`);
       waiting.add(labels.size - waiting.count);
       behind = await stagesBehind(admin, topics, groups);
-      if (labels.size !== lastCount || behind.length > 0) {
-        lastCount = labels.size;
+      if (!(await readToEnd(admin, topics.feedback, follower.positions)))
+        behind.push('this command, reading the labels');
+      if (changes !== lastChanges || behind.length > 0) {
+        lastChanges = changes;
         quietSince = Date.now();
-      } else if (labels.size === clickIds.size || Date.now() - quietSince >= options.settleMs) break;
+      } else if (Date.now() - quietSince >= options.settleMs) break;
       if (Date.now() > deadline)
         throw new Error(
           `bootstrap: ${labels.size} of ${clickIds.size} clicks labeled after ${Math.round(options.timeoutMs / 1000)} s; still behind: ${behind.join(', ') || 'nothing (the labels kept changing)'}. Are the scorer, joiner and trainer running?`,
@@ -219,10 +232,19 @@ export async function replayHistory(options: {
       seconds: (Date.now() - started) / 1000,
     };
   } finally {
-    await feedback.disconnect();
-    await producer.disconnect();
-    await admin.disconnect();
+    await feedback?.consumer.disconnect().catch(() => undefined);
+    await producer.disconnect().catch(() => undefined);
+    await admin.disconnect().catch(() => undefined);
   }
+}
+
+/** Whether the follower has read every partition of `topic` to its end (a commit marker aside). */
+async function readToEnd(admin: Admin, topic: string, positions: Map<number, bigint>): Promise<boolean> {
+  for (const end of await admin.fetchTopicOffsets(topic)) {
+    const at = positions.get(end.partition) ?? 0n;
+    if (BigInt(end.high) > BigInt(end.low) && at < BigInt(end.high) - 1n) return false;
+  }
+  return true;
 }
 
 /** Which stage has not yet committed the end of its input (empty: all caught up). */
@@ -235,7 +257,7 @@ async function stagesBehind(
   const stages: [string, string, string, boolean][] = [
     ['scorer', groups.scorer, topics.clicks, false],
     ['repartitioner', groups.repartition, topics.purchases, false],
-    ['joiner (predictions)', groups.joiner, topics.predictions, true],
+    ['joiner (predictions)', groups.joiner, topics.predictions, false],
     ['joiner (purchases)', groups.joiner, topics.repartitioned, true],
     ['trainer', groups.trainer, topics.feedback, true],
   ];
@@ -256,35 +278,78 @@ async function stagesBehind(
   return behind;
 }
 
-/** Reads the feedback topic from `start` on, as it comes, in read-committed mode. */
+interface FeedbackFollower {
+  consumer: Consumer;
+  /** Next offset to read, by partition. */
+  positions: Map<number, bigint>;
+  /** Why the follower stopped, if it did. */
+  failure: () => Error | null;
+}
+
+/**
+ * Reads the feedback topic from `start` on, as it comes, read committed. It seeks to where it is
+ * on every group join (a rebalance would otherwise resume at the end); a record it cannot decode
+ * is skipped (the trainer dead-letters it).
+ */
 async function followFeedback(
   runtime: Runtime,
   topic: string,
   start: { partition: number; offset: string }[],
   onExample: (e: LabeledExample) => void,
-): Promise<Consumer> {
+  joinTimeoutMs: number,
+): Promise<FeedbackFollower> {
+  const positions = new Map(start.map(({ partition, offset }) => [partition, BigInt(offset)]));
+  let failure: Error | null = null;
   const consumer = runtime.kafka.consumer({
     groupId: `flywheel.bootstrap.${randomUUID()}`,
     readUncommitted: false,
   });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: false });
-  const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
-  await consumer.run({
-    autoCommit: false,
-    eachMessage: async ({ message }) => {
-      if (message.value) onExample(await runtime.codecs.labeledExample.decode(message.value));
-    },
-  });
-  await joined;
-  for (const { partition, offset } of start) consumer.seek({ topic, partition, offset });
-  return consumer;
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: false });
+    let joinedOnce: () => void = () => undefined;
+    const joined = new Promise<void>((resolve) => (joinedOnce = resolve));
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      for (const [partition, offset] of positions)
+        consumer.seek({ topic, partition, offset: String(offset) });
+      joinedOnce();
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      failure = payload.error;
+    });
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message }) => {
+        positions.set(partition, BigInt(message.offset) + 1n);
+        if (!message.value) return;
+        try {
+          onExample(await runtime.codecs.labeledExample.decode(message.value));
+        } catch {
+          // Not a labeled example this command can read: the trainer dead-letters it.
+        }
+      },
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      joined,
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`could not join a consumer group on ${topic} in ${joinTimeoutMs / 1000} s`)),
+          joinTimeoutMs,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+  } catch (error) {
+    await consumer.disconnect().catch(() => undefined);
+    throw error;
+  }
+  return { consumer, positions, failure: () => failure };
 }
 
 export const BOOTSTRAP_USAGE =
   'flywheel bootstrap --from FILE [--from FILE ...] [--timeout S] [--settle S] [--no-candidate] [--trainer-url URL]';
 
-/** The command: reads, replays, asks for a candidate, reports. Exit 0 when a champion serves. */
+/** The command: reads, replays, asks for a candidate, reports. Exit 0 when the trainer answered and a champion serves. */
 export async function runBootstrap(args: string[]): Promise<number> {
   const { values } = parseFlags(args, {
     from: { type: 'string', multiple: true },
@@ -300,6 +365,10 @@ export async function runBootstrap(args: string[]): Promise<number> {
   const timeoutMs = numberFlag(values.timeout, 'timeout', 1800, 1) * 1000;
   // The joiner calls an input idle after FW_JOIN_IDLE_MS caught up; its labels come after that.
   const settleMs = numberFlag(values.settle, 'settle', (joiner.FW_JOIN_IDLE_MS + 5000) / 1000, 0) * 1000;
+  if (!values['no-candidate'] && !loadRegistryConfig().FW_ADMIN_TOKEN)
+    throw new UsageError(
+      'FW_ADMIN_TOKEN must be set to ask the trainer for a candidate (or pass --no-candidate)',
+    );
   const runtime = createRuntime('bootstrap');
   const { logger } = runtime;
   const history = await readHistory(files, runtime, {
@@ -350,6 +419,7 @@ export async function runBootstrap(args: string[]): Promise<number> {
       values['trainer-url'] ?? `http://127.0.0.1:${trainer.FW_TRAINER_HTTP_PORT}`,
     );
     console.log(`candidate: ${answer.message}`);
+    if (!answer.ok) return 1;
   }
   const registry = new FileModelRegistry(loadRegistryConfig().FW_REGISTRY_DIR);
   const champion = (await registry.routing()).champion;

@@ -165,6 +165,13 @@ export class SideLearner {
     return -(zj - Math.sign(zj) * l1) / ((beta + Math.sqrt(nj)) / alpha + l2);
   }
 
+  /** The value of the bias slot in `x`: 1, or more where a feature's value collides with it. */
+  private biasValue(x: FeatureVector): number {
+    for (let k = 0; k < x.indices.length; k++)
+      if (x.indices[k] === this.space.biasSlot) return x.values[k] as number;
+    return 0;
+  }
+
   private logit(x: FeatureVector): number {
     let logit = 0;
     for (let k = 0; k < x.indices.length; k++) {
@@ -178,7 +185,10 @@ export class SideLearner {
 
   predict(x: FeatureVector): number {
     const s = this.logit(x);
-    return this.spec.calibrationRate > 0 ? sigmoid(this.scale * s + this.shift) : sigmoid(s);
+    // The shift rides on the bias slot, as the exported weights carry it.
+    return this.spec.calibrationRate > 0
+      ? sigmoid(this.scale * s + this.shift * this.biasValue(x))
+      : sigmoid(s);
   }
 
   /** One online step; returns the (calibrated) prediction made before it. */
@@ -186,7 +196,8 @@ export class SideLearner {
     const s = this.logit(x);
     const raw = sigmoid(s);
     const calibrated = this.spec.calibrationRate > 0;
-    const p = calibrated ? sigmoid(this.scale * s + this.shift) : raw;
+    const bias = calibrated ? this.biasValue(x) : 0;
+    const p = calibrated ? sigmoid(this.scale * s + this.shift * bias) : raw;
     const { alpha } = this.spec.params;
     for (let k = 0; k < x.indices.length; k++) {
       const j = this.slot(x.indices[k] as number);
@@ -209,7 +220,7 @@ export class SideLearner {
       const error = p - label;
       // Bounded so that a run of one label cannot flip or flatten the ranking.
       this.scale = Math.min(10, Math.max(0.1, this.scale - rate * error * s));
-      this.shift = Math.min(10, Math.max(-10, this.shift - rate * error));
+      this.shift = Math.min(10, Math.max(-10, this.shift - rate * error * bias));
     }
     this.steps++;
     return p;
@@ -233,9 +244,13 @@ export class SideLearner {
     return this.losses.length;
   }
 
-  /** Weighted log loss on arrival over the newest `count` examples (NaN when none). */
-  progressiveLogLoss(count = this.window): number {
-    return meanLoss(this.losses, this.weights, count);
+  /**
+   * Weighted log loss on arrival over `count` examples (NaN when none), leaving out the newest
+   * `skipNewest` (those still in the holdout: the gate's, not the selection's).
+   */
+  progressiveLogLoss(count = this.window, skipNewest = 0): number {
+    const end = Math.max(0, this.losses.length - skipNewest);
+    return meanLoss(this.losses.slice(0, end), this.weights.slice(0, end), count);
   }
 
   /**

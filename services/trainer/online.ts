@@ -87,6 +87,8 @@ export function trainingExample(e: HeldExample): TrainingExample {
 }
 
 const EPS = 1e-7;
+/** Fewest examples the selection compares learners on; with fewer, the FTRL's own is taken. */
+const MIN_SELECTION = 200;
 
 export class OnlineLearner {
   readonly ftrl: FtrlProximal;
@@ -105,7 +107,7 @@ export class OnlineLearner {
     this.holdoutRing = state ? [...state.holdout] : [];
     this.learned = state?.learned ?? 0;
     this.progressive = state ? [...state.progressive] : [];
-    this.arrival = [...(state?.arrival ?? [])];
+    this.arrival = (state?.arrival ?? []).slice(-this.arrivalCapacity);
     const sideSpecs = options.side ?? [];
     if (sideSpecs.length > 0 && !options.space) throw new Error('side learners need the feature space');
     this.side = sideSpecs.map(
@@ -113,7 +115,7 @@ export class OnlineLearner {
         new SideLearner(
           spec,
           options.space as FeatureSpace,
-          this.selectionWindow,
+          this.arrivalCapacity,
           state?.side?.find((s) => s.name === spec.name),
         ),
     );
@@ -121,6 +123,11 @@ export class OnlineLearner {
 
   get selectionWindow(): number {
     return this.options.selectionWindow ?? 2000;
+  }
+
+  /** Losses on arrival kept: the selection's window, and those of the examples still held out. */
+  private get arrivalCapacity(): number {
+    return this.selectionWindow + this.options.holdoutSize;
   }
 
   /** Adds examples in arrival order; returns those learned from now (pushed out of the holdout). */
@@ -148,7 +155,7 @@ export class OnlineLearner {
     const x = { indices: e.indices, values: e.values };
     const p = Math.min(1 - EPS, Math.max(EPS, this.ftrl.predict(x)));
     this.arrival.push({ loss: -(e.label ? Math.log(p) : Math.log(1 - p)) * e.weight, weight: e.weight });
-    if (this.arrival.length > this.selectionWindow) this.arrival.shift();
+    if (this.arrival.length > this.arrivalCapacity) this.arrival.shift();
     for (const side of this.side) side.scoreOnArrival(x, e.label, e.weight);
   }
 
@@ -182,15 +189,26 @@ export class OnlineLearner {
 
   /**
    * The learner with the lowest log loss on arrival over the newest `selectionWindow` examples
-   * (the trainer's own FTRL on a tie): every learner scored the same examples, each before it had
-   * learned them or their neighbours; the gate's judgement on the holdout is not used.
+   * learned (the trainer's own FTRL on a tie, or with fewer than 200): every learner scored the
+   * same examples, each before it had learned them or their neighbours; the holdout's examples,
+   * on which the gate judges the candidate, are left out.
    */
   selection(): LearnerSelection {
     // Over the examples every learner has a loss for (one restored from an older checkpoint
     // starts with none): the same examples, or no comparison.
-    const window = Math.min(this.selectionWindow, this.arrival.length, ...this.side.map((s) => s.scored));
-    const primary = recentMean(this.arrival, window);
-    const losses = [primary, ...this.side.map((s) => s.progressiveLogLoss(window))];
+    // The examples already learned, not the holdout's: the gate judges the candidate on those.
+    const held = this.holdoutRing.length;
+    const available = Math.min(this.arrival.length, ...this.side.map((s) => s.scored)) - held;
+    const window = Math.max(0, Math.min(this.selectionWindow, available));
+    // Too few to tell learners apart (just started, or restored from an older checkpoint).
+    const enough = window >= Math.min(MIN_SELECTION, this.selectionWindow);
+    const primary = enough
+      ? recentMean(this.arrival.slice(0, this.arrival.length - held), window)
+      : Number.NaN;
+    const losses = [
+      primary,
+      ...this.side.map((s) => (enough ? s.progressiveLogLoss(window, held) : Number.NaN)),
+    ];
     const names = [PRIMARY_LEARNER, ...this.side.map((s) => s.spec.name)];
     return {
       selected: names[selectLowest(losses)] as string,

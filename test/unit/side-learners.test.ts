@@ -146,6 +146,60 @@ describe('side learners', () => {
       });
   });
 
+  it('labels published in runs do not make a learner that chases them look better than it serves', () => {
+    // Labels come ten at a time with one value (a session's clicks, a window closed at once). A
+    // learner that follows the last few labels would predict each run from its first members if
+    // it were scored just before learning; scored on arrival, behind the holdout, it cannot.
+    let state = 5;
+    const random = () => (state = (state * 48271) % 2147483647) / 2147483647;
+    let label = 0;
+    const runs = data.map((e, i) => {
+      if (i % 10 === 0) label = random() < 0.1 ? 1 : 0;
+      return { ...e, label };
+    });
+    const learner = new OnlineLearner({
+      dimension: spec.dimension,
+      params: DEFAULT_FTRL,
+      holdoutSize: 200,
+      progressiveWindow: 1000,
+      space,
+      selectionWindow: 1000,
+      side: resolveLearners([{ name: 'chaser', forgetting: 0.95, calibrationRate: 0.5 }], DEFAULT_FTRL),
+    });
+    learner.add(runs);
+    const chaser = new SideLearner(learner.side[0]!.spec, space, 1000);
+    for (const e of runs) {
+      chaser.scoreOnArrival(vector(e), e.label, e.weight); // scored just before learning
+      chaser.learn(vector(e), e.label, e.weight);
+    }
+    const losses = learner.selection().progressiveLogLoss as Record<string, number>;
+    assert.ok(chaser.progressiveLogLoss() < losses.default! - 0.05, 'just before learning, it looks better');
+    assert.ok(losses.chaser! > losses.default!, `on arrival it is not: ${JSON.stringify(losses)}`);
+    assert.equal(learner.selection().selected, 'default');
+  });
+
+  it('the selection leaves out the holdout (the gate judges on it) and needs 200 examples', () => {
+    const learner = new OnlineLearner({
+      dimension: spec.dimension,
+      params: DEFAULT_FTRL,
+      holdoutSize: 200,
+      progressiveWindow: 1000,
+      space,
+      selectionWindow: 2000,
+      side: resolveLearners([{ name: 'fast', alpha: 0.3 }], DEFAULT_FTRL),
+    });
+    learner.add(data.slice(0, 350));
+    assert.deepEqual(learner.selection(), {
+      selected: 'default',
+      window: 150,
+      progressiveLogLoss: { default: null, fast: null },
+    });
+    learner.add(data.slice(350, 700));
+    const selection = learner.selection();
+    assert.equal(selection.window, 500, '700 arrived, 200 of them held out');
+    assert.ok(Object.values(selection.progressiveLogLoss).every((loss) => loss !== null));
+  });
+
   it('side learners continue bit for bit across a checkpoint, and an older checkpoint starts them at zero', () => {
     const side = resolveLearners(DEFAULT_SIDE_LEARNERS, DEFAULT_FTRL);
     const options = {
