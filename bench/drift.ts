@@ -17,7 +17,7 @@ import { logLoss } from '../services/model/evaluation.js';
 import { FeatureSpec } from '../services/model/features.js';
 import { loadRegistryConfig } from '../services/registry/config.js';
 import { ShopSimulation } from '../services/simulator/generator.js';
-import { reference, type Input } from '../test/helpers/join-reference.js';
+import { eventInputs, reference } from '../test/helpers/join-reference.js';
 import { learnerOf, replayThroughLoop, WINDOW_MS } from './loop.js';
 
 const { values: flags } = parseArgs({ options: { minutes: { type: 'string', default: '8' } } });
@@ -44,20 +44,7 @@ for (;;) {
   } else purchases.push(e.purchase);
 }
 const joinConfig = joinConfigFrom({ ...loadJoinerConfig({}), FW_JOIN_WINDOW_MS: WINDOW_MS });
-const inputs: Input[] = [
-  ...clicks.map((c): Input => ({
-    kind: 'prediction',
-    value: {
-      predictionId: c.eventId,
-      eventId: c.eventId,
-      userId: c.userId,
-      itemId: c.itemId,
-      sessionId: c.sessionId,
-      clickTime: c.eventTime,
-    },
-  })),
-  ...purchases.map((p): Input => ({ kind: 'purchase', value: { ...p } })),
-];
+const inputs = eventInputs(clicks, purchases);
 const labels = reference(inputs, joinConfig);
 
 const trainerSettings = {

@@ -62,7 +62,9 @@ export interface LearnerState {
   arrival?: { loss: number; weight: number }[];
 }
 
-export function heldExample(e: LabeledExample): HeldExample {
+export function heldExample(
+  e: Pick<LabeledExample, 'exampleId' | 'features' | 'label' | 'weight' | 'itemId' | 'segment' | 'labelTime'>,
+): HeldExample {
   return {
     exampleId: e.exampleId,
     indices: [...e.features.indices],

@@ -2,6 +2,7 @@
 // deterministic simulated stream of predictions and purchases to feed it (unit and integration
 // tests compare the joiner with it).
 import type { JoinConfig, PendingPrediction, PurchaseRef } from '../../services/joiner/join.js';
+import type { ClickEvent, PurchaseEvent } from '../../services/common/contracts.js';
 import { ShopSimulation } from '../../services/simulator/generator.js';
 
 export type Input =
@@ -41,6 +42,27 @@ export function stream(seed: number, events: number, startTime: number, trafficR
     }
   }
   return out;
+}
+
+/** A shop's clicks (each with one prediction, named after it) and purchases as reference inputs. */
+export function eventInputs(
+  clicks: readonly Pick<ClickEvent, 'eventId' | 'userId' | 'itemId' | 'sessionId' | 'eventTime'>[],
+  purchases: readonly PurchaseEvent[],
+): Input[] {
+  return [
+    ...clicks.map((c): Input => ({
+      kind: 'prediction',
+      value: {
+        predictionId: c.eventId,
+        eventId: c.eventId,
+        userId: c.userId,
+        itemId: c.itemId,
+        sessionId: c.sessionId,
+        clickTime: c.eventTime,
+      },
+    })),
+    ...purchases.map((p): Input => ({ kind: 'purchase', value: { ...p, sessionId: p.sessionId ?? null } })),
+  ];
 }
 
 /**

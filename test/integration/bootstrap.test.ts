@@ -31,7 +31,7 @@ import { ShopSimulation } from '../../services/simulator/generator.js';
 import { loadTrainerConfig } from '../../services/trainer/config.js';
 import { Trainer } from '../../services/trainer/service.js';
 import { TopicCollector } from '../helpers/collect.js';
-import { reference, type Input } from '../helpers/join-reference.js';
+import { eventInputs, reference } from '../helpers/join-reference.js';
 import { createTestTopics, testRuntime } from '../helpers/kafka.js';
 
 const HOUR = 3600_000;
@@ -170,23 +170,7 @@ describe('bootstrap from history', () => {
       });
 
       // The independent reference: every click's label from the file's events, all at once.
-      const inputs: Input[] = [
-        ...clicks.map((c) => ({
-          kind: 'prediction' as const,
-          value: {
-            predictionId: c.eventId,
-            eventId: c.eventId,
-            userId: c.userId,
-            itemId: c.itemId,
-            sessionId: c.sessionId,
-            clickTime: c.eventTime,
-          },
-        })),
-        ...purchases.map((p) => ({
-          kind: 'purchase' as const,
-          value: { ...p, sessionId: p.sessionId ?? null },
-        })),
-      ];
+      const inputs = eventInputs(clicks, purchases);
       const expected = reference(inputs, {
         windowMs: joinerConfig.FW_JOIN_WINDOW_MS,
         match: joinerConfig.FW_JOIN_MATCH,

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_FTRL, FtrlProximal } from '../../services/model/ftrl.js';
 import { FeatureSpec } from '../../services/model/features.js';
-import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
 import { decodeCheckpoint, encodeCheckpoint, encodeCheckpointAs } from '../../services/trainer/checkpoint.js';
 import { loadTrainerConfig } from '../../services/trainer/config.js';
 import {
@@ -15,34 +14,24 @@ import {
   type LearnerSpecInput,
 } from '../../services/trainer/learners.js';
 import { OnlineLearner, type HeldExample } from '../../services/trainer/online.js';
+import { heldExamples } from '../helpers/held-examples.js';
 
 const spec = new FeatureSpec();
 const space = { hashBits: spec.hashBits, denseCount: spec.denseNames.length, biasSlot: spec.biasSlot };
 const sideOf = (input: LearnerSpecInput) => resolveLearners([input], DEFAULT_FTRL)[0]!;
 
-function examples(count: number, seed = 9): HeldExample[] {
-  return simulateLabeledExamples({
-    spec,
-    seed,
-    clicks: count * 2,
-    startTime: Date.UTC(2026, 0, 1),
-    trafficRate: 50,
-    attributionWindowMs: 600_000,
-  })
-    .slice(0, count)
-    .map((e, i) => ({
-      exampleId: `e${i}`,
-      indices: [...e.features.indices],
-      values: [...e.features.values],
-      label: e.label,
-      weight: e.weight,
-      itemId: e.itemId,
-      segment: e.segment,
-      labelTime: i,
-    }));
-}
+const examples = (count: number, seed = 9) => heldExamples(spec, count, seed);
 
 const vector = (e: HeldExample) => ({ indices: e.indices, values: e.values });
+
+/** Each example scored, then learned at once, by every learner (no holdout between). */
+function learnInTurn(learners: SideLearner[], stream: readonly HeldExample[]): void {
+  for (const e of stream)
+    for (const learner of learners) {
+      learner.scoreOnArrival(vector(e), e.label, e.weight);
+      learner.learn(vector(e), e.label, e.weight);
+    }
+}
 
 describe('side learners', () => {
   const data = examples(3000);
@@ -76,11 +65,7 @@ describe('side learners', () => {
     }));
     const plain = new SideLearner(sideOf({ name: 'plain' }), space, 500);
     const forgetting = new SideLearner(sideOf({ name: 'forgetting', forgetting: 0.999 }), space, 500);
-    for (const e of shifted.slice(0, 3500))
-      for (const learner of [plain, forgetting]) {
-        learner.scoreOnArrival(vector(e), e.label, e.weight);
-        learner.learn(vector(e), e.label, e.weight);
-      }
+    learnInTurn([plain, forgetting], shifted.slice(0, 3500));
     assert.ok(
       forgetting.progressiveLogLoss() < plain.progressiveLogLoss() - 0.01,
       `${forgetting.progressiveLogLoss()} vs ${plain.progressiveLogLoss()}`,
@@ -95,11 +80,7 @@ describe('side learners', () => {
       space,
       1000,
     );
-    for (const e of data)
-      for (const learner of [plain, calibrated]) {
-        learner.scoreOnArrival(vector(e), e.label, e.weight);
-        learner.learn(vector(e), e.label, e.weight);
-      }
+    learnInTurn([plain, calibrated], data);
     assert.ok(
       calibrated.progressiveLogLoss() < plain.progressiveLogLoss() - 0.02,
       `${calibrated.progressiveLogLoss()} vs ${plain.progressiveLogLoss()}`,
@@ -168,10 +149,7 @@ describe('side learners', () => {
     });
     learner.add(runs);
     const chaser = new SideLearner(learner.side[0]!.spec, space, 1000);
-    for (const e of runs) {
-      chaser.scoreOnArrival(vector(e), e.label, e.weight); // scored just before learning
-      chaser.learn(vector(e), e.label, e.weight);
-    }
+    learnInTurn([chaser], runs); // scored just before learning
     const losses = learner.selection().progressiveLogLoss as Record<string, number>;
     assert.ok(chaser.progressiveLogLoss() < losses.default! - 0.05, 'just before learning, it looks better');
     assert.ok(losses.chaser! > losses.default!, `on arrival it is not: ${JSON.stringify(losses)}`);

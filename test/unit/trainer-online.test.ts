@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_FTRL } from '../../services/model/ftrl.js';
 import { FeatureSpec } from '../../services/model/features.js';
-import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
 import {
   CheckpointCorruptError,
   CheckpointStore,
@@ -18,6 +17,7 @@ import {
   encodeCheckpointV1,
 } from '../../services/trainer/checkpoint.js';
 import { OnlineLearner, type HeldExample } from '../../services/trainer/online.js';
+import { heldExamples } from '../helpers/held-examples.js';
 
 const spec = new FeatureSpec();
 const options = {
@@ -27,27 +27,7 @@ const options = {
   progressiveWindow: 1000,
 };
 
-function examples(count: number): HeldExample[] {
-  return simulateLabeledExamples({
-    spec,
-    seed: 9,
-    clicks: count * 2,
-    startTime: Date.UTC(2026, 0, 1),
-    trafficRate: 50,
-    attributionWindowMs: 600_000,
-  })
-    .slice(0, count)
-    .map((e, i) => ({
-      exampleId: `e${i}`,
-      indices: [...e.features.indices],
-      values: [...e.features.values],
-      label: e.label,
-      weight: e.weight,
-      itemId: e.itemId,
-      segment: e.segment,
-      labelTime: i,
-    }));
-}
+const examples = (count: number) => heldExamples(spec, count);
 
 describe('online learner', () => {
   let dir: string;
