@@ -53,8 +53,10 @@ export async function proposeCandidate(options: {
   promoteTo: 'challenger' | 'champion';
   challengerWeight: number;
 }): Promise<CandidateResult> {
-  const { admin, spec, learner, baseline } = options;
-  // Taken together, before anything awaits: the trainer goes on learning meanwhile.
+  const { admin, spec, learner } = options;
+  // Taken together, before anything awaits: the trainer goes on learning meanwhile (and the
+  // baseline with it, from the holdout's oldest examples, which it must not have seen here).
+  const baseline = options.baseline.clone();
   const holdout = learner.holdout;
   const reference = [...options.reference];
   const serving = learner.serving(options.selected);
