@@ -188,7 +188,12 @@ describe('bootstrap from history', () => {
       assert.equal(report.labeled, labeled.size);
       assert.equal(report.labeled + report.open, clicks.length);
       assert.ok(report.labeled > 0.7 * clicks.length, `${report.labeled} of ${clicks.length} labeled`);
-      for (const [eventId, e] of labeled) assert.equal(e.label, expected.get(eventId), `label of ${eventId}`);
+      for (const [eventId, e] of labeled)
+        assert.equal(
+          e.label,
+          expected.get(eventId),
+          `label of ${eventId} (revision ${e.revision}; joiner ${JSON.stringify(joiner.counters())})`,
+        );
       // What is left open is the history's end, never a gap in it.
       const lastTime = Math.max(...clicks.map((c) => c.eventTime), ...purchases.map((p) => p.eventTime));
       for (const c of clicks)
