@@ -206,7 +206,7 @@ export async function replayHistory(options: {
       if (failure) throw new Error(`bootstrap: reading ${topics.feedback} failed: ${failure.message}`);
       waiting.add(labels.size - waiting.count);
       behind = await stagesBehind(admin, topics, groups);
-      if (!(await readToEnd(admin, topics.feedback, follower.positions)))
+      if ((await partitionsBehind(admin, topics.feedback, follower.positions, 1n)) > 0)
         behind.push('this command, reading the labels');
       if (changes !== lastChanges || behind.length > 0) {
         lastChanges = changes;
@@ -238,13 +238,21 @@ export async function replayHistory(options: {
   }
 }
 
-/** Whether the follower has read every partition of `topic` to its end (a commit marker aside). */
-async function readToEnd(admin: Admin, topic: string, positions: Map<number, bigint>): Promise<boolean> {
-  for (const end of await admin.fetchTopicOffsets(topic)) {
-    const at = positions.get(end.partition) ?? 0n;
-    if (BigInt(end.high) > BigInt(end.low) && at < BigInt(end.high) - 1n) return false;
-  }
-  return true;
+/**
+ * The partitions of `topic` not read to their end from `at` (next offset to read, by partition).
+ * An empty partition needs nothing; `slack` 1: the last offset of a partition written in
+ * transactions may be a commit marker, which no consumer reads (the settle time covers the doubt).
+ */
+async function partitionsBehind(
+  admin: Admin,
+  topic: string,
+  at: Map<number, bigint>,
+  slack: bigint,
+): Promise<number> {
+  const ends = await admin.fetchTopicOffsets(topic);
+  return ends.filter(
+    (end) => BigInt(end.high) > BigInt(end.low) && (at.get(end.partition) ?? -1n) < BigInt(end.high) - slack,
+  ).length;
 }
 
 /** Which stage has not yet committed the end of its input (empty: all caught up). */
@@ -263,17 +271,10 @@ async function stagesBehind(
   ];
   const behind: string[] = [];
   for (const [name, groupId, topic, transactional] of stages) {
-    const ends = await admin.fetchTopicOffsets(topic);
     const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
     const at = new Map((committed?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-    // An empty partition needs nothing; the last offset of one written in transactions may be a
-    // commit marker, which no consumer reads (the settle time covers the doubt).
-    const slack = transactional ? 1n : 0n;
-    const lagging = ends.filter(
-      (end) =>
-        BigInt(end.high) > BigInt(end.low) && (at.get(end.partition) ?? -1n) < BigInt(end.high) - slack,
-    );
-    if (lagging.length > 0) behind.push(`${name} on ${topic} (${lagging.length} partitions)`);
+    const lagging = await partitionsBehind(admin, topic, at, transactional ? 1n : 0n);
+    if (lagging > 0) behind.push(`${name} on ${topic} (${lagging} partitions)`);
   }
   return behind;
 }

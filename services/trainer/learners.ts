@@ -9,13 +9,16 @@ import { z } from 'zod';
 import type { FeatureVector } from '../common/contracts.js';
 import type { FtrlParams } from '../model/ftrl.js';
 
+/** The trainer's own FTRL, in the selection next to the side learners. */
+export const PRIMARY_LEARNER = 'default';
+
 /** How one side learner differs from the trainer's FTRL (absent fields: the same). */
 export const learnerSpecSchema = z
   .object({
     name: z
       .string()
       .regex(/^[a-z][a-z0-9-]{0,31}$/, 'lower-case letters, digits and dashes, at most 32')
-      .refine((name) => name !== PRIMARY_LEARNER, `'${'default'}' names the trainer's own FTRL`),
+      .refine((name) => name !== PRIMARY_LEARNER, `'${PRIMARY_LEARNER}' names the trainer's own FTRL`),
     alpha: z.number().positive().max(10).optional(),
     beta: z.number().min(0).max(100).optional(),
     l1: z.number().min(0).max(1000).optional(),
@@ -35,9 +38,6 @@ export const learnerSpecsSchema = z
   .array(learnerSpecSchema)
   .max(16)
   .refine((specs) => new Set(specs.map((s) => s.name)).size === specs.length, 'learner names must be unique');
-
-/** The trainer's own FTRL, in the selection next to the side learners. */
-export const PRIMARY_LEARNER = 'default';
 
 /** A side learner, every field resolved against the trainer's FTRL parameters. */
 export interface LearnerSpec {
@@ -104,10 +104,11 @@ export interface SideLearnerState {
 
 const EPS = 1e-7;
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-Math.max(-35, Math.min(35, x))));
-const logLoss = (p: number, label: number) => {
+/** Log loss of one prediction, clipped away from 0 and 1 (every learner's progressive loss). */
+export function exampleLogLoss(p: number, label: number): number {
   const c = Math.min(1 - EPS, Math.max(EPS, p));
   return -(label ? Math.log(c) : Math.log(1 - c));
-};
+}
 
 /** FTRL-Proximal (as model/ftrl.ts) generalized by a LearnerSpec. */
 export class SideLearner {
@@ -231,7 +232,7 @@ export class SideLearner {
    * prediction made without the examples around it (the selection's evidence, see online.ts).
    */
   scoreOnArrival(x: FeatureVector, label: number, weight = 1): void {
-    this.losses.push(logLoss(this.predict(x), label) * weight);
+    this.losses.push(exampleLogLoss(this.predict(x), label) * weight);
     this.weights.push(weight);
     if (this.losses.length > this.window) {
       this.losses.shift();

@@ -9,6 +9,7 @@ import type { TrainingExample } from '../model/models.js';
 import {
   PRIMARY_LEARNER,
   SideLearner,
+  exampleLogLoss,
   meanLoss,
   selectLowest,
   type FeatureSpace,
@@ -88,7 +89,6 @@ export function trainingExample(e: HeldExample): TrainingExample {
   };
 }
 
-const EPS = 1e-7;
 /** Fewest examples the selection compares learners on; with fewer, the FTRL's own is taken. */
 const MIN_SELECTION = 200;
 
@@ -155,17 +155,15 @@ export class OnlineLearner {
    */
   private scoreOnArrival(e: HeldExample): void {
     const x = { indices: e.indices, values: e.values };
-    const p = Math.min(1 - EPS, Math.max(EPS, this.ftrl.predict(x)));
-    this.arrival.push({ loss: -(e.label ? Math.log(p) : Math.log(1 - p)) * e.weight, weight: e.weight });
+    this.arrival.push({ loss: exampleLogLoss(this.ftrl.predict(x), e.label) * e.weight, weight: e.weight });
     if (this.arrival.length > this.arrivalCapacity) this.arrival.shift();
     for (const side of this.side) side.scoreOnArrival(x, e.label, e.weight);
   }
 
   private learnFrom(e: HeldExample): void {
     const p = this.ftrl.learn({ indices: e.indices, values: e.values }, e.label, e.weight);
-    const clipped = Math.min(1 - EPS, Math.max(EPS, p));
     this.progressive.push({
-      loss: -(e.label ? Math.log(clipped) : Math.log(1 - clipped)) * e.weight,
+      loss: exampleLogLoss(p, e.label) * e.weight,
       weight: e.weight,
     });
     if (this.progressive.length > this.options.progressiveWindow) this.progressive.shift();
