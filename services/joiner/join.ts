@@ -14,9 +14,10 @@
 // - The service tells each input's progress: the event time up to which it is complete (for
 //   predictions, how far the scorer has scored the click topic; for purchases, how far they were
 //   repartitioned), and whether it is idle (caught up and quiet). The watermark is the least
-//   progress of the inputs that are not idle (of both, when both are), minus the allowed
-//   lateness; it never moves back. So an input that lags, or a scorer that is down, holds the
-//   labels back instead of changing them.
+//   progress of the inputs that are not idle (of both, when both are, or when the stream is not
+//   live: in a replay an idle input's next records can be older than the other's progress),
+//   minus the allowed lateness; it never moves back. So an input that lags, or a scorer that is
+//   down, holds the labels back instead of changing them.
 // - When every input is idle and the stream is live (its progress was within `liveLagMs` of the
 //   wall clock when it last moved), the wall clock closes the windows: the watermark moves to
 //   wall − idleLag − allowed lateness. A replay of history (far behind the clock) is never moved
@@ -374,12 +375,13 @@ export class PartitionJoin {
     const time = Math.max(current.time, progress.time);
     if (time > current.time) this.position.lastAdvance = { eventTime: time, wallTime: wallNow };
     this.position.progress[input] = { time, idle: progress.idle };
-    // An idle input does not hold the other back; when both are idle, the lesser of the two.
+    // Live, an idle input does not hold the other back: what it writes next is newer than the
+    // watermark. In a replay it may not be (a batch's purchases taken after its clicks were
+    // scored would arrive late), so there both count until both are idle; then the lesser.
     const inputs = ['prediction', 'purchase'] as const;
     const active = inputs.filter((i) => !this.position.progress[i].idle);
-    const complete = Math.min(
-      ...(active.length > 0 ? active : inputs).map((i) => this.position.progress[i].time),
-    );
+    const counted = this.live && active.length > 0 ? active : inputs;
+    const complete = Math.min(...counted.map((i) => this.position.progress[i].time));
     this.moveWatermark(complete - this.config.allowedLatenessMs);
     return this.flush();
   }

@@ -7,9 +7,10 @@
 // older than that partition's newest time minus the allowed lateness, unless it is late within
 // its own source partition. The input is complete up to the least such time over the source
 // partitions that are not idle (caught up with their topic for `idleMs`, or never written to: as
-// in Flink, an idle source does not hold the others back); when every source is idle, up to the
-// least advanced one that holds anything. A lagging or stopped stage holds the join back instead
-// of letting the other input run ahead of it.
+// in Flink, an idle source does not hold the others back) while the stream is live; in a replay
+// of history every written source holds, since an idle one's next record may be older than the
+// others' progress. When every source is idle, up to the least advanced one that holds anything.
+// A lagging or stopped stage holds the join back instead of letting the other input run ahead.
 import type { InputProgress } from './join.js';
 
 /** One reading of an upstream stage and of the topic it writes. */
@@ -35,11 +36,16 @@ export class UpstreamProgress {
   /** Readings, oldest first; only the newest one a partition has read past is kept per use. */
   private readings: Reading[] = [];
 
-  constructor(private readonly idleMs: number) {}
+  constructor(
+    private readonly idleMs: number,
+    /** Progress within this of the wall clock is live; only then do idle sources stop holding. */
+    private readonly liveLagMs: number,
+  ) {}
 
   add(sample: UpstreamSample): void {
     const active: number[] = [];
     const written: number[] = [];
+    const holding: number[] = [];
     for (const source of sample.sources) {
       const time = Math.max(this.times.get(source.partition) ?? -Infinity, source.time);
       this.times.set(source.partition, time);
@@ -53,12 +59,15 @@ export class UpstreamProgress {
         source.end === 0n ||
         (caughtUp && sample.at - (this.caughtUpSince.get(source.partition) as number) >= this.idleMs);
       if (!idle) active.push(time);
+      // In a replay an idle source's next records may be older than another's progress.
+      if (!idle || source.end > 0n) holding.push(time);
     }
+    const live = written.length > 0 && sample.at - Math.max(...written) <= this.liveLagMs;
     // All idle: complete up to the least advanced source that holds anything (a producer that
     // paused, or a replay that ended, says nothing about the partitions it had not reached).
     const progress: InputProgress =
       active.length > 0
-        ? { time: Math.min(...active), idle: false }
+        ? { time: Math.min(...(live ? active : holding)), idle: false }
         : { time: written.length > 0 ? Math.min(...written) : -Infinity, idle: true };
     this.readings.push({ derivedEnds: sample.derivedEnds, progress });
     // Bounded, and spaced out with age: a partition far behind (a backlog) still finds a reading
@@ -72,7 +81,7 @@ export class UpstreamProgress {
   /**
    * The progress of input partition `partition` once read up to `fetched` (the next offset it
    * will read): the newest reading whose end offset it has reached (idle only if the newest
-   * reading is idle too); null while it reached none.
+   * reading is idle and read to its end); null while it reached none.
    */
   progressFor(partition: number, fetched: bigint): InputProgress | null {
     const latest = this.readings.at(-1);
@@ -80,12 +89,12 @@ export class UpstreamProgress {
       const reading = this.readings[i] as Reading;
       const end = reading.derivedEnds.get(partition);
       if (end === undefined || fetched < end) continue;
-      // How far it is complete is the reading's; whether it is idle is the present's: an older
-      // reading taken in a pause says nothing about what came since.
-      return {
-        time: reading.progress.time,
-        idle: reading.progress.idle && (latest as Reading).progress.idle,
-      };
+      // How far it is complete is the reading's. Idle only when the stage is idle now and this
+      // partition has read all it wrote: an idle input stops holding the other back, so one with
+      // records still unread would let the watermark pass them (they would arrive late).
+      const latestEnd = (latest as Reading).derivedEnds.get(partition);
+      const readAll = latestEnd === undefined || fetched >= latestEnd;
+      return { time: reading.progress.time, idle: readAll && (latest as Reading).progress.idle };
     }
     return null;
   }

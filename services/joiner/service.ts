@@ -113,6 +113,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
   private ticker: NodeJS.Timeout | undefined;
   private stopping = false;
   private warnedCap = 0;
+  private warnedLate = 0;
   private readonly metrics;
   private readonly quality: JoinQuality;
 
@@ -214,7 +215,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
 
     const fromScorer = this.config.FW_JOIN_PREDICTION_PROGRESS === 'scorer';
     const poller = (derived: string, stage: { groupId: string; source: string } | null) =>
-      new UpstreamPoller(this.admin as Admin, { derived, stage }, this.joinConfig.idleMs, this.log);
+      new UpstreamPoller(this.admin as Admin, { derived, stage }, this.joinConfig, this.log);
     this.pollers = {
       prediction: poller(
         this.topics.predictions,
@@ -623,6 +624,25 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     this.metrics.duplicateInputs.inc({ input: 'prediction' }, added('duplicatePredictions'));
     this.metrics.duplicateInputs.inc({ input: 'purchase' }, added('duplicatePurchases'));
     this.metrics.uncorrectable.inc(added('uncorrectable'));
+    const late = added('latePredictions') + added('latePurchases');
+    if (late > 0 && Date.now() - this.warnedLate > 10_000) {
+      // Where the watermark stood and why: late input is disorder, or a completeness bug.
+      this.warnedLate = Date.now();
+      this.log.warn(
+        {
+          partition: owned.partition,
+          late,
+          uncorrectable: added('uncorrectable'),
+          watermark: owned.join.watermark,
+          progress: {
+            prediction: owned.join.progressOf('prediction'),
+            purchase: owned.join.progressOf('purchase'),
+          },
+          fetched: { prediction: String(owned.fetched.prediction), purchase: String(owned.fetched.purchase) },
+        },
+        'late input: joined with what is held, corrections follow',
+      );
+    }
     this.quality.note({
       purchases: added('purchases'),
       unattributed: added('unattributedPurchases') + added('lateUnmatchedPurchases'),

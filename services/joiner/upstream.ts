@@ -28,10 +28,10 @@ export class UpstreamPoller {
   constructor(
     private readonly admin: Admin,
     readonly upstream: Upstream,
-    idleMs: number,
+    timing: { idleMs: number; liveLagMs: number },
     private readonly log: Logger,
   ) {
-    this.progress = new UpstreamProgress(idleMs);
+    this.progress = new UpstreamProgress(timing.idleMs, timing.liveLagMs);
   }
 
   /** Since when polls have failed (null: the last one worked). */

@@ -300,6 +300,32 @@ describe('outcome join', () => {
     assert.deepEqual(labels, reference(old, base));
   });
 
+  it('in a replay an idle input still holds the other back: its next records may be older', () => {
+    // A fast replay writes a batch's clicks and purchases together; the purchase stage was idle
+    // at the last pause and the clicks were scored first.
+    const join = new PartitionJoin(base);
+    const wall = Date.now();
+    const decisions: JoinDecision[] = [...join.addPrediction(click('p', 0))];
+    decisions.push(...join.setProgress('purchase', { time: START - 3_600_000, idle: true }, wall));
+    decisions.push(...join.setProgress('prediction', { time: START + 3 * base.windowMs, idle: false }, wall));
+    assert.equal(decisions.length, 0, 'nothing is decided past the idle purchases');
+    decisions.push(...join.addPurchase(buy('b', 5 * 60_000)));
+    decisions.push(...join.setProgress('purchase', { time: START + 3 * base.windowMs, idle: false }, wall));
+    assert.deepEqual(shown(decisions), [['p', 1, 0, false]]);
+    assert.equal(join.counters.latePurchases, 0);
+  });
+
+  it('live, an idle input does not hold the other back', () => {
+    const join = new PartitionJoin(base);
+    const now = Date.now();
+    join.addPrediction({ ...click('p', 0), clickTime: now });
+    join.setProgress('purchase', { time: now - 3_600_000, idle: true }, now);
+    const later = now + 3 * base.windowMs;
+    assert.deepEqual(shown(join.setProgress('prediction', { time: later, idle: false }, later)), [
+      ['p', 0, 0, false],
+    ]);
+  });
+
   it('restored from its journal, continues exactly as if never stopped', () => {
     // A durable copy kept only from journal calls, as the joiner's Redis state is.
     const clicks = new Map<string, StoredClick>();
