@@ -3,6 +3,7 @@
 import type { Registry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
 import { counter, gauge, histogram } from '../common/metrics.js';
+import type { JoinCounters } from './join.js';
 
 export function joinerMetrics(registry: Registry) {
   return {
@@ -144,4 +145,27 @@ function empty(): QualityCounts {
     corrections: 0,
     uncorrectable: 0,
   };
+}
+
+/** A committed batch's counters (`added`: how much each grew in the batch) as metrics and quality. */
+export function countBatch(
+  metrics: ReturnType<typeof joinerMetrics>,
+  quality: JoinQuality,
+  added: (name: keyof JoinCounters) => number,
+): void {
+  metrics.purchasesIn.inc(added('purchases'));
+  metrics.unattributed.inc(added('unattributedPurchases') + added('lateUnmatchedPurchases'));
+  metrics.lateInputs.inc({ input: 'prediction' }, added('latePredictions'));
+  metrics.lateInputs.inc({ input: 'purchase' }, added('latePurchases'));
+  metrics.duplicateInputs.inc({ input: 'prediction' }, added('duplicatePredictions'));
+  metrics.duplicateInputs.inc({ input: 'purchase' }, added('duplicatePurchases'));
+  metrics.uncorrectable.inc(added('uncorrectable'));
+  quality.note({
+    purchases: added('purchases'),
+    unattributed: added('unattributedPurchases') + added('lateUnmatchedPurchases'),
+    latePredictions: added('latePredictions'),
+    latePurchases: added('latePurchases'),
+    corrections: added('corrections'),
+    uncorrectable: added('uncorrectable'),
+  });
 }

@@ -23,12 +23,13 @@ import {
 import { classifyAll, groupTimeouts } from '../common/consumer.js';
 import type { PurchaseEvent } from '../common/contracts.js';
 import { deadLetterHeaders, toDeadLetter } from '../common/dead-letters.js';
-import { createProducer, sendInChunks } from '../common/kafka.js';
+import { createProducer } from '../common/kafka.js';
 import type { Logger } from '../common/logger.js';
 import { counter } from '../common/metrics.js';
 import { partitionOf } from '../common/partitioner.js';
 import type { Runtime } from '../common/runtime.js';
 import { parseProgress, progressMetadata } from '../common/stream-progress.js';
+import { commitTransaction } from '../common/transactions.js';
 
 export interface RepartitionPlan {
   /** Purchases to forward: their partition in the repartitioned topic, key userId, original bytes. */
@@ -216,25 +217,22 @@ export class Repartitioner {
         };
       }),
     );
-    const tx = await producer.transaction();
-    try {
-      if (plan.forward.length > 0) await sendInChunks(tx, this.options.target, plan.forward);
-      if (letters.length > 0) await sendInChunks(tx, this.options.deadLetters, letters);
-      // KafkaJS's type lacks the metadata it sends (TxnOffsetCommit carries it).
-      const offsets = [
+    await commitTransaction(
+      producer,
+      [
+        ...plan.forward.map((r) => ({ ...r, topic: this.options.target })),
+        ...letters.map((r) => ({ ...r, topic: this.options.deadLetters })),
+      ],
+      this.options.groupId,
+      [
         {
           topic: this.options.source,
-          partitions: [
-            { partition, offset: String(BigInt(lastOffset) + 1n), metadata: progressMetadata(progress) },
-          ],
+          partition,
+          offset: String(BigInt(lastOffset) + 1n),
+          metadata: progressMetadata(progress),
         },
-      ];
-      await tx.sendOffsets({ consumerGroupId: this.options.groupId, topics: offsets });
-      await tx.commit();
-    } catch (error) {
-      await tx.abort().catch(() => undefined);
-      throw error;
-    }
+      ],
+    );
     this.progress.set(partition, progress);
     this.metrics.purchases.inc({ moved: 'false' }, plan.forward.length - plan.moved);
     this.metrics.purchases.inc({ moved: 'true' }, plan.moved);

@@ -1,0 +1,294 @@
+// The join partitions this joiner owns, and taking them over (recovery.ts says what a new owner
+// does with the state it finds): a transactional producer per partition, which fences the previous
+// owner; the state loaded from Redis; the outbox of an unfinished batch published, or the inputs
+// replayed. Work on one partition runs in order (`withLock`): batches and ticks never overlap.
+import type { Admin, Consumer, Producer } from 'kafkajs';
+import { createProducer } from '../common/kafka.js';
+import { planBackpressure } from './backpressure.js';
+import type { Logger } from '../common/logger.js';
+import type { Runtime } from '../common/runtime.js';
+import { commitTransaction } from '../common/transactions.js';
+import type { JoinerConfig } from './config.js';
+import { PartitionJoin, type JoinConfig, type JoinCounters, type JoinInput } from './join.js';
+import type { joinerMetrics } from './metrics.js';
+import { chooseRecovery } from './recovery.js';
+import type { RedisJoinState, InputOffsets, OutboxMessage } from './state.js';
+
+export interface OwnedPartition {
+  partition: number;
+  join: PartitionJoin;
+  producer: Producer;
+  epoch: number;
+  seq: number;
+  offsets: InputOffsets;
+  /** Next offset of each input read (applied, or skipped as transaction markers). */
+  fetched: Record<JoinInput, bigint>;
+  /** Wall clock of the last new input record (stream progress). */
+  lastInputAt: Record<JoinInput, number>;
+  paused: boolean;
+}
+
+export interface JoinTopicNames {
+  predictions: string;
+  repartitioned: string;
+}
+
+export const INPUTS = ['prediction', 'purchase'] as const;
+const SEQ_METADATA = /^flywheel-join seq=(\d+)$/;
+
+export interface PartitionsContext {
+  runtime: Runtime;
+  config: JoinerConfig;
+  joinConfig: JoinConfig;
+  topics: JoinTopicNames;
+  metrics: ReturnType<typeof joinerMetrics>;
+  log: Logger;
+  state: RedisJoinState;
+  admin: Admin;
+}
+
+export class JoinPartitions {
+  readonly owned = new Map<number, OwnedPartition>();
+  /** The join consumer, once it exists: a replay seeks it, a release resumes it. */
+  consumer: Consumer | undefined;
+  private readonly locks = new Map<number, Promise<unknown>>();
+  private warnedCap = 0;
+  private readonly options: { runtime: Runtime };
+  private readonly config: JoinerConfig;
+  private readonly joinConfig: JoinConfig;
+  private readonly topics: JoinTopicNames;
+  private readonly metrics: ReturnType<typeof joinerMetrics>;
+  private readonly log: Logger;
+  private readonly state: RedisJoinState;
+  private readonly admin: Admin;
+
+  constructor(context: PartitionsContext) {
+    this.options = { runtime: context.runtime };
+    this.config = context.config;
+    this.joinConfig = context.joinConfig;
+    this.topics = context.topics;
+    this.metrics = context.metrics;
+    this.log = context.log;
+    this.state = context.state;
+    this.admin = context.admin;
+  }
+
+  /** Every partition's pending work, finished or failed (before a stop releases them). */
+  async settle(): Promise<void> {
+    await Promise.all([...this.locks.values()].map((p) => p.catch(() => undefined)));
+  }
+
+  /** Clicks waiting for their outcome, over all owned partitions. */
+  get pending(): number {
+    let total = 0;
+    for (const owned of this.owned.values()) total += owned.join.openCount;
+    return total;
+  }
+
+  /** Counters summed over owned partitions (since each partition's state began). */
+  counters(): Partial<JoinCounters> {
+    const sum: Partial<JoinCounters> = {};
+    for (const owned of this.owned.values())
+      for (const name of Object.keys(owned.join.counters) as (keyof JoinCounters)[])
+        sum[name] = (sum[name] ?? 0) + owned.join.counters[name];
+    return sum;
+  }
+
+  /** Where each owned partition stands: its watermark, its inputs' progress and read position. */
+  partitionStates() {
+    return [...this.owned.values()].map((o) => ({
+      partition: o.partition,
+      watermark: o.join.watermark,
+      pending: o.join.openCount,
+      progress: { prediction: o.join.progressOf('prediction'), purchase: o.join.progressOf('purchase') },
+      fetched: { prediction: String(o.fetched.prediction), purchase: String(o.fetched.purchase) },
+    }));
+  }
+
+  /** Runs `work` after every earlier work on the same partition (batches and ticks never overlap). */
+  withLock<T>(partition: number, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(partition) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(work);
+    this.locks.set(partition, next);
+    return next;
+  }
+
+  topicOf(input: JoinInput): string {
+    return input === 'prediction' ? this.topics.predictions : this.topics.repartitioned;
+  }
+
+  /** One transaction: the outputs, and the input offsets with the batch number as metadata. */
+  async publish(owned: OwnedPartition, seq: number, offsets: InputOffsets, messages: OutboxMessage[]) {
+    const committed = INPUTS.filter((input) => offsets[input] !== undefined).map((input) => ({
+      topic: this.topicOf(input),
+      partition: owned.partition,
+      offset: offsets[input] as string,
+      metadata: `flywheel-join seq=${seq}`,
+    }));
+    await commitTransaction(owned.producer, messages, this.config.FW_JOINER_GROUP, committed);
+  }
+
+  /** Takes over a partition: fence the previous owner, load the state, reconcile with Kafka. */
+  async take(partition: number): Promise<OwnedPartition | 'replaying'> {
+    const { runtime } = this.options;
+    const state = this.state;
+    const producer = createProducer(runtime.kafka, {
+      transactionalId: `${this.config.FW_JOINER_TRANSACTIONAL_ID}-${partition}`,
+      maxInFlightRequests: 1,
+    });
+    // Connecting a transactional producer fences the old one and finishes its open transaction.
+    await producer.connect();
+    try {
+      const started = Date.now();
+      let loaded = await state.load(partition);
+      const ends = await this.inputEnds(partition);
+      const committedSeq = await this.committedSeq(partition);
+      const found = () => ({
+        seq: loaded.seq,
+        offsets: loaded.offsets,
+        outboxSeq: loaded.outbox?.seq ?? null,
+      });
+      let recovery = chooseRecovery(found(), committedSeq, ends);
+      if (recovery.action === 'discard') {
+        this.log.warn(
+          { partition, offsets: loaded.offsets, reason: recovery.reason },
+          'join state is ahead of the topics (were they recreated?); discarding it',
+        );
+        await state.discard(partition);
+        loaded = await state.load(partition);
+        this.metrics.recoveries.inc({ kind: 'discarded' });
+        recovery = chooseRecovery(found(), committedSeq, ends);
+      }
+      const join = new PartitionJoin(this.joinConfig);
+      const start = (input: JoinInput) => BigInt(loaded.offsets[input] ?? String(ends.start[input]));
+      const owned: OwnedPartition = {
+        partition,
+        join,
+        producer,
+        epoch: loaded.epoch,
+        seq: loaded.seq,
+        offsets: loaded.offsets,
+        fetched: { prediction: start('prediction'), purchase: start('purchase') },
+        lastInputAt: { prediction: Date.now(), purchase: Date.now() },
+        paused: false,
+      };
+      if (recovery.action === 'publish-outbox' && loaded.outbox) {
+        this.log.info(
+          { partition, seq: loaded.seq, records: loaded.outbox.messages.length },
+          'publishing the outbox of an unfinished batch',
+        );
+        await this.publish(owned, loaded.seq, loaded.offsets, loaded.outbox.messages);
+        this.metrics.recoveries.inc({ kind: 'outbox' });
+      } else if (recovery.action === 'replay') {
+        this.log.warn(
+          { partition, redisSeq: loaded.seq, committedSeq, offsets: loaded.offsets, reason: recovery.reason },
+          'join state and committed offsets differ; replaying the inputs from the state',
+        );
+        this.metrics.recoveries.inc({ kind: 'replay' });
+        for (const input of INPUTS)
+          this.consumer?.seek({ topic: this.topicOf(input), partition, offset: String(start(input)) });
+      }
+      const replaying = recovery.action === 'replay';
+      if (loaded.snapshot) join.restore(loaded.snapshot);
+      this.owned.set(partition, owned);
+      this.metrics.pending.set(this.pending);
+      this.log.info(
+        {
+          partition,
+          seq: loaded.seq,
+          pending: join.openCount,
+          held: join.heldClicks,
+          watermark: join.watermark,
+          ms: Date.now() - started,
+        },
+        'partition taken',
+      );
+      return replaying ? 'replaying' : owned;
+    } catch (error) {
+      await producer.disconnect().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** The first and next offset (low and high watermark) of each input's partition. */
+  async inputEnds(
+    partition: number,
+  ): Promise<Record<JoinInput, bigint> & { start: Record<JoinInput, bigint> }> {
+    const bounds = async (topic: string) => {
+      const offsets = await this.admin.fetchTopicOffsets(topic);
+      const own = offsets.find((o) => o.partition === partition);
+      return { low: BigInt(own?.low ?? '0'), high: BigInt(own?.high ?? '0') };
+    };
+    const prediction = await bounds(this.topics.predictions);
+    const purchase = await bounds(this.topics.repartitioned);
+    return {
+      prediction: prediction.high,
+      purchase: purchase.high,
+      start: { prediction: prediction.low, purchase: purchase.low },
+    };
+  }
+
+  async committedSeq(partition: number): Promise<number> {
+    const offsets = await this.admin.fetchOffsets({
+      groupId: this.config.FW_JOINER_GROUP,
+      topics: [this.topics.predictions, this.topics.repartitioned],
+    });
+    let seq = 0;
+    for (const topic of offsets)
+      for (const p of topic.partitions) {
+        if (p.partition !== partition) continue;
+        const match = SEQ_METADATA.exec(p.metadata ?? '');
+        if (match) seq = Math.max(seq, Number(match[1]));
+      }
+    return seq;
+  }
+
+  async release(partition: number): Promise<void> {
+    const owned = this.owned.get(partition);
+    if (!owned) return;
+    this.owned.delete(partition);
+    if (owned.paused) this.consumer?.resume([{ topic: this.topics.predictions, partitions: [partition] }]);
+    await owned.producer
+      .disconnect()
+      .catch((err: unknown) => this.log.warn({ err, partition }, 'producer disconnect failed'));
+    this.metrics.pending.set(this.pending);
+  }
+
+  /** The memory bound (see backpressure.ts). */
+  applyBackpressure(): void {
+    const cap = this.config.FW_JOINER_MAX_PENDING;
+    const pending = this.pending;
+    const owned = [...this.owned.values()];
+    const plan = planBackpressure(
+      pending,
+      cap,
+      owned.map((o) => ({
+        partition: o.partition,
+        paused: o.paused,
+        predictionTime: o.join.times.prediction,
+        purchaseTime: o.join.progressOf('purchase').time,
+        purchasesCaughtUp: o.join.progressOf('purchase').idle,
+      })),
+    );
+    for (const o of owned) {
+      const target = { topic: this.topics.predictions, partitions: [o.partition] };
+      if (plan.pause.includes(o.partition)) {
+        o.paused = true;
+        this.consumer?.pause([target]);
+        this.log.info({ partition: o.partition, pending, cap }, 'pending cap reached: pausing predictions');
+      } else if (plan.resume.includes(o.partition)) {
+        o.paused = false;
+        this.consumer?.resume([target]);
+        this.log.info({ partition: o.partition, pending, cap }, 'resuming predictions');
+      }
+    }
+    this.metrics.paused.set(owned.filter((o) => o.paused).length);
+    if (plan.stalled && Date.now() - this.warnedCap > 60_000) {
+      this.warnedCap = Date.now();
+      this.log.warn(
+        { pending, cap },
+        'pending cap reached while predictions hold the watermark: the cap is below one window of predictions',
+      );
+    }
+  }
+}
