@@ -24,6 +24,7 @@ interface ComposeService {
   healthcheck?: { test: string[] };
   volumes?: string[];
   build?: { context: string; dockerfile: string };
+  ports?: string[];
 }
 
 const compose = parse(read('docker-compose.yml'), { merge: true }) as {
@@ -74,6 +75,42 @@ describe('docker-compose.yml', () => {
       if (name !== 'topics')
         assert.equal(service.depends_on?.topics?.condition, 'service_completed_successfully');
     }
+  });
+
+  it('sets only variables some configuration accepts (a misspelt one would be ignored silently)', () => {
+    const schemas = [
+      commonConfigSchema,
+      registryConfigSchema,
+      scorerConfigSchema,
+      labelingConfigSchema,
+      joinerConfigSchema,
+      trainerConfigSchema,
+    ];
+    const known = new Set(schemas.flatMap((schema) => Object.keys(schema.shape)));
+    for (const [name, service] of Object.entries(compose.services).filter(([, s]) => s.build))
+      for (const key of Object.keys(service.environment ?? {}))
+        assert.ok(known.has(key), `${name} sets ${key}, which no Flywheel configuration reads`);
+  });
+
+  it("publishes each service's HTTP port, the one its configuration listens on and its healthcheck asks", () => {
+    const portVariables: Record<string, string> = {
+      registry: 'FW_ADMIN_PORT',
+      scorer: 'FW_HTTP_PORT',
+      joiner: 'FW_JOINER_HTTP_PORT',
+      trainer: 'FW_TRAINER_HTTP_PORT',
+      labeling: 'FW_LABELING_PORT',
+    };
+    for (const [name, variable] of Object.entries(portVariables)) {
+      const service = compose.services[name] as ComposeService;
+      const listens = String(service.environment?.[variable]);
+      assert.match(listens, /^\d+$/, `${name} sets ${variable}`);
+      assert.deepEqual(service.ports, [`${listens}:${listens}`], `${name} publishes ${listens}`);
+      const probe = service.healthcheck?.test.join(' ');
+      if (probe?.includes('http://'))
+        assert.ok(probe.includes(`127.0.0.1:${listens}/`), `${name}'s healthcheck asks port ${listens}`);
+    }
+    const withPorts = Object.entries(compose.services).filter(([, s]) => s.build && s.ports);
+    assert.deepEqual(withPorts.map(([name]) => name).sort(), Object.keys(portVariables).sort());
   });
 
   it('every service that reads or writes models shares one registry volume at FW_REGISTRY_DIR', () => {
