@@ -1,7 +1,9 @@
 // Small helpers over node:util parseArgs so every command parses and reports flags alike.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from '../common/errors.js';
 
-export class UsageError extends Error {}
+// The commands import it from here with the flag helpers.
+export { UsageError };
 
 export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(
   args: string[],

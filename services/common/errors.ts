@@ -95,6 +95,34 @@ export class SchemaRegistryError extends FlywheelError {
   }
 }
 
+/** A command line the CLI cannot run (unknown flag, missing value); it exits with status 2. */
+export class UsageError extends FlywheelError {
+  constructor(message: string) {
+    super('FW_USAGE', message);
+  }
+}
+
+/** The trainer's checkpoint is torn or edited: it is never trained on (an operator moves it away). */
+export class CheckpointCorruptError extends FlywheelError {
+  constructor(path: string, why: string) {
+    super(
+      'FW_CHECKPOINT_CORRUPT',
+      `checkpoint ${path} is unusable: ${why}. Not trained on; move it away to start over (from the champion, or from zero)`,
+    );
+  }
+}
+
+/** Another joiner took the partition's state over, or it is out of step: the partition is reloaded. */
+export class StaleOwnerError extends FlywheelError {
+  constructor(partition: number) {
+    super(
+      'FW_STALE_OWNER',
+      `partition ${partition}: the join state was taken over by another owner, or is out of step`,
+      { retriable: true },
+    );
+  }
+}
+
 /** Stable, documented codes of every dead-letter reason (the README lists them). */
 export const DEAD_LETTER_CODES = [
   'FW_EMPTY_MESSAGE',
@@ -121,7 +149,10 @@ export const SERVICE_FAILURE_CODES = [
   'FW_KAFKA_UNAVAILABLE',
   'FW_REDIS_UNAVAILABLE',
   'FW_SERVICE_FAILURE',
+  'FW_STALE_OWNER',
+  'FW_CHECKPOINT_CORRUPT',
   'FW_CONFIG_INVALID',
+  'FW_USAGE',
 ] as const;
 
 /** Whether the record is at fault (dead-letter it) rather than the service (retry). */

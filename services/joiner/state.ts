@@ -11,6 +11,7 @@
 // A batch's changes, its position and its outbox are written by one script call: all or none.
 import type { Redis } from 'ioredis';
 import avro from 'avsc';
+import { StaleOwnerError } from '../common/errors.js';
 import type {
   JoinInput,
   JoinJournal,
@@ -124,13 +125,6 @@ return 1
 
 interface StateCommands {
   fwJoinApply(...keysThenArgs: (string | number | Buffer | (string | number | Buffer)[])[]): Promise<number>;
-}
-
-export class StaleOwnerError extends Error {
-  constructor(partition: number) {
-    super(`partition ${partition}: the join state was taken over by another owner, or is out of step`);
-    this.name = 'StaleOwnerError';
-  }
 }
 
 /** The changes of one batch, collected from the join's journal; netted (added then removed = nothing). */

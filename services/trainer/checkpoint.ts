@@ -8,6 +8,7 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import avro from 'avsc';
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
+import { CheckpointCorruptError } from '../common/errors.js';
 import type { BaselineState } from '../model/baseline.js';
 import type { FtrlParams } from '../model/ftrl.js';
 import type { SideLearnerState } from './learners.js';
@@ -213,15 +214,6 @@ export interface Checkpoint {
   warmStart?: string | null;
   orderBase?: string | null;
   acceptedLabelRate?: number | null;
-}
-
-export class CheckpointCorruptError extends Error {
-  constructor(path: string, why: string) {
-    super(
-      `checkpoint ${path} is unusable: ${why}. Not trained on; move it away to start over (from the champion, or from zero)`,
-    );
-    this.name = 'CheckpointCorruptError';
-  }
 }
 
 export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {

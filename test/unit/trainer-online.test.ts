@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_FTRL } from '../../services/model/ftrl.js';
 import { FeatureSpec } from '../../services/model/features.js';
+import { CheckpointCorruptError } from '../../services/common/errors.js';
 import {
-  CheckpointCorruptError,
   CheckpointStore,
   decodeCheckpoint,
   encodeCheckpoint,
