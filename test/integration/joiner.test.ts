@@ -148,8 +148,12 @@ describe('joiner', () => {
             Math.ceil(inputs.length / 10),
           );
           // All input is written before the joiner starts: no purchase may arrive behind the
-          // watermark (TEST_LOG_LEVEL=warn shows where it stood when one did).
-          assert.equal(counters.latePurchases, 0, JSON.stringify(counters));
+          // watermark (TEST_LOG_LEVEL=warn also logs where it stood when one did).
+          assert.equal(
+            counters.latePurchases,
+            0,
+            JSON.stringify({ counters, partitions: joiner.partitionStates() }),
+          );
         } finally {
           await joiner.stop();
         }
