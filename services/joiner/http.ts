@@ -4,6 +4,7 @@ import Fastify from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Readiness } from '../common/consumer.js';
 import { installErrorHandler } from '../common/http-errors.js';
+import { addServiceRoutes } from '../common/service-routes.js';
 
 export function buildJoinerApp(options: {
   metrics: Registry;
@@ -12,13 +13,6 @@ export function buildJoinerApp(options: {
 }): FastifyInstance {
   const app = Fastify({ bodyLimit: 1024 });
   installErrorHandler(app);
-  app.get('/healthz', () => options.health());
-  app.get('/readyz', (_request, reply) => {
-    const readiness = options.readiness();
-    return readiness.ready ? readiness : reply.status(503).send(readiness);
-  });
-  app.get('/metrics', async (_request, reply) =>
-    reply.type(options.metrics.contentType).send(await options.metrics.metrics()),
-  );
+  addServiceRoutes(app, options);
   return app;
 }

@@ -7,6 +7,7 @@ import type { Readiness } from '../common/consumer.js';
 import type { ClickEvent } from '../common/contracts.js';
 import { findProblems } from '../common/contracts.js';
 import { HttpError, installErrorHandler } from '../common/http-errors.js';
+import { addServiceRoutes } from '../common/service-routes.js';
 import { histogram } from '../common/metrics.js';
 import type { FeatureSpec } from '../model/features.js';
 import type { ModelManager } from './model-manager.js';
@@ -78,15 +79,14 @@ export function buildPredictApp(options: PredictAppOptions): FastifyInstance {
     done();
   });
 
-  app.get('/healthz', () => ({ ok: true }));
-  app.get('/readyz', (_request, reply) => {
-    const readiness = options.readiness();
-    if (readiness.ready) return { ready: true, generation: options.manager.current.generation };
-    return reply.status(503).send(readiness);
+  addServiceRoutes(app, {
+    metrics: options.metrics,
+    health: () => ({ ok: true }),
+    readiness: () => {
+      const readiness = options.readiness();
+      return readiness.ready ? { ready: true, generation: options.manager.current.generation } : readiness;
+    },
   });
-  app.get('/metrics', async (_request, reply) =>
-    reply.type(options.metrics.contentType).send(await options.metrics.metrics()),
-  );
 
   app.get('/v1/models', () => {
     const set = options.manager.current;

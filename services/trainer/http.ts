@@ -5,6 +5,7 @@ import Fastify from 'fastify';
 import type { Registry } from 'prom-client';
 import { TokenTable, requireRole } from '../common/auth.js';
 import { installErrorHandler } from '../common/http-errors.js';
+import { addServiceRoutes } from '../common/service-routes.js';
 import type { Logger } from '../common/logger.js';
 import type { CandidateResult } from './candidates.js';
 import type { CandidateTrigger } from './triggers.js';
@@ -19,14 +20,7 @@ export function buildTrainerApp(options: {
 }): FastifyInstance {
   const app = Fastify({ bodyLimit: 4096 });
   installErrorHandler(app);
-  app.get('/healthz', () => options.health());
-  app.get('/readyz', (_request, reply) => {
-    const readiness = options.readiness();
-    return readiness.ready ? readiness : reply.status(503).send(readiness);
-  });
-  app.get('/metrics', async (_request, reply) =>
-    reply.type(options.metrics.contentType).send(await options.metrics.metrics()),
-  );
+  addServiceRoutes(app, options);
   const token = options.adminToken;
   app.post<{ Body: { reason: string; trigger?: 'operator' | 'alarm' } }>(
     '/v1/candidates',
