@@ -4,6 +4,44 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// Size limits for services/: files of at most 400 lines, functions of at most 60. The files
+// below are over them today; each may only shrink (lower its number, or delete its line, when a
+// change makes it smaller). A file that is not listed is held to the limits.
+const SIZE_DEBT = {
+  'services/cli/bootstrap.ts': { lines: 434, fn: 120 },
+  'services/cli/models.ts': { fn: 148 },
+  'services/cli/simulate.ts': { fn: 78 },
+  'services/cli/train.ts': { fn: 77 },
+  'services/common/consumer.ts': { lines: 576 },
+  'services/common/read-ranges.ts': { fn: 96 },
+  'services/common/read-topic.ts': { fn: 65 },
+  'services/joiner/join.ts': { lines: 654 },
+  'services/joiner/metrics.ts': { fn: 83 },
+  'services/labeling/http.ts': { fn: 98 },
+  'services/labeling/page.ts': { fn: 185 },
+  'services/model/features.ts': { fn: 80 },
+  'services/registry/http.ts': { fn: 152 },
+  'services/registry/label-upload.ts': { fn: 97 },
+  'services/registry/recipes.ts': { fn: 61 },
+  'services/registry/store.ts': { lines: 425 },
+  'services/scorer/http.ts': { fn: 94 },
+  'services/scorer/model-manager.ts': { fn: 61 },
+  'services/scorer/pipeline.ts': { fn: 65 },
+  'services/scorer/scoring.ts': { fn: 82 },
+  'services/scorer/service.ts': { fn: 230 },
+  'services/simulator/malformed.ts': { fn: 75 },
+  'services/simulator/runner.ts': { fn: 112 },
+  'services/trainer/candidates.ts': { fn: 148 },
+  'services/trainer/checkpoint.ts': { lines: 433, fn: 88 },
+  'services/trainer/gate.ts': { fn: 106 },
+  'services/trainer/replay.ts': { fn: 63 },
+  'services/trainer/service.ts': { lines: 420 },
+};
+const sizeRules = ({ lines = 400, fn = 60 } = {}) => ({
+  'max-lines': ['error', { max: lines }],
+  'max-lines-per-function': ['error', { max: fn }],
+});
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.stack/**', 'bench/.venv/**', 'bench/results/**'] },
   js.configs.recommended,
@@ -71,6 +109,8 @@ export default tseslint.config(
       ],
     },
   })),
+  { files: ['services/**/*.ts'], rules: sizeRules() },
+  ...Object.entries(SIZE_DEBT).map(([file, limits]) => ({ files: [file], rules: sizeRules(limits) })),
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,

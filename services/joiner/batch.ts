@@ -13,7 +13,13 @@ import type { JoinerConfig } from './config.js';
 import { pendingRef, purchaseRef, toLabeledExample } from './examples.js';
 import type { InputProgress, JoinConfig, JoinCounters, JoinDecision, JoinInput } from './join.js';
 import { countBatch, type JoinQuality, type joinerMetrics } from './metrics.js';
-import { INPUTS, type JoinPartitions, type OwnedPartition } from './partitions.js';
+import {
+  INPUTS,
+  addPrediction,
+  addPurchase,
+  type JoinPartitions,
+  type OwnedPartition,
+} from './partitions.js';
 import { StateDelta, type InputOffsets, type OutboxMessage, type RedisJoinState } from './state.js';
 import type { UpstreamPoller } from './upstream.js';
 
@@ -107,9 +113,9 @@ export class JoinBatches {
           const prediction = result.value as Prediction;
           payloads.set(prediction.predictionId, message.value as Buffer);
           predictions.set(prediction.predictionId, prediction);
-          decisions.push(...owned.join.addPrediction(pendingRef(prediction)));
+          decisions.push(...addPrediction(owned, pendingRef(prediction)));
         } else {
-          decisions.push(...owned.join.addPurchase(purchaseRef(result.value)));
+          decisions.push(...addPurchase(owned, purchaseRef(result.value)));
         }
       }
       owned.fetched[input] = BigInt(nextOffset);

@@ -9,10 +9,19 @@ import type { Logger } from '../common/logger.js';
 import type { Runtime } from '../common/runtime.js';
 import { commitTransaction } from '../common/transactions.js';
 import type { JoinerConfig } from './config.js';
-import { PartitionJoin, type JoinConfig, type JoinCounters, type JoinInput } from './join.js';
+import {
+  PartitionJoin,
+  type InputProgress,
+  type JoinConfig,
+  type JoinCounters,
+  type JoinDecision,
+  type JoinInput,
+  type PendingPrediction,
+  type PurchaseRef,
+} from './join.js';
 import type { joinerMetrics } from './metrics.js';
-import { chooseRecovery } from './recovery.js';
-import type { RedisJoinState, InputOffsets, OutboxMessage } from './state.js';
+import { chooseRecovery, type Recovery } from './recovery.js';
+import type { InputOffsets, LoadedState, OutboxMessage, RedisJoinState } from './state.js';
 
 export interface OwnedPartition {
   partition: number;
@@ -26,6 +35,41 @@ export interface OwnedPartition {
   /** Wall clock of the last new input record (stream progress). */
   lastInputAt: Record<JoinInput, number>;
   paused: boolean;
+  /** The first input behind the watermark since taken, and where the inputs stood (diagnosis). */
+  firstLate?: {
+    input: JoinInput;
+    eventTime: number;
+    watermark: number;
+    progress: Record<JoinInput, InputProgress>;
+    fetched: Record<JoinInput, string>;
+    at: number;
+  };
+}
+
+/** The join's input, first noting one behind the watermark (`firstLate`, for diagnosis). */
+export function addPrediction(owned: OwnedPartition, ref: PendingPrediction): JoinDecision[] {
+  noteLate(owned, 'prediction', ref.clickTime);
+  return owned.join.addPrediction(ref);
+}
+
+export function addPurchase(owned: OwnedPartition, ref: PurchaseRef): JoinDecision[] {
+  noteLate(owned, 'purchase', ref.eventTime);
+  return owned.join.addPurchase(ref);
+}
+
+function noteLate(owned: OwnedPartition, input: JoinInput, eventTime: number): void {
+  if (owned.firstLate || !(eventTime < owned.join.watermark)) return;
+  owned.firstLate = {
+    input,
+    eventTime,
+    watermark: owned.join.watermark,
+    progress: {
+      prediction: owned.join.progressOf('prediction'),
+      purchase: owned.join.progressOf('purchase'),
+    },
+    fetched: { prediction: String(owned.fetched.prediction), purchase: String(owned.fetched.purchase) },
+    at: Date.now(),
+  };
 }
 
 export interface JoinTopicNames {
@@ -102,6 +146,7 @@ export class JoinPartitions {
       pending: o.join.openCount,
       progress: { prediction: o.join.progressOf('prediction'), purchase: o.join.progressOf('purchase') },
       fetched: { prediction: String(o.fetched.prediction), purchase: String(o.fetched.purchase) },
+      firstLate: o.firstLate ?? null,
     }));
   }
 
@@ -131,7 +176,6 @@ export class JoinPartitions {
   /** Takes over a partition: fence the previous owner, load the state, reconcile with Kafka. */
   async take(partition: number): Promise<OwnedPartition | 'replaying'> {
     const { runtime } = this.options;
-    const state = this.state;
     const producer = createProducer(runtime.kafka, {
       transactionalId: `${this.config.FW_JOINER_TRANSACTIONAL_ID}-${partition}`,
       maxInFlightRequests: 1,
@@ -140,25 +184,9 @@ export class JoinPartitions {
     await producer.connect();
     try {
       const started = Date.now();
-      let loaded = await state.load(partition);
       const ends = await this.inputEnds(partition);
       const committedSeq = await this.committedSeq(partition);
-      const found = () => ({
-        seq: loaded.seq,
-        offsets: loaded.offsets,
-        outboxSeq: loaded.outbox?.seq ?? null,
-      });
-      let recovery = chooseRecovery(found(), committedSeq, ends);
-      if (recovery.action === 'discard') {
-        this.log.warn(
-          { partition, offsets: loaded.offsets, reason: recovery.reason },
-          'join state is ahead of the topics (were they recreated?); discarding it',
-        );
-        await state.discard(partition);
-        loaded = await state.load(partition);
-        this.metrics.recoveries.inc({ kind: 'discarded' });
-        recovery = chooseRecovery(found(), committedSeq, ends);
-      }
+      const { loaded, recovery } = await this.loadState(partition, committedSeq, ends);
       const join = new PartitionJoin(this.joinConfig);
       const start = (input: JoinInput) => BigInt(loaded.offsets[input] ?? String(ends.start[input]));
       const owned: OwnedPartition = {
@@ -172,22 +200,7 @@ export class JoinPartitions {
         lastInputAt: { prediction: Date.now(), purchase: Date.now() },
         paused: false,
       };
-      if (recovery.action === 'publish-outbox' && loaded.outbox) {
-        this.log.info(
-          { partition, seq: loaded.seq, records: loaded.outbox.messages.length },
-          'publishing the outbox of an unfinished batch',
-        );
-        await this.publish(owned, loaded.seq, loaded.offsets, loaded.outbox.messages);
-        this.metrics.recoveries.inc({ kind: 'outbox' });
-      } else if (recovery.action === 'replay') {
-        this.log.warn(
-          { partition, redisSeq: loaded.seq, committedSeq, offsets: loaded.offsets, reason: recovery.reason },
-          'join state and committed offsets differ; replaying the inputs from the state',
-        );
-        this.metrics.recoveries.inc({ kind: 'replay' });
-        for (const input of INPUTS)
-          this.consumer?.seek({ topic: this.topicOf(input), partition, offset: String(start(input)) });
-      }
+      await this.recover(owned, recovery, loaded, committedSeq, start);
       const replaying = recovery.action === 'replay';
       if (loaded.snapshot) join.restore(loaded.snapshot);
       this.owned.set(partition, owned);
@@ -207,6 +220,64 @@ export class JoinPartitions {
     } catch (error) {
       await producer.disconnect().catch(() => undefined);
       throw error;
+    }
+  }
+
+  /** The partition's state from Redis, and what to do with it (a state past the topics is discarded). */
+  private async loadState(
+    partition: number,
+    committedSeq: number,
+    ends: Awaited<ReturnType<JoinPartitions['inputEnds']>>,
+  ): Promise<{ loaded: LoadedState; recovery: Recovery }> {
+    let loaded = await this.state.load(partition);
+    const found = () => ({ seq: loaded.seq, offsets: loaded.offsets, outboxSeq: loaded.outbox?.seq ?? null });
+    let recovery = chooseRecovery(found(), committedSeq, ends);
+    if (recovery.action === 'discard') {
+      this.log.warn(
+        { partition, offsets: loaded.offsets, reason: recovery.reason },
+        'join state is ahead of the topics (were they recreated?); discarding it',
+      );
+      await this.state.discard(partition);
+      loaded = await this.state.load(partition);
+      this.metrics.recoveries.inc({ kind: 'discarded' });
+      recovery = chooseRecovery(found(), committedSeq, ends);
+    }
+    return { loaded, recovery };
+  }
+
+  /** Finishes an unfinished batch (its outbox), or moves the consumer back to replay the inputs. */
+  private async recover(
+    owned: OwnedPartition,
+    recovery: Recovery,
+    loaded: LoadedState,
+    committedSeq: number,
+    start: (input: JoinInput) => bigint,
+  ): Promise<void> {
+    if (recovery.action === 'publish-outbox' && loaded.outbox) {
+      this.log.info(
+        { partition: owned.partition, seq: loaded.seq, records: loaded.outbox.messages.length },
+        'publishing the outbox of an unfinished batch',
+      );
+      await this.publish(owned, loaded.seq, loaded.offsets, loaded.outbox.messages);
+      this.metrics.recoveries.inc({ kind: 'outbox' });
+    } else if (recovery.action === 'replay') {
+      this.log.warn(
+        {
+          partition: owned.partition,
+          redisSeq: loaded.seq,
+          committedSeq,
+          offsets: loaded.offsets,
+          reason: recovery.reason,
+        },
+        'join state and committed offsets differ; replaying the inputs from the state',
+      );
+      this.metrics.recoveries.inc({ kind: 'replay' });
+      for (const input of INPUTS)
+        this.consumer?.seek({
+          topic: this.topicOf(input),
+          partition: owned.partition,
+          offset: String(start(input)),
+        });
     }
   }
 

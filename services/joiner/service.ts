@@ -182,6 +182,47 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     this.partitions = new JoinPartitions({ ...context, admin: this.admin });
     await this.checkCoPartitioned();
 
+    await this.startUpstream();
+    this.batches = new JoinBatches({
+      ...context,
+      quality: this.quality,
+      partitions: this.partitions,
+      pollers: this.pollers as Record<JoinInput, UpstreamPoller>,
+      ...(this.options.afterStateWrite ? { afterStateWrite: this.options.afterStateWrite } : {}),
+      onCommitted: (partition, seq) => this.emit('committed', { partition, seq }),
+      failing: this.failing,
+      stopping: () => this.stopping,
+    });
+
+    await this.startJoinConsumer();
+    const tickMs = Math.max(
+      20,
+      Math.min(1000, Math.floor(this.joinConfig.idleMs / 2), this.config.FW_JOIN_PROGRESS_POLL_MS),
+    );
+    this.ticker = setInterval(() => void this.tickAll(), tickMs);
+
+    if (this.options.http !== false) {
+      this.app = buildJoinerApp({
+        metrics: runtime.metrics,
+        health: () => ({ ok: true, pending: this.pending, partitions: this.partitionStates() }),
+        readiness: () => this.readiness(),
+      });
+      await this.app.listen({ host: '0.0.0.0', port: this.config.FW_JOINER_HTTP_PORT });
+    }
+    this.log.info(
+      {
+        group: this.config.FW_JOINER_GROUP,
+        join: this.joinConfig,
+        predictionProgress: this.config.FW_JOIN_PREDICTION_PROGRESS,
+        port: this.port,
+      },
+      'joiner started',
+    );
+  }
+
+  /** The repartitioner, and the pollers that read how far each input is complete. */
+  private async startUpstream(): Promise<void> {
+    const { runtime } = this.options;
     this.repartitioner = new Repartitioner({
       runtime,
       groupId: this.repartitionGroup,
@@ -208,17 +249,11 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       }),
     };
     for (const p of Object.values(this.pollers)) p.start(this.config.FW_JOIN_PROGRESS_POLL_MS);
-    this.batches = new JoinBatches({
-      ...context,
-      quality: this.quality,
-      partitions: this.partitions,
-      pollers: this.pollers,
-      ...(this.options.afterStateWrite ? { afterStateWrite: this.options.afterStateWrite } : {}),
-      onCommitted: (partition, seq) => this.emit('committed', { partition, seq }),
-      failing: this.failing,
-      stopping: () => this.stopping,
-    });
+  }
 
+  /** The join's consumer: both inputs, partition N of each in one member. */
+  private async startJoinConsumer(): Promise<void> {
+    const { runtime } = this.options;
     this.consumer = runtime.kafka.consumer({
       groupId: this.config.FW_JOINER_GROUP,
       partitionAssigners: [CoPartitionedAssigner],
@@ -227,7 +262,7 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       maxBytesPerPartition: this.config.FW_JOINER_MAX_BATCH_BYTES,
       readUncommitted: false,
     });
-    this.partitions.consumer = this.consumer;
+    this.parts.consumer = this.consumer;
     const { GROUP_JOIN, END_BATCH_PROCESS, CRASH } = this.consumer.events;
     this.consumer.on(GROUP_JOIN, ({ payload }) => {
       this.inGroup = true;
@@ -273,29 +308,6 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
       eachBatch: (payload) =>
         this.parts.withLock(payload.batch.partition, () => this.work.processBatch(payload)),
     });
-    const tickMs = Math.max(
-      20,
-      Math.min(1000, Math.floor(this.joinConfig.idleMs / 2), this.config.FW_JOIN_PROGRESS_POLL_MS),
-    );
-    this.ticker = setInterval(() => void this.tickAll(), tickMs);
-
-    if (this.options.http !== false) {
-      this.app = buildJoinerApp({
-        metrics: runtime.metrics,
-        health: () => ({ ok: true, pending: this.pending, partitions: this.partitionStates() }),
-        readiness: () => this.readiness(),
-      });
-      await this.app.listen({ host: '0.0.0.0', port: this.config.FW_JOINER_HTTP_PORT });
-    }
-    this.log.info(
-      {
-        group: this.config.FW_JOINER_GROUP,
-        join: this.joinConfig,
-        predictionProgress: this.config.FW_JOIN_PREDICTION_PROGRESS,
-        port: this.port,
-      },
-      'joiner started',
-    );
   }
 
   private get repartitionGroup(): string {
