@@ -93,7 +93,7 @@ export class UpstreamProgress {
       // partition has read all it wrote: an idle input stops holding the other back, so one with
       // records still unread would let the watermark pass them (they would arrive late).
       const latestEnd = (latest as Reading).derivedEnds.get(partition);
-      const readAll = latestEnd === undefined || fetched >= latestEnd;
+      const readAll = latestEnd !== undefined && fetched >= latestEnd;
       return { time: reading.progress.time, idle: readAll && (latest as Reading).progress.idle };
     }
     return null;
