@@ -17,6 +17,7 @@ import {
   INPUTS,
   addPrediction,
   addPurchase,
+  standing,
   type JoinPartitions,
   type OwnedPartition,
 } from './partitions.js';
@@ -276,12 +277,7 @@ export class JoinBatches {
           partition: owned.partition,
           late,
           uncorrectable: added('uncorrectable'),
-          watermark: owned.join.watermark,
-          progress: {
-            prediction: owned.join.progressOf('prediction'),
-            purchase: owned.join.progressOf('purchase'),
-          },
-          fetched: { prediction: String(owned.fetched.prediction), purchase: String(owned.fetched.purchase) },
+          ...standing(owned),
         },
         'late input: joined with what is held, corrections follow',
       );

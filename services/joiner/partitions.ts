@@ -36,13 +36,24 @@ export interface OwnedPartition {
   lastInputAt: Record<JoinInput, number>;
   paused: boolean;
   /** The first input behind the watermark since taken, and where the inputs stood (diagnosis). */
-  firstLate?: {
-    input: JoinInput;
-    eventTime: number;
-    watermark: number;
-    progress: Record<JoinInput, InputProgress>;
-    fetched: Record<JoinInput, string>;
-    at: number;
+  firstLate?: PartitionStanding & { input: JoinInput; eventTime: number; at: number };
+}
+
+/** Where a partition stands: its watermark, its inputs' progress and read positions. */
+export interface PartitionStanding {
+  watermark: number;
+  progress: Record<JoinInput, InputProgress>;
+  fetched: Record<JoinInput, string>;
+}
+
+export function standing(owned: OwnedPartition): PartitionStanding {
+  return {
+    watermark: owned.join.watermark,
+    progress: {
+      prediction: owned.join.progressOf('prediction'),
+      purchase: owned.join.progressOf('purchase'),
+    },
+    fetched: { prediction: String(owned.fetched.prediction), purchase: String(owned.fetched.purchase) },
   };
 }
 
@@ -59,17 +70,7 @@ export function addPurchase(owned: OwnedPartition, ref: PurchaseRef): JoinDecisi
 
 function noteLate(owned: OwnedPartition, input: JoinInput, eventTime: number): void {
   if (owned.firstLate || !(eventTime < owned.join.watermark)) return;
-  owned.firstLate = {
-    input,
-    eventTime,
-    watermark: owned.join.watermark,
-    progress: {
-      prediction: owned.join.progressOf('prediction'),
-      purchase: owned.join.progressOf('purchase'),
-    },
-    fetched: { prediction: String(owned.fetched.prediction), purchase: String(owned.fetched.purchase) },
-    at: Date.now(),
-  };
+  owned.firstLate = { input, eventTime, ...standing(owned), at: Date.now() };
 }
 
 export interface JoinTopicNames {
@@ -142,10 +143,8 @@ export class JoinPartitions {
   partitionStates() {
     return [...this.owned.values()].map((o) => ({
       partition: o.partition,
-      watermark: o.join.watermark,
+      ...standing(o),
       pending: o.join.openCount,
-      progress: { prediction: o.join.progressOf('prediction'), purchase: o.join.progressOf('purchase') },
-      fetched: { prediction: String(o.fetched.prediction), purchase: String(o.fetched.purchase) },
       firstLate: o.firstLate ?? null,
     }));
   }
