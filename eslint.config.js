@@ -28,7 +28,6 @@ const SIZE_DEBT = {
   'services/scorer/model-manager.ts': { fn: 61 },
   'services/scorer/pipeline.ts': { fn: 65 },
   'services/scorer/scoring.ts': { fn: 82 },
-  'services/scorer/service.ts': { fn: 230 },
   'services/simulator/malformed.ts': { fn: 75 },
   'services/simulator/runner.ts': { fn: 112 },
   'services/trainer/candidates.ts': { fn: 148 },

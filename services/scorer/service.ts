@@ -7,16 +7,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { ModelUpdate } from '../common/contracts.js';
-import {
-  RecordConsumer,
-  groupTimeouts,
-  readinessOf,
-  type RawRejection,
-  type Readiness,
-} from '../common/consumer.js';
+import { RecordConsumer, groupTimeouts, readinessOf, type Readiness } from '../common/consumer.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
-import { createProducer, sendInChunks } from '../common/kafka.js';
-import { counter, gauge, histogram } from '../common/metrics.js';
+import { createProducer } from '../common/kafka.js';
 import { createRedis } from '../common/redis.js';
 import { schemaRegistrySettings, type Runtime } from '../common/runtime.js';
 import { TOPICS } from '../common/topics.js';
@@ -27,7 +20,9 @@ import { FileModelRegistry } from '../registry/store.js';
 import { loadScorerConfig, type ScorerConfig } from './config.js';
 import { buildPredictApp } from './http.js';
 import { ModelManager } from './model-manager.js';
-import { ScoringPipeline, predictionMessages, type ScoredBatchBytes } from './pipeline.js';
+import { scorerMetrics, watchModels, type ScorerMetrics } from './metrics.js';
+import { ScoringPipeline } from './pipeline.js';
+import { publishingHandler } from './publish.js';
 import { MemoryReviewSink, type ReviewPolicyConfig, type ReviewSink } from './review.js';
 import { PairedModels } from './paired-models.js';
 import { ScoringWorker, inlineScorer, type BatchScorer } from './scoring-worker.js';
@@ -102,9 +97,8 @@ export class Scorer {
 
   async start(): Promise<void> {
     const { runtime } = this.options;
-    const { logger, metrics } = runtime;
-    await initBackend(logger);
-    this.redis = createRedis(runtime.config.REDIS_URL, logger);
+    await initBackend(runtime.logger);
+    this.redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
     await this.redis.connect();
     const sessionOptions: SessionStoreOptions = {
       idleSeconds: this.config.FW_SESSION_IDLE_SECONDS,
@@ -113,10 +107,33 @@ export class Scorer {
     };
     // This thread's sessions: the predict API's reads, and the stream's when scoring inline.
     const sessions = new RedisSessionStore(this.redis, sessionOptions);
-    const limits = {
-      maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
-      maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
-    };
+    const scoring = await this.startScoring(sessions, sessionOptions);
+    const metrics = scorerMetrics(runtime.metrics);
+    watchModels(this.manager, metrics, runtime.logger, {
+      started: () => this.ready,
+      newestScoredTime: () => this.newestScoredTime,
+    });
+    await this.followModels(scoring, metrics);
+    this.ready = true;
+    await this.consumeClicks(scoring, metrics);
+    if (this.options.http !== false) await this.listen(sessions);
+    runtime.logger.info(
+      { group: this.config.FW_SCORER_GROUP, port: this.port, routing: this.manager.current.routing },
+      'scorer started',
+    );
+  }
+
+  private get limits() {
+    const { config } = this.options.runtime;
+    return { maxMessageBytes: config.FW_MAX_MESSAGE_BYTES, maxClockSkewMs: config.FW_MAX_CLOCK_SKEW_MS };
+  }
+
+  /** The stream's scoring: in a worker thread, or inline on this one (FW_SCORER_WORKER off). */
+  private async startScoring(
+    sessions: RedisSessionStore,
+    sessionOptions: SessionStoreOptions,
+  ): Promise<BatchScorer> {
+    const { runtime } = this.options;
     this.scoring = this.config.FW_SCORER_WORKER
       ? await ScoringWorker.start(
           {
@@ -128,9 +145,9 @@ export class Scorer {
             hashBits: this.spec.hashBits,
             sessions: sessionOptions,
             policy: this.policy,
-            limits,
+            limits: this.limits,
           },
-          logger,
+          runtime.logger,
         )
       : inlineScorer(
           new ScoringPipeline({
@@ -139,92 +156,26 @@ export class Scorer {
             manager: this.manager,
             sessions,
             policy: this.policy,
-            limits,
+            limits: this.limits,
           }),
         );
-    const scoring = this.scoring;
-    this.producer = createProducer(runtime.kafka);
-    await this.producer.connect();
+    return this.scoring;
+  }
 
-    const predictionsPublished = counter(metrics, {
-      name: 'flywheel_scorer_predictions_total',
-      help: 'Predictions published, by arm',
-      labelNames: ['arm'],
-    });
-    const batchSize = histogram(metrics, {
-      name: 'flywheel_scorer_batch_size',
-      help: 'Clicks per scored batch',
-      buckets: [1, 10, 50, 100, 250, 500, 1000, 2500],
-    });
-    const batchSeconds = histogram(metrics, {
-      name: 'flywheel_scorer_batch_seconds',
-      help: 'Time to score and publish one batch',
-      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    });
-    const modelInUse = gauge(metrics, {
-      name: 'flywheel_scorer_model_info',
-      help: 'Model version per alias in use (value 1)',
-      labelNames: ['alias', 'version'],
-    });
-    const loadFailures = counter(metrics, {
-      name: 'flywheel_scorer_model_load_failures_total',
-      help: 'Model versions that failed to load',
-    });
-    const sessionsHeld = gauge(metrics, {
-      name: 'flywheel_scorer_sessions_held',
-      help: 'Sessions held in memory (the rest are loaded from Redis when their clicks come)',
-    });
-    const reviews = counter(metrics, {
-      name: 'flywheel_scorer_review_tasks_total',
-      help: 'Predictions sent to human review, by reason',
-      labelNames: ['reason'],
-    });
-    this.manager.on('swapped', (set) => {
-      modelInUse.reset();
-      for (const alias of ['champion', 'challenger', 'shadow'] as const) {
-        const version = set.routing[alias];
-        if (version) modelInUse.set({ alias, version }, 1);
-      }
-    });
-    this.manager.on('loadFailed', () => loadFailures.inc());
-    // Freshness: from the newest outcome a version learned from to that version serving here.
-    const freshness = histogram(metrics, {
-      name: 'flywheel_scorer_outcome_to_live_seconds',
-      help: 'From the newest outcome a newly served version has seen to it serving in this scorer',
-      buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 86400],
-    });
-    // The same on the stream's clock: to the newest click scored here, true in a replay of
-    // history, whose events are months behind the wall clock.
-    const freshnessEventTime = histogram(metrics, {
-      name: 'flywheel_scorer_outcome_to_live_event_seconds',
-      help: 'In event time: from the newest outcome a newly served version has seen to the newest click this scorer had scored',
-      buckets: [1, 10, 60, 300, 1800, 3600, 6 * 3600, 86400, 7 * 86400],
-    });
-    this.manager.on('live', ({ version, outcomeAgeMs, learnedTime }) => {
-      // The versions loaded at start-up were promoted before this scorer ran: not a measure of
-      // how fast a new version reaches serving.
-      if (outcomeAgeMs === null || !this.ready) return;
-      freshness.observe(outcomeAgeMs / 1000);
-      const eventSeconds =
-        learnedTime !== null && Number.isFinite(this.newestScoredTime)
-          ? Math.max(0, this.newestScoredTime - learnedTime) / 1000
-          : null;
-      if (eventSeconds !== null) freshnessEventTime.observe(eventSeconds);
-      logger.info(
-        { version, outcomeToLiveSeconds: outcomeAgeMs / 1000, outcomeToLiveEventSeconds: eventSeconds },
-        'version live',
-      );
-    });
-
+  /** Follows fw.models.updates and returns once caught up with what it held at start. */
+  private async followModels(scoring: BatchScorer, metrics: ScorerMetrics): Promise<void> {
+    const { runtime } = this.options;
     // With the worker, both model sets take each update: this thread's (predict API) and the
     // stream's. Inline, the stream scores with this thread's.
-    const paired = this.config.FW_SCORER_WORKER ? new PairedModels(this.manager, scoring, logger) : null;
+    const paired = this.config.FW_SCORER_WORKER
+      ? new PairedModels(this.manager, scoring, runtime.logger)
+      : null;
     const models = {
       apply: async (update: ModelUpdate) => {
         if (!paired) return this.manager.apply(update);
         const { served, streamed } = await paired.apply(update);
         // This thread's failures are counted as its manager reports them; the worker's here.
-        if (served && !streamed) loadFailures.inc();
+        if (served && !streamed) metrics.loadFailures.inc();
         return served && streamed;
       },
     };
@@ -232,13 +183,17 @@ export class Scorer {
       runtime.kafka,
       runtime.codecs,
       models,
-      logger,
+      runtime.logger,
       this.topics.modelUpdates,
     );
     await this.follower.start();
     await this.follower.caughtUp;
-    this.ready = true;
+  }
 
+  private async consumeClicks(scoring: BatchScorer, metrics: ScorerMetrics): Promise<void> {
+    const { runtime } = this.options;
+    this.producer = createProducer(runtime.kafka);
+    await this.producer.connect();
     const producer = this.producer;
     this.consumer = new RecordConsumer({
       kafka: runtime.kafka,
@@ -247,88 +202,49 @@ export class Scorer {
       subscriptions: { [this.topics.clicks]: 'click' },
       codecs: runtime.codecs,
       deadLetters: new DeadLetterPublisher(producer, runtime.codecs.deadLetter, this.topics.deadLetters),
-      logger,
-      metrics,
-      ...limits,
+      logger: runtime.logger,
+      metrics: runtime.metrics,
+      ...this.limits,
       consumerConfig: groupTimeouts(this.config.FW_CONSUMER_SESSION_TIMEOUT_MS),
       partitionsConsumedConcurrently: this.config.FW_SCORER_CONCURRENCY,
       onCrash: (error) => runtime.lifecycle.fail('click consumer', error),
       commitProgress: { commitIntervalMs: 200 },
       maxRetryDelayMs: runtime.config.FW_RETRY_MAX_BACKOFF_MS,
       // Decoded and validated by the pipeline, off this thread: it returns the messages it refuses.
-      handleRaw: async (messages, { topic, partition }) => {
-        const stop = batchSeconds.startTimer();
-        // Queued a slice at a time and scored in order: a slice's predictions are sent while the
-        // next is scored.
-        const slice = this.config.FW_SCORER_SESSION_SLICE;
-        const lane = `${topic}:${partition}`;
-        const queued: { from: number; scoring: ReturnType<BatchScorer['score']> }[] = [];
-        for (let from = 0; from < messages.length; from += slice) {
-          const values = messages.slice(from, from + slice).map((m) => m.value);
-          queued.push({ from, scoring: scoring.score(values, lane) });
-        }
-        // Each is awaited in turn below; one failing first must not go unhandled meanwhile.
-        for (const { scoring } of queued) scoring.catch(() => undefined);
-        const parts: ScoredBatchBytes[] = [];
-        const rejected: RawRejection[] = [];
-        let sent: Promise<void> = Promise.resolve();
-        // The session writes: durable with the predictions, before the batch's offsets commit.
-        const recorded: Promise<void>[] = [];
-        try {
-          for (const { from, scoring } of queued) {
-            const part = await scoring;
-            parts.push(part.scored);
-            recorded.push(part.recorded);
-            for (const r of part.scored.rejected) rejected.push({ ...r, index: from + r.index });
-            const predictions = predictionMessages(part.scored);
-            sent = sent.then(() => sendInChunks(producer, this.topics.predictions, predictions));
-          }
-        } finally {
-          // Awaited below; a failure while later slices are scored must not go unhandled.
-          sent.catch(() => undefined);
-        }
-        await Promise.all([sent, ...recorded]);
-        for (const part of parts) {
-          if (part.reviews.length > 0) {
-            await this.reviewSink.submit(part.reviews);
-            for (const task of part.reviews) reviews.inc({ reason: task.reason });
-          }
-          for (const [arm, count] of Object.entries(part.perArm)) predictionsPublished.inc({ arm }, count);
-        }
-        batchSize.observe(messages.length);
-        sessionsHeld.set(parts.at(-1)?.sessionsHeld ?? 0);
-        stop();
-        // The joiner reads how far the clicks are scored from the committed offsets' metadata.
-        const maxEventTime = Math.max(...parts.map((part) => part.maxEventTime));
-        if (maxEventTime > this.newestScoredTime) this.newestScoredTime = maxEventTime;
-        return { rejected, ...(Number.isFinite(maxEventTime) ? { maxEventTime } : {}) };
-      },
+      handleRaw: publishingHandler({
+        scoring,
+        producer,
+        predictionsTopic: this.topics.predictions,
+        reviewSink: this.reviewSink,
+        metrics,
+        slice: this.config.FW_SCORER_SESSION_SLICE,
+        onScored: (maxEventTime) => {
+          if (maxEventTime > this.newestScoredTime) this.newestScoredTime = maxEventTime;
+        },
+      }),
     });
     // Another scorer may have scored (and written) this one's sessions while they were its own.
     const kafkaConsumer = this.consumer.consumer;
     kafkaConsumer.on(kafkaConsumer.events.GROUP_JOIN, () => scoring.clearSessions());
     await this.consumer.start();
+  }
 
-    if (this.options.http !== false) {
-      this.app = buildPredictApp({
-        manager: this.manager,
-        spec: this.spec,
-        sessions,
-        policy: this.policy,
-        metrics,
-        readiness: () => this.readiness(),
-        logger,
-        bodyLimit: this.config.FW_PREDICT_BODY_LIMIT,
-        maxEvents: this.config.FW_PREDICT_MAX_EVENTS,
-        debugFeatures: this.config.FW_DEBUG_FEATURES,
-        maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
-      });
-      await this.app.listen({ host: '0.0.0.0', port: this.config.FW_HTTP_PORT });
-    }
-    logger.info(
-      { group: this.config.FW_SCORER_GROUP, port: this.port, routing: this.manager.current.routing },
-      'scorer started',
-    );
+  private async listen(sessions: RedisSessionStore): Promise<void> {
+    const { runtime } = this.options;
+    this.app = buildPredictApp({
+      manager: this.manager,
+      spec: this.spec,
+      sessions,
+      policy: this.policy,
+      metrics: runtime.metrics,
+      readiness: () => this.readiness(),
+      logger: runtime.logger,
+      bodyLimit: this.config.FW_PREDICT_BODY_LIMIT,
+      maxEvents: this.config.FW_PREDICT_MAX_EVENTS,
+      debugFeatures: this.config.FW_DEBUG_FEATURES,
+      maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
+    });
+    await this.app.listen({ host: '0.0.0.0', port: this.config.FW_HTTP_PORT });
   }
 
   /** Ready once the model state is loaded and while the click stream makes progress. */
