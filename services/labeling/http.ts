@@ -47,7 +47,6 @@ const taskParam = {
 export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
   const app = Fastify({ loggerInstance: options.logger, bodyLimit: 16 * 1024 });
   installErrorHandler(app);
-  const now = options.now ?? Date.now;
   const labelers = requireRole(options.tokens, 'labeler');
   const anyone = requireRole(options.tokens, 'labeler', 'admin');
   const who = (request: { principal?: { id: string } }) => request.principal?.id ?? 'unknown';
@@ -81,39 +80,7 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
         },
       },
     },
-    async (request) => {
-      const labeler = who(request);
-      const { id } = request.params;
-      const { label } = request.body;
-      // Published before it is recorded: Kafka down means a retriable 503 and nothing recorded,
-      // so the labeler's retry publishes it; a crash between the two publishes it again with the
-      // same labelId, which the trainer takes once. Never recorded without being published.
-      const { labels, required } = await options.queue.check(id, labeler);
-      const payload = await options.queue.payloadOf(id);
-      let agreement: number | null = null;
-      if (required > 1 && labels + 1 >= required) {
-        const given = [...Object.values(await options.queue.labelsOf(id)), label];
-        const ones = given.filter((l) => l === 1).length;
-        agreement = Math.max(ones, given.length - ones) / given.length;
-      }
-      if (payload) {
-        await options.publish({
-          labelId: `${id}|${labeler}`,
-          taskId: id,
-          predictionId: payload.predictionId,
-          eventId: payload.eventId,
-          userId: payload.userId,
-          itemId: payload.itemId,
-          label,
-          labelerId: labeler,
-          labelTime: now(),
-          agreement,
-          note: request.body.note ?? null,
-        });
-      }
-      const result = await options.queue.submit(id, labeler, label);
-      return { ...result, agreement };
-    },
+    (request) => answer(options, request.params.id, who(request), request.body),
   );
 
   for (const reason of ['skip', 'unclear'] as const) {
@@ -132,7 +99,11 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
   }
 
   app.get('/v1/queue/stats', { preHandler: anyone }, () => options.queue.stats());
+  adminRoutes(app, options);
+  return app;
+}
 
+function adminRoutes(app: FastifyInstance, options: LabelingAppOptions): void {
   const admins = requireRole(options.tokens, 'admin');
   app.get('/v1/admin/queue', { preHandler: admins }, () => options.queue.adminView());
   app.get('/v1/admin/labels.ndjson', { preHandler: admins }, async (_request, reply) => {
@@ -140,5 +111,45 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
     for await (const task of options.queue.completedTasks()) lines.push(JSON.stringify(task));
     return reply.type('application/x-ndjson').send(lines.length > 0 ? `${lines.join('\n')}\n` : '');
   });
-  return app;
+}
+
+/**
+ * A labeler's answer. Published before it is recorded: Kafka down means a retriable 503 and
+ * nothing recorded, so the labeler's retry publishes it; a crash between the two publishes it
+ * again with the same labelId, which the trainer takes once. Never recorded without being
+ * published.
+ */
+async function answer(
+  options: LabelingAppOptions,
+  id: string,
+  labeler: string,
+  body: { label: 0 | 1; note?: string },
+) {
+  const { queue } = options;
+  const { label } = body;
+  const { labels, required } = await queue.check(id, labeler);
+  const payload = await queue.payloadOf(id);
+  let agreement: number | null = null;
+  if (required > 1 && labels + 1 >= required) {
+    const given = [...Object.values(await queue.labelsOf(id)), label];
+    const ones = given.filter((l) => l === 1).length;
+    agreement = Math.max(ones, given.length - ones) / given.length;
+  }
+  if (payload) {
+    await options.publish({
+      labelId: `${id}|${labeler}`,
+      taskId: id,
+      predictionId: payload.predictionId,
+      eventId: payload.eventId,
+      userId: payload.userId,
+      itemId: payload.itemId,
+      label,
+      labelerId: labeler,
+      labelTime: (options.now ?? Date.now)(),
+      agreement,
+      note: body.note ?? null,
+    });
+  }
+  const result = await queue.submit(id, labeler, label);
+  return { ...result, agreement };
 }

@@ -65,20 +65,7 @@ type ClickJson = Omit<ClickEvent, 'pageType'> & { pageType?: string };
 export function buildPredictApp(options: PredictAppOptions): FastifyInstance {
   const app = Fastify({ loggerInstance: options.logger, bodyLimit: options.bodyLimit });
   installErrorHandler(app);
-  const latency = histogram(options.metrics, {
-    name: 'flywheel_http_request_seconds',
-    help: 'HTTP request latency by route and status',
-    labelNames: ['route', 'status'],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-  });
-  app.addHook('onResponse', (request, reply, done) => {
-    latency.observe(
-      { route: request.routeOptions.url ?? 'unknown', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
-    done();
-  });
-
+  observeLatency(app, options.metrics);
   addServiceRoutes(app, {
     metrics: options.metrics,
     health: () => ({ ok: true }),
@@ -114,45 +101,66 @@ export function buildPredictApp(options: PredictAppOptions): FastifyInstance {
         },
       },
     },
-    async (request) => {
-      const debug = request.query.debug === true;
-      if (debug && !options.debugFeatures)
-        throw new HttpError('FW_FORBIDDEN', 'debug output is off (FW_DEBUG_FEATURES)');
-      const raw = request.body.events ?? (request.body.event ? [request.body.event] : []);
-      const now = Date.now();
-      const clicks: ClickEvent[] = raw.map((e) => ({ ...e, pageType: e.pageType ?? 'product' }));
-      clicks.forEach((click, i) => {
-        const problems = findProblems('click', click, { now, maxClockSkewMs: options.maxClockSkewMs });
-        if (problems.length > 0)
-          throw new HttpError('FW_BAD_REQUEST', `events[${i}]: ${problems.join('; ')}`);
-      });
-      const sessions = await Promise.all(clicks.map((c) => options.sessions.peek(c)));
-      const set = options.manager.acquire();
-      try {
-        const { predictions } = scoreBatch(clicks, sessions, {
-          spec: options.spec,
-          set,
-          policy: options.policy,
-          now,
-          draw: () => 1,
-        });
-        return {
-          predictions: predictions
-            .filter((p) => p.arm !== 'shadow')
-            .map((p) => ({
-              eventId: p.eventId,
-              predictionId: p.predictionId,
-              score: p.score,
-              confidence: p.confidence,
-              modelVersion: p.modelVersion,
-              arm: p.arm,
-              ...(debug ? { features: p.features, featureSpecHash: p.featureSpecHash } : {}),
-            })),
-        };
-      } finally {
-        options.manager.release(set);
-      }
-    },
+    (request) => predict(options, request.body, request.query.debug === true),
   );
   return app;
+}
+
+function observeLatency(app: FastifyInstance, metrics: Registry): void {
+  const latency = histogram(metrics, {
+    name: 'flywheel_http_request_seconds',
+    help: 'HTTP request latency by route and status',
+    labelNames: ['route', 'status'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    latency.observe(
+      { route: request.routeOptions.url ?? 'unknown', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
+}
+
+/** Scores the clicks as the stream would, reading their sessions without changing them. */
+async function predict(
+  options: PredictAppOptions,
+  body: { event?: ClickJson; events?: ClickJson[] },
+  debug: boolean,
+) {
+  if (debug && !options.debugFeatures)
+    throw new HttpError('FW_FORBIDDEN', 'debug output is off (FW_DEBUG_FEATURES)');
+  const raw = body.events ?? (body.event ? [body.event] : []);
+  const now = Date.now();
+  const clicks: ClickEvent[] = raw.map((e) => ({ ...e, pageType: e.pageType ?? 'product' }));
+  clicks.forEach((click, i) => {
+    const problems = findProblems('click', click, { now, maxClockSkewMs: options.maxClockSkewMs });
+    if (problems.length > 0) throw new HttpError('FW_BAD_REQUEST', `events[${i}]: ${problems.join('; ')}`);
+  });
+  const sessions = await Promise.all(clicks.map((c) => options.sessions.peek(c)));
+  const set = options.manager.acquire();
+  try {
+    const { predictions } = scoreBatch(clicks, sessions, {
+      spec: options.spec,
+      set,
+      policy: options.policy,
+      now,
+      draw: () => 1,
+    });
+    return {
+      predictions: predictions
+        .filter((p) => p.arm !== 'shadow')
+        .map((p) => ({
+          eventId: p.eventId,
+          predictionId: p.predictionId,
+          score: p.score,
+          confidence: p.confidence,
+          modelVersion: p.modelVersion,
+          arm: p.arm,
+          ...(debug ? { features: p.features, featureSpecHash: p.featureSpecHash } : {}),
+        })),
+    };
+  } finally {
+    options.manager.release(set);
+  }
 }
