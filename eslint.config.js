@@ -17,7 +17,6 @@ const SIZE_DEBT = {
   'services/common/read-topic.ts': { fn: 65 },
   'services/joiner/join.ts': { lines: 654 },
   'services/joiner/metrics.ts': { fn: 83 },
-  'services/labeling/page.ts': { fn: 185 },
   'services/model/features.ts': { fn: 80 },
   'services/registry/label-upload.ts': { fn: 97 },
   'services/registry/recipes.ts': { fn: 61 },

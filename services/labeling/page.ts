@@ -7,7 +7,11 @@ export function labelerPage(guidelines: string): string {
     /[&<>"]/g,
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string,
   );
-  return `<!doctype html>
+  return PAGE.replace('GUIDELINES_HERE', () => escaped);
+}
+
+// The guidelines go where GUIDELINES_HERE stands, escaped.
+const PAGE = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -40,7 +44,7 @@ export function labelerPage(guidelines: string): string {
     <p>Paste your labeler token.</p>
     <form id="login-form"><input id="token" type="password" size="40" autocomplete="off" aria-label="token"> <button type="submit">Start</button></form>
   </section>
-  <section id="guidelines" class="card" hidden><strong>Guidelines.</strong> <span>${escaped}</span></section>
+  <section id="guidelines" class="card" hidden><strong>Guidelines.</strong> <span>GUIDELINES_HERE</span></section>
   <section id="task" class="card" hidden>
     <div class="muted" id="reason"></div>
     <dl>
@@ -186,4 +190,3 @@ start();
 </script>
 </body>
 </html>`;
-}
