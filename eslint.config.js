@@ -9,7 +9,6 @@ import tseslint from 'typescript-eslint';
 // change makes it smaller). A file that is not listed is held to the limits.
 const SIZE_DEBT = {
   'services/cli/bootstrap.ts': { lines: 434, fn: 120 },
-  'services/cli/models.ts': { fn: 148 },
   'services/cli/simulate.ts': { fn: 78 },
   'services/cli/train.ts': { fn: 77 },
   'services/common/consumer.ts': { lines: 576 },

@@ -29,36 +29,46 @@ const USAGE = `flywheel models <action>
   history                             every alias move
 common flags: --reason TEXT --actor NAME`;
 
+const FLAGS = {
+  to: { type: 'string' },
+  weight: { type: 'string' },
+  alias: { type: 'string' },
+  reason: { type: 'string' },
+  actor: { type: 'string' },
+  kind: { type: 'string' },
+  parent: { type: 'string' },
+  seed: { type: 'string' },
+  clicks: { type: 'string' },
+  'data-seed': { type: 'string' },
+  'feature-spec': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+/** What every action gets: the parsed command line and the registry it works on. */
+interface ModelsCommand {
+  values: { [K in keyof typeof FLAGS]?: (typeof FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
+  rest: string[];
+  runtime: ReturnType<typeof createRuntime>;
+  registry: FileModelRegistry;
+  admin: RegistryAdmin;
+  actor: string;
+  reason: string;
+}
+
+const NEEDS_KAFKA = ['promote', 'demote', 'rollback'];
+
 export async function runModels(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(
-    args,
-    {
-      to: { type: 'string' },
-      weight: { type: 'string' },
-      alias: { type: 'string' },
-      reason: { type: 'string' },
-      actor: { type: 'string' },
-      kind: { type: 'string' },
-      parent: { type: 'string' },
-      seed: { type: 'string' },
-      clicks: { type: 'string' },
-      'data-seed': { type: 'string' },
-      'feature-spec': { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    true,
-  );
+  const { values, positionals } = parseFlags(args, FLAGS, true);
   const [action, ...rest] = positionals;
   if (!action) throw new UsageError(USAGE);
+  const run = ACTIONS[action];
+  if (!run) throw new UsageError(`unknown action '${action}'\n\n${USAGE}`);
   const runtime = createRuntime('models');
   const config = loadRegistryConfig();
   const registry = new FileModelRegistry(config.FW_REGISTRY_DIR);
   const spec = new FeatureSpec({ hashBits: config.FW_FEATURE_HASH_BITS });
-  const actor = values.actor ?? `${userInfo().username}@cli`;
-  const reason = values.reason ?? 'operator command';
-  const needsKafka = ['promote', 'demote', 'rollback'].includes(action);
   let producer: Producer | null = null;
-  if (needsKafka) {
+  if (NEEDS_KAFKA.includes(action)) {
     producer = createProducer(runtime.kafka);
     await producer.connect();
   }
@@ -69,114 +79,125 @@ export async function runModels(args: string[]): Promise<number> {
     runtime.logger,
     { kafka: kafkaHistory(historySource(runtime), spec), simulated: simulatedTrainingExamples },
   );
-  const alias = (name: string | undefined): Alias => {
-    if (!ALIASES.includes(name as Alias))
-      throw new UsageError(`alias must be one of ${ALIASES.join(', ')}, got '${name}'`);
-    return name as Alias;
-  };
-  const version = (i = 0) => {
-    const v = rest[i];
-    if (!v) throw new UsageError(`a version id is needed\n\n${USAGE}`);
-    return v;
-  };
   try {
-    switch (action) {
-      case 'ls':
-        for (const line of versionTable(await admin.list(), await registry.routing())) console.log(line);
-        return 0;
-      case 'show':
-        console.log(JSON.stringify(await admin.show(version()), null, 2));
-        return 0;
-      case 'history':
-        for (const m of await registry.history()) {
-          console.log(
-            `${m.at}  ${m.alias.padEnd(10)} ${String(m.from ?? '-').padEnd(8)} → ${String(m.to ?? '-').padEnd(8)} ${m.actor}: ${m.reason}`,
-          );
-        }
-        return 0;
-      case 'promote': {
-        const weight =
-          values.weight === undefined ? undefined : numberFlag(values.weight, 'weight', 0.1, 0, 1);
-        const result = await admin.promote(version(), alias(values.to ?? 'champion'), {
-          actor,
-          reason,
-          challengerWeight: weight,
-        });
-        console.log(
-          `${result.alias}: ${result.from ?? '-'} → ${result.to}; routing ${JSON.stringify(result.routing)}`,
-        );
-        return 0;
-      }
-      case 'demote': {
-        const result = await admin.removeAlias(alias(rest[0]), { actor, reason });
-        console.log(`${result.alias}: ${result.from ?? '-'} → -; routing ${JSON.stringify(result.routing)}`);
-        return 0;
-      }
-      case 'rollback': {
-        const result = await admin.rollback(alias(values.alias ?? 'champion'), { actor, reason });
-        console.log(
-          `${result.alias}: ${result.from ?? '-'} → ${result.to ?? '-'}; routing ${JSON.stringify(result.routing)}`,
-        );
-        return 0;
-      }
-      case 'upload': {
-        await initBackend(runtime.logger);
-        const metadata = await admin.uploadDirectory(version(), {
-          actor,
-          featureSpecHash: values['feature-spec'],
-        });
-        console.log(
-          `registered ${metadata.version} (${metadata.kind}, sha256 ${metadata.sha256.slice(0, 12)}…)`,
-        );
-        return 0;
-      }
-      case 'diff': {
-        const diff = await admin.diff(version(0), version(1));
-        if (values.json) console.log(JSON.stringify(diff, null, 2));
-        else printDiff(diff);
-        return 0;
-      }
-      case 'train': {
-        await initBackend(runtime.logger);
-        const kind = values.kind ?? 'logreg';
-        if (kind !== 'logreg' && kind !== 'wide_deep' && kind !== 'ftrl')
-          throw new UsageError(`--kind must be logreg, wide_deep or ftrl`);
-        const clicks = numberFlag(values.clicks, 'clicks', 50_000, 1000, 10_000_000);
-        const metadata = await admin.train({
-          kind,
-          parent: values.parent ?? null,
-          seed: numberFlag(values.seed, 'seed', 1, 0),
-          training: {
-            source: 'simulated',
-            seed: numberFlag(values['data-seed'], 'data-seed', 1, 0),
-            clicks,
-            startTime: Date.UTC(2026, 0, 1),
-            trafficRate: 100,
-            attributionWindowMs: 30 * 60 * 1000,
-            examples: clicks,
-          },
-          actor,
-        });
-        console.log(`registered ${metadata.version}: ${formatMetrics(metadata)}`);
-        return 0;
-      }
-      case 'retrain': {
-        await initBackend(runtime.logger);
-        const result = await admin.retrain(version());
-        console.log(
-          result.identical
-            ? `${result.version} reproduced exactly (sha256 ${result.sha256.slice(0, 12)}…)`
-            : `${result.version} NOT reproduced: sha256 ${result.reproducedSha256.slice(0, 12)}… vs ${result.sha256.slice(0, 12)}…, max weight difference ${result.maxWeightDifference}`,
-        );
-        return result.identical ? 0 : 1;
-      }
-      default:
-        throw new UsageError(`unknown action '${action}'\n\n${USAGE}`);
-    }
+    return await run({
+      values,
+      rest,
+      runtime,
+      registry,
+      admin,
+      actor: values.actor ?? `${userInfo().username}@cli`,
+      reason: values.reason ?? 'operator command',
+    });
   } finally {
     await producer?.disconnect();
   }
 }
+
+function aliasNamed(name: string | undefined): Alias {
+  if (!ALIASES.includes(name as Alias))
+    throw new UsageError(`alias must be one of ${ALIASES.join(', ')}, got '${name}'`);
+  return name as Alias;
+}
+
+function versionAt(command: ModelsCommand, i = 0): string {
+  const v = command.rest[i];
+  if (!v) throw new UsageError(`a version id is needed\n\n${USAGE}`);
+  return v;
+}
+
+const ACTIONS: Record<string, (command: ModelsCommand) => Promise<number>> = {
+  ls: async ({ admin, registry }) => {
+    for (const line of versionTable(await admin.list(), await registry.routing())) console.log(line);
+    return 0;
+  },
+  show: async (command) => {
+    console.log(JSON.stringify(await command.admin.show(versionAt(command)), null, 2));
+    return 0;
+  },
+  history: async ({ registry }) => {
+    for (const m of await registry.history()) {
+      console.log(
+        `${m.at}  ${m.alias.padEnd(10)} ${String(m.from ?? '-').padEnd(8)} → ${String(m.to ?? '-').padEnd(8)} ${m.actor}: ${m.reason}`,
+      );
+    }
+    return 0;
+  },
+  promote: async (command) => {
+    const { values, actor, reason } = command;
+    const weight = values.weight === undefined ? undefined : numberFlag(values.weight, 'weight', 0.1, 0, 1);
+    const result = await command.admin.promote(versionAt(command), aliasNamed(values.to ?? 'champion'), {
+      actor,
+      reason,
+      challengerWeight: weight,
+    });
+    console.log(
+      `${result.alias}: ${result.from ?? '-'} → ${result.to}; routing ${JSON.stringify(result.routing)}`,
+    );
+    return 0;
+  },
+  demote: async ({ admin, rest, actor, reason }) => {
+    const result = await admin.removeAlias(aliasNamed(rest[0]), { actor, reason });
+    console.log(`${result.alias}: ${result.from ?? '-'} → -; routing ${JSON.stringify(result.routing)}`);
+    return 0;
+  },
+  rollback: async ({ admin, values, actor, reason }) => {
+    const result = await admin.rollback(aliasNamed(values.alias ?? 'champion'), { actor, reason });
+    console.log(
+      `${result.alias}: ${result.from ?? '-'} → ${result.to ?? '-'}; routing ${JSON.stringify(result.routing)}`,
+    );
+    return 0;
+  },
+  upload: async (command) => {
+    await initBackend(command.runtime.logger);
+    const metadata = await command.admin.uploadDirectory(versionAt(command), {
+      actor: command.actor,
+      featureSpecHash: command.values['feature-spec'],
+    });
+    console.log(`registered ${metadata.version} (${metadata.kind}, sha256 ${metadata.sha256.slice(0, 12)}…)`);
+    return 0;
+  },
+  diff: async (command) => {
+    const diff = await command.admin.diff(versionAt(command, 0), versionAt(command, 1));
+    if (command.values.json) console.log(JSON.stringify(diff, null, 2));
+    else printDiff(diff);
+    return 0;
+  },
+  train: async ({ admin, runtime, values, actor }) => {
+    await initBackend(runtime.logger);
+    const kind = values.kind ?? 'logreg';
+    if (kind !== 'logreg' && kind !== 'wide_deep' && kind !== 'ftrl')
+      throw new UsageError(`--kind must be logreg, wide_deep or ftrl`);
+    const clicks = numberFlag(values.clicks, 'clicks', 50_000, 1000, 10_000_000);
+    const metadata = await admin.train({
+      kind,
+      parent: values.parent ?? null,
+      seed: numberFlag(values.seed, 'seed', 1, 0),
+      training: {
+        source: 'simulated',
+        seed: numberFlag(values['data-seed'], 'data-seed', 1, 0),
+        clicks,
+        startTime: Date.UTC(2026, 0, 1),
+        trafficRate: 100,
+        attributionWindowMs: 30 * 60 * 1000,
+        examples: clicks,
+      },
+      actor,
+    });
+    console.log(`registered ${metadata.version}: ${formatMetrics(metadata)}`);
+    return 0;
+  },
+  retrain: async (command) => {
+    await initBackend(command.runtime.logger);
+    const result = await command.admin.retrain(versionAt(command));
+    console.log(
+      result.identical
+        ? `${result.version} reproduced exactly (sha256 ${result.sha256.slice(0, 12)}…)`
+        : `${result.version} NOT reproduced: sha256 ${result.reproducedSha256.slice(0, 12)}… vs ${result.sha256.slice(0, 12)}…, max weight difference ${result.maxWeightDifference}`,
+    );
+    return result.identical ? 0 : 1;
+  },
+};
 
 function printDiff(diff: Awaited<ReturnType<RegistryAdmin['diff']>>): void {
   console.log(`${diff.a} → ${diff.b}`);
