@@ -8,10 +8,8 @@ import tseslint from 'typescript-eslint';
 // below are over them today; each may only shrink (lower its number, or delete its line, when a
 // change makes it smaller). A file that is not listed is held to the limits.
 const SIZE_DEBT = {
-  'services/cli/bootstrap.ts': { lines: 434, fn: 120 },
   'services/cli/simulate.ts': { fn: 78 },
   'services/cli/train.ts': { fn: 77 },
-  'services/common/consumer.ts': { lines: 576 },
   'services/common/read-ranges.ts': { fn: 96 },
   'services/common/read-topic.ts': { fn: 65 },
   'services/joiner/join.ts': { lines: 654 },
@@ -26,7 +24,6 @@ const SIZE_DEBT = {
   'services/simulator/malformed.ts': { fn: 75 },
   'services/simulator/runner.ts': { fn: 112 },
   'services/trainer/candidates.ts': { fn: 148 },
-  'services/trainer/checkpoint.ts': { lines: 433, fn: 88 },
   'services/trainer/gate.ts': { fn: 106 },
   'services/trainer/replay.ts': { fn: 63 },
   'services/trainer/service.ts': { lines: 420 },
@@ -103,6 +100,20 @@ export default tseslint.config(
       ],
     },
   })),
+  // Errors thrown in services/ carry a code of services/common/error-codes.ts (a bug: invariant()).
+  {
+    files: ['services/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'ThrowStatement > NewExpression[callee.name=/^(Error|TypeError|RangeError)$/]',
+          message:
+            'Throw a FlywheelError (or a subclass) with a code of services/common/error-codes.ts; for a condition that cannot fail, invariant().',
+        },
+      ],
+    },
+  },
   { files: ['services/**/*.ts'], rules: sizeRules() },
   ...Object.entries(SIZE_DEBT).map(([file, limits]) => ({ files: [file], rules: sizeRules(limits) })),
   {

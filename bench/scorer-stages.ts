@@ -2,7 +2,7 @@
 // what scoring adds on top of a consume→produce passthrough. Slices of 1,000 clicks as the
 // scorer takes them; the first rounds warm the JIT and are dropped; medians of the rest.
 import type { ClickEvent } from '../services/common/contracts.js';
-import { classifyAll } from '../services/common/consumer.js';
+import { classifyAll } from '../services/common/classify.js';
 import type { Runtime } from '../services/common/runtime.js';
 import { HeuristicBaseline } from '../services/model/baseline.js';
 import type { FeatureSpec } from '../services/model/features.js';

@@ -4,12 +4,9 @@
 // history can label is labeled and learned, asks the trainer for a candidate, and reports what is
 // left: a champion (learned, or the baseline), the trainer's checkpoint, and the clicks of the
 // history's last windows, which stay open until live traffic moves event time past them.
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
-import type { Admin, Consumer } from 'kafkajs';
-import { randomUUID } from 'node:crypto';
-import type { ClickEvent, LabeledExample, PurchaseEvent } from '../common/contracts.js';
-import { findProblems } from '../common/contracts.js';
+import type { Admin, Producer } from 'kafkajs';
+import type { LabeledExample } from '../common/contracts.js';
+import { FlywheelError } from '../common/errors.js';
 import { createProducer } from '../common/kafka.js';
 import { Progress } from '../common/progress.js';
 import { createRuntime, type Runtime } from '../common/runtime.js';
@@ -20,84 +17,19 @@ import { FileModelRegistry } from '../registry/store.js';
 import { loadScorerConfig } from '../scorer/config.js';
 import { loadTrainerConfig } from '../trainer/config.js';
 import { UsageError, numberFlag, parseFlags } from './args.js';
+import { readHistory, type History, type HistoryLine } from './history-file.js';
+import {
+  followFeedback,
+  partitionsBehind,
+  stagesBehind,
+  type BootstrapGroups,
+  type BootstrapTopics,
+  type FeedbackFollower,
+} from './stage-lag.js';
 import { requestCandidate } from './train.js';
 
-export interface HistoryLine {
-  file: string;
-  line: number;
-  reason: string;
-}
-
-export interface History {
-  clicks: ClickEvent[];
-  purchases: PurchaseEvent[];
-  invalid: HistoryLine[];
-}
-
-/** Reads JSON lines of ClickEvent and PurchaseEvent (a purchase has `quantity`); bad lines are listed. */
-export async function readHistory(
-  files: readonly string[],
-  runtime: Pick<Runtime, 'codecs'>,
-  limits: { now: number; maxClockSkewMs: number },
-): Promise<History> {
-  const history: History = { clicks: [], purchases: [], invalid: [] };
-  for (const file of files) {
-    let line = 0;
-    for await (const text of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
-      line++;
-      if (text.trim() === '') continue;
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch {
-        history.invalid.push({ file, line, reason: 'not JSON' });
-        continue;
-      }
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        history.invalid.push({ file, line, reason: 'not a JSON object' });
-        continue;
-      }
-      const kind = 'quantity' in value ? 'purchase' : 'click';
-      const codec = kind === 'purchase' ? runtime.codecs.purchase : runtime.codecs.click;
-      const event = value as ClickEvent & PurchaseEvent;
-      // The Avro type says what is missing or mistyped; the checks, what is absurd.
-      const typeErrors: string[] = [];
-      if (
-        !codec.readerType.isValid(event, { errorHook: (path) => typeErrors.push(path.join('.') || kind) })
-      ) {
-        history.invalid.push({
-          file,
-          line,
-          reason: `not a ${kind}: bad or missing ${typeErrors.join(', ')}`,
-        });
-        continue;
-      }
-      const problems = findProblems(kind, event, limits);
-      if (problems.length > 0) {
-        history.invalid.push({ file, line, reason: `${kind}: ${problems.join('; ')}` });
-        continue;
-      }
-      if (kind === 'purchase') history.purchases.push(event);
-      else history.clicks.push(event);
-    }
-  }
-  return history;
-}
-
-export interface BootstrapTopics {
-  clicks: string;
-  purchases: string;
-  repartitioned: string;
-  predictions: string;
-  feedback: string;
-}
-
-export interface BootstrapGroups {
-  scorer: string;
-  joiner: string;
-  repartition: string;
-  trainer: string;
-}
+export { readHistory, type History, type HistoryLine } from './history-file.js';
+export type { BootstrapGroups, BootstrapTopics } from './stage-lag.js';
 
 export interface BootstrapReport {
   clicks: number;
@@ -117,26 +49,10 @@ export interface BootstrapReport {
  * the time of writing); then waits until the scorer, the joiner and the trainer have read
  * everything and the labels have settled (the joiner's idle rule needs `settleMs` of quiet).
  */
-export async function replayHistory(options: {
-  runtime: Runtime;
-  history: History;
-  topics: BootstrapTopics;
-  groups: BootstrapGroups;
-  /** How long the labels must stay unchanged, with every stage caught up, to be final. */
-  settleMs: number;
-  timeoutMs: number;
-}): Promise<BootstrapReport> {
-  const { runtime, history, topics, groups } = options;
-  const log = runtime.logger.child({ component: 'bootstrap' });
+export async function replayHistory(options: ReplayOptions): Promise<BootstrapReport> {
+  const { runtime, history, topics } = options;
   const started = Date.now();
-  const events = [
-    ...history.clicks.map((value) => ({ time: value.eventTime, id: value.eventId, click: value })),
-    ...history.purchases.map((value) => ({ time: value.eventTime, id: value.eventId, purchase: value })),
-  ].sort((a, b) => a.time - b.time || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const clickIds = new Set(history.clicks.map((c) => c.eventId));
-  // A click's latest label: a correction (higher revision) replaces it, in whatever order read.
-  const labels = new Map<string, { label: number; revision: number }>();
-  let changes = 0;
+  const labels = new LatestLabels(history);
   const admin = runtime.kafka.admin();
   const producer = createProducer(runtime.kafka);
   let feedback: FeedbackFollower | undefined;
@@ -148,86 +64,19 @@ export async function replayHistory(options: {
       runtime,
       topics.feedback,
       feedbackStart,
-      (e) => {
-        if (!clickIds.has(e.eventId)) return;
-        const seen = labels.get(e.eventId);
-        if (seen && e.revision <= seen.revision) return;
-        labels.set(e.eventId, { label: e.label, revision: e.revision });
-        changes++;
-      },
+      (e) => labels.take(e),
       Math.min(options.timeoutMs, 60_000),
     );
-    const follower = feedback;
-    const progress = new Progress({
-      label: 'bootstrap: producing',
-      total: events.length,
-      logger: log,
-    }).start();
-    const BATCH = 1000;
-    for (let i = 0; i < events.length; i += BATCH) {
-      const slice = events.slice(i, i + BATCH);
-      // No record timestamp: the broker stamps the time of writing. Stamped with the event time,
-      // a history older than the topics' retention is deleted by the broker before it is read
-      // (seen: the scorer's offset went out of range mid-replay); the event time is in the event.
-      const clicks: { key: string; value: Buffer }[] = [];
-      const purchases: { key: string; value: Buffer }[] = [];
-      for (const e of slice) {
-        if ('click' in e && e.click)
-          clicks.push({ key: e.click.userId, value: await runtime.codecs.click.encode(e.click) });
-        else if ('purchase' in e && e.purchase)
-          purchases.push({
-            key: e.purchase.userId,
-            value: await runtime.codecs.purchase.encode(e.purchase),
-          });
-      }
-      await producer.sendBatch({
-        topicMessages: [
-          ...(clicks.length > 0 ? [{ topic: topics.clicks, messages: clicks }] : []),
-          ...(purchases.length > 0 ? [{ topic: topics.purchases, messages: purchases }] : []),
-        ],
-      });
-      progress.add(slice.length);
-    }
-    progress.stop();
+    await produceHistory(runtime, producer, history, topics);
     const produceSeconds = (Date.now() - started) / 1000;
-
-    const waiting = new Progress({
-      label: 'bootstrap: scored, joined and learned',
-      total: history.clicks.length,
-      logger: log,
-      extra: () => ({ labeled: labels.size }),
-    }).start();
-    const deadline = Date.now() + options.timeoutMs;
-    let lastChanges = -1;
-    let quietSince = Date.now();
-    let behind: string[] = [];
-    for (;;) {
-      const failure = follower.failure();
-      if (failure) throw new Error(`bootstrap: reading ${topics.feedback} failed: ${failure.message}`);
-      waiting.add(labels.size - waiting.count);
-      behind = await stagesBehind(admin, topics, groups);
-      if ((await partitionsBehind(admin, topics.feedback, follower.positions, 1n)) > 0)
-        behind.push('this command, reading the labels');
-      if (changes !== lastChanges || behind.length > 0) {
-        lastChanges = changes;
-        quietSince = Date.now();
-      } else if (Date.now() - quietSince >= options.settleMs) break;
-      if (Date.now() > deadline)
-        throw new Error(
-          `bootstrap: ${labels.size} of ${clickIds.size} clicks labeled after ${Math.round(options.timeoutMs / 1000)} s; still behind: ${behind.join(', ') || 'nothing (the labels kept changing)'}. Are the scorer, joiner and trainer running?`,
-        );
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-    waiting.stop();
-    let positives = 0;
-    for (const { label } of labels.values()) positives += label;
+    await awaitSettled(options, admin, feedback, labels);
     return {
       clicks: history.clicks.length,
       purchases: history.purchases.length,
       invalid: history.invalid,
       labeled: labels.size,
-      positives,
-      open: clickIds.size - labels.size,
+      positives: labels.positives(),
+      open: history.clicks.length - labels.size,
       produceSeconds,
       seconds: (Date.now() - started) / 1000,
     };
@@ -238,113 +87,138 @@ export async function replayHistory(options: {
   }
 }
 
-/**
- * The partitions of `topic` not read to their end from `at` (next offset to read, by partition).
- * An empty partition needs nothing; `slack` 1: the last offset of a partition written in
- * transactions may be a commit marker, which no consumer reads (the settle time covers the doubt).
- */
-async function partitionsBehind(
-  admin: Admin,
-  topic: string,
-  at: Map<number, bigint>,
-  slack: bigint,
-): Promise<number> {
-  const ends = await admin.fetchTopicOffsets(topic);
-  return ends.filter(
-    (end) => BigInt(end.high) > BigInt(end.low) && (at.get(end.partition) ?? -1n) < BigInt(end.high) - slack,
-  ).length;
+interface ReplayOptions {
+  runtime: Runtime;
+  history: History;
+  topics: BootstrapTopics;
+  groups: BootstrapGroups;
+  /** How long the labels must stay unchanged, with every stage caught up, to be final. */
+  settleMs: number;
+  timeoutMs: number;
 }
 
-/** Which stage has not yet committed the end of its input (empty: all caught up). */
-async function stagesBehind(
-  admin: Admin,
-  topics: BootstrapTopics,
-  groups: BootstrapGroups,
-): Promise<string[]> {
-  // [stage, its group, its input, whether the input is written in transactions]
-  const stages: [string, string, string, boolean][] = [
-    ['scorer', groups.scorer, topics.clicks, false],
-    ['repartitioner', groups.repartition, topics.purchases, false],
-    ['joiner (predictions)', groups.joiner, topics.predictions, false],
-    ['joiner (purchases)', groups.joiner, topics.repartitioned, true],
-    ['trainer', groups.trainer, topics.feedback, true],
-  ];
-  const behind: string[] = [];
-  for (const [name, groupId, topic, transactional] of stages) {
-    const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
-    const at = new Map((committed?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
-    const lagging = await partitionsBehind(admin, topic, at, transactional ? 1n : 0n);
-    if (lagging > 0) behind.push(`${name} on ${topic} (${lagging} partitions)`);
+/** Each click's latest label: a correction (higher revision) replaces it, in whatever order read. */
+class LatestLabels {
+  private readonly clickIds: Set<string>;
+  private readonly labels = new Map<string, { label: number; revision: number }>();
+  /** Labels taken or replaced so far: unchanged over the settle time means settled. */
+  changes = 0;
+
+  constructor(history: History) {
+    this.clickIds = new Set(history.clicks.map((c) => c.eventId));
   }
-  return behind;
+
+  get size(): number {
+    return this.labels.size;
+  }
+
+  get clicks(): number {
+    return this.clickIds.size;
+  }
+
+  take(e: LabeledExample): void {
+    if (!this.clickIds.has(e.eventId)) return;
+    const seen = this.labels.get(e.eventId);
+    if (seen && e.revision <= seen.revision) return;
+    this.labels.set(e.eventId, { label: e.label, revision: e.revision });
+    this.changes++;
+  }
+
+  positives(): number {
+    let positives = 0;
+    for (const { label } of this.labels.values()) positives += label;
+    return positives;
+  }
 }
 
-interface FeedbackFollower {
-  consumer: Consumer;
-  /** Next offset to read, by partition. */
-  positions: Map<number, bigint>;
-  /** Why the follower stopped, if it did. */
-  failure: () => Error | null;
-}
-
-/**
- * Reads the feedback topic from `start` on, as it comes, read committed. It seeks to where it is
- * on every group join (a rebalance would otherwise resume at the end); a record it cannot decode
- * is skipped (the trainer dead-letters it).
- */
-async function followFeedback(
+/** The history in event time order, keyed by user, a thousand events per send. */
+async function produceHistory(
   runtime: Runtime,
-  topic: string,
-  start: { partition: number; offset: string }[],
-  onExample: (e: LabeledExample) => void,
-  joinTimeoutMs: number,
-): Promise<FeedbackFollower> {
-  const positions = new Map(start.map(({ partition, offset }) => [partition, BigInt(offset)]));
-  let failure: Error | null = null;
-  const consumer = runtime.kafka.consumer({
-    groupId: `flywheel.bootstrap.${randomUUID()}`,
-    readUncommitted: false,
-  });
-  try {
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: false });
-    let joinedOnce: () => void = () => undefined;
-    const joined = new Promise<void>((resolve) => (joinedOnce = resolve));
-    consumer.on(consumer.events.GROUP_JOIN, () => {
-      for (const [partition, offset] of positions)
-        consumer.seek({ topic, partition, offset: String(offset) });
-      joinedOnce();
+  producer: Producer,
+  history: History,
+  topics: BootstrapTopics,
+): Promise<void> {
+  const events = [
+    ...history.clicks.map((click) => ({ time: click.eventTime, id: click.eventId, click, purchase: null })),
+    ...history.purchases.map((purchase) => ({
+      time: purchase.eventTime,
+      id: purchase.eventId,
+      click: null,
+      purchase,
+    })),
+  ].sort((a, b) => a.time - b.time || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const progress = new Progress({
+    label: 'bootstrap: producing',
+    total: events.length,
+    logger: runtime.logger.child({ component: 'bootstrap' }),
+  }).start();
+  const BATCH = 1000;
+  for (let i = 0; i < events.length; i += BATCH) {
+    const slice = events.slice(i, i + BATCH);
+    // No record timestamp: the broker stamps the time of writing. Stamped with the event time,
+    // a history older than the topics' retention is deleted by the broker before it is read
+    // (seen: the scorer's offset went out of range mid-replay); the event time is in the event.
+    const clicks: { key: string; value: Buffer }[] = [];
+    const purchases: { key: string; value: Buffer }[] = [];
+    for (const e of slice) {
+      if (e.click) clicks.push({ key: e.click.userId, value: await runtime.codecs.click.encode(e.click) });
+      else if (e.purchase)
+        purchases.push({ key: e.purchase.userId, value: await runtime.codecs.purchase.encode(e.purchase) });
+    }
+    await producer.sendBatch({
+      topicMessages: [
+        ...(clicks.length > 0 ? [{ topic: topics.clicks, messages: clicks }] : []),
+        ...(purchases.length > 0 ? [{ topic: topics.purchases, messages: purchases }] : []),
+      ],
     });
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      failure = payload.error;
-    });
-    await consumer.run({
-      autoCommit: false,
-      eachMessage: async ({ partition, message }) => {
-        positions.set(partition, BigInt(message.offset) + 1n);
-        if (!message.value) return;
-        try {
-          onExample(await runtime.codecs.labeledExample.decode(message.value));
-        } catch {
-          // Not a labeled example this command can read: the trainer dead-letters it.
-        }
-      },
-    });
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      joined,
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`could not join a consumer group on ${topic} in ${joinTimeoutMs / 1000} s`)),
-          joinTimeoutMs,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
-  } catch (error) {
-    await consumer.disconnect().catch(() => undefined);
-    throw error;
+    progress.add(slice.length);
   }
-  return { consumer, positions, failure: () => failure };
+  progress.stop();
+}
+
+/**
+ * Returns once the scorer, the joiner, the trainer and this command's reader have read everything
+ * and the labels have not changed for `settleMs` (the joiner's idle rule needs that quiet).
+ */
+async function awaitSettled(
+  options: ReplayOptions,
+  admin: Admin,
+  follower: FeedbackFollower,
+  labels: LatestLabels,
+): Promise<void> {
+  const { topics, groups } = options;
+  const waiting = new Progress({
+    label: 'bootstrap: scored, joined and learned',
+    total: labels.clicks,
+    logger: options.runtime.logger.child({ component: 'bootstrap' }),
+    extra: () => ({ labeled: labels.size }),
+  }).start();
+  const deadline = Date.now() + options.timeoutMs;
+  let lastChanges = -1;
+  let quietSince = Date.now();
+  for (;;) {
+    const failure = follower.failure();
+    if (failure)
+      throw new FlywheelError(
+        'FW_KAFKA_UNAVAILABLE',
+        `bootstrap: reading ${topics.feedback} failed: ${failure.message}`,
+      );
+    waiting.add(labels.size - waiting.count);
+    const behind = await stagesBehind(admin, topics, groups);
+    if ((await partitionsBehind(admin, topics.feedback, follower.positions, 1n)) > 0)
+      behind.push('this command, reading the labels');
+    if (labels.changes !== lastChanges || behind.length > 0) {
+      lastChanges = labels.changes;
+      quietSince = Date.now();
+    } else if (Date.now() - quietSince >= options.settleMs) break;
+    if (Date.now() > deadline)
+      throw new FlywheelError(
+        'FW_TIMED_OUT',
+        `bootstrap: ${labels.size} of ${labels.clicks} clicks labeled after ${Math.round(options.timeoutMs / 1000)} s; still behind: ${behind.join(', ') || 'nothing (the labels kept changing)'}. Are the scorer, joiner and trainer running?`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  waiting.stop();
 }
 
 export const BOOTSTRAP_USAGE =
@@ -371,27 +245,8 @@ export async function runBootstrap(args: string[]): Promise<number> {
       'FW_ADMIN_TOKEN must be set to ask the trainer for a candidate (or pass --no-candidate)',
     );
   const runtime = createRuntime('bootstrap');
-  const { logger } = runtime;
-  const history = await readHistory(files, runtime, {
-    now: Date.now(),
-    maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
-  });
-  for (const bad of history.invalid.slice(0, 10))
-    console.error(`${bad.file}:${bad.line}: skipped, ${bad.reason}`);
-  if (history.invalid.length > 10) console.error(`... and ${history.invalid.length - 10} more lines skipped`);
-  if (history.clicks.length === 0) {
-    console.error(`no valid clicks in ${files.join(', ')}: nothing to bootstrap from`);
-    return 1;
-  }
-  logger.info(
-    {
-      files,
-      clicks: history.clicks.length,
-      purchases: history.purchases.length,
-      invalid: history.invalid.length,
-    },
-    'bootstrap: history read',
-  );
+  const history = await readReported(files, runtime);
+  if (!history) return 1;
   const report = await replayHistory({
     runtime,
     history,
@@ -414,6 +269,15 @@ export async function runBootstrap(args: string[]): Promise<number> {
   console.log(
     `replayed ${report.clicks} clicks and ${report.purchases} purchases (${report.invalid.length} lines skipped) in ${report.produceSeconds.toFixed(1)} s; ${report.labeled} clicks labeled (${report.positives} positive) after ${report.seconds.toFixed(1)} s; ${report.open} in the last windows, labeled when live traffic moves event time past them`,
   );
+  return finish(values, files);
+}
+
+/** Asks for a candidate unless told not to, then names the champion: 0 when one serves. */
+async function finish(
+  values: { 'no-candidate'?: boolean; 'trainer-url'?: string },
+  files: string[],
+): Promise<number> {
+  const trainer = loadTrainerConfig();
   if (!values['no-candidate']) {
     const answer = await requestCandidate(
       `bootstrap from ${files.join(', ')}`,
@@ -431,4 +295,30 @@ export async function runBootstrap(args: string[]): Promise<number> {
   const metadata = await registry.get(champion);
   console.log(`champion: ${champion} (${metadata.kind}); trainer checkpoint in ${trainer.FW_TRAINER_DIR}`);
   return 0;
+}
+
+/** The history read, its skipped lines printed; null when it holds no valid click. */
+async function readReported(files: string[], runtime: Runtime): Promise<History | null> {
+  const { logger } = runtime;
+  const history = await readHistory(files, runtime, {
+    now: Date.now(),
+    maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
+  });
+  for (const bad of history.invalid.slice(0, 10))
+    console.error(`${bad.file}:${bad.line}: skipped, ${bad.reason}`);
+  if (history.invalid.length > 10) console.error(`... and ${history.invalid.length - 10} more lines skipped`);
+  if (history.clicks.length === 0) {
+    console.error(`no valid clicks in ${files.join(', ')}: nothing to bootstrap from`);
+    return null;
+  }
+  logger.info(
+    {
+      files,
+      clicks: history.clicks.length,
+      purchases: history.purchases.length,
+      invalid: history.invalid.length,
+    },
+    'bootstrap: history read',
+  );
+  return history;
 }

@@ -7,18 +7,19 @@
 // backoff, heartbeating meanwhile, its offsets unresolved, and `health()` says not ready until it
 // goes through. Nothing is skipped silently and nothing good is dead-lettered.
 import type { Consumer, ConsumerConfig, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
-import type { Counter, Gauge, Registry } from 'prom-client';
-import { counter, gauge } from './metrics.js';
-import type { Codecs, DeadLetter, RecordKind, RecordTypes, ValidationLimits } from './contracts.js';
-import { findProblems } from './contracts.js';
+import type { Registry } from 'prom-client';
+import { classifyAll, type Classified } from './classify.js';
+import { consumerMetrics, type ConsumerMetrics } from './consumer-metrics.js';
+import { isolateRecordFaults, type Rejection } from './isolate.js';
+import { ProgressCommits } from './progress-commits.js';
+import type { Codecs, DeadLetter, RecordKind, RecordTypes } from './contracts.js';
 import { toDeadLetter, type DeadLetterPublisher } from './dead-letters.js';
 import {
-  OversizedMessageError,
   type DeadLetterCode,
   RecordRejectedError,
-  errorCode,
   errorMessage,
   isRecordFault,
+  invariant,
 } from './errors.js';
 import {
   FailingPartitions,
@@ -28,7 +29,6 @@ import {
   type FailingPartition,
 } from './batch-retry.js';
 import type { Logger } from './logger.js';
-import { progressMetadata } from './stream-progress.js';
 
 /** topic name → record kind it carries. */
 export type Subscriptions = Record<string, RecordKind>;
@@ -53,10 +53,7 @@ export interface BatchContext {
   heartbeat(): Promise<void>;
 }
 
-export interface Rejection<R> {
-  record: R;
-  error: unknown;
-}
+export type { Rejection } from './isolate.js';
 
 /** What the service does with good records; returns the records it refuses, if any. */
 export type BatchHandler<S extends Subscriptions> = (
@@ -150,106 +147,14 @@ export function groupTimeouts(sessionTimeoutMs: number): {
   return { sessionTimeout: sessionTimeoutMs, heartbeatInterval: Math.floor(sessionTimeoutMs / 10) };
 }
 
-export type Classified<V> = { ok: true; value: V } | { ok: false; code: string; reason: string };
-
-/** Decode and validate one message: a value, or the reason it goes to the dead-letter topic. */
-export async function classifyMessage<K extends RecordKind>(
-  message: Pick<KafkaMessage, 'value'>,
-  kind: K,
-  codecs: Codecs,
-  limits: ValidationLimits & { maxMessageBytes: number },
-): Promise<Classified<RecordTypes[K]>> {
-  return classifyKnown(message, kind, codecs, limits) ?? classifyUnseen(message, kind, codecs, limits);
-}
-
-/**
- * classifyMessage of each message, in order. A promise per message cost more than the decoding:
- * only the first message of an unseen schema waits (for the registry).
- */
-export async function classifyAll<K extends RecordKind>(
-  messages: readonly Pick<KafkaMessage, 'value'>[],
-  kind: K,
-  codecs: Codecs,
-  limits: ValidationLimits & { maxMessageBytes: number },
-): Promise<Classified<RecordTypes[K]>[]> {
-  const results = new Array<Classified<RecordTypes[K]>>(messages.length);
-  for (let i = 0; i < messages.length; i++) {
-    const message = messages[i] as Pick<KafkaMessage, 'value'>;
-    results[i] =
-      classifyKnown(message, kind, codecs, limits) ?? (await classifyUnseen(message, kind, codecs, limits));
-  }
-  return results;
-}
-
-/** The rest of classifyMessage when classifyKnown could not decode: fetch the writer schema. */
-async function classifyUnseen<K extends RecordKind>(
-  message: Pick<KafkaMessage, 'value'>,
-  kind: K,
-  codecs: Codecs,
-  limits: ValidationLimits,
-): Promise<Classified<RecordTypes[K]>> {
-  let value: RecordTypes[K];
-  try {
-    value = await codecs[kind].decode(message.value);
-  } catch (error) {
-    // A registry outage or refusal is not the message's fault: the batch is tried again.
-    if (!isRecordFault(error)) throw error;
-    return { ok: false, code: errorCode(error), reason: errorMessage(error) };
-  }
-  return validated(kind, value, limits);
-}
-
-/**
- * classifyMessage without waiting, for the hot loop: undefined when the writer schema must be
- * fetched first (the first message of a schema id).
- */
-export function classifyKnown<K extends RecordKind>(
-  message: Pick<KafkaMessage, 'value'>,
-  kind: K,
-  codecs: Codecs,
-  limits: ValidationLimits & { maxMessageBytes: number },
-): Classified<RecordTypes[K]> | undefined {
-  const size = message.value?.length ?? 0;
-  if (size > limits.maxMessageBytes) {
-    const error = new OversizedMessageError(size, limits.maxMessageBytes);
-    return { ok: false, code: error.code, reason: error.message };
-  }
-  let known: { value: RecordTypes[K] } | undefined;
-  try {
-    known = codecs[kind].decodeKnown(message.value);
-  } catch (error) {
-    return { ok: false, code: errorCode(error), reason: errorMessage(error) };
-  }
-  return known && validated(kind, known.value, limits);
-}
-
-function validated<K extends RecordKind>(
-  kind: K,
-  value: RecordTypes[K],
-  limits: ValidationLimits,
-): Classified<RecordTypes[K]> {
-  const problems = findProblems(kind, value, limits);
-  if (problems.length > 0) return { ok: false, code: 'FW_INVALID_RECORD', reason: problems.join('; ') };
-  return { ok: true, value };
-}
-
 export class RecordConsumer<S extends Subscriptions> {
   readonly consumer: Consumer;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly consumed: Counter<'topic'> | undefined;
-  private readonly deadLettered: Counter<'topic' | 'code'> | undefined;
-  private readonly lag: Gauge<'topic' | 'partition'> | undefined;
-  private readonly retries: Counter<'topic' | 'code'> | undefined;
-  private readonly failingGauge: Gauge<'group'> | undefined;
+  private readonly metrics: ConsumerMetrics | undefined;
   private readonly failing: FailingPartitions;
   private running = false;
-  private stopping = false;
-  /** Per `topic:partition`: the newest event time taken, and the offset to commit with it. */
-  private readonly progressTimes = new Map<string, number>();
-  private readonly pendingCommits = new Map<string, { topic: string; partition: number; offset: string }>();
-  private lastProgressCommit = 0;
-  private commitTimer: NodeJS.Timeout | undefined;
+  private readonly progress: ProgressCommits;
 
   constructor(private readonly options: RecordConsumerOptions<S>) {
     this.log = options.logger.child({ component: 'consumer', groupId: options.groupId });
@@ -261,36 +166,15 @@ export class RecordConsumer<S extends Subscriptions> {
       maxWaitTimeInMs: 200,
       ...options.consumerConfig,
     });
-    if (options.metrics) {
-      this.consumed = counter(options.metrics, {
-        name: 'flywheel_consumer_records_total',
-        help: 'Records consumed and handed to the service, by topic',
-        labelNames: ['topic'],
-      });
-      this.deadLettered = counter(options.metrics, {
-        name: 'flywheel_dead_letters_total',
-        help: 'Messages sent to the dead-letter topic, by source topic and error code',
-        labelNames: ['topic', 'code'],
-      });
-      this.lag = gauge(options.metrics, {
-        name: 'flywheel_consumer_lag',
-        help: 'Messages behind the end of the partition after the last batch',
-        labelNames: ['topic', 'partition'],
-      });
-      this.retries = counter(options.metrics, {
-        name: 'flywheel_consumer_batch_retries_total',
-        help: 'Batches tried again after a service failure (never dead-lettered), by topic and code',
-        labelNames: ['topic', 'code'],
-      });
-      this.failingGauge = gauge(options.metrics, {
-        name: 'flywheel_consumer_failing_partitions',
-        help: 'Partitions whose batch is failing now with a service failure (not ready meanwhile), by group',
-        labelNames: ['group'],
-      });
-    }
+    this.metrics = options.metrics ? consumerMetrics(options.metrics) : undefined;
     this.failing = new FailingPartitions(
-      (count) => this.failingGauge?.set({ group: options.groupId }, count),
+      (count) => this.metrics?.failing.set({ group: options.groupId }, count),
       this.now,
+    );
+    this.progress = new ProgressCommits(
+      this.consumer,
+      this.log,
+      options.commitProgress?.commitIntervalMs ?? 0,
     );
     const { CRASH, GROUP_JOIN, STOP } = this.consumer.events;
     this.consumer.on(CRASH, ({ payload }) => {
@@ -300,10 +184,7 @@ export class RecordConsumer<S extends Subscriptions> {
     });
     this.consumer.on(GROUP_JOIN, ({ payload }) => {
       this.running = true;
-      // A commit still pending for a partition now another member's would overwrite its progress.
-      const assignment = payload.memberAssignment as Record<string, number[] | undefined>;
-      for (const [key, c] of this.pendingCommits)
-        if (!(assignment[c.topic] ?? []).includes(c.partition)) this.pendingCommits.delete(key);
+      this.progress.assigned(payload.memberAssignment);
     });
     this.consumer.on(STOP, () => {
       this.running = false;
@@ -334,56 +215,8 @@ export class RecordConsumer<S extends Subscriptions> {
 
   /** Finishes the batch in flight, commits resolved offsets and leaves the group. */
   async stop(): Promise<void> {
-    // While stopping, a batch commits its progress as it ends; what is pending commits now,
-    // while this member is still in the group.
-    this.stopping = true;
-    await this.flushProgress();
+    await this.progress.stop();
     await this.consumer.disconnect();
-  }
-
-  /** Commits the pending offsets with their progress metadata. */
-  private async flushProgress(): Promise<void> {
-    clearTimeout(this.commitTimer);
-    this.commitTimer = undefined;
-    if (this.pendingCommits.size === 0) return;
-    const commits = [...this.pendingCommits.entries()];
-    this.pendingCommits.clear();
-    this.lastProgressCommit = Date.now();
-    try {
-      await this.consumer.commitOffsets(
-        commits.map(([key, c]) => ({
-          ...c,
-          metadata: progressMetadata(this.progressTimes.get(key) ?? -Infinity),
-        })),
-      );
-    } catch (error) {
-      // A rebalance moved the partition (its next owner resumes from the last commit: at least
-      // once, as always), or Kafka is away: put them back for the next flush unless newer came.
-      for (const [key, c] of commits) if (!this.pendingCommits.has(key)) this.pendingCommits.set(key, c);
-      this.log.warn({ err: error }, 'committing offsets with progress failed; trying again');
-      // Tried again even if no batch comes: downstream waits for this progress.
-      if (!this.stopping)
-        this.commitTimer ??= setTimeout(
-          () => void this.flushProgress(),
-          Math.max(100, this.options.commitProgress?.commitIntervalMs ?? 0),
-        );
-    }
-  }
-
-  private noteProgress(
-    topic: string,
-    partition: number,
-    offset: string,
-    maxEventTime: number | undefined,
-  ): Promise<void> {
-    const key = `${topic}:${partition}`;
-    if (maxEventTime !== undefined && maxEventTime > (this.progressTimes.get(key) ?? -Infinity))
-      this.progressTimes.set(key, maxEventTime);
-    this.pendingCommits.set(key, { topic, partition, offset });
-    const interval = this.options.commitProgress?.commitIntervalMs ?? 0;
-    if (this.stopping || Date.now() - this.lastProgressCommit >= interval) return this.flushProgress();
-    this.commitTimer ??= setTimeout(() => void this.flushProgress(), interval);
-    return Promise.resolve();
   }
 
   private async processBatch(payload: EachBatchPayload): Promise<void> {
@@ -391,7 +224,7 @@ export class RecordConsumer<S extends Subscriptions> {
     if (batch.messages.length === 0 || !payload.isRunning() || payload.isStale()) return;
     const { topic, partition } = batch;
     const kind = this.options.subscriptions[topic];
-    if (kind === undefined) throw new Error(`no record kind configured for topic ${topic}`);
+    invariant(kind !== undefined, `no record kind configured for topic ${topic}`);
 
     const context: BatchContext = { topic, partition, heartbeat: () => payload.heartbeat() };
     let accepted = 0;
@@ -411,7 +244,7 @@ export class RecordConsumer<S extends Subscriptions> {
         delayMs: this.options.retryDelayMs ?? backoffUpTo(this.options.maxRetryDelayMs),
         onFailure: (error, attempt) => {
           const { code } = this.failing.failed(topic, partition, error, attempt);
-          this.retries?.inc({ topic, code });
+          this.metrics?.retries.inc({ topic, code });
           this.log.warn(
             { err: error, topic, partition, code, attempt: attempt + 1, firstOffset: batch.firstOffset() },
             "batch failed (not the records' fault): trying it again, nothing dead-lettered or committed",
@@ -421,18 +254,18 @@ export class RecordConsumer<S extends Subscriptions> {
     );
     this.failing.recovered(topic, partition);
     if (!done) return; // the partition moved or the consumer stops: the batch is fetched again
-    this.consumed?.inc({ topic }, accepted);
+    this.metrics?.consumed.inc({ topic }, accepted);
     payload.resolveOffset(batch.lastOffset());
-    this.lag?.set({ topic, partition: String(partition) }, Number(batch.offsetLag()));
+    this.metrics?.lag.set({ topic, partition: String(partition) }, Number(batch.offsetLag()));
     await payload.heartbeat();
     if (this.options.commitProgress)
-      await this.noteProgress(topic, partition, String(BigInt(batch.lastOffset()) + 1n), maxEventTime);
+      await this.progress.note(topic, partition, String(BigInt(batch.lastOffset()) + 1n), maxEventTime);
     else await payload.commitOffsetsIfNecessary();
   }
 
   private async publishLetters(topic: string, partition: number, letters: DeadLetter[]): Promise<void> {
     await this.options.deadLetters.publish(letters);
-    for (const letter of letters) this.deadLettered?.inc({ topic, code: letter.errorCode });
+    for (const letter of letters) this.metrics?.deadLettered.inc({ topic, code: letter.errorCode });
     this.log.warn(
       {
         topic,
@@ -483,7 +316,7 @@ export class RecordConsumer<S extends Subscriptions> {
       }
     }
 
-    const rejected = await this.isolate(good, async (records) => {
+    const rejected = await isolateRecordFaults(this.log, good, async (records) => {
       const result = await handle(records, context);
       return result ? result.rejected : [];
     });
@@ -513,7 +346,7 @@ export class RecordConsumer<S extends Subscriptions> {
   ): Promise<{ accepted: number; letters: DeadLetter[]; maxEventTime?: number }> {
     const { topic, partition } = context;
     let maxEventTime: number | undefined;
-    const rejected = await this.isolate(messages, async (part) => {
+    const rejected = await isolateRecordFaults(this.log, messages, async (part) => {
       const result = await handleRaw(part, context);
       if (result.maxEventTime !== undefined && !(result.maxEventTime <= (maxEventTime ?? -Infinity)))
         maxEventTime = result.maxEventTime;
@@ -530,32 +363,6 @@ export class RecordConsumer<S extends Subscriptions> {
       letters,
       ...(maxEventTime === undefined ? {} : { maxEventTime }),
     };
-  }
-
-  /**
-   * Run the handler over the records; when it throws a RecordError, split them to isolate the
-   * records at fault. Any other failure is thrown (the batch is tried again, see processBatch).
-   */
-  private async isolate<R>(
-    records: R[],
-    run: (records: R[]) => Promise<Rejection<R>[]>,
-  ): Promise<Rejection<R>[]> {
-    if (records.length === 0) return [];
-    try {
-      return await run(records);
-    } catch (error) {
-      if (!isRecordFault(error)) throw error;
-      if (records.length === 1) return [{ record: records[0] as R, error }];
-      this.log.warn(
-        { err: error, size: records.length },
-        'handler failed on a batch; splitting it to isolate bad records',
-      );
-      const middle = Math.ceil(records.length / 2);
-      return [
-        ...(await this.isolate(records.slice(0, middle), run)),
-        ...(await this.isolate(records.slice(middle), run)),
-      ];
-    }
   }
 
   private letter(message: Parameters<typeof toDeadLetter>[0], failure: { code: string; reason: string }) {

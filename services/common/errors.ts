@@ -5,21 +5,48 @@
 // the batch is retried with backoff and never dead-lettered or committed past. `retriable` tells
 // an HTTP client whether the same request may succeed later.
 
+import { ERROR_CODES, type DeadLetterCode, type ErrorCode } from './error-codes.js';
+
+export {
+  DEAD_LETTER_CODES,
+  SERVICE_FAILURE_CODES,
+  type DeadLetterCode,
+  type ErrorCode,
+} from './error-codes.js';
+
 export interface FlywheelErrorOptions {
   cause?: unknown;
   retriable?: boolean;
 }
 
 export class FlywheelError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly retriable: boolean;
 
-  constructor(code: string, message: string, options: FlywheelErrorOptions = {}) {
+  /** Retriable as its code's entry in ERROR_CODES says, unless told otherwise. */
+  constructor(code: ErrorCode, message: string, options: FlywheelErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
-    this.retriable = options.retriable ?? false;
+    this.retriable = options.retriable ?? ERROR_CODES[code].retriable;
   }
+
+  /** The HTTP status an API answers this error with. */
+  get httpStatus(): number {
+    return ERROR_CODES[this.code].status;
+  }
+}
+
+/** A bug: a condition the code relies on does not hold. */
+export class InternalError extends FlywheelError {
+  constructor(message: string) {
+    super('FW_INTERNAL', message);
+  }
+}
+
+/** Throws an InternalError unless the condition holds. */
+export function invariant(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new InternalError(message);
 }
 
 /** Environment configuration is missing or invalid; the message names each variable. */
@@ -123,37 +150,59 @@ export class StaleOwnerError extends FlywheelError {
   }
 }
 
-/** Stable, documented codes of every dead-letter reason (the README lists them). */
-export const DEAD_LETTER_CODES = [
-  'FW_EMPTY_MESSAGE',
-  'FW_BAD_MAGIC_BYTE',
-  'FW_UNKNOWN_SCHEMA_ID',
-  'FW_SCHEMA_MISMATCH',
-  'FW_MALFORMED_AVRO',
-  'FW_MESSAGE_TOO_LARGE',
-  'FW_INVALID_RECORD',
-  'FW_HANDLER_REJECTED',
-] as const;
-export type DeadLetterCode = (typeof DEAD_LETTER_CODES)[number];
+/** An HTTP API refuses the request. */
+export class HttpError extends FlywheelError {
+  constructor(code: 'FW_BAD_REQUEST' | 'FW_UNAUTHORIZED' | 'FW_FORBIDDEN' | 'FW_NOT_FOUND', message: string) {
+    super(code, message);
+  }
+}
 
-/**
- * Codes of the service's own failures: never dead-lettered, retried with backoff, shown in the
- * log and in /readyz while they last (the README lists them).
- */
-export const SERVICE_FAILURE_CODES = [
-  'FW_SCHEMA_REGISTRY_UNAVAILABLE',
-  'FW_SCHEMA_REGISTRY_REFUSED',
-  'FW_SESSION_STATE_UNAVAILABLE',
-  'FW_SCORING_WORKER_EXITED',
-  'FW_SCORING_FAILED',
-  'FW_KAFKA_UNAVAILABLE',
-  'FW_REDIS_UNAVAILABLE',
-  'FW_SERVICE_FAILURE',
-  'FW_STALE_OWNER',
-  'FW_CHECKPOINT_CORRUPT',
-  'FW_CONFIG_INVALID',
-  'FW_USAGE',
-] as const;
+/** A model artifact that fails its checks, built or read. */
+export class ArtifactError extends FlywheelError {
+  constructor(
+    code: 'FW_ARTIFACT_CORRUPT' | 'FW_ARTIFACT_INVALID' | 'FW_FEATURE_SPEC_MISMATCH',
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+/** The model registry refuses an operation. */
+export class RegistryError extends FlywheelError {
+  constructor(
+    code:
+      | 'FW_UNKNOWN_VERSION'
+      | 'FW_VERSION_REJECTED'
+      | 'FW_REGISTRY_BUSY'
+      | 'FW_NOTHING_TO_ROLL_BACK'
+      | 'FW_BAD_REQUEST'
+      | 'FW_RETRAIN_UNSUPPORTED',
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+/** An upload of labeled examples with invalid ones; nothing of it is published. */
+export class InvalidLabelsError extends FlywheelError {
+  constructor(
+    message: string,
+    readonly problems: { index: number; problems: string[] }[],
+  ) {
+    super('FW_INVALID_LABELS', message);
+  }
+}
+
+/** The labeling queue refuses a labeler's action on a task. */
+export class QueueError extends FlywheelError {
+  constructor(
+    code: 'FW_UNKNOWN_TASK' | 'FW_LEASE_EXPIRED' | 'FW_ALREADY_LABELED',
+    message: string,
+    readonly taskId: string,
+  ) {
+    super(code, message);
+  }
+}
 
 /** Whether the record is at fault (dead-letter it) rather than the service (retry). */
 export function isRecordFault(error: unknown): error is RecordError {
@@ -167,7 +216,7 @@ export function isRetriable(error: unknown): boolean {
 }
 
 /** The code of a failure: a Flywheel error's own, Kafka's or Redis's, else the generic one. */
-export function errorCode(error: unknown): string {
+export function errorCode(error: unknown): ErrorCode {
   if (error instanceof FlywheelError) return error.code;
   const name = error instanceof Error ? error.name : '';
   if (name.startsWith('KafkaJS')) return 'FW_KAFKA_UNAVAILABLE';

@@ -1,5 +1,6 @@
 // The one place Flywheel builds KafkaJS objects, so a client swap stays cheap. KafkaJS logs go
 // through the service's pino logger.
+import { FlywheelError } from './errors.js';
 import { Kafka, logLevel, type Admin, type Message, type Producer, type ProducerConfig } from 'kafkajs';
 import type { Logger } from './logger.js';
 import { JavaCompatiblePartitioner } from './partitioner.js';
@@ -86,7 +87,8 @@ export async function waitForKafka(kafka: Kafka, logger: Logger, timeoutMs = 600
     }
   }
   await admin.disconnect().catch(() => undefined);
-  throw new Error(
+  throw new FlywheelError(
+    'FW_KAFKA_UNAVAILABLE',
     `kafka did not become ready within ${timeoutMs} ms: ${(lastError as Error)?.message ?? 'no answer'}`,
   );
 }

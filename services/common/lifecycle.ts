@@ -1,5 +1,6 @@
 // Graceful shutdown: on SIGTERM/SIGINT run the registered closers, newest first (stop consuming
 // before closing the producer it writes to), each bounded in time, then exit.
+import { FlywheelError } from './errors.js';
 import type { Logger } from './logger.js';
 
 type Closer = { name: string; close: () => Promise<void> };
@@ -74,6 +75,6 @@ export class Lifecycle {
         clearTimeout(timer);
       }
     }
-    if (failed) throw new Error('shutdown finished with errors');
+    if (failed) throw new FlywheelError('FW_SERVICE_FAILURE', 'shutdown finished with errors');
   }
 }

@@ -1,4 +1,5 @@
 // Where the project's files are, from the sources (services/...) or the build (dist/services/...).
+import { invariant } from './errors.js';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 function findRoot(start: string): string {
   for (let dir = start; ; dir = dirname(dir)) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'schemas'))) return dir;
-    if (dirname(dir) === dir) throw new Error(`cannot find the Flywheel project root above ${start}`);
+    invariant(dirname(dir) !== dir, `cannot find the Flywheel project root above ${start}`);
   }
 }
 

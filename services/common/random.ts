@@ -1,3 +1,4 @@
+import { InternalError } from './errors.js';
 // Seeded pseudo-random numbers (sfc32, seeded through splitmix32): the same seed gives the same
 // shop, the same users and the same stream on every machine and Node version.
 
@@ -100,7 +101,7 @@ export class WeightedPicker<T> {
     weights: readonly number[],
   ) {
     if (items.length === 0 || items.length !== weights.length)
-      throw new Error('WeightedPicker needs one weight per item');
+      throw new InternalError('WeightedPicker needs one weight per item');
     this.cumulative = new Float64Array(items.length);
     let sum = 0;
     weights.forEach((w, i) => {

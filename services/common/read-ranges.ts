@@ -6,7 +6,7 @@
 // `quietMs` after its last record is also taken as done.
 import { randomUUID } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
-import { classifyMessage } from './consumer.js';
+import { classifyMessage } from './classify.js';
 import type { Codecs, RecordKind, RecordTypes } from './contracts.js';
 import type { Logger } from './logger.js';
 import { Progress } from './progress.js';

@@ -2,9 +2,10 @@
 // then its state changes, new offsets, batch number and output records go to Redis in one call,
 // then one Kafka transaction publishes the outputs and commits the offsets with that number.
 // Records the contract refuses become dead letters in the same transaction.
+import { FlywheelError } from '../common/errors.js';
 import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { backoffUpTo, retryUntilDone, type FailingPartitions } from '../common/batch-retry.js';
-import { classifyMessage } from '../common/consumer.js';
+import { classifyMessage } from '../common/classify.js';
 import type { Prediction } from '../common/contracts.js';
 import { deadLetterHeaders, toDeadLetter } from '../common/dead-letters.js';
 import type { Logger } from '../common/logger.js';
@@ -212,7 +213,11 @@ export class JoinBatches {
     const stored = await state.payloads(owned.partition, missing);
     for (const [i, id] of missing.entries()) {
       const bytes = stored[i];
-      if (!bytes) throw new Error(`partition ${owned.partition}: held prediction ${id} is missing in Redis`);
+      if (!bytes)
+        throw new FlywheelError(
+          'FW_JOIN_STATE_MISSING',
+          `partition ${owned.partition}: held prediction ${id} is missing in Redis`,
+        );
       predictions.set(
         id,
         codecs.prediction.decodeKnown(bytes)?.value ?? (await codecs.prediction.decode(bytes)),

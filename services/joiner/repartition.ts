@@ -20,7 +20,8 @@ import {
   retryUntilDone,
   type FailingPartition,
 } from '../common/batch-retry.js';
-import { classifyAll, groupTimeouts } from '../common/consumer.js';
+import { classifyAll } from '../common/classify.js';
+import { groupTimeouts } from '../common/consumer.js';
 import type { PurchaseEvent } from '../common/contracts.js';
 import { deadLetterHeaders, toDeadLetter } from '../common/dead-letters.js';
 import { createProducer } from '../common/kafka.js';

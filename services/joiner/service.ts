@@ -26,6 +26,7 @@
 // Where it lives: partitions.ts owns and takes over partitions (the choice in recovery.ts),
 // batch.ts applies a batch, common/transactions.ts is the Kafka transaction; this file wires the
 // consumers, pollers, ticker and HTTP.
+import { FlywheelError, invariant } from '../common/errors.js';
 import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import type { Admin, Consumer } from 'kafkajs';
@@ -130,12 +131,12 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
   }
 
   private get parts(): JoinPartitions {
-    if (!this.partitions) throw new Error('the joiner is not started');
+    invariant(this.partitions, 'the joiner is not started');
     return this.partitions;
   }
 
   private get work(): JoinBatches {
-    if (!this.batches) throw new Error('the joiner is not started');
+    invariant(this.batches, 'the joiner is not started');
     return this.batches;
   }
 
@@ -323,7 +324,8 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     const count = (topic: string) => topics.find((t) => t.name === topic)?.partitions.length ?? 0;
     const [predictions, repartitioned] = [count(this.topics.predictions), count(this.topics.repartitioned)];
     if (predictions !== repartitioned)
-      throw new Error(
+      throw new FlywheelError(
+        'FW_TOPIC_LAYOUT',
         `${this.topics.predictions} has ${predictions} partitions and ${this.topics.repartitioned} ${repartitioned}: they must be equal (flywheel topics ensure creates both with FW_TOPIC_PARTITIONS)`,
       );
   }

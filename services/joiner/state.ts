@@ -11,7 +11,7 @@
 // A batch's changes, its position and its outbox are written by one script call: all or none.
 import type { Redis } from 'ioredis';
 import avro from 'avsc';
-import { StaleOwnerError } from '../common/errors.js';
+import { StaleOwnerError, FlywheelError } from '../common/errors.js';
 import type {
   JoinInput,
   JoinJournal,
@@ -293,7 +293,7 @@ export class RedisJoinState {
     const items: (string | number | Buffer)[] = [];
     for (const id of delta.payloadsAdded) {
       const payload = write.payloads.get(id);
-      if (!payload) throw new Error(`no payload for prediction ${id}`);
+      if (!payload) throw new FlywheelError('FW_JOIN_STATE_MISSING', `no payload for prediction ${id}`);
       items.push(id, payload);
     }
     items.push(...delta.payloadsRemoved);

@@ -4,8 +4,7 @@
 import type { Producer } from 'kafkajs';
 import type { AvroCodec } from '../common/avro/codec.js';
 import type { HumanLabel } from '../common/contracts.js';
-import { errorMessage } from '../common/errors.js';
-import { HttpError } from '../common/http-errors.js';
+import { errorMessage, FlywheelError } from '../common/errors.js';
 
 export function labelPublisher(
   producer: Pick<Producer, 'send'>,
@@ -24,7 +23,7 @@ export function labelPublisher(
         }),
       ]);
     } catch (error) {
-      throw new HttpError(
+      throw new FlywheelError(
         'FW_KAFKA_UNAVAILABLE',
         `the label could not be published to ${topic} (${errorMessage(error)}); nothing was recorded, send it again`,
       );

@@ -3,7 +3,7 @@
 // expiry by age. Every state change is one Lua script (services/labeling/scripts.ts), so two
 // labelers never get the same lease and no task is lost between them.
 import type { Redis } from 'ioredis';
-import { FlywheelError } from '../common/errors.js';
+import { QueueError, InternalError } from '../common/errors.js';
 import { QueueKeys } from './keys.js';
 import { ADD_TASK_3, CHECK_LABEL_1, NEXT_TASK_2, RELEASE_TASK_2, SUBMIT_LABEL_2 } from './scripts.js';
 
@@ -13,16 +13,6 @@ export enum QueueCode {
   NO_LEASE = -2,
   ALREADY_LABELED = -3,
   OVER_BUDGET = -4,
-}
-
-export class QueueError extends FlywheelError {
-  constructor(
-    code: 'FW_UNKNOWN_TASK' | 'FW_LEASE_EXPIRED' | 'FW_ALREADY_LABELED',
-    message: string,
-    readonly taskId: string,
-  ) {
-    super(code, message);
-  }
 }
 
 function queueError(code: number, taskId: string, labelerId: string): QueueError {
@@ -38,7 +28,7 @@ function queueError(code: number, taskId: string, labelerId: string): QueueError
     case QueueCode.ALREADY_LABELED:
       return new QueueError('FW_ALREADY_LABELED', `${labelerId} already labeled task ${taskId}`, taskId);
   }
-  throw new Error(`unexpected queue code ${code}`);
+  throw new InternalError(`unexpected queue code ${code}`);
 }
 
 export interface QueueOptions {

@@ -2,7 +2,7 @@
 // binary weights in tfjs's weights-manifest layout, and a sha256 over all files so a loader
 // refuses a corrupt or truncated copy.
 import { createHash } from 'node:crypto';
-import { FlywheelError } from '../common/errors.js';
+import { ArtifactError } from '../common/errors.js';
 import { tf } from './backend.js';
 import { HeuristicBaseline, type BaselineState } from './baseline.js';
 import type { FeatureSpec } from './features.js';
@@ -40,15 +40,6 @@ export interface ModelArtifacts {
   manifest: ModelManifest;
   /** File name → bytes, manifest.json included. */
   files: Record<string, Buffer>;
-}
-
-export class ArtifactError extends FlywheelError {
-  constructor(
-    code: 'FW_ARTIFACT_CORRUPT' | 'FW_ARTIFACT_INVALID' | 'FW_FEATURE_SPEC_MISMATCH',
-    message: string,
-  ) {
-    super(code, message);
-  }
 }
 
 /** sha256 over the files in name order, each framed by its name and length. */

@@ -2,6 +2,7 @@
 // context become a sparse vector of hashed categorical features, crosses and buckets, plus a
 // few dense values in reserved slots after the hash space. The vector is logged with each
 // prediction, so training sees exactly what serving saw.
+import { ConfigError } from '../common/errors.js';
 import { createHash } from 'node:crypto';
 import type { ClickEvent, FeatureVector } from '../common/contracts.js';
 import { murmur3 } from './hash.js';
@@ -66,7 +67,9 @@ export class FeatureSpec {
     this.hashBits = options.hashBits ?? 16;
     this.seed = options.seed ?? 0x5f1e;
     if (!Number.isInteger(this.hashBits) || this.hashBits < 8 || this.hashBits > 24) {
-      throw new Error(`hashBits must be an integer in [8, 24], got ${this.hashBits}`);
+      throw new ConfigError(
+        `hashBits (FW_FEATURE_HASH_BITS) must be an integer in [8, 24], got ${this.hashBits}`,
+      );
     }
     this.hashSize = 2 ** this.hashBits;
     this.dimension = this.hashSize + DENSE.length;

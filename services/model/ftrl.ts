@@ -2,6 +2,7 @@
 // Trenches", 2013): per-coordinate learning rates with L1 and L2, updating only the coordinates
 // an example touches. This is the online learner; its weights are served by the same tfjs
 // logistic-regression graph as the batch-trained model.
+import { ArtifactError } from '../common/errors.js';
 import type { FeatureVector } from '../common/contracts.js';
 
 export interface FtrlParams {
@@ -26,7 +27,7 @@ export class FtrlProximal {
     this.z = state?.z ?? new Float64Array(dimension);
     this.n = state?.n ?? new Float64Array(dimension);
     if (this.z.length !== dimension || this.n.length !== dimension)
-      throw new Error('FTRL state does not match the dimension');
+      throw new ArtifactError('FW_ARTIFACT_INVALID', 'FTRL state does not match the dimension');
   }
 
   /** The weight of coordinate `i` in closed form from (z, n). */

@@ -1,6 +1,7 @@
 // Serving an externally built tfjs Layers model (model.json + weight shards from tf.LayersModel
 // save or the tfjs converter) over Flywheel's sparse vectors: its single input must take the
 // whole feature vector as a dense row ([null, dimension]) and its single output one probability.
+import { ArtifactError } from '../common/errors.js';
 import type { FeatureVector } from '../common/contracts.js';
 import { tf } from './backend.js';
 import type { ScoringInput } from './models.js';
@@ -29,7 +30,8 @@ export async function loadLayersModel(
   const weightSpecs = modelJson.weightsManifest.flatMap((group) => group.weights);
   const shards = modelJson.weightsManifest.flatMap((group) => group.paths);
   const missing = shards.filter((path) => !files[path]);
-  if (missing.length > 0) throw new Error(`weight shards missing: ${missing.join(', ')}`);
+  if (missing.length > 0)
+    throw new ArtifactError('FW_ARTIFACT_INVALID', `weight shards missing: ${missing.join(', ')}`);
   const weightData = Buffer.concat(shards.map((path) => files[path] as Buffer));
   return tf.loadLayersModel(
     tf.io.fromMemory({

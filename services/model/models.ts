@@ -5,6 +5,7 @@
 // gradient (UnsortedSegmentSum) is missing on the wasm backend and very slow on cpu for large
 // tables, so the lookup here has a custom gradient: the upstream gradient is scatter-added
 // (scatterND sums duplicate indices) into the table's shape. That trains on every backend.
+import { ArtifactError, InternalError } from '../common/errors.js';
 import type { FeatureVector } from '../common/contracts.js';
 import { Random } from '../common/random.js';
 import { tf } from './backend.js';
@@ -31,7 +32,7 @@ export function toBatchTensors(
   const rows = vectors.length;
   const k = Math.max(1, ...vectors.map((v) => v.indices.length), 0);
   if (k > maxNonZero * 4)
-    throw new Error(`a vector has ${k} non-zero entries; the spec allows ${maxNonZero}`);
+    throw new InternalError(`a vector has ${k} non-zero entries; the spec allows ${maxNonZero}`);
   const indices = new Int32Array(rows * k);
   const values = new Float32Array(rows * k);
   vectors.forEach((v, r) => {
@@ -154,9 +155,14 @@ export abstract class TfSparseModel {
   setWeights(weights: Record<string, tf.Tensor>): void {
     for (const [name, variable] of this.variables) {
       const value = weights[name];
-      if (!value) throw new Error(`artifact has no weight '${name}' for a ${this.kind} model`);
+      if (!value)
+        throw new ArtifactError(
+          'FW_ARTIFACT_INVALID',
+          `artifact has no weight '${name}' for a ${this.kind} model`,
+        );
       if (value.shape.join('x') !== variable.shape.join('x')) {
-        throw new Error(
+        throw new ArtifactError(
+          'FW_ARTIFACT_INVALID',
           `weight '${name}' has shape [${value.shape.join(', ')}], the model needs [${variable.shape.join(', ')}]`,
         );
       }

@@ -5,10 +5,9 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Producer } from 'kafkajs';
 import type { Codecs, LabeledExample } from '../common/contracts.js';
-import { FlywheelError } from '../common/errors.js';
+import { ArtifactError, FlywheelError, RegistryError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import {
-  ArtifactError,
   artifactsSha256,
   checkSignature,
   fromArtifacts,
@@ -39,7 +38,6 @@ export interface TrainOptions {
 }
 import {
   LINEAGE_FILES,
-  RegistryError,
   type Alias,
   type FileModelRegistry,
   type Routing,

@@ -8,7 +8,7 @@ import type { Producer } from 'kafkajs';
 import { z } from 'zod';
 import type { Codecs, LabeledExample } from '../common/contracts.js';
 import { findProblems } from '../common/contracts.js';
-import { FlywheelError } from '../common/errors.js';
+import { InvalidLabelsError } from '../common/errors.js';
 import { sendInChunks } from '../common/kafka.js';
 import { segmentOf, type FeatureSpec } from '../model/features.js';
 
@@ -55,15 +55,6 @@ export const uploadedExampleSchema = z
     message: 'give either features (with featureSpecHash) or click, not both and not neither',
   });
 export type UploadedExample = z.input<typeof uploadedExampleSchema>;
-
-export class InvalidLabelsError extends FlywheelError {
-  constructor(
-    message: string,
-    readonly problems: { index: number; problems: string[] }[],
-  ) {
-    super('FW_INVALID_LABELS', message);
-  }
-}
 
 /** The examples of an NDJSON text (one JSON object per non-empty line) or of a JSON array. */
 export function parseLabelsText(text: string): unknown[] {

@@ -21,7 +21,7 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FlywheelError } from '../common/errors.js';
+import { FlywheelError, RegistryError } from '../common/errors.js';
 import type { OffsetRange } from '../common/read-ranges.js';
 import { artifactsSha256, parseManifest, type ModelArtifacts, type ModelKind } from '../model/artifacts.js';
 
@@ -159,20 +159,6 @@ export interface AliasMove {
   challengerWeight: number;
   actor: string;
   reason: string;
-}
-
-export class RegistryError extends FlywheelError {
-  constructor(
-    code:
-      | 'FW_UNKNOWN_VERSION'
-      | 'FW_VERSION_REJECTED'
-      | 'FW_REGISTRY_BUSY'
-      | 'FW_NOTHING_TO_ROLL_BACK'
-      | 'FW_BAD_REQUEST',
-    message: string,
-  ) {
-    super(code, message);
-  }
 }
 
 const EMPTY_ROUTING: Routing = { champion: null, challenger: null, challengerWeight: 0, shadow: null };

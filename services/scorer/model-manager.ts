@@ -5,7 +5,7 @@
 // longer routed are disposed once no batch uses them.
 import { EventEmitter } from 'node:events';
 import type { ModelUpdate, Routing } from '../common/contracts.js';
-import { FlywheelError, errorMessage } from '../common/errors.js';
+import { FlywheelError, errorMessage, invariant } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { fromArtifacts, type AnyModel } from '../model/artifacts.js';
 import { HeuristicBaseline } from '../model/baseline.js';
@@ -29,7 +29,7 @@ export class ModelSet {
 
   model(version: string): AnyModel {
     const model = this.models.get(version);
-    if (!model) throw new Error(`model ${version} is not loaded`);
+    invariant(model, `model ${version} is not loaded`);
     return model;
   }
 }

@@ -3,7 +3,8 @@
 // allocation. It runs in the scoring worker (worker.ts) or, with FW_SCORER_WORKER off, on the
 // thread that talks to Kafka; either way the caller gets bytes to send and the messages refused.
 import type { ClickEvent, Codecs, Prediction } from '../common/contracts.js';
-import { classifyAll, type RawRejection } from '../common/consumer.js';
+import { classifyAll } from '../common/classify.js';
+import type { RawRejection } from '../common/consumer.js';
 import { Random } from '../common/random.js';
 import type { FeatureSpec } from '../model/features.js';
 import type { ModelManager } from './model-manager.js';

@@ -4,6 +4,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ModelUpdate } from '../common/contracts.js';
 import { FlywheelError } from '../common/errors.js';
+import { isErrorCode } from '../common/error-codes.js';
 import type { Logger } from '../common/logger.js';
 import type { ScoredBatchBytes, ScoringPipeline } from './pipeline.js';
 import {
@@ -66,7 +67,8 @@ function exited(code: number): FlywheelError {
 }
 
 function deserialize(error: SerializedError): Error {
-  return new FlywheelError(error.code ?? 'FW_SCORING_FAILED', error.message, { retriable: error.retriable });
+  const code = typeof error.code === 'string' && isErrorCode(error.code) ? error.code : 'FW_SCORING_FAILED';
+  return new FlywheelError(code, error.message, { retriable: error.retriable });
 }
 
 interface Waiter<T> {
@@ -220,7 +222,8 @@ export class ScoringWorker implements BatchScorer {
       bytes.buffer,
       lengths.buffer,
     ]);
-    if (reply.type !== 'scored') throw new Error(`the scoring worker answered ${reply.type} to a score`);
+    if (reply.type !== 'scored')
+      throw new FlywheelError('FW_SCORING_FAILED', `the scoring worker answered ${reply.type} to a score`);
     return { scored: reply.scored, recorded };
   }
 

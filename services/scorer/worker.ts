@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { LevelWithSilent } from 'pino';
 import { EmbeddedSchemaRegistry } from '../common/avro/registry.js';
 import { createCodecs } from '../common/contracts.js';
-import { errorMessage, FlywheelError, isRetriable } from '../common/errors.js';
+import { errorMessage, FlywheelError, isRetriable, invariant } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
 import { createRedis } from '../common/redis.js';
 import { createSchemaRegistry } from '../common/runtime.js';
@@ -26,7 +26,7 @@ import {
 } from './worker-protocol.js';
 
 const port = parentPort;
-if (!port) throw new Error('services/scorer/worker.ts runs as a worker thread of the scorer');
+invariant(port, 'services/scorer/worker.ts runs as a worker thread of the scorer');
 const setup = workerData as WorkerSetup;
 const logger = createLogger(setup.service, setup.logLevel as LevelWithSilent).child({ thread: 'scoring' });
 const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);

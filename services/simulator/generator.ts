@@ -1,6 +1,7 @@
 // The event stream of the simulated shop, in event-time order. Sessions arrive as a Poisson
 // process; each is a run of clicks; a click may lead to a purchase of its item after a delay
 // (most within minutes, some hours later, most never). Pure: no I/O, no wall clock.
+import { invariant } from '../common/errors.js';
 import type { ClickEvent, PurchaseEvent } from '../common/contracts.js';
 import { MinHeap } from '../common/min-heap.js';
 import { Random } from '../common/random.js';
@@ -131,7 +132,7 @@ export class ShopSimulation {
 
   private step(): SimEvent | null {
     const item = this.queue.pop();
-    if (!item) throw new Error('simulation queue is empty'); // cannot happen: a session is always scheduled
+    invariant(item, 'simulation queue is empty'); // a session is always scheduled
     if (item.kind === 'session') {
       this.startSession(item.time);
       return null;

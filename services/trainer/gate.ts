@@ -21,6 +21,7 @@
 //    examples are reported, not judged.
 //
 // Paired tests: the sets are shared, so per-example differences remove the examples' variance.
+import { InternalError } from '../common/errors.js';
 import { auc, liftAt, logLoss, type LabeledScore } from '../model/evaluation.js';
 
 export interface GateConfig {
@@ -194,7 +195,7 @@ function checkAligned(name: string, set: ScoredSet): void {
     ['baseline', set.baseline],
   ] as const) {
     if (scores && scores.length !== n)
-      throw new Error(`${name}: ${what} has ${scores.length} scores for ${n} labels`);
+      throw new InternalError(`${name}: ${what} has ${scores.length} scores for ${n} labels`);
   }
 }
 

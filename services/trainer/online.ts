@@ -3,6 +3,7 @@
 // newest examples, which the model has not learned from yet. An example enters the holdout when it
 // arrives and is learned from when newer examples push it out, so the holdout is always "the most
 // recent N, unseen" and nothing is learned twice or skipped. Pure: checkpoint.ts persists it.
+import { invariant } from '../common/errors.js';
 import type { LabeledExample } from '../common/contracts.js';
 import { FtrlProximal, type FtrlParams } from '../model/ftrl.js';
 import type { TrainingExample } from '../model/models.js';
@@ -111,7 +112,7 @@ export class OnlineLearner {
     this.progressive = state ? [...state.progressive] : [];
     this.arrival = (state?.arrival ?? []).slice(-this.arrivalCapacity);
     const sideSpecs = options.side ?? [];
-    if (sideSpecs.length > 0 && !options.space) throw new Error('side learners need the feature space');
+    invariant(sideSpecs.length === 0 || options.space, 'side learners need the feature space');
     this.side = sideSpecs.map(
       (spec) =>
         new SideLearner(
@@ -234,7 +235,7 @@ export class OnlineLearner {
         n: Float64Array.from(this.ftrl.n),
       };
     const side = this.side.find((s) => s.spec.name === name);
-    if (!side) throw new Error(`no learner named ${name}`);
+    invariant(side, `no learner named ${name}`);
     return { name, params: side.spec.params, ...side.export(this.options.dimension) };
   }
 

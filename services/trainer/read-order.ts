@@ -3,6 +3,7 @@
 // contiguous per partition (a restart resumes at the checkpoint's offset), so the order is a list
 // of runs "partition i up to offset t", each starting where that partition's previous run ended.
 // Encoded as "i@t i@t ..." over an index of `topic:partition` keys: a few bytes per fetched batch.
+import { FlywheelError } from '../common/errors.js';
 import type { OffsetRange } from '../registry/store.js';
 
 export interface ReadOrderState {
@@ -97,7 +98,8 @@ function parseRun(run: string): [number, string] {
   const at = run.indexOf('@');
   const i = Number(run.slice(0, at));
   const end = run.slice(at + 1);
-  if (at < 1 || !Number.isInteger(i) || !/^\d+$/.test(end)) throw new Error(`bad read-order run '${run}'`);
+  if (at < 1 || !Number.isInteger(i) || !/^\d+$/.test(end))
+    throw new FlywheelError('FW_CHECKPOINT_CORRUPT', `bad read-order run '${run}'`);
   return [i, end];
 }
 
@@ -111,7 +113,11 @@ export function runsOf(
   for (const run of runs ? runs.split(' ') : []) {
     const [i, end] = parseRun(run);
     const from = position[i];
-    if (from === undefined) throw new Error(`read-order run '${run}' names range ${i} of ${ranges.length}`);
+    if (from === undefined)
+      throw new FlywheelError(
+        'FW_CHECKPOINT_CORRUPT',
+        `read-order run '${run}' names range ${i} of ${ranges.length}`,
+      );
     const to = BigInt(end);
     out.push({ range: i, from, to });
     position[i] = to;

@@ -1,5 +1,6 @@
 // Where a starting trainer continues from: its checkpoint (unless the topics were recreated under
 // it), or with none the champion's FTRL state (a warm start) read on after what it learned, or zero.
+import { FlywheelError } from '../common/errors.js';
 import type { Kafka } from 'kafkajs';
 import type { Logger } from '../common/logger.js';
 import type { FeatureSpec } from '../model/features.js';
@@ -28,7 +29,8 @@ export async function resumePoint(options: {
     checkpoint = null;
   }
   if (checkpoint && checkpoint.featureSpecHash !== spec.hash)
-    throw new Error(
+    throw new FlywheelError(
+      'FW_CHECKPOINT_MISMATCH',
       `checkpoint ${store.path} was made with feature spec ${checkpoint.featureSpecHash}, not ${spec.hash}`,
     );
   const warm =

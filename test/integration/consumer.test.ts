@@ -69,7 +69,7 @@ describe('consumer helper', () => {
     const poison = new Set(clickIds.filter((_, i) => i % 97 === 5));
     // Service failures of every kind: marked retriable, a registry's refusal, a plain bug-like throw.
     const failures = [
-      new FlywheelError('TEST_TRANSIENT', 'redis briefly away', { retriable: true }),
+      new FlywheelError('FW_REDIS_UNAVAILABLE', 'redis briefly away', { retriable: true }),
       new SchemaRegistryError('schema registry answered 409', { status: 409 }),
       new TypeError('Cannot read properties of undefined'),
     ];

@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { COMMANDS } from '../../services/cli/main.js';
 import { commonConfigSchema } from '../../services/common/config.js';
-import { DEAD_LETTER_CODES, SERVICE_FAILURE_CODES } from '../../services/common/errors.js';
-import { HTTP_ERRORS } from '../../services/common/http-errors.js';
+import { ERROR_CODES } from '../../services/common/error-codes.js';
 import { registryConfigSchema } from '../../services/registry/config.js';
 import { scorerConfigSchema } from '../../services/scorer/config.js';
 import { labelingConfigSchema } from '../../services/labeling/config.js';
@@ -25,8 +24,14 @@ describe('README', () => {
   });
 
   it('documents every dead-letter code, configuration variable, topic and command', () => {
-    for (const code of [...DEAD_LETTER_CODES, ...SERVICE_FAILURE_CODES])
+    for (const [code, { kind, status }] of Object.entries(ERROR_CODES)) {
       assert.ok(new RegExp(`\\| \`${code}\` \\|`).test(readme), `${code} in a README table`);
+      // Refused requests are in the HTTP table with their status; a service failure an API
+      // answers with may be there too, with its own.
+      const row = new RegExp(`\\| \`${code}\` \\| (\\d{3}) \\|`).exec(readme);
+      if (kind === 'request') assert.ok(row, `HTTP error ${code} in the HTTP table`);
+      if (row) assert.equal(Number(row[1]), status, `HTTP status of ${code}`);
+    }
     for (const name of Object.keys(commonConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
     for (const name of Object.keys(registryConfigSchema.shape))
       assert.ok(readme.includes(`\`${name}\``), name);
@@ -36,12 +41,6 @@ describe('README', () => {
     for (const name of Object.keys(joinerConfigSchema.shape)) assert.ok(readme.includes(`\`${name}\``), name);
     for (const name of Object.keys(trainerConfigSchema.shape))
       assert.ok(readme.includes(`\`${name}\``), name);
-    for (const [code, { status }] of Object.entries(HTTP_ERRORS)) {
-      assert.ok(
-        new RegExp(`\\| \`${code}\` \\| ${status} \\|`).test(readme),
-        `HTTP error ${code} (${status})`,
-      );
-    }
     for (const spec of TOPIC_SPECS) assert.ok(readme.includes(`\`${spec.name}\``), spec.name);
     for (const name of Object.keys(COMMANDS)) assert.ok(readme.includes(`flywheel ${name}`), name);
   });

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FeatureSpec } from '../../services/model/features.js';
+import { InvalidLabelsError } from '../../services/common/errors.js';
 import {
-  InvalidLabelsError,
   MAX_UPLOAD_EXAMPLES,
   parseLabelsText,
   toUploadedExamples,

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { TokenTable } from '../../services/common/auth.js';
-import { HTTP_ERRORS } from '../../services/common/http-errors.js';
+import { ERROR_CODES, type ErrorCode } from '../../services/common/error-codes.js';
 import { toArtifacts } from '../../services/model/artifacts.js';
 import { initBackend } from '../../services/model/backend.js';
 import { HeuristicBaseline } from '../../services/model/baseline.js';
@@ -119,7 +119,7 @@ describe('registry admin API', () => {
       assert.equal(response.statusCode, status, response.body);
       const body = response.json<{ error: { code: string; message: string } }>();
       assert.equal(body.error.code, code);
-      assert.equal(HTTP_ERRORS[code as keyof typeof HTTP_ERRORS].status, status);
+      assert.equal(ERROR_CODES[code as ErrorCode].status, status);
       return body.error.message;
     };
     const headers = auth();

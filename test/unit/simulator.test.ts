@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EmbeddedSchemaRegistry } from '../../services/common/avro/registry.js';
-import { classifyMessage } from '../../services/common/consumer.js';
+import { classifyMessage } from '../../services/common/classify.js';
 import { createCodecs } from '../../services/common/contracts.js';
 import { ShopSimulation, type SimEvent } from '../../services/simulator/generator.js';
 import { EXPECTED_CODE, MALFORMED_KINDS, makeMalformed } from '../../services/simulator/malformed.js';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import avro from 'avsc';
-import { DecodeError, SchemaRegistryError } from '../errors.js';
+import { DecodeError, SchemaRegistryError, invariant } from '../errors.js';
 import { SCHEMAS_DIR } from '../paths.js';
 
 export { SCHEMAS_DIR };
@@ -59,7 +59,7 @@ export class EmbeddedSchemaRegistry implements SchemaRegistry {
     };
     this.entries = manifest.schemas.map((entry) => ({ ...entry, ...loadWriterSchema(entry.file, dir) }));
     for (const entry of this.entries) {
-      if (this.byId.has(entry.id)) throw new Error(`schemas/registry.json: id ${entry.id} is used twice`);
+      invariant(!this.byId.has(entry.id), `schemas/registry.json: id ${entry.id} is used twice`);
       this.byId.set(entry.id, entry);
     }
   }
@@ -94,7 +94,7 @@ export class EmbeddedSchemaRegistry implements SchemaRegistry {
   latest(subject: string): EmbeddedSchema {
     const versions = this.entries.filter((e) => e.subject === subject).sort((a, b) => b.version - a.version);
     const newest = versions[0];
-    if (!newest) throw new Error(`no schema for subject ${subject} in schemas/registry.json`);
+    invariant(newest, `no schema for subject ${subject} in schemas/registry.json`);
     return newest;
   }
 }
