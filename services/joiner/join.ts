@@ -40,180 +40,26 @@
 //   state and `restore` it after a restart.
 
 import { MinHeap } from '../common/min-heap.js';
+import { JoinStore, refOf, stored, type Click } from './join-store.js';
+import {
+  DEFAULT_JOIN,
+  emptyCounters,
+  labelTimeOf,
+  type InputProgress,
+  type JoinConfig,
+  type JoinCounters,
+  type JoinDecision,
+  type JoinInput,
+  type JoinJournal,
+  type JoinPosition,
+  type JoinSnapshot,
+  type PendingPrediction,
+  type PurchaseRef,
+} from './join-types.js';
 
-export type MatchRule = 'same-item' | 'same-session' | 'any-item';
-export type Attribution = 'last' | 'first' | 'all';
-
-export interface JoinConfig {
-  windowMs: number;
-  allowedLatenessMs: number;
-  match: MatchRule;
-  attribution: Attribution;
-  idleMs: number;
-  idleLagMs: number;
-  /** Progress within this of the wall clock when it last moved counts as live (see above). */
-  liveLagMs: number;
-  /** How long decided clicks and attributed purchases are held for late input to correct. */
-  retentionMs: number;
-}
-
-export const DEFAULT_JOIN: JoinConfig = {
-  windowMs: 30 * 60 * 1000,
-  allowedLatenessMs: 60 * 1000,
-  match: 'same-item',
-  attribution: 'last',
-  idleMs: 30 * 1000,
-  idleLagMs: 5 * 1000,
-  liveLagMs: 5 * 60 * 1000,
-  retentionMs: 10 * 60 * 1000,
-};
-
-export interface PendingPrediction {
-  predictionId: string;
-  /** Event id of the click the prediction scored; its predictions share one label. */
-  eventId: string;
-  userId: string;
-  itemId: string;
-  sessionId: string;
-  clickTime: number;
-}
-
-export interface PurchaseRef {
-  eventId: string;
-  userId: string;
-  itemId: string;
-  sessionId: string | null;
-  eventTime: number;
-}
-
-export interface JoinDecision {
-  prediction: PendingPrediction;
-  label: 0 | 1;
-  source: 'outcome' | 'timeout';
-  purchase: PurchaseRef | null;
-  late: boolean;
-  /** 0 for a prediction's first label; n > 0 for the n-th correction, which replaces the one before. */
-  revision: number;
-}
-
-/** When a decision's label became knowable in event time: the purchase, or the window's end. */
-export function labelTimeOf(purchase: PurchaseRef | null, clickTime: number, windowMs: number): number {
-  return purchase ? purchase.eventTime : clickTime + windowMs;
-}
-
-export interface JoinCounters {
-  predictions: number;
-  purchases: number;
-  duplicatePredictions: number;
-  duplicatePurchases: number;
-  latePredictions: number;
-  latePurchases: number;
-  /** Late purchases that credited no click. */
-  lateUnmatchedPurchases: number;
-  unattributedPurchases: number;
-  positives: number;
-  negatives: number;
-  /** Published labels replaced by a correction (late input changed them). */
-  corrections: number;
-  /** Input later than the retention: joined with what was still held. */
-  uncorrectable: number;
-}
-
-export type JoinInput = 'prediction' | 'purchase';
-
-/** How far an input is complete (see the file comment). */
-export interface InputProgress {
-  time: number;
-  idle: boolean;
-}
-
-/** A click as persisted: its predictions with the label each was given, and its credits. */
-export interface StoredClick {
-  eventId: string;
-  userId: string;
-  itemId: string;
-  sessionId: string;
-  clickTime: number;
-  decided: boolean;
-  /** The click's label once decided. */
-  label: 0 | 1 | null;
-  /** Event ids of the purchases crediting it. */
-  credits: string[];
-  /** Its predictions: the label published for each (null: none yet) and its revision. */
-  predictions: { predictionId: string; label: 0 | 1 | null; revision: number }[];
-}
-
-/** A purchase as persisted: waiting (credited null) or attributed, with the clicks it credits. */
-export interface StoredPurchase {
-  ref: PurchaseRef;
-  credited: string[] | null;
-}
-
-/** Receives every change of the join state, in order; what a durable copy must apply. */
-export interface JoinJournal {
-  /** A new prediction: its payload must be kept until its click is forgotten. */
-  predictionAdded(prediction: PendingPrediction): void;
-  clickChanged(click: StoredClick): void;
-  clickForgotten(click: StoredClick): void;
-  purchaseChanged(purchase: StoredPurchase): void;
-  purchaseForgotten(eventId: string): void;
-  seen(input: JoinInput, id: string, eventTime: number): void;
-  forgotten(input: JoinInput, id: string): void;
-}
-
-/** Where the join stands in time (persisted with the state). */
-export interface JoinPosition {
-  watermark: number;
-  progress: Record<JoinInput, InputProgress>;
-  /** The latest event time read per input (for metrics and stream progress). */
-  streamTimes: Record<JoinInput, number>;
-  /** When progress last moved: its event time and the wall clock then (liveness). */
-  lastAdvance: { eventTime: number; wallTime: number } | null;
-  lastPrune: number;
-  counters: JoinCounters;
-}
-
-/** What `restore` needs: the persisted state of one partition. */
-export interface JoinSnapshot extends JoinPosition {
-  clicks: StoredClick[];
-  purchases: StoredPurchase[];
-  seenPredictions: [string, number][];
-  seenPurchases: [string, number][];
-}
-
-interface Click extends StoredClick {
-  /** The pending refs of its predictions, by id. */
-  refs: Map<string, PendingPrediction>;
-}
-
-interface HeldPurchase {
-  ref: PurchaseRef;
-  credited: string[];
-}
-
-const byTimeThenId = (a: { t: number; id: string }, b: { t: number; id: string }) =>
-  a.t - b.t || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-
-export function emptyCounters(): JoinCounters {
-  return {
-    predictions: 0,
-    purchases: 0,
-    duplicatePredictions: 0,
-    duplicatePurchases: 0,
-    latePredictions: 0,
-    latePurchases: 0,
-    lateUnmatchedPurchases: 0,
-    unattributedPurchases: 0,
-    positives: 0,
-    negatives: 0,
-    corrections: 0,
-    uncorrectable: 0,
-  };
-}
+export * from './join-types.js';
 
 export class PartitionJoin {
-  private readonly clicks = new Map<string, Click>();
-  private readonly clicksByUser = new Map<string, Set<string>>();
   /** Open clicks by window end (lazy: entries of decided clicks are skipped). */
   private readonly deadlines = new MinHeap<{ end: number; id: string }>(
     (a, b) => a.end < b.end || (a.end === b.end && a.id < b.id),
@@ -222,10 +68,6 @@ export class PartitionJoin {
   private readonly waiting = new MinHeap<PurchaseRef>(
     (a, b) => a.eventTime < b.eventTime || (a.eventTime === b.eventTime && a.eventId < b.eventId),
   );
-  private readonly held = new Map<string, HeldPurchase>();
-  private readonly heldByUser = new Map<string, Set<string>>();
-  private readonly seenPredictions = new Map<string, number>();
-  private readonly seenPurchases = new Map<string, number>();
   private readonly position: JoinPosition = {
     watermark: -Infinity,
     progress: {
@@ -242,7 +84,11 @@ export class PartitionJoin {
   private out: JoinDecision[] = [];
   journal: JoinJournal | null = null;
 
-  constructor(readonly config: JoinConfig = DEFAULT_JOIN) {}
+  private readonly store: JoinStore;
+
+  constructor(readonly config: JoinConfig = DEFAULT_JOIN) {
+    this.store = new JoinStore(config, () => this.journal);
+  }
 
   /** Event time up to which every input is taken to have arrived. */
   get watermark(): number {
@@ -282,7 +128,7 @@ export class PartitionJoin {
 
   /** Clicks held (open, or decided and kept for corrections). */
   get heldClicks(): number {
-    return this.clicks.size;
+    return this.store.clicks.size;
   }
 
   /** Restores a persisted state (the journal is not told: the state is already durable). */
@@ -295,10 +141,10 @@ export class PartitionJoin {
     }
     for (const { ref, credited } of snapshot.purchases) {
       if (credited === null) this.waiting.push(ref);
-      else this.hold({ ref, credited });
+      else this.store.hold({ ref, credited });
     }
-    for (const [id, time] of snapshot.seenPredictions) this.seenPredictions.set(id, time);
-    for (const [id, time] of snapshot.seenPurchases) this.seenPurchases.set(id, time);
+    for (const [id, time] of snapshot.seenPredictions) this.store.seenPredictions.set(id, time);
+    for (const [id, time] of snapshot.seenPurchases) this.store.seenPurchases.set(id, time);
     Object.assign(this.position, {
       watermark: snapshot.watermark,
       progress: snapshot.progress,
@@ -310,14 +156,14 @@ export class PartitionJoin {
   }
 
   addPrediction(prediction: PendingPrediction): JoinDecision[] {
-    if (!this.firstSight('prediction', prediction.predictionId, prediction.clickTime)) {
+    if (!this.store.firstSight('prediction', prediction.predictionId, prediction.clickTime)) {
       this.counters.duplicatePredictions++;
       return [];
     }
     this.counters.predictions++;
     this.journal?.predictionAdded(prediction);
     this.observe('prediction', prediction.clickTime);
-    const known = this.clicks.get(prediction.eventId);
+    const known = this.store.clicks.get(prediction.eventId);
     if (known) {
       // Another prediction of a click already held: it shares the click's label.
       known.refs.set(prediction.predictionId, prediction);
@@ -351,7 +197,7 @@ export class PartitionJoin {
   }
 
   addPurchase(purchase: PurchaseRef): JoinDecision[] {
-    if (!this.firstSight('purchase', purchase.eventId, purchase.eventTime)) {
+    if (!this.store.firstSight('purchase', purchase.eventId, purchase.eventTime)) {
       this.counters.duplicatePurchases++;
       return [];
     }
@@ -426,31 +272,12 @@ export class PartitionJoin {
     return eventTime + this.config.windowMs + this.config.retentionMs < this.watermark;
   }
 
-  /** Records an input id; false when it was seen already (a duplicate). */
-  private firstSight(input: JoinInput, id: string, eventTime: number): boolean {
-    const seen = input === 'prediction' ? this.seenPredictions : this.seenPurchases;
-    if (seen.has(id)) return false;
-    seen.set(id, eventTime);
-    this.journal?.seen(input, id, eventTime);
-    return true;
-  }
-
   private index(click: Click): void {
-    this.clicks.set(click.eventId, click);
-    let ids = this.clicksByUser.get(click.userId);
-    if (!ids) this.clicksByUser.set(click.userId, (ids = new Set()));
-    ids.add(click.eventId);
+    this.store.addClick(click);
     if (!click.decided) {
       this.open++;
       this.deadlines.push({ end: click.clickTime + this.config.windowMs, id: click.eventId });
     }
-  }
-
-  private hold(purchase: HeldPurchase): void {
-    this.held.set(purchase.ref.eventId, purchase);
-    let ids = this.heldByUser.get(purchase.ref.userId);
-    if (!ids) this.heldByUser.set(purchase.ref.userId, (ids = new Set()));
-    ids.add(purchase.ref.eventId);
   }
 
   private changed(click: Click): void {
@@ -468,37 +295,22 @@ export class PartitionJoin {
     }
     while ((this.deadlines.peek()?.end ?? Infinity) < to) {
       const { id } = this.deadlines.pop() as { id: string };
-      const click = this.clicks.get(id);
+      const click = this.store.clicks.get(id);
       if (click && !click.decided) this.decide(click, 0, false);
     }
-    if (to - this.position.lastPrune >= this.config.windowMs / 10) this.prune(to);
-  }
-
-  /** The clicks a purchase credits by the attribution rule, among all the user's clicks held. */
-  private creditOf(purchase: PurchaseRef): Click[] {
-    const candidates: Click[] = [];
-    for (const id of this.clicksByUser.get(purchase.userId) ?? []) {
-      const click = this.clicks.get(id) as Click;
-      if (this.matches(click, purchase)) candidates.push(click);
+    if (to - this.position.lastPrune >= this.config.windowMs / 10) {
+      this.position.lastPrune = to;
+      this.store.prune(to);
     }
-    if (candidates.length <= 1 || this.config.attribution === 'all') return candidates;
-    const order = (a: Click, b: Click) =>
-      byTimeThenId({ t: a.clickTime, id: a.eventId }, { t: b.clickTime, id: b.eventId });
-    let chosen = candidates[0] as Click;
-    for (const c of candidates) {
-      const cmp = order(c, chosen);
-      if (this.config.attribution === 'last' ? cmp > 0 : cmp < 0) chosen = c;
-    }
-    return [chosen];
   }
 
   /** A purchase behind the watermark: credits its clicks (deciding or correcting them). */
   private attribute(purchase: PurchaseRef, late: boolean): Click[] {
-    const credited = this.creditOf(purchase);
-    this.hold({ ref: purchase, credited: credited.map((c) => c.eventId) });
+    const credited = this.store.creditOf(purchase);
+    this.store.hold({ ref: purchase, credited: credited.map((c) => c.eventId) });
     this.journal?.purchaseChanged({ ref: purchase, credited: credited.map((c) => c.eventId) });
     for (const click of credited) {
-      this.addCredit(click, purchase);
+      this.store.addCredit(click, purchase);
       if (!click.decided || click.label !== 1) this.decide(click, 1, late);
       else this.changed(click);
     }
@@ -507,26 +319,21 @@ export class PartitionJoin {
 
   /** A click that arrived behind the watermark: takes the credits the rule gives it. */
   private joinLateClick(click: Click): void {
-    const candidates = [...(this.heldByUser.get(click.userId) ?? [])]
-      .map((id) => this.held.get(id) as HeldPurchase)
-      .filter((h) => this.matches(click, h.ref))
-      .sort((a, b) =>
-        byTimeThenId({ t: a.ref.eventTime, id: a.ref.eventId }, { t: b.ref.eventTime, id: b.ref.eventId }),
-      );
+    const candidates = this.store.heldMatching(click);
     const losers = new Set<Click>();
     for (const purchase of candidates) {
-      const now = this.creditOf(purchase.ref).map((c) => c.eventId);
+      const now = this.store.creditOf(purchase.ref).map((c) => c.eventId);
       if (!now.includes(click.eventId)) continue;
       for (const id of purchase.credited) {
         if (now.includes(id)) continue;
-        const loser = this.clicks.get(id);
+        const loser = this.store.clicks.get(id);
         if (!loser) continue;
         loser.credits = loser.credits.filter((q) => q !== purchase.ref.eventId);
         losers.add(loser);
       }
       purchase.credited = now;
       this.journal?.purchaseChanged({ ref: purchase.ref, credited: now });
-      this.addCredit(click, purchase.ref);
+      this.store.addCredit(click, purchase.ref);
     }
     if (click.credits.length > 0) this.decide(click, 1, true);
     else if (click.clickTime + this.config.windowMs < this.watermark) this.decide(click, 0, true);
@@ -545,16 +352,6 @@ export class PartitionJoin {
     }
   }
 
-  private addCredit(click: Click, purchase: PurchaseRef): void {
-    if (click.credits.includes(purchase.eventId)) return;
-    click.credits.push(purchase.eventId);
-    click.credits.sort((a, b) => {
-      const qa = this.held.get(a)?.ref;
-      const qb = this.held.get(b)?.ref;
-      return byTimeThenId({ t: qa?.eventTime ?? 0, id: a }, { t: qb?.eventTime ?? 0, id: b });
-    });
-  }
-
   private decide(click: Click, label: 0 | 1, late: boolean): void {
     if (!click.decided) this.open--;
     else if (click.label === 1) this.counters.positives--;
@@ -571,7 +368,7 @@ export class PartitionJoin {
   private publish(click: Click, label: 0 | 1, late: boolean): void {
     const firstCredit = click.credits[0];
     const purchase =
-      label === 1 && firstCredit !== undefined ? (this.held.get(firstCredit)?.ref ?? null) : null;
+      label === 1 && firstCredit !== undefined ? (this.store.held.get(firstCredit)?.ref ?? null) : null;
     for (const p of click.predictions) {
       if (p.label === label) continue;
       const revision = p.label === null ? p.revision : p.revision + 1;
@@ -588,67 +385,4 @@ export class PartitionJoin {
       });
     }
   }
-
-  /** Forgets what no late input within the retention can change any more. */
-  private prune(w: number): void {
-    this.position.lastPrune = w;
-    const keep = this.config.windowMs + this.config.retentionMs;
-    for (const click of this.clicks.values()) {
-      if (!click.decided || click.clickTime + keep >= w) continue;
-      this.clicks.delete(click.eventId);
-      const ids = this.clicksByUser.get(click.userId);
-      ids?.delete(click.eventId);
-      if (ids && ids.size === 0) this.clicksByUser.delete(click.userId);
-      this.journal?.clickForgotten(stored(click));
-    }
-    for (const purchase of this.held.values()) {
-      if (purchase.ref.eventTime + keep >= w) continue;
-      this.held.delete(purchase.ref.eventId);
-      const ids = this.heldByUser.get(purchase.ref.userId);
-      ids?.delete(purchase.ref.eventId);
-      if (ids && ids.size === 0) this.heldByUser.delete(purchase.ref.userId);
-      this.journal?.purchaseForgotten(purchase.ref.eventId);
-    }
-    const forgetBefore = w - 2 * this.config.windowMs - this.config.retentionMs;
-    for (const [input, seen] of [
-      ['prediction', this.seenPredictions],
-      ['purchase', this.seenPurchases],
-    ] as const) {
-      for (const [id, time] of seen) {
-        if (time >= forgetBefore) continue;
-        seen.delete(id);
-        this.journal?.forgotten(input, id);
-      }
-    }
-  }
-
-  private matches(click: Click, purchase: PurchaseRef): boolean {
-    if (click.userId !== purchase.userId) return false;
-    if (purchase.eventTime < click.clickTime || purchase.eventTime > click.clickTime + this.config.windowMs)
-      return false;
-    if (this.config.match === 'same-item') return click.itemId === purchase.itemId;
-    if (this.config.match === 'same-session')
-      return purchase.sessionId !== null && click.sessionId === purchase.sessionId;
-    return true;
-  }
-}
-
-function refOf(click: StoredClick): Omit<PendingPrediction, 'predictionId'> {
-  return {
-    eventId: click.eventId,
-    userId: click.userId,
-    itemId: click.itemId,
-    sessionId: click.sessionId,
-    clickTime: click.clickTime,
-  };
-}
-
-function stored(click: Click): StoredClick {
-  return {
-    ...refOf(click),
-    decided: click.decided,
-    label: click.label,
-    credits: [...click.credits],
-    predictions: click.predictions.map((p) => ({ ...p })),
-  };
 }
