@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import type { Producer } from 'kafkajs';
 import { RecordConsumer, groupTimeouts, readinessOf, type Rejection } from '../common/consumer.js';
-import { RecordRejectedError } from '../common/errors.js';
+import { RecordRejectedError, invariant } from '../common/errors.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
 import { createProducer } from '../common/kafka.js';
 import type { Logger } from '../common/logger.js';
@@ -23,14 +23,14 @@ import { initBackend } from '../model/backend.js';
 import { loadRegistryConfig } from '../registry/config.js';
 import { RegistryAdmin } from '../registry/admin.js';
 import { FileModelRegistry } from '../registry/store.js';
-import { proposeCandidate, publishServingBaseline, type CandidateResult } from './candidates.js';
-import { CheckpointStore, encodeCheckpoint } from './checkpoint.js';
+import type { CandidateResult } from './candidates.js';
+import { CheckpointStore } from './checkpoint.js';
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
-import { TrainerCore, trainerCoreSettings, type CandidateInputs, type CoreRecord } from './core.js';
-import { DEFAULT_GATE } from './gate.js';
+import { TrainerCore, trainerCoreSettings, type CoreRecord } from './core.js';
 import { buildTrainerApp } from './http.js';
 import { DEFAULT_LABEL_POLICY, type LabelPolicy } from './label-policy.js';
 import { trainerMetrics } from './metrics.js';
+import { Proposals } from './proposals.js';
 import { resumePoint } from './resume.js';
 import type { CandidateTrigger } from './triggers.js';
 
@@ -71,13 +71,11 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
   private core!: TrainerCore;
   private producer: Producer | undefined;
   private consumer: RecordConsumer<Subscriptions> | undefined;
-  private admin: RegistryAdmin | undefined;
   private app: FastifyInstance | undefined;
   private ticker: NodeJS.Timeout | undefined;
   /** Checkpoints are written one at a time, in order. */
   private saving: Promise<void> = Promise.resolve();
-  /** Candidates (and serving baselines) are proposed one at a time. */
-  private proposing: Promise<unknown> = Promise.resolve();
+  private proposals: Proposals | undefined;
   private readonly metrics: ReturnType<typeof trainerMetrics>;
 
   constructor(private readonly options: TrainerOptions) {
@@ -160,12 +158,21 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     );
     this.producer = createProducer(runtime.kafka);
     await this.producer.connect();
-    this.admin = new RegistryAdmin(
+    const admin = new RegistryAdmin(
       this.registry,
       this.spec,
       { producer: this.producer, codecs: runtime.codecs, topic: this.topics.modelUpdates },
       runtime.logger,
     );
+    this.proposals = new Proposals({
+      core: this.core,
+      admin,
+      spec: this.spec,
+      config: this.config,
+      metrics: this.metrics,
+      log: this.log,
+      onCandidate: (result) => this.emit('candidate', result),
+    });
     this.consumer = this.createConsumer(this.producer);
     await this.consumer.start();
     // A quiet stream still gets its last examples checkpointed.
@@ -233,8 +240,8 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       if (value !== null) this.metrics.learners.set({ learner: name }, value);
     if (this.core.checkpoints.dueAfterBatch(Date.now())) await this.checkpoint();
     const trigger = this.core.candidates.due(Date.now());
-    if (trigger) await this.proposeCandidate(trigger);
-    if (this.core.baselines.due(this.core.taken)) await this.publishBaseline();
+    if (trigger) await this.proposer.propose(trigger);
+    if (this.core.baselines.due(this.core.taken)) await this.proposer.publishBaseline();
     this.emit('batch');
     return {
       rejected: taken.rejected.map(({ index, reason }) => ({
@@ -266,120 +273,12 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
    * reference set); promoted only when accepted. One at a time.
    */
   proposeCandidate(trigger: CandidateTrigger = 'operator'): Promise<CandidateResult | null> {
-    const run = this.proposing.catch(() => undefined).then(() => this.propose(trigger));
-    this.proposing = run;
-    return run;
+    return this.proposer.propose(trigger);
   }
 
-  private async propose(trigger: CandidateTrigger): Promise<CandidateResult | null> {
-    // Taken at once, before anything awaits: the trainer goes on learning meanwhile.
-    const inputs = this.core.candidate(trigger, Date.now());
-    const { pipeline } = this.core;
-    if (!inputs) {
-      this.log.info(
-        { holdout: pipeline.learner.holdout.length, trigger },
-        'not enough holdout examples for a candidate yet',
-      );
-      return null;
-    }
-    const judged = await proposeCandidate({
-      admin: this.admin as RegistryAdmin,
-      spec: this.spec,
-      learner: pipeline.learner,
-      selected: inputs.selection.selected,
-      baseline: pipeline.baseline,
-      reference: pipeline.reference,
-      history: this.core.gateHistory,
-      gate: {
-        ...DEFAULT_GATE,
-        minHoldout: this.config.FW_TRAINER_GATE_MIN_HOLDOUT,
-        minImprovement: this.config.FW_TRAINER_GATE_MIN_IMPROVEMENT,
-        alpha: this.config.FW_TRAINER_GATE_ALPHA,
-      },
-      training: inputs.training,
-      snapshot: encodeCheckpoint(inputs.snapshot),
-      promoteTo: this.config.FW_TRAINER_PROMOTE_TO,
-      challengerWeight: this.config.FW_TRAINER_CHALLENGER_WEIGHT,
-    });
-    const result = { ...judged, trigger };
-    this.core.registered(inputs, result.version);
-    this.metrics.candidates.inc({ trigger, outcome: result.alias ?? 'rejected' });
-    if (result.alias) this.promoted(inputs);
-    this.log.info(
-      {
-        version: result.version,
-        alias: result.alias,
-        trigger,
-        learner: inputs.selection.selected,
-        reasons: result.decision.reasons,
-        holdout: result.decision.holdout,
-        reference: result.decision.reference,
-      },
-      result.alias
-        ? `candidate ${result.version} promoted to ${result.alias}`
-        : `candidate ${result.version} rejected`,
-    );
-    this.emit('candidate', result);
-    this.afterRefusal(result, inputs);
-    return result;
-  }
-
-  private promoted(inputs: CandidateInputs): void {
-    this.core.judgedServing(inputs);
-    const { newestLearnedTime, newestEventTime } = inputs.training;
-    if (newestLearnedTime) this.metrics.freshness.observe(Math.max(0, Date.now() - newestLearnedTime) / 1000);
-    if (newestLearnedTime && newestEventTime)
-      this.metrics.freshnessEventTime.observe(Math.max(0, newestEventTime - newestLearnedTime) / 1000);
-  }
-
-  /** After a refused candidate, the baseline serves on, or replaces a failing champion. */
-  private afterRefusal(result: CandidateResult, inputs: CandidateInputs): void {
-    if (result.baselineReplacesChampion && this.config.FW_TRAINER_BASELINE_FIRST > 0) {
-      // The champion does worse than a constant and no learned candidate passed: the baseline,
-      // which passed the same rules, serves (and refreshes) until a learned model beats it.
-      this.core.judgedServing(inputs);
-      const failing = result.decision.holdout.champion?.logLoss;
-      this.log.warn(
-        { champion: result.decision.holdout, baseline: result.baselineReplacesChampion.holdout.candidate },
-        'the champion is failing (worse than a constant on the recent holdout): the baseline replaces it',
-      );
-      void this.publishBaseline(
-        `the champion is failing (holdout log loss ${failing?.toFixed(4) ?? '-'} vs ${result.decision.holdout.constant.logLoss.toFixed(4)} for a constant)`,
-      );
-    } else if (!result.alias && this.core.baselines.active) {
-      // A refused candidate while the baseline serves: the baseline, learned on since, serves on.
-      void this.publishBaseline();
-    }
-  }
-
-  /**
-   * The heuristic baseline, learned from every example so far, as champion while no learned
-   * model is (FW_TRAINER_BASELINE_FIRST); again each time the examples double and after each
-   * refused candidate. In turn with candidates: one registry change at a time.
-   */
-  private publishBaseline(replacing?: string): Promise<unknown> {
-    // Taken now, before anything awaits: the trainer goes on learning meanwhile.
-    const { taken, ...inputs } = this.core.baselineInputs();
-    const run = this.proposing
-      .catch(() => undefined)
-      .then(async () => {
-        const version = await publishServingBaseline({
-          admin: this.admin as RegistryAdmin,
-          spec: this.spec,
-          ...inputs,
-          ...(replacing ? { replacing } : {}),
-        });
-        if (version === null) {
-          this.core.baselines.over(); // a learned model is champion
-          return;
-        }
-        this.log.info({ version, examples: taken }, `baseline ${version} serves as champion`);
-      })
-      .catch((err: unknown) =>
-        this.log.warn({ err }, 'publishing the baseline failed; trying again when the examples double'),
-      );
-    this.proposing = run;
-    return run;
+  private get proposer(): Proposals {
+    invariant(this.proposals, 'the trainer is not started');
+    return this.proposals;
   }
 
   /** Learner state and the offsets it reflects, in one atomic file. */
@@ -404,7 +303,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     clearInterval(this.ticker);
     await this.app?.close();
     await this.consumer?.stop();
-    await this.proposing.catch(() => undefined);
+    await this.proposals?.settled();
     if (this.core) await this.checkpoint();
     await this.producer?.disconnect();
   }
