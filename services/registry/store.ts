@@ -22,144 +22,17 @@ import {
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FlywheelError, RegistryError } from '../common/errors.js';
-import type { OffsetRange } from '../common/read-ranges.js';
-import { artifactsSha256, parseManifest, type ModelArtifacts, type ModelKind } from '../model/artifacts.js';
+import { artifactsSha256, parseManifest } from '../model/artifacts.js';
+import {
+  ALIASES,
+  type Alias,
+  type AliasMove,
+  type NewVersion,
+  type Routing,
+  type VersionMetadata,
+} from './metadata.js';
 
-export type Alias = 'champion' | 'challenger' | 'shadow';
-export const ALIASES: readonly Alias[] = ['champion', 'challenger', 'shadow'];
-
-/**
- * Files stored with a version that belong to its lineage, not its model: the online trainer's
- * whole state when it proposed the version, where the next version's replay starts.
- */
-export const TRAINER_SNAPSHOT_FILE = 'trainer-snapshot.ckpt';
-export const LINEAGE_FILES: readonly string[] = [TRAINER_SNAPSHOT_FILE];
-
-export type { OffsetRange };
-
-/**
- * What an online trainer's version needs to be trained again: the read order (read-order.ts,
- * over `ranges`), the holdout size and the label policy. null runs: the trainer resumed from a
- * checkpoint without an order, so the version cannot be replayed.
- */
-export interface OnlineReplay {
-  runs: string | null;
-  /** The version whose FTRL state the trainer started from (null: from zero), when no base. */
-  warmStart?: string | null;
-  /**
-   * The earlier candidate whose trainer snapshot (`trainer-snapshot.ckpt`, the whole pipeline
-   * state) the runs start from; null: they start at the beginning (or at the warm start).
-   */
-  base?: string | null;
-  holdoutSize: number;
-  policy: { conflict: string; humanWeight: number; holdMs: number; rememberOutcomes: number };
-  /** The trainer's own FTRL parameters (the version's are those of the learner selected). */
-  primary?: { alpha: number; beta: number; l1: number; l2: number };
-  /** The learners trained side by side with it (services/trainer/learners.ts). */
-  learners?: {
-    name: string;
-    params: { alpha: number; beta: number; l1: number; l2: number };
-    hashBits: number | null;
-    dense: boolean;
-    forgetting: number;
-    calibrationRate: number;
-  }[];
-  /** Newest examples the selection compares learners on, as configured. */
-  selectionWindow?: number;
-  /** Which learner the version's weights are, picked by recent progressive log loss. */
-  selection?: { selected: string; window: number; progressiveLogLoss: Record<string, number | null> };
-}
-
-/** Where a version's training data came from, enough to train it again. */
-export type TrainingData =
-  | {
-      source: 'kafka';
-      ranges: OffsetRange[];
-      /** Examples learned from. */
-      examples: number;
-      labelSources: Record<string, number>;
-      /** Newest label time (ms) the version has seen, in training or in its holdout. */
-      newestEventTime?: number;
-      /** Newest label time (ms) it learned from: the freshness of its weights. */
-      newestLearnedTime?: number;
-      /** What made the trainer propose it: count, interval, drift, operator or alarm. */
-      trigger?: string;
-      /** What each input topic carries (feedback examples or human labels). */
-      kinds?: Record<string, 'labeledExample' | 'humanLabel'>;
-      /** How the online trainer read and merged the records; absent for a backfill (time order). */
-      online?: OnlineReplay;
-      /** The teacher whose soft labels trained this student (distillation). */
-      teacher?: string;
-    }
-  | {
-      source: 'simulated';
-      seed: number;
-      clicks: number;
-      startTime: number;
-      trafficRate: number;
-      attributionWindowMs: number;
-      examples: number;
-    }
-  | { source: 'upload'; description: string; examples: number | null };
-
-export interface HoldoutMetrics {
-  examples: number;
-  logLoss: number;
-  auc: number;
-  calibrationError: number;
-  /** Label rate in the top 10% by score over the holdout's rate (expected purchase-rate lift). */
-  lift?: number;
-  /** The same holdout scored by the baseline and the champion at registration, when known. */
-  baselineLogLoss?: number;
-  championLogLoss?: number;
-  /** The same holdout scored by a constant at its own label rate (the gate's rule 2). */
-  constantLogLoss?: number;
-}
-
-export interface VersionMetadata {
-  version: string;
-  parent: string | null;
-  kind: ModelKind;
-  featureSpecHash: string;
-  hyperParameters: Record<string, unknown>;
-  seed: number;
-  training: TrainingData;
-  metrics: HoldoutMetrics | null;
-  sha256: string;
-  files: Record<string, number>;
-  createdAt: string;
-  createdBy: string;
-  status: 'registered' | 'rejected';
-  statusReason: string | null;
-}
-
-export interface NewVersion {
-  artifacts: ModelArtifacts;
-  parent: string | null;
-  seed: number;
-  training: TrainingData;
-  metrics: HoldoutMetrics | null;
-  createdBy: string;
-  status?: VersionMetadata['status'];
-  statusReason?: string | null;
-}
-
-export interface Routing {
-  champion: string | null;
-  challenger: string | null;
-  challengerWeight: number;
-  shadow: string | null;
-}
-
-export interface AliasMove {
-  at: string;
-  alias: Alias;
-  from: string | null;
-  to: string | null;
-  challengerWeight: number;
-  actor: string;
-  reason: string;
-}
+export * from './metadata.js';
 
 const EMPTY_ROUTING: Routing = { champion: null, challenger: null, challengerWeight: 0, shadow: null };
 const VERSION_PATTERN = /^v\d{6}$/;
