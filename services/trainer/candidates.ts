@@ -14,6 +14,7 @@ import {
   type GateConfig,
   type GateDecision,
   type GateHistory,
+  type ScoredSet,
 } from './gate.js';
 import { trainingExample, type HeldExample, type OnlineLearner } from './online.js';
 
@@ -35,7 +36,7 @@ export interface CandidateResult {
   baselineReplacesChampion?: GateDecision;
 }
 
-export async function proposeCandidate(options: {
+export interface ProposalOptions {
   admin: RegistryAdmin;
   spec: FeatureSpec;
   learner: OnlineLearner;
@@ -52,122 +53,50 @@ export async function proposeCandidate(options: {
   /** Accepted candidates become challenger; `champion` promotes them straight away. */
   promoteTo: 'challenger' | 'champion';
   challengerWeight: number;
-}): Promise<CandidateResult> {
-  const { admin, spec, learner } = options;
-  // Taken together, before anything awaits: the trainer goes on learning meanwhile (and the
-  // baseline with it, from the holdout's oldest examples, which it must not have seen here).
-  const baseline = options.baseline.clone();
-  const holdout = learner.holdout;
-  const reference = [...options.reference];
+}
+
+/** What the candidate is judged on, taken at once (the trainer goes on learning meanwhile). */
+interface Taken {
+  /** The baseline as it stands, from the holdout's oldest examples, which it must not have seen. */
+  baseline: HeuristicBaseline;
+  holdout: readonly HeldExample[];
+  reference: readonly HeldExample[];
+  model: FtrlModel;
+}
+
+type Inputs = ReturnType<typeof trainingExample>[];
+
+/** Scored as it would serve (the tfjs graph), like the champion: an unchanged model ties exactly. */
+const scoresOf = (m: { predict(x: Inputs): ArrayLike<number> }, x: Inputs) =>
+  x.length > 0 ? Array.from(m.predict(x)) : [];
+
+export async function proposeCandidate(options: ProposalOptions): Promise<CandidateResult> {
+  const { admin, learner } = options;
   const serving = learner.serving(options.selected);
-  const inputsOf = (examples: readonly HeldExample[]) => examples.map(trainingExample);
-  const inputs = inputsOf(holdout);
-  const referenceInputs = inputsOf(reference);
-  const labels = holdout.map((e) => e.label);
-  const weights = holdout.map((e) => e.weight);
-  const model = new FtrlModel(spec.dimension, spec.maxNonZero, serving.params, {
-    z: serving.z,
-    n: serving.n,
-  });
-  let routing;
-  let learnedChampion: boolean;
-  let decision: GateDecision;
-  let baselineDecision: GateDecision | null = null;
+  const taken: Taken = {
+    baseline: options.baseline.clone(),
+    holdout: learner.holdout,
+    reference: [...options.reference],
+    model: new FtrlModel(options.spec.dimension, options.spec.maxNonZero, serving.params, {
+      z: serving.z,
+      n: serving.n,
+    }),
+  };
+  let judged: ReturnType<typeof judge>;
   let metadata: VersionMetadata;
+  let learnedChampion: boolean;
   try {
-    // Scored as it would serve (the tfjs graph), like the champion: an unchanged model ties exactly.
-    const scores = (
-      m: { predict(x: ReturnType<typeof inputsOf>): ArrayLike<number> },
-      x: ReturnType<typeof inputsOf>,
-    ) => (x.length > 0 ? Array.from(m.predict(x)) : []);
-    const candidateScores = scores(model, inputs);
-    routing = await admin.registry.routing();
-    let championScores: number[] | null = null;
-    let championReference: number[] | null = null;
+    const routing = await admin.registry.routing();
     // A baseline champion is the heuristic serving until a learned model beats it: the bar is
     // then the baseline learned without the holdout (rule 3), not its snapshot that saw it.
     learnedChampion = await isLearned(admin, routing.champion);
-    if (routing.champion && learnedChampion) {
-      const { files } = await admin.registry.loadArtifacts(routing.champion);
-      const champion = await fromArtifacts(files, spec);
-      try {
-        championScores = scores(champion, inputs);
-        championReference = scores(champion, referenceInputs);
-      } finally {
-        champion.dispose();
-      }
-    }
-    decision = decidePromotion(
-      {
-        labels,
-        weights,
-        candidate: candidateScores,
-        champion: championScores,
-        baseline: scores(baseline, inputs),
-      },
-      reference.length > 0
-        ? {
-            labels: reference.map((e) => e.label),
-            weights: reference.map((e) => e.weight),
-            candidate: scores(model, referenceInputs),
-            champion: championReference,
-            baseline: scores(baseline, referenceInputs),
-          }
-        : null,
-      options.gate,
-      options.history,
-    );
-    if (!decision.accept && decision.championFailing) {
-      // The baseline judged as a candidate by the same rules, a constant at the holdout's rate
-      // standing for the baseline (rule 3 is rule 2 then): the label-rate and trusted-label
-      // rules still refuse a baseline learned from a flipped stream.
-      const baselineScores = scores(baseline, inputs);
-      const baselineReference = scores(baseline, referenceInputs);
-      baselineDecision = decidePromotion(
-        {
-          labels,
-          weights,
-          candidate: baselineScores,
-          champion: championScores,
-          baseline: constantScores({ labels, weights }),
-        },
-        reference.length > 0
-          ? {
-              labels: reference.map((e) => e.label),
-              weights: reference.map((e) => e.weight),
-              candidate: baselineReference,
-              champion: championReference,
-              baseline: baselineReference,
-            }
-          : null,
-        options.gate,
-        options.history,
-      );
-    }
-    metadata = await admin.registry.register({
-      artifacts: withSnapshot(await toArtifacts(model, spec), options.snapshot),
-      parent: routing.champion,
-      seed: 0,
-      training: options.training,
-      metrics: {
-        examples: holdout.length,
-        logLoss: decision.holdout.candidate.logLoss,
-        auc: decision.holdout.candidate.auc,
-        lift: decision.holdout.candidate.lift,
-        calibrationError: calibrationError(
-          candidateScores.map((score, i) => ({ score, label: labels[i] as number })),
-        ),
-        baselineLogLoss: decision.holdout.baseline.logLoss,
-        constantLogLoss: decision.holdout.constant.logLoss,
-        ...(decision.holdout.champion ? { championLogLoss: decision.holdout.champion.logLoss } : {}),
-      },
-      createdBy: 'trainer',
-      status: decision.accept ? 'registered' : 'rejected',
-      statusReason: decision.accept ? null : decision.reasons.join('; '),
-    });
+    const sets = await scoredSets(options, taken, learnedChampion ? routing.champion : null);
+    judged = judge(sets, options);
+    metadata = await register(options, taken, sets.holdout, judged.decision, routing.champion);
   } finally {
-    model.dispose();
+    taken.model.dispose();
   }
+  const { decision, baselineDecision } = judged;
   if (!decision.accept)
     return {
       version: metadata.version,
@@ -182,6 +111,100 @@ export async function proposeCandidate(options: {
     ...(alias === 'challenger' ? { challengerWeight: options.challengerWeight } : {}),
   });
   return { version: metadata.version, decision, alias };
+}
+
+/** The holdout and the reference set scored by the candidate, the champion (if learned) and the baseline. */
+async function scoredSets(
+  options: ProposalOptions,
+  taken: Taken,
+  champion: string | null,
+): Promise<{ holdout: ScoredSet; reference: ScoredSet | null }> {
+  const inputs = taken.holdout.map(trainingExample);
+  const referenceInputs = taken.reference.map(trainingExample);
+  let championScores: number[] | null = null;
+  let championReference: number[] | null = null;
+  if (champion) {
+    const { files } = await options.admin.registry.loadArtifacts(champion);
+    const model = await fromArtifacts(files, options.spec);
+    try {
+      championScores = scoresOf(model, inputs);
+      championReference = scoresOf(model, referenceInputs);
+    } finally {
+      model.dispose();
+    }
+  }
+  return {
+    holdout: {
+      labels: taken.holdout.map((e) => e.label),
+      weights: taken.holdout.map((e) => e.weight),
+      candidate: scoresOf(taken.model, inputs),
+      champion: championScores,
+      baseline: scoresOf(taken.baseline, inputs),
+    },
+    reference:
+      taken.reference.length > 0
+        ? {
+            labels: taken.reference.map((e) => e.label),
+            weights: taken.reference.map((e) => e.weight),
+            candidate: scoresOf(taken.model, referenceInputs),
+            champion: championReference,
+            baseline: scoresOf(taken.baseline, referenceInputs),
+          }
+        : null,
+  };
+}
+
+/**
+ * The gate's decision on the candidate; when it is refused and the champion is failing, the
+ * baseline judged as a candidate by the same rules, a constant at the holdout's rate standing for
+ * the baseline (rule 3 is rule 2 then): the label-rate and trusted-label rules still refuse a
+ * baseline learned from a flipped stream.
+ */
+function judge(
+  sets: { holdout: ScoredSet; reference: ScoredSet | null },
+  options: ProposalOptions,
+): { decision: GateDecision; baselineDecision: GateDecision | null } {
+  const decision = decidePromotion(sets.holdout, sets.reference, options.gate, options.history);
+  if (decision.accept || !decision.championFailing) return { decision, baselineDecision: null };
+  const { holdout, reference } = sets;
+  const baselineDecision = decidePromotion(
+    { ...holdout, candidate: holdout.baseline, baseline: constantScores(holdout) },
+    reference && { ...reference, candidate: reference.baseline },
+    options.gate,
+    options.history,
+  );
+  return { decision, baselineDecision };
+}
+
+/** Registered either way: rejected with the gate's reasons, or to be promoted. */
+async function register(
+  options: ProposalOptions,
+  taken: Taken,
+  holdout: ScoredSet,
+  decision: GateDecision,
+  parent: string | null,
+): Promise<VersionMetadata> {
+  return options.admin.registry.register({
+    artifacts: withSnapshot(await toArtifacts(taken.model, options.spec), options.snapshot),
+    parent,
+    seed: 0,
+    training: options.training,
+    metrics: {
+      examples: taken.holdout.length,
+      logLoss: decision.holdout.candidate.logLoss,
+      auc: decision.holdout.candidate.auc,
+      lift: decision.holdout.candidate.lift,
+      calibrationError: calibrationError(
+        holdout.candidate.map((score, i) => ({ score, label: holdout.labels[i] as number })),
+      ),
+      baselineLogLoss: decision.holdout.baseline.logLoss,
+      constantLogLoss: decision.holdout.constant.logLoss,
+      ...(decision.holdout.champion ? { championLogLoss: decision.holdout.champion.logLoss } : {}),
+    },
+    createdBy: 'trainer',
+    status: decision.accept ? 'registered' : 'rejected',
+    statusReason: decision.accept ? null : decision.reasons.join('; '),
+  });
 }
 
 function withSnapshot(artifacts: ModelArtifacts, snapshot: Buffer | undefined): ModelArtifacts {

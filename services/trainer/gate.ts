@@ -212,16 +212,10 @@ export function decidePromotion(
   if (reference) checkAligned('reference', reference);
   const reasons: string[] = [];
   const h = metricsOf(holdout);
-  const negatives = h.examples - h.positives;
-  const bothLabels = h.positives > 0 && negatives > 0;
+  const bothLabels = h.positives > 0 && h.examples - h.positives > 0;
 
   // 1. Evidence.
-  if (h.examples < config.minHoldout)
-    reasons.push(`the holdout has ${h.examples} examples, fewer than ${config.minHoldout}`);
-  if (h.positives < config.minPerLabel || negatives < config.minPerLabel)
-    reasons.push(
-      `the holdout has ${h.positives} positive and ${negatives} negative examples; each label needs ${config.minPerLabel}`,
-    );
+  evidenceRule(h, config, reasons);
 
   // 2. The constant at the recent rate.
   const constant = constantScores(holdout);
@@ -239,24 +233,7 @@ export function decidePromotion(
     );
 
   // 4. The champion, unless it is failing.
-  let versusChampion: PairedTest | null = null;
-  let championFailing = false;
-  if (holdout.champion && h.champion) {
-    championFailing =
-      bothLabels && significantlyBetter(pairedTest(holdout.labels, constant, holdout.champion), config.alpha);
-    versusChampion = pairedTest(holdout.labels, holdout.candidate, holdout.champion);
-    const relative = versusChampion.meanDifference / h.champion.logLoss;
-    if (championFailing) {
-      // Rules 2 and 3 are the bar: the champion does worse than the constant.
-    } else if (relative < config.minImprovement)
-      reasons.push(
-        `improves the champion's holdout log loss by ${(relative * 100).toFixed(2)}%, less than the ${(config.minImprovement * 100).toFixed(2)}% required`,
-      );
-    else if (versusChampion.pValue >= config.alpha)
-      reasons.push(
-        `the improvement over the champion is not significant (p=${versusChampion.pValue.toFixed(3)}, needs < ${config.alpha})`,
-      );
-  }
+  const { versusChampion, championFailing } = championRule(holdout, h, constant, bothLabels, config, reasons);
 
   // 5. The label rate.
   const recentRate = h.positives / Math.max(1, h.examples);
@@ -273,30 +250,7 @@ export function decidePromotion(
     );
 
   // 7. Trusted labels.
-  let r: SetMetrics | null = null;
-  if (reference && reference.labels.length > 0) {
-    // No label-rate check here: reviewed cases are chosen for doubt, so their rate is not the stream's.
-    r = metricsOf(reference);
-    if (r.examples >= config.minReference) {
-      const other = reference.champion ?? reference.baseline;
-      const otherName = reference.champion ? 'the champion' : 'the baseline';
-      const tolerated = pairedTest(
-        reference.labels,
-        reference.candidate,
-        other,
-        1 + config.referenceTolerance,
-      );
-      // Worse beyond the tolerance, and not by chance: z far below zero.
-      const pWorse = normalCdf(tolerated.z);
-      if (tolerated.meanDifference < 0 && pWorse < config.alpha) {
-        const otherLoss = (r.champion ?? r.baseline).logLoss;
-        const worse = (r.candidate.logLoss - otherLoss) / otherLoss;
-        reasons.push(
-          `is ${(worse * 100).toFixed(1)}% worse than ${otherName} on the trusted reference set of ${r.examples} (tolerance ${(config.referenceTolerance * 100).toFixed(1)}%, p=${pWorse.toFixed(3)})`,
-        );
-      }
-    }
-  }
+  const r = reference && reference.labels.length > 0 ? trustedRule(reference, config, reasons) : null;
   return {
     accept: reasons.length === 0,
     reasons,
@@ -307,4 +261,64 @@ export function decidePromotion(
     versusConstant,
     championFailing,
   };
+}
+
+/** Rule 4: better than the champion by enough, and significantly, unless the champion fails. */
+function championRule(
+  holdout: ScoredSet,
+  h: SetMetrics,
+  constant: readonly number[],
+  bothLabels: boolean,
+  config: GateConfig,
+  reasons: string[],
+): { versusChampion: PairedTest | null; championFailing: boolean } {
+  if (!holdout.champion || !h.champion) return { versusChampion: null, championFailing: false };
+  const championFailing =
+    bothLabels && significantlyBetter(pairedTest(holdout.labels, constant, holdout.champion), config.alpha);
+  const versusChampion = pairedTest(holdout.labels, holdout.candidate, holdout.champion);
+  const relative = versusChampion.meanDifference / h.champion.logLoss;
+  if (championFailing) {
+    // Rules 2 and 3 are the bar: the champion does worse than the constant.
+  } else if (relative < config.minImprovement)
+    reasons.push(
+      `improves the champion's holdout log loss by ${(relative * 100).toFixed(2)}%, less than the ${(config.minImprovement * 100).toFixed(2)}% required`,
+    );
+  else if (versusChampion.pValue >= config.alpha)
+    reasons.push(
+      `the improvement over the champion is not significant (p=${versusChampion.pValue.toFixed(3)}, needs < ${config.alpha})`,
+    );
+  return { versusChampion, championFailing };
+}
+
+/**
+ * Rule 7: not worse than the champion (or the baseline) on trusted labels beyond the tolerance.
+ * No label-rate check here: reviewed cases are chosen for doubt, so their rate is not the stream's.
+ */
+function trustedRule(reference: ScoredSet, config: GateConfig, reasons: string[]): SetMetrics {
+  const r = metricsOf(reference);
+  if (r.examples < config.minReference) return r;
+  const other = reference.champion ?? reference.baseline;
+  const otherName = reference.champion ? 'the champion' : 'the baseline';
+  const tolerated = pairedTest(reference.labels, reference.candidate, other, 1 + config.referenceTolerance);
+  // Worse beyond the tolerance, and not by chance: z far below zero.
+  const pWorse = normalCdf(tolerated.z);
+  if (tolerated.meanDifference < 0 && pWorse < config.alpha) {
+    const otherLoss = (r.champion ?? r.baseline).logLoss;
+    const worse = (r.candidate.logLoss - otherLoss) / otherLoss;
+    reasons.push(
+      `is ${(worse * 100).toFixed(1)}% worse than ${otherName} on the trusted reference set of ${r.examples} (tolerance ${(config.referenceTolerance * 100).toFixed(1)}%, p=${pWorse.toFixed(3)})`,
+    );
+  }
+  return r;
+}
+
+/** Rule 1: enough examples, and enough of each label. */
+function evidenceRule(h: SetMetrics, config: GateConfig, reasons: string[]): void {
+  const negatives = h.examples - h.positives;
+  if (h.examples < config.minHoldout)
+    reasons.push(`the holdout has ${h.examples} examples, fewer than ${config.minHoldout}`);
+  if (h.positives < config.minPerLabel || negatives < config.minPerLabel)
+    reasons.push(
+      `the holdout has ${h.positives} positive and ${negatives} negative examples; each label needs ${config.minPerLabel}`,
+    );
 }
