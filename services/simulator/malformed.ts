@@ -69,35 +69,9 @@ export async function makeMalformed(
       const bytes = await good();
       return { kind, key, value: bytes.subarray(0, 5 + Math.floor((bytes.length - 5) / 3)) };
     }
-    case 'wrong-schema': {
+    case 'wrong-schema':
       // A record of the other event type, framed correctly, on this topic.
-      const value =
-        event.type === 'click'
-          ? await codecs.purchase.encode({
-              eventId: event.click.eventId,
-              userId: event.click.userId,
-              sessionId: event.click.sessionId,
-              itemId: event.click.itemId,
-              category: event.click.category,
-              price: event.click.price,
-              quantity: 1,
-              eventTime: event.click.eventTime,
-            })
-          : await codecs.modelUpdate.encode({
-              updateId: event.purchase.eventId,
-              alias: 'champion',
-              version: null,
-              artifactUri: null,
-              sha256: null,
-              modelKind: null,
-              featureSpecHash: null,
-              routing: { champion: null, challenger: null, challengerWeight: 0, shadow: null },
-              reason: 'misrouted',
-              actor: 'simulator',
-              updateTime: event.purchase.eventTime,
-            });
-      return { kind, key, value };
-    }
+      return { kind, key, value: await otherType(event, codecs) };
     case 'missing-id':
       return { kind, key, value: await mutate({ eventId: '' }) };
     case 'negative-price':
@@ -114,4 +88,32 @@ export async function makeMalformed(
       return { kind, key, value: bytes };
     }
   }
+}
+
+/** The event as a record of another type: a click as a purchase, a purchase as a model update. */
+function otherType(event: SimEvent, codecs: Codecs): Promise<Buffer> {
+  if (event.type === 'click')
+    return codecs.purchase.encode({
+      eventId: event.click.eventId,
+      userId: event.click.userId,
+      sessionId: event.click.sessionId,
+      itemId: event.click.itemId,
+      category: event.click.category,
+      price: event.click.price,
+      quantity: 1,
+      eventTime: event.click.eventTime,
+    });
+  return codecs.modelUpdate.encode({
+    updateId: event.purchase.eventId,
+    alias: 'champion',
+    version: null,
+    artifactUri: null,
+    sha256: null,
+    modelKind: null,
+    featureSpecHash: null,
+    routing: { champion: null, challenger: null, challengerWeight: 0, shadow: null },
+    reason: 'misrouted',
+    actor: 'simulator',
+    updateTime: event.purchase.eventTime,
+  });
 }

@@ -53,17 +53,19 @@ export interface SimulatorStats {
 }
 
 export async function runSimulator(options: SimulatorRunOptions): Promise<SimulatorStats> {
-  const { producer, codecs, logger, rate } = options;
-  const clickTopic = options.clickTopic ?? TOPICS.clicks;
-  const purchaseTopic = options.purchaseTopic ?? TOPICS.purchases;
-  const batchSize = options.batchSize ?? 500;
-  const simulation = new ShopSimulation(options.simulation);
-  const malformedRandom = new Random(options.simulation.seed ^ 0x5eed);
   const [clickSchema, purchaseSchema] = await Promise.all([
-    codecs.click.schemaId(),
-    codecs.purchase.schemaId(),
+    options.codecs.click.schemaId(),
+    options.codecs.purchase.schemaId(),
   ]);
-  const stats: SimulatorStats = {
+  return new SimulatorRun(options, clickSchema, purchaseSchema).run();
+}
+
+class SimulatorRun {
+  private readonly simulation: ShopSimulation;
+  private readonly malformedRandom: Random;
+  private readonly clickTopic: string;
+  private readonly purchaseTopic: string;
+  private readonly stats: SimulatorStats = {
     sent: 0,
     clicks: 0,
     purchases: 0,
@@ -72,95 +74,114 @@ export async function runSimulator(options: SimulatorRunOptions): Promise<Simula
     elapsedMs: 0,
     lastEventTime: null,
   };
-  const endTime = options.durationMs === null ? Infinity : options.simulation.startTime + options.durationMs;
-  const settledAt = endTime + (options.settleMs ?? 0);
-  const unsentClicks = new Set<string>();
-  const progress = new Progress({
-    label: 'simulate',
-    total: options.maxEvents,
-    logger,
-    extra: () => ({ clicks: stats.clicks, purchases: stats.purchases, malformed: stats.malformedTotal }),
-  });
-  if (options.showProgress !== false) progress.start();
+  private readonly progress: Progress;
+  private pending: { topic: string; message: Message }[] = [];
+  private readonly startedAt = Date.now();
 
-  const startedAt = Date.now();
-  let pending: { topic: string; message: Message }[] = [];
-  const flush = async () => {
-    if (pending.length === 0) return;
+  constructor(
+    private readonly options: SimulatorRunOptions,
+    private readonly clickSchema: number,
+    private readonly purchaseSchema: number,
+  ) {
+    this.simulation = new ShopSimulation(options.simulation);
+    this.malformedRandom = new Random(options.simulation.seed ^ 0x5eed);
+    this.clickTopic = options.clickTopic ?? TOPICS.clicks;
+    this.purchaseTopic = options.purchaseTopic ?? TOPICS.purchases;
+    const { stats } = this;
+    this.progress = new Progress({
+      label: 'simulate',
+      total: options.maxEvents,
+      logger: options.logger,
+      extra: () => ({ clicks: stats.clicks, purchases: stats.purchases, malformed: stats.malformedTotal }),
+    });
+  }
+
+  async run(): Promise<SimulatorStats> {
+    const { options, stats } = this;
+    const endTime =
+      options.durationMs === null ? Infinity : options.simulation.startTime + options.durationMs;
+    const settledAt = endTime + (options.settleMs ?? 0);
+    const unsentClicks = new Set<string>();
+    if (options.showProgress !== false) this.progress.start();
+    try {
+      for (;;) {
+        if (options.signal?.aborted) break;
+        if (options.maxEvents !== null && stats.clicks + stats.purchases >= options.maxEvents) break;
+        const event = this.simulation.next();
+        if (event.time > settledAt) break;
+        if (event.time > endTime) {
+          if (event.type === 'click') unsentClicks.add(event.click.eventId);
+          if (event.type === 'click' || unsentClicks.has(event.clickEventId)) continue;
+        }
+        this.queue(event);
+        if (options.malformedRate > 0 && this.malformedRandom.chance(options.malformedRate))
+          await this.queueMalformed(event);
+        await this.pace();
+      }
+      await this.flush();
+    } finally {
+      stats.elapsedMs = Date.now() - this.startedAt;
+      this.progress.stop();
+    }
+    return stats;
+  }
+
+  /**
+   * Records are stamped with the time of writing (event times are in the events): a shop started
+   * in the past (--start) would otherwise be deleted by retention as it is written.
+   */
+  private queue(event: SimEvent): void {
+    const { codecs } = this.options;
+    if (event.type === 'click') {
+      const value = codecs.click.encodeWith(this.clickSchema, event.click);
+      this.pending.push({ topic: this.clickTopic, message: { key: event.click.userId, value } });
+      this.stats.clicks++;
+    } else {
+      const value = codecs.purchase.encodeWith(this.purchaseSchema, event.purchase);
+      this.pending.push({ topic: this.purchaseTopic, message: { key: event.purchase.userId, value } });
+      this.stats.purchases++;
+    }
+    this.stats.lastEventTime = event.time;
+    this.progress.add(1);
+    this.options.onEvent?.(event);
+  }
+
+  private async queueMalformed(event: SimEvent): Promise<void> {
+    const kind = this.malformedRandom.pick(MALFORMED_KINDS);
+    const bad = await makeMalformed(kind, event, this.options.codecs, this.malformedRandom, {
+      oversizedBytes: this.options.maxMessageBytes + 1024,
+      now: Date.now(),
+    });
+    const topic = event.type === 'click' ? this.clickTopic : this.purchaseTopic;
+    this.pending.push({ topic, message: { key: bad.key, value: bad.value } });
+    this.stats.malformed[kind] = (this.stats.malformed[kind] ?? 0) + 1;
+    this.stats.malformedTotal++;
+    this.options.onMalformed?.({ kind, expectedCode: EXPECTED_CODE[kind], topic });
+  }
+
+  /** Sends a full batch, and waits while ahead of the rate. */
+  private async pace(): Promise<void> {
+    const { rate } = this.options;
+    const queued = this.stats.sent + this.pending.length;
+    const dueAt = rate > 0 ? this.startedAt + (queued / rate) * 1000 : 0;
+    const ahead = dueAt - Date.now();
+    if (this.pending.length >= (this.options.batchSize ?? 500) || ahead > 20) await this.flush();
+    if (ahead > 20) await sleep(ahead, undefined, { signal: this.options.signal }).catch(() => undefined);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
     const byTopic = new Map<string, Message[]>();
-    for (const { topic, message } of pending) {
+    for (const { topic, message } of this.pending) {
       const list = byTopic.get(topic) ?? [];
       list.push(message);
       byTopic.set(topic, list);
     }
-    await producer.sendBatch({
+    await this.options.producer.sendBatch({
       acks: -1,
       topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
     });
-    stats.sent += pending.length;
-    pending = [];
-  };
-
-  try {
-    for (;;) {
-      if (options.signal?.aborted) break;
-      const good = stats.clicks + stats.purchases;
-      if (options.maxEvents !== null && good >= options.maxEvents) break;
-      const event = simulation.next();
-      if (event.time > settledAt) break;
-      if (event.time > endTime) {
-        if (event.type === 'click') unsentClicks.add(event.click.eventId);
-        if (event.type === 'click' || unsentClicks.has(event.clickEventId)) continue;
-      }
-
-      // Records are stamped with the time of writing (event times are in the events): a shop
-      // started in the past (--start) would otherwise be deleted by retention as it is written.
-      if (event.type === 'click') {
-        pending.push({
-          topic: clickTopic,
-          message: {
-            key: event.click.userId,
-            value: codecs.click.encodeWith(clickSchema, event.click),
-          },
-        });
-        stats.clicks++;
-      } else {
-        pending.push({
-          topic: purchaseTopic,
-          message: {
-            key: event.purchase.userId,
-            value: codecs.purchase.encodeWith(purchaseSchema, event.purchase),
-          },
-        });
-        stats.purchases++;
-      }
-      stats.lastEventTime = event.time;
-      progress.add(1);
-      options.onEvent?.(event);
-
-      if (options.malformedRate > 0 && malformedRandom.chance(options.malformedRate)) {
-        const kind = malformedRandom.pick(MALFORMED_KINDS);
-        const bad = await makeMalformed(kind, event, codecs, malformedRandom, {
-          oversizedBytes: options.maxMessageBytes + 1024,
-          now: Date.now(),
-        });
-        const topic = event.type === 'click' ? clickTopic : purchaseTopic;
-        pending.push({ topic, message: { key: bad.key, value: bad.value } });
-        stats.malformed[kind] = (stats.malformed[kind] ?? 0) + 1;
-        stats.malformedTotal++;
-        options.onMalformed?.({ kind, expectedCode: EXPECTED_CODE[kind], topic });
-      }
-
-      const queued = stats.sent + pending.length;
-      const dueAt = rate > 0 ? startedAt + (queued / rate) * 1000 : 0;
-      const ahead = dueAt - Date.now();
-      if (pending.length >= batchSize || ahead > 20) await flush();
-      if (ahead > 20) await sleep(ahead, undefined, { signal: options.signal }).catch(() => undefined);
-    }
-    await flush();
-  } finally {
-    stats.elapsedMs = Date.now() - startedAt;
-    progress.stop();
+    this.stats.sent += this.pending.length;
+    this.pending = [];
   }
-  return stats;
 }
