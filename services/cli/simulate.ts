@@ -19,33 +19,9 @@ export async function runSimulate(args: string[]): Promise<number> {
     'drift-category': { type: 'string' },
     'drift-shift': { type: 'string' },
   });
-  const rate = numberFlag(values.rate, 'rate', 200, 0);
-  const seed = numberFlag(values.seed, 'seed', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 32 - 1);
-  const durationS = values.duration === undefined ? null : numberFlag(values.duration, 'duration', 0, 0);
-  const count = values.count === undefined ? null : numberFlag(values.count, 'count', 0, 1);
-  const traffic = numberFlag(values.traffic, 'traffic', rate > 0 ? rate : 100, 0.001);
-  const malformed = numberFlag(values.malformed, 'malformed', 0, 0, 0.5);
-  const purchaseDelayScale = numberFlag(
-    values['purchase-delay-scale'],
-    'purchase-delay-scale',
-    1,
-    0.001,
-    100,
-  );
-  const startTime = values.start === undefined ? Date.now() : Date.parse(values.start);
-  if (Number.isNaN(startTime)) throw new UsageError(`--start must be an ISO date, got '${values.start}'`);
-  let drift = null;
-  if (values['drift-at'] !== undefined) {
-    const category = values['drift-category'] ?? 'electronics';
-    if (!(CATEGORIES as readonly string[]).includes(category)) {
-      throw new UsageError(`--drift-category must be one of ${CATEGORIES.join(', ')}`);
-    }
-    drift = {
-      atMs: numberFlag(values['drift-at'], 'drift-at', 0, 0) * 1000,
-      category,
-      shift: numberFlag(values['drift-shift'], 'drift-shift', 1.5, -10, 10),
-    };
-  }
+  const { rate, seed, durationS, count, traffic, malformed, purchaseDelayScale, startTime } =
+    settingsOf(values);
+  const drift = driftOf(values);
 
   const runtime = createRuntime('simulator');
   const { logger } = runtime;
@@ -82,4 +58,36 @@ export async function runSimulate(args: string[]): Promise<number> {
     await producer.disconnect();
   }
   return 0;
+}
+
+/** The drift flags: from --drift-at on, purchases in the category get --drift-shift more log-odds. */
+function driftOf(values: { 'drift-at'?: string; 'drift-category'?: string; 'drift-shift'?: string }) {
+  if (values['drift-at'] === undefined) return null;
+  const category = values['drift-category'] ?? 'electronics';
+  if (!(CATEGORIES as readonly string[]).includes(category))
+    throw new UsageError(`--drift-category must be one of ${CATEGORIES.join(', ')}`);
+  return {
+    atMs: numberFlag(values['drift-at'], 'drift-at', 0, 0) * 1000,
+    category,
+    shift: numberFlag(values['drift-shift'], 'drift-shift', 1.5, -10, 10),
+  };
+}
+
+function settingsOf(values: Record<string, string | undefined>) {
+  const rate = numberFlag(values.rate, 'rate', 200, 0);
+  const seed = numberFlag(values.seed, 'seed', Math.floor(Math.random() * 2 ** 31), 0, 2 ** 32 - 1);
+  const durationS = values.duration === undefined ? null : numberFlag(values.duration, 'duration', 0, 0);
+  const count = values.count === undefined ? null : numberFlag(values.count, 'count', 0, 1);
+  const traffic = numberFlag(values.traffic, 'traffic', rate > 0 ? rate : 100, 0.001);
+  const malformed = numberFlag(values.malformed, 'malformed', 0, 0, 0.5);
+  const purchaseDelayScale = numberFlag(
+    values['purchase-delay-scale'],
+    'purchase-delay-scale',
+    1,
+    0.001,
+    100,
+  );
+  const startTime = values.start === undefined ? Date.now() : Date.parse(values.start);
+  if (Number.isNaN(startTime)) throw new UsageError(`--start must be an ISO date, got '${values.start}'`);
+  return { rate, seed, durationS, count, traffic, malformed, purchaseDelayScale, startTime };
 }

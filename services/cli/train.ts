@@ -77,28 +77,7 @@ export async function runTrain(args: string[]): Promise<number> {
   const actor = values.actor ?? `${userInfo().username}@cli`;
   const seed = numberFlag(values.seed, 'seed', 1, 0);
   try {
-    let version: VersionMetadata;
-    if (values.teacher) {
-      const result = await admin.distill({
-        kind,
-        teacherKind: kindFlag(values.teacher, 'teacher', 'wide_deep'),
-        parent: null,
-        seed,
-        training,
-        actor,
-      });
-      const row = (name: string, v: VersionMetadata, micros: number) =>
-        `${name.padEnd(8)} ${v.version} ${v.kind.padEnd(9)} logloss ${v.metrics?.logLoss.toFixed(4)}  AUC ${v.metrics?.auc.toFixed(4)}  ${micros.toFixed(2)} µs/example`;
-      console.log(row('teacher', result.teacher, result.micros.teacher));
-      console.log(row('student', result.student, result.micros.student));
-      version = result.student;
-    } else {
-      version = await admin.train({ kind, parent: null, seed, training, actor });
-      const m = version.metrics;
-      console.log(
-        `registered ${version.version} (${kind}): logloss ${m?.logLoss.toFixed(4)} (baseline ${m?.baselineLogLoss?.toFixed(4)})  AUC ${m?.auc.toFixed(4)}  n=${m?.examples}`,
-      );
-    }
+    const version = await trainOrDistill(admin, { kind, teacher: values.teacher, seed, training, actor });
     if (values.promote) {
       const result = await admin.promote(version.version, values.promote as 'challenger' | 'champion', {
         actor,
@@ -158,4 +137,39 @@ export async function requestCandidate(
       ? `${body.version} promoted to ${body.alias}`
       : `${body.version ?? 'no candidate'} rejected: ${(body.reasons ?? []).join('; ')}`,
   };
+}
+
+/** Trains a model on the ranges, or distils a teacher's into it (--teacher); prints its metrics. */
+async function trainOrDistill(
+  admin: RegistryAdmin,
+  o: {
+    kind: LearnedKindName;
+    teacher: string | undefined;
+    seed: number;
+    training: TrainingData;
+    actor: string;
+  },
+): Promise<VersionMetadata> {
+  const { kind, seed, training, actor } = o;
+  if (o.teacher) {
+    const result = await admin.distill({
+      kind,
+      teacherKind: kindFlag(o.teacher, 'teacher', 'wide_deep'),
+      parent: null,
+      seed,
+      training,
+      actor,
+    });
+    const row = (name: string, v: VersionMetadata, micros: number) =>
+      `${name.padEnd(8)} ${v.version} ${v.kind.padEnd(9)} logloss ${v.metrics?.logLoss.toFixed(4)}  AUC ${v.metrics?.auc.toFixed(4)}  ${micros.toFixed(2)} µs/example`;
+    console.log(row('teacher', result.teacher, result.micros.teacher));
+    console.log(row('student', result.student, result.micros.student));
+    return result.student;
+  }
+  const version = await admin.train({ kind, parent: null, seed, training, actor });
+  const m = version.metrics;
+  console.log(
+    `registered ${version.version} (${kind}): logloss ${m?.logLoss.toFixed(4)} (baseline ${m?.baselineLogLoss?.toFixed(4)})  AUC ${m?.auc.toFixed(4)}  n=${m?.examples}`,
+  );
+  return version;
 }
