@@ -5,7 +5,8 @@
 // a partition of a transactional topic is one), so a partition that stays silent for
 // `quietMs` after its last record is also taken as done.
 import { randomUUID } from 'node:crypto';
-import type { Kafka } from 'kafkajs';
+import type { Batch, Consumer, Kafka } from 'kafkajs';
+import { FlywheelError } from './errors.js';
 import { classifyMessage } from './classify.js';
 import type { Codecs, RecordKind, RecordTypes } from './contracts.js';
 import type { Logger } from './logger.js';
@@ -64,20 +65,8 @@ export async function readRanges(
   ranges: readonly OffsetRange[],
   options: ReadRangesOptions,
 ): Promise<RangeRecord[][]> {
-  const out: RangeRecord[][] = ranges.map(() => []);
-  const byPartition = new Map<string, number>();
-  ranges.forEach((r, i) => byPartition.set(`${r.topic}:${r.partition}`, i));
-  const open = new Set(
-    ranges.map((_, i) => i).filter((i) => BigInt(ranges[i]!.from) < BigInt(ranges[i]!.to)),
-  );
-  if (open.size === 0) return out;
-  const total = ranges.reduce((n, r) => n + Math.max(0, Number(BigInt(r.to) - BigInt(r.from))), 0);
-  const progress = new Progress({
-    label: options.label ?? 'read history',
-    total,
-    logger: options.logger,
-  }).start();
-  const lastHeard = new Map<number, number>();
+  const reader = new RangeReader(ranges, options);
+  if (reader.done) return reader.records();
   const consumer = options.kafka.consumer({
     groupId: `flywheel.history.${randomUUID()}`,
     maxWaitTimeInMs: 200,
@@ -88,71 +77,119 @@ export async function readRanges(
     await consumer.connect();
     await consumer.subscribe({ topics, fromBeginning: true });
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      const assignment = payload.memberAssignment as Record<string, number[] | undefined>;
-      for (const [topic, partitions] of Object.entries(assignment))
+      for (const [topic, partitions] of Object.entries(payload.memberAssignment))
         for (const partition of partitions ?? []) {
-          const i = byPartition.get(`${topic}:${partition}`);
-          if (i !== undefined) consumer.seek({ topic, partition, offset: ranges[i]!.from });
+          const from = reader.startOf(topic, partition);
+          if (from !== undefined) consumer.seek({ topic, partition, offset: from });
         }
     });
+    await reader.readWith(consumer);
+  } finally {
+    await consumer.disconnect();
+  }
+  return reader.records();
+}
+
+/** The ranges' records as they arrive, and which ranges are still open. */
+class RangeReader {
+  private readonly out: RangeRecord[][];
+  private readonly byPartition = new Map<string, number>();
+  private readonly open: Set<number>;
+  private readonly lastHeard = new Map<number, number>();
+  private readonly progress: Progress;
+
+  constructor(
+    private readonly ranges: readonly OffsetRange[],
+    private readonly options: ReadRangesOptions,
+  ) {
+    this.out = ranges.map(() => []);
+    ranges.forEach((r, i) => this.byPartition.set(`${r.topic}:${r.partition}`, i));
+    this.open = new Set(
+      ranges.map((_, i) => i).filter((i) => BigInt(ranges[i]!.from) < BigInt(ranges[i]!.to)),
+    );
+    const total = ranges.reduce((n, r) => n + Math.max(0, Number(BigInt(r.to) - BigInt(r.from))), 0);
+    this.progress = new Progress({ label: options.label ?? 'read history', total, logger: options.logger });
+  }
+
+  get done(): boolean {
+    return this.open.size === 0;
+  }
+
+  startOf(topic: string, partition: number): string | undefined {
+    const i = this.byPartition.get(`${topic}:${partition}`);
+    return i === undefined ? undefined : this.ranges[i]!.from;
+  }
+
+  /** Runs the consumer until every range is read, silent for quietMs, or the time limit passes. */
+  readWith(consumer: Consumer): Promise<void> {
+    this.progress.start();
     const now = Date.now();
-    for (const i of open) lastHeard.set(i, now);
-    await new Promise<void>((resolve, reject) => {
+    for (const i of this.open) this.lastHeard.set(i, now);
+    return new Promise<void>((resolve, reject) => {
       const stop = (error?: Error) => {
         clearTimeout(timeout);
         clearInterval(quiet);
         if (error) reject(error);
         else resolve();
       };
-      const finish = (i: number) => {
-        open.delete(i);
-        if (open.size === 0) stop();
-      };
+      this.finished = () => stop();
       const timeout = setTimeout(() => {
-        const left = [...open].map((i) => `${ranges[i]?.topic}:${ranges[i]?.partition}`);
-        stop(new Error(`reading history timed out; ranges not finished: ${left.join(', ')}`));
-      }, options.timeoutMs ?? 600_000);
+        const left = [...this.open].map((i) => `${this.ranges[i]?.topic}:${this.ranges[i]?.partition}`);
+        stop(
+          new FlywheelError(
+            'FW_TIMED_OUT',
+            `reading history timed out; ranges not finished: ${left.join(', ')}`,
+          ),
+        );
+      }, this.options.timeoutMs ?? 600_000);
       const quiet = setInterval(() => {
-        const limit = Date.now() - (options.quietMs ?? 5000);
-        for (const i of [...open]) if ((lastHeard.get(i) ?? 0) < limit) finish(i);
+        const limit = Date.now() - (this.options.quietMs ?? 5000);
+        for (const i of [...this.open]) if ((this.lastHeard.get(i) ?? 0) < limit) this.finish(i);
       }, 500);
       consumer
-        .run({
-          eachBatch: async ({ batch }) => {
-            const i = byPartition.get(`${batch.topic}:${batch.partition}`);
-            if (i === undefined || !open.has(i)) return;
-            const range = ranges[i]!;
-            const from = BigInt(range.from);
-            const to = BigInt(range.to);
-            const kind = options.kinds[batch.topic] as RecordKind;
-            const limits = { ...options.limits, now: Date.now() };
-            let inRange = 0;
-            for (const message of batch.messages) {
-              const offset = BigInt(message.offset);
-              if (offset < from || offset >= to) continue;
-              inRange++;
-              const result = await classifyMessage(message, kind, options.codecs, limits);
-              out[i]!.push({
-                offset,
-                kind,
-                value: result.ok ? result.value : null,
-                timestamp: Number(message.timestamp),
-              });
-            }
-            progress.add(inRange);
-            lastHeard.set(i, Date.now());
-            if (BigInt(batch.lastOffset()) + 1n >= to) finish(i);
-          },
-        })
+        .run({ eachBatch: ({ batch }) => this.take(batch) })
         .catch((error: unknown) => stop(error as Error));
-    });
-  } finally {
-    progress.stop();
-    await consumer.disconnect();
+    }).finally(() => this.progress.stop());
   }
-  // A fetch can deliver an offset twice (after a rebalance); keep one of each, in order.
-  return out.map((records) => {
-    records.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
-    return records.filter((r, k) => k === 0 || r.offset !== records[k - 1]?.offset);
-  });
+
+  private finished: () => void = () => undefined;
+
+  private finish(i: number): void {
+    this.open.delete(i);
+    if (this.open.size === 0) this.finished();
+  }
+
+  private async take(batch: Batch): Promise<void> {
+    const i = this.byPartition.get(`${batch.topic}:${batch.partition}`);
+    if (i === undefined || !this.open.has(i)) return;
+    const range = this.ranges[i]!;
+    const from = BigInt(range.from);
+    const to = BigInt(range.to);
+    const kind = this.options.kinds[batch.topic] as RecordKind;
+    const limits = { ...this.options.limits, now: Date.now() };
+    let inRange = 0;
+    for (const message of batch.messages) {
+      const offset = BigInt(message.offset);
+      if (offset < from || offset >= to) continue;
+      inRange++;
+      const result = await classifyMessage(message, kind, this.options.codecs, limits);
+      this.out[i]!.push({
+        offset,
+        kind,
+        value: result.ok ? result.value : null,
+        timestamp: Number(message.timestamp),
+      });
+    }
+    this.progress.add(inRange);
+    this.lastHeard.set(i, Date.now());
+    if (BigInt(batch.lastOffset()) + 1n >= to) this.finish(i);
+  }
+
+  /** A fetch can deliver an offset twice (after a rebalance); keep one of each, in order. */
+  records(): RangeRecord[][] {
+    return this.out.map((records) => {
+      records.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
+      return records.filter((r, k) => k === 0 || r.offset !== records[k - 1]?.offset);
+    });
+  }
 }
