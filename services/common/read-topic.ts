@@ -3,7 +3,8 @@
 // A fetch of nothing but transaction markers (the end of a partition written in transactions, as
 // the joiner writes fw.dlq) never reaches eachBatch; the consumer's batch events count it.
 import { randomUUID } from 'node:crypto';
-import type { Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Kafka, KafkaMessage } from 'kafkajs';
+import { FlywheelError } from './errors.js';
 
 export type ReadMessage = KafkaMessage & {
   topic: string;
@@ -44,14 +45,7 @@ async function scanTopic(
   const admin = kafka.admin();
   await admin.connect();
   const groupId = `${options.groupPrefix ?? 'flywheel.reader'}.${randomUUID()}`;
-  let ends: Map<number, bigint>;
-  try {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    ends = new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
-  } catch (error) {
-    await admin.disconnect();
-    throw error;
-  }
+  const ends = await topicEnds(admin, topic);
   const remaining = new Set([...ends].filter(([, high]) => high > 0n).map(([p]) => p));
   if (remaining.size === 0) {
     await admin.disconnect();
@@ -74,13 +68,12 @@ async function scanTopic(
         clearTimeout(timer);
         resolve();
       };
-      const timer = setTimeout(
-        () =>
-          reject(
-            new Error(`reading ${topic} timed out; partitions not finished: ${[...remaining].join(',')}`),
-          ),
-        options.timeoutMs ?? 60000,
-      );
+      const timer = setTimeout(() => {
+        const left = [...remaining].join(',');
+        reject(
+          new FlywheelError('FW_TIMED_OUT', `reading ${topic} timed out; partitions not finished: ${left}`),
+        );
+      }, options.timeoutMs ?? 60000);
       consumer
         .run({
           eachBatch: async ({ batch }) => {
@@ -98,5 +91,16 @@ async function scanTopic(
     await consumer.disconnect();
     await admin.deleteGroups([groupId]).catch(() => undefined);
     await admin.disconnect();
+  }
+}
+
+/** Each partition's end offset; the admin client is closed when it fails. */
+async function topicEnds(admin: Admin, topic: string): Promise<Map<number, bigint>> {
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+  } catch (error) {
+    await admin.disconnect();
+    throw error;
   }
 }
