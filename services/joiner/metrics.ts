@@ -6,6 +6,11 @@ import { counter, gauge, histogram } from '../common/metrics.js';
 import type { JoinCounters } from './join.js';
 
 export function joinerMetrics(registry: Registry) {
+  return { ...inputMetrics(registry), ...stateMetrics(registry) };
+}
+
+/** What the join took in and put out. */
+function inputMetrics(registry: Registry) {
   return {
     consumed: counter(registry, {
       name: 'flywheel_joiner_records_total',
@@ -49,6 +54,12 @@ export function joinerMetrics(registry: Registry) {
       help: 'Messages sent to the dead-letter topic, by source topic and error code',
       labelNames: ['topic', 'code'],
     }),
+  };
+}
+
+/** Where the join stands: what it holds, how far behind, how long a batch takes. */
+function stateMetrics(registry: Registry) {
+  return {
     pending: gauge(registry, {
       name: 'flywheel_joiner_pending',
       help: 'Clicks waiting for their outcome',
