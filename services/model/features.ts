@@ -153,28 +153,7 @@ export class FeatureSpec {
       bucketOf(session.categoriesSeen, BUCKETS.categoriesSeen)
     ] as number;
     slots[k++] = bucketSlots.hourOfDay[bucketOf(hour, BUCKETS.hourOfDay)] as number;
-    // Insertion sort: 18 slots, mostly one call; a typed-array sort cost a view and a native call.
-    for (let i = 1; i < k; i++) {
-      const slot = slots[i] as number;
-      let j = i - 1;
-      while (j >= 0 && (slots[j] as number) > slot) {
-        slots[j + 1] = slots[j] as number;
-        j--;
-      }
-      slots[j + 1] = slot;
-    }
-    const indices: number[] = [];
-    const values: number[] = [];
-    let last = -1;
-    for (let i = 0; i < k; i++) {
-      const slot = slots[i] as number;
-      if (slot === indices[last]) values[last] = (values[last] as number) + 1;
-      else {
-        indices.push(slot);
-        values.push(1);
-        last++;
-      }
-    }
+    const { indices, values } = countedSlots(slots, k);
     indices.push(this.hashSize, this.hashSize + 1, this.hashSize + 2);
     values.push(
       Math.log1p(Math.max(0, click.price)) / 10,
@@ -303,4 +282,31 @@ class PairGrid {
   set(a: number, b: number, value: number): void {
     (this.rows[a] ??= [])[b] = value;
   }
+}
+
+/** The first k slots ascending, each once, with how often it occurs (colliding slots add up). */
+function countedSlots(slots: Int32Array, k: number): { indices: number[]; values: number[] } {
+  // Insertion sort: 18 slots, mostly one call; a typed-array sort cost a view and a native call.
+  for (let i = 1; i < k; i++) {
+    const slot = slots[i] as number;
+    let j = i - 1;
+    while (j >= 0 && (slots[j] as number) > slot) {
+      slots[j + 1] = slots[j] as number;
+      j--;
+    }
+    slots[j + 1] = slot;
+  }
+  const indices: number[] = [];
+  const values: number[] = [];
+  let last = -1;
+  for (let i = 0; i < k; i++) {
+    const slot = slots[i] as number;
+    if (slot === indices[last]) values[last] = (values[last] as number) + 1;
+    else {
+      indices.push(slot);
+      values.push(1);
+      last++;
+    }
+  }
+  return { indices, values };
 }
