@@ -8,7 +8,6 @@ import tseslint from 'typescript-eslint';
 // below are over them today; each may only shrink (lower its number, or delete its line, when a
 // change makes it smaller). A file that is not listed is held to the limits.
 const SIZE_DEBT = {
-  'services/registry/label-upload.ts': { fn: 97 },
   'services/registry/recipes.ts': { fn: 61 },
   'services/scorer/model-manager.ts': { fn: 61 },
   'services/scorer/pipeline.ts': { fn: 65 },

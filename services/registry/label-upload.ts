@@ -107,65 +107,7 @@ export function toUploadedExamples(
       });
       continue;
     }
-    const e = parsed.data;
-    const own: string[] = [];
-    let features = e.features;
-    let category = e.category ?? e.click?.category ?? 'unknown';
-    let segment = e.segment ?? 'unknown';
-    if (features) {
-      if (e.featureSpecHash !== spec.hash)
-        own.push(`featureSpecHash must be ${spec.hash} (the features were built with another spec)`);
-      if (features.indices.some((i) => i >= spec.dimension))
-        own.push(`feature indices must be below ${spec.dimension}`);
-    } else if (e.click) {
-      const c = e.click;
-      features = spec.vectorize(
-        {
-          eventId: e.eventId ?? 'upload',
-          userId: e.userId,
-          itemId: e.itemId,
-          sessionId: c.sessionId,
-          category: c.category,
-          price: c.price,
-          device: c.device,
-          country: c.country,
-          referrer: c.referrer,
-          pageType: c.pageType,
-          eventTime: e.clickTime,
-        },
-        {
-          clicksBefore: c.clicksBefore,
-          sessionStart: c.sessionStart ?? e.clickTime,
-          categoriesSeen: c.categoriesSeen,
-        },
-      );
-      category = e.category ?? c.category;
-      segment = e.segment ?? segmentOf(c.country, c.device);
-    }
-    const exampleId = e.exampleId ?? exampleIdOf(input);
-    const example: LabeledExample = {
-      exampleId,
-      predictionId: e.predictionId ?? exampleId,
-      eventId: e.eventId ?? exampleId,
-      userId: e.userId,
-      itemId: e.itemId,
-      category,
-      segment,
-      label: e.label,
-      labelSource: 'upload',
-      weight: e.weight,
-      features: features as LabeledExample['features'],
-      featureSpecHash: spec.hash,
-      modelVersion: null,
-      arm: null,
-      score: null,
-      clickTime: e.clickTime,
-      purchaseEventId: null,
-      purchaseTime: null,
-      labelTime: options.now,
-      delayMs: null,
-      revision: 0,
-    };
+    const { example, own } = exampleOf(parsed.data, input, spec, options.now);
     own.push(...findProblems('labeledExample', example, options));
     if (own.length > 0) problems.push({ index, problems: own });
     else examples.push(example);
@@ -181,6 +123,83 @@ export function toUploadedExamples(
     );
   }
   return examples;
+}
+
+/** The example an upload describes, with the problems found before the contract check. */
+function exampleOf(
+  e: z.output<typeof uploadedExampleSchema>,
+  input: unknown,
+  spec: FeatureSpec,
+  now: number,
+): { example: LabeledExample; own: string[] } {
+  const own: string[] = [];
+  let features = e.features;
+  let category = e.category ?? e.click?.category ?? 'unknown';
+  let segment = e.segment ?? 'unknown';
+  if (features) {
+    if (e.featureSpecHash !== spec.hash)
+      own.push(`featureSpecHash must be ${spec.hash} (the features were built with another spec)`);
+    if (features.indices.some((i) => i >= spec.dimension))
+      own.push(`feature indices must be below ${spec.dimension}`);
+  } else if (e.click) {
+    const c = e.click;
+    features = vectorizeUploaded(e, c, spec);
+    category = e.category ?? c.category;
+    segment = e.segment ?? segmentOf(c.country, c.device);
+  }
+  const exampleId = e.exampleId ?? exampleIdOf(input);
+  const example: LabeledExample = {
+    exampleId,
+    predictionId: e.predictionId ?? exampleId,
+    eventId: e.eventId ?? exampleId,
+    userId: e.userId,
+    itemId: e.itemId,
+    category,
+    segment,
+    label: e.label,
+    labelSource: 'upload',
+    weight: e.weight,
+    features: features as LabeledExample['features'],
+    featureSpecHash: spec.hash,
+    modelVersion: null,
+    arm: null,
+    score: null,
+    clickTime: e.clickTime,
+    purchaseEventId: null,
+    purchaseTime: null,
+    labelTime: now,
+    delayMs: null,
+    revision: 0,
+  };
+  return { example, own };
+}
+
+/** The features of an uploaded click, as the scorer would have built them. */
+function vectorizeUploaded(
+  e: z.output<typeof uploadedExampleSchema>,
+  c: NonNullable<z.output<typeof uploadedExampleSchema>['click']>,
+  spec: FeatureSpec,
+): LabeledExample['features'] {
+  return spec.vectorize(
+    {
+      eventId: e.eventId ?? 'upload',
+      userId: e.userId,
+      itemId: e.itemId,
+      sessionId: c.sessionId,
+      category: c.category,
+      price: c.price,
+      device: c.device,
+      country: c.country,
+      referrer: c.referrer,
+      pageType: c.pageType,
+      eventTime: e.clickTime,
+    },
+    {
+      clicksBefore: c.clicksBefore,
+      sessionStart: c.sessionStart ?? e.clickTime,
+      categoriesSeen: c.categoriesSeen,
+    },
+  );
 }
 
 /** Publishes checked examples, keyed by user (co-partitioned with the events). */
