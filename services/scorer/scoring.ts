@@ -32,13 +32,16 @@ export interface ScoringContext {
   draw: () => number;
 }
 
+type Input = ScoringInput & { click: ClickEvent };
+type Plan = ReturnType<typeof servedArm>;
+
 export function scoreBatch(
   clicks: readonly ClickEvent[],
   sessions: readonly SessionContext[],
   ctx: ScoringContext,
 ): ScoredBatch {
   const { set, spec } = ctx;
-  const inputs: (ScoringInput & { click: ClickEvent })[] = [];
+  const inputs: Input[] = [];
   for (let i = 0; i < clicks.length; i++) {
     const click = clicks[i] as ClickEvent;
     inputs.push({
@@ -48,50 +51,25 @@ export function scoreBatch(
       segment: segmentOf(click.country, click.device),
     });
   }
-  const loaded = (version: string) => set.has(version);
-  const { champion, challenger, shadow } = set.routing;
-  const championLive = champion !== null && loaded(champion);
-  const challengerLive = challenger !== null && loaded(challenger) && set.routing.challengerWeight > 0;
+  const live = liveModels(set);
   // Without a live challenger every user gets the same plan: no user hash per click.
-  const plans = challengerLive
+  const loaded = (version: string) => set.has(version);
+  const plans = live.challenger
     ? inputs.map((input) => servedArm(input.click.userId, set.routing, loaded))
-    : new Array<ReturnType<typeof servedArm>>(inputs.length).fill(servedArm('', set.routing, loaded));
-
-  // Run each model once over the clicks that need it.
-  // Per version, the score of each row it ran on (NaN elsewhere).
-  const scoresBy = new Map<string, Float64Array>();
-  const need = (version: string, rows: number[]) => {
-    const model = version === BASELINE_VERSION ? set.baseline : set.model(version);
-    const scored = model.predict(rows.map((r) => inputs[r] as ScoringInput));
-    const byRow = new Float64Array(inputs.length).fill(NaN);
-    rows.forEach((r, k) => (byRow[r] = scored[k] as number));
-    scoresBy.set(version, byRow);
-  };
-  const all = inputs.map((_, i) => i);
-  // With a challenger live, both score every click: disagreement is a review signal.
-  if (championLive) need(champion, challengerLive ? all : all.filter((i) => plans[i]?.arm === 'champion'));
-  if (challengerLive) need(challenger, all);
-  if (plans.some((p) => p.arm === 'baseline'))
-    need(
-      BASELINE_VERSION,
-      all.filter((i) => plans[i]?.arm === 'baseline'),
-    );
-  const shadowLive = shadow !== null && loaded(shadow);
-  if (shadowLive && !scoresBy.has(shadow)) need(shadow, all);
-  const scoreOf = (version: string, row: number): number | null => {
-    const score = scoresBy.get(version)?.[row];
-    return score === undefined || Number.isNaN(score) ? null : score;
-  };
+    : new Array<Plan>(inputs.length).fill(servedArm('', set.routing, loaded));
+  const scoreOf = runModels(set, inputs, plans, live);
 
   const predictions: Prediction[] = [];
   const reviews: ReviewTask[] = [];
   for (let row = 0; row < inputs.length; row++) {
-    const input = inputs[row] as ScoringInput & { click: ClickEvent };
-    const plan = plans[row] as ReturnType<typeof servedArm>;
+    const input = inputs[row] as Input;
+    const plan = plans[row] as Plan;
     const version = plan.version ?? BASELINE_VERSION;
     const score = scoreOf(version, row) as number;
     const other =
-      championLive && challengerLive ? scoreOf(plan.arm === 'challenger' ? champion : challenger, row) : null;
+      live.champion && live.challenger
+        ? scoreOf(plan.arm === 'challenger' ? live.champion : live.challenger, row)
+        : null;
     const decision = decideReview(score, other, ctx.draw(), ctx.policy);
     const served = toPrediction(input, spec.hash, version, plan.arm, score, ctx.now, decision !== null);
     predictions.push(served);
@@ -106,13 +84,58 @@ export function scoreBatch(
         createdAt: ctx.now,
       });
     }
-    if (shadowLive) {
-      predictions.push(
-        toPrediction(input, spec.hash, shadow, 'shadow', scoreOf(shadow, row) as number, ctx.now, false),
-      );
+    if (live.shadow) {
+      const shadowScore = scoreOf(live.shadow, row) as number;
+      predictions.push(toPrediction(input, spec.hash, live.shadow, 'shadow', shadowScore, ctx.now, false));
     }
   }
   return { predictions, reviews };
+}
+
+/** The routed versions that are loaded (a challenger only with a weight above 0). */
+function liveModels(set: ScoringContext['set']) {
+  const { champion, challenger, shadow } = set.routing;
+  return {
+    champion: champion !== null && set.has(champion) ? champion : null,
+    challenger:
+      challenger !== null && set.has(challenger) && set.routing.challengerWeight > 0 ? challenger : null,
+    shadow: shadow !== null && set.has(shadow) ? shadow : null,
+  };
+}
+
+/**
+ * Runs each model once over the clicks that need it; returns each version's score of a row
+ * (null where it did not run). With a challenger live, both score every click: disagreement is a
+ * review signal.
+ */
+function runModels(
+  set: ScoringContext['set'],
+  inputs: readonly Input[],
+  plans: readonly Plan[],
+  live: ReturnType<typeof liveModels>,
+): (version: string, row: number) => number | null {
+  const scoresBy = new Map<string, Float64Array>();
+  const need = (version: string, rows: number[]) => {
+    const model = version === BASELINE_VERSION ? set.baseline : set.model(version);
+    const scored = model.predict(rows.map((r) => inputs[r] as ScoringInput));
+    const byRow = new Float64Array(inputs.length).fill(NaN);
+    rows.forEach((r, k) => (byRow[r] = scored[k] as number));
+    scoresBy.set(version, byRow);
+  };
+  const all = inputs.map((_, i) => i);
+  if (live.champion)
+    need(live.champion, live.challenger ? all : all.filter((i) => plans[i]?.arm === 'champion'));
+  if (live.challenger) need(live.challenger, all);
+  if (plans.some((p) => p.arm === 'baseline'))
+    need(
+      BASELINE_VERSION,
+      all.filter((i) => plans[i]?.arm === 'baseline'),
+    );
+  if (live.shadow && !scoresBy.has(live.shadow)) need(live.shadow, all);
+  return (version, row) => {
+    const score = scoresBy.get(version)?.[row];
+    return score === undefined || Number.isNaN(score) ? null : score;
+  };
 }
 
 function toPrediction(
