@@ -9,8 +9,6 @@ import tseslint from 'typescript-eslint';
 // change makes it smaller). A file that is not listed is held to the limits.
 const SIZE_DEBT = {
   'services/registry/recipes.ts': { fn: 61 },
-  'services/scorer/model-manager.ts': { fn: 61 },
-  'services/scorer/pipeline.ts': { fn: 65 },
   'services/trainer/replay.ts': { fn: 63 },
 };
 const sizeRules = ({ lines = 400, fn = 60 } = {}) => ({

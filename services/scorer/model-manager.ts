@@ -117,25 +117,10 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
         continue;
       }
       try {
-        const started = Date.now();
-        const { metadata, files } = await this.registry.loadArtifacts(version);
-        if (update.version === version && update.sha256 && update.sha256 !== metadata.sha256) {
-          throw new FlywheelError(
-            'FW_ARTIFACT_CORRUPT',
-            `update names sha256 ${update.sha256}, the registry has ${metadata.sha256}`,
-          );
-        }
-        const model = await fromArtifacts(files, this.spec);
+        const { model, times } = await this.loadVersion(version, update);
         models.set(version, model);
         loadedNow.push(model);
-        const lineage = metadata.training;
-        newest.set(
-          version,
-          lineage.source === 'kafka'
-            ? { learned: lineage.newestLearnedTime ?? null, seen: lineage.newestEventTime ?? null }
-            : { learned: null, seen: null },
-        );
-        this.logger.info({ version, kind: metadata.kind, ms: Date.now() - started }, 'model loaded');
+        newest.set(version, times);
       } catch (error) {
         for (const model of loadedNow) model.dispose();
         this.logger.error(
@@ -161,6 +146,31 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
         seenAgeMs: seen === null ? null : now - seen,
         learnedTime: learned,
       });
+  }
+
+  /** One version from the registry, checked against the update's sha256; its lineage's times. */
+  private async loadVersion(
+    version: string,
+    update: ModelUpdate,
+  ): Promise<{ model: AnyModel; times: { learned: number | null; seen: number | null } }> {
+    const started = Date.now();
+    const { metadata, files } = await this.registry.loadArtifacts(version);
+    if (update.version === version && update.sha256 && update.sha256 !== metadata.sha256) {
+      throw new FlywheelError(
+        'FW_ARTIFACT_CORRUPT',
+        `update names sha256 ${update.sha256}, the registry has ${metadata.sha256}`,
+      );
+    }
+    const model = await fromArtifacts(files, this.spec);
+    this.logger.info({ version, kind: metadata.kind, ms: Date.now() - started }, 'model loaded');
+    const lineage = metadata.training;
+    return {
+      model,
+      times:
+        lineage.source === 'kafka'
+          ? { learned: lineage.newestLearnedTime ?? null, seen: lineage.newestEventTime ?? null }
+          : { learned: null, seen: null },
+    };
   }
 
   /** Dispose the models of a retired set that the current set no longer uses. */

@@ -64,23 +64,7 @@ export class ScoringPipeline {
     const { codecs, sessions, manager, spec, policy } = this.options;
     this.predictionSchema ??= await codecs.prediction.schemaId();
     const schema = this.predictionSchema;
-    const limits = { ...this.options.limits, now: Date.now() };
-    const results = await classifyAll(
-      values.map((value) => ({ value })),
-      'click',
-      codecs,
-      limits,
-    );
-    const clicks: ClickEvent[] = [];
-    const rejected: RawRejection[] = [];
-    let maxEventTime = -Infinity;
-    results.forEach((result, index) => {
-      if (result.ok) {
-        clicks.push(result.value);
-        if (result.value.eventTime > maxEventTime) maxEventTime = result.value.eventTime;
-      } else rejected.push({ index, code: result.code, reason: result.reason });
-    });
-
+    const { clicks, rejected, maxEventTime } = await this.decode(values);
     await sessions.load(clicks);
     const observed = await sessions.observe(clicks);
     // Awaited by the caller with its Kafka send; a failure before then must not go unhandled.
@@ -122,6 +106,28 @@ export class ScoringPipeline {
       },
       recorded: observed.recorded,
     };
+  }
+  /** The clicks that decode and validate, the messages refused, and the newest click time. */
+  private async decode(
+    values: readonly (Buffer | null)[],
+  ): Promise<{ clicks: ClickEvent[]; rejected: RawRejection[]; maxEventTime: number }> {
+    const limits = { ...this.options.limits, now: Date.now() };
+    const results = await classifyAll(
+      values.map((value) => ({ value })),
+      'click',
+      this.options.codecs,
+      limits,
+    );
+    const clicks: ClickEvent[] = [];
+    const rejected: RawRejection[] = [];
+    let maxEventTime = -Infinity;
+    results.forEach((result, index) => {
+      if (result.ok) {
+        clicks.push(result.value);
+        if (result.value.eventTime > maxEventTime) maxEventTime = result.value.eventTime;
+      } else rejected.push({ index, code: result.code, reason: result.reason });
+    });
+    return { clicks, rejected, maxEventTime };
   }
 }
 
