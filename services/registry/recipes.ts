@@ -159,24 +159,7 @@ export async function runRecipe(
   } else {
     model = newModel(recipe.kind, spec, recipe.hyperParameters, recipe.seed);
   }
-  const epochs = Number(recipe.hyperParameters.epochs ?? 1);
-  const batchSize = Number(recipe.hyperParameters.batchSize ?? 256);
-  const progress = new Progress({
-    label: `train ${recipe.kind}`,
-    total: train.length * epochs,
-    logger,
-  }).start();
-  let last = 0;
-  fit(model, train, {
-    epochs,
-    batchSize,
-    seed: recipe.seed,
-    onBatch: (done) => {
-      progress.add(done - last);
-      last = done;
-    },
-  });
-  progress.stop();
+  fitWithProgress(model, train, recipe, logger);
   const baseline = new HeuristicBaseline();
   for (const e of labeled) baseline.update(e, e.label);
   return judged(model, baseline, holdout, spec, { weighted: false });
@@ -258,4 +241,31 @@ export async function retrain(
     logger,
     { sources },
   );
+}
+
+/** Fits the model over the recipe's epochs, showing progress. */
+function fitWithProgress(
+  model: LearnedModel,
+  train: TrainingExample[],
+  recipe: Recipe,
+  logger: Logger,
+): void {
+  const epochs = Number(recipe.hyperParameters.epochs ?? 1);
+  const batchSize = Number(recipe.hyperParameters.batchSize ?? 256);
+  const progress = new Progress({
+    label: `train ${recipe.kind}`,
+    total: train.length * epochs,
+    logger,
+  }).start();
+  let last = 0;
+  fit(model, train, {
+    epochs,
+    batchSize,
+    seed: recipe.seed,
+    onBatch: (done) => {
+      progress.add(done - last);
+      last = done;
+    },
+  });
+  progress.stop();
 }

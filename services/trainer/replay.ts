@@ -35,27 +35,7 @@ export async function replayOnline(
     kinds: training.kinds ?? {},
     label: 'replay lineage',
   });
-  const pipeline = new TrainingPipeline(
-    {
-      dimension: spec.dimension,
-      // The version's own parameters are its selected learner's; the pipeline's are the primary's.
-      params: online.primary ?? params,
-      holdoutSize: online.holdoutSize,
-      policy: { ...online.policy, conflict: online.policy.conflict as ConflictPolicy },
-      referenceSize: 0,
-      featureSpecHash: spec.hash,
-      ...(online.learners && online.learners.length > 0
-        ? {
-            side: {
-              learners: online.learners,
-              space: { hashBits: spec.hashBits, denseCount: spec.denseNames.length, biasSlot: spec.biasSlot },
-              selectionWindow: online.selectionWindow ?? 2000,
-            },
-          }
-        : {}),
-    },
-    initial,
-  );
+  const pipeline = new TrainingPipeline(pipelineConfigOf(online, params, spec), initial);
   const cursor = training.ranges.map(() => 0);
   for (const run of runs) {
     const list = records[run.range] ?? [];
@@ -111,4 +91,30 @@ export async function warmStartFrom(
   } finally {
     model.dispose();
   }
+}
+
+/** The pipeline settings the version was trained with. */
+function pipelineConfigOf(
+  online: NonNullable<KafkaTraining['online']>,
+  params: FtrlParams,
+  spec: FeatureSpec,
+): ConstructorParameters<typeof TrainingPipeline>[0] {
+  return {
+    dimension: spec.dimension,
+    // The version's own parameters are its selected learner's; the pipeline's are the primary's.
+    params: online.primary ?? params,
+    holdoutSize: online.holdoutSize,
+    policy: { ...online.policy, conflict: online.policy.conflict as ConflictPolicy },
+    referenceSize: 0,
+    featureSpecHash: spec.hash,
+    ...(online.learners && online.learners.length > 0
+      ? {
+          side: {
+            learners: online.learners,
+            space: { hashBits: spec.hashBits, denseCount: spec.denseNames.length, biasSlot: spec.biasSlot },
+            selectionWindow: online.selectionWindow ?? 2000,
+          },
+        }
+      : {}),
+  };
 }
