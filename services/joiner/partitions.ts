@@ -1,9 +1,15 @@
-// The join partitions this joiner owns, and taking them over (recovery.ts says what a new owner
-// does with the state it finds): a transactional producer per partition, which fences the previous
-// owner; the state loaded from Redis; the outbox of an unfinished batch published, or the inputs
-// replayed. Work on one partition runs in order (`withLock`): batches and ticks never overlap.
+// The join partitions this joiner owns, and taking them over by the exactly-once protocol
+// (common/exactly-once.ts): a transactional producer per partition, which fences the previous
+// owner; the state loaded from Redis and reconciled with Kafka's committed batch seq, the outbox
+// of an unfinished batch published, or the inputs replayed. Work on one partition runs in order (`withLock`): batches and ticks never overlap.
 import type { Admin, Consumer, Producer } from 'kafkajs';
-import { createProducer } from '../common/kafka.js';
+import {
+  committedSeq,
+  fencedProducer,
+  reconcile,
+  seqMetadata,
+  type ReconcileSteps,
+} from '../common/exactly-once.js';
 import { planBackpressure } from './backpressure.js';
 import type { Logger } from '../common/logger.js';
 import type { Runtime } from '../common/runtime.js';
@@ -20,7 +26,6 @@ import {
   type PurchaseRef,
 } from './join.js';
 import type { joinerMetrics } from './metrics.js';
-import { chooseRecovery, type Recovery } from './recovery.js';
 import type { InputOffsets, LoadedState, OutboxMessage, RedisJoinState } from './state.js';
 
 export interface OwnedPartition {
@@ -79,7 +84,8 @@ export interface JoinTopicNames {
 }
 
 export const INPUTS = ['prediction', 'purchase'] as const;
-const SEQ_METADATA = /^flywheel-join seq=(\d+)$/;
+/** The tag of the joiner's batch seq in its committed offsets' metadata. */
+const SEQ_TAG = 'flywheel-join';
 
 export interface PartitionsContext {
   runtime: Runtime;
@@ -162,32 +168,39 @@ export class JoinPartitions {
   }
 
   /** One transaction: the outputs, and the input offsets with the batch number as metadata. */
-  async publish(owned: OwnedPartition, seq: number, offsets: InputOffsets, messages: OutboxMessage[]) {
+  async publish(
+    owner: Pick<OwnedPartition, 'producer' | 'partition'>,
+    seq: number,
+    offsets: InputOffsets,
+    messages: OutboxMessage[],
+  ) {
     const committed = INPUTS.filter((input) => offsets[input] !== undefined).map((input) => ({
       topic: this.topicOf(input),
-      partition: owned.partition,
+      partition: owner.partition,
       offset: offsets[input] as string,
-      metadata: `flywheel-join seq=${seq}`,
+      metadata: seqMetadata(SEQ_TAG, seq),
     }));
-    await commitTransaction(owned.producer, messages, this.config.FW_JOINER_GROUP, committed);
+    await commitTransaction(owner.producer, messages, this.config.FW_JOINER_GROUP, committed);
   }
 
   /** Takes over a partition: fence the previous owner, load the state, reconcile with Kafka. */
   async take(partition: number): Promise<OwnedPartition | 'replaying'> {
-    const { runtime } = this.options;
-    const producer = createProducer(runtime.kafka, {
-      transactionalId: `${this.config.FW_JOINER_TRANSACTIONAL_ID}-${partition}`,
-      maxInFlightRequests: 1,
-    });
-    // Connecting a transactional producer fences the old one and finishes its open transaction.
-    await producer.connect();
+    const producer = await fencedProducer(
+      this.options.runtime.kafka,
+      `${this.config.FW_JOINER_TRANSACTIONAL_ID}-${partition}`,
+    );
     try {
       const started = Date.now();
       const ends = await this.inputEnds(partition);
-      const committedSeq = await this.committedSeq(partition);
-      const { loaded, recovery } = await this.loadState(partition, committedSeq, ends);
+      const committed = await this.committedSeq(partition);
+      const start = (state: LoadedState, input: JoinInput) =>
+        BigInt(state.offsets[input] ?? String(ends.start[input]));
+      const { state: loaded, recovery } = await reconcile(
+        this.recoverySteps(partition, producer, committed, start),
+        committed,
+        { prediction: ends.prediction, purchase: ends.purchase },
+      );
       const join = new PartitionJoin(this.joinConfig);
-      const start = (input: JoinInput) => BigInt(loaded.offsets[input] ?? String(ends.start[input]));
       const owned: OwnedPartition = {
         partition,
         join,
@@ -195,12 +208,10 @@ export class JoinPartitions {
         epoch: loaded.epoch,
         seq: loaded.seq,
         offsets: loaded.offsets,
-        fetched: { prediction: start('prediction'), purchase: start('purchase') },
+        fetched: { prediction: start(loaded, 'prediction'), purchase: start(loaded, 'purchase') },
         lastInputAt: { prediction: Date.now(), purchase: Date.now() },
         paused: false,
       };
-      await this.recover(owned, recovery, loaded, committedSeq, start);
-      const replaying = recovery.action === 'replay';
       if (loaded.snapshot) join.restore(loaded.snapshot);
       this.owned.set(partition, owned);
       this.metrics.pending.set(this.pending);
@@ -215,69 +226,50 @@ export class JoinPartitions {
         },
         'partition taken',
       );
-      return replaying ? 'replaying' : owned;
+      return recovery.action === 'replay' ? 'replaying' : owned;
     } catch (error) {
       await producer.disconnect().catch(() => undefined);
       throw error;
     }
   }
 
-  /** The partition's state from Redis, and what to do with it (a state past the topics is discarded). */
-  private async loadState(
+  /** The join's state store and actions for the exactly-once table (common/exactly-once.ts). */
+  private recoverySteps(
     partition: number,
-    committedSeq: number,
-    ends: Awaited<ReturnType<JoinPartitions['inputEnds']>>,
-  ): Promise<{ loaded: LoadedState; recovery: Recovery }> {
-    let loaded = await this.state.load(partition);
-    const found = () => ({ seq: loaded.seq, offsets: loaded.offsets, outboxSeq: loaded.outbox?.seq ?? null });
-    let recovery = chooseRecovery(found(), committedSeq, ends);
-    if (recovery.action === 'discard') {
-      this.log.warn(
-        { partition, offsets: loaded.offsets, reason: recovery.reason },
-        'join state is ahead of the topics (were they recreated?); discarding it',
-      );
-      await this.state.discard(partition);
-      loaded = await this.state.load(partition);
-      this.metrics.recoveries.inc({ kind: 'discarded' });
-      recovery = chooseRecovery(found(), committedSeq, ends);
-    }
-    return { loaded, recovery };
-  }
-
-  /** Finishes an unfinished batch (its outbox), or moves the consumer back to replay the inputs. */
-  private async recover(
-    owned: OwnedPartition,
-    recovery: Recovery,
-    loaded: LoadedState,
-    committedSeq: number,
-    start: (input: JoinInput) => bigint,
-  ): Promise<void> {
-    if (recovery.action === 'publish-outbox' && loaded.outbox) {
-      this.log.info(
-        { partition: owned.partition, seq: loaded.seq, records: loaded.outbox.messages.length },
-        'publishing the outbox of an unfinished batch',
-      );
-      await this.publish(owned, loaded.seq, loaded.offsets, loaded.outbox.messages);
-      this.metrics.recoveries.inc({ kind: 'outbox' });
-    } else if (recovery.action === 'replay') {
-      this.log.warn(
-        {
-          partition: owned.partition,
-          redisSeq: loaded.seq,
-          committedSeq,
-          offsets: loaded.offsets,
-          reason: recovery.reason,
-        },
-        'join state and committed offsets differ; replaying the inputs from the state',
-      );
-      this.metrics.recoveries.inc({ kind: 'replay' });
-      for (const input of INPUTS)
-        this.consumer?.seek({
-          topic: this.topicOf(input),
-          partition: owned.partition,
-          offset: String(start(input)),
-        });
-    }
+    producer: Producer,
+    committed: number,
+    start: (state: LoadedState, input: JoinInput) => bigint,
+  ): ReconcileSteps<LoadedState, JoinInput> {
+    return {
+      load: () => this.state.load(partition),
+      found: (s) => ({ seq: s.seq, offsets: s.offsets, outboxSeq: s.outbox?.seq ?? null }),
+      discard: async (s, reason) => {
+        this.log.warn(
+          { partition, offsets: s.offsets, reason },
+          'join state is ahead of the topics (were they recreated?); discarding it',
+        );
+        await this.state.discard(partition);
+        this.metrics.recoveries.inc({ kind: 'discarded' });
+      },
+      publishOutbox: async (s) => {
+        const messages = s.outbox?.messages ?? [];
+        this.log.info(
+          { partition, seq: s.seq, records: messages.length },
+          'publishing the outbox of an unfinished batch',
+        );
+        await this.publish({ producer, partition }, s.seq, s.offsets, messages);
+        this.metrics.recoveries.inc({ kind: 'outbox' });
+      },
+      replay: (s, reason) => {
+        this.log.warn(
+          { partition, redisSeq: s.seq, committedSeq: committed, offsets: s.offsets, reason },
+          'join state and committed offsets differ; replaying the inputs from the state',
+        );
+        this.metrics.recoveries.inc({ kind: 'replay' });
+        for (const input of INPUTS)
+          this.consumer?.seek({ topic: this.topicOf(input), partition, offset: String(start(s, input)) });
+      },
+    };
   }
 
   /** The first and next offset (low and high watermark) of each input's partition. */
@@ -299,18 +291,8 @@ export class JoinPartitions {
   }
 
   async committedSeq(partition: number): Promise<number> {
-    const offsets = await this.admin.fetchOffsets({
-      groupId: this.config.FW_JOINER_GROUP,
-      topics: [this.topics.predictions, this.topics.repartitioned],
-    });
-    let seq = 0;
-    for (const topic of offsets)
-      for (const p of topic.partitions) {
-        if (p.partition !== partition) continue;
-        const match = SEQ_METADATA.exec(p.metadata ?? '');
-        if (match) seq = Math.max(seq, Number(match[1]));
-      }
-    return seq;
+    const topics = [this.topics.predictions, this.topics.repartitioned];
+    return committedSeq(this.admin, this.config.FW_JOINER_GROUP, topics, partition, SEQ_TAG);
   }
 
   async release(partition: number): Promise<void> {

@@ -23,7 +23,7 @@
 //   offsets, and the deterministic example ids let a consumer drop what it saw twice.
 // A failure that is not a record's (Redis, Kafka) drops the partition's in-memory state and tries
 // the batch again from Redis, with backoff; /readyz says not ready meanwhile.
-// Where it lives: partitions.ts owns and takes over partitions (the choice in recovery.ts),
+// Where it lives: partitions.ts owns and takes over partitions (common/exactly-once.ts),
 // batch.ts applies a batch, common/transactions.ts is the Kafka transaction; this file wires the
 // consumers, pollers, ticker and HTTP.
 import { FlywheelError, invariant } from '../common/errors.js';
