@@ -73,7 +73,7 @@ export class Proposals {
     const result = { ...judged, trigger };
     this.deps.core.registered(inputs, result.version);
     this.deps.metrics.candidates.inc({ trigger, outcome: result.alias ?? 'rejected' });
-    if (result.alias) this.promoted(inputs);
+    if (result.alias) this.promoted(result, inputs);
     this.deps.log.info(
       {
         version: result.version,
@@ -93,8 +93,9 @@ export class Proposals {
     return result;
   }
 
-  private promoted(inputs: CandidateInputs): void {
+  private promoted(result: CandidateResult, inputs: CandidateInputs): void {
     this.deps.core.judgedServing(inputs);
+    if (result.alias === 'champion') this.deps.core.baselines.on('learned-champion');
     const { newestLearnedTime, newestEventTime } = inputs.training;
     if (newestLearnedTime)
       this.deps.metrics.freshness.observe(Math.max(0, Date.now() - newestLearnedTime) / 1000);
@@ -104,7 +105,8 @@ export class Proposals {
 
   /** After a refused candidate, the baseline serves on, or replaces a failing champion. */
   private afterRefusal(result: CandidateResult, inputs: CandidateInputs): void {
-    if (result.baselineReplacesChampion && this.deps.config.FW_TRAINER_BASELINE_FIRST > 0) {
+    const { baselines } = this.deps.core;
+    if (result.baselineReplacesChampion && baselines.on('champion-failing')) {
       // The champion does worse than a constant and no learned candidate passed: the baseline,
       // which passed the same rules, serves (and refreshes) until a learned model beats it.
       this.deps.core.judgedServing(inputs);
@@ -116,7 +118,7 @@ export class Proposals {
       void this.publishBaseline(
         `the champion is failing (holdout log loss ${failing?.toFixed(4) ?? '-'} vs ${result.decision.holdout.constant.logLoss.toFixed(4)} for a constant)`,
       );
-    } else if (!result.alias && this.deps.core.baselines.active) {
+    } else if (!result.alias && baselines.on('refused')) {
       // A refused candidate while the baseline serves: the baseline, learned on since, serves on.
       void this.publishBaseline();
     }
@@ -140,7 +142,7 @@ export class Proposals {
           ...(replacing ? { replacing } : {}),
         });
         if (version === null) {
-          this.deps.core.baselines.over(); // a learned model is champion
+          this.deps.core.baselines.on('learned-champion');
           return;
         }
         this.deps.log.info({ version, examples: taken }, `baseline ${version} serves as champion`);

@@ -241,7 +241,8 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
     if (this.core.checkpoints.dueAfterBatch(Date.now())) await this.checkpoint();
     const trigger = this.core.candidates.due(Date.now());
     if (trigger) await this.proposer.propose(trigger);
-    if (this.core.baselines.due(this.core.taken)) await this.proposer.publishBaseline();
+    const { baselines } = this.core;
+    if (baselines.due(this.core.taken) && baselines.on('examples')) await this.proposer.publishBaseline();
     this.emit('batch');
     return {
       rejected: taken.rejected.map(({ index, reason }) => ({

@@ -94,33 +94,82 @@ export class CheckpointPolicy {
   }
 }
 
+/** Who serves as champion, as far as the baseline's publishing is concerned. */
+export type BaselineState =
+  /** FW_TRAINER_BASELINE_FIRST=0: never published. */
+  | 'off'
+  /** No champion yet (the scorer serves its fixed prior). */
+  | 'waiting'
+  /** The baseline is champion; it is published again as it learns. */
+  | 'serving'
+  /** A learned model is champion. */
+  | 'over';
+
+/**
+ * - examples: as many examples taken in as the schedule asked for (the first count, then each
+ *   doubling);
+ * - refused: a learned candidate was refused;
+ * - learned-champion: a learned model took the champion alias (a candidate, or one found there);
+ * - champion-failing: the learned champion does worse than a constant and the baseline passed
+ *   the gate in its place.
+ */
+export type BaselineEvent = 'examples' | 'refused' | 'learned-champion' | 'champion-failing';
+
+/** The transitions, and whether the baseline is published on each; any other event changes nothing. */
+export const BASELINE_TRANSITIONS: Record<
+  BaselineState,
+  Partial<Record<BaselineEvent, { to: BaselineState; publish: boolean }>>
+> = {
+  off: {},
+  waiting: {
+    examples: { to: 'serving', publish: true },
+    refused: { to: 'serving', publish: true },
+    'learned-champion': { to: 'over', publish: false },
+    'champion-failing': { to: 'serving', publish: true },
+  },
+  serving: {
+    examples: { to: 'serving', publish: true },
+    refused: { to: 'serving', publish: true },
+    'learned-champion': { to: 'over', publish: false },
+  },
+  over: {
+    'champion-failing': { to: 'serving', publish: true },
+  },
+};
+
 /**
  * While no learned model is champion, the baseline is published after `first` examples taken in,
- * then each time they double (and after each refused candidate, which the service asks for).
- * `first` = 0 never publishes; once a learned model is champion it stops.
+ * then each time they double, and after each refused candidate; once a learned model is champion
+ * it stops, until that champion fails. `first` = 0 never publishes.
  */
 export class BaselineSchedule {
+  private current: BaselineState;
   private nextAt: number;
 
   constructor(first: number) {
+    this.current = first > 0 ? 'waiting' : 'off';
     this.nextAt = first;
   }
 
-  /** Whether the baseline still serves in place of a learned model (publishing goes on). */
-  get active(): boolean {
-    return this.nextAt > 0;
+  get state(): BaselineState {
+    return this.current;
   }
 
+  /** Whether the examples taken in call for a publication now. */
   due(taken: number): boolean {
-    return this.nextAt > 0 && taken >= this.nextAt;
+    return (this.current === 'waiting' || this.current === 'serving') && taken >= this.nextAt;
   }
 
+  /** Moves by the table; true when the baseline is to be published now. */
+  on(event: BaselineEvent): boolean {
+    const step = BASELINE_TRANSITIONS[this.current][event];
+    if (!step) return false;
+    this.current = step.to;
+    return step.publish;
+  }
+
+  /** A publication took the examples taken in so far: the next is due at twice as many. */
   published(taken: number): void {
     this.nextAt = 2 * taken;
-  }
-
-  /** A learned model is champion: the baseline's serving is over. */
-  over(): void {
-    this.nextAt = 0;
   }
 }

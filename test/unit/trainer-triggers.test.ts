@@ -2,7 +2,14 @@
 // checkpoints by count and time, the serving baseline's schedule.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BaselineSchedule, CandidatePolicy, CheckpointPolicy } from '../../services/trainer/triggers.js';
+import {
+  BASELINE_TRANSITIONS,
+  BaselineSchedule,
+  CandidatePolicy,
+  CheckpointPolicy,
+  type BaselineEvent,
+  type BaselineState,
+} from '../../services/trainer/triggers.js';
 
 describe('trainer triggers', () => {
   it('a drift alarm comes first and is answered once; then the count, then the interval', () => {
@@ -46,22 +53,61 @@ describe('trainer triggers', () => {
     assert.equal(policy.dueOnTick(20_002), true, 'a candidate changed the lineage');
   });
 
-  it('the baseline is published at the first count, then at each doubling, until a learned model is champion', () => {
+  it('the baseline is published at the first count, then at each doubling', () => {
     const schedule = new BaselineSchedule(50);
+    assert.equal(schedule.state, 'waiting');
     assert.equal(schedule.due(49), false);
     assert.equal(schedule.due(64), true);
+    assert.equal(schedule.on('examples'), true);
     schedule.published(64);
+    assert.equal(schedule.state, 'serving');
     assert.equal(schedule.due(127), false);
     assert.equal(schedule.due(128), true);
-    assert.equal(schedule.active, true);
-    schedule.over();
-    assert.equal(schedule.active, false);
-    assert.equal(schedule.due(1e9), false);
-    // A failing champion's replacement starts the schedule again from there.
-    schedule.published(1000);
-    assert.equal(schedule.due(2000), true);
     const never = new BaselineSchedule(0);
-    assert.equal(never.active, false);
+    assert.equal(never.state, 'off');
     assert.equal(never.due(1e9), false);
   });
+
+  it('moves by its table, publishing where the table says, and nowhere else', () => {
+    const states = Object.keys(BASELINE_TRANSITIONS) as BaselineState[];
+    const events: BaselineEvent[] = ['examples', 'refused', 'learned-champion', 'champion-failing'];
+    // Every row of the table: reached from its state, with its own publish flag.
+    const expected: Record<string, [BaselineState, boolean]> = {
+      'waiting examples': ['serving', true],
+      'waiting refused': ['serving', true],
+      'waiting learned-champion': ['over', false],
+      'waiting champion-failing': ['serving', true],
+      'serving examples': ['serving', true],
+      'serving refused': ['serving', true],
+      'serving learned-champion': ['over', false],
+      'over champion-failing': ['serving', true],
+    };
+    for (const from of states)
+      for (const event of events) {
+        const schedule = scheduleIn(from);
+        const publish = schedule.on(event);
+        const [to, published] = expected[`${from} ${event}`] ?? [from, false];
+        assert.equal(schedule.state, to, `${from} --${event}-->`);
+        assert.equal(publish, published, `${from} --${event}--> publishes`);
+      }
+  });
+
+  it('after a learned champion publishes no more, and starts again from a failing champion', () => {
+    const schedule = scheduleIn('over');
+    assert.equal(schedule.due(1e9), false);
+    assert.equal(schedule.on('refused'), false);
+    assert.equal(schedule.on('champion-failing'), true);
+    schedule.published(1000);
+    assert.equal(schedule.due(1999), false);
+    assert.equal(schedule.due(2000), true);
+  });
 });
+
+/** A schedule brought to `state` through the table itself. */
+function scheduleIn(state: BaselineState): BaselineSchedule {
+  const schedule = new BaselineSchedule(state === 'off' ? 0 : 50);
+  if (state === 'serving' || state === 'over') schedule.on('examples');
+  if (state === 'over') schedule.on('learned-champion');
+  assert.equal(schedule.state, state);
+  return schedule;
+}
