@@ -22,7 +22,8 @@ import {
   type JoinPartitions,
   type OwnedPartition,
 } from './partitions.js';
-import { StateDelta, type InputOffsets, type OutboxMessage, type RedisJoinState } from './state.js';
+import type { StateDelta } from './state.js';
+import { type InputOffsets, type OutboxMessage, type RedisJoinState } from './state.js';
 import type { UpstreamPoller } from './upstream.js';
 
 export interface BatchContext {
@@ -94,38 +95,33 @@ export class JoinBatches {
       maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
       maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
     };
-    const delta = new StateDelta();
     const payloads = new Map<string, Buffer>();
     const predictions = new Map<string, Prediction>();
     const decisions: JoinDecision[] = [];
     const letters: OutboxMessage[] = [];
     const before = { ...owned.join.counters };
-    owned.join.journal = delta;
-    try {
-      for (const message of messages) {
-        const result =
-          input === 'prediction'
-            ? await classifyMessage(message, 'prediction', runtime.codecs, limits)
-            : await classifyMessage(message, 'purchase', runtime.codecs, limits);
-        if (!result.ok) {
-          letters.push(await this.deadLetter(batch.topic, batch.partition, message, result));
-          continue;
-        }
-        if (input === 'prediction') {
-          const prediction = result.value as Prediction;
-          payloads.set(prediction.predictionId, message.value as Buffer);
-          predictions.set(prediction.predictionId, prediction);
-          decisions.push(...addPrediction(owned, pendingRef(prediction)));
-        } else {
-          decisions.push(...addPurchase(owned, purchaseRef(result.value)));
-        }
+    for (const message of messages) {
+      const result =
+        input === 'prediction'
+          ? await classifyMessage(message, 'prediction', runtime.codecs, limits)
+          : await classifyMessage(message, 'purchase', runtime.codecs, limits);
+      if (!result.ok) {
+        letters.push(await this.deadLetter(batch.topic, batch.partition, message, result));
+        continue;
       }
-      owned.fetched[input] = BigInt(nextOffset);
-      owned.lastInputAt[input] = Date.now();
-      decisions.push(...this.advance(owned, Date.now()));
-    } finally {
-      owned.join.journal = null;
+      if (input === 'prediction') {
+        const prediction = result.value as Prediction;
+        payloads.set(prediction.predictionId, message.value as Buffer);
+        predictions.set(prediction.predictionId, prediction);
+        decisions.push(...addPrediction(owned, pendingRef(prediction)));
+      } else {
+        decisions.push(...addPurchase(owned, purchaseRef(result.value)));
+      }
     }
+    owned.fetched[input] = BigInt(nextOffset);
+    owned.lastInputAt[input] = Date.now();
+    decisions.push(...this.advance(owned, Date.now()));
+    const delta = owned.join.takeChanges();
     await payload.heartbeat();
     this.metrics.consumed.inc({ input }, messages.length - letters.length);
     await this.commit(
@@ -380,16 +376,11 @@ export class JoinBatches {
 
   /** Progress and the clock alone (no new input): the windows they close, committed as a batch. */
   async tick(owned: OwnedPartition, now: number): Promise<void> {
-    const delta = new StateDelta();
     const before = { ...owned.join.counters };
-    owned.join.journal = delta;
-    let decisions: JoinDecision[];
-    try {
-      decisions = this.advance(owned, now);
-    } finally {
-      owned.join.journal = null;
-    }
+    const decisions = this.advance(owned, now);
+    // Nothing decided, nothing to commit: what the clock changed waits for the next batch.
     if (decisions.length === 0) return;
+    const delta = owned.join.takeChanges();
     await this.commit(owned, owned.offsets, decisions, delta, new Map(), new Map(), [], before);
   }
 }

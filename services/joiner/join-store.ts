@@ -33,7 +33,7 @@ export class JoinStore {
 
   constructor(
     private readonly config: JoinConfig,
-    private readonly journal: () => JoinJournal | null,
+    private readonly journal: () => JoinJournal,
   ) {}
 
   addClick(click: Click): void {
@@ -65,7 +65,7 @@ export class JoinStore {
     const seen = input === 'prediction' ? this.seenPredictions : this.seenPurchases;
     if (seen.has(id)) return false;
     seen.set(id, eventTime);
-    this.journal()?.seen(input, id, eventTime);
+    this.journal().seen(input, id, eventTime);
     return true;
   }
 
@@ -108,7 +108,7 @@ export class JoinStore {
       const ids = this.clicksByUser.get(click.userId);
       ids?.delete(click.eventId);
       if (ids && ids.size === 0) this.clicksByUser.delete(click.userId);
-      journal?.clickForgotten(stored(click));
+      journal.clickForgotten(stored(click));
     }
     for (const purchase of this.held.values()) {
       if (purchase.ref.eventTime + keep >= w) continue;
@@ -116,7 +116,7 @@ export class JoinStore {
       const ids = this.heldByUser.get(purchase.ref.userId);
       ids?.delete(purchase.ref.eventId);
       if (ids && ids.size === 0) this.heldByUser.delete(purchase.ref.userId);
-      journal?.purchaseForgotten(purchase.ref.eventId);
+      journal.purchaseForgotten(purchase.ref.eventId);
     }
     const forgetBefore = w - 2 * this.config.windowMs - this.config.retentionMs;
     for (const [input, seen] of [
@@ -126,7 +126,7 @@ export class JoinStore {
       for (const [id, time] of seen) {
         if (time >= forgetBefore) continue;
         seen.delete(id);
-        journal?.forgotten(input, id);
+        journal.forgotten(input, id);
       }
     }
   }

@@ -157,3 +157,14 @@ export function emptyCounters(): JoinCounters {
     uncorrectable: 0,
   };
 }
+
+/** A journal that keeps nothing: for a join nobody persists. */
+export const UNKEPT_JOURNAL: JoinJournal = {
+  predictionAdded: () => undefined,
+  clickChanged: () => undefined,
+  clickForgotten: () => undefined,
+  purchaseChanged: () => undefined,
+  purchaseForgotten: () => undefined,
+  seen: () => undefined,
+  forgotten: () => undefined,
+};

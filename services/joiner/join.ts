@@ -36,9 +36,8 @@
 //   are remembered (two windows and the retention behind the watermark; labels have
 //   deterministic ids, so an older duplicate is caught downstream).
 // - Decisions of one step leave in label-time order (the purchase, or the window's end).
-// - Every change of state is reported to an optional journal, so a service can persist the
-//   state and `restore` it after a restart.
-
+// - Every change of state is reported to the join's journal, which the service takes after each
+//   step (`takeChanges`) to persist the state and `restore` it after a restart.
 import { MinHeap } from '../common/min-heap.js';
 import { JoinStore, refOf, stored, type Click } from './join-store.js';
 import {
@@ -55,11 +54,12 @@ import {
   type JoinSnapshot,
   type PendingPrediction,
   type PurchaseRef,
+  UNKEPT_JOURNAL,
 } from './join-types.js';
 
 export * from './join-types.js';
 
-export class PartitionJoin {
+export class PartitionJoin<J extends JoinJournal = JoinJournal> {
   /** Open clicks by window end (lazy: entries of decided clicks are skipped). */
   private readonly deadlines = new MinHeap<{ end: number; id: string }>(
     (a, b) => a.end < b.end || (a.end === b.end && a.id < b.id),
@@ -82,12 +82,24 @@ export class PartitionJoin {
   private open = 0;
   /** Decisions made in the current step (emptied when a step returns). */
   private out: JoinDecision[] = [];
-  journal: JoinJournal | null = null;
+  private journal: J;
 
   private readonly store: JoinStore;
 
-  constructor(readonly config: JoinConfig = DEFAULT_JOIN) {
+  /** `newJournal` collects the changes of each step (takeChanges); by default they are not kept. */
+  constructor(
+    readonly config: JoinConfig = DEFAULT_JOIN,
+    private readonly newJournal: () => J = (() => UNKEPT_JOURNAL) as () => J,
+  ) {
+    this.journal = newJournal();
     this.store = new JoinStore(config, () => this.journal);
+  }
+
+  /** The changes since the last call, what a durable copy must apply; collection starts over. */
+  takeChanges(): J {
+    const changes = this.journal;
+    this.journal = this.newJournal();
+    return changes;
   }
 
   /** Event time up to which every input is taken to have arrived. */
@@ -161,7 +173,7 @@ export class PartitionJoin {
       return [];
     }
     this.counters.predictions++;
-    this.journal?.predictionAdded(prediction);
+    this.journal.predictionAdded(prediction);
     this.observe('prediction', prediction.clickTime);
     const known = this.store.clicks.get(prediction.eventId);
     if (known) {
@@ -210,7 +222,7 @@ export class PartitionJoin {
       if (credited.length === 0) this.counters.lateUnmatchedPurchases++;
     } else {
       this.waiting.push(purchase);
-      this.journal?.purchaseChanged({ ref: purchase, credited: null });
+      this.journal.purchaseChanged({ ref: purchase, credited: null });
     }
     return this.flush();
   }
@@ -281,7 +293,7 @@ export class PartitionJoin {
   }
 
   private changed(click: Click): void {
-    this.journal?.clickChanged(stored(click));
+    this.journal.clickChanged(stored(click));
   }
 
   /** Attribute purchases and close windows the new watermark passed. */
@@ -308,7 +320,7 @@ export class PartitionJoin {
   private attribute(purchase: PurchaseRef, late: boolean): Click[] {
     const credited = this.store.creditOf(purchase);
     this.store.hold({ ref: purchase, credited: credited.map((c) => c.eventId) });
-    this.journal?.purchaseChanged({ ref: purchase, credited: credited.map((c) => c.eventId) });
+    this.journal.purchaseChanged({ ref: purchase, credited: credited.map((c) => c.eventId) });
     for (const click of credited) {
       this.store.addCredit(click, purchase);
       if (!click.decided || click.label !== 1) this.decide(click, 1, late);
@@ -332,7 +344,7 @@ export class PartitionJoin {
         losers.add(loser);
       }
       purchase.credited = now;
-      this.journal?.purchaseChanged({ ref: purchase.ref, credited: now });
+      this.journal.purchaseChanged({ ref: purchase.ref, credited: now });
       this.store.addCredit(click, purchase.ref);
     }
     if (click.credits.length > 0) this.decide(click, 1, true);

@@ -26,11 +26,18 @@ import {
   type PurchaseRef,
 } from './join.js';
 import type { joinerMetrics } from './metrics.js';
-import type { InputOffsets, LoadedState, OutboxMessage, RedisJoinState } from './state.js';
+import {
+  StateDelta,
+  type InputOffsets,
+  type LoadedState,
+  type OutboxMessage,
+  type RedisJoinState,
+} from './state.js';
 
 export interface OwnedPartition {
   partition: number;
-  join: PartitionJoin;
+  /** The join, collecting each step's changes for the Redis state. */
+  join: PartitionJoin<StateDelta>;
   producer: Producer;
   epoch: number;
   seq: number;
@@ -200,7 +207,7 @@ export class JoinPartitions {
         committed,
         { prediction: ends.prediction, purchase: ends.purchase },
       );
-      const join = new PartitionJoin(this.joinConfig);
+      const join = new PartitionJoin(this.joinConfig, () => new StateDelta());
       const owned: OwnedPartition = {
         partition,
         join,

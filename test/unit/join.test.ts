@@ -42,8 +42,7 @@ class Driver {
   readonly decisions: JoinDecision[] = [];
 
   constructor(config: JoinConfig, journal?: JoinJournal) {
-    this.join = new PartitionJoin(config);
-    if (journal) this.join.journal = journal;
+    this.join = new PartitionJoin(config, journal && (() => journal));
   }
 
   feed(inputs: Input[], progress: JoinInput[] = ['prediction', 'purchase']): this {
@@ -361,5 +360,34 @@ describe('outcome join', () => {
     assert.deepEqual(new Map([...first.labels, ...restored.labels]), uninterrupted.labels);
     assert.equal(restored.join.counters.positives, uninterrupted.join.counters.positives);
     assert.ok(purchases.size < inputs.length / 5, 'old purchases were forgotten');
+  });
+
+  it("returns each step's changes: a journal per takeChanges, each holding only what came after", () => {
+    const logs: string[][] = [];
+    const newJournal = (): JoinJournal & { log: string[] } => {
+      const log: string[] = [];
+      logs.push(log);
+      const note = (what: string) => () => void log.push(what);
+      return {
+        log,
+        predictionAdded: (prediction) => void log.push(`added ${prediction.predictionId}`),
+        clickChanged: note('click'),
+        clickForgotten: note('click forgotten'),
+        purchaseChanged: note('purchase'),
+        purchaseForgotten: note('purchase forgotten'),
+        seen: (input, id) => void log.push(`seen ${id}`),
+        forgotten: note('forgotten'),
+      };
+    };
+    const join = new PartitionJoin(base, newJournal);
+    join.addPrediction(click('c1', 0));
+    const first = join.takeChanges();
+    assert.deepEqual(first.log, ['seen c1', 'added c1', 'click']);
+    join.addPurchase(buy('q1', 60_000));
+    const second = join.takeChanges();
+    assert.deepEqual(second.log, ['seen q1', 'purchase']);
+    assert.deepEqual(first.log, ['seen c1', 'added c1', 'click'], 'a journal taken is not written again');
+    assert.deepEqual(join.takeChanges().log, [], 'nothing since');
+    assert.equal(logs.length, 4);
   });
 });
