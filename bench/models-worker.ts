@@ -4,7 +4,7 @@
 import { initBackend } from '../services/model/backend.js';
 import { FeatureSpec } from '../services/model/features.js';
 import type { LearnedModel } from '../services/model/models.js';
-import { newModel, defaultHyper } from '../services/registry/recipes.js';
+import { newModel, defaultHyper } from '../services/training/recipes.js';
 import { simulateLabeledExamples } from '../services/simulator/dataset.js';
 
 const [kind = 'logreg', backend = 'wasm'] = process.argv.slice(2) as [

@@ -28,6 +28,7 @@ import { initBackend } from '../services/model/backend.js';
 import { fromArtifacts } from '../services/model/artifacts.js';
 import { FeatureSpec } from '../services/model/features.js';
 import { RegistryAdmin } from '../services/registry/admin.js';
+import { ModelTraining } from '../services/training/model-training.js';
 import { FileModelRegistry } from '../services/registry/store.js';
 import { loadScorerConfig } from '../services/scorer/config.js';
 import { Scorer } from '../services/scorer/service.js';
@@ -103,8 +104,10 @@ const registryAdmin = new RegistryAdmin(
   new FeatureSpec(),
   { producer, codecs: runtime.codecs, topic: names.updates },
   runtime.logger,
-  { simulated: simulatedTrainingExamples },
 );
+const modelTraining = new ModelTraining(registryAdmin.registry, registryAdmin.spec, runtime.logger, {
+  simulated: simulatedTrainingExamples,
+});
 const training = {
   source: 'simulated' as const,
   seed: 1,
@@ -114,7 +117,7 @@ const training = {
   attributionWindowMs: 1_800_000,
   examples: 20_000,
 };
-await registryAdmin.train({ kind: KIND, parent: null, seed: 1, training, actor: 'bench' });
+await modelTraining.train({ kind: KIND, parent: null, seed: 1, training, actor: 'bench' });
 await registryAdmin.promote('v000001', 'champion', { actor: 'bench', reason: 'bench' });
 
 const passthrough = () =>

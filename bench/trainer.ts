@@ -27,6 +27,7 @@ import { FeatureSpec } from '../services/model/features.js';
 import { DEFAULT_FTRL } from '../services/model/ftrl.js';
 import { historySource } from '../services/common/read-ranges.js';
 import { RegistryAdmin } from '../services/registry/admin.js';
+import { ModelTraining } from '../services/training/model-training.js';
 import { FileModelRegistry } from '../services/registry/store.js';
 import { kafkaHistory, resolveRanges } from '../services/trainer/history.js';
 import { ModelManager } from '../services/scorer/model-manager.js';
@@ -180,7 +181,8 @@ rmSync(file, { force: true });
 // 2. Distillation on the same history: a wide & deep teacher, then an FTRL student on its scores.
 const registryDir = mkdtempSync(join(tmpdir(), 'flywheel-bench-registry-'));
 process.env.FW_REGISTRY_DIR = registryDir;
-const registryAdmin = new RegistryAdmin(new FileModelRegistry(registryDir), spec, null, runtime.logger, {
+const registryAdmin = new RegistryAdmin(new FileModelRegistry(registryDir), spec, null, runtime.logger);
+const modelTraining = new ModelTraining(registryAdmin.registry, registryAdmin.spec, runtime.logger, {
   kafka: kafkaHistory(historySource(runtime), spec),
   simulated: simulatedTrainingExamples,
 });
@@ -192,7 +194,7 @@ const history = {
   trigger: 'backfill',
   kinds: { [names.feedback]: 'labeledExample' as const, [names.human]: 'humanLabel' as const },
 };
-const distilled = await registryAdmin.distill({
+const distilled = await modelTraining.distill({
   kind: 'ftrl',
   teacherKind: 'wide_deep',
   parent: null,
@@ -200,7 +202,7 @@ const distilled = await registryAdmin.distill({
   training: history,
   actor: 'bench',
 });
-const direct = await registryAdmin.train({
+const direct = await modelTraining.train({
   kind: 'ftrl',
   parent: null,
   seed: 1,

@@ -8,7 +8,6 @@ import { runTopics } from './topics.js';
 import { runDlq } from './dlq.js';
 import { runModels } from './models.js';
 import { runRegistryServer } from '../registry/server.js';
-import { simulatedTrainingExamples } from '../simulator/dataset.js';
 import { runScorer } from '../scorer/service.js';
 import { createRuntime } from '../common/runtime.js';
 import { createRedis } from '../common/redis.js';
@@ -100,7 +99,7 @@ export const COMMANDS: Record<string, Command> = {
   registry: {
     summary: 'serve the registry admin HTTP API (needs FW_ADMIN_TOKEN)',
     usage: 'flywheel registry',
-    run: () => runRegistryServer({ simulated: simulatedTrainingExamples }),
+    run: () => runRegistryServer(),
   },
   dlq: {
     summary: 'show the newest dead letters with their reasons',

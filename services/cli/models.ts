@@ -9,6 +9,7 @@ import { createRuntime } from '../common/runtime.js';
 import { initBackend } from '../model/backend.js';
 import { FeatureSpec } from '../model/features.js';
 import { RegistryAdmin } from '../registry/admin.js';
+import { ModelTraining } from '../training/model-training.js';
 import { loadRegistryConfig } from '../registry/config.js';
 import { ALIASES, FileModelRegistry, type Alias } from '../registry/store.js';
 import { UsageError, numberFlag, parseFlags } from './args.js';
@@ -51,6 +52,7 @@ interface ModelsCommand {
   runtime: ReturnType<typeof createRuntime>;
   registry: FileModelRegistry;
   admin: RegistryAdmin;
+  training: ModelTraining;
   actor: string;
   reason: string;
 }
@@ -77,8 +79,11 @@ export async function runModels(args: string[]): Promise<number> {
     spec,
     producer ? { producer, codecs: runtime.codecs } : null,
     runtime.logger,
-    { kafka: kafkaHistory(historySource(runtime), spec), simulated: simulatedTrainingExamples },
   );
+  const training = new ModelTraining(registry, spec, runtime.logger, {
+    kafka: kafkaHistory(historySource(runtime), spec),
+    simulated: simulatedTrainingExamples,
+  });
   try {
     return await run({
       values,
@@ -86,6 +91,7 @@ export async function runModels(args: string[]): Promise<number> {
       runtime,
       registry,
       admin,
+      training,
       actor: values.actor ?? `${userInfo().username}@cli`,
       reason: values.reason ?? 'operator command',
     });
@@ -163,13 +169,13 @@ const ACTIONS: Record<string, (command: ModelsCommand) => Promise<number>> = {
     else printDiff(diff);
     return 0;
   },
-  train: async ({ admin, runtime, values, actor }) => {
+  train: async ({ training: trainer, runtime, values, actor }) => {
     await initBackend(runtime.logger);
     const kind = values.kind ?? 'logreg';
     if (kind !== 'logreg' && kind !== 'wide_deep' && kind !== 'ftrl')
       throw new UsageError(`--kind must be logreg, wide_deep or ftrl`);
     const clicks = numberFlag(values.clicks, 'clicks', 50_000, 1000, 10_000_000);
-    const metadata = await admin.train({
+    const metadata = await trainer.train({
       kind,
       parent: values.parent ?? null,
       seed: numberFlag(values.seed, 'seed', 1, 0),
@@ -189,7 +195,7 @@ const ACTIONS: Record<string, (command: ModelsCommand) => Promise<number>> = {
   },
   retrain: async (command) => {
     await initBackend(command.runtime.logger);
-    const result = await command.admin.retrain(versionAt(command));
+    const result = await command.training.retrain(versionAt(command));
     console.log(
       result.identical
         ? `${result.version} reproduced exactly (sha256 ${result.sha256.slice(0, 12)}…)`

@@ -14,7 +14,8 @@ import { initBackend } from '../model/backend.js';
 import { FeatureSpec } from '../model/features.js';
 import { RegistryAdmin } from '../registry/admin.js';
 import { loadRegistryConfig } from '../registry/config.js';
-import type { LearnedKindName } from '../registry/recipes.js';
+import type { LearnedKindName } from '../training/recipes.js';
+import { ModelTraining } from '../training/model-training.js';
 import { FileModelRegistry, type TrainingData, type VersionMetadata } from '../registry/store.js';
 import { resolveRanges } from '../trainer/history.js';
 import { loadTrainerConfig } from '../trainer/config.js';
@@ -59,13 +60,17 @@ export async function runTrain(args: string[]): Promise<number> {
   const ranges = await resolveRanges(runtime.kafka, [feedback, human], values.from, values.to);
   const producer = values.promote ? createProducer(runtime.kafka) : null;
   await producer?.connect();
+  const registry = new FileModelRegistry(config.FW_REGISTRY_DIR);
   const admin = new RegistryAdmin(
-    new FileModelRegistry(config.FW_REGISTRY_DIR),
+    registry,
     spec,
     producer ? { producer, codecs: runtime.codecs } : null,
     runtime.logger,
-    { kafka: kafkaHistory(historySource(runtime), spec), simulated: simulatedTrainingExamples },
   );
+  const trainer = new ModelTraining(registry, spec, runtime.logger, {
+    kafka: kafkaHistory(historySource(runtime), spec),
+    simulated: simulatedTrainingExamples,
+  });
   const training: TrainingData = {
     source: 'kafka',
     ranges,
@@ -77,7 +82,7 @@ export async function runTrain(args: string[]): Promise<number> {
   const actor = values.actor ?? `${userInfo().username}@cli`;
   const seed = numberFlag(values.seed, 'seed', 1, 0);
   try {
-    const version = await trainOrDistill(admin, { kind, teacher: values.teacher, seed, training, actor });
+    const version = await trainOrDistill(trainer, { kind, teacher: values.teacher, seed, training, actor });
     if (values.promote) {
       const result = await admin.promote(version.version, values.promote as 'challenger' | 'champion', {
         actor,
@@ -141,7 +146,7 @@ export async function requestCandidate(
 
 /** Trains a model on the ranges, or distils a teacher's into it (--teacher); prints its metrics. */
 async function trainOrDistill(
-  admin: RegistryAdmin,
+  trainer: ModelTraining,
   o: {
     kind: LearnedKindName;
     teacher: string | undefined;
@@ -152,7 +157,7 @@ async function trainOrDistill(
 ): Promise<VersionMetadata> {
   const { kind, seed, training, actor } = o;
   if (o.teacher) {
-    const result = await admin.distill({
+    const result = await trainer.distill({
       kind,
       teacherKind: kindFlag(o.teacher, 'teacher', 'wide_deep'),
       parent: null,
@@ -166,7 +171,7 @@ async function trainOrDistill(
     console.log(row('student', result.student, result.micros.student));
     return result.student;
   }
-  const version = await admin.train({ kind, parent: null, seed, training, actor });
+  const version = await trainer.train({ kind, parent: null, seed, training, actor });
   const m = version.metrics;
   console.log(
     `registered ${version.version} (${kind}): logloss ${m?.logLoss.toFixed(4)} (baseline ${m?.baselineLogLoss?.toFixed(4)})  AUC ${m?.auc.toFixed(4)}  n=${m?.examples}`,

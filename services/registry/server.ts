@@ -7,12 +7,10 @@ import { initBackend } from '../model/backend.js';
 import { FeatureSpec } from '../model/features.js';
 import { RegistryAdmin } from './admin.js';
 import { loadRegistryConfig } from './config.js';
-import type { TrainingSources } from './recipes.js';
 import { buildRegistryApp } from './http.js';
 import { FileModelRegistry } from './store.js';
 
-/** `sources`: where training data comes from (the CLI gives the simulator's). */
-export async function runRegistryServer(sources: TrainingSources = {}): Promise<number> {
+export async function runRegistryServer(): Promise<number> {
   const runtime = createRuntime('registry');
   const config = loadRegistryConfig();
   if (!config.FW_ADMIN_TOKEN)
@@ -27,7 +25,6 @@ export async function runRegistryServer(sources: TrainingSources = {}): Promise<
     new FeatureSpec({ hashBits: config.FW_FEATURE_HASH_BITS }),
     { producer, codecs: runtime.codecs },
     logger,
-    sources,
   );
   const app = buildRegistryApp({
     admin,

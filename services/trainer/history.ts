@@ -8,7 +8,7 @@ import type { HumanLabel, LabeledExample } from '../common/contracts.js';
 import { FlywheelError } from '../common/errors.js';
 import { readRanges, type HistorySource } from '../common/read-ranges.js';
 import type { FeatureSpec } from '../model/features.js';
-import type { KafkaHistory } from '../registry/recipes.js';
+import type { KafkaHistory } from '../training/recipes.js';
 import type { OffsetRange, TrainingData } from '../registry/store.js';
 import { DEFAULT_LABEL_POLICY, LabelMerger, type LabelPolicy } from './label-policy.js';
 import { SNAPSHOT_FILE } from './candidates.js';

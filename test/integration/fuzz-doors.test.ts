@@ -30,7 +30,6 @@ import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka
 import { reviewPayload, startLabeling } from '../helpers/labeling.js';
 import { LabelPipeline } from '../helpers/pipeline.js';
 import { sampleRecords } from '../helpers/records.js';
-import { simulatedTrainingExamples } from '../../services/simulator/dataset.js';
 
 const ADMIN = 'admin-token-0123456789';
 const ANN = 'ann-token-0123456789abcdef';
@@ -207,7 +206,6 @@ describe('absurd values through every consumer and HTTP door', () => {
       spec,
       { producer, codecs: runtime.codecs, feedbackTopic: extra.names.uploads },
       runtime.logger,
-      { simulated: simulatedTrainingExamples },
     );
     const app = buildRegistryApp({
       admin,

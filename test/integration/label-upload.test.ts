@@ -17,7 +17,6 @@ import { buildRegistryApp } from '../../services/registry/http.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { TopicCollector } from '../helpers/collect.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
-import { simulatedTrainingExamples } from '../../services/simulator/dataset.js';
 
 const ADMIN = 'admin-token-0123456789';
 const LABELER = 'labeler-token-0123456789';
@@ -55,7 +54,6 @@ describe('labeled-data upload', () => {
       new FeatureSpec(),
       { producer, codecs: runtime.codecs, feedbackTopic: topics.names.feedback },
       runtime.logger,
-      { simulated: simulatedTrainingExamples },
     );
     const tokens = new TokenTable()
       .add(ADMIN, { id: 'ops', role: 'admin' })

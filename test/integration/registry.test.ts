@@ -14,6 +14,7 @@ import { initBackend } from '../../services/model/backend.js';
 import { fromArtifacts } from '../../services/model/artifacts.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
+import { ModelTraining } from '../../services/training/model-training.js';
 import { readModelState } from '../../services/registry/publisher.js';
 import { FileModelRegistry, type TrainingData } from '../../services/registry/store.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
@@ -47,6 +48,7 @@ describe('model registry', () => {
   let producer: Producer;
   let dir: string;
   let admin: RegistryAdmin;
+  let modelTraining: ModelTraining;
   let registry: FileModelRegistry;
 
   before(async () => {
@@ -71,8 +73,10 @@ describe('model registry', () => {
       spec,
       { producer, codecs: runtime.codecs, topic: topics.names.updates },
       runtime.logger,
-      { simulated: simulatedTrainingExamples },
     );
+    modelTraining = new ModelTraining(admin.registry, admin.spec, runtime.logger, {
+      simulated: simulatedTrainingExamples,
+    });
   });
   after(async () => {
     await producer.disconnect();
@@ -81,7 +85,7 @@ describe('model registry', () => {
   });
 
   it('registers trained versions with lineage and holdout metrics that beat the baseline', async () => {
-    const v1 = await admin.train({
+    const v1 = await modelTraining.train({
       kind: 'logreg',
       parent: null,
       seed: 1,
@@ -101,7 +105,7 @@ describe('model registry', () => {
     );
 
     // A child warm-started from v1 records v1 as its parent.
-    const v2 = await admin.train({
+    const v2 = await modelTraining.train({
       kind: 'logreg',
       parent: 'v000001',
       seed: 2,
@@ -109,7 +113,7 @@ describe('model registry', () => {
       actor: 'test',
     });
     assert.equal(v2.parent, 'v000001');
-    const v3 = await admin.train({
+    const v3 = await modelTraining.train({
       kind: 'ftrl',
       parent: null,
       seed: 3,
@@ -129,7 +133,7 @@ describe('model registry', () => {
 
   it('retraining a version from its lineage reproduces its weights exactly', async () => {
     for (const version of ['v000001', 'v000002', 'v000003']) {
-      const result = await admin.retrain(version);
+      const result = await modelTraining.retrain(version);
       assert.equal(result.maxWeightDifference, 0, `${version} weights`);
       assert.ok(result.identical, `${version}: sha256 ${result.reproducedSha256} = ${result.sha256}`);
     }
@@ -229,7 +233,7 @@ describe('model registry', () => {
       const uploaded = await admin.uploadDirectory(foreign, { actor: 't' });
       assert.equal(uploaded.training.source, 'upload');
       assert.equal(uploaded.sha256, (await registry.get('v000001')).sha256);
-      await failsWith(admin.retrain(uploaded.version), 'FW_BAD_REQUEST');
+      await failsWith(modelTraining.retrain(uploaded.version), 'FW_BAD_REQUEST');
       const model = await fromArtifacts((await registry.loadArtifacts(uploaded.version)).files, spec);
       assert.equal(model.kind, 'logreg');
       model.dispose();

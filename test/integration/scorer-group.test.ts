@@ -14,6 +14,7 @@ import { createProducer } from '../../services/common/kafka.js';
 import { initBackend } from '../../services/model/backend.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
+import { ModelTraining } from '../../services/training/model-training.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { sendTraffic } from '../helpers/traffic.js';
 import { TopicCollector } from '../helpers/collect.js';
@@ -44,8 +45,10 @@ describe('scorers in one consumer group', () => {
       new FeatureSpec(),
       { producer, codecs: runtime.codecs, topic: topics.names.updates },
       runtime.logger,
-      { simulated: simulatedTrainingExamples },
     );
+    const modelTraining = new ModelTraining(admin.registry, admin.spec, runtime.logger, {
+      simulated: simulatedTrainingExamples,
+    });
     const training = {
       source: 'simulated' as const,
       seed: 5,
@@ -55,7 +58,7 @@ describe('scorers in one consumer group', () => {
       attributionWindowMs: 1_800_000,
       examples: 5000,
     };
-    await admin.train({ kind: 'ftrl', parent: null, seed: 1, training, actor: 'test' });
+    await modelTraining.train({ kind: 'ftrl', parent: null, seed: 1, training, actor: 'test' });
     await admin.promote('v000001', 'champion', { actor: 'test', reason: 'initial' });
   });
   after(async () => {

@@ -13,6 +13,7 @@ import { initBackend } from '../../services/model/backend.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { SessionTracker } from '../../services/model/session.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
+import { ModelTraining } from '../../services/training/model-training.js';
 import { FileModelRegistry, type TrainingData } from '../../services/registry/store.js';
 import { MemoryReviewSink } from '../../services/scorer/review.js';
 import { loadScorerConfig } from '../../services/scorer/config.js';
@@ -40,6 +41,7 @@ describe('scorer', () => {
   let producer: Producer;
   let registryDir: string;
   let admin: RegistryAdmin;
+  let modelTraining: ModelTraining;
   let scorer: Scorer;
   let predictions: TopicCollector<Prediction>;
   const reviews = new MemoryReviewSink();
@@ -57,10 +59,18 @@ describe('scorer', () => {
       spec,
       { producer, codecs: runtime.codecs, topic: topics.names.updates },
       runtime.logger,
-      { simulated: simulatedTrainingExamples },
     );
-    await admin.train({ kind: 'logreg', parent: null, seed: 1, training: simulated(1), actor: 'test' });
-    await admin.train({ kind: 'ftrl', parent: null, seed: 2, training: simulated(2), actor: 'test' });
+    modelTraining = new ModelTraining(admin.registry, admin.spec, runtime.logger, {
+      simulated: simulatedTrainingExamples,
+    });
+    await modelTraining.train({
+      kind: 'logreg',
+      parent: null,
+      seed: 1,
+      training: simulated(1),
+      actor: 'test',
+    });
+    await modelTraining.train({ kind: 'ftrl', parent: null, seed: 2, training: simulated(2), actor: 'test' });
     await admin.promote('v000001', 'champion', { actor: 'test', reason: 'initial' });
 
     scorer = new Scorer({

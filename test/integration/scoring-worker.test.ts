@@ -13,7 +13,7 @@ import type { ModelUpdate, Prediction } from '../../services/common/contracts.js
 import { isRetriable } from '../../services/common/errors.js';
 import { initBackend } from '../../services/model/backend.js';
 import { FeatureSpec } from '../../services/model/features.js';
-import { RegistryAdmin } from '../../services/registry/admin.js';
+import { ModelTraining } from '../../services/training/model-training.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { ModelManager } from '../../services/scorer/model-manager.js';
 import { PairedModels } from '../../services/scorer/paired-models.js';
@@ -64,7 +64,7 @@ describe('scoring worker', () => {
 
   /** Train the registry's next logistic-regression version (v000001, v000002, ...). */
   const trainVersion = (seed: number) =>
-    new RegistryAdmin(new FileModelRegistry(registryDir), new FeatureSpec(), null, runtime.logger, {
+    new ModelTraining(new FileModelRegistry(registryDir), new FeatureSpec(), runtime.logger, {
       simulated: simulatedTrainingExamples,
     }).train({
       kind: 'logreg',

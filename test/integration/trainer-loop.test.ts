@@ -16,6 +16,7 @@ import { historySource } from '../../services/common/read-ranges.js';
 import { initBackend } from '../../services/model/backend.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
+import { ModelTraining } from '../../services/training/model-training.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import type { CandidateResult } from '../../services/trainer/candidates.js';
 import { loadTrainerConfig, type TrainerConfig } from '../../services/trainer/config.js';
@@ -61,7 +62,8 @@ describe('retraining loop', () => {
     const previous = process.env.FW_REGISTRY_DIR;
     process.env.FW_REGISTRY_DIR = registryDir;
     const registry = new FileModelRegistry(registryDir);
-    const admin = new RegistryAdmin(registry, spec, null, runtime.logger, {
+    const admin = new RegistryAdmin(registry, spec, null, runtime.logger);
+    const modelTraining = new ModelTraining(admin.registry, admin.spec, runtime.logger, {
       kafka: kafkaHistory(historySource(runtime), spec),
       simulated: simulatedTrainingExamples,
     });
@@ -69,6 +71,7 @@ describe('retraining loop', () => {
       topics,
       registry,
       admin,
+      modelTraining,
       trainer: (config: Partial<TrainerConfig>, http = false) =>
         new Trainer({
           runtime,
@@ -176,7 +179,7 @@ describe('retraining loop', () => {
         if (version.version !== firstLearned)
           assert.match(version.training.online.base ?? '', /^v\d{6}$/, `${version.version} has a base`);
         assert.ok(version.training.newestEventTime, `${version.version} has its freshness`);
-        const again = await env.admin.retrain(version.version);
+        const again = await env.modelTraining.retrain(version.version);
         assert.equal(
           again.identical,
           true,
@@ -418,7 +421,7 @@ describe('retraining loop', () => {
       );
       await assert.rejects(resolveRanges(runtime.kafka, [feedback], 'yesterday', 'latest'), /not a time/);
 
-      const backfill = await env.admin.train({
+      const backfill = await env.modelTraining.train({
         kind: 'ftrl',
         parent: null,
         seed: 1,
@@ -427,9 +430,9 @@ describe('retraining loop', () => {
       });
       assert.equal(backfill.training.examples, 6000);
       assert.ok(backfill.metrics!.logLoss < backfill.metrics!.baselineLogLoss!, 'beats the baseline');
-      assert.equal((await env.admin.retrain(backfill.version)).identical, true);
+      assert.equal((await env.modelTraining.retrain(backfill.version)).identical, true);
 
-      const { teacher, student, micros } = await env.admin.distill({
+      const { teacher, student, micros } = await env.modelTraining.distill({
         kind: 'ftrl',
         teacherKind: 'wide_deep',
         parent: null,
@@ -445,7 +448,7 @@ describe('retraining loop', () => {
       assert.equal(student.metrics!.examples, teacher.metrics!.examples);
       assert.ok(student.metrics!.logLoss < student.metrics!.baselineLogLoss!);
       assert.ok(micros.teacher > 0 && micros.student > 0);
-      assert.equal((await env.admin.retrain(student.version)).identical, true);
+      assert.equal((await env.modelTraining.retrain(student.version)).identical, true);
 
       // A trainer with no checkpoint starts from the champion's FTRL state and reads on after the
       // champion's lineage (the 6,000 it learned are not learned twice); its candidates say so
@@ -470,7 +473,7 @@ describe('retraining loop', () => {
         const before = ranges.find((r) => r.topic === range.topic && r.partition === range.partition);
         assert.equal(range.from, before?.to, `${range.topic}:${range.partition} resumes after the champion`);
       }
-      assert.equal((await env.admin.retrain(candidate.version)).identical, true);
+      assert.equal((await env.modelTraining.retrain(candidate.version)).identical, true);
     } finally {
       await env.tearDown();
     }

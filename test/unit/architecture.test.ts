@@ -1,5 +1,5 @@
 // The import graph of services/: each folder may import only the layers below it. The libraries
-// (common, then model, then registry) know no service; the simulator is test data, imported by the
+// (common, then model, then registry, then training) know no service; the simulator is test data, imported by the
 // CLI, tests and benchmarks only; a service imports the libraries, never another service; the CLI
 // composes them all. A fixture shows that a forbidden edge is caught.
 import assert from 'node:assert/strict';
@@ -14,10 +14,11 @@ const ALLOWED: Record<string, readonly string[]> = {
   common: [],
   model: ['common'],
   registry: ['common', 'model'],
+  training: ['common', 'model', 'registry'],
   simulator: ['common', 'model'],
   scorer: ['common', 'model', 'registry'],
   joiner: ['common'],
-  trainer: ['common', 'model', 'registry'],
+  trainer: ['common', 'model', 'registry', 'training'],
   labeling: ['common'],
   cli: ['*'],
 };

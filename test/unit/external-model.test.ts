@@ -11,7 +11,7 @@ import { initBackend, tf } from '../../services/model/backend.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
-import { simulateLabeledExamples, simulatedTrainingExamples } from '../../services/simulator/dataset.js';
+import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
 import { testRuntime } from '../helpers/kafka.js';
 
 const spec = new FeatureSpec({ hashBits: 10 });
@@ -66,7 +66,6 @@ describe('external tfjs Layers model', () => {
       spec,
       null,
       testRuntime().logger,
-      { simulated: simulatedTrainingExamples },
     );
   });
   after(() => rm(root, { recursive: true, force: true }));

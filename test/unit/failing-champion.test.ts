@@ -14,7 +14,7 @@ import { FtrlModel } from '../../services/model/models.js';
 import { createLogger } from '../../services/common/logger.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
-import { simulateLabeledExamples, simulatedTrainingExamples } from '../../services/simulator/dataset.js';
+import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
 import { proposeCandidate, publishServingBaseline } from '../../services/trainer/candidates.js';
 import { DEFAULT_GATE } from '../../services/trainer/gate.js';
 import { OnlineLearner, type HeldExample } from '../../services/trainer/online.js';
@@ -48,9 +48,7 @@ describe('a failing champion', () => {
       labelTime: i,
     }));
     const registry = new FileModelRegistry(dir);
-    const admin = new RegistryAdmin(registry, spec, null, createLogger('test', 'silent'), {
-      simulated: simulatedTrainingExamples,
-    });
+    const admin = new RegistryAdmin(registry, spec, null, createLogger('test', 'silent'));
     // The champion learned from flipped labels (a broken join): it ranks honest outcomes backwards.
     const bad = new FtrlModel(spec.dimension, spec.maxNonZero, DEFAULT_FTRL);
     bad.trainStep(data.map((e) => ({ ...e, label: 1 - e.label })));

@@ -16,7 +16,6 @@ import { RegistryAdmin } from '../../services/registry/admin.js';
 import { buildRegistryApp } from '../../services/registry/http.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { testRuntime } from '../helpers/kafka.js';
-import { simulatedTrainingExamples } from '../../services/simulator/dataset.js';
 
 const ADMIN = 'admin-token-0123456789';
 const LABELER = 'labeler-token-0123456789';
@@ -31,9 +30,7 @@ describe('registry admin API', () => {
   before(async () => {
     await initBackend(undefined, 'wasm');
     dir = await mkdtemp(join(tmpdir(), 'flywheel-http-'));
-    const admin = new RegistryAdmin(new FileModelRegistry(dir), spec, null, testRuntime().logger, {
-      simulated: simulatedTrainingExamples,
-    });
+    const admin = new RegistryAdmin(new FileModelRegistry(dir), spec, null, testRuntime().logger);
     const tokens = new TokenTable()
       .add(ADMIN, { id: 'ops', role: 'admin' })
       .add(LABELER, { id: 'ann', role: 'labeler' });

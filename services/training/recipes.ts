@@ -18,7 +18,7 @@ import {
   type TrainingExample,
 } from '../model/models.js';
 import type { FtrlParams } from '../model/ftrl.js';
-import type { FileModelRegistry, HoldoutMetrics, TrainingData, VersionMetadata } from './store.js';
+import type { FileModelRegistry, HoldoutMetrics, TrainingData, VersionMetadata } from '../registry/store.js';
 import { FlywheelError } from '../common/errors.js';
 
 export type LearnedKindName = 'logreg' | 'wide_deep' | 'ftrl';
