@@ -1,6 +1,6 @@
-import { InternalError } from './errors.js';
 // Seeded pseudo-random numbers (sfc32, seeded through splitmix32): the same seed gives the same
 // shop, the same users and the same stream on every machine and Node version.
+import { InternalError } from './errors.js';
 
 function splitmix32(seed: number): () => number {
   let state = seed >>> 0;
