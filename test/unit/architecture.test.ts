@@ -20,6 +20,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   joiner: ['common'],
   trainer: ['common', 'model', 'registry', 'training'],
   labeling: ['common'],
+  rollout: ['common', 'model', 'registry'],
   cli: ['*'],
 };
 

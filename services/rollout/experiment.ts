@@ -1,0 +1,235 @@
+// An experiment's decision core (pure): a candidate against the control (the champion) on live
+// outcomes, ramped through traffic steps, decided by always-valid intervals (sequential.ts), so
+// it may be looked at after every outcome. Given the outcomes so far and the clock it says what
+// to do: hold, advance to the next step, promote, roll back, or end inconclusive; the driver
+// carries it out (routing in fw.models.updates) and records it with the numbers that drove it.
+//
+// Rules, in order:
+// 1. Guardrail, at any step and while paused: a metric significantly worse for the candidate
+//    (its interval excludes zero on the harmful side) rolls it back at once.
+// 2. A step ends when the candidate has `minOutcomes` outcomes in it and `minStepMs` passed;
+//    then the ramp advances (the candidate's share is the step's: a harmful candidate is caught
+//    at the small shares before it reaches the large ones).
+// 3. At the last step, the primary metric significantly better (and no guardrail harm) promotes.
+// 4. `budget` candidate outcomes without a decision ends the experiment inconclusive.
+// Each metric's interval is at level alpha / (number of metrics), so the chance of any false
+// rollback, and of a false promotion, stays at most alpha however often it is looked at.
+import { EMPTY_ARM, differenceInterval, merge, observe, type ArmStats, type Interval } from './sequential.js';
+
+export interface MetricSpec {
+  better: 'higher' | 'lower';
+  role: 'primary' | 'guardrail';
+  /** The size of difference the mixture is tuned to (see sequential.ts). */
+  tau: number;
+  /**
+   * A guardrail's margin: promotion needs its interval to rule out harm larger than this (a
+   * non-inferiority test, always valid as the rest); absent, only significant harm counts.
+   */
+  tolerance?: number;
+}
+
+export interface RampConfig {
+  /** The candidate's traffic share at each step, increasing (e.g. 0.01, 0.05, 0.25, 0.5). */
+  steps: readonly number[];
+  /** Candidate outcomes needed in a step before it may advance. */
+  minOutcomes: number;
+  /** Event time a step lasts at least. */
+  minStepMs: number;
+  /** Candidate outcomes after which an undecided experiment ends inconclusive. */
+  budget: number;
+  alpha: number;
+  metrics: Readonly<Record<string, MetricSpec>>;
+}
+
+export type ExperimentState = 'running' | 'paused' | 'promoted' | 'rolled-back' | 'inconclusive' | 'aborted';
+export type ExperimentEvent =
+  'advance' | 'promote' | 'rollback' | 'inconclusive' | 'pause' | 'resume' | 'abort';
+
+/** Every move of an experiment; an event not in its state's row is refused. */
+export const EXPERIMENT_TRANSITIONS: Record<
+  ExperimentState,
+  Partial<Record<ExperimentEvent, ExperimentState>>
+> = {
+  running: {
+    advance: 'running',
+    promote: 'promoted',
+    rollback: 'rolled-back',
+    inconclusive: 'inconclusive',
+    pause: 'paused',
+    abort: 'aborted',
+  },
+  // Paused holds the share where it is; the guardrail still rolls back, an operator may promote.
+  paused: { resume: 'running', rollback: 'rolled-back', promote: 'promoted', abort: 'aborted' },
+  promoted: {},
+  'rolled-back': {},
+  inconclusive: {},
+  aborted: {},
+};
+
+export function nextState(state: ExperimentState, event: ExperimentEvent): ExperimentState | null {
+  return EXPERIMENT_TRANSITIONS[state][event] ?? null;
+}
+
+export type Arm = 'control' | 'candidate';
+
+export interface ExperimentProgress {
+  state: ExperimentState;
+  step: number;
+  stepStartedAt: number;
+  /** Candidate outcomes in the current step. */
+  stepOutcomes: number;
+  /** Per arm and metric, since the start. */
+  stats: Record<Arm, Record<string, ArmStats>>;
+}
+
+export function startProgress(config: RampConfig, now: number): ExperimentProgress {
+  const empty = () => Object.fromEntries(Object.keys(config.metrics).map((m) => [m, EMPTY_ARM]));
+  return {
+    state: 'running',
+    step: 0,
+    stepStartedAt: now,
+    stepOutcomes: 0,
+    stats: { control: empty(), candidate: empty() },
+  };
+}
+
+/** One outcome of an arm: a value per metric (e.g. purchased 0/1, the served score's log loss). */
+export function record(
+  progress: ExperimentProgress,
+  arm: Arm,
+  values: Readonly<Record<string, number>>,
+): ExperimentProgress {
+  const batch = Object.fromEntries(Object.entries(values).map(([m, v]) => [m, observe(EMPTY_ARM, v)]));
+  return recordBatch(progress, arm, batch);
+}
+
+/** Outcomes of an arm summarised per metric (every metric over the same outcomes). */
+export function recordBatch(
+  progress: ExperimentProgress,
+  arm: Arm,
+  batch: Readonly<Record<string, ArmStats>>,
+): ExperimentProgress {
+  const stats = { ...progress.stats, [arm]: { ...progress.stats[arm] } };
+  let outcomes = 0;
+  for (const [metric, summary] of Object.entries(batch)) {
+    const current = stats[arm][metric];
+    if (!current) continue;
+    stats[arm][metric] = merge(current, summary);
+    outcomes = summary.n;
+  }
+  return {
+    ...progress,
+    stats,
+    stepOutcomes: progress.stepOutcomes + (arm === 'candidate' ? outcomes : 0),
+  };
+}
+
+export type Action = 'hold' | 'advance' | 'promote' | 'rollback' | 'inconclusive';
+
+export interface Decision {
+  action: Action;
+  reasons: string[];
+  /** The candidate's share after the decision. */
+  share: number;
+  /** Per metric: candidate − control, with its always-valid interval. */
+  intervals: Record<string, Interval>;
+}
+
+/** What to do now (see the file comment). */
+export function decide(config: RampConfig, progress: ExperimentProgress, now: number): Decision {
+  const share = config.steps[progress.step] ?? 0;
+  const intervals = intervalsOf(config, progress);
+  const hold = (reasons: string[]): Decision => ({ action: 'hold', reasons, share, intervals });
+  if (progress.state !== 'running' && progress.state !== 'paused')
+    return hold([`the experiment is ${progress.state}`]);
+  // The normal approximation needs data in both arms before an interval may decide anything.
+  const thin =
+    Math.min(armOutcomes(progress, 'control'), armOutcomes(progress, 'candidate')) < config.minOutcomes;
+  const harm = thin ? [] : harmed(config, intervals);
+  if (harm.length > 0) return { action: 'rollback', reasons: harm, share: 0, intervals };
+  if (progress.state === 'paused') return hold(['paused']);
+  const candidateOutcomes = armOutcomes(progress, 'candidate');
+  const last = progress.step === config.steps.length - 1;
+  const primary = thin ? [] : improved(config, intervals);
+  if (last && primary.length > 0) return { action: 'promote', reasons: primary, share: 1, intervals };
+  if (candidateOutcomes >= config.budget)
+    return {
+      action: 'inconclusive',
+      reasons: [`${candidateOutcomes} candidate outcomes (the budget) without a significant difference`],
+      share: 0,
+      intervals,
+    };
+  if (progress.stepOutcomes < config.minOutcomes)
+    return hold([`step ${progress.step + 1}: ${progress.stepOutcomes} of ${config.minOutcomes} outcomes`]);
+  if (now - progress.stepStartedAt < config.minStepMs)
+    return hold([`step ${progress.step + 1}: its minimum duration has not passed`]);
+  if (last) return hold(['last step: waiting for a significant difference or the budget']);
+  const next = config.steps[progress.step + 1] as number;
+  return {
+    action: 'advance',
+    reasons: [`step ${progress.step + 1} passed without harm`],
+    share: next,
+    intervals,
+  };
+}
+
+/** The progress after a decision was carried out. */
+export function apply(progress: ExperimentProgress, decision: Decision, now: number): ExperimentProgress {
+  if (decision.action === 'hold') return progress;
+  const state = nextState(progress.state, decision.action) ?? progress.state;
+  if (decision.action !== 'advance') return { ...progress, state };
+  return { ...progress, state, step: progress.step + 1, stepStartedAt: now, stepOutcomes: 0 };
+}
+
+/** Outcomes of the arm (every outcome carries every metric). */
+function armOutcomes(progress: ExperimentProgress, arm: Arm): number {
+  return Object.values(progress.stats[arm])[0]?.n ?? 0;
+}
+
+function intervalsOf(config: RampConfig, progress: ExperimentProgress): Record<string, Interval> {
+  const alpha = config.alpha / Object.keys(config.metrics).length;
+  const intervals: Record<string, Interval> = {};
+  for (const [metric, spec] of Object.entries(config.metrics)) {
+    const control = progress.stats.control[metric] ?? EMPTY_ARM;
+    const candidate = progress.stats.candidate[metric] ?? EMPTY_ARM;
+    intervals[metric] = differenceInterval(control, candidate, { alpha, tau: spec.tau });
+  }
+  return intervals;
+}
+
+/** Metrics whose interval lies wholly on the candidate's worse side. */
+function harmed(config: RampConfig, intervals: Record<string, Interval>): string[] {
+  const reasons: string[] = [];
+  for (const [metric, spec] of Object.entries(config.metrics)) {
+    const i = intervals[metric] as Interval;
+    const worse = spec.better === 'higher' ? i.upper < 0 : i.lower > 0;
+    if (worse) reasons.push(`${metric} is significantly worse: ${describe(i)}`);
+  }
+  return reasons;
+}
+
+/**
+ * The reasons to promote: every primary metric significantly better and every guardrail with a
+ * tolerance shown within it; empty when any of that is not yet so.
+ */
+function improved(config: RampConfig, intervals: Record<string, Interval>): string[] {
+  const reasons: string[] = [];
+  for (const [metric, spec] of Object.entries(config.metrics)) {
+    const i = intervals[metric] as Interval;
+    const sign = spec.better === 'higher' ? 1 : -1;
+    // On the candidate-better scale: positive is better.
+    const worst = Math.min(sign * i.lower, sign * i.upper);
+    if (spec.role === 'primary') {
+      if (!(worst > 0)) return [];
+      reasons.push(`${metric} is significantly better: ${describe(i)}`);
+    } else if (spec.tolerance !== undefined) {
+      if (!(worst > -spec.tolerance)) return [];
+      reasons.push(`${metric} is within its tolerance ${spec.tolerance}: ${describe(i)}`);
+    }
+  }
+  return reasons;
+}
+
+function describe(i: Interval): string {
+  return `candidate − control ${i.estimate.toFixed(5)} in [${i.lower.toFixed(5)}, ${i.upper.toFixed(5)}]`;
+}

@@ -1,0 +1,73 @@
+// Always-valid comparison of two arms (pure). Each arm's outcomes are summarised by count, mean
+// and variance (Welford); the difference of the means gets a confidence sequence from the normal
+// mixture sequential probability ratio test (mSPRT; Robbins 1970, Johari et al. 2017, as GrowthBook
+// and Eppo use it): with the mixing distribution N(0, tau²) over the true difference,
+//
+//   Λ(δ) = sqrt(V / (V + tau²)) · exp(tau² (Δ̂ − δ)² / (2 V (V + tau²))),   V = s²_a/n_a + s²_b/n_b,
+//
+// and the set of δ with Λ(δ) < 1/alpha covers the true difference at every sample size at once
+// with probability at least 1 − alpha. So an experiment may be looked at after every outcome and
+// stopped whenever the interval leaves zero, without inflating its error rates. The normal
+// approximation needs a few outcomes of each kind per arm: `minOutcomes` guards it.
+
+export interface ArmStats {
+  n: number;
+  mean: number;
+  /** Sum of squared deviations from the mean (Welford). */
+  m2: number;
+}
+
+export const EMPTY_ARM: ArmStats = { n: 0, mean: 0, m2: 0 };
+
+/** The arm's summary after one more outcome `x` (a new object: summaries are values). */
+export function observe(arm: ArmStats, x: number): ArmStats {
+  const n = arm.n + 1;
+  const delta = x - arm.mean;
+  const mean = arm.mean + delta / n;
+  return { n, mean, m2: arm.m2 + delta * (x - mean) };
+}
+
+/** Two summaries of disjoint outcomes as one (to fold batches, or one arm's steps). */
+export function merge(a: ArmStats, b: ArmStats): ArmStats {
+  if (a.n === 0) return b;
+  if (b.n === 0) return a;
+  const n = a.n + b.n;
+  const delta = b.mean - a.mean;
+  return { n, mean: a.mean + (delta * b.n) / n, m2: a.m2 + b.m2 + (delta * delta * a.n * b.n) / n };
+}
+
+export function variance(arm: ArmStats): number {
+  return arm.n > 1 ? arm.m2 / (arm.n - 1) : 0;
+}
+
+export interface SequenceSettings {
+  /** Error rate of the whole sequence: the interval misses the truth at any time w.p. ≤ alpha. */
+  alpha: number;
+  /** Standard deviation of the mixing distribution: the size of difference it is tuned to find. */
+  tau: number;
+}
+
+export interface Interval {
+  /** candidate − control. */
+  estimate: number;
+  lower: number;
+  upper: number;
+}
+
+/** The always-valid interval of mean(candidate) − mean(control); unbounded without variance. */
+export function differenceInterval(
+  control: ArmStats,
+  candidate: ArmStats,
+  settings: SequenceSettings,
+): Interval {
+  const estimate = candidate.mean - control.mean;
+  const v =
+    (control.n > 0 ? variance(control) / control.n : Infinity) +
+    (candidate.n > 0 ? variance(candidate) / candidate.n : Infinity);
+  if (!(v > 0) || !Number.isFinite(v)) return { estimate, lower: -Infinity, upper: Infinity };
+  const t2 = settings.tau * settings.tau;
+  const halfWidth = Math.sqrt(
+    ((v * (v + t2)) / t2) * (2 * Math.log(1 / settings.alpha) + Math.log((v + t2) / v)),
+  );
+  return { estimate, lower: estimate - halfWidth, upper: estimate + halfWidth };
+}
