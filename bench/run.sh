@@ -17,6 +17,10 @@ if [ "$which" = all ] || [ "$which" = joiner ]; then
   node bin/flywheel.js stack up >/dev/null
   node --import tsx bench/joiner.ts
 fi
+if [ "$which" = all ] || [ "$which" = rollout ]; then
+  echo "== rollout: the experiment decision core's error rates over seeded simulations (no broker)"
+  node --import tsx bench/rollout.ts
+fi
 if [ "$which" = all ] || [ "$which" = trainer ]; then
   echo "== trainer: examples/s from Kafka vs River and Vowpal Wabbit; freshness outcome → live"
   node bin/flywheel.js stack up >/dev/null
