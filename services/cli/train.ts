@@ -125,6 +125,7 @@ export async function requestCandidate(
     version?: string;
     alias?: string;
     reasons?: string[];
+    held?: string;
     error?: { message: string };
   };
   if (!response.ok)
@@ -140,7 +141,9 @@ export async function requestCandidate(
     version: body.version ?? null,
     message: body.alias
       ? `${body.version} promoted to ${body.alias}`
-      : `${body.version ?? 'no candidate'} rejected: ${(body.reasons ?? []).join('; ')}`,
+      : body.held
+        ? `${body.version} accepted, not promoted: ${body.held}`
+        : `${body.version ?? 'no candidate'} rejected: ${(body.reasons ?? []).join('; ')}`,
   };
 }
 

@@ -34,6 +34,8 @@ export interface CandidateResult {
    * serve until a learned model beats it.
    */
   baselineReplacesChampion?: GateDecision;
+  /** Accepted by the gate but given no alias, and why (an operator's challenger holds the slot). */
+  held?: string;
 }
 
 export interface ProposalOptions {
@@ -105,6 +107,14 @@ export async function proposeCandidate(options: ProposalOptions): Promise<Candid
       ...(baselineDecision?.accept ? { baselineReplacesChampion: baselineDecision } : {}),
     };
   const alias = options.promoteTo === 'champion' || !learnedChampion ? 'champion' : 'challenger';
+  const holder = alias === 'challenger' ? await operatorChallenger(admin) : null;
+  if (holder)
+    return {
+      version: metadata.version,
+      decision,
+      alias: null,
+      held: `the challenger alias is held by ${holder.version}, placed by ${holder.actor}: the trainer does not overwrite it`,
+    };
   await admin.promote(metadata.version, alias, {
     actor: 'trainer',
     reason: `gate: holdout log loss ${decision.holdout.candidate.logLoss.toFixed(4)} vs champion ${decision.holdout.champion?.logLoss.toFixed(4) ?? 'none'}${decision.championFailing ? ' (failing: worse than the constant)' : ''}, baseline ${decision.holdout.baseline.logLoss.toFixed(4)}, constant ${decision.holdout.constant.logLoss.toFixed(4)}`,
@@ -251,4 +261,16 @@ export async function publishServingBaseline(options: {
 /** Whether `version` is a learned model (not the heuristic baseline serving in place of one). */
 async function isLearned(admin: RegistryAdmin, version: string | null): Promise<boolean> {
   return version !== null && (await admin.registry.get(version)).kind !== 'baseline';
+}
+
+/**
+ * The challenger an operator (anyone but the trainer) placed, if one holds the alias now: its
+ * experiment is theirs, and a trainer candidate waits instead of replacing it.
+ */
+async function operatorChallenger(admin: RegistryAdmin): Promise<{ version: string; actor: string } | null> {
+  const { challenger } = await admin.registry.routing();
+  if (challenger === null) return null;
+  const moves = await admin.registry.history();
+  const placed = moves.filter((m) => m.alias === 'challenger' && m.to === challenger).at(-1);
+  return placed && placed.actor !== 'trainer' ? { version: challenger, actor: placed.actor } : null;
 }

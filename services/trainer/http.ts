@@ -53,6 +53,7 @@ export function buildTrainerApp(options: {
             reasons: result.decision.reasons,
             holdout: result.decision.holdout,
             reference: result.decision.reference,
+            ...(result.held ? { held: result.held } : {}),
           }
         : { version: null, alias: null, accepted: false, reasons: ['not enough holdout examples yet'] };
     },

@@ -72,7 +72,10 @@ export class Proposals {
     });
     const result = { ...judged, trigger };
     this.deps.core.registered(inputs, result.version);
-    this.deps.metrics.candidates.inc({ trigger, outcome: result.alias ?? 'rejected' });
+    this.deps.metrics.candidates.inc({
+      trigger,
+      outcome: result.alias ?? (result.held ? 'held' : 'rejected'),
+    });
     if (result.alias) this.promoted(result, inputs);
     this.deps.log.info(
       {
@@ -83,10 +86,13 @@ export class Proposals {
         reasons: result.decision.reasons,
         holdout: result.decision.holdout,
         reference: result.decision.reference,
+        ...(result.held ? { held: result.held } : {}),
       },
       result.alias
         ? `candidate ${result.version} promoted to ${result.alias}`
-        : `candidate ${result.version} rejected`,
+        : result.held
+          ? `candidate ${result.version} accepted, not promoted: ${result.held}`
+          : `candidate ${result.version} rejected`,
     );
     this.deps.onCandidate(result);
     this.afterRefusal(result, inputs);
@@ -118,7 +124,7 @@ export class Proposals {
       void this.publishBaseline(
         `the champion is failing (holdout log loss ${failing?.toFixed(4) ?? '-'} vs ${result.decision.holdout.constant.logLoss.toFixed(4)} for a constant)`,
       );
-    } else if (!result.alias && baselines.on('refused')) {
+    } else if (!result.alias && !result.held && baselines.on('refused')) {
       // A refused candidate while the baseline serves: the baseline, learned on since, serves on.
       void this.publishBaseline();
     }
