@@ -27,6 +27,14 @@ export function observe(arm: ArmStats, x: number): ArmStats {
   return { n, mean, m2: arm.m2 + delta * (x - mean) };
 }
 
+/** The arm's summary without outcome `x`, which it holds (a correction replaces an outcome). */
+export function unobserve(arm: ArmStats, x: number): ArmStats {
+  if (arm.n <= 1) return EMPTY_ARM;
+  const n = arm.n - 1;
+  const mean = (arm.mean * arm.n - x) / n;
+  return { n, mean, m2: Math.max(0, arm.m2 - (x - mean) * (x - arm.mean)) };
+}
+
 /** Two summaries of disjoint outcomes as one (to fold batches, or one arm's steps). */
 export function merge(a: ArmStats, b: ArmStats): ArmStats {
   if (a.n === 0) return b;

@@ -1,0 +1,90 @@
+// An experiment's outcomes from labeled examples: served outcome labels of the two versions only,
+// corrections replacing what they correct in any reading order, duplicates ignored.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { LabeledExample } from '../../services/common/contracts.js';
+import { Random } from '../../services/common/random.js';
+import { ExperimentOutcomes, outcomeOf } from '../../services/rollout/outcomes.js';
+import { EMPTY_ARM, observe, unobserve, variance } from '../../services/rollout/sequential.js';
+
+const versions = { control: 'v000001', candidate: 'v000002' };
+
+function example(over: Partial<LabeledExample> & { predictionId: string }): LabeledExample {
+  return {
+    exampleId: `${over.predictionId}:${over.revision ?? 0}`,
+    eventId: over.predictionId,
+    userId: 'u',
+    itemId: 'i',
+    category: 'c',
+    segment: 's',
+    label: 0,
+    labelSource: 'timeout',
+    weight: 1,
+    features: { indices: [], values: [] },
+    featureSpecHash: 'h',
+    modelVersion: versions.control,
+    arm: 'champion',
+    score: 0.1,
+    clickTime: 0,
+    purchaseEventId: null,
+    purchaseTime: null,
+    labelTime: 0,
+    delayMs: null,
+    revision: 0,
+    ...over,
+  };
+}
+
+describe('experiment outcomes', () => {
+  it('count served outcome labels of the two versions, and nothing else', () => {
+    assert.deepEqual(
+      outcomeOf(example({ predictionId: 'a', label: 1, labelSource: 'outcome', score: 0.25 }), versions),
+      {
+        arm: 'control',
+        values: { purchaseRate: 1, logLoss: -Math.log(0.25) },
+      },
+    );
+    assert.equal(
+      outcomeOf(example({ predictionId: 'b', modelVersion: versions.candidate }), versions)?.arm,
+      'candidate',
+    );
+    for (const ignored of [
+      example({ predictionId: 'h', labelSource: 'human' }),
+      example({ predictionId: 'u', labelSource: 'upload' }),
+      example({ predictionId: 's', arm: 'shadow', modelVersion: versions.candidate }),
+      example({ predictionId: 'o', modelVersion: 'v000009' }),
+      example({ predictionId: 'n', score: null }),
+    ])
+      assert.equal(outcomeOf(ignored, versions), null, ignored.predictionId);
+  });
+
+  it('hold the latest revision of each prediction, whatever order they are read in', () => {
+    const first = example({ predictionId: 'p', modelVersion: versions.candidate, label: 0, revision: 0 });
+    const corrected = { ...first, label: 1, labelSource: 'outcome' as const, revision: 1 };
+    for (const order of [
+      [first, corrected],
+      [corrected, first],
+      [first, corrected, corrected, first],
+    ]) {
+      const outcomes = new ExperimentOutcomes(versions);
+      for (const e of order) outcomes.take(e);
+      const { purchaseRate, logLoss } = outcomes.stats.candidate;
+      assert.equal(purchaseRate.n, 1);
+      assert.equal(purchaseRate.mean, 1);
+      assert.ok(Math.abs(logLoss.mean + Math.log(0.1)) < 1e-12);
+      assert.equal(outcomes.stats.control.purchaseRate.n, 0);
+    }
+  });
+
+  it('remove an outcome exactly: unobserve undoes observe', () => {
+    const random = new Random(8);
+    const xs = Array.from({ length: 200 }, () => random.normal(0.3, 0.2));
+    let s = xs.reduce(observe, EMPTY_ARM);
+    for (const x of xs.slice(150)) s = unobserve(s, x);
+    const kept = xs.slice(0, 150).reduce(observe, EMPTY_ARM);
+    assert.equal(s.n, 150);
+    assert.ok(Math.abs(s.mean - kept.mean) < 1e-12);
+    assert.ok(Math.abs(variance(s) - variance(kept)) < 1e-9);
+    assert.deepEqual(unobserve(observe(EMPTY_ARM, 3), 3), EMPTY_ARM);
+  });
+});
