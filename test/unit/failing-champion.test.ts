@@ -14,10 +14,10 @@ import { FtrlModel } from '../../services/model/models.js';
 import { createLogger } from '../../services/common/logger.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
-import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
 import { proposeCandidate, publishServingBaseline } from '../../services/trainer/candidates.js';
 import { DEFAULT_GATE } from '../../services/trainer/gate.js';
-import { OnlineLearner, type HeldExample } from '../../services/trainer/online.js';
+import { OnlineLearner, trainingExample } from '../../services/trainer/online.js';
+import { heldExamples } from '../helpers/held-examples.js';
 
 describe('a failing champion', () => {
   const spec = new FeatureSpec();
@@ -29,34 +29,17 @@ describe('a failing champion', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   it('is replaced by the baseline when no learned candidate beats the constant', async () => {
-    const data = simulateLabeledExamples({
-      spec,
-      seed: 5,
-      clicks: 12_000,
-      startTime: Date.UTC(2026, 0, 1),
-      trafficRate: 50,
-      attributionWindowMs: 600_000,
-    });
-    const held: HeldExample[] = data.map((e, i) => ({
-      exampleId: `e${i}`,
-      indices: [...e.features.indices],
-      values: [...e.features.values],
-      label: e.label,
-      weight: 1,
-      itemId: e.itemId,
-      segment: e.segment,
-      labelTime: i,
-    }));
+    const held = heldExamples(spec, 12_000, 5);
     const registry = new FileModelRegistry(dir);
     const admin = new RegistryAdmin(registry, spec, null, createLogger('test', 'silent'));
     // The champion learned from flipped labels (a broken join): it ranks honest outcomes backwards.
     const bad = new FtrlModel(spec.dimension, spec.maxNonZero, DEFAULT_FTRL);
-    bad.trainStep(data.map((e) => ({ ...e, label: 1 - e.label })));
+    bad.trainStep(held.map((e) => ({ ...trainingExample(e), label: 1 - e.label })));
     const champion = await registry.register({
       artifacts: await toArtifacts(bad, spec),
       parent: null,
       seed: 0,
-      training: { source: 'upload', description: 'flipped', examples: data.length },
+      training: { source: 'upload', description: 'flipped', examples: held.length },
       metrics: null,
       createdBy: 'test',
     });

@@ -14,10 +14,10 @@ import { DEFAULT_FTRL } from '../../services/model/ftrl.js';
 import { FtrlModel } from '../../services/model/models.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
-import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
 import { proposeCandidate } from '../../services/trainer/candidates.js';
 import { DEFAULT_GATE } from '../../services/trainer/gate.js';
-import { OnlineLearner, type HeldExample } from '../../services/trainer/online.js';
+import { OnlineLearner, trainingExample, type HeldExample } from '../../services/trainer/online.js';
+import { heldExamples } from '../helpers/held-examples.js';
 
 describe("an operator's challenger", () => {
   const spec = new FeatureSpec();
@@ -29,30 +29,13 @@ describe("an operator's challenger", () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   it('is not overwritten by an accepted trainer candidate; a trainer challenger is', async () => {
-    const data = simulateLabeledExamples({
-      spec,
-      seed: 9,
-      clicks: 40_000,
-      startTime: Date.UTC(2026, 0, 1),
-      trafficRate: 50,
-      attributionWindowMs: 600_000,
-    });
-    const held: HeldExample[] = data.map((e, i) => ({
-      exampleId: `e${i}`,
-      indices: [...e.features.indices],
-      values: [...e.features.values],
-      label: e.label,
-      weight: 1,
-      itemId: e.itemId,
-      segment: e.segment,
-      labelTime: i,
-    }));
+    const held = heldExamples(spec, 16_000);
     const registry = new FileModelRegistry(dir);
     const admin = new RegistryAdmin(registry, spec, null, createLogger('test', 'silent'));
     // A weak champion (a few hundred examples) and an operator's challenger.
-    const register = async (examples: typeof data, who: string) => {
+    const register = async (examples: HeldExample[], who: string) => {
       const model = new FtrlModel(spec.dimension, spec.maxNonZero, DEFAULT_FTRL);
-      model.trainStep(examples);
+      model.trainStep(examples.map(trainingExample));
       const version = await registry.register({
         artifacts: await toArtifacts(model, spec),
         parent: null,
@@ -64,9 +47,9 @@ describe("an operator's challenger", () => {
       model.dispose();
       return version.version;
     };
-    const champion = await register(data.slice(0, 300), 'test');
+    const champion = await register(held.slice(0, 300), 'test');
     await admin.promote(champion, 'champion', { actor: 'test', reason: 'weak champion' });
-    const placed = await register(data.slice(0, 2000), 'ops');
+    const placed = await register(held.slice(0, 2000), 'ops');
     await admin.promote(placed, 'challenger', {
       actor: 'ops@cli',
       reason: 'an A/B test',
