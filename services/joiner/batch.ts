@@ -100,6 +100,9 @@ export class JoinBatches {
     const decisions: JoinDecision[] = [];
     const letters: OutboxMessage[] = [];
     const before = { ...owned.join.counters };
+    // A delta holds one step's changes: StateDelta nets a record changed then forgotten within it
+    // as never written, which holds only when the change was not in Redis before the step.
+    owned.join.takeChanges();
     for (const message of messages) {
       const result =
         input === 'prediction'
@@ -377,10 +380,12 @@ export class JoinBatches {
   /** Progress and the clock alone (no new input): the windows they close, committed as a batch. */
   async tick(owned: OwnedPartition, now: number): Promise<void> {
     const before = { ...owned.join.counters };
+    owned.join.takeChanges(); // one step per delta (see joinBatch)
     const decisions = this.advance(owned, now);
-    // Nothing decided, nothing to commit: what the clock changed waits for the next batch.
-    if (decisions.length === 0) return;
     const delta = owned.join.takeChanges();
+    // Nothing decided, nothing committed: the in-memory state runs ahead of Redis until the next
+    // batch, which is safe (a restart replays from Redis) while a delta never spans two steps.
+    if (decisions.length === 0) return;
     await this.commit(owned, owned.offsets, decisions, delta, new Map(), new Map(), [], before);
   }
 }

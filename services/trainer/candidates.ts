@@ -106,7 +106,11 @@ export async function proposeCandidate(options: ProposalOptions): Promise<Candid
       alias: null,
       ...(baselineDecision?.accept ? { baselineReplacesChampion: baselineDecision } : {}),
     };
-  const alias = options.promoteTo === 'champion' || !learnedChampion ? 'champion' : 'challenger';
+  // A failing champion (worse than a constant) is replaced at once, not put beside a challenger.
+  const alias =
+    options.promoteTo === 'champion' || !learnedChampion || decision.championFailing
+      ? 'champion'
+      : 'challenger';
   const holder = alias === 'challenger' ? await operatorChallenger(admin) : null;
   if (holder)
     return {

@@ -131,6 +131,8 @@ export const BASELINE_TRANSITIONS: Record<
     examples: { to: 'serving', publish: true },
     refused: { to: 'serving', publish: true },
     'learned-champion': { to: 'over', publish: false },
+    // A learned champion an operator promoted meanwhile can fail too.
+    'champion-failing': { to: 'serving', publish: true },
   },
   over: {
     'champion-failing': { to: 'serving', publish: true },

@@ -80,6 +80,7 @@ describe('trainer triggers', () => {
       'serving examples': ['serving', true],
       'serving refused': ['serving', true],
       'serving learned-champion': ['over', false],
+      'serving champion-failing': ['serving', true],
       'over champion-failing': ['serving', true],
     };
     for (const from of states)
