@@ -5,19 +5,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { toArtifacts } from '../../services/model/artifacts.js';
 import { initBackend } from '../../services/model/backend.js';
 import { HeuristicBaseline } from '../../services/model/baseline.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { DEFAULT_FTRL } from '../../services/model/ftrl.js';
-import { FtrlModel } from '../../services/model/models.js';
 import { createLogger } from '../../services/common/logger.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { proposeCandidate, publishServingBaseline } from '../../services/trainer/candidates.js';
 import { DEFAULT_GATE } from '../../services/trainer/gate.js';
-import { OnlineLearner, trainingExample } from '../../services/trainer/online.js';
-import { heldExamples } from '../helpers/held-examples.js';
+import { OnlineLearner } from '../../services/trainer/online.js';
+import { heldExamples, registerTrained } from '../helpers/held-examples.js';
 
 describe('a failing champion', () => {
   const spec = new FeatureSpec();
@@ -33,18 +31,8 @@ describe('a failing champion', () => {
     const registry = new FileModelRegistry(dir);
     const admin = new RegistryAdmin(registry, spec, null, createLogger('test', 'silent'));
     // The champion learned from flipped labels (a broken join): it ranks honest outcomes backwards.
-    const bad = new FtrlModel(spec.dimension, spec.maxNonZero, DEFAULT_FTRL);
-    bad.trainStep(held.map((e) => ({ ...trainingExample(e), label: 1 - e.label })));
-    const champion = await registry.register({
-      artifacts: await toArtifacts(bad, spec),
-      parent: null,
-      seed: 0,
-      training: { source: 'upload', description: 'flipped', examples: held.length },
-      metrics: null,
-      createdBy: 'test',
-    });
-    bad.dispose();
-    await admin.promote(champion.version, 'champion', { actor: 'test', reason: 'test' });
+    const champion = await registerTrained(registry, spec, held, { by: 'test', flipped: true });
+    await admin.promote(champion, 'champion', { actor: 'test', reason: 'test' });
     // A learner that learns nothing (L1 far above any gradient): its candidate scores 0.5.
     const learner = new OnlineLearner({
       dimension: spec.dimension,
@@ -86,7 +74,7 @@ describe('a failing champion', () => {
     assert.equal(routing.champion, replaced);
     assert.equal((await registry.get(replaced)).kind, 'baseline');
     // Without the reason, a learned champion is never replaced by the baseline.
-    await admin.promote(champion.version, 'champion', { actor: 'test', reason: 'back' });
+    await admin.promote(champion, 'champion', { actor: 'test', reason: 'back' });
     const refused = await publishServingBaseline({
       admin,
       spec,

@@ -6,18 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../services/common/logger.js';
-import { toArtifacts } from '../../services/model/artifacts.js';
 import { initBackend } from '../../services/model/backend.js';
 import { HeuristicBaseline } from '../../services/model/baseline.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { DEFAULT_FTRL } from '../../services/model/ftrl.js';
-import { FtrlModel } from '../../services/model/models.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { proposeCandidate } from '../../services/trainer/candidates.js';
 import { DEFAULT_GATE } from '../../services/trainer/gate.js';
-import { OnlineLearner, trainingExample, type HeldExample } from '../../services/trainer/online.js';
-import { heldExamples } from '../helpers/held-examples.js';
+import { OnlineLearner, type HeldExample } from '../../services/trainer/online.js';
+import { heldExamples, registerTrained } from '../helpers/held-examples.js';
 
 describe("an operator's challenger", () => {
   const spec = new FeatureSpec();
@@ -33,50 +31,16 @@ describe("an operator's challenger", () => {
     const registry = new FileModelRegistry(dir);
     const admin = new RegistryAdmin(registry, spec, null, createLogger('test', 'silent'));
     // A weak champion (1,500 examples: better than a constant, not failing) and an operator's challenger.
-    const register = async (examples: HeldExample[], who: string) => {
-      const model = new FtrlModel(spec.dimension, spec.maxNonZero, DEFAULT_FTRL);
-      model.trainStep(examples.map(trainingExample));
-      const version = await registry.register({
-        artifacts: await toArtifacts(model, spec),
-        parent: null,
-        seed: 0,
-        training: { source: 'upload', description: who, examples: examples.length },
-        metrics: null,
-        createdBy: who,
-      });
-      model.dispose();
-      return version.version;
-    };
-    const champion = await register(held.slice(0, 1500), 'test');
+    const champion = await registerTrained(registry, spec, held.slice(0, 1500), { by: 'test' });
     await admin.promote(champion, 'champion', { actor: 'test', reason: 'weak champion' });
-    const placed = await register(held.slice(0, 2000), 'ops');
+    const placed = await registerTrained(registry, spec, held.slice(0, 2000), { by: 'ops' });
     await admin.promote(placed, 'challenger', {
       actor: 'ops@cli',
       reason: 'an A/B test',
       challengerWeight: 0.2,
     });
 
-    const learner = new OnlineLearner({
-      dimension: spec.dimension,
-      params: DEFAULT_FTRL,
-      holdoutSize: 6000,
-      progressiveWindow: 1000,
-    });
-    const baseline = new HeuristicBaseline();
-    for (const e of learner.add(held)) baseline.update(e, e.label, e.weight);
-    const propose = () =>
-      proposeCandidate({
-        admin,
-        spec,
-        learner,
-        baseline,
-        reference: [],
-        history: {},
-        gate: DEFAULT_GATE,
-        training: { source: 'upload', description: 'test', examples: learner.learned },
-        promoteTo: 'challenger',
-        challengerWeight: 0.1,
-      });
+    const propose = proposer(admin, held);
     const first = await propose();
     assert.deepEqual(first.decision.reasons, [], 'the gate accepts the candidate');
     assert.equal(first.decision.championFailing, false);
@@ -102,45 +66,37 @@ describe("an operator's challenger", () => {
     const registry = new FileModelRegistry(join(dir, 'failing'));
     const admin = new RegistryAdmin(registry, spec, null, createLogger('test', 'silent'));
     // The champion learned flipped labels: worse than a constant on honest outcomes.
-    const flipped = new FtrlModel(spec.dimension, spec.maxNonZero, DEFAULT_FTRL);
-    flipped.trainStep(held.map((e) => ({ ...trainingExample(e), label: 1 - e.label })));
-    const champion = await registry.register({
-      artifacts: await toArtifacts(flipped, spec),
-      parent: null,
-      seed: 0,
-      training: { source: 'upload', description: 'flipped', examples: held.length },
-      metrics: null,
-      createdBy: 'test',
-    });
-    flipped.dispose();
-    await admin.promote(champion.version, 'champion', { actor: 'test', reason: 'flipped' });
-    const placed = new FtrlModel(spec.dimension, spec.maxNonZero, DEFAULT_FTRL);
-    placed.trainStep(held.slice(0, 2000).map(trainingExample));
-    const challenger = await registry.register({
-      artifacts: await toArtifacts(placed, spec),
-      parent: null,
-      seed: 0,
-      training: { source: 'upload', description: 'ops', examples: 2000 },
-      metrics: null,
-      createdBy: 'ops',
-    });
-    placed.dispose();
-    await admin.promote(challenger.version, 'challenger', {
+    const champion = await registerTrained(registry, spec, held, { by: 'test', flipped: true });
+    await admin.promote(champion, 'champion', { actor: 'test', reason: 'flipped' });
+    const challenger = await registerTrained(registry, spec, held.slice(0, 2000), { by: 'ops' });
+    await admin.promote(challenger, 'challenger', {
       actor: 'ops@cli',
       reason: 'A/B',
       challengerWeight: 0.2,
     });
-    const learner = new OnlineLearner({
-      dimension: spec.dimension,
-      params: DEFAULT_FTRL,
-      holdoutSize: 6000,
-      progressiveWindow: 1000,
-    });
-    const baseline = new HeuristicBaseline();
-    for (const e of learner.add(held)) baseline.update(e, e.label, e.weight);
-    const result = await proposeCandidate({
+    const result = await proposer(admin, held)();
+    assert.equal(result.decision.championFailing, true);
+    assert.equal(result.alias, 'champion');
+    const routing = await registry.routing();
+    assert.equal(routing.champion, result.version);
+    assert.equal(routing.challenger, challenger, "the operator's challenger stays");
+  });
+});
+
+/** A trainer's candidate proposal from a learner that took `held` (its last 6,000 the holdout). */
+function proposer(admin: RegistryAdmin, held: HeldExample[]) {
+  const learner = new OnlineLearner({
+    dimension: admin.spec.dimension,
+    params: DEFAULT_FTRL,
+    holdoutSize: 6000,
+    progressiveWindow: 1000,
+  });
+  const baseline = new HeuristicBaseline();
+  for (const e of learner.add(held)) baseline.update(e, e.label, e.weight);
+  return () =>
+    proposeCandidate({
       admin,
-      spec,
+      spec: admin.spec,
       learner,
       baseline,
       reference: [],
@@ -150,10 +106,4 @@ describe("an operator's challenger", () => {
       promoteTo: 'challenger',
       challengerWeight: 0.1,
     });
-    assert.equal(result.decision.championFailing, true);
-    assert.equal(result.alias, 'champion');
-    const routing = await registry.routing();
-    assert.equal(routing.champion, result.version);
-    assert.equal(routing.challenger, challenger.version, "the operator's challenger stays");
-  });
-});
+}
