@@ -1,7 +1,7 @@
 // The one place Flywheel builds KafkaJS objects, so a client swap stays cheap. KafkaJS logs go
 // through the service's pino logger.
-import { FlywheelError } from './errors.js';
 import { Kafka, logLevel, type Admin, type Message, type Producer, type ProducerConfig } from 'kafkajs';
+import { FlywheelError } from './errors.js';
 import type { Logger } from './logger.js';
 import { JavaCompatiblePartitioner } from './partitioner.js';
 

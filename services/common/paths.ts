@@ -1,8 +1,8 @@
 // Where the project's files are, from the sources (services/...) or the build (dist/services/...).
-import { invariant } from './errors.js';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { invariant } from './errors.js';
 
 function findRoot(start: string): string {
   for (let dir = start; ; dir = dirname(dir)) {

@@ -2,8 +2,8 @@
 // then its state changes, new offsets, batch number and output records go to Redis in one call,
 // then one Kafka transaction publishes the outputs and commits the offsets with that number.
 // Records the contract refuses become dead letters in the same transaction.
-import { FlywheelError } from '../common/errors.js';
 import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
+import { FlywheelError } from '../common/errors.js';
 import { backoffUpTo, retryUntilDone, type FailingPartitions } from '../common/batch-retry.js';
 import { classifyMessage } from '../common/classify.js';
 import type { Prediction } from '../common/contracts.js';
@@ -22,8 +22,7 @@ import {
   type JoinPartitions,
   type OwnedPartition,
 } from './partitions.js';
-import type { StateDelta } from './state.js';
-import { type InputOffsets, type OutboxMessage, type RedisJoinState } from './state.js';
+import type { InputOffsets, OutboxMessage, RedisJoinState, StateDelta } from './state.js';
 import type { UpstreamPoller } from './upstream.js';
 
 export interface BatchContext {

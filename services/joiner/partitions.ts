@@ -1,7 +1,8 @@
 // The join partitions this joiner owns, and taking them over by the exactly-once protocol
 // (common/exactly-once.ts): a transactional producer per partition, which fences the previous
 // owner; the state loaded from Redis and reconciled with Kafka's committed batch seq, the outbox
-// of an unfinished batch published, or the inputs replayed. Work on one partition runs in order (`withLock`): batches and ticks never overlap.
+// of an unfinished batch published, or the inputs replayed. Work on one partition runs in order
+// (`withLock`): batches and ticks never overlap.
 import type { Admin, Consumer, Producer } from 'kafkajs';
 import {
   committedSeq,

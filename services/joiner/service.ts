@@ -26,11 +26,11 @@
 // Where it lives: partitions.ts owns and takes over partitions (common/exactly-once.ts),
 // batch.ts applies a batch, common/transactions.ts is the Kafka transaction; this file wires the
 // consumers, pollers, ticker and HTTP.
-import { FlywheelError, invariant } from '../common/errors.js';
 import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import type { Admin, Consumer } from 'kafkajs';
 import type { Redis } from 'ioredis';
+import { FlywheelError, invariant } from '../common/errors.js';
 import { CoPartitionedAssigner } from '../common/co-partitioned-assigner.js';
 import { FailingPartitions, failingReason } from '../common/batch-retry.js';
 import { groupTimeouts, type Readiness } from '../common/consumer.js';

@@ -2,8 +2,8 @@
 // context become a sparse vector of hashed categorical features, crosses and buckets, plus a
 // few dense values in reserved slots after the hash space. The vector is logged with each
 // prediction, so training sees exactly what serving saw.
-import { ConfigError } from '../common/errors.js';
 import { createHash } from 'node:crypto';
+import { ConfigError } from '../common/errors.js';
 import type { ClickEvent, FeatureVector } from '../common/contracts.js';
 import { murmur3 } from './hash.js';
 

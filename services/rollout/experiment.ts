@@ -14,7 +14,7 @@
 // 4. `budget` candidate outcomes without a decision ends the experiment inconclusive.
 // Each metric's interval is at level alpha / (number of metrics), so the chance of any false
 // rollback, and of a false promotion, stays at most alpha however often it is looked at.
-import { EMPTY_ARM, differenceInterval, merge, observe, type ArmStats, type Interval } from './sequential.js';
+import { EMPTY_ARM, differenceInterval, merge, type ArmStats, type Interval } from './sequential.js';
 
 export interface MetricSpec {
   better: 'higher' | 'lower';
@@ -91,16 +91,6 @@ export function startProgress(config: RampConfig, now: number): ExperimentProgre
     stepOutcomes: 0,
     stats: { control: empty(), candidate: empty() },
   };
-}
-
-/** One outcome of an arm: a value per metric (e.g. purchased 0/1, the served score's log loss). */
-export function record(
-  progress: ExperimentProgress,
-  arm: Arm,
-  values: Readonly<Record<string, number>>,
-): ExperimentProgress {
-  const batch = Object.fromEntries(Object.entries(values).map(([m, v]) => [m, observe(EMPTY_ARM, v)]));
-  return recordBatch(progress, arm, batch);
 }
 
 /** Outcomes of an arm summarised per metric (every metric over the same outcomes). */

@@ -1,7 +1,7 @@
 // Where a starting trainer continues from: its checkpoint (unless the topics were recreated under
 // it), or with none the champion's FTRL state (a warm start) read on after what it learned, or zero.
-import { FlywheelError } from '../common/errors.js';
 import type { Kafka } from 'kafkajs';
+import { FlywheelError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { FeatureSpec } from '../model/features.js';
 import type { FileModelRegistry } from '../registry/store.js';

@@ -1,7 +1,7 @@
 // The import graph of services/: each folder may import only the layers below it. The libraries
-// (common, then model, then registry, then training) know no service; the simulator is test data, imported by the
-// CLI, tests and benchmarks only; a service imports the libraries, never another service; the CLI
-// composes them all. A fixture shows that a forbidden edge is caught.
+// (common, then model, then registry, then training) know no service; the simulator is test data,
+// imported by the CLI, tests and benchmarks only; a service imports the libraries, never another
+// service; the CLI composes them all. A fixture shows that a forbidden edge is caught.
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
