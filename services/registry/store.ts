@@ -6,23 +6,12 @@
 //   <root>/aliases.json                                    current routing (write-then-rename)
 //   <root>/alias-history.jsonl                             who moved which alias when, and why
 import { randomUUID } from 'node:crypto';
-import { constants } from 'node:fs';
-import {
-  appendFile,
-  chmod,
-  mkdir,
-  open,
-  readFile,
-  readdir,
-  rename,
-  rm,
-  stat,
-  writeFile,
-} from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FlywheelError, RegistryError } from '../common/errors.js';
 import { artifactsSha256, parseManifest } from '../model/artifacts.js';
+import { isCode, withFileLock, writeAtomically } from './file-lock.js';
 import {
   ALIASES,
   type Alias,
@@ -226,47 +215,12 @@ export class FileModelRegistry {
     return this.moveAlias(alias, last.from, { ...options, reason: `rollback: ${options.reason}` });
   }
 
-  private async writeAtomically(path: string, text: string): Promise<void> {
-    const temp = `${path}.${randomUUID()}.tmp`;
-    const handle = await open(temp, 'w');
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
+  private writeAtomically(path: string, text: string): Promise<void> {
+    return writeAtomically(path, text);
   }
 
-  /** A lock file created exclusively; a lock older than 30 s is taken as left by a dead process. */
-  private async withLock<T>(work: () => Promise<T>): Promise<T> {
-    await mkdir(this.root, { recursive: true });
-    const lockPath = join(this.root, 'aliases.lock');
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        const handle = await open(lockPath, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY);
-        await handle.writeFile(String(process.pid));
-        await handle.close();
-        break;
-      } catch (error) {
-        if (!isCode(error, 'EEXIST')) throw error;
-        const age =
-          Date.now() -
-          (await stat(lockPath)
-            .then((s) => s.mtimeMs)
-            .catch(() => Date.now()));
-        if (age > 30_000) await rm(lockPath, { force: true });
-        else if (Date.now() > deadline)
-          throw new RegistryError('FW_REGISTRY_BUSY', `alias lock ${lockPath} is held by another process`);
-        else await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    }
-    try {
-      return await work();
-    } finally {
-      await rm(lockPath, { force: true });
-    }
+  private withLock<T>(work: () => Promise<T>): Promise<T> {
+    return withFileLock(this.root, 'aliases.lock', work);
   }
 }
 
@@ -274,11 +228,5 @@ function corrupt(version: string, detail: string): FlywheelError {
   return new FlywheelError(
     'FW_ARTIFACT_CORRUPT',
     `model version ${version} is corrupt: ${detail}; refusing to load it`,
-  );
-}
-
-function isCode(error: unknown, ...codes: string[]): boolean {
-  return (
-    typeof error === 'object' && error !== null && codes.includes((error as { code?: string }).code ?? '')
   );
 }
