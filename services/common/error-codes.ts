@@ -106,6 +106,11 @@ export const ERROR_CODES = {
     422,
     'an upload of labeled examples has invalid examples (the message lists them); nothing was published',
   ),
+  FW_UNKNOWN_EXPERIMENT: request(404, 'no experiment with that id'),
+  FW_EXPERIMENT_CONFLICT: request(
+    409,
+    'the experiment cannot do that in its state, or its candidate is already in an open one',
+  ),
   FW_RETRAIN_UNSUPPORTED: request(422, "the version's training data cannot be replayed"),
   FW_REGISTRY_BUSY: request(503, 'another process holds the registry lock; retry', true),
 } as const satisfies Record<string, ErrorSpec>;

@@ -176,7 +176,9 @@ export class RegistryError extends FlywheelError {
       | 'FW_REGISTRY_BUSY'
       | 'FW_NOTHING_TO_ROLL_BACK'
       | 'FW_BAD_REQUEST'
-      | 'FW_RETRAIN_UNSUPPORTED',
+      | 'FW_RETRAIN_UNSUPPORTED'
+      | 'FW_UNKNOWN_EXPERIMENT'
+      | 'FW_EXPERIMENT_CONFLICT',
     message: string,
   ) {
     super(code, message);

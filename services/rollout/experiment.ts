@@ -6,7 +6,8 @@
 //
 // Rules, in order:
 // 1. Guardrail, at any step and while paused: a metric significantly worse for the candidate
-//    (its interval excludes zero on the harmful side) rolls it back at once.
+//    (its interval excludes zero, or the metric's harm margin, on the harmful side) rolls it
+//    back at once.
 // 2. A step ends when the candidate has `minOutcomes` outcomes in it and `minStepMs` passed;
 //    then the ramp advances (the candidate's share is the step's: a harmful candidate is caught
 //    at the small shares before it reaches the large ones).
@@ -14,61 +15,16 @@
 // 4. `budget` candidate outcomes without a decision ends the experiment inconclusive.
 // Each metric's interval is at level alpha / (number of metrics), so the chance of any false
 // rollback, and of a false promotion, stays at most alpha however often it is looked at.
+import {
+  nextState,
+  type ExperimentState,
+  type MetricSpec,
+  type RampConfig,
+} from '../registry/experiments.js';
 import { EMPTY_ARM, differenceInterval, merge, type ArmStats, type Interval } from './sequential.js';
 
-export interface MetricSpec {
-  better: 'higher' | 'lower';
-  role: 'primary' | 'guardrail';
-  /** The size of difference the mixture is tuned to (see sequential.ts). */
-  tau: number;
-  /**
-   * A guardrail's margin: promotion needs its interval to rule out harm larger than this (a
-   * non-inferiority test, always valid as the rest); absent, only significant harm counts.
-   */
-  tolerance?: number;
-}
-
-export interface RampConfig {
-  /** The candidate's traffic share at each step, increasing (e.g. 0.01, 0.05, 0.25, 0.5). */
-  steps: readonly number[];
-  /** Candidate outcomes needed in a step before it may advance. */
-  minOutcomes: number;
-  /** Event time a step lasts at least. */
-  minStepMs: number;
-  /** Candidate outcomes after which an undecided experiment ends inconclusive. */
-  budget: number;
-  alpha: number;
-  metrics: Readonly<Record<string, MetricSpec>>;
-}
-
-export type ExperimentState = 'running' | 'paused' | 'promoted' | 'rolled-back' | 'inconclusive' | 'aborted';
-export type ExperimentEvent =
-  'advance' | 'promote' | 'rollback' | 'inconclusive' | 'pause' | 'resume' | 'abort';
-
-/** Every move of an experiment; an event not in its state's row is refused. */
-export const EXPERIMENT_TRANSITIONS: Record<
-  ExperimentState,
-  Partial<Record<ExperimentEvent, ExperimentState>>
-> = {
-  running: {
-    advance: 'running',
-    promote: 'promoted',
-    rollback: 'rolled-back',
-    inconclusive: 'inconclusive',
-    pause: 'paused',
-    abort: 'aborted',
-  },
-  // Paused holds the share where it is; the guardrail still rolls back, an operator may promote.
-  paused: { resume: 'running', rollback: 'rolled-back', promote: 'promoted', abort: 'aborted' },
-  promoted: {},
-  'rolled-back': {},
-  inconclusive: {},
-  aborted: {},
-};
-
-export function nextState(state: ExperimentState, event: ExperimentEvent): ExperimentState | null {
-  return EXPERIMENT_TRANSITIONS[state][event] ?? null;
-}
+export type { MetricSpec, RampConfig, ExperimentState };
+export { EXPERIMENT_TRANSITIONS, nextState, type ExperimentEvent } from '../registry/experiments.js';
 
 export type Arm = 'control' | 'candidate';
 
@@ -192,8 +148,12 @@ function harmed(config: RampConfig, intervals: Record<string, Interval>): string
   const reasons: string[] = [];
   for (const [metric, spec] of Object.entries(config.metrics)) {
     const i = intervals[metric] as Interval;
-    const worse = spec.better === 'higher' ? i.upper < 0 : i.lower > 0;
-    if (worse) reasons.push(`${metric} is significantly worse: ${describe(i)}`);
+    const margin = spec.harmMargin ?? 0;
+    const worse = spec.better === 'higher' ? i.upper < -margin : i.lower > margin;
+    if (worse)
+      reasons.push(
+        `${metric} is significantly worse${margin > 0 ? ` by more than ${margin}` : ''}: ${describe(i)}`,
+      );
   }
   return reasons;
 }

@@ -5,6 +5,7 @@
 // each user's own); the core is asked after every `peekEvery` outcomes, as often as a live
 // controller might look.
 import { Random } from '../../services/common/random.js';
+import { DEFAULT_RAMP } from '../../services/registry/experiments.js';
 import type { ArmStats } from '../../services/rollout/sequential.js';
 import {
   apply,
@@ -36,17 +37,7 @@ export interface SimulatedRun {
   maxShare: number;
 }
 
-export const DEFAULT_RAMP: RampConfig = {
-  steps: [0.05, 0.25, 0.5],
-  minOutcomes: 500,
-  minStepMs: 0,
-  budget: 10_000,
-  alpha: 0.05,
-  metrics: {
-    logLoss: { better: 'lower', role: 'primary', tau: 0.1 },
-    purchaseRate: { better: 'higher', role: 'guardrail', tau: 0.02, tolerance: 0.02 },
-  },
-};
+export { DEFAULT_RAMP };
 
 const logLoss = (score: number, y: number) => -Math.log(y === 1 ? score : 1 - score);
 

@@ -67,6 +67,7 @@ describe('experiment states', () => {
   it('move only by their table; the ended states take no event', () => {
     const events: ExperimentEvent[] = [
       'advance',
+      'start',
       'promote',
       'rollback',
       'inconclusive',
@@ -81,9 +82,11 @@ describe('experiment states', () => {
           EXPERIMENT_TRANSITIONS[state][event] ?? null,
           `${state} ${event}`,
         );
-    for (const ended of ['promoted', 'rolled-back', 'inconclusive', 'aborted'] as const)
+    for (const ended of ['promoted', 'rolled-back', 'inconclusive', 'aborted', 'superseded'] as const)
       assert.deepEqual(EXPERIMENT_TRANSITIONS[ended], {});
     assert.equal(nextState('paused', 'advance'), null, 'a paused ramp does not advance');
+    assert.equal(nextState('queued', 'start'), 'running');
+    assert.equal(nextState('queued', 'promote'), null, 'a candidate is promoted on outcomes only');
     assert.equal(nextState('paused', 'rollback'), 'rolled-back', 'the guardrail holds while paused');
   });
 });

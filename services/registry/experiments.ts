@@ -1,0 +1,302 @@
+// Experiments in the registry: which candidate is tried against which control, with which ramp,
+// where it stands and every decision taken, with the numbers that drove it. One file, changed
+// under its own lock by whoever acts on an experiment (the rollout controller, an operator over
+// the CLI or the admin API, the trainer queueing a candidate):
+//
+//   <root>/experiments.json   { experiments: [...], offsets: {...} } (write-then-rename)
+//
+// `offsets` are the rollout controller's: how far into fw.feedback.labeled the arms' summaries
+// reach, written with them, so a restarted controller counts each outcome once. The lock is taken
+// before the alias lock (an experiment's decision moves aliases while holding it), never after.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { RegistryError } from '../common/errors.js';
+import { isCode, withFileLock, writeAtomically } from './file-lock.js';
+
+export interface MetricSpec {
+  better: 'higher' | 'lower';
+  role: 'primary' | 'guardrail';
+  /** The size of difference the mixture is tuned to (see rollout/sequential.ts). */
+  tau: number;
+  /**
+   * A guardrail's margin for promotion: its interval must rule out harm larger than this (a
+   * non-inferiority test); absent, only significant harm counts.
+   */
+  tolerance?: number;
+  /** Harm up to this size does not roll back (default 0: any significant harm does). */
+  harmMargin?: number;
+}
+
+export interface RampConfig {
+  /** The candidate's traffic share at each step, increasing (e.g. 0.01, 0.05, 0.25, 0.5). */
+  steps: readonly number[];
+  /** Candidate outcomes needed in a step before it may advance. */
+  minOutcomes: number;
+  /** Time a step lasts at least. */
+  minStepMs: number;
+  /** Candidate outcomes after which an undecided experiment ends inconclusive. */
+  budget: number;
+  alpha: number;
+  metrics: Readonly<Record<string, MetricSpec>>;
+}
+
+/** The metrics an experiment decides on, by what it tries to improve. */
+export const METRIC_PRESETS = {
+  // A better predictor: log loss decides; purchases must not fall by more than two points.
+  logLoss: {
+    logLoss: { better: 'lower', role: 'primary', tau: 0.1 },
+    purchaseRate: { better: 'higher', role: 'guardrail', tau: 0.02, tolerance: 0.02 },
+  },
+  // A change meant to sell more: purchases decide. Log loss cannot guard it: it rises with the
+  // purchase rate itself (the entropy of the outcome), so a candidate that sells more would
+  // look worse on it however well it predicts.
+  purchaseRate: {
+    purchaseRate: { better: 'higher', role: 'primary', tau: 0.02 },
+  },
+} as const satisfies Record<string, Record<string, MetricSpec>>;
+export type PrimaryMetric = keyof typeof METRIC_PRESETS;
+
+export const DEFAULT_RAMP: RampConfig = {
+  steps: [0.05, 0.25, 0.5],
+  minOutcomes: 500,
+  minStepMs: 0,
+  budget: 10_000,
+  alpha: 0.05,
+  metrics: METRIC_PRESETS.logLoss,
+};
+
+export type ExperimentState =
+  'queued' | 'running' | 'paused' | 'promoted' | 'rolled-back' | 'inconclusive' | 'aborted' | 'superseded';
+
+export type ExperimentEvent =
+  'start' | 'advance' | 'promote' | 'rollback' | 'inconclusive' | 'pause' | 'resume' | 'abort';
+
+/** Every move of an experiment; an event not in its state's row is refused. */
+export const EXPERIMENT_TRANSITIONS: Record<
+  ExperimentState,
+  Partial<Record<ExperimentEvent, ExperimentState>>
+> = {
+  // Waiting for the running one to end; the trainer's newer candidate supersedes its older one.
+  queued: { start: 'running', abort: 'aborted' },
+  running: {
+    advance: 'running',
+    promote: 'promoted',
+    rollback: 'rolled-back',
+    inconclusive: 'inconclusive',
+    pause: 'paused',
+    abort: 'aborted',
+  },
+  // Paused holds the share where it is; the guardrail still rolls back, an operator may promote.
+  paused: { resume: 'running', rollback: 'rolled-back', promote: 'promoted', abort: 'aborted' },
+  promoted: {},
+  'rolled-back': {},
+  inconclusive: {},
+  aborted: {},
+  superseded: {},
+};
+
+export function nextState(state: ExperimentState, event: ExperimentEvent): ExperimentState | null {
+  return EXPERIMENT_TRANSITIONS[state][event] ?? null;
+}
+
+export const ACTIVE_STATES: readonly ExperimentState[] = ['running', 'paused'];
+export const ENDED_STATES: readonly ExperimentState[] = [
+  'promoted',
+  'rolled-back',
+  'inconclusive',
+  'aborted',
+  'superseded',
+];
+
+/** One arm's outcomes of one metric: count, mean and sum of squared deviations (Welford). */
+export interface MeanSummary {
+  n: number;
+  mean: number;
+  m2: number;
+}
+export type ArmSummaries = Record<'control' | 'candidate', Record<string, MeanSummary>>;
+
+/** candidate − control with its always-valid interval; a null bound is unbounded (too few outcomes). */
+export interface IntervalRecord {
+  estimate: number;
+  lower: number | null;
+  upper: number | null;
+}
+
+export function intervalRecords(
+  intervals: Readonly<Record<string, { estimate: number; lower: number; upper: number }>>,
+): Record<string, IntervalRecord> {
+  const bound = (x: number) => (Number.isFinite(x) ? x : null);
+  return Object.fromEntries(
+    Object.entries(intervals).map(([metric, i]) => [
+      metric,
+      { estimate: i.estimate, lower: bound(i.lower), upper: bound(i.upper) },
+    ]),
+  );
+}
+
+export interface ExperimentDecision {
+  at: number;
+  action: string;
+  actor: string;
+  /** The candidate's share after it. */
+  share: number;
+  reasons: string[];
+  intervals: Record<string, IntervalRecord>;
+  outcomes: { control: number; candidate: number };
+}
+
+/** One look at the arms, for the report's chart. */
+export interface TimelinePoint {
+  at: number;
+  share: number;
+  arms: Record<'control' | 'candidate', { n: number; means: Record<string, number> }>;
+  intervals: Record<string, IntervalRecord>;
+}
+
+export interface ExperimentRecord {
+  id: string;
+  candidate: string;
+  /** The champion when it started (null while queued). */
+  control: string | null;
+  state: ExperimentState;
+  config: RampConfig;
+  createdBy: string;
+  createdAt: number;
+  /** Why it was created (the trainer's gate numbers, an operator's words). */
+  reason: string;
+  startedAt: number | null;
+  endedAt: number | null;
+  endReason: string | null;
+  step: number;
+  stepStartedAt: number;
+  /** Candidate outcomes when the current step began. */
+  stepStartOutcomes: number;
+  stats: ArmSummaries;
+  timeline: TimelinePoint[];
+  decisions: ExperimentDecision[];
+}
+
+export interface ExperimentsFile {
+  experiments: ExperimentRecord[];
+  offsets: Record<string, string>;
+}
+
+/** Timeline points kept per experiment: older ones are thinned to every other one. */
+export const MAX_TIMELINE_POINTS = 400;
+
+export class ExperimentStore {
+  private readonly path: string;
+
+  constructor(readonly root: string) {
+    this.path = join(root, 'experiments.json');
+  }
+
+  async read(): Promise<ExperimentsFile> {
+    try {
+      return JSON.parse(await readFile(this.path, 'utf8')) as ExperimentsFile;
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) return { experiments: [], offsets: {} };
+      throw error;
+    }
+  }
+
+  async list(): Promise<ExperimentRecord[]> {
+    return (await this.read()).experiments;
+  }
+
+  async get(id: string): Promise<ExperimentRecord> {
+    const found = (await this.list()).find((e) => e.id === id);
+    if (!found) throw new RegistryError('FW_UNKNOWN_EXPERIMENT', `no experiment ${id}`);
+    return found;
+  }
+
+  /**
+   * Changes the file under the lock: `change` gets the current contents to edit in place (and
+   * may do more while the lock is held, such as moving aliases); written only if it returns.
+   */
+  async transact<T>(change: (file: ExperimentsFile) => Promise<T> | T): Promise<T> {
+    return withFileLock(this.root, 'experiments.lock', async () => {
+      const file = await this.read();
+      const result = await change(file);
+      await writeAtomically(this.path, JSON.stringify(file));
+      return result;
+    });
+  }
+
+  /**
+   * Queues a candidate for an experiment. A trainer's queued candidate that has not started is
+   * superseded by the trainer's next one (each is judged against the champion: the newest is
+   * the one worth trying); an operator's are kept, in order.
+   */
+  async queue(input: {
+    candidate: string;
+    config: RampConfig;
+    actor: string;
+    reason: string;
+    now: number;
+  }): Promise<ExperimentRecord> {
+    return this.transact((file) => {
+      const open = file.experiments.find(
+        (e) => e.candidate === input.candidate && (e.state === 'queued' || ACTIVE_STATES.includes(e.state)),
+      );
+      if (open)
+        throw new RegistryError(
+          'FW_EXPERIMENT_CONFLICT',
+          `${input.candidate} is already in experiment ${open.id} (${open.state})`,
+        );
+      for (const e of file.experiments) {
+        if (e.state === 'queued' && e.createdBy === input.actor && input.actor === 'trainer') {
+          e.state = 'superseded';
+          e.endedAt = input.now;
+          e.endReason = `superseded by the trainer's newer candidate ${input.candidate}`;
+        }
+      }
+      const record = newExperiment(nextId(file), input);
+      file.experiments.push(record);
+      return record;
+    });
+  }
+}
+
+function nextId(file: ExperimentsFile): string {
+  const highest = Math.max(0, ...file.experiments.map((e) => Number(e.id.slice(4)) || 0));
+  return `exp-${String(highest + 1).padStart(6, '0')}`;
+}
+
+function newExperiment(
+  id: string,
+  input: { candidate: string; config: RampConfig; actor: string; reason: string; now: number },
+): ExperimentRecord {
+  const empty = () => Object.fromEntries(Object.keys(input.config.metrics).map((m) => [m, EMPTY_SUMMARY]));
+  return {
+    id,
+    candidate: input.candidate,
+    control: null,
+    state: 'queued',
+    config: input.config,
+    createdBy: input.actor,
+    createdAt: input.now,
+    reason: input.reason,
+    startedAt: null,
+    endedAt: null,
+    endReason: null,
+    step: 0,
+    stepStartedAt: input.now,
+    stepStartOutcomes: 0,
+    stats: { control: empty(), candidate: empty() },
+    timeline: [],
+    decisions: [],
+  };
+}
+
+export const EMPTY_SUMMARY: MeanSummary = { n: 0, mean: 0, m2: 0 };
+
+/** The timeline with one more point, thinned to stay within MAX_TIMELINE_POINTS. */
+export function appendTimeline(timeline: TimelinePoint[], point: TimelinePoint): TimelinePoint[] {
+  const next = [...timeline, point];
+  if (next.length <= MAX_TIMELINE_POINTS) return next;
+  // Keep the newest half whole; every other point of the older half.
+  const half = Math.floor(next.length / 2);
+  return [...next.slice(0, half).filter((_, i) => i % 2 === 0), ...next.slice(half)];
+}
