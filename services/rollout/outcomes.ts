@@ -2,9 +2,14 @@
 // or the candidate version, with its purchase (0/1) and the log loss of the score it served.
 // Only outcome labels count (a purchase, or none in the window): human and uploaded labels are
 // chosen for doubt or come from elsewhere, so they would bias the arms. Shadow predictions were
-// never served. A correction (a higher revision of the same prediction) replaces its outcome,
-// so the summaries are those of the latest labels, whatever order they were read in.
+// never served. Clicks before the experiment began are not its outcomes.
+//
+// A correction (revision n > 0) flips the label of revision n − 1 of the same prediction, which
+// the joiner published before it, exactly once, in the same partition (a prediction's revisions
+// share its user's key): so the correction takes the old outcome out and puts the new one in
+// without remembering any prediction, and the summaries stay a few numbers per arm.
 import type { LabeledExample } from '../common/contracts.js';
+import type { ArmSummaries } from '../registry/experiments.js';
 import type { Arm } from './experiment.js';
 import { EMPTY_ARM, observe, unobserve, type ArmStats } from './sequential.js';
 
@@ -12,6 +17,7 @@ export interface OutcomeValues {
   purchaseRate: number;
   logLoss: number;
 }
+export const OUTCOME_METRICS: readonly (keyof OutcomeValues)[] = ['purchaseRate', 'logLoss'];
 
 const SCORE_FLOOR = 1e-6;
 
@@ -29,35 +35,54 @@ export function outcomeOf(
         ? 'control'
         : null;
   if (!arm) return null;
-  const p = Math.min(1 - SCORE_FLOOR, Math.max(SCORE_FLOOR, e.score));
-  const y = e.label >= 0.5 ? 1 : 0;
-  return { arm, values: { purchaseRate: y, logLoss: -Math.log(y === 1 ? p : 1 - p) } };
+  return { arm, values: valuesOf(e.score, e.label >= 0.5 ? 1 : 0) };
 }
 
-/** The arms' summaries, kept up to date as labels and their corrections arrive. */
-export class ExperimentOutcomes {
-  private readonly latest = new Map<string, { arm: Arm; values: OutcomeValues; revision: number }>();
-  private readonly summaries: Record<Arm, Record<keyof OutcomeValues, ArmStats>> = {
-    control: { purchaseRate: EMPTY_ARM, logLoss: EMPTY_ARM },
-    candidate: { purchaseRate: EMPTY_ARM, logLoss: EMPTY_ARM },
-  };
+function valuesOf(score: number, y: 0 | 1): OutcomeValues {
+  const p = Math.min(1 - SCORE_FLOOR, Math.max(SCORE_FLOOR, score));
+  return { purchaseRate: y, logLoss: -Math.log(y === 1 ? p : 1 - p) };
+}
 
-  constructor(private readonly versions: Readonly<Record<Arm, string>>) {}
+/** The arms' summaries, kept up to date as labels and their corrections arrive in order. */
+export class ExperimentOutcomes {
+  private readonly summaries: Record<Arm, Record<keyof OutcomeValues, ArmStats>>;
+
+  constructor(
+    private readonly versions: Readonly<Record<Arm, string>>,
+    /** Clicks before this time (ms) are not the experiment's. */
+    private readonly since: number,
+    restored?: ArmSummaries,
+  ) {
+    const arm = (name: Arm) => ({
+      purchaseRate: restored?.[name]['purchaseRate'] ?? EMPTY_ARM,
+      logLoss: restored?.[name]['logLoss'] ?? EMPTY_ARM,
+    });
+    this.summaries = { control: arm('control'), candidate: arm('candidate') };
+  }
 
   /** Takes one labeled example; true when it changed the summaries. */
   take(e: LabeledExample): boolean {
+    if (e.clickTime < this.since) return false;
     const outcome = outcomeOf(e, this.versions);
     if (!outcome) return false;
-    const seen = this.latest.get(e.predictionId);
-    if (seen && seen.revision >= e.revision) return false; // a duplicate, or older than what counts
-    if (seen) this.apply(seen.arm, seen.values, unobserve);
+    if (e.revision > 0) {
+      const before = valuesOf(e.score as number, outcome.values.purchaseRate === 1 ? 0 : 1);
+      this.apply(outcome.arm, before, unobserve);
+    }
     this.apply(outcome.arm, outcome.values, observe);
-    this.latest.set(e.predictionId, { ...outcome, revision: e.revision });
     return true;
   }
 
   get stats(): Readonly<Record<Arm, Readonly<Record<keyof OutcomeValues, ArmStats>>>> {
     return this.summaries;
+  }
+
+  /** A copy to store (the experiment's record). */
+  snapshot(): ArmSummaries {
+    return {
+      control: { ...this.summaries.control },
+      candidate: { ...this.summaries.candidate },
+    };
   }
 
   private apply(arm: Arm, values: OutcomeValues, change: (s: ArmStats, x: number) => ArmStats): void {

@@ -1,5 +1,5 @@
 // An experiment's outcomes from labeled examples: served outcome labels of the two versions only,
-// corrections replacing what they correct in any reading order, duplicates ignored.
+// corrections replacing what they correct, clicks before the start left out.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LabeledExample } from '../../services/common/contracts.js';
@@ -58,22 +58,36 @@ describe('experiment outcomes', () => {
       assert.equal(outcomeOf(ignored, versions), null, ignored.predictionId);
   });
 
-  it('hold the latest revision of each prediction, whatever order they are read in', () => {
+  it('hold the latest revision of each prediction: a correction replaces what it corrects', () => {
     const first = example({ predictionId: 'p', modelVersion: versions.candidate, label: 0, revision: 0 });
     const corrected = { ...first, label: 1, labelSource: 'outcome' as const, revision: 1 };
-    for (const order of [
-      [first, corrected],
-      [corrected, first],
-      [first, corrected, corrected, first],
-    ]) {
-      const outcomes = new ExperimentOutcomes(versions);
-      for (const e of order) outcomes.take(e);
-      const { purchaseRate, logLoss } = outcomes.stats.candidate;
-      assert.equal(purchaseRate.n, 1);
-      assert.equal(purchaseRate.mean, 1);
-      assert.ok(Math.abs(logLoss.mean + Math.log(0.1)) < 1e-12);
-      assert.equal(outcomes.stats.control.purchaseRate.n, 0);
-    }
+    const again = { ...first, label: 0, labelSource: 'timeout' as const, revision: 2 };
+    const other = example({ predictionId: 'q', modelVersion: versions.candidate, label: 0, score: 0.3 });
+    const outcomes = new ExperimentOutcomes(versions, 0);
+    for (const e of [first, other, corrected]) outcomes.take(e);
+    const { purchaseRate, logLoss } = outcomes.stats.candidate;
+    assert.equal(purchaseRate.n, 2);
+    assert.equal(purchaseRate.mean, 0.5);
+    assert.ok(Math.abs(logLoss.mean - (-Math.log(0.1) - Math.log(0.7)) / 2) < 1e-12);
+    assert.equal(outcomes.stats.control.purchaseRate.n, 0);
+    // A second correction takes the label back: as if only the first and the other were read.
+    outcomes.take(again);
+    const direct = new ExperimentOutcomes(versions, 0);
+    for (const e of [first, other]) direct.take(e);
+    assert.equal(outcomes.stats.candidate.purchaseRate.mean, 0);
+    assert.ok(Math.abs(outcomes.stats.candidate.logLoss.mean - direct.stats.candidate.logLoss.mean) < 1e-12);
+    assert.ok(Math.abs(outcomes.stats.candidate.logLoss.m2 - direct.stats.candidate.logLoss.m2) < 1e-9);
+  });
+
+  it('leave out clicks before the experiment began, and go on from a stored summary', () => {
+    const outcomes = new ExperimentOutcomes(versions, 1000);
+    assert.equal(outcomes.take(example({ predictionId: 'early', clickTime: 999 })), false);
+    assert.equal(outcomes.take(example({ predictionId: 'late', clickTime: 1000, label: 1 })), true);
+    const resumed = new ExperimentOutcomes(versions, 1000, outcomes.snapshot());
+    resumed.take(example({ predictionId: 'later', clickTime: 2000 }));
+    assert.equal(resumed.stats.control.purchaseRate.n, 2);
+    assert.equal(resumed.stats.control.purchaseRate.mean, 0.5);
+    assert.equal(outcomes.stats.control.purchaseRate.n, 1, 'the stored summary is a copy');
   });
 
   it('remove an outcome exactly: unobserve undoes observe', () => {
