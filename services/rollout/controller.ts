@@ -1,0 +1,157 @@
+// The rollout controller's look at its experiments (pure): given the registry's experiments, the
+// champion, the arms' summaries and the clock, it decides each active experiment (experiment.ts),
+// ends one whose control is no longer the champion, starts the oldest queued one when none is
+// active, and returns the experiments whose routing must follow. The driver (service.ts) holds
+// the experiments lock around it and moves the aliases.
+import {
+  ACTIVE_STATES,
+  EMPTY_SUMMARY,
+  appendTimeline,
+  intervalRecords,
+  type ArmSummaries,
+  type ExperimentRecord,
+  type ExperimentsFile,
+} from '../registry/experiments.js';
+import { apply, decide, type Decision, type ExperimentProgress } from './experiment.js';
+
+export const CONTROLLER_ACTOR = 'rollout';
+
+export interface TickInput {
+  champion: string | null;
+  now: number;
+  /** The controller's summaries of the experiments it follows, by id. */
+  summaries: ReadonlyMap<string, ArmSummaries>;
+}
+
+export interface TickResult {
+  /** Experiments whose state or share changed: their routing must follow. */
+  changed: ExperimentRecord[];
+  /** Decisions other than hold, for the log and the metrics. */
+  decisions: { experiment: ExperimentRecord; decision: Decision }[];
+  started: ExperimentRecord | null;
+}
+
+export function tick(file: ExperimentsFile, input: TickInput): TickResult {
+  const result: TickResult = { changed: [], decisions: [], started: null };
+  for (const experiment of file.experiments) {
+    if (!ACTIVE_STATES.includes(experiment.state)) continue;
+    const summaries = input.summaries.get(experiment.id);
+    if (summaries) experiment.stats = summaries;
+    if (experiment.control !== input.champion) {
+      end(experiment, 'aborted', input.now, [
+        `the champion moved from ${experiment.control} to ${input.champion ?? 'none'}: the arms no longer compare`,
+      ]);
+      result.changed.push(experiment);
+      continue;
+    }
+    const decision = look(experiment, input.now);
+    if (decision.action === 'hold') continue;
+    result.changed.push(experiment);
+    result.decisions.push({ experiment, decision });
+  }
+  if (!file.experiments.some((e) => ACTIVE_STATES.includes(e.state))) {
+    result.started = startNext(file, input);
+    if (result.started) result.changed.push(result.started);
+  }
+  return result;
+}
+
+/** Decides the experiment now, records the look on its timeline and the decision if any. */
+function look(experiment: ExperimentRecord, now: number): Decision {
+  const progress = progressOf(experiment);
+  const decision = decide(experiment.config, progress, now);
+  const after = apply(progress, decision, now);
+  experiment.timeline = appendTimeline(experiment.timeline, {
+    at: now,
+    share: decision.share,
+    arms: {
+      control: armPoint(experiment.stats.control),
+      candidate: armPoint(experiment.stats.candidate),
+    },
+    intervals: intervalRecords(decision.intervals),
+  });
+  if (decision.action === 'hold') return decision;
+  const candidateOutcomes = countOf(experiment.stats.candidate);
+  experiment.decisions.push({
+    at: now,
+    action: decision.action,
+    actor: CONTROLLER_ACTOR,
+    share: decision.share,
+    reasons: decision.reasons,
+    intervals: intervalRecords(decision.intervals),
+    outcomes: { control: countOf(experiment.stats.control), candidate: candidateOutcomes },
+  });
+  if (decision.action === 'advance') {
+    experiment.step = after.step;
+    experiment.stepStartedAt = now;
+    experiment.stepStartOutcomes = candidateOutcomes;
+  } else {
+    end(experiment, after.state, now, decision.reasons);
+  }
+  return decision;
+}
+
+function end(
+  experiment: ExperimentRecord,
+  state: ExperimentRecord['state'],
+  now: number,
+  reasons: string[],
+): void {
+  experiment.state = state;
+  experiment.endedAt = now;
+  experiment.endReason = reasons.join('; ');
+}
+
+/** The oldest queued experiment, started against the champion (none without a champion). */
+function startNext(file: ExperimentsFile, input: TickInput): ExperimentRecord | null {
+  if (input.champion === null) return null; // the first model becomes champion directly
+  for (const experiment of file.experiments) {
+    if (experiment.state !== 'queued') continue;
+    if (experiment.candidate === input.champion) {
+      end(experiment, 'aborted', input.now, [`${experiment.candidate} became champion while it was queued`]);
+      continue;
+    }
+    const empty = Object.fromEntries(Object.keys(experiment.config.metrics).map((m) => [m, EMPTY_SUMMARY]));
+    Object.assign(experiment, {
+      state: 'running',
+      control: input.champion,
+      startedAt: input.now,
+      step: 0,
+      stepStartedAt: input.now,
+      stepStartOutcomes: 0,
+      stats: { control: { ...empty }, candidate: { ...empty } },
+    });
+    experiment.decisions.push({
+      at: input.now,
+      action: 'start',
+      actor: CONTROLLER_ACTOR,
+      share: experiment.config.steps[0] ?? 0,
+      reasons: [`against the champion ${input.champion}`],
+      intervals: {},
+      outcomes: { control: 0, candidate: 0 },
+    });
+    return experiment;
+  }
+  return null;
+}
+
+export function progressOf(experiment: ExperimentRecord): ExperimentProgress {
+  return {
+    state: experiment.state,
+    step: experiment.step,
+    stepStartedAt: experiment.stepStartedAt,
+    stepOutcomes: countOf(experiment.stats.candidate) - experiment.stepStartOutcomes,
+    stats: experiment.stats,
+  };
+}
+
+function countOf(arm: ArmSummaries['control']): number {
+  return Object.values(arm)[0]?.n ?? 0;
+}
+
+function armPoint(arm: ArmSummaries['control']): { n: number; means: Record<string, number> } {
+  return {
+    n: countOf(arm),
+    means: Object.fromEntries(Object.entries(arm).map(([metric, s]) => [metric, s.mean])),
+  };
+}

@@ -1,0 +1,141 @@
+// The controller's look at the experiments file: queued ones start against the champion, one at
+// a time; a moved champion ends an experiment; every look is on the timeline; decisions move the
+// step and end experiments with their numbers.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { rampFor } from '../../services/registry/experiment-admin.js';
+import {
+  type ArmSummaries,
+  type ExperimentRecord,
+  type ExperimentsFile,
+  type MeanSummary,
+} from '../../services/registry/experiments.js';
+import { tick } from '../../services/rollout/controller.js';
+
+const ramp = rampFor({ primary: 'purchaseRate', steps: [0.1, 0.5], minOutcomes: 100, budget: 5000 });
+
+function queued(id: string, candidate: string, createdAt = 0): ExperimentRecord {
+  const empty = { purchaseRate: { n: 0, mean: 0, m2: 0 } };
+  return {
+    id,
+    candidate,
+    control: null,
+    state: 'queued',
+    config: ramp,
+    createdBy: 'operator',
+    createdAt,
+    reason: 'test',
+    startedAt: null,
+    endedAt: null,
+    endReason: null,
+    step: 0,
+    stepStartedAt: createdAt,
+    stepStartOutcomes: 0,
+    stats: { control: { ...empty }, candidate: { ...empty } },
+    timeline: [],
+    decisions: [],
+  };
+}
+
+/** A binary outcome's summary: n outcomes with a purchase rate of `rate`. */
+function rate(n: number, mean: number): MeanSummary {
+  return { n, mean, m2: n * mean * (1 - mean) };
+}
+
+function arms(control: MeanSummary, candidate: MeanSummary): ArmSummaries {
+  return { control: { purchaseRate: control }, candidate: { purchaseRate: candidate } };
+}
+
+describe('rollout controller tick', () => {
+  it('starts the oldest queued experiment against the champion, one at a time', () => {
+    const file: ExperimentsFile = {
+      experiments: [queued('exp-1', 'v2'), queued('exp-2', 'v3')],
+      offsets: {},
+    };
+    const result = tick(file, { champion: 'v1', now: 1000, summaries: new Map() });
+    assert.equal(result.started?.id, 'exp-1');
+    assert.deepEqual(
+      result.changed.map((e) => e.id),
+      ['exp-1'],
+    );
+    const [first, second] = file.experiments as [ExperimentRecord, ExperimentRecord];
+    assert.equal(first.state, 'running');
+    assert.equal(first.control, 'v1');
+    assert.equal(first.startedAt, 1000);
+    assert.deepEqual(
+      first.decisions.map((d) => `${d.action}:${d.share}`),
+      ['start:0.1'],
+    );
+    assert.equal(second.state, 'queued', 'waits for the running one');
+    const again = tick(file, { champion: 'v1', now: 2000, summaries: new Map() });
+    assert.equal(again.started, null);
+  });
+
+  it('starts nothing without a champion, and drops a queued candidate that became champion', () => {
+    const file: ExperimentsFile = {
+      experiments: [queued('exp-1', 'v2'), queued('exp-2', 'v3')],
+      offsets: {},
+    };
+    assert.equal(tick(file, { champion: null, now: 1, summaries: new Map() }).started, null);
+    assert.equal(file.experiments[0]?.state, 'queued');
+    const result = tick(file, { champion: 'v2', now: 2, summaries: new Map() });
+    assert.equal(file.experiments[0]?.state, 'aborted');
+    assert.match(file.experiments[0]?.endReason ?? '', /became champion/);
+    assert.equal(result.started?.id, 'exp-2');
+    assert.equal(result.started?.control, 'v2');
+  });
+
+  it('ends an experiment whose control is no longer the champion', () => {
+    const file: ExperimentsFile = { experiments: [queued('exp-1', 'v2')], offsets: {} };
+    tick(file, { champion: 'v1', now: 1, summaries: new Map() });
+    const result = tick(file, { champion: 'v9', now: 2, summaries: new Map() });
+    const e = file.experiments[0]!;
+    assert.equal(e.state, 'aborted');
+    assert.match(e.endReason ?? '', /champion moved from v1 to v9/);
+    assert.deepEqual(result.changed, [e]);
+  });
+
+  it('holds with too few outcomes, each look on the timeline; advances, then promotes a clear winner', () => {
+    const file: ExperimentsFile = { experiments: [queued('exp-1', 'v2')], offsets: {} };
+    tick(file, { champion: 'v1', now: 0, summaries: new Map() });
+    const e = file.experiments[0]!;
+    const few = new Map([['exp-1', arms(rate(400, 0.1), rate(40, 0.3))]]);
+    const held = tick(file, { champion: 'v1', now: 1, summaries: few });
+    assert.deepEqual(held.changed, [], 'a hold moves nothing');
+    assert.equal(e.timeline.length, 1);
+    assert.equal(e.stats.candidate['purchaseRate']?.n, 40, 'the summaries are stored');
+
+    const enough = new Map([['exp-1', arms(rate(900, 0.1), rate(150, 0.3))]]);
+    const advanced = tick(file, { champion: 'v1', now: 2, summaries: enough });
+    assert.deepEqual(
+      advanced.decisions.map((d) => d.decision.action),
+      ['advance'],
+    );
+    assert.equal(e.step, 1);
+    assert.equal(e.stepStartOutcomes, 150);
+
+    const won = new Map([['exp-1', arms(rate(2000, 0.1), rate(2000, 0.3))]]);
+    tick(file, { champion: 'v1', now: 3, summaries: won });
+    assert.equal(e.state, 'promoted');
+    const promote = e.decisions.at(-1)!;
+    assert.equal(promote.action, 'promote');
+    assert.deepEqual(promote.outcomes, { control: 2000, candidate: 2000 });
+    assert.ok((promote.intervals['purchaseRate']?.lower ?? 0) > 0);
+    assert.equal(e.timeline.length, 3);
+    assert.equal(e.endedAt, 3);
+  });
+
+  it('rolls back on a significant harm at the first step, without advancing', () => {
+    const file: ExperimentsFile = { experiments: [queued('exp-1', 'v2')], offsets: {} };
+    tick(file, { champion: 'v1', now: 0, summaries: new Map() });
+    const harm = new Map([['exp-1', arms(rate(3000, 0.2), rate(300, 0.02))]]);
+    const result = tick(file, { champion: 'v1', now: 1, summaries: harm });
+    const e = file.experiments[0]!;
+    assert.equal(e.state, 'rolled-back');
+    assert.equal(e.step, 0);
+    assert.deepEqual(
+      result.decisions.map((d) => d.decision.action),
+      ['rollback'],
+    );
+  });
+});
