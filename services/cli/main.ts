@@ -19,6 +19,7 @@ import { loadRegistryConfig } from '../registry/config.js';
 import { queueReviewSink } from './review.js';
 import { TRAIN_USAGE, runTrain, runTrainerPropose } from './train.js';
 import { BOOTSTRAP_USAGE, runBootstrap } from './bootstrap.js';
+import { ROLLOUT_USAGE, runRolloutCommand } from './rollout.js';
 
 export interface Command {
   summary: string;
@@ -100,6 +101,12 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'serve the registry admin HTTP API (needs FW_ADMIN_TOKEN)',
     usage: 'flywheel registry',
     run: () => runRegistryServer(),
+  },
+  rollout: {
+    summary:
+      'experiments and canary rollouts decided on live outcomes: `controller` runs them; start, ls, status, pause, resume, abort, promote',
+    usage: ROLLOUT_USAGE,
+    run: runRolloutCommand,
   },
   dlq: {
     summary: 'show the newest dead letters with their reasons',

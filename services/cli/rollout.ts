@@ -1,0 +1,162 @@
+// `flywheel rollout`: experiments and canary rollouts. `controller` runs the service that decides
+// them on live outcomes; the other actions are an operator's, on the registry's experiments.
+import { userInfo } from 'node:os';
+import type { Producer } from 'kafkajs';
+import { createProducer } from '../common/kafka.js';
+import { createRuntime } from '../common/runtime.js';
+import { FeatureSpec } from '../model/features.js';
+import { RegistryAdmin } from '../registry/admin.js';
+import { loadRegistryConfig } from '../registry/config.js';
+import {
+  ExperimentAdmin,
+  OPERATOR_ACTIONS,
+  firstCount,
+  rampFor,
+  shareOf,
+  type OperatorAction,
+} from '../registry/experiment-admin.js';
+import {
+  ExperimentStore,
+  METRIC_PRESETS,
+  type ExperimentRecord,
+  type PrimaryMetric,
+} from '../registry/experiments.js';
+import { FileModelRegistry } from '../registry/store.js';
+import { runRollout } from '../rollout/service.js';
+import { UsageError, numberFlag, parseFlags } from './args.js';
+
+export const ROLLOUT_USAGE = `flywheel rollout controller
+flywheel rollout start VERSION [--primary logLoss|purchaseRate] [--steps 0.05,0.25,0.5]
+                       [--min-outcomes N] [--min-step-seconds S] [--budget N] [--alpha A] [--reason TEXT]
+flywheel rollout ls [--json]
+flywheel rollout status ID [--json]
+flywheel rollout pause|resume|abort|promote ID [--reason TEXT]`;
+
+const FLAGS = {
+  primary: { type: 'string' },
+  steps: { type: 'string' },
+  'min-outcomes': { type: 'string' },
+  'min-step-seconds': { type: 'string' },
+  budget: { type: 'string' },
+  alpha: { type: 'string' },
+  reason: { type: 'string' },
+  actor: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+type Values = ReturnType<typeof parseFlags<typeof FLAGS>>['values'];
+
+export async function runRolloutCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, FLAGS, true);
+  const [action, target] = positionals;
+  if (action === 'controller') return runRollout(createRuntime('rollout'));
+  if (!action) throw new UsageError(ROLLOUT_USAGE);
+  const config = loadRegistryConfig();
+  const store = new ExperimentStore(config.FW_REGISTRY_DIR);
+  if (action === 'ls') return list(await store.list(), values.json === true);
+  if (action === 'status') return status(await store.get(needed(target, 'an experiment id')), values.json);
+  const isOperator = OPERATOR_ACTIONS.includes(action as OperatorAction);
+  if (action !== 'start' && !isOperator)
+    throw new UsageError(`unknown action '${action}'\n\n${ROLLOUT_USAGE}`);
+  const runtime = createRuntime('rollout-cli');
+  const producer: Producer = createProducer(runtime.kafka);
+  await producer.connect();
+  try {
+    const registry = new FileModelRegistry(config.FW_REGISTRY_DIR);
+    const spec = new FeatureSpec({ hashBits: config.FW_FEATURE_HASH_BITS });
+    const admin = new RegistryAdmin(registry, spec, { producer, codecs: runtime.codecs }, runtime.logger);
+    const experiments = new ExperimentAdmin(store, admin);
+    const actor = values.actor ?? `${userInfo().username}@cli`;
+    const reason = values.reason ?? 'operator command';
+    if (action === 'start') {
+      const version = needed(target, 'a version id');
+      const record = await experiments.start(version, { actor, reason, config: rampOf(values) });
+      console.log(
+        `${record.id} queued: ${version}, ramp ${record.config.steps.join(' → ')} (the controller starts it)`,
+      );
+      return 0;
+    }
+    const record = await experiments.act(needed(target, 'an experiment id'), action as OperatorAction, {
+      actor,
+      reason,
+    });
+    console.log(`${record.id} is ${record.state}; ${record.candidate} serves ${pct(shareOf(record))}`);
+    return 0;
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+function needed(value: string | undefined, what: string): string {
+  if (!value) throw new UsageError(`${what} is needed\n\n${ROLLOUT_USAGE}`);
+  return value;
+}
+
+function rampOf(values: Values) {
+  const primary = values.primary;
+  if (primary !== undefined && !(primary in METRIC_PRESETS))
+    throw new UsageError(
+      `--primary must be one of ${Object.keys(METRIC_PRESETS).join(', ')}, got '${primary}'`,
+    );
+  const steps = values.steps?.split(',').map((s, i) => numberFlag(s.trim(), `steps[${i}]`, 0, 0, 1));
+  const seconds = values['min-step-seconds'];
+  return rampFor({
+    primary: primary as PrimaryMetric | undefined,
+    steps,
+    minOutcomes: values['min-outcomes']
+      ? numberFlag(values['min-outcomes'], 'min-outcomes', 0, 1)
+      : undefined,
+    minStepMs: seconds ? numberFlag(seconds, 'min-step-seconds', 0, 0) * 1000 : undefined,
+    budget: values.budget ? numberFlag(values.budget, 'budget', 0, 1) : undefined,
+    alpha: values.alpha ? numberFlag(values.alpha, 'alpha', 0.05, 1e-6, 0.5) : undefined,
+  });
+}
+
+const pct = (share: number) => `${(share * 100).toFixed(share < 0.1 ? 1 : 0)}%`;
+
+function list(experiments: ExperimentRecord[], json: boolean): number {
+  if (json) {
+    console.log(
+      JSON.stringify(
+        experiments.map(({ timeline: _t, ...rest }) => rest),
+        null,
+        2,
+      ),
+    );
+    return 0;
+  }
+  if (experiments.length === 0) {
+    console.log('no experiments (flywheel rollout start VERSION)');
+    return 0;
+  }
+  console.log('id          candidate  control   state         share  outcomes (control/candidate)');
+  for (const e of experiments)
+    console.log(
+      `${e.id}  ${e.candidate}    ${(e.control ?? '-').padEnd(8)}  ${e.state.padEnd(12)}  ${pct(shareOf(e)).padStart(5)}  ${firstCount(e, 'control')}/${firstCount(e, 'candidate')}`,
+    );
+  return 0;
+}
+
+function status(e: ExperimentRecord, json: boolean | undefined): number {
+  if (json) {
+    console.log(JSON.stringify(e, null, 2));
+    return 0;
+  }
+  console.log(`${e.id}: ${e.candidate} against ${e.control ?? '(the champion when it starts)'}, ${e.state}`);
+  console.log(`  created by ${e.createdBy}: ${e.reason}`);
+  console.log(`  ramp ${e.config.steps.map(pct).join(' → ')}, step ${e.step + 1} (${pct(shareOf(e))} now)`);
+  for (const arm of ['control', 'candidate'] as const) {
+    const means = Object.entries(e.stats[arm]).map(([m, s]) => `${m} ${s.mean.toFixed(4)}`);
+    console.log(`  ${arm.padEnd(9)} ${String(firstCount(e, arm)).padStart(7)} outcomes  ${means.join('  ')}`);
+  }
+  for (const [metric, i] of Object.entries(e.timeline.at(-1)?.intervals ?? {}))
+    console.log(
+      `  ${metric}: candidate − control ${i.estimate.toFixed(5)} in [${i.lower?.toFixed(5) ?? '-∞'}, ${i.upper?.toFixed(5) ?? '∞'}] (always valid, alpha ${e.config.alpha})`,
+    );
+  for (const d of e.decisions)
+    console.log(
+      `  ${new Date(d.at).toISOString()} ${d.action} by ${d.actor} → ${pct(d.share)}: ${d.reasons.join('; ')}`,
+    );
+  if (e.endReason) console.log(`  ended: ${e.endReason}`);
+  return 0;
+}
