@@ -18,6 +18,8 @@ export const CONTROLLER_ACTOR = 'rollout';
 
 export interface TickInput {
   champion: string | null;
+  /** The challenger alias now: one held outside any experiment (an operator's) blocks starts. */
+  challenger?: string | null;
   now: number;
   /** The controller's summaries of the experiments it follows, by id. */
   summaries: ReadonlyMap<string, ArmSummaries>;
@@ -29,10 +31,12 @@ export interface TickResult {
   /** Decisions other than hold, for the log and the metrics. */
   decisions: { experiment: ExperimentRecord; decision: Decision }[];
   started: ExperimentRecord | null;
+  /** Why a queued experiment could not start, if one is waiting. */
+  waiting: string | null;
 }
 
 export function tick(file: ExperimentsFile, input: TickInput): TickResult {
-  const result: TickResult = { changed: [], decisions: [], started: null };
+  const result: TickResult = { changed: [], decisions: [], started: null, waiting: null };
   for (const experiment of file.experiments) {
     if (!ACTIVE_STATES.includes(experiment.state)) continue;
     const summaries = input.summaries.get(experiment.id);
@@ -50,10 +54,22 @@ export function tick(file: ExperimentsFile, input: TickInput): TickResult {
     result.decisions.push({ experiment, decision });
   }
   if (!file.experiments.some((e) => ACTIVE_STATES.includes(e.state))) {
-    result.started = startNext(file, input);
+    result.waiting = waitingReason(file, input);
+    result.started = result.waiting === null ? startNext(file, input) : null;
     if (result.started) result.changed.push(result.started);
   }
   return result;
+}
+
+/** Why no queued experiment may start now (null: one may, or none is queued). */
+function waitingReason(file: ExperimentsFile, input: TickInput): string | null {
+  if (!file.experiments.some((e) => e.state === 'queued')) return null;
+  if (input.champion === null)
+    return 'no champion to compare with (the first model becomes champion directly)';
+  // An experiment's own candidate (one that just ended) is the controller's to clear.
+  if (input.challenger && !file.experiments.some((e) => e.candidate === input.challenger))
+    return `the challenger alias is held by ${input.challenger} outside any experiment: an operator's, not overwritten (clear it to start the queue)`;
+  return null;
 }
 
 /** Decides the experiment now, records the look on its timeline and the decision if any. */
@@ -102,9 +118,9 @@ function end(
   experiment.endReason = reasons.join('; ');
 }
 
-/** The oldest queued experiment, started against the champion (none without a champion). */
+/** The oldest queued experiment, started against the champion. */
 function startNext(file: ExperimentsFile, input: TickInput): ExperimentRecord | null {
-  if (input.champion === null) return null; // the first model becomes champion directly
+  if (input.champion === null) return null;
   for (const experiment of file.experiments) {
     if (experiment.state !== 'queued') continue;
     if (experiment.candidate === input.champion) {

@@ -57,6 +57,8 @@ export class RolloutController {
   private app: FastifyInstance | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private looking: Promise<void> = Promise.resolve();
+  /** Why queued experiments wait, as last logged. */
+  private waiting: string | null = null;
 
   constructor(private readonly options: RolloutOptions) {
     this.config = options.config ?? loadRolloutConfig();
@@ -132,12 +134,12 @@ export class RolloutController {
   private async look(): Promise<void> {
     const experiments = this.experiments;
     if (!experiments) return;
-    const { champion } = await this.registry.routing();
+    const { champion, challenger } = await this.registry.routing();
     const result = await this.store.transact(async (file) => {
       // Summaries and offsets taken together, with no await between: they stay consistent.
       file.offsets = { ...file.offsets, ...this.offsets };
       const summaries = new Map([...this.arms].map(([id, arms]) => [id, arms.snapshot()]));
-      const result = tick(file, { champion, now: Date.now(), summaries });
+      const result = tick(file, { champion, challenger, now: Date.now(), summaries });
       for (const experiment of result.changed) {
         try {
           await experiments.route(experiment, CONTROLLER_ACTOR, routeReason(result, experiment.id));
@@ -160,6 +162,9 @@ export class RolloutController {
         `experiment ${experiment.id}: ${decision.action}`,
       );
     }
+    if (result.waiting !== this.waiting && result.waiting !== null)
+      this.log.warn({ reason: result.waiting }, `queued experiments wait: ${result.waiting}`);
+    this.waiting = result.waiting;
     if (result.started)
       this.log.info(
         { experiment: result.started.id, candidate: result.started.candidate, control: champion },

@@ -7,6 +7,7 @@ import type { HeuristicBaseline } from '../model/baseline.js';
 import type { FeatureSpec } from '../model/features.js';
 import { FtrlModel } from '../model/models.js';
 import type { RegistryAdmin } from '../registry/admin.js';
+import { DEFAULT_RAMP, ExperimentStore, type RampConfig } from '../registry/experiments.js';
 import { TRAINER_SNAPSHOT_FILE, type TrainingData, type VersionMetadata } from '../registry/store.js';
 import {
   constantScores,
@@ -36,6 +37,8 @@ export interface CandidateResult {
   baselineReplacesChampion?: GateDecision;
   /** Accepted by the gate but given no alias, and why (an operator's challenger holds the slot). */
   held?: string;
+  /** The experiment it was queued for (promoteTo `experiment`): the rollout controller decides. */
+  experiment?: string;
 }
 
 export interface ProposalOptions {
@@ -52,9 +55,14 @@ export interface ProposalOptions {
   training: TrainingData;
   /** The trainer's checkpoint bytes at this moment, stored with the version (SNAPSHOT_FILE). */
   snapshot?: Buffer;
-  /** Accepted candidates become challenger; `champion` promotes them straight away. */
-  promoteTo: 'challenger' | 'champion';
+  /**
+   * Accepted candidates are queued for an experiment (`experiment`: the rollout controller ramps,
+   * promotes or rolls them back on live outcomes), become challenger, or champion straight away.
+   */
+  promoteTo: 'experiment' | 'challenger' | 'champion';
   challengerWeight: number;
+  /** The ramp of the experiments it queues (DEFAULT_RAMP if absent). */
+  ramp?: RampConfig;
 }
 
 /** What the candidate is judged on, taken at once (the trainer goes on learning meanwhile). */
@@ -107,10 +115,15 @@ export async function proposeCandidate(options: ProposalOptions): Promise<Candid
       ...(baselineDecision?.accept ? { baselineReplacesChampion: baselineDecision } : {}),
     };
   // A failing champion (worse than a constant) is replaced at once, not put beside a challenger.
-  const alias =
-    options.promoteTo === 'champion' || !learnedChampion || decision.championFailing
-      ? 'champion'
-      : 'challenger';
+  const direct = options.promoteTo === 'champion' || !learnedChampion || decision.championFailing;
+  if (!direct && options.promoteTo === 'experiment')
+    return {
+      version: metadata.version,
+      decision,
+      alias: null,
+      experiment: await queue(options, metadata, decision),
+    };
+  const alias = direct ? 'champion' : 'challenger';
   const holder = alias === 'challenger' ? await operatorChallenger(admin) : null;
   if (holder)
     return {
@@ -121,10 +134,31 @@ export async function proposeCandidate(options: ProposalOptions): Promise<Candid
     };
   await admin.promote(metadata.version, alias, {
     actor: 'trainer',
-    reason: `gate: holdout log loss ${decision.holdout.candidate.logLoss.toFixed(4)} vs champion ${decision.holdout.champion?.logLoss.toFixed(4) ?? 'none'}${decision.championFailing ? ' (failing: worse than the constant)' : ''}, baseline ${decision.holdout.baseline.logLoss.toFixed(4)}, constant ${decision.holdout.constant.logLoss.toFixed(4)}`,
+    reason: gateReason(decision),
     ...(alias === 'challenger' ? { challengerWeight: options.challengerWeight } : {}),
   });
   return { version: metadata.version, decision, alias };
+}
+
+function gateReason(decision: GateDecision): string {
+  const { holdout } = decision;
+  return `gate: holdout log loss ${holdout.candidate.logLoss.toFixed(4)} vs champion ${holdout.champion?.logLoss.toFixed(4) ?? 'none'}${decision.championFailing ? ' (failing: worse than the constant)' : ''}, baseline ${holdout.baseline.logLoss.toFixed(4)}, constant ${holdout.constant.logLoss.toFixed(4)}`;
+}
+
+/** Queues the accepted candidate for an experiment (superseding the trainer's older queued one). */
+async function queue(
+  options: ProposalOptions,
+  metadata: VersionMetadata,
+  decision: GateDecision,
+): Promise<string> {
+  const experiment = await new ExperimentStore(options.admin.registry.root).queue({
+    candidate: metadata.version,
+    config: options.ramp ?? DEFAULT_RAMP,
+    actor: 'trainer',
+    reason: gateReason(decision),
+    now: Date.now(),
+  });
+  return experiment.id;
 }
 
 /** The holdout and the reference set scored by the candidate, the champion (if learned) and the baseline. */

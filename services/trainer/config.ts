@@ -59,8 +59,11 @@ export const trainerConfigSchema = z.object({
   FW_TRAINER_REFERENCE_SIZE: env.int(2000, 0, 1_000_000),
   /** Outcome examples remembered (and checkpointed) for human labels that come after them. */
   FW_TRAINER_REMEMBER_OUTCOMES: env.int(20_000, 0, 10_000_000),
-  /** Accepted candidates become `challenger` (with FW_TRAINER_CHALLENGER_WEIGHT) or `champion`. */
-  FW_TRAINER_PROMOTE_TO: z.enum(['challenger', 'champion']).default('challenger'),
+  /**
+   * Accepted candidates are queued for an `experiment` (the rollout controller decides on live
+   * outcomes), or become `challenger` (with FW_TRAINER_CHALLENGER_WEIGHT) or `champion`.
+   */
+  FW_TRAINER_PROMOTE_TO: z.enum(['experiment', 'challenger', 'champion']).default('experiment'),
   FW_TRAINER_CHALLENGER_WEIGHT: env.number(0.1, 0, 1),
   /**
    * While no learned model is champion, publish the baseline as champion after this many

@@ -74,7 +74,7 @@ export class Proposals {
     this.deps.core.registered(inputs, result.version);
     this.deps.metrics.candidates.inc({
       trigger,
-      outcome: result.alias ?? (result.held ? 'held' : 'rejected'),
+      outcome: result.alias ?? (result.experiment ? 'experiment' : result.held ? 'held' : 'rejected'),
     });
     if (result.alias) this.promoted(result, inputs);
     this.deps.log.info(
@@ -87,12 +87,15 @@ export class Proposals {
         holdout: result.decision.holdout,
         reference: result.decision.reference,
         ...(result.held ? { held: result.held } : {}),
+        ...(result.experiment ? { experiment: result.experiment } : {}),
       },
       result.alias
         ? `candidate ${result.version} promoted to ${result.alias}`
-        : result.held
-          ? `candidate ${result.version} accepted, not promoted: ${result.held}`
-          : `candidate ${result.version} rejected`,
+        : result.experiment
+          ? `candidate ${result.version} accepted, queued for experiment ${result.experiment}`
+          : result.held
+            ? `candidate ${result.version} accepted, not promoted: ${result.held}`
+            : `candidate ${result.version} rejected`,
     );
     this.deps.onCandidate(result);
     this.afterRefusal(result, inputs);
@@ -124,7 +127,7 @@ export class Proposals {
       void this.publishBaseline(
         `the champion is failing (holdout log loss ${failing?.toFixed(4) ?? '-'} vs ${result.decision.holdout.constant.logLoss.toFixed(4)} for a constant)`,
       );
-    } else if (!result.alias && !result.held && baselines.on('refused')) {
+    } else if (!result.decision.accept && baselines.on('refused')) {
       // A refused candidate while the baseline serves: the baseline, learned on since, serves on.
       void this.publishBaseline();
     }

@@ -12,6 +12,7 @@ import { scorerConfigSchema } from '../../services/scorer/config.js';
 import { labelingConfigSchema } from '../../services/labeling/config.js';
 import { joinerConfigSchema } from '../../services/joiner/config.js';
 import { trainerConfigSchema } from '../../services/trainer/config.js';
+import { rolloutConfigSchema } from '../../services/rollout/config.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -70,6 +71,7 @@ describe('docker-compose.yml', () => {
       assert.doesNotThrow(() => labelingConfigSchema.parse(env), `${name} labeling settings are valid`);
       assert.doesNotThrow(() => joinerConfigSchema.parse(env), `${name} joiner settings are valid`);
       assert.doesNotThrow(() => trainerConfigSchema.parse(env), `${name} trainer settings are valid`);
+      assert.doesNotThrow(() => rolloutConfigSchema.parse(env), `${name} rollout settings are valid`);
       assert.equal(env.KAFKA_BROKERS, 'kafka:9092');
       assert.equal(service.depends_on?.kafka?.condition, 'service_healthy', `${name} waits for kafka`);
       if (name !== 'topics')
@@ -85,6 +87,7 @@ describe('docker-compose.yml', () => {
       labelingConfigSchema,
       joinerConfigSchema,
       trainerConfigSchema,
+      rolloutConfigSchema,
     ];
     const known = new Set(schemas.flatMap((schema) => Object.keys(schema.shape)));
     for (const [name, service] of Object.entries(compose.services).filter(([, s]) => s.build))
@@ -99,6 +102,7 @@ describe('docker-compose.yml', () => {
       joiner: 'FW_JOINER_HTTP_PORT',
       trainer: 'FW_TRAINER_HTTP_PORT',
       labeling: 'FW_LABELING_PORT',
+      rollout: 'FW_ROLLOUT_HTTP_PORT',
     };
     for (const [name, variable] of Object.entries(portVariables)) {
       const service = compose.services[name] as ComposeService;
@@ -117,6 +121,7 @@ describe('docker-compose.yml', () => {
     for (const [name, writes] of [
       ['registry', true],
       ['trainer', true],
+      ['rollout', true],
       ['scorer', false],
     ] as const) {
       const service = compose.services[name]!;

@@ -1,5 +1,7 @@
 // The trainer proposes, an operator's experiment stands: an accepted candidate does not take the
-// challenger alias from a version an operator placed there; it does replace its own.
+// challenger alias from a version an operator placed there; it does replace its own. Queued for
+// experiments (the default), it takes no alias at all: its newer candidate replaces its older
+// queued one, an operator's experiments stay.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +13,8 @@ import { HeuristicBaseline } from '../../services/model/baseline.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { DEFAULT_FTRL } from '../../services/model/ftrl.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
+import { ExperimentAdmin } from '../../services/registry/experiment-admin.js';
+import { DEFAULT_RAMP, ExperimentStore } from '../../services/registry/experiments.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { proposeCandidate } from '../../services/trainer/candidates.js';
 import { DEFAULT_GATE } from '../../services/trainer/gate.js';
@@ -61,6 +65,40 @@ describe("an operator's challenger", () => {
     assert.equal((await registry.routing()).challenger, second.version);
   });
 
+  it('queued for experiments, takes no alias; its newer candidate supersedes its older queued one', async () => {
+    const held = heldExamples(spec, 16_000);
+    const registry = new FileModelRegistry(join(dir, 'experiments'));
+    const admin = new RegistryAdmin(registry, spec, null, createLogger('test', 'silent'));
+    const champion = await registerTrained(registry, spec, held.slice(0, 1500), { by: 'test' });
+    await admin.promote(champion, 'champion', { actor: 'test', reason: 'weak champion' });
+    const placed = await registerTrained(registry, spec, held.slice(0, 2000), { by: 'ops' });
+    const experiments = new ExperimentAdmin(new ExperimentStore(registry.root), admin);
+    const operators = await experiments.start(placed, {
+      actor: 'ops@cli',
+      reason: 'an A/B test',
+      config: DEFAULT_RAMP,
+    });
+
+    const propose = proposer(admin, held, 'experiment');
+    const first = await propose();
+    assert.deepEqual(first.decision.reasons, []);
+    assert.equal(first.alias, null);
+    assert.ok(first.experiment);
+    const second = await propose();
+    const all = await experiments.list();
+    const states = Object.fromEntries(all.map((e) => [e.candidate, e.state]));
+    assert.deepEqual(states, {
+      [placed]: 'queued',
+      [first.version]: 'superseded',
+      [second.version]: 'queued',
+    });
+    assert.equal(all.find((e) => e.id === operators.id)?.createdBy, 'ops@cli');
+    assert.match(all.find((e) => e.id === second.experiment)?.reason ?? '', /^gate: holdout log loss/);
+    const routing = await registry.routing();
+    assert.equal(routing.champion, champion);
+    assert.equal(routing.challenger, null, 'no alias moved: the controller decides');
+  });
+
   it('does not stop an accepted candidate from replacing a failing champion', async () => {
     const held = heldExamples(spec, 16_000, 11);
     const registry = new FileModelRegistry(join(dir, 'failing'));
@@ -84,7 +122,11 @@ describe("an operator's challenger", () => {
 });
 
 /** A trainer's candidate proposal from a learner that took `held` (its last 6,000 the holdout). */
-function proposer(admin: RegistryAdmin, held: HeldExample[]) {
+function proposer(
+  admin: RegistryAdmin,
+  held: HeldExample[],
+  promoteTo: 'challenger' | 'experiment' = 'challenger',
+) {
   const learner = new OnlineLearner({
     dimension: admin.spec.dimension,
     params: DEFAULT_FTRL,
@@ -103,7 +145,7 @@ function proposer(admin: RegistryAdmin, held: HeldExample[]) {
       history: {},
       gate: DEFAULT_GATE,
       training: { source: 'upload', description: 'test', examples: learner.learned },
-      promoteTo: 'challenger',
+      promoteTo,
       challengerWeight: 0.1,
     });
 }

@@ -85,6 +85,17 @@ describe('rollout controller tick', () => {
     assert.equal(result.started?.control, 'v2');
   });
 
+  it("waits while an operator's challenger holds the alias outside any experiment", () => {
+    const file: ExperimentsFile = { experiments: [queued('exp-1', 'v2')], offsets: {} };
+    const held = tick(file, { champion: 'v1', challenger: 'v7', now: 1, summaries: new Map() });
+    assert.equal(held.started, null);
+    assert.match(held.waiting ?? '', /held by v7 outside any experiment/);
+    assert.equal(file.experiments[0]?.state, 'queued');
+    const cleared = tick(file, { champion: 'v1', challenger: null, now: 2, summaries: new Map() });
+    assert.equal(cleared.started?.id, 'exp-1');
+    assert.equal(cleared.waiting, null);
+  });
+
   it('ends an experiment whose control is no longer the champion', () => {
     const file: ExperimentsFile = { experiments: [queued('exp-1', 'v2')], offsets: {} };
     tick(file, { champion: 'v1', now: 1, summaries: new Map() });
