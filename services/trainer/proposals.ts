@@ -89,13 +89,7 @@ export class Proposals {
         ...(result.held ? { held: result.held } : {}),
         ...(result.experiment ? { experiment: result.experiment } : {}),
       },
-      result.alias
-        ? `candidate ${result.version} promoted to ${result.alias}`
-        : result.experiment
-          ? `candidate ${result.version} accepted, queued for experiment ${result.experiment}`
-          : result.held
-            ? `candidate ${result.version} accepted, not promoted: ${result.held}`
-            : `candidate ${result.version} rejected`,
+      outcomeMessage(result),
     );
     this.deps.onCandidate(result);
     this.afterRefusal(result, inputs);
@@ -162,4 +156,12 @@ export class Proposals {
     this.proposing = run;
     return run;
   }
+}
+
+function outcomeMessage(result: CandidateResult): string {
+  if (result.alias) return `candidate ${result.version} promoted to ${result.alias}`;
+  if (result.experiment)
+    return `candidate ${result.version} accepted, queued for experiment ${result.experiment}`;
+  if (result.held) return `candidate ${result.version} accepted, not promoted: ${result.held}`;
+  return `candidate ${result.version} rejected`;
 }
