@@ -4,6 +4,9 @@ import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerO
 import { requireRole, type TokenTable } from '../common/auth.js';
 import { HttpError, installErrorHandler } from '../common/http-errors.js';
 import type { RegistryAdmin } from './admin.js';
+import { ExperimentAdmin } from './experiment-admin.js';
+import { experimentRoutes } from './experiment-http.js';
+import { ExperimentStore } from './experiments.js';
 import { parseLabelsText } from './label-upload.js';
 import { ALIASES, type Alias } from './store.js';
 
@@ -58,6 +61,11 @@ export function buildRegistryApp(options: RegistryAppOptions): FastifyInstance {
     readRoutes(api, options.admin);
     aliasRoutes(api, options.admin);
     uploadRoutes(api, options);
+    experimentRoutes(
+      api,
+      new ExperimentAdmin(new ExperimentStore(options.admin.registry.root), options.admin),
+      actor,
+    );
     done();
   });
   return app;

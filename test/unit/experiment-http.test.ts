@@ -1,0 +1,170 @@
+// Experiments on the admin API: admin role only; start (queue) with a validated ramp, list and
+// show, an operator's actions in the experiment's decisions, clear codes for what cannot be.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { TokenTable } from '../../services/common/auth.js';
+import { toArtifacts } from '../../services/model/artifacts.js';
+import { initBackend } from '../../services/model/backend.js';
+import { FeatureSpec } from '../../services/model/features.js';
+import { LogisticRegression } from '../../services/model/models.js';
+import { RegistryAdmin } from '../../services/registry/admin.js';
+import type { ExperimentRecord } from '../../services/registry/experiments.js';
+import { buildRegistryApp } from '../../services/registry/http.js';
+import { FileModelRegistry } from '../../services/registry/store.js';
+import { testRuntime } from '../helpers/kafka.js';
+
+const ADMIN = 'admin-token-0123456789';
+const LABELER = 'labeler-token-0123456789';
+const spec = new FeatureSpec();
+
+describe('experiments on the admin API', () => {
+  let dir: string;
+  let app: FastifyInstance;
+  const headers = (token = ADMIN) => ({ authorization: `Bearer ${token}` });
+  const code = (body: string) => (JSON.parse(body) as { error: { code: string } }).error.code;
+
+  before(async () => {
+    await initBackend(undefined, 'wasm');
+    dir = await mkdtemp(join(tmpdir(), 'flywheel-experiment-http-'));
+    const registry = new FileModelRegistry(dir);
+    const admin = new RegistryAdmin(registry, spec, null, testRuntime().logger);
+    const tokens = new TokenTable()
+      .add(ADMIN, { id: 'ops', role: 'admin' })
+      .add(LABELER, { id: 'ann', role: 'labeler' });
+    app = buildRegistryApp({ admin, tokens });
+    const model = new LogisticRegression(spec.dimension, spec.maxNonZero);
+    const artifacts = await toArtifacts(model, spec);
+    model.dispose();
+    for (const description of ['champion', 'candidate'])
+      await registry.register({
+        artifacts,
+        parent: null,
+        seed: 0,
+        training: { source: 'upload', description, examples: 0 },
+        metrics: null,
+        createdBy: 'test',
+      });
+    await admin.promote('v000001', 'champion', { actor: 'test', reason: 'set-up' });
+  });
+  after(async () => {
+    await app.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('queues a candidate with its ramp, lists and shows it, and takes an abort with its reason', async () => {
+    const labeler = await app.inject({ method: 'GET', url: '/v1/experiments', headers: headers(LABELER) });
+    assert.equal(labeler.statusCode, 403);
+    const started = await app.inject({
+      method: 'POST',
+      url: '/v1/experiments',
+      headers: headers(),
+      payload: {
+        candidate: 'v000002',
+        reason: 'try it',
+        primary: 'purchaseRate',
+        steps: [0.1, 0.5],
+        minStepSeconds: 30,
+      },
+    });
+    assert.equal(started.statusCode, 201, started.body);
+    const record = started.json<ExperimentRecord>();
+    assert.equal(record.state, 'queued');
+    assert.equal(record.createdBy, 'ops');
+    assert.deepEqual(record.config.steps, [0.1, 0.5]);
+    assert.equal(record.config.minStepMs, 30_000);
+    assert.deepEqual(Object.keys(record.config.metrics), ['purchaseRate']);
+
+    const again = await app.inject({
+      method: 'POST',
+      url: '/v1/experiments',
+      headers: headers(),
+      payload: { candidate: 'v000002', reason: 'twice' },
+    });
+    assert.equal(again.statusCode, 409);
+    assert.equal(code(again.body), 'FW_EXPERIMENT_CONFLICT');
+
+    const listed = await app.inject({ method: 'GET', url: '/v1/experiments', headers: headers() });
+    assert.deepEqual(
+      listed.json<{ experiments: ExperimentRecord[] }>().experiments.map((e) => e.id),
+      [record.id],
+    );
+    const shown = await app.inject({
+      method: 'GET',
+      url: `/v1/experiments/${record.id}`,
+      headers: headers(),
+    });
+    assert.equal(shown.json<ExperimentRecord>().candidate, 'v000002');
+
+    const aborted = await app.inject({
+      method: 'POST',
+      url: `/v1/experiments/${record.id}/abort`,
+      headers: headers(),
+      payload: { reason: 'changed my mind' },
+    });
+    assert.equal(aborted.statusCode, 200, aborted.body);
+    const ended = aborted.json<ExperimentRecord>();
+    assert.equal(ended.state, 'aborted');
+    assert.deepEqual(
+      ended.decisions.map((d) => `${d.action}:${d.actor}:${d.reasons.join()}`),
+      ['abort:ops:changed my mind'],
+    );
+    const resumed = await app.inject({
+      method: 'POST',
+      url: `/v1/experiments/${record.id}/resume`,
+      headers: headers(),
+      payload: { reason: 'no' },
+    });
+    assert.equal(resumed.statusCode, 409, 'an ended experiment takes no action');
+  });
+
+  it('answers what cannot be with clear codes', async () => {
+    const cases: { url: string; payload?: object; status: number; error: string }[] = [
+      { url: '/v1/experiments/exp-999999', status: 404, error: 'FW_UNKNOWN_EXPERIMENT' },
+      { url: '/v1/experiments/nope', status: 400, error: 'FW_BAD_REQUEST' },
+      {
+        url: '/v1/experiments',
+        payload: { candidate: 'v000001', reason: 'the champion' },
+        status: 409,
+        error: 'FW_EXPERIMENT_CONFLICT',
+      },
+      {
+        url: '/v1/experiments',
+        payload: { candidate: 'v000042', reason: 'unknown' },
+        status: 404,
+        error: 'FW_UNKNOWN_VERSION',
+      },
+      {
+        url: '/v1/experiments',
+        payload: { candidate: 'v000002', reason: 'down', steps: [0.5, 0.1] },
+        status: 400,
+        error: 'FW_BAD_REQUEST',
+      },
+      {
+        url: '/v1/experiments',
+        payload: { candidate: 'v000002', reason: 'x', primary: 'clicks' },
+        status: 400,
+        error: 'FW_BAD_REQUEST',
+      },
+      {
+        url: '/v1/experiments/exp-000001/explode',
+        payload: { reason: 'x' },
+        status: 400,
+        error: 'FW_BAD_REQUEST',
+      },
+    ];
+    for (const c of cases) {
+      const response = await app.inject({
+        method: c.payload ? 'POST' : 'GET',
+        url: c.url,
+        headers: headers(),
+        ...(c.payload ? { payload: c.payload } : {}),
+      });
+      assert.equal(response.statusCode, c.status, `${c.url} ${JSON.stringify(c.payload)}: ${response.body}`);
+      assert.equal(code(response.body), c.error, c.url);
+    }
+  });
+});
