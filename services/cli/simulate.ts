@@ -4,24 +4,29 @@ import { createRuntime } from '../common/runtime.js';
 import { CATEGORIES } from '../simulator/shop.js';
 import { runSimulator } from '../simulator/runner.js';
 import { UsageError, numberFlag, parseFlags } from './args.js';
+import { followRouting, liftFor, parseLifts } from './treatment.js';
+
+const SIMULATE_FLAGS = {
+  rate: { type: 'string' },
+  duration: { type: 'string' },
+  count: { type: 'string' },
+  seed: { type: 'string' },
+  traffic: { type: 'string' },
+  malformed: { type: 'string' },
+  start: { type: 'string' },
+  'purchase-delay-scale': { type: 'string' },
+  'drift-at': { type: 'string' },
+  'drift-category': { type: 'string' },
+  'drift-shift': { type: 'string' },
+  lift: { type: 'string' },
+} as const;
 
 export async function runSimulate(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, {
-    rate: { type: 'string' },
-    duration: { type: 'string' },
-    count: { type: 'string' },
-    seed: { type: 'string' },
-    traffic: { type: 'string' },
-    malformed: { type: 'string' },
-    start: { type: 'string' },
-    'purchase-delay-scale': { type: 'string' },
-    'drift-at': { type: 'string' },
-    'drift-category': { type: 'string' },
-    'drift-shift': { type: 'string' },
-  });
+  const { values } = parseFlags(args, SIMULATE_FLAGS);
   const { rate, seed, durationS, count, traffic, malformed, purchaseDelayScale, startTime } =
     settingsOf(values);
   const drift = driftOf(values);
+  const lifts = values.lift === undefined ? null : parseLifts(values.lift);
 
   const runtime = createRuntime('simulator');
   const { logger } = runtime;
@@ -32,15 +37,27 @@ export async function runSimulate(args: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   logger.info(
-    { seed, rate, traffic, durationS, count, malformed, drift, purchaseDelayScale },
+    {
+      seed,
+      rate,
+      traffic,
+      durationS,
+      count,
+      malformed,
+      drift,
+      purchaseDelayScale,
+      ...(lifts ? { lifts: Object.fromEntries(lifts) } : {}),
+    },
     'simulating shop traffic',
   );
+  const routing = lifts ? await followRouting(runtime.kafka, runtime.codecs, logger) : null;
+  const treatment = lifts && routing ? (userId: string) => liftFor(userId, routing.current(), lifts) : null;
   try {
     const stats = await runSimulator({
       producer,
       codecs: runtime.codecs,
       logger,
-      simulation: { seed, startTime, trafficRate: traffic, drift, purchaseDelayScale },
+      simulation: { seed, startTime, trafficRate: traffic, drift, purchaseDelayScale, treatment },
       rate,
       maxEvents: count,
       durationMs: durationS === null ? null : durationS * 1000,
@@ -55,6 +72,7 @@ export async function runSimulate(args: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    routing?.stop();
     await producer.disconnect();
   }
   return 0;

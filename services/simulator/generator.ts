@@ -35,6 +35,11 @@ export interface SimulationConfig {
    * quarter of an hour for a quarter of buyers). Below 1, a short demo sees its outcomes.
    */
   purchaseDelayScale: number;
+  /**
+   * Log-odds added to a click's purchase probability by what served its user at that time (the
+   * ground truth of an experiment: a better model sells more); null, none.
+   */
+  treatment: ((userId: string, time: number) => number) | null;
 }
 
 export const DEFAULT_SIMULATION: Omit<SimulationConfig, 'seed' | 'startTime'> = {
@@ -45,6 +50,7 @@ export const DEFAULT_SIMULATION: Omit<SimulationConfig, 'seed' | 'startTime'> = 
   drift: null,
   warmUpMs: 15 * 60 * 1000,
   purchaseDelayScale: 1,
+  treatment: null,
 };
 
 export interface ClickTruth {
@@ -188,6 +194,7 @@ export class ShopSimulation {
       pageType,
       depth: session.depth,
       categoryShift: this.categoryShift(item.category, time),
+      treatment: this.config.treatment?.(session.user.id, time) ?? 0,
     });
     const truth: ClickTruth = { probability, purchaseEventId: null, purchaseTime: null };
     if (this.purchaseRandom.chance(probability)) {

@@ -76,6 +76,8 @@ export interface PurchaseContext {
   depth: number;
   /** Extra log-odds by category in force at the click's time (drift). */
   categoryShift: number;
+  /** Extra log-odds from what the shop showed this user (the model serving them: an experiment's effect). */
+  treatment?: number;
 }
 
 export class Shop {
@@ -150,6 +152,7 @@ export class Shop {
       ctx.item.appeal +
       (this.categoryEffect[ctx.item.category] ?? 0) +
       ctx.categoryShift +
+      (ctx.treatment ?? 0) +
       favourite +
       (DEVICE_EFFECT[ctx.user.device] ?? 0) +
       (REFERRER_EFFECT[ctx.referrer] ?? 0) +

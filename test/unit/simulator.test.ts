@@ -6,6 +6,11 @@ import { createCodecs } from '../../services/common/contracts.js';
 import { ShopSimulation, type SimEvent } from '../../services/simulator/generator.js';
 import { EXPECTED_CODE, MALFORMED_KINDS, makeMalformed } from '../../services/simulator/malformed.js';
 import { Random } from '../../services/common/random.js';
+import { liftFor, parseLifts } from '../../services/cli/treatment.js';
+import { servedArm } from '../../services/scorer/routing.js';
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+const logit = (p: number) => Math.log(p / (1 - p));
 
 const START = Date.UTC(2026, 0, 1);
 const take = (sim: ShopSimulation, n: number) => Array.from({ length: n }, () => sim.next());
@@ -87,6 +92,35 @@ describe('shop simulation', () => {
     };
     const events = take(sim, 60000).filter((e) => e.time < START + 1_200_000);
     assert.ok(mean(events, true) > mean(events, false) * 2, 'books convert much better after the drift');
+  });
+
+  it('a treatment lifts the purchases of the users the lifted version serves, by the split the scorers apply', () => {
+    const lifts = parseLifts('v000002=1');
+    const routing = { champion: 'v000001', challenger: 'v000002', challengerWeight: 0.3, shadow: 'v000002' };
+    const treatment = (userId: string) => liftFor(userId, routing, lifts);
+    const plain = take(new ShopSimulation({ seed: 6, startTime: START }), 20000);
+    const treated = take(new ShopSimulation({ seed: 6, startTime: START, treatment }), 20000);
+    const clicks = (events: SimEvent[]) =>
+      events.filter((e): e is SimEvent & { type: 'click' } => e.type === 'click');
+    // The same clicks (only purchases move, and with them how many clicks 20,000 events hold).
+    const [before, after] = [clicks(plain), clicks(treated)];
+    before.splice(Math.min(before.length, after.length));
+    assert.ok(before.every((e, i) => e.click.eventId === after[i]?.click.eventId));
+    let lifted = 0;
+    before.forEach((e, i) => {
+      const served = servedArm(e.click.userId, routing, () => true);
+      const p = after[i]!.truth.probability;
+      const expected =
+        served.arm === 'challenger' ? sigmoid(logit(e.truth.probability) + 1) : e.truth.probability;
+      assert.ok(Math.abs(p - expected) < 1e-12, `${e.click.userId} (${served.arm})`);
+      if (served.arm === 'challenger') lifted++;
+    });
+    assert.ok(
+      lifted > before.length * 0.2 && lifted < before.length * 0.4,
+      `${lifted} of ${before.length} lifted`,
+    );
+    assert.equal(liftFor('u', null, lifts), 0, 'no routing, no lift');
+    assert.throws(() => parseLifts('v2=1'), /VERSION=LOGODDS/);
   });
 });
 
