@@ -102,6 +102,7 @@ while (predictions.length < 2 * PENDING) {
         eventTime: c.eventTime,
         serveTime: c.eventTime + 5,
         reviewRequested: false,
+        propensity: 1,
       }),
     });
     generating.add(1);

@@ -54,6 +54,11 @@ export interface Prediction {
   eventTime: number;
   serveTime: number;
   reviewRequested: boolean;
+  /**
+   * Probability with which the arm was chosen for this user (the challenger's share, or the
+   * rest for the champion; 1 for a shadow or the baseline). Prediction v2; 1 before.
+   */
+  propensity: number;
 }
 
 export type LabelSource = 'outcome' | 'timeout' | 'human' | 'upload';
@@ -81,6 +86,8 @@ export interface LabeledExample {
   delayMs: number | null;
   /** 0 for a prediction's first label; n > 0 for the n-th correction, replacing revision n - 1. */
   revision: number;
+  /** The prediction's propensity (LabeledExample v3; 1 before, and for uploads). */
+  propensity: number;
 }
 
 export interface HumanLabel {
@@ -253,6 +260,7 @@ const CHECKS: { [K in RecordKind]: (record: RecordTypes[K]) => Check[] } = {
     texts(p, ['category', 'segment', 'featureSpecHash']),
     range('score', p.score, 0, 1),
     range('confidence', p.confidence, 0, 1),
+    range('propensity', p.propensity, Number.MIN_VALUE, 1),
     features(p.features),
     eventTime('eventTime', p.eventTime),
     range('serveTime', p.serveTime, EARLIEST_EVENT_TIME, Number.MAX_SAFE_INTEGER),
@@ -270,6 +278,7 @@ const CHECKS: { [K in RecordKind]: (record: RecordTypes[K]) => Check[] } = {
     eventTime('labelTime', e.labelTime),
     range('delayMs', e.delayMs, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true),
     range('revision', e.revision, 0, 1_000_000),
+    range('propensity', e.propensity, Number.MIN_VALUE, 1),
   ],
   humanLabel: (l) => [
     ids(l, ['labelId', 'taskId', 'predictionId', 'userId', 'labelerId']),

@@ -67,5 +67,7 @@ export function toLabeledExample(
     labelTime: labelTimeOf(purchase, prediction.eventTime, windowMs),
     delayMs: purchase ? purchase.eventTime - prediction.eventTime : null,
     revision: decision.revision ?? 0,
+    // A prediction held in the join state since before Prediction v2 has none.
+    propensity: (prediction as Partial<Prediction>).propensity ?? 1,
   };
 }

@@ -170,6 +170,7 @@ function exampleOf(
     labelTime: now,
     delayMs: null,
     revision: 0,
+    propensity: 1,
   };
   return { example, own };
 }

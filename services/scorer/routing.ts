@@ -14,22 +14,22 @@ export function userBucket(userId: string, salt = ROUTING_SALT): number {
   return murmur3(userId, salt) / 4294967296;
 }
 
-/** Which model serves this user, given what is routed and what is loaded. */
+/**
+ * Which model serves this user, given what is routed and what is loaded, and the propensity: the
+ * probability with which that arm is chosen for a user (the challenger's share, or the rest).
+ */
 export function servedArm(
   userId: string,
   routing: Routing,
   loaded: (version: string) => boolean,
-): { arm: ServedArm; version: string | null } {
-  if (
-    routing.challenger &&
-    routing.challengerWeight > 0 &&
-    loaded(routing.challenger) &&
-    userBucket(userId) < routing.challengerWeight
-  ) {
-    return { arm: 'challenger', version: routing.challenger };
-  }
-  if (routing.champion && loaded(routing.champion)) return { arm: 'champion', version: routing.champion };
-  return { arm: 'baseline', version: null };
+): { arm: ServedArm; version: string | null; propensity: number } {
+  const split = routing.challenger !== null && routing.challengerWeight > 0 && loaded(routing.challenger);
+  if (split && userBucket(userId) < routing.challengerWeight)
+    return { arm: 'challenger', version: routing.challenger, propensity: routing.challengerWeight };
+  const propensity = split ? 1 - routing.challengerWeight : 1;
+  if (routing.champion && loaded(routing.champion))
+    return { arm: 'champion', version: routing.champion, propensity };
+  return { arm: 'baseline', version: null, propensity };
 }
 
 /** Confidence of a probability: 0 at 0.5, 1 at 0 or 1. */

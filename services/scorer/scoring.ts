@@ -71,7 +71,7 @@ export function scoreBatch(
         ? scoreOf(plan.arm === 'challenger' ? live.champion : live.challenger, row)
         : null;
     const decision = decideReview(score, other, ctx.draw(), ctx.policy);
-    const served = toPrediction(input, spec.hash, version, plan.arm, score, ctx.now, decision !== null);
+    const served = toPrediction(input, spec.hash, version, plan, score, ctx.now, decision !== null);
     predictions.push(served);
     if (decision) {
       reviews.push({
@@ -86,7 +86,8 @@ export function scoreBatch(
     }
     if (live.shadow) {
       const shadowScore = scoreOf(live.shadow, row) as number;
-      predictions.push(toPrediction(input, spec.hash, live.shadow, 'shadow', shadowScore, ctx.now, false));
+      const shadow = { arm: 'shadow', propensity: 1 } as const;
+      predictions.push(toPrediction(input, spec.hash, live.shadow, shadow, shadowScore, ctx.now, false));
     }
   }
   return { predictions, reviews };
@@ -142,7 +143,7 @@ function toPrediction(
   { click, features, segment }: ScoringInput & { click: ClickEvent },
   featureSpecHash: string,
   modelVersion: string,
-  arm: Arm,
+  { arm, propensity }: { arm: Arm; propensity: number },
   score: number,
   now: number,
   reviewRequested: boolean,
@@ -165,5 +166,6 @@ function toPrediction(
     eventTime: click.eventTime,
     serveTime: now,
     reviewRequested,
+    propensity,
   };
 }

@@ -48,6 +48,7 @@ export function simulatedFeedback(options: FeedbackOptions & { idPrefix?: string
       labelTime: e.clickTime + 1000,
       delayMs: null,
       revision: 0,
+      propensity: 1,
     }));
 }
 

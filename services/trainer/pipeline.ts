@@ -175,6 +175,7 @@ export function slim(e: SlimExample): LabeledExample {
     purchaseTime: null,
     delayMs: null,
     revision: e.revision ?? 0,
+    propensity: 1,
   };
 }
 

@@ -27,6 +27,7 @@ export function predictionRecord(ref: PendingPrediction): Prediction {
     eventTime: ref.clickTime,
     serveTime: ref.clickTime + 3,
     reviewRequested: false,
+    propensity: 1,
   };
 }
 

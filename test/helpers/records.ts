@@ -44,6 +44,7 @@ export function sampleRecords(now = Date.now()): RecordTypes {
       eventTime: now,
       serveTime: now,
       reviewRequested: false,
+      propensity: 1,
     },
     labeledExample: {
       exampleId: 'e-1',
@@ -67,6 +68,7 @@ export function sampleRecords(now = Date.now()): RecordTypes {
       labelTime: now + 1000,
       delayMs: 1000,
       revision: 0,
+      propensity: 1,
     },
     humanLabel: {
       labelId: 'l-1',

@@ -278,6 +278,7 @@ describe('trainer', () => {
         labelTime: base[i]!.clickTime + 1000,
         delayMs: null,
         revision: 0,
+        propensity: 1,
       });
       // Reviewers disagree with the outcome on the first ten predictions; their labels come first.
       for (let i = 0; i < 10; i++) {

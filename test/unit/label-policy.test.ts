@@ -32,6 +32,7 @@ function outcome(predictionId: string, label: number): LabeledExample {
     labelTime: T + 1000,
     delayMs: label ? 1000 : null,
     revision: 0,
+    propensity: 1,
   };
 }
 function human(predictionId: string, label: number, labelerId = 'ann', at = T + 500): HumanLabel {

@@ -55,7 +55,13 @@ process.stdout.write(JSON.stringify(ids.map((id) => userBucket(id))));`;
     for (const u of users.slice(0, 2000)) assert.notEqual(servedArm(u, routing(0.3), loaded).arm, 'shadow');
     assert.deepEqual(
       servedArm('user-1', routing(0.3), () => false),
-      { arm: 'baseline', version: null },
+      { arm: 'baseline', version: null, propensity: 1 },
     );
+  });
+
+  it("gives each prediction its arm's propensity: the challenger's share, or the rest", () => {
+    const arms = users.slice(0, 2000).map((u) => servedArm(u, routing(0.3), loaded));
+    for (const a of arms) assert.equal(a.propensity, a.arm === 'challenger' ? 0.3 : 0.7);
+    assert.equal(servedArm('user-1', routing(0), loaded).propensity, 1, 'no split: chosen for sure');
   });
 });
