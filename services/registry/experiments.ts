@@ -116,6 +116,12 @@ export interface MeanSummary {
 }
 export type ArmSummaries = Record<'control' | 'candidate', Record<string, MeanSummary>>;
 
+/** What the rollout controller keeps of an experiment's outcomes: in all, and by stratum. */
+export interface OutcomeSummaries {
+  stats: ArmSummaries;
+  strata: Record<string, ArmSummaries>;
+}
+
 /** candidate − control with its always-valid interval; a null bound is unbounded (too few outcomes). */
 export interface IntervalRecord {
   estimate: number;
@@ -173,6 +179,8 @@ export interface ExperimentRecord {
   /** Candidate outcomes when the current step began. */
   stepStartOutcomes: number;
   stats: ArmSummaries;
+  /** The same by the candidate's traffic share that served each outcome (the decisions' strata). */
+  strata?: Record<string, ArmSummaries>;
   timeline: TimelinePoint[];
   decisions: ExperimentDecision[];
 }
@@ -285,6 +293,7 @@ function newExperiment(
     stepStartedAt: input.now,
     stepStartOutcomes: 0,
     stats: { control: empty(), candidate: empty() },
+    strata: {},
     timeline: [],
     decisions: [],
   };

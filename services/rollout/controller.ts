@@ -11,6 +11,7 @@ import {
   type ArmSummaries,
   type ExperimentRecord,
   type ExperimentsFile,
+  type OutcomeSummaries,
 } from '../registry/experiments.js';
 import { apply, decide, type Decision, type ExperimentProgress } from './experiment.js';
 
@@ -22,7 +23,7 @@ export interface TickInput {
   challenger?: string | null;
   now: number;
   /** The controller's summaries of the experiments it follows, by id. */
-  summaries: ReadonlyMap<string, ArmSummaries>;
+  summaries: ReadonlyMap<string, OutcomeSummaries>;
 }
 
 export interface TickResult {
@@ -40,7 +41,10 @@ export function tick(file: ExperimentsFile, input: TickInput): TickResult {
   for (const experiment of file.experiments) {
     if (!ACTIVE_STATES.includes(experiment.state)) continue;
     const summaries = input.summaries.get(experiment.id);
-    if (summaries) experiment.stats = summaries;
+    if (summaries) {
+      experiment.stats = summaries.stats;
+      experiment.strata = summaries.strata;
+    }
     if (experiment.control !== input.champion) {
       end(experiment, 'aborted', input.now, [
         `the champion moved from ${experiment.control} to ${input.champion ?? 'none'}: the arms no longer compare`,
@@ -136,6 +140,7 @@ function startNext(file: ExperimentsFile, input: TickInput): ExperimentRecord | 
       stepStartedAt: input.now,
       stepStartOutcomes: 0,
       stats: { control: { ...empty }, candidate: { ...empty } },
+      strata: {},
     });
     experiment.decisions.push({
       at: input.now,
@@ -158,6 +163,7 @@ export function progressOf(experiment: ExperimentRecord): ExperimentProgress {
     stepStartedAt: experiment.stepStartedAt,
     stepOutcomes: countOf(experiment.stats.candidate) - experiment.stepStartOutcomes,
     stats: experiment.stats,
+    strata: experiment.strata ?? {},
   };
 }
 

@@ -21,7 +21,14 @@ import {
   type MetricSpec,
   type RampConfig,
 } from '../registry/experiments.js';
-import { EMPTY_ARM, differenceInterval, merge, type ArmStats, type Interval } from './sequential.js';
+import {
+  EMPTY_ARM,
+  differenceInterval,
+  merge,
+  stratifiedInterval,
+  type ArmStats,
+  type Interval,
+} from './sequential.js';
 
 export type { MetricSpec, RampConfig, ExperimentState };
 export { EXPERIMENT_TRANSITIONS, nextState, type ExperimentEvent } from '../registry/experiments.js';
@@ -36,6 +43,11 @@ export interface ExperimentProgress {
   stepOutcomes: number;
   /** Per arm and metric, since the start. */
   stats: Record<Arm, Record<string, ArmStats>>;
+  /**
+   * The same by stratum (the candidate's traffic share that served the outcome): the intervals
+   * compare the arms within strata (sequential.ts, stratifiedInterval). Absent, one stratum.
+   */
+  strata?: Readonly<Record<string, Record<Arm, Record<string, ArmStats>>>>;
 }
 
 export function startProgress(config: RampConfig, now: number): ExperimentProgress {
@@ -138,7 +150,18 @@ function intervalsOf(config: RampConfig, progress: ExperimentProgress): Record<s
   for (const [metric, spec] of Object.entries(config.metrics)) {
     const control = progress.stats.control[metric] ?? EMPTY_ARM;
     const candidate = progress.stats.candidate[metric] ?? EMPTY_ARM;
-    intervals[metric] = differenceInterval(control, candidate, { alpha, tau: spec.tau });
+    const settings = { alpha, tau: spec.tau };
+    const strata = Object.values(progress.strata ?? {});
+    intervals[metric] =
+      strata.length > 0
+        ? stratifiedInterval(
+            strata.map((s) => ({
+              control: s.control[metric] ?? EMPTY_ARM,
+              candidate: s.candidate[metric] ?? EMPTY_ARM,
+            })),
+            settings,
+          )
+        : differenceInterval(control, candidate, settings);
   }
   return intervals;
 }

@@ -8,8 +8,12 @@
 // the joiner published before it, exactly once, in the same partition (a prediction's revisions
 // share its user's key): so the correction takes the old outcome out and puts the new one in
 // without remembering any prediction, and the summaries stay a few numbers per arm.
+//
+// Outcomes are summed in all and by stratum: the candidate's traffic share when the prediction
+// was served (its propensity, or one minus it for the control), so the decisions compare arms
+// served at the same share, over the same time (sequential.ts, stratifiedInterval).
 import type { LabeledExample } from '../common/contracts.js';
-import type { ArmSummaries } from '../registry/experiments.js';
+import type { ArmSummaries, OutcomeSummaries } from '../registry/experiments.js';
 import type { Arm } from './experiment.js';
 import { EMPTY_ARM, observe, unobserve, type ArmStats } from './sequential.js';
 
@@ -43,21 +47,28 @@ function valuesOf(score: number, y: 0 | 1): OutcomeValues {
   return { purchaseRate: y, logLoss: -Math.log(y === 1 ? p : 1 - p) };
 }
 
+type Summaries = Record<Arm, Record<keyof OutcomeValues, ArmStats>>;
+
+/** The candidate's share that served the example: the stratum of its outcome. */
+export function stratumOf(e: LabeledExample, arm: Arm): string {
+  const share = arm === 'candidate' ? e.propensity : 1 - e.propensity;
+  return String(Math.round(share * 1e4) / 1e4);
+}
+
 /** The arms' summaries, kept up to date as labels and their corrections arrive in order. */
 export class ExperimentOutcomes {
-  private readonly summaries: Record<Arm, Record<keyof OutcomeValues, ArmStats>>;
+  private readonly summaries: Summaries;
+  private readonly strata = new Map<string, Summaries>();
 
   constructor(
     private readonly versions: Readonly<Record<Arm, string>>,
     /** Clicks before this time (ms) are not the experiment's. */
     private readonly since: number,
-    restored?: ArmSummaries,
+    restored?: Partial<OutcomeSummaries>,
   ) {
-    const arm = (name: Arm) => ({
-      purchaseRate: restored?.[name]['purchaseRate'] ?? EMPTY_ARM,
-      logLoss: restored?.[name]['logLoss'] ?? EMPTY_ARM,
-    });
-    this.summaries = { control: arm('control'), candidate: arm('candidate') };
+    this.summaries = summariesOf(restored?.stats);
+    for (const [key, summaries] of Object.entries(restored?.strata ?? {}))
+      this.strata.set(key, summariesOf(summaries));
   }
 
   /** Takes one labeled example; true when it changed the summaries. */
@@ -65,11 +76,16 @@ export class ExperimentOutcomes {
     if (e.clickTime < this.since) return false;
     const outcome = outcomeOf(e, this.versions);
     if (!outcome) return false;
+    const key = stratumOf(e, outcome.arm);
+    let stratum = this.strata.get(key);
+    if (!stratum) this.strata.set(key, (stratum = summariesOf(undefined)));
     if (e.revision > 0) {
       const before = valuesOf(e.score as number, outcome.values.purchaseRate === 1 ? 0 : 1);
-      this.apply(outcome.arm, before, unobserve);
+      apply(this.summaries[outcome.arm], before, unobserve);
+      apply(stratum[outcome.arm], before, unobserve);
     }
-    this.apply(outcome.arm, outcome.values, observe);
+    apply(this.summaries[outcome.arm], outcome.values, observe);
+    apply(stratum[outcome.arm], outcome.values, observe);
     return true;
   }
 
@@ -78,16 +94,31 @@ export class ExperimentOutcomes {
   }
 
   /** A copy to store (the experiment's record). */
-  snapshot(): ArmSummaries {
+  snapshot(): OutcomeSummaries {
     return {
-      control: { ...this.summaries.control },
-      candidate: { ...this.summaries.candidate },
+      stats: copyOf(this.summaries),
+      strata: Object.fromEntries([...this.strata].map(([key, s]) => [key, copyOf(s)])),
     };
   }
+}
 
-  private apply(arm: Arm, values: OutcomeValues, change: (s: ArmStats, x: number) => ArmStats): void {
-    const summary = this.summaries[arm];
-    summary.purchaseRate = change(summary.purchaseRate, values.purchaseRate);
-    summary.logLoss = change(summary.logLoss, values.logLoss);
-  }
+function summariesOf(restored: ArmSummaries | undefined): Summaries {
+  const arm = (name: Arm) => ({
+    purchaseRate: restored?.[name]['purchaseRate'] ?? EMPTY_ARM,
+    logLoss: restored?.[name]['logLoss'] ?? EMPTY_ARM,
+  });
+  return { control: arm('control'), candidate: arm('candidate') };
+}
+
+function copyOf(s: Summaries): ArmSummaries {
+  return { control: { ...s.control }, candidate: { ...s.candidate } };
+}
+
+function apply(
+  summary: Record<keyof OutcomeValues, ArmStats>,
+  values: OutcomeValues,
+  change: (s: ArmStats, x: number) => ArmStats,
+): void {
+  summary.purchaseRate = change(summary.purchaseRate, values.purchaseRate);
+  summary.logLoss = change(summary.logLoss, values.logLoss);
 }

@@ -68,10 +68,40 @@ export function differenceInterval(
   candidate: ArmStats,
   settings: SequenceSettings,
 ): Interval {
-  const estimate = candidate.mean - control.mean;
   const v =
     (control.n > 0 ? variance(control) / control.n : Infinity) +
     (candidate.n > 0 ? variance(candidate) / candidate.n : Infinity);
+  return mixtureInterval(candidate.mean - control.mean, v, settings);
+}
+
+/**
+ * The always-valid interval of the difference within strata (the traffic shares an experiment
+ * served at), combined with Cochran–Mantel–Haenszel weights n_a·n_b/(n_a + n_b). Pooling across
+ * shares would compare an arm's late outcomes with the other's early ones: when the share rises,
+ * the candidate's outcomes lean to the newest, and anything that moves with time (the hour, or
+ * positive labels arriving before the window closes on the negatives) would count as its effect.
+ * Within a stratum both arms cover the same time. One stratum gives the pooled interval.
+ */
+export function stratifiedInterval(
+  strata: readonly { control: ArmStats; candidate: ArmStats }[],
+  settings: SequenceSettings,
+): Interval {
+  let weights = 0;
+  let weighted = 0;
+  let v = 0;
+  const usable = strata.filter((s) => s.control.n > 1 && s.candidate.n > 1);
+  for (const { control, candidate } of usable) {
+    const w = (control.n * candidate.n) / (control.n + candidate.n);
+    weights += w;
+    weighted += w * (candidate.mean - control.mean);
+    v += w * w * (variance(control) / control.n + variance(candidate) / candidate.n);
+  }
+  if (weights === 0) return { estimate: 0, lower: -Infinity, upper: Infinity };
+  return mixtureInterval(weighted / weights, v / (weights * weights), settings);
+}
+
+/** The mSPRT confidence sequence around `estimate` with variance `v` (see the file comment). */
+function mixtureInterval(estimate: number, v: number, settings: SequenceSettings): Interval {
   if (!(v > 0) || !Number.isFinite(v)) return { estimate, lower: -Infinity, upper: Infinity };
   const t2 = settings.tau * settings.tau;
   const halfWidth = Math.sqrt(

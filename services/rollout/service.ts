@@ -125,7 +125,10 @@ export class RolloutController {
       if (!this.arms.has(e.id))
         this.arms.set(
           e.id,
-          new ExperimentOutcomes({ control: e.control, candidate: e.candidate }, e.startedAt, e.stats),
+          new ExperimentOutcomes({ control: e.control, candidate: e.candidate }, e.startedAt, {
+            stats: e.stats,
+            strata: e.strata ?? {},
+          }),
         );
     }
     for (const id of [...this.arms.keys()]) if (!active.has(id)) this.arms.delete(id);

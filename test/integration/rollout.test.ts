@@ -155,6 +155,7 @@ describe('rollout controller', () => {
           ...x,
           modelVersion: arm === 'candidate' ? e.candidate : (e.control as string),
           arm: arm === 'candidate' ? 'challenger' : 'champion',
+          propensity: arm === 'candidate' ? share : 1 - share,
           score: 0.1,
           label,
           labelSource: label ? ('outcome' as const) : ('timeout' as const),

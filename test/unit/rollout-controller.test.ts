@@ -9,6 +9,7 @@ import {
   type ExperimentRecord,
   type ExperimentsFile,
   type MeanSummary,
+  type OutcomeSummaries,
 } from '../../services/registry/experiments.js';
 import { tick } from '../../services/rollout/controller.js';
 
@@ -42,8 +43,10 @@ function rate(n: number, mean: number): MeanSummary {
   return { n, mean, m2: n * mean * (1 - mean) };
 }
 
-function arms(control: MeanSummary, candidate: MeanSummary): ArmSummaries {
-  return { control: { purchaseRate: control }, candidate: { purchaseRate: candidate } };
+/** One stratum's outcomes (every outcome served at one share). */
+function arms(control: MeanSummary, candidate: MeanSummary): OutcomeSummaries {
+  const stats: ArmSummaries = { control: { purchaseRate: control }, candidate: { purchaseRate: candidate } };
+  return { stats, strata: { '0.1': stats } };
 }
 
 describe('rollout controller tick', () => {

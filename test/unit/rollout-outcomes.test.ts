@@ -31,11 +31,30 @@ function example(over: Partial<LabeledExample> & { predictionId: string }): Labe
     labelTime: 0,
     delayMs: null,
     revision: 0,
+    propensity: 1,
     ...over,
   };
 }
 
 describe('experiment outcomes', () => {
+  it('sum outcomes in all and by the share that served them, restored as they were', () => {
+    const outcomes = new ExperimentOutcomes(versions, 0);
+    outcomes.take(example({ predictionId: 'a', label: 1, labelSource: 'outcome', propensity: 0.9 }));
+    outcomes.take(example({ predictionId: 'b', modelVersion: versions.candidate, propensity: 0.1 }));
+    outcomes.take(example({ predictionId: 'c', propensity: 0.5 }));
+    outcomes.take(example({ predictionId: 'd', modelVersion: versions.candidate, propensity: 0.5 }));
+    const snapshot = outcomes.snapshot();
+    assert.deepEqual(Object.keys(snapshot.strata).sort(), ['0.1', '0.5']);
+    assert.equal(snapshot.strata['0.1']?.control['purchaseRate']?.n, 1);
+    assert.equal(snapshot.strata['0.1']?.candidate['purchaseRate']?.n, 1);
+    assert.equal(snapshot.strata['0.5']?.control['purchaseRate']?.mean, 0);
+    assert.equal(snapshot.stats.control['purchaseRate']?.n, 2);
+    const restored = new ExperimentOutcomes(versions, 0, snapshot);
+    restored.take(example({ predictionId: 'e', propensity: 0.5, label: 1, labelSource: 'outcome' }));
+    assert.equal(restored.snapshot().strata['0.5']?.control['purchaseRate']?.mean, 0.5);
+    assert.equal(restored.snapshot().stats.control['purchaseRate']?.n, 3);
+  });
+
   it('count served outcome labels of the two versions, and nothing else', () => {
     assert.deepEqual(
       outcomeOf(example({ predictionId: 'a', label: 1, labelSource: 'outcome', score: 0.25 }), versions),

@@ -14,6 +14,7 @@ import {
   EMPTY_ARM,
   differenceInterval,
   merge,
+  stratifiedInterval,
   observe,
   variance,
 } from '../../services/rollout/sequential.js';
@@ -59,6 +60,47 @@ describe('always-valid intervals', () => {
     assert.ok(
       widths.every((w, k) => k === 0 || w < (widths[k - 1] as number)),
       widths.join(', '),
+    );
+  });
+});
+
+describe('stratified intervals', () => {
+  const settings = { alpha: 0.05, tau: 0.05 };
+  const arm = (n: number, rate: number) => ({ n, mean: rate, m2: n * rate * (1 - rate) });
+
+  it('equal the pooled interval for one stratum', () => {
+    const [control, candidate] = [arm(9000, 0.1), arm(1000, 0.12)];
+    const one = stratifiedInterval([{ control, candidate }], settings);
+    const pooled = differenceInterval(control, candidate, settings);
+    for (const key of ['estimate', 'lower', 'upper'] as const)
+      assert.ok(Math.abs(one[key] - pooled[key]) < 1e-12, `${key}: ${one[key]} vs ${pooled[key]}`);
+  });
+
+  it('compare arms served at the same share: a rate that moves with time is no effect', () => {
+    // Equal arms; the rate is 0.10 while the candidate had 10% of users and 0.20 once it had 50%.
+    const early = { control: arm(9000, 0.1), candidate: arm(1000, 0.1) };
+    const late = { control: arm(5000, 0.2), candidate: arm(5000, 0.2) };
+    const pooled = differenceInterval(
+      merge(early.control, late.control),
+      merge(early.candidate, late.candidate),
+      settings,
+    );
+    assert.ok(pooled.lower > 0, `pooled, the candidate looks better: ${JSON.stringify(pooled)}`);
+    const stratified = stratifiedInterval([early, late], settings);
+    assert.ok(Math.abs(stratified.estimate) < 1e-12);
+    assert.ok(stratified.lower < 0 && stratified.upper > 0);
+    // A true difference in both strata is found, the same size.
+    const better = stratifiedInterval(
+      [
+        { control: arm(9000, 0.1), candidate: arm(1000, 0.15) },
+        { control: arm(5000, 0.2), candidate: arm(5000, 0.25) },
+      ],
+      settings,
+    );
+    assert.ok(Math.abs(better.estimate - 0.05) < 1e-9 && better.lower > 0, JSON.stringify(better));
+    assert.equal(
+      stratifiedInterval([{ control: arm(1, 0), candidate: EMPTY_ARM }], settings).upper,
+      Infinity,
     );
   });
 });

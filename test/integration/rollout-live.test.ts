@@ -1,0 +1,243 @@
+// Experiments decided on the whole live loop: the simulated shop (paced, on the wall clock) sends
+// clicks whose purchase odds depend on the version serving each user (its ground truth, by the
+// split the scorer applies), the scorer serves and records predictions, the joiner labels them,
+// and the rollout controller ramps, promotes or rolls back from the labels, moving the routing
+// the scorer and the shop then follow. A candidate that truly sells more becomes champion; one
+// that sells less is rolled back without its share ever passing the first step; an equal one ends
+// inconclusive at its budget.
+import assert from 'node:assert/strict';
+import { EventEmitter, once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Producer } from 'kafkajs';
+import { liftFor } from '../../services/cli/treatment.js';
+import type { Routing } from '../../services/common/contracts.js';
+import { createProducer } from '../../services/common/kafka.js';
+import { loadJoinerConfig } from '../../services/joiner/config.js';
+import { Joiner } from '../../services/joiner/service.js';
+import { initBackend } from '../../services/model/backend.js';
+import { FeatureSpec } from '../../services/model/features.js';
+import { RegistryAdmin } from '../../services/registry/admin.js';
+import { ExperimentAdmin, firstCount, rampFor } from '../../services/registry/experiment-admin.js';
+import { ENDED_STATES, ExperimentStore, type ExperimentRecord } from '../../services/registry/experiments.js';
+import { FileModelRegistry } from '../../services/registry/store.js';
+import { loadRolloutConfig } from '../../services/rollout/config.js';
+import { RolloutController } from '../../services/rollout/service.js';
+import { loadScorerConfig } from '../../services/scorer/config.js';
+import { Scorer } from '../../services/scorer/service.js';
+import { runSimulator } from '../../services/simulator/runner.js';
+import { TopicCollector } from '../helpers/collect.js';
+import { heldExamples, registerTrained } from '../helpers/held-examples.js';
+import { createTestTopics, testRuntime } from '../helpers/kafka.js';
+
+const STEPS = [0.1, 0.5];
+
+describe('experiments on the live loop', () => {
+  const runtime = testRuntime('rollout-live');
+  const spec = new FeatureSpec();
+  let producer: Producer;
+  let previousRegistry: string | undefined;
+  const cleanups: (() => Promise<void>)[] = [];
+
+  before(async () => {
+    await initBackend(runtime.logger);
+    producer = createProducer(runtime.kafka);
+    await producer.connect();
+    previousRegistry = process.env.FW_REGISTRY_DIR;
+  });
+  after(async () => {
+    if (previousRegistry === undefined) delete process.env.FW_REGISTRY_DIR;
+    else process.env.FW_REGISTRY_DIR = previousRegistry;
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    await producer.disconnect();
+  });
+
+  /**
+   * Runs the shop through scorer, joiner and controller until the experiment of a candidate
+   * whose users buy with `lift` more log-odds ends; returns it, the predictions and the moves.
+   */
+  async function experiment(lift: number, ramp: Parameters<typeof rampFor>[0], seed: number) {
+    const topics = await createTestTopics(
+      runtime,
+      ['clicks', 'purchases', 'repartitioned', 'predictions', 'feedback', 'dlq', 'updates'],
+      3,
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'flywheel-rollout-live-'));
+    cleanups.push(
+      () => topics.cleanup(),
+      () => rm(dir, { recursive: true, force: true }),
+    );
+    const n = topics.names;
+    const group = `test.live.${n.clicks}`;
+    process.env.FW_REGISTRY_DIR = dir;
+    const registry = new FileModelRegistry(dir);
+    const examples = heldExamples(spec, 3000, seed);
+    const control = await registerTrained(registry, spec, examples, { by: 'test' });
+    const candidate = await registerTrained(registry, spec, examples.slice(1000), { by: 'test' });
+    const admin = new RegistryAdmin(
+      registry,
+      spec,
+      { producer, codecs: runtime.codecs, topic: n.updates },
+      runtime.logger,
+    );
+    await admin.promote(control, 'champion', { actor: 'test', reason: 'set-up' });
+    const experiments = new ExperimentAdmin(new ExperimentStore(dir), admin);
+    const started = await experiments.start(candidate, {
+      actor: 'test',
+      reason: `lift ${lift}`,
+      config: rampFor(ramp),
+    });
+
+    const scorer = new Scorer({
+      runtime,
+      http: false,
+      config: { ...loadScorerConfig({}), FW_SCORER_GROUP: `${group}.scorer` },
+      topics: { clicks: n.clicks, predictions: n.predictions, deadLetters: n.dlq, modelUpdates: n.updates },
+    });
+    // The shop's ground truth follows what the scorer serves.
+    let routing: Routing | null = null;
+    scorer.manager.on('swapped', (set) => (routing = set.routing));
+    const joiner = new Joiner({
+      runtime,
+      http: false,
+      config: {
+        ...loadJoinerConfig({}),
+        FW_JOINER_GROUP: `${group}.joiner`,
+        FW_JOINER_TRANSACTIONAL_ID: `${group}.joiner`,
+        FW_JOIN_WINDOW_MS: 15_000,
+        FW_JOIN_ALLOWED_LATENESS_MS: 5_000,
+        FW_JOIN_IDLE_MS: 5_000,
+        FW_SCORER_GROUP: `${group}.scorer`,
+        FW_JOIN_PROGRESS_POLL_MS: 100,
+        FW_CONSUMER_SESSION_TIMEOUT_MS: 6_000,
+      },
+      topics: {
+        clicks: n.clicks,
+        predictions: n.predictions,
+        purchases: n.purchases,
+        repartitioned: n.repartitioned,
+        feedback: n.feedback,
+        deadLetters: n.dlq,
+      },
+    });
+    const looked = new EventEmitter<{ look: [] }>();
+    const controller = new RolloutController({
+      runtime,
+      http: false,
+      registryDir: dir,
+      config: { ...loadRolloutConfig({}), FW_ROLLOUT_GROUP: `${group}.rollout`, FW_ROLLOUT_TICK_MS: 500 },
+      topics: { feedback: n.feedback, deadLetters: n.dlq, modelUpdates: n.updates },
+      onTick: () => looked.emit('look'),
+    });
+    const predictions = await new TopicCollector(runtime.kafka, n.predictions, (b) =>
+      runtime.codecs.prediction.decode(b),
+    ).start();
+    cleanups.push(() => predictions.stop());
+    await scorer.start();
+    await joiner.start();
+    await controller.start();
+    const shop = new AbortController();
+    const traffic = runSimulator({
+      producer,
+      codecs: runtime.codecs,
+      logger: runtime.logger,
+      simulation: {
+        seed,
+        startTime: Date.now(),
+        trafficRate: 500,
+        purchaseDelayScale: 0.05,
+        treatment: (userId) => liftFor(userId, routing, new Map([[candidate, lift]])),
+      },
+      rate: 500,
+      maxEvents: null,
+      durationMs: null,
+      malformedRate: 0,
+      maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
+      showProgress: false,
+      signal: shop.signal,
+      clickTopic: n.clicks,
+      purchaseTopic: n.purchases,
+    });
+    let ended: ExperimentRecord;
+    try {
+      const deadline = Date.now() + 240_000;
+      for (;;) {
+        await once(looked, 'look');
+        const e = await experiments.get(started.id);
+        if (ENDED_STATES.includes(e.state)) {
+          ended = e;
+          break;
+        }
+        if (Date.now() > deadline)
+          throw new Error(`experiment still ${e.state}: ${JSON.stringify(e.decisions)}`);
+      }
+    } finally {
+      shop.abort();
+      await traffic.catch(() => undefined);
+      await controller.stop();
+      await joiner.stop();
+      await scorer.stop();
+    }
+    const moves = (await registry.history()).filter((m) => m.actor === 'rollout');
+    const served = predictions.records.filter((r) => r.value.arm !== 'shadow');
+    const share = served.filter((r) => r.value.modelVersion === candidate).length / served.length;
+    return { ended, moves, share, served: served.length, control, candidate, registry };
+  }
+
+  it('promotes a candidate that truly sells more', async () => {
+    const run = await experiment(
+      0.8,
+      { primary: 'purchaseRate', steps: STEPS, minOutcomes: 500, budget: 20_000 },
+      31,
+    );
+    assert.equal(run.ended.state, 'promoted', JSON.stringify(run.ended.decisions));
+    assert.deepEqual(
+      run.ended.decisions.map((d) => d.action),
+      ['start', 'advance', 'promote'],
+    );
+    assert.deepEqual(
+      run.moves.map((m) => `${m.alias}:${m.to}:${m.challengerWeight}`),
+      [
+        `challenger:${run.candidate}:0.1`,
+        `challenger:${run.candidate}:0.5`,
+        `champion:${run.candidate}:0.5`,
+        'challenger:null:0',
+      ],
+    );
+    assert.equal((await run.registry.routing()).champion, run.candidate);
+    const rise = run.ended.decisions.at(-1)!.intervals['purchaseRate'];
+    assert.ok(rise && (rise.lower ?? 0) > 0, `a significant rise: ${JSON.stringify(rise)}`);
+  });
+
+  it('rolls back a candidate that truly sells less before its share passes the first step', async () => {
+    const run = await experiment(
+      -1.5,
+      { primary: 'purchaseRate', steps: STEPS, minOutcomes: 500, budget: 20_000 },
+      32,
+    );
+    assert.equal(run.ended.state, 'rolled-back', JSON.stringify(run.ended.decisions));
+    assert.ok(!run.ended.decisions.some((d) => d.action === 'advance'));
+    assert.ok(Math.max(...run.moves.map((m) => m.challengerWeight)) <= STEPS[0]!, 'never routed above 10%');
+    // What the scorer served, counted from its predictions: at most the cap (and its noise).
+    const noise = 3 * Math.sqrt((STEPS[0]! * (1 - STEPS[0]!)) / run.served);
+    assert.ok(run.share <= STEPS[0]! + noise, `served ${run.share} of ${run.served} predictions`);
+    assert.equal((await run.registry.routing()).champion, run.control);
+    assert.equal((await run.registry.routing()).challenger, null);
+  });
+
+  it('ends an equal candidate inconclusive at its budget', async () => {
+    // Alpha 1%: an A/A experiment that must not decide (5% would let one in 60 runs decide).
+    const budget = 2500;
+    const run = await experiment(
+      0,
+      { primary: 'purchaseRate', steps: STEPS, minOutcomes: 500, budget, alpha: 0.01 },
+      33,
+    );
+    assert.equal(run.ended.state, 'inconclusive', JSON.stringify(run.ended.decisions));
+    assert.ok(firstCount(run.ended, 'candidate') >= budget);
+    assert.equal((await run.registry.routing()).champion, run.control);
+    assert.equal((await run.registry.routing()).challenger, null);
+  });
+});
