@@ -1,8 +1,12 @@
 // `flywheel rollout`: experiments and canary rollouts. `controller` runs the service that decides
 // them on live outcomes; the other actions are an operator's, on the registry's experiments.
+import { writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import type { Producer } from 'kafkajs';
+import type { LabeledExample } from '../common/contracts.js';
 import { createProducer } from '../common/kafka.js';
+import { readTopicToEnd } from '../common/read-topic.js';
+import { TOPICS } from '../common/topics.js';
 import { createRuntime } from '../common/runtime.js';
 import { FeatureSpec } from '../model/features.js';
 import { RegistryAdmin } from '../registry/admin.js';
@@ -22,6 +26,8 @@ import {
   type PrimaryMetric,
 } from '../registry/experiments.js';
 import { FileModelRegistry } from '../registry/store.js';
+import { estimateRate } from '../rollout/estimate.js';
+import { chartLibrary, renderReport } from '../rollout/report.js';
 import { runRollout } from '../rollout/service.js';
 import { UsageError, numberFlag, parseFlags } from './args.js';
 
@@ -30,7 +36,9 @@ flywheel rollout start VERSION [--primary logLoss|purchaseRate] [--steps 0.05,0.
                        [--min-outcomes N] [--min-step-seconds S] [--budget N] [--alpha A] [--reason TEXT]
 flywheel rollout ls [--json]
 flywheel rollout status ID [--json]
-flywheel rollout pause|resume|abort|promote ID [--reason TEXT]`;
+flywheel rollout pause|resume|abort|promote ID [--reason TEXT]
+flywheel rollout estimate VERSION [--before ISO-TIME] [--json]
+flywheel rollout report ID [--out FILE]`;
 
 const FLAGS = {
   primary: { type: 'string' },
@@ -42,6 +50,8 @@ const FLAGS = {
   reason: { type: 'string' },
   actor: { type: 'string' },
   json: { type: 'boolean' },
+  before: { type: 'string' },
+  out: { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseFlags<typeof FLAGS>>['values'];
@@ -50,11 +60,13 @@ export async function runRolloutCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, FLAGS, true);
   const [action, target] = positionals;
   if (action === 'controller') return runRollout(createRuntime('rollout'));
+  if (action === 'estimate') return estimate(needed(target, 'a version id'), values);
   if (!action) throw new UsageError(ROLLOUT_USAGE);
   const config = loadRegistryConfig();
   const store = new ExperimentStore(config.FW_REGISTRY_DIR);
   if (action === 'ls') return list(await store.list(), values.json === true);
   if (action === 'status') return status(await store.get(needed(target, 'an experiment id')), values.json);
+  if (action === 'report') return report(await store.get(needed(target, 'an experiment id')), values.out);
   const isOperator = OPERATOR_ACTIONS.includes(action as OperatorAction);
   if (action !== 'start' && !isOperator)
     throw new UsageError(`unknown action '${action}'\n\n${ROLLOUT_USAGE}`);
@@ -85,6 +97,34 @@ export async function runRolloutCommand(args: string[]): Promise<number> {
   } finally {
     await producer.disconnect();
   }
+}
+
+async function report(e: ExperimentRecord, out: string | undefined): Promise<number> {
+  const path = out ?? `experiment-${e.id}.html`;
+  await writeFile(path, renderReport(e, await chartLibrary()));
+  console.log(`${path}: ${e.id}, ${e.timeline.length} looks, ${e.decisions.length} decisions`);
+  return 0;
+}
+
+/** The version's purchase rate at 100% estimated from the feedback it was logged with. */
+async function estimate(version: string, values: Values): Promise<number> {
+  const before = values.before === undefined ? Infinity : Date.parse(values.before);
+  if (Number.isNaN(before)) throw new UsageError(`--before must be an ISO time, got '${values.before}'`);
+  const runtime = createRuntime('rollout-cli');
+  const examples: LabeledExample[] = [];
+  for (const message of await readTopicToEnd(runtime.kafka, TOPICS.feedback)) {
+    if (!message.value) continue;
+    const decoded = await runtime.codecs.labeledExample.decode(message.value).catch(() => null);
+    if (decoded && decoded.clickTime < before) examples.push(decoded);
+  }
+  const result = estimateRate(examples, version);
+  if (values.json) console.log(JSON.stringify(result));
+  else if (!result) console.log(`${version}: no served outcomes in ${TOPICS.feedback}`);
+  else
+    console.log(
+      `${version}: purchase rate if it served everyone ${result.estimate.toFixed(4)} [${result.lower.toFixed(4)}, ${result.upper.toFixed(4)}] (95%, self-normalised inverse propensity) from ${result.outcomes} outcomes served at shares ${result.propensity.min}–${result.propensity.max} (effective ${Math.round(result.effectiveOutcomes)})`,
+    );
+  return result ? 0 : 1;
 }
 
 function needed(value: string | undefined, what: string): string {
