@@ -77,7 +77,13 @@ ${decisions}
 <script>${library.script}</script>
 <script>
 const { series, alpha } = ${data};
-const charts = document.getElementById('charts');
+${PAGE_SCRIPT}</script>
+</body></html>
+`;
+}
+
+/** Draws the charts from `series` and `alpha` (declared before it on the page). */
+const PAGE_SCRIPT = `const charts = document.getElementById('charts');
 const width = Math.min(1000, window.innerWidth - 48);
 function chart(title, label, lines, y) {
   const box = document.createElement('div');
@@ -108,7 +114,4 @@ for (const [metric, d] of Object.entries(series.differences))
     { label: 'zero', color: '#2ca02c', width: 1, values: series.times.map(() => 0) },
   ], fit(d));
 chart("candidate's traffic share", 'share', [{ label: 'share', color: '#ff7f0e', values: series.share }]);
-</script>
-</body></html>
 `;
-}
