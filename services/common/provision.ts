@@ -1,5 +1,6 @@
 // Creates every Flywheel topic with its configuration; safe to run any number of times.
 import type { Admin } from 'kafkajs';
+import { FlywheelError } from './errors.js';
 import type { Logger } from './logger.js';
 import { TOPIC_SPECS, type TopicSpec } from './topics.js';
 
@@ -26,15 +27,25 @@ export async function ensureTopics(
   const present = new Set(await admin.listTopics());
   const missing = specs.filter((spec) => !present.has(spec.name));
   if (missing.length > 0) {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((spec) => ({
-        topic: spec.name,
-        numPartitions: wanted(spec),
-        replicationFactor: options.replicationFactor,
-        configEntries: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
-      })),
-    });
+    try {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((spec) => ({
+          topic: spec.name,
+          numPartitions: wanted(spec),
+          replicationFactor: options.replicationFactor,
+          configEntries: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
+        })),
+      });
+    } catch (error) {
+      // KafkaJS waits for leaders retrying LEADER_NOT_AVAILABLE only; a busy broker may answer
+      // the new topics' metadata with UNKNOWN_TOPIC_OR_PARTITION first. They exist: wait on.
+      if ((error as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw error;
+      await waitForLeaders(
+        admin,
+        missing.map((spec) => spec.name),
+      );
+    }
   }
   const existing = specs.filter((spec) => present.has(spec.name));
   const mismatched: ProvisionResult['mismatched'] = [];
@@ -53,4 +64,22 @@ export async function ensureTopics(
   const result = { created: missing.map((s) => s.name), existing: existing.map((s) => s.name), mismatched };
   logger.info({ created: result.created, existing: result.existing.length }, 'topics ensured');
   return result;
+}
+
+/** Until every partition of `topics` has a leader (30 s at most). */
+async function waitForLeaders(admin: Admin, topics: string[]): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (let delay = 50; ; delay = Math.min(1000, delay * 2)) {
+    const ready = await admin
+      .fetchTopicMetadata({ topics })
+      .then((m) => m.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)))
+      .catch(() => false);
+    if (ready) return;
+    if (Date.now() > deadline)
+      throw new FlywheelError(
+        'FW_KAFKA_UNAVAILABLE',
+        `topics ${topics.join(', ')} have no leaders after 30 s`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
 }

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
 import { liftFor } from '../../services/cli/treatment.js';
-import type { Routing } from '../../services/common/contracts.js';
+import type { LabeledExample, Routing } from '../../services/common/contracts.js';
 import { createProducer } from '../../services/common/kafka.js';
 import { loadJoinerConfig } from '../../services/joiner/config.js';
 import { Joiner } from '../../services/joiner/service.js';
@@ -24,6 +24,7 @@ import { ExperimentAdmin, firstCount, rampFor } from '../../services/registry/ex
 import { ENDED_STATES, ExperimentStore, type ExperimentRecord } from '../../services/registry/experiments.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { loadRolloutConfig } from '../../services/rollout/config.js';
+import { estimateRate } from '../../services/rollout/estimate.js';
 import { RolloutController } from '../../services/rollout/service.js';
 import { loadScorerConfig } from '../../services/scorer/config.js';
 import { Scorer } from '../../services/scorer/service.js';
@@ -33,6 +34,14 @@ import { heldExamples, registerTrained } from '../helpers/held-examples.js';
 import { createTestTopics, testRuntime } from '../helpers/kafka.js';
 
 const STEPS = [0.1, 0.5];
+const WINDOW_MS = 15_000;
+
+/** The examples whose window has closed: the newest timeout label's window end is past them. */
+function settled(examples: LabeledExample[]): LabeledExample[] {
+  const timeouts = examples.filter((e) => e.labelSource === 'timeout').map((e) => e.labelTime);
+  const closed = Math.max(0, ...timeouts) - WINDOW_MS;
+  return examples.filter((e) => e.clickTime <= closed);
+}
 
 describe('experiments on the live loop', () => {
   const runtime = testRuntime('rollout-live');
@@ -58,7 +67,13 @@ describe('experiments on the live loop', () => {
    * Runs the shop through scorer, joiner and controller until the experiment of a candidate
    * whose users buy with `lift` more log-odds ends; returns it, the predictions and the moves.
    */
-  async function experiment(lift: number, ramp: Parameters<typeof rampFor>[0], seed: number) {
+  async function experiment(
+    lift: number,
+    ramp: Parameters<typeof rampFor>[0],
+    seed: number,
+    /** Candidate outcomes at 100% to gather after a promotion (its live rate). */
+    afterPromotion = 0,
+  ) {
     const topics = await createTestTopics(
       runtime,
       ['clicks', 'purchases', 'repartitioned', 'predictions', 'feedback', 'dlq', 'updates'],
@@ -106,7 +121,7 @@ describe('experiments on the live loop', () => {
         ...loadJoinerConfig({}),
         FW_JOINER_GROUP: `${group}.joiner`,
         FW_JOINER_TRANSACTIONAL_ID: `${group}.joiner`,
-        FW_JOIN_WINDOW_MS: 15_000,
+        FW_JOIN_WINDOW_MS: WINDOW_MS,
         FW_JOIN_ALLOWED_LATENESS_MS: 5_000,
         FW_JOIN_IDLE_MS: 5_000,
         FW_SCORER_GROUP: `${group}.scorer`,
@@ -134,7 +149,13 @@ describe('experiments on the live loop', () => {
     const predictions = await new TopicCollector(runtime.kafka, n.predictions, (b) =>
       runtime.codecs.prediction.decode(b),
     ).start();
-    cleanups.push(() => predictions.stop());
+    const feedback = await new TopicCollector(runtime.kafka, n.feedback, (b) =>
+      runtime.codecs.labeledExample.decode(b),
+    ).start();
+    cleanups.push(
+      () => predictions.stop(),
+      () => feedback.stop(),
+    );
     await scorer.start();
     await joiner.start();
     await controller.start();
@@ -173,6 +194,16 @@ describe('experiments on the live loop', () => {
         if (Date.now() > deadline)
           throw new Error(`experiment still ${e.state}: ${JSON.stringify(e.decisions)}`);
       }
+      const atFull = (records: { value: LabeledExample }[]) =>
+        settled(records.map((r) => r.value)).filter(
+          (x) => x.modelVersion === candidate && x.propensity === 1,
+        );
+      if (ended.state === 'promoted' && afterPromotion > 0)
+        await feedback.until(
+          (records) => atFull(records).length >= afterPromotion,
+          `${afterPromotion} settled outcomes at 100%`,
+          180_000,
+        );
     } finally {
       shop.abort();
       await traffic.catch(() => undefined);
@@ -183,14 +214,16 @@ describe('experiments on the live loop', () => {
     const moves = (await registry.history()).filter((m) => m.actor === 'rollout');
     const served = predictions.records.filter((r) => r.value.arm !== 'shadow');
     const share = served.filter((r) => r.value.modelVersion === candidate).length / served.length;
-    return { ended, moves, share, served: served.length, control, candidate, registry };
+    const labels = feedback.records.map((r) => r.value);
+    return { ended, moves, share, served: served.length, control, candidate, registry, labels };
   }
 
-  it('promotes a candidate that truly sells more', async () => {
+  it('promotes a candidate that truly sells more; its rate estimated off-policy from the canary holds its live rate', async () => {
     const run = await experiment(
       0.8,
       { primary: 'purchaseRate', steps: STEPS, minOutcomes: 500, budget: 20_000 },
       31,
+      3000,
     );
     assert.equal(run.ended.state, 'promoted', JSON.stringify(run.ended.decisions));
     assert.deepEqual(
@@ -209,6 +242,18 @@ describe('experiments on the live loop', () => {
     assert.equal((await run.registry.routing()).champion, run.candidate);
     const rise = run.ended.decisions.at(-1)!.intervals['purchaseRate'];
     assert.ok(rise && (rise.lower ?? 0) > 0, `a significant rise: ${JSON.stringify(rise)}`);
+    // Off-policy: the canary's outcomes (shares 10% and 50%) weighed by their propensity, against
+    // the rate measured once it served everyone.
+    const labels = settled(run.labels);
+    const canary = labels.filter((e) => e.propensity < 1);
+    const live = labels.filter((e) => e.modelVersion === run.candidate && e.propensity === 1);
+    const estimate = estimateRate(canary, run.candidate)!;
+    const liveRate = estimateRate(live, run.candidate)!;
+    assert.ok(live.length >= 3000 && estimate.propensity.min === STEPS[0], JSON.stringify(estimate));
+    assert.ok(
+      estimate.lower <= liveRate.estimate && liveRate.estimate <= estimate.upper,
+      `estimated ${JSON.stringify(estimate)}, live ${JSON.stringify(liveRate)}`,
+    );
   });
 
   it('rolls back a candidate that truly sells less before its share passes the first step', async () => {

@@ -1,5 +1,7 @@
 // Two scorer processes in one consumer group split the click partitions; when one is killed
-// (SIGKILL, no goodbye), the other takes its partitions over and no click goes unscored.
+// (SIGKILL, no goodbye), the other takes its partitions over and no click goes unscored, and a
+// scorer started after it shares the work again. Under a champion/challenger split with a shadow,
+// every user keeps one arm (the user hash's) whichever process scored them, before and after.
 import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -16,12 +18,50 @@ import { FeatureSpec } from '../../services/model/features.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import { ModelTraining } from '../../services/training/model-training.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
+import { userBucket } from '../../services/scorer/routing.js';
 import { sendTraffic } from '../helpers/traffic.js';
 import { TopicCollector } from '../helpers/collect.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
 import { simulatedTrainingExamples } from '../../services/simulator/dataset.js';
 
 const PARTITIONS = 6;
+const SHARE = 0.3;
+
+/**
+ * Each user's served predictions are all of one arm, the one their hash gives, with its
+ * propensity; every click also has a shadow prediction, marked, never the served one.
+ */
+function assertArms(predictions: Prediction[]): void {
+  const armOf = new Map<string, string>();
+  const shadows = new Set<string>();
+  const servedClicks = new Set<string>();
+  for (const p of predictions) {
+    if (p.arm === 'shadow') {
+      assert.equal(p.modelVersion, 'v000002');
+      assert.equal(p.propensity, 1);
+      shadows.add(p.eventId);
+      continue;
+    }
+    servedClicks.add(p.eventId);
+    const expected = userBucket(p.userId) < SHARE ? 'challenger' : 'champion';
+    assert.equal(p.arm, expected, `${p.userId} served by its hash's arm`);
+    assert.equal(p.modelVersion, expected === 'challenger' ? 'v000002' : 'v000001');
+    assert.equal(p.propensity, expected === 'challenger' ? SHARE : 1 - SHARE);
+    const before = armOf.get(p.userId);
+    assert.ok(before === undefined || before === p.arm, `${p.userId} kept its arm`);
+    armOf.set(p.userId, p.arm);
+  }
+  assert.deepEqual(
+    [...servedClicks].filter((id) => !shadows.has(id)),
+    [],
+    'every click shadowed',
+  );
+  const challengers = [...armOf.values()].filter((a) => a === 'challenger').length;
+  assert.ok(
+    challengers > 0.2 * armOf.size && challengers < 0.4 * armOf.size,
+    `${challengers} of ${armOf.size} users`,
+  );
+}
 
 describe('scorers in one consumer group', () => {
   const runtime = testRuntime('scorer-group');
@@ -59,7 +99,10 @@ describe('scorers in one consumer group', () => {
       examples: 5000,
     };
     await modelTraining.train({ kind: 'ftrl', parent: null, seed: 1, training, actor: 'test' });
+    await modelTraining.train({ kind: 'ftrl', parent: null, seed: 2, training, actor: 'test' });
     await admin.promote('v000001', 'champion', { actor: 'test', reason: 'initial' });
+    await admin.promote('v000002', 'challenger', { actor: 'test', reason: 'split', challengerWeight: SHARE });
+    await admin.promote('v000002', 'shadow', { actor: 'test', reason: 'shadowed too' });
   });
   after(async () => {
     for (const child of children)
@@ -156,6 +199,7 @@ describe('scorers in one consumer group', () => {
       const scored = new Map<string, string>();
       let repeats = 0;
       for (const { value } of predictions.records) {
+        if (value.arm === 'shadow') continue;
         const earlier = scored.get(value.eventId);
         if (earlier !== undefined) {
           repeats++;
@@ -164,6 +208,19 @@ describe('scorers in one consumer group', () => {
         scored.set(value.eventId, value.predictionId);
       }
       assert.equal(scored.size, clicks.size, 'every click scored');
+      // A scorer started after the failover: the group splits again; more users, and the same.
+      await startScorer(false);
+      await untilAssigned((p) => p.length === 2, 'the survivor and the new member');
+      await sendTraffic(runtime, producer, {
+        clickTopic: topics.names.click,
+        purchaseTopic: topics.names.purchase,
+        events: 2000,
+        seed: (Date.now() + 1) % 1_000_000,
+        rate: 1500,
+        onEvent: (e) => e.type === 'click' && clicks.add(e.click.eventId),
+      });
+      while (unique() < clicks.size) await predictions.atLeast(predictions.records.length + 1, 60_000);
+      assertArms(predictions.records.map((r) => r.value));
       assert.deepEqual(
         [...scored.keys()].filter((id) => !clicks.has(id)),
         [],
