@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job on the local stack: build; start Kafka + Redis and create the topics; make sure a
 # champion model exists (trained on simulated history if the registry is empty); start the
-# scorer, the joiner and the labeler API; run the simulated shop (clicks, purchases, a mid-run
-# drift, 1% malformed events) through them; midway, train a challenger and route 20% of users to
-# it; then show what landed where. The demo's attribution window and allowed lateness are short
+# scorer, the joiner, the labeler API, the trainer and the rollout controller; run the simulated
+# shop (clicks, purchases, a mid-run drift, 1% malformed events) through them; midway, train a
+# challenger and start an experiment with it (a canary ramp, 10% then 50% of users, decided on
+# live outcomes; the trainer's own candidates queue behind it, never replacing it); then show
+# what landed where, and the experiment's report. The demo's attribution window and allowed lateness are short
 # (DEMO_WINDOW_MS 20 s, 5 s) and its shoppers buy ten times sooner than the simulated shop's own
 # (a median of 6 s, not a minute), so labeled feedback appears within the run; the trainer learns from
 # it and proposes candidates (every DEMO_CANDIDATE_EVERY examples, on drift, and once on an
@@ -41,7 +43,7 @@ if ! fw models ls 2>/dev/null | grep -q champion; then
 fi
 
 # Started with node directly (not through the fw function) so $! is the service's own pid.
-echo "== scorer (predict API on :$FW_HTTP_PORT), joiner (:$FW_JOINER_HTTP_PORT), trainer (:${FW_TRAINER_HTTP_PORT:-8084}) and labeler API (:$FW_LABELING_PORT)"
+echo "== scorer (predict API on :$FW_HTTP_PORT), joiner (:$FW_JOINER_HTTP_PORT), trainer (:${FW_TRAINER_HTTP_PORT:-8084}), labeler API (:$FW_LABELING_PORT) and rollout controller (:${FW_ROLLOUT_HTTP_PORT:-8086})"
 node bin/flywheel.js scorer > .stack/scorer.log 2>&1 &
 SCORER=$!
 node bin/flywheel.js joiner > .stack/joiner.log 2>&1 &
@@ -50,14 +52,16 @@ node bin/flywheel.js labeling > .stack/labeling.log 2>&1 &
 LABELING=$!
 FW_TRAINER_CHECKPOINT_MS=2000 FW_TRAINER_CANDIDATE_EVERY=${DEMO_CANDIDATE_EVERY:-5000} node bin/flywheel.js trainer > .stack/trainer.log 2>&1 &
 TRAINER=$!
-trap 'kill -TERM $SCORER $JOINER $LABELING $TRAINER 2>/dev/null; wait $SCORER $JOINER $LABELING $TRAINER 2>/dev/null || true' EXIT
+FW_ROLLOUT_TICK_MS=1000 node bin/flywheel.js rollout controller > .stack/rollout.log 2>&1 &
+ROLLOUT=$!
+trap 'kill -TERM $SCORER $JOINER $LABELING $TRAINER $ROLLOUT 2>/dev/null; wait $SCORER $JOINER $LABELING $TRAINER $ROLLOUT 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
   curl -sf "http://127.0.0.1:$FW_HTTP_PORT/readyz" >/dev/null 2>&1 && break
   sleep 0.5
 done
 # A service that died at start (bad config, an unusable checkpoint) stops the demo, with its log.
 alive() {
-  for name in scorer joiner labeling trainer; do
+  for name in scorer joiner labeling trainer rollout; do
     pid_var=${name^^}
     if ! kill -0 "${!pid_var}" 2>/dev/null; then
       echo "!! the $name died; the end of .stack/$name.log:" >&2
@@ -74,13 +78,15 @@ fw simulate --rate "$RATE" --duration "$DURATION" --seed "$SEED" --malformed 0.0
   --drift-at $((DURATION / 2)) --drift-category electronics --drift-shift 1.5 2>&1 | pretty &
 SIM=$!
 sleep $((DURATION / 2))
-echo "== training a challenger (logistic regression) and routing 20% of users to it"
+echo "== training a challenger (logistic regression) and starting a canary experiment with it"
 # Its version from the train command's own output: the trainer registers candidates meanwhile.
 trained=$(fw models train --kind logreg --clicks 60000 --data-seed $((SEED + 1)) 2>&1 | grep -v '"level"' || true)
 echo "$trained"
 challenger=$(echo "$trained" | awk '/^registered v[0-9]+/ {sub(":", "", $2); print $2; exit}')
-fw models promote "$challenger" --to challenger --weight 0.2 --reason "demo: try logistic regression" ||
-  echo "  (the challenger was not routed: see above)"
+# Purchases decide (the simulated shop buys the same whichever model scores); 10% of users, then
+# 50% once 150 of its outcomes show no harm. The controller starts it at its next look.
+fw rollout start "$challenger" --primary purchaseRate --steps 0.1,0.5 --min-outcomes 150 \
+  --reason "demo: try logistic regression" 2>/dev/null || echo "  (the experiment was not started: see above)"
 wait $SIM
 alive
 
@@ -126,6 +132,14 @@ fw trainer propose --reason "demo: operator check" 2>/dev/null || true
 echo "== freshness: newest outcome a version learned from → serving in the scorer (seconds)"
 curl -s "http://127.0.0.1:$FW_HTTP_PORT/metrics" | grep -E '^flywheel_scorer_outcome_to_live_seconds_(sum|count)' || echo "(no trainer version went live in this run)"
 echo
+echo "== experiments: the operator's canary (ramp and decisions), the trainer's candidates queued behind it"
+fw rollout ls 2>/dev/null || true
+experiment=$(fw rollout ls --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const e=JSON.parse(s).find(x=>x.createdBy!=="trainer");if(e)console.log(e.id)}catch{}})')
+if [ -n "$experiment" ]; then
+  fw rollout status "$experiment" 2>/dev/null || true
+  fw rollout report "$experiment" --out .stack/experiment.html 2>/dev/null || true
+fi
+echo
 echo "== topics"
 fw topics list 2>/dev/null
 echo
@@ -135,4 +149,4 @@ echo
 echo "== newest dead letters (malformed events, with the reason each was rejected)"
 fw dlq --count 6 2>/dev/null
 echo
-echo "Logs: .stack/scorer.log, .stack/joiner.log, .stack/trainer.log, .stack/labeling.log. The stack keeps running: 'npm run flywheel -- stack down' stops it."
+echo "Logs: .stack/scorer.log, .stack/joiner.log, .stack/trainer.log, .stack/labeling.log, .stack/rollout.log; the experiment's report: .stack/experiment.html. The stack keeps running: 'npm run flywheel -- stack down' stops it."

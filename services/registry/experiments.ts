@@ -163,8 +163,13 @@ export interface TimelinePoint {
 export interface ExperimentRecord {
   id: string;
   candidate: string;
-  /** The champion when it started (null while queued). */
+  /** The champion when it started (null while queued), or the refresh of it serving now. */
   control: string | null;
+  /**
+   * Every version counted as the control: the champion it started against and, when that was
+   * the heuristic baseline serving, each refresh of it the trainer published since.
+   */
+  controls?: string[];
   state: ExperimentState;
   config: RampConfig;
   createdBy: string;

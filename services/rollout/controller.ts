@@ -21,6 +21,11 @@ export interface TickInput {
   champion: string | null;
   /** The challenger alias now: one held outside any experiment (an operator's) blocks starts. */
   challenger?: string | null;
+  /**
+   * Whether champion `to` continues control `from`: a refresh of the serving heuristic baseline
+   * (the same model, more counts) keeps the experiment; any other change of champion ends it.
+   */
+  continues?: (from: string, to: string) => boolean;
   now: number;
   /** The controller's summaries of the experiments it follows, by id. */
   summaries: ReadonlyMap<string, OutcomeSummaries>;
@@ -44,6 +49,15 @@ export function tick(file: ExperimentsFile, input: TickInput): TickResult {
     if (summaries) {
       experiment.stats = summaries.stats;
       experiment.strata = summaries.strata;
+    }
+    if (
+      experiment.control !== null &&
+      input.champion !== null &&
+      experiment.control !== input.champion &&
+      input.continues?.(experiment.control, input.champion)
+    ) {
+      experiment.controls = [...(experiment.controls ?? [experiment.control]), input.champion];
+      experiment.control = input.champion;
     }
     if (experiment.control !== input.champion) {
       end(experiment, 'aborted', input.now, [

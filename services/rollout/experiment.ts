@@ -61,23 +61,37 @@ export function startProgress(config: RampConfig, now: number): ExperimentProgre
   };
 }
 
-/** Outcomes of an arm summarised per metric (every metric over the same outcomes). */
+/**
+ * Outcomes of an arm summarised per metric (every metric over the same outcomes), served at the
+ * traffic share `stratum` if given (then the intervals compare arms within strata).
+ */
 export function recordBatch(
   progress: ExperimentProgress,
   arm: Arm,
   batch: Readonly<Record<string, ArmStats>>,
+  stratum?: string,
 ): ExperimentProgress {
-  const stats = { ...progress.stats, [arm]: { ...progress.stats[arm] } };
-  let outcomes = 0;
-  for (const [metric, summary] of Object.entries(batch)) {
-    const current = stats[arm][metric];
-    if (!current) continue;
-    stats[arm][metric] = merge(current, summary);
-    outcomes = summary.n;
+  // Only the experiment's metrics (those its progress started with) are kept.
+  const metrics = Object.keys(progress.stats[arm]);
+  const merged = (into: Record<string, ArmStats>) => {
+    const next = { ...into };
+    for (const metric of metrics) {
+      const summary = batch[metric];
+      if (summary) next[metric] = merge(next[metric] ?? EMPTY_ARM, summary);
+    }
+    return next;
+  };
+  const stats = { ...progress.stats, [arm]: merged(progress.stats[arm]) };
+  const outcomes = Object.values(batch)[0]?.n ?? 0;
+  let strata = progress.strata;
+  if (stratum !== undefined) {
+    const current = strata?.[stratum] ?? { control: {}, candidate: {} };
+    strata = { ...strata, [stratum]: { ...current, [arm]: merged(current[arm]) } };
   }
   return {
     ...progress,
     stats,
+    ...(strata ? { strata } : {}),
     stepOutcomes: progress.stepOutcomes + (arm === 'candidate' ? outcomes : 0),
   };
 }

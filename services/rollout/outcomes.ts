@@ -25,17 +25,24 @@ export const OUTCOME_METRICS: readonly (keyof OutcomeValues)[] = ['purchaseRate'
 
 const SCORE_FLOOR = 1e-6;
 
+/** The candidate's version and the control's (more than one when the serving baseline was refreshed). */
+export interface ArmVersions {
+  control: string | readonly string[];
+  candidate: string;
+}
+
 /** The example as an outcome of one arm, or null when it does not count (see the file comment). */
 export function outcomeOf(
   e: LabeledExample,
-  versions: Readonly<Record<Arm, string>>,
+  versions: Readonly<ArmVersions>,
 ): { arm: Arm; values: OutcomeValues } | null {
   if (e.labelSource !== 'outcome' && e.labelSource !== 'timeout') return null;
   if (e.arm === 'shadow' || e.score === null || e.modelVersion === null) return null;
+  const controls = typeof versions.control === 'string' ? [versions.control] : versions.control;
   const arm =
     e.modelVersion === versions.candidate
       ? 'candidate'
-      : e.modelVersion === versions.control
+      : controls.includes(e.modelVersion)
         ? 'control'
         : null;
   if (!arm) return null;
@@ -61,7 +68,7 @@ export class ExperimentOutcomes {
   private readonly strata = new Map<string, Summaries>();
 
   constructor(
-    private readonly versions: Readonly<Record<Arm, string>>,
+    private versions: Readonly<ArmVersions>,
     /** Clicks before this time (ms) are not the experiment's. */
     private readonly since: number,
     restored?: Partial<OutcomeSummaries>,
@@ -69,6 +76,11 @@ export class ExperimentOutcomes {
     this.summaries = summariesOf(restored?.stats);
     for (const [key, summaries] of Object.entries(restored?.strata ?? {}))
       this.strata.set(key, summariesOf(summaries));
+  }
+
+  /** The control's versions from now on (a refreshed baseline joins the control). */
+  setControls(controls: readonly string[]): void {
+    this.versions = { ...this.versions, control: controls };
   }
 
   /** Takes one labeled example; true when it changed the summaries. */

@@ -122,13 +122,19 @@ export class RolloutController {
     for (const e of file.experiments) {
       if (!ACTIVE_STATES.includes(e.state) || e.control === null || e.startedAt === null) continue;
       active.add(e.id);
-      if (!this.arms.has(e.id))
+      const existing = this.arms.get(e.id);
+      if (existing) existing.setControls(e.controls ?? [e.control]);
+      else
         this.arms.set(
           e.id,
-          new ExperimentOutcomes({ control: e.control, candidate: e.candidate }, e.startedAt, {
-            stats: e.stats,
-            strata: e.strata ?? {},
-          }),
+          new ExperimentOutcomes(
+            { control: e.controls ?? [e.control], candidate: e.candidate },
+            e.startedAt,
+            {
+              stats: e.stats,
+              strata: e.strata ?? {},
+            },
+          ),
         );
     }
     for (const id of [...this.arms.keys()]) if (!active.has(id)) this.arms.delete(id);
@@ -138,11 +144,12 @@ export class RolloutController {
     const experiments = this.experiments;
     if (!experiments) return;
     const { champion, challenger } = await this.registry.routing();
+    const continues = await this.baselineRefresh(champion);
     const result = await this.store.transact(async (file) => {
       // Summaries and offsets taken together, with no await between: they stay consistent.
       file.offsets = { ...file.offsets, ...this.offsets };
       const summaries = new Map([...this.arms].map(([id, arms]) => [id, arms.snapshot()]));
-      const result = tick(file, { champion, challenger, now: Date.now(), summaries });
+      const result = tick(file, { champion, challenger, continues, now: Date.now(), summaries });
       for (const experiment of result.changed) {
         try {
           await experiments.route(experiment, CONTROLLER_ACTOR, routeReason(result, experiment.id));
@@ -174,6 +181,22 @@ export class RolloutController {
         `experiment ${result.started.id} started`,
       );
     this.options.onTick?.(result);
+  }
+
+  /**
+   * Whether `champion` is a refresh of the serving baseline `from`: both baselines, `from` among
+   * its baseline ancestors (the trainer publishes each refresh with the one before as parent).
+   */
+  private async baselineRefresh(champion: string | null): Promise<(from: string, to: string) => boolean> {
+    const ancestors = new Set<string>();
+    let version = champion;
+    for (let depth = 0; version !== null && depth < 50; depth++) {
+      const metadata = await this.registry.get(version).catch(() => null);
+      if (metadata?.kind !== 'baseline') break;
+      if (version !== champion) ancestors.add(version);
+      version = metadata.parent;
+    }
+    return (from, to) => to === champion && ancestors.has(from);
   }
 
   private take(records: { partition: number; offset: string; value: LabeledExample }[]): void {

@@ -87,7 +87,8 @@ export function simulateExperiment(
       if (n === 0) continue;
       // y is 0 or 1: its sum of squares is its sum.
       const batch = { logLoss: summary(n, l, lossSquares), purchaseRate: summary(n, bought, bought) };
-      progress = recordBatch(progress, which, batch);
+      // The share is constant between looks (it changes only at one): the batch's stratum.
+      progress = recordBatch(progress, which, batch, String(share));
       sums[which] = none();
     }
     const decision = decide(config, progress, t);

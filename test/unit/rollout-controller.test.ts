@@ -99,6 +99,20 @@ describe('rollout controller tick', () => {
     assert.equal(cleared.waiting, null);
   });
 
+  it('follows a refresh of the serving baseline as the same control', () => {
+    const file: ExperimentsFile = { experiments: [queued('exp-1', 'v2')], offsets: {} };
+    tick(file, { champion: 'v1', now: 1, summaries: new Map() });
+    const continues = (from: string, to: string) => from === 'v1' && to === 'v3';
+    const result = tick(file, { champion: 'v3', continues, now: 2, summaries: new Map() });
+    const e = file.experiments[0]!;
+    assert.equal(e.state, 'running');
+    assert.equal(e.control, 'v3');
+    assert.deepEqual(e.controls, ['v1', 'v3']);
+    assert.deepEqual(result.changed, []);
+    tick(file, { champion: 'v4', continues, now: 3, summaries: new Map() });
+    assert.equal(e.state, 'aborted', 'another champion ends it');
+  });
+
   it('ends an experiment whose control is no longer the champion', () => {
     const file: ExperimentsFile = { experiments: [queued('exp-1', 'v2')], offsets: {} };
     tick(file, { champion: 'v1', now: 1, summaries: new Map() });

@@ -55,6 +55,16 @@ describe('experiment outcomes', () => {
     assert.equal(restored.snapshot().stats.control['purchaseRate']?.n, 3);
   });
 
+  it("count a refreshed baseline's outcomes as the control's", () => {
+    const outcomes = new ExperimentOutcomes(versions, 0);
+    outcomes.take(example({ predictionId: 'a', modelVersion: 'v000003' }));
+    assert.equal(outcomes.stats.control.purchaseRate.n, 0);
+    outcomes.setControls([versions.control, 'v000003']);
+    outcomes.take(example({ predictionId: 'b', modelVersion: 'v000003' }));
+    outcomes.take(example({ predictionId: 'c' }));
+    assert.equal(outcomes.stats.control.purchaseRate.n, 2);
+  });
+
   it('count served outcome labels of the two versions, and nothing else', () => {
     assert.deepEqual(
       outcomeOf(example({ predictionId: 'a', label: 1, labelSource: 'outcome', score: 0.25 }), versions),
