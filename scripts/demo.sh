@@ -3,9 +3,9 @@
 # champion model exists (trained on simulated history if the registry is empty); start the
 # scorer, the joiner, the labeler API, the trainer and the rollout controller; run the simulated
 # shop (clicks, purchases, a mid-run drift, 1% malformed events) through them; midway, train a
-# challenger and start an experiment with it (a canary ramp, 10% then 50% of users, decided on
-# live outcomes; the trainer's own candidates queue behind it, never replacing it); then show
-# what landed where, and the experiment's report. The demo's attribution window and allowed lateness are short
+# challenger and queue an experiment for it (a canary ramp, 10% then 50% of users, decided on
+# live outcomes; experiments run one at a time, the trainer's candidates queued like it, never
+# replacing it); wait for a ramp to advance; then show what landed where, and the report. The demo's attribution window and allowed lateness are short
 # (DEMO_WINDOW_MS 20 s, 5 s) and its shoppers buy ten times sooner than the simulated shop's own
 # (a median of 6 s, not a minute), so labeled feedback appears within the run; the trainer learns from
 # it and proposes candidates (every DEMO_CANDIDATE_EVERY examples, on drift, and once on an
@@ -50,7 +50,10 @@ node bin/flywheel.js joiner > .stack/joiner.log 2>&1 &
 JOINER=$!
 node bin/flywheel.js labeling > .stack/labeling.log 2>&1 &
 LABELING=$!
-FW_TRAINER_CHECKPOINT_MS=2000 FW_TRAINER_CANDIDATE_EVERY=${DEMO_CANDIDATE_EVERY:-5000} node bin/flywheel.js trainer > .stack/trainer.log 2>&1 &
+# The trainer's candidates are queued for experiments with a ramp a one-minute demo can pass.
+FW_TRAINER_CHECKPOINT_MS=2000 FW_TRAINER_CANDIDATE_EVERY=${DEMO_CANDIDATE_EVERY:-5000} \
+  FW_TRAINER_EXPERIMENT_STEPS=0.1,0.5 FW_TRAINER_EXPERIMENT_MIN_OUTCOMES=200 \
+  node bin/flywheel.js trainer > .stack/trainer.log 2>&1 &
 TRAINER=$!
 FW_ROLLOUT_TICK_MS=1000 node bin/flywheel.js rollout controller > .stack/rollout.log 2>&1 &
 ROLLOUT=$!
@@ -132,9 +135,18 @@ fw trainer propose --reason "demo: operator check" 2>/dev/null || true
 echo "== freshness: newest outcome a version learned from → serving in the scorer (seconds)"
 curl -s "http://127.0.0.1:$FW_HTTP_PORT/metrics" | grep -E '^flywheel_scorer_outcome_to_live_seconds_(sum|count)' || echo "(no trainer version went live in this run)"
 echo
-echo "== experiments: the operator's canary (ramp and decisions), the trainer's candidates queued behind it"
+echo "== experiments: one runs at a time (canary ramp, decided on live outcomes), the others queue"
+# The experiment that got furthest: the most decisions (start, advance, …).
+furthest() {
+  fw rollout ls --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const e=JSON.parse(s).sort((a,b)=>b.decisions.length-a.decisions.length)[0];if(e)console.log(e.id+" "+e.decisions.map(d=>d.action).join(","))}catch{}})'
+}
+for _ in $(seq 1 30); do
+  case "$(furthest)" in *advance* | *promote* | *rollback* | *inconclusive*) break ;; esac
+  echo "  waiting for a ramp to move: $(furthest)"
+  sleep 3
+done
 fw rollout ls 2>/dev/null || true
-experiment=$(fw rollout ls --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const e=JSON.parse(s).find(x=>x.createdBy!=="trainer");if(e)console.log(e.id)}catch{}})')
+experiment=$(furthest | cut -d' ' -f1)
 if [ -n "$experiment" ]; then
   fw rollout status "$experiment" 2>/dev/null || true
   fw rollout report "$experiment" --out .stack/experiment.html 2>/dev/null || true

@@ -65,6 +65,21 @@ export const trainerConfigSchema = z.object({
    */
   FW_TRAINER_PROMOTE_TO: z.enum(['experiment', 'challenger', 'champion']).default('experiment'),
   FW_TRAINER_CHALLENGER_WEIGHT: env.number(0.1, 0, 1),
+  /** The ramp of the experiments the trainer queues: traffic shares, increasing, comma-separated. */
+  FW_TRAINER_EXPERIMENT_STEPS: z
+    .string()
+    .regex(/^\s*0?\.\d+(\s*,\s*(0?\.\d+|1))*\s*$/, 'comma-separated shares in (0, 1], e.g. 0.05,0.25,0.5')
+    .refine(
+      (text) =>
+        text
+          .split(',')
+          .map(Number)
+          .every((share, i, all) => share > 0 && share <= 1 && (i === 0 || share > (all[i - 1] as number))),
+      'shares must increase, each in (0, 1]',
+    )
+    .default('0.05,0.25,0.5'),
+  /** Candidate outcomes per step of those experiments. */
+  FW_TRAINER_EXPERIMENT_MIN_OUTCOMES: env.int(500, 1, 10_000_000),
   /**
    * While no learned model is champion, publish the baseline as champion after this many
    * examples, then each time the examples double and after each refused candidate; and in

@@ -4,6 +4,7 @@
 import type { Logger } from '../common/logger.js';
 import type { FeatureSpec } from '../model/features.js';
 import type { RegistryAdmin } from '../registry/admin.js';
+import { rampFor } from '../registry/experiment-admin.js';
 import { proposeCandidate, publishServingBaseline, type CandidateResult } from './candidates.js';
 import { encodeCheckpoint } from './checkpoint.js';
 import type { TrainerConfig } from './config.js';
@@ -69,6 +70,10 @@ export class Proposals {
       snapshot: encodeCheckpoint(inputs.snapshot),
       promoteTo: this.deps.config.FW_TRAINER_PROMOTE_TO,
       challengerWeight: this.deps.config.FW_TRAINER_CHALLENGER_WEIGHT,
+      ramp: rampFor({
+        steps: this.deps.config.FW_TRAINER_EXPERIMENT_STEPS.split(',').map(Number),
+        minOutcomes: this.deps.config.FW_TRAINER_EXPERIMENT_MIN_OUTCOMES,
+      }),
     });
     const result = { ...judged, trigger };
     this.deps.core.registered(inputs, result.version);
