@@ -189,6 +189,10 @@ function status(e: ExperimentRecord, json: boolean | undefined): number {
     const means = Object.entries(e.stats[arm]).map(([m, s]) => `${m} ${s.mean.toFixed(4)}`);
     console.log(`  ${arm.padEnd(9)} ${String(firstCount(e, arm)).padStart(7)} outcomes  ${means.join('  ')}`);
   }
+  // Pooled means mix the shares' periods; the decisions compare within each share.
+  const strata = Object.keys(e.strata ?? {}).sort();
+  if (strata.length > 1)
+    console.log(`  (means over all; the intervals compare the arms within each share: ${strata.join(', ')})`);
   for (const [metric, i] of Object.entries(e.timeline.at(-1)?.intervals ?? {}))
     console.log(
       `  ${metric}: candidate − control ${i.estimate.toFixed(5)} in [${i.lower?.toFixed(5) ?? '-∞'}, ${i.upper?.toFixed(5) ?? '∞'}] (always valid, alpha ${e.config.alpha})`,

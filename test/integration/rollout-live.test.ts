@@ -7,16 +7,11 @@
 // inconclusive at its budget.
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
 import { liftFor } from '../../services/cli/treatment.js';
 import type { LabeledExample, Routing } from '../../services/common/contracts.js';
 import { createProducer } from '../../services/common/kafka.js';
-import { loadJoinerConfig } from '../../services/joiner/config.js';
-import { Joiner } from '../../services/joiner/service.js';
 import { initBackend } from '../../services/model/backend.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
@@ -26,12 +21,11 @@ import { FileModelRegistry } from '../../services/registry/store.js';
 import { loadRolloutConfig } from '../../services/rollout/config.js';
 import { estimateRate } from '../../services/rollout/estimate.js';
 import { RolloutController } from '../../services/rollout/service.js';
-import { loadScorerConfig } from '../../services/scorer/config.js';
-import { Scorer } from '../../services/scorer/service.js';
 import { runSimulator } from '../../services/simulator/runner.js';
 import { TopicCollector } from '../helpers/collect.js';
+import { LabelPipeline } from '../helpers/pipeline.js';
 import { heldExamples, registerTrained } from '../helpers/held-examples.js';
-import { createTestTopics, testRuntime } from '../helpers/kafka.js';
+import { testRuntime } from '../helpers/kafka.js';
 
 const STEPS = [0.1, 0.5];
 const WINDOW_MS = 15_000;
@@ -74,19 +68,10 @@ describe('experiments on the live loop', () => {
     /** Candidate outcomes at 100% to gather after a promotion (its live rate). */
     afterPromotion = 0,
   ) {
-    const topics = await createTestTopics(
-      runtime,
-      ['clicks', 'purchases', 'repartitioned', 'predictions', 'feedback', 'dlq', 'updates'],
-      3,
-    );
-    const dir = await mkdtemp(join(tmpdir(), 'flywheel-rollout-live-'));
-    cleanups.push(
-      () => topics.cleanup(),
-      () => rm(dir, { recursive: true, force: true }),
-    );
-    const n = topics.names;
-    const group = `test.live.${n.clicks}`;
-    process.env.FW_REGISTRY_DIR = dir;
+    const pipeline = await LabelPipeline.create(runtime, { windowMs: WINDOW_MS, idleMs: 5_000 });
+    cleanups.push(() => pipeline.close());
+    const n = pipeline.topics.names;
+    const dir = pipeline.registryDir;
     const registry = new FileModelRegistry(dir);
     const examples = heldExamples(spec, 3000, seed);
     const control = await registerTrained(registry, spec, examples, { by: 'test' });
@@ -105,59 +90,29 @@ describe('experiments on the live loop', () => {
       config: rampFor(ramp),
     });
 
-    const scorer = new Scorer({
-      runtime,
-      http: false,
-      config: { ...loadScorerConfig({}), FW_SCORER_GROUP: `${group}.scorer` },
-      topics: { clicks: n.clicks, predictions: n.predictions, deadLetters: n.dlq, modelUpdates: n.updates },
-    });
-    // The shop's ground truth follows what the scorer serves.
-    let routing: Routing | null = null;
-    scorer.manager.on('swapped', (set) => (routing = set.routing));
-    const joiner = new Joiner({
-      runtime,
-      http: false,
-      config: {
-        ...loadJoinerConfig({}),
-        FW_JOINER_GROUP: `${group}.joiner`,
-        FW_JOINER_TRANSACTIONAL_ID: `${group}.joiner`,
-        FW_JOIN_WINDOW_MS: WINDOW_MS,
-        FW_JOIN_ALLOWED_LATENESS_MS: 5_000,
-        FW_JOIN_IDLE_MS: 5_000,
-        FW_SCORER_GROUP: `${group}.scorer`,
-        FW_JOIN_PROGRESS_POLL_MS: 100,
-        FW_CONSUMER_SESSION_TIMEOUT_MS: 6_000,
-      },
-      topics: {
-        clicks: n.clicks,
-        predictions: n.predictions,
-        purchases: n.purchases,
-        repartitioned: n.repartitioned,
-        feedback: n.feedback,
-        deadLetters: n.dlq,
-      },
-    });
     const looked = new EventEmitter<{ look: [] }>();
     const controller = new RolloutController({
       runtime,
       http: false,
       registryDir: dir,
-      config: { ...loadRolloutConfig({}), FW_ROLLOUT_GROUP: `${group}.rollout`, FW_ROLLOUT_TICK_MS: 500 },
+      config: {
+        ...loadRolloutConfig({}),
+        FW_ROLLOUT_GROUP: `test.live.${n.feedback}`,
+        FW_ROLLOUT_TICK_MS: 500,
+      },
       topics: { feedback: n.feedback, deadLetters: n.dlq, modelUpdates: n.updates },
       onTick: () => looked.emit('look'),
     });
     const predictions = await new TopicCollector(runtime.kafka, n.predictions, (b) =>
       runtime.codecs.prediction.decode(b),
     ).start();
-    const feedback = await new TopicCollector(runtime.kafka, n.feedback, (b) =>
-      runtime.codecs.labeledExample.decode(b),
-    ).start();
-    cleanups.push(
-      () => predictions.stop(),
-      () => feedback.stop(),
-    );
-    await scorer.start();
-    await joiner.start();
+    cleanups.push(() => predictions.stop());
+    const feedback = pipeline.labels;
+    await pipeline.startInProcess();
+    // The shop's ground truth follows what the scorer serves (the candidate is routed only once
+    // the controller starts the experiment, after this).
+    let routing: Routing | null = null;
+    pipeline.scorer?.manager.on('swapped', (set) => (routing = set.routing));
     await controller.start();
     const shop = new AbortController();
     const traffic = runSimulator({
@@ -208,8 +163,6 @@ describe('experiments on the live loop', () => {
       shop.abort();
       await traffic.catch(() => undefined);
       await controller.stop();
-      await joiner.stop();
-      await scorer.stop();
     }
     const moves = (await registry.history()).filter((m) => m.actor === 'rollout');
     const served = predictions.records.filter((r) => r.value.arm !== 'shadow');
