@@ -1,5 +1,5 @@
 // Sample records of every kind, valid as of `now`.
-import type { RecordTypes } from '../../services/common/contracts.js';
+import type { LabeledExample, RecordTypes } from '../../services/common/contracts.js';
 
 export function sampleRecords(now = Date.now()): RecordTypes {
   const features = { indices: [3, 17, 4096], values: [1, 1, 0.5] };
@@ -110,5 +110,33 @@ export function sampleRecords(now = Date.now()): RecordTypes {
       consumerGroup: 'g',
       failedAt: now,
     },
+  };
+}
+
+/** A served prediction's outcome label (a timeout of v000001's champion unless `over` says). */
+export function servedLabel(over: Partial<LabeledExample> & { predictionId: string }): LabeledExample {
+  return {
+    exampleId: `outcome:${over.predictionId}${over.revision ? `/r${over.revision}` : ''}`,
+    eventId: over.predictionId,
+    userId: 'u',
+    itemId: 'i',
+    category: 'c',
+    segment: 's',
+    label: 0,
+    labelSource: 'timeout',
+    weight: 1,
+    features: { indices: [], values: [] },
+    featureSpecHash: 'h',
+    modelVersion: 'v000001',
+    arm: 'champion',
+    score: 0.1,
+    clickTime: 0,
+    purchaseEventId: null,
+    purchaseTime: null,
+    labelTime: 0,
+    delayMs: null,
+    revision: 0,
+    propensity: 1,
+    ...over,
   };
 }

@@ -9,34 +9,10 @@ import { userBucket } from '../../services/scorer/routing.js';
 import type { ExperimentRecord } from '../../services/registry/experiments.js';
 import { rampFor } from '../../services/registry/experiment-admin.js';
 import { tick } from '../../services/rollout/controller.js';
+import { servedLabel } from '../helpers/records.js';
 
-function served(i: number, over: Partial<LabeledExample>): LabeledExample {
-  return {
-    exampleId: `outcome:p${i}`,
-    predictionId: `p${i}`,
-    eventId: `c${i}`,
-    userId: `u${i}`,
-    itemId: 'i',
-    category: 'c',
-    segment: 's',
-    label: 0,
-    labelSource: 'timeout',
-    weight: 1,
-    features: { indices: [], values: [] },
-    featureSpecHash: 'h',
-    modelVersion: 'v000001',
-    arm: 'champion',
-    score: 0.1,
-    clickTime: i,
-    purchaseEventId: null,
-    purchaseTime: null,
-    labelTime: i,
-    delayMs: null,
-    revision: 0,
-    propensity: 1,
-    ...over,
-  };
-}
+const served = (i: number, over: Partial<LabeledExample>) =>
+  servedLabel({ predictionId: `p${i}`, userId: `u${i}`, clickTime: i, labelTime: i, ...over });
 
 /** Users split by their hash at `share`; the candidate's buy at 0.2 and the control's at 0.1. */
 function logged(random: Random, from: number, count: number, share: number): LabeledExample[] {

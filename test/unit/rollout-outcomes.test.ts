@@ -5,36 +5,13 @@ import { describe, it } from 'node:test';
 import type { LabeledExample } from '../../services/common/contracts.js';
 import { Random } from '../../services/common/random.js';
 import { ExperimentOutcomes, outcomeOf } from '../../services/rollout/outcomes.js';
+import { servedLabel } from '../helpers/records.js';
 import { EMPTY_ARM, observe, unobserve, variance } from '../../services/rollout/sequential.js';
 
 const versions = { control: 'v000001', candidate: 'v000002' };
 
-function example(over: Partial<LabeledExample> & { predictionId: string }): LabeledExample {
-  return {
-    exampleId: `${over.predictionId}:${over.revision ?? 0}`,
-    eventId: over.predictionId,
-    userId: 'u',
-    itemId: 'i',
-    category: 'c',
-    segment: 's',
-    label: 0,
-    labelSource: 'timeout',
-    weight: 1,
-    features: { indices: [], values: [] },
-    featureSpecHash: 'h',
-    modelVersion: versions.control,
-    arm: 'champion',
-    score: 0.1,
-    clickTime: 0,
-    purchaseEventId: null,
-    purchaseTime: null,
-    labelTime: 0,
-    delayMs: null,
-    revision: 0,
-    propensity: 1,
-    ...over,
-  };
-}
+const example = (over: Partial<LabeledExample> & { predictionId: string }) =>
+  servedLabel({ modelVersion: versions.control, ...over });
 
 describe('experiment outcomes', () => {
   it('sum outcomes in all and by the share that served them, restored as they were', () => {
