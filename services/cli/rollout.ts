@@ -22,6 +22,7 @@ import {
 import {
   ExperimentStore,
   METRIC_PRESETS,
+  calibrationError,
   type ExperimentRecord,
   type PrimaryMetric,
 } from '../registry/experiments.js';
@@ -187,6 +188,8 @@ function status(e: ExperimentRecord, json: boolean | undefined): number {
   console.log(`  ramp ${e.config.steps.map(pct).join(' → ')}, step ${e.step + 1} (${pct(shareOf(e))} now)`);
   for (const arm of ['control', 'candidate'] as const) {
     const means = Object.entries(e.stats[arm]).map(([m, s]) => `${m} ${s.mean.toFixed(4)}`);
+    const ece = calibrationError(e.calibration?.[arm] ?? []);
+    if (ece !== null) means.push(`calibration error ${ece.toFixed(4)}`);
     console.log(`  ${arm.padEnd(9)} ${String(firstCount(e, arm)).padStart(7)} outcomes  ${means.join('  ')}`);
   }
   // Pooled means mix the shares' periods; the decisions compare within each share.

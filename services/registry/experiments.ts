@@ -116,10 +116,27 @@ export interface MeanSummary {
 }
 export type ArmSummaries = Record<'control' | 'candidate', Record<string, MeanSummary>>;
 
+/** Served scores in [k/B, (k+1)/B): how many, and the sums of their scores and outcomes. */
+export interface ReliabilityBin {
+  n: number;
+  score: number;
+  label: number;
+}
+export const RELIABILITY_BINS = 10;
+
+/** Expected calibration error of reliability bins: Σ n_b/N · |mean score_b − outcome rate_b|. */
+export function calibrationError(bins: readonly ReliabilityBin[]): number | null {
+  const total = bins.reduce((sum, b) => sum + b.n, 0);
+  if (total === 0) return null;
+  return bins.reduce((sum, b) => (b.n > 0 ? sum + Math.abs(b.score - b.label) / total : sum), 0);
+}
+
 /** What the rollout controller keeps of an experiment's outcomes: in all, and by stratum. */
 export interface OutcomeSummaries {
   stats: ArmSummaries;
   strata: Record<string, ArmSummaries>;
+  /** Per arm, the reliability of the scores it served. */
+  calibration?: Record<'control' | 'candidate', ReliabilityBin[]>;
 }
 
 /** candidate − control with its always-valid interval; a null bound is unbounded (too few outcomes). */
@@ -186,6 +203,8 @@ export interface ExperimentRecord {
   stats: ArmSummaries;
   /** The same by the candidate's traffic share that served each outcome (the decisions' strata). */
   strata?: Record<string, ArmSummaries>;
+  /** Per arm, the reliability of its served scores (RELIABILITY_BINS bins). */
+  calibration?: Record<'control' | 'candidate', ReliabilityBin[]>;
   timeline: TimelinePoint[];
   decisions: ExperimentDecision[];
 }

@@ -49,6 +49,7 @@ export function tick(file: ExperimentsFile, input: TickInput): TickResult {
     if (summaries) {
       experiment.stats = summaries.stats;
       experiment.strata = summaries.strata;
+      if (summaries.calibration) experiment.calibration = summaries.calibration;
     }
     if (
       experiment.control !== null &&

@@ -1,11 +1,23 @@
 // The rollout controller's Prometheus metrics, per experiment and arm (FW_ROLLOUT_HTTP_PORT).
 import type { Registry } from 'prom-client';
 import { counter, gauge } from '../common/metrics.js';
-import { ACTIVE_STATES, type ExperimentRecord } from '../registry/experiments.js';
+import { ACTIVE_STATES, calibrationError, type ExperimentRecord } from '../registry/experiments.js';
 import { shareOf } from '../registry/experiment-admin.js';
 
 export function rolloutMetrics(registry: Registry) {
-  const metrics = {
+  const metrics = gauges(registry);
+  return {
+    ...metrics,
+    /** The gauges as the experiments' records say. */
+    showAll(experiments: readonly ExperimentRecord[]): void {
+      metrics.state.reset();
+      for (const experiment of experiments) show(metrics, experiment);
+    },
+  };
+}
+
+function gauges(registry: Registry) {
+  return {
     share: gauge(registry, {
       name: 'flywheel_experiment_share',
       help: "The candidate's traffic share in the experiment",
@@ -31,36 +43,35 @@ export function rolloutMetrics(registry: Registry) {
       help: 'candidate − control per metric: the estimate and its always-valid interval bounds',
       labelNames: ['experiment', 'metric', 'bound'],
     }),
+    calibration: gauge(registry, {
+      name: 'flywheel_experiment_calibration_error',
+      help: 'Per experiment and arm: expected calibration error of the served scores (10 bins)',
+      labelNames: ['experiment', 'arm'],
+    }),
     decisions: counter(registry, {
       name: 'flywheel_experiment_decisions_total',
       help: 'Decisions taken by the controller, by action',
       labelNames: ['action'],
     }),
   };
-  return {
-    ...metrics,
-    /** The gauges as the experiments' records say. */
-    showAll(experiments: readonly ExperimentRecord[]): void {
-      metrics.state.reset();
-      for (const experiment of experiments) show(experiment);
-    },
-  };
+}
 
-  function show(experiment: ExperimentRecord): void {
-    const id = experiment.id;
-    metrics.share.set({ experiment: id, candidate: experiment.candidate }, shareOf(experiment));
-    metrics.state.set({ experiment: id, state: experiment.state }, 1);
-    if (!ACTIVE_STATES.includes(experiment.state)) return;
-    for (const arm of ['control', 'candidate'] as const) {
-      const stats = experiment.stats[arm];
-      metrics.outcomes.set({ experiment: id, arm }, Object.values(stats)[0]?.n ?? 0);
-      for (const [metric, s] of Object.entries(stats))
-        metrics.mean.set({ experiment: id, arm, metric }, s.mean);
-    }
-    for (const [metric, i] of Object.entries(experiment.timeline.at(-1)?.intervals ?? {})) {
-      metrics.interval.set({ experiment: id, metric, bound: 'estimate' }, i.estimate);
-      if (i.lower !== null) metrics.interval.set({ experiment: id, metric, bound: 'lower' }, i.lower);
-      if (i.upper !== null) metrics.interval.set({ experiment: id, metric, bound: 'upper' }, i.upper);
-    }
+function show(metrics: ReturnType<typeof gauges>, experiment: ExperimentRecord): void {
+  const id = experiment.id;
+  metrics.share.set({ experiment: id, candidate: experiment.candidate }, shareOf(experiment));
+  metrics.state.set({ experiment: id, state: experiment.state }, 1);
+  if (!ACTIVE_STATES.includes(experiment.state)) return;
+  for (const arm of ['control', 'candidate'] as const) {
+    const stats = experiment.stats[arm];
+    metrics.outcomes.set({ experiment: id, arm }, Object.values(stats)[0]?.n ?? 0);
+    for (const [metric, s] of Object.entries(stats))
+      metrics.mean.set({ experiment: id, arm, metric }, s.mean);
+    const error = calibrationError(experiment.calibration?.[arm] ?? []);
+    if (error !== null) metrics.calibration.set({ experiment: id, arm }, error);
+  }
+  for (const [metric, i] of Object.entries(experiment.timeline.at(-1)?.intervals ?? {})) {
+    metrics.interval.set({ experiment: id, metric, bound: 'estimate' }, i.estimate);
+    if (i.lower !== null) metrics.interval.set({ experiment: id, metric, bound: 'lower' }, i.lower);
+    if (i.upper !== null) metrics.interval.set({ experiment: id, metric, bound: 'upper' }, i.upper);
   }
 }

@@ -13,7 +13,12 @@
 // was served (its propensity, or one minus it for the control), so the decisions compare arms
 // served at the same share, over the same time (sequential.ts, stratifiedInterval).
 import type { LabeledExample } from '../common/contracts.js';
-import type { ArmSummaries, OutcomeSummaries } from '../registry/experiments.js';
+import {
+  RELIABILITY_BINS,
+  type ArmSummaries,
+  type OutcomeSummaries,
+  type ReliabilityBin,
+} from '../registry/experiments.js';
 import type { Arm } from './experiment.js';
 import { EMPTY_ARM, observe, unobserve, type ArmStats } from './sequential.js';
 
@@ -66,6 +71,7 @@ export function stratumOf(e: LabeledExample, arm: Arm): string {
 export class ExperimentOutcomes {
   private readonly summaries: Summaries;
   private readonly strata = new Map<string, Summaries>();
+  private readonly bins: Record<Arm, ReliabilityBin[]>;
 
   constructor(
     private versions: Readonly<ArmVersions>,
@@ -76,6 +82,10 @@ export class ExperimentOutcomes {
     this.summaries = summariesOf(restored?.stats);
     for (const [key, summaries] of Object.entries(restored?.strata ?? {}))
       this.strata.set(key, summariesOf(summaries));
+    const bins = (arm: Arm) =>
+      restored?.calibration?.[arm].map((b) => ({ ...b })) ??
+      Array.from({ length: RELIABILITY_BINS }, () => ({ n: 0, score: 0, label: 0 }));
+    this.bins = { control: bins('control'), candidate: bins('candidate') };
   }
 
   /** The control's versions from now on (a refreshed baseline joins the control). */
@@ -98,6 +108,7 @@ export class ExperimentOutcomes {
     }
     apply(this.summaries[outcome.arm], outcome.values, observe);
     apply(stratum[outcome.arm], outcome.values, observe);
+    this.calibrate(outcome.arm, e.score as number, outcome.values.purchaseRate, e.revision > 0);
     return true;
   }
 
@@ -110,7 +121,25 @@ export class ExperimentOutcomes {
     return {
       stats: copyOf(this.summaries),
       strata: Object.fromEntries([...this.strata].map(([key, s]) => [key, copyOf(s)])),
+      calibration: {
+        control: this.bins.control.map((b) => ({ ...b })),
+        candidate: this.bins.candidate.map((b) => ({ ...b })),
+      },
     };
+  }
+
+  /** The served score in its reliability bin; a correction only flips the outcome it counted. */
+  private calibrate(arm: Arm, score: number, y: number, correction: boolean): void {
+    const bin =
+      this.bins[arm][Math.min(RELIABILITY_BINS - 1, Math.max(0, Math.floor(score * RELIABILITY_BINS)))];
+    if (!bin) return;
+    if (correction) {
+      bin.label += y === 1 ? 1 : -1;
+      return;
+    }
+    bin.n++;
+    bin.score += score;
+    bin.label += y;
   }
 }
 

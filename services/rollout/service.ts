@@ -133,6 +133,7 @@ export class RolloutController {
             {
               stats: e.stats,
               strata: e.strata ?? {},
+              ...(e.calibration ? { calibration: e.calibration } : {}),
             },
           ),
         );

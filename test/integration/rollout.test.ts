@@ -203,6 +203,26 @@ describe('rollout controller', () => {
           sent,
           'every outcome counted once',
         );
+      if (round === 1) {
+        // What Prometheus scrapes: the arms' counts, rates, calibration and the interval.
+        const text = await runtime.metrics.metrics();
+        const id = `experiment="${e.id}"`;
+        assert.match(
+          text,
+          new RegExp(
+            `flywheel_experiment_outcomes\\{${id},arm="candidate"[^}]*\\} ${firstCount(e, 'candidate')}`,
+          ),
+        );
+        assert.match(text, new RegExp(`flywheel_experiment_calibration_error\\{${id},arm="control"`));
+        assert.match(
+          text,
+          new RegExp(`flywheel_experiment_difference\\{${id},metric="purchaseRate",bound="lower"`),
+        );
+        assert.match(
+          text,
+          new RegExp(`flywheel_experiment_share\\{${id},candidate="${e.candidate}"[^}]*\\} 0.1`),
+        );
+      }
     }
     await controller.stop();
     assert.ok(restarted, 'the controller was restarted mid-experiment');

@@ -6,6 +6,7 @@ import type { LabeledExample } from '../../services/common/contracts.js';
 import { Random } from '../../services/common/random.js';
 import { ExperimentOutcomes, outcomeOf } from '../../services/rollout/outcomes.js';
 import { servedLabel } from '../helpers/records.js';
+import { calibrationError } from '../../services/registry/experiments.js';
 import { EMPTY_ARM, observe, unobserve, variance } from '../../services/rollout/sequential.js';
 
 const versions = { control: 'v000001', candidate: 'v000002' };
@@ -30,6 +31,42 @@ describe('experiment outcomes', () => {
     restored.take(example({ predictionId: 'e', propensity: 0.5, label: 1, labelSource: 'outcome' }));
     assert.equal(restored.snapshot().strata['0.5']?.control['purchaseRate']?.mean, 0.5);
     assert.equal(restored.snapshot().stats.control['purchaseRate']?.n, 3);
+  });
+
+  it("keep each arm's reliability bins of served scores, a correction flipping only its outcome", () => {
+    const outcomes = new ExperimentOutcomes(versions, 0);
+    // The candidate scores 0.9 and buys one in two: off by 0.4; the control scores 0.15, buys 0.15 of the time.
+    for (let i = 0; i < 20; i++) {
+      const label = i % 2;
+      outcomes.take(
+        example({
+          predictionId: `t${i}`,
+          modelVersion: versions.candidate,
+          score: 0.9,
+          label,
+          labelSource: label ? 'outcome' : 'timeout',
+        }),
+      );
+    }
+    for (let i = 0; i < 100; i++) {
+      const label = i < 15 ? 1 : 0;
+      outcomes.take(
+        example({ predictionId: `c${i}`, score: 0.15, label, labelSource: label ? 'outcome' : 'timeout' }),
+      );
+    }
+    const { calibration } = outcomes.snapshot();
+    assert.ok(Math.abs((calibrationError(calibration!.candidate) ?? NaN) - 0.4) < 1e-9);
+    assert.ok((calibrationError(calibration!.control) ?? NaN) < 1e-9);
+    assert.equal(calibration!.candidate[9]?.n, 20, 'scores of 0.9 in the top bin');
+    // A correction of a control label 0 → 1: one more outcome in its bin, no more predictions.
+    outcomes.take(
+      example({ predictionId: 'c99', score: 0.15, label: 1, labelSource: 'outcome', revision: 1 }),
+    );
+    const bin = outcomes.snapshot().calibration!.control[1]!;
+    assert.deepEqual([bin.n, bin.label], [100, 16]);
+    const restored = new ExperimentOutcomes(versions, 0, outcomes.snapshot());
+    assert.deepEqual(restored.snapshot().calibration, outcomes.snapshot().calibration);
+    assert.equal(calibrationError([]), null);
   });
 
   it("count a refreshed baseline's outcomes as the control's", () => {
