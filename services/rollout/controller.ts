@@ -16,6 +16,8 @@ import {
 import { apply, decide, type Decision, type ExperimentProgress } from './experiment.js';
 
 export const CONTROLLER_ACTOR = 'rollout';
+/** Who the trainer's experiments are created by (ExperimentStore.queue supersedes among them). */
+const TRAINER_ACTOR = 'trainer';
 
 export interface TickInput {
   champion: string | null;
@@ -137,10 +139,16 @@ function end(
   experiment.endReason = reasons.join('; ');
 }
 
-/** The oldest queued experiment, started against the champion. */
+/**
+ * The next queued experiment, started against the champion: an operator's before the trainer's
+ * (a person asked for it; the trainer's come often and supersede each other), oldest first.
+ */
 function startNext(file: ExperimentsFile, input: TickInput): ExperimentRecord | null {
   if (input.champion === null) return null;
-  for (const experiment of file.experiments) {
+  const byTrainer = (e: ExperimentRecord) => (e.createdBy === TRAINER_ACTOR ? 1 : 0);
+  const queue = file.experiments.filter((e) => e.state === 'queued');
+  queue.sort((a, b) => byTrainer(a) - byTrainer(b)); // stable: file order (oldest first) within each
+  for (const experiment of queue) {
     if (experiment.state !== 'queued') continue;
     if (experiment.candidate === input.champion) {
       end(experiment, 'aborted', input.now, [`${experiment.candidate} became champion while it was queued`]);

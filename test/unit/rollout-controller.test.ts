@@ -74,6 +74,15 @@ describe('rollout controller tick', () => {
     assert.equal(again.started, null);
   });
 
+  it("starts an operator's queued experiment before the trainer's", () => {
+    const trainers = { ...queued('exp-1', 'v2'), createdBy: 'trainer' };
+    const file: ExperimentsFile = {
+      experiments: [trainers, queued('exp-2', 'v3'), queued('exp-3', 'v4')],
+      offsets: {},
+    };
+    assert.equal(tick(file, { champion: 'v1', now: 1, summaries: new Map() }).started?.id, 'exp-2');
+  });
+
   it('starts nothing without a champion, and drops a queued candidate that became champion', () => {
     const file: ExperimentsFile = {
       experiments: [queued('exp-1', 'v2'), queued('exp-2', 'v3')],
