@@ -42,12 +42,15 @@ export function rampProblems(config: RampConfig): string[] {
   const { steps } = config;
   if (steps.length === 0) problems.push('steps: at least one');
   steps.forEach((share, i) => {
-    if (!(share > 0 && share <= 1)) problems.push(`steps[${i}]: ${share} is not in (0, 1]`);
+    // Below 1: a step with the whole traffic leaves no control to compare with.
+    if (!(share > 0 && share < 1)) problems.push(`steps[${i}]: ${share} is not in (0, 1)`);
     if (i > 0 && !(share > (steps[i - 1] as number))) problems.push(`steps[${i}]: not above the step before`);
   });
   if (!(config.alpha > 0 && config.alpha < 1)) problems.push(`alpha: ${config.alpha} is not in (0, 1)`);
   if (!(config.minOutcomes >= 1)) problems.push('minOutcomes: at least 1');
-  if (!(config.budget >= config.minOutcomes)) problems.push('budget: at least minOutcomes');
+  // Every step needs its outcomes before the last can promote: a smaller budget ends it first.
+  if (!(config.budget >= config.minOutcomes * Math.max(1, steps.length)))
+    problems.push(`budget: at least minOutcomes × steps (${config.minOutcomes * steps.length})`);
   if (!(config.minStepMs >= 0)) problems.push('minStepMs: not negative');
   const metrics = Object.entries(config.metrics);
   if (!metrics.some(([, spec]) => spec.role === 'primary')) problems.push('metrics: no primary metric');

@@ -25,7 +25,7 @@ const startBody = {
       type: 'array',
       minItems: 1,
       maxItems: 20,
-      items: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+      items: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
     },
     minOutcomes: { type: 'integer', minimum: 1 },
     minStepSeconds: { type: 'number', minimum: 0 },

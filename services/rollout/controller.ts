@@ -21,7 +21,7 @@ const TRAINER_ACTOR = 'trainer';
 
 export interface TickInput {
   champion: string | null;
-  /** The challenger alias now: one held outside any experiment (an operator's) blocks starts. */
+  /** The challenger alias now if someone other than the controller placed it: it blocks starts. */
   challenger?: string | null;
   /**
    * Whether champion `to` continues control `from`: a refresh of the serving heuristic baseline
@@ -87,8 +87,7 @@ function waitingReason(file: ExperimentsFile, input: TickInput): string | null {
   if (!file.experiments.some((e) => e.state === 'queued')) return null;
   if (input.champion === null)
     return 'no champion to compare with (the first model becomes champion directly)';
-  // An experiment's own candidate (one that just ended) is the controller's to clear.
-  if (input.challenger && !file.experiments.some((e) => e.candidate === input.challenger))
+  if (input.challenger)
     return `the challenger alias is held by ${input.challenger} outside any experiment: an operator's, not overwritten (clear it to start the queue)`;
   return null;
 }

@@ -13,6 +13,7 @@ import { DeadLetterPublisher } from '../common/dead-letters.js';
 import { installErrorHandler } from '../common/http-errors.js';
 import { createProducer } from '../common/kafka.js';
 import type { Logger } from '../common/logger.js';
+import { RegistryError } from '../common/errors.js';
 import type { Runtime } from '../common/runtime.js';
 import { addServiceRoutes } from '../common/service-routes.js';
 import { TOPICS } from '../common/topics.js';
@@ -20,7 +21,12 @@ import { FeatureSpec } from '../model/features.js';
 import { RegistryAdmin } from '../registry/admin.js';
 import { loadRegistryConfig } from '../registry/config.js';
 import { ExperimentAdmin } from '../registry/experiment-admin.js';
-import { ACTIVE_STATES, ExperimentStore, type ExperimentsFile } from '../registry/experiments.js';
+import {
+  ACTIVE_STATES,
+  ExperimentStore,
+  type ExperimentRecord,
+  type ExperimentsFile,
+} from '../registry/experiments.js';
 import { FileModelRegistry } from '../registry/store.js';
 import { loadRolloutConfig, type RolloutConfig } from './config.js';
 import { CONTROLLER_ACTOR, tick, type TickResult } from './controller.js';
@@ -28,6 +34,9 @@ import { rolloutMetrics } from './metrics.js';
 import { ExperimentOutcomes } from './outcomes.js';
 
 type Subscriptions = Record<string, 'labeledExample'>;
+
+/** Routing errors that mean the candidate cannot serve (the experiment ends), not a retry. */
+const CANNOT_SERVE: readonly string[] = ['FW_VERSION_REJECTED', 'FW_UNKNOWN_VERSION'];
 
 export interface RolloutOptions {
   runtime: Runtime;
@@ -144,28 +153,36 @@ export class RolloutController {
   private async look(): Promise<void> {
     const experiments = this.experiments;
     if (!experiments) return;
-    const { champion, challenger } = await this.registry.routing();
-    const continues = await this.baselineRefresh(champion);
-    const result = await this.store.transact(async (file) => {
-      // Summaries and offsets taken together, with no await between: they stay consistent.
-      file.offsets = { ...file.offsets, ...this.offsets };
-      const summaries = new Map([...this.arms].map(([id, arms]) => [id, arms.snapshot()]));
-      const result = tick(file, { champion, challenger, continues, now: Date.now(), summaries });
-      for (const experiment of result.changed) {
-        try {
-          await experiments.route(experiment, CONTROLLER_ACTOR, routeReason(result, experiment.id));
-        } catch (err) {
-          // A candidate that cannot take its alias (rejected since) ends the experiment.
-          experiment.state = 'aborted';
-          experiment.endedAt = Date.now();
-          experiment.endReason = `routing failed: ${err instanceof Error ? err.message : String(err)}`;
-          await experiments.route(experiment, CONTROLLER_ACTOR, experiment.endReason);
-        }
-      }
-      this.follow(file);
-      this.metrics.showAll(file.experiments);
-      return result;
-    });
+    let result: TickResult;
+    try {
+      result = await this.store.transact(async (file) => {
+        // The routing as it stands under the lock (an operator's promote cannot slip in between).
+        const { champion, challenger } = await this.registry.routing();
+        const continues = await this.baselineRefresh(champion);
+        const owner = (await this.registry.history()).filter((m) => m.alias === 'challenger').at(-1)?.actor;
+        // Summaries and offsets taken together, with no await between: they stay consistent.
+        file.offsets = { ...file.offsets, ...this.offsets };
+        const summaries = new Map([...this.arms].map(([id, arms]) => [id, arms.snapshot()]));
+        const result = tick(file, {
+          champion,
+          // A challenger the controller did not place is an operator's: it is not overwritten.
+          challenger: owner === CONTROLLER_ACTOR ? null : challenger,
+          continues,
+          now: Date.now(),
+          summaries,
+        });
+        // Arms for an experiment started now, before any await: no outcome of it slips past.
+        this.follow(file);
+        for (const experiment of result.changed) await this.route(experiments, result, experiment);
+        this.follow(file);
+        this.metrics.showAll(file.experiments);
+        return result;
+      });
+    } catch (err) {
+      // Nothing was written: the arms follow the stored file again; the next look retries.
+      this.follow(await this.store.read());
+      throw err;
+    }
     for (const { experiment, decision } of result.decisions) {
       this.metrics.decisions.inc({ action: decision.action });
       this.log.info(
@@ -178,10 +195,29 @@ export class RolloutController {
     this.waiting = result.waiting;
     if (result.started)
       this.log.info(
-        { experiment: result.started.id, candidate: result.started.candidate, control: champion },
+        {
+          experiment: result.started.id,
+          candidate: result.started.candidate,
+          control: result.started.control,
+        },
         `experiment ${result.started.id} started`,
       );
     this.options.onTick?.(result);
+  }
+
+  /** Moves the aliases as the experiment says; one whose candidate cannot serve any more ends. */
+  private async route(experiments: ExperimentAdmin, result: TickResult, experiment: ExperimentRecord) {
+    try {
+      await experiments.route(experiment, CONTROLLER_ACTOR, routeReason(result, experiment.id));
+    } catch (err) {
+      // Rejected or gone since it was queued: the experiment is over. Anything else (a busy
+      // registry, Kafka) leaves the file unwritten, and the next look tries again.
+      if (!(err instanceof RegistryError) || !CANNOT_SERVE.includes(err.code)) throw err;
+      experiment.state = 'aborted';
+      experiment.endedAt = Date.now();
+      experiment.endReason = `routing failed: ${err.message}`;
+      await experiments.route(experiment, CONTROLLER_ACTOR, experiment.endReason);
+    }
   }
 
   /**
@@ -202,8 +238,12 @@ export class RolloutController {
 
   private take(records: { partition: number; offset: string; value: LabeledExample }[]): void {
     for (const record of records) {
+      const key = `${this.feedbackTopic}:${record.partition}`;
+      const taken = this.offsets[key];
+      // A batch tried again (its dead letters failed to send) or fetched again: counted once.
+      if (taken !== undefined && BigInt(record.offset) < BigInt(taken)) continue;
       for (const arms of this.arms.values()) arms.take(record.value);
-      this.offsets[`${this.feedbackTopic}:${record.partition}`] = (BigInt(record.offset) + 1n).toString();
+      this.offsets[key] = (BigInt(record.offset) + 1n).toString();
     }
   }
 
@@ -258,7 +298,6 @@ export class RolloutController {
           ? readinessOf(this.consumer.health(), this.feedbackTopic)
           : { ready: false, reason: 'starting' },
     });
-    app.get('/v1/experiments', async () => ({ experiments: await this.store.list() }));
     await app.listen({ host: '0.0.0.0', port: this.config.FW_ROLLOUT_HTTP_PORT });
     this.app = app;
   }

@@ -68,14 +68,14 @@ export const trainerConfigSchema = z.object({
   /** The ramp of the experiments the trainer queues: traffic shares, increasing, comma-separated. */
   FW_TRAINER_EXPERIMENT_STEPS: z
     .string()
-    .regex(/^\s*0?\.\d+(\s*,\s*(0?\.\d+|1))*\s*$/, 'comma-separated shares in (0, 1], e.g. 0.05,0.25,0.5')
+    .regex(/^\s*0?\.\d+(\s*,\s*(0?\.\d+|1))*\s*$/, 'comma-separated shares in (0, 1), e.g. 0.05,0.25,0.5')
     .refine(
       (text) =>
         text
           .split(',')
           .map(Number)
-          .every((share, i, all) => share > 0 && share <= 1 && (i === 0 || share > (all[i - 1] as number))),
-      'shares must increase, each in (0, 1]',
+          .every((share, i, all) => share > 0 && share < 1 && (i === 0 || share > (all[i - 1] as number))),
+      'shares must increase, each in (0, 1)',
     )
     .default('0.05,0.25,0.5'),
   /** Candidate outcomes per step of those experiments. */

@@ -1,10 +1,12 @@
 // The trainer's registry changes, one at a time: candidates judged by the gate (promoted when
 // accepted), and the heuristic baseline published as champion while no learned model is. Each
 // takes its inputs from the core at once, before anything awaits: the trainer goes on learning.
+import { FlywheelError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { FeatureSpec } from '../model/features.js';
 import type { RegistryAdmin } from '../registry/admin.js';
-import { rampFor } from '../registry/experiment-admin.js';
+import { rampFor, rampProblems } from '../registry/experiment-admin.js';
+import type { RampConfig } from '../registry/experiments.js';
 import { proposeCandidate, publishServingBaseline, type CandidateResult } from './candidates.js';
 import { encodeCheckpoint } from './checkpoint.js';
 import type { TrainerConfig } from './config.js';
@@ -27,7 +29,21 @@ export class Proposals {
   /** Candidates (and serving baselines) are proposed one at a time. */
   private proposing: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly deps: ProposalDeps) {}
+  /** The ramp of the experiments it queues, checked once: a wrong one stops the trainer at start. */
+  private readonly ramp: RampConfig;
+
+  constructor(private readonly deps: ProposalDeps) {
+    this.ramp = rampFor({
+      steps: deps.config.FW_TRAINER_EXPERIMENT_STEPS.split(',').map(Number),
+      minOutcomes: deps.config.FW_TRAINER_EXPERIMENT_MIN_OUTCOMES,
+    });
+    const problems = rampProblems(this.ramp);
+    if (problems.length > 0)
+      throw new FlywheelError(
+        'FW_CONFIG_INVALID',
+        `FW_TRAINER_EXPERIMENT_STEPS / FW_TRAINER_EXPERIMENT_MIN_OUTCOMES: ${problems.join('; ')}`,
+      );
+  }
 
   /** A candidate now, after the proposals before it. */
   propose(trigger: CandidateTrigger): Promise<CandidateResult | null> {
@@ -70,10 +86,7 @@ export class Proposals {
       snapshot: encodeCheckpoint(inputs.snapshot),
       promoteTo: this.deps.config.FW_TRAINER_PROMOTE_TO,
       challengerWeight: this.deps.config.FW_TRAINER_CHALLENGER_WEIGHT,
-      ramp: rampFor({
-        steps: this.deps.config.FW_TRAINER_EXPERIMENT_STEPS.split(',').map(Number),
-        minOutcomes: this.deps.config.FW_TRAINER_EXPERIMENT_MIN_OUTCOMES,
-      }),
+      ramp: this.ramp,
     });
     const result = { ...judged, trigger };
     this.deps.core.registered(inputs, result.version);

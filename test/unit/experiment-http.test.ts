@@ -1,7 +1,7 @@
 // Experiments on the admin API: admin role only; start (queue) with a validated ramp, list and
 // show, an operator's actions in the experiment's decisions, clear codes for what cannot be.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +13,7 @@ import { FeatureSpec } from '../../services/model/features.js';
 import { LogisticRegression } from '../../services/model/models.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import type { ExperimentRecord } from '../../services/registry/experiments.js';
+import { withFileLock } from '../../services/registry/file-lock.js';
 import { buildRegistryApp } from '../../services/registry/http.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { testRuntime } from '../helpers/kafka.js';
@@ -121,6 +122,17 @@ describe('experiments on the admin API', () => {
     assert.equal(resumed.statusCode, 409, 'an ended experiment takes no action');
   });
 
+  it('holds its lock file only while it is its own', async () => {
+    // Another process took the lock over (it found it stale): the first holder leaves it alone.
+    await withFileLock(dir, 'test.lock', async () => {
+      await writeFile(join(dir, 'test.lock'), 'someone else');
+    });
+    assert.equal(await readFile(join(dir, 'test.lock'), 'utf8'), 'someone else');
+    await rm(join(dir, 'test.lock'));
+    await withFileLock(dir, 'test.lock', () => Promise.resolve());
+    await assert.rejects(readFile(join(dir, 'test.lock')), /ENOENT/, 'its own lock is removed');
+  });
+
   it('answers what cannot be with clear codes', async () => {
     const cases: { url: string; payload?: object; status: number; error: string }[] = [
       { url: '/v1/experiments/exp-999999', status: 404, error: 'FW_UNKNOWN_EXPERIMENT' },
@@ -140,6 +152,18 @@ describe('experiments on the admin API', () => {
       {
         url: '/v1/experiments',
         payload: { candidate: 'v000002', reason: 'down', steps: [0.5, 0.1] },
+        status: 400,
+        error: 'FW_BAD_REQUEST',
+      },
+      {
+        url: '/v1/experiments',
+        payload: { candidate: 'v000002', reason: 'all of it', steps: [0.5, 1] },
+        status: 400,
+        error: 'FW_BAD_REQUEST',
+      },
+      {
+        url: '/v1/experiments',
+        payload: { candidate: 'v000002', reason: 'cannot finish', minOutcomes: 5000, budget: 10000 },
         status: 400,
         error: 'FW_BAD_REQUEST',
       },
