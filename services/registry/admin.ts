@@ -5,14 +5,22 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Producer } from 'kafkajs';
 import type { Codecs } from '../common/contracts.js';
-import { ArtifactError, FlywheelError } from '../common/errors.js';
+import { ArtifactError, FlywheelError, RegistryError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { checkSignature, fromArtifacts, parseManifest, wrapExternalLayersModel } from '../model/artifacts.js';
 import type { FeatureSpec } from '../model/features.js';
 import { TOPICS } from '../common/topics.js';
 import { publishUploadedExamples, toUploadedExamples } from './label-upload.js';
+import { ACTIVE_STATES, ExperimentStore } from './experiments.js';
 import { publishAliasChange } from './publisher.js';
 import { type Alias, type FileModelRegistry, type Routing, type VersionMetadata } from './store.js';
+
+export interface AliasChangeOptions {
+  actor: string;
+  reason: string;
+  /** The experiment whose action this is: the challenger moves only by one while one runs. */
+  experiment?: string;
+}
 
 export interface AliasChangeResult {
   routing: Routing;
@@ -77,27 +85,36 @@ export class RegistryAdmin {
     return this.registry.get(version);
   }
 
-  async promote(
-    version: string,
-    alias: Alias,
-    options: { actor: string; reason: string; challengerWeight?: number },
-  ) {
+  async promote(version: string, alias: Alias, options: AliasChangeOptions & { challengerWeight?: number }) {
     return this.changeAlias(alias, () => this.registry.moveAlias(alias, version, options), options);
   }
 
-  async removeAlias(alias: Alias, options: { actor: string; reason: string }) {
+  async removeAlias(alias: Alias, options: AliasChangeOptions) {
     return this.changeAlias(alias, () => this.registry.moveAlias(alias, null, options), options);
   }
 
-  async rollback(alias: Alias, options: { actor: string; reason: string }) {
+  async rollback(alias: Alias, options: AliasChangeOptions) {
     return this.changeAlias(alias, () => this.registry.rollback(alias, options), options);
+  }
+
+  /** A running or paused experiment routes the challenger: only its own actions may move it. */
+  private async refuseWhileExperimentRoutes(): Promise<void> {
+    const active = (await new ExperimentStore(this.registry.root).list()).find((e) =>
+      ACTIVE_STATES.includes(e.state),
+    );
+    if (active)
+      throw new RegistryError(
+        'FW_EXPERIMENT_CONFLICT',
+        `experiment ${active.id} routes the challenger (${active.candidate}, ${active.state}): abort it first (flywheel rollout abort ${active.id})`,
+      );
   }
 
   private async changeAlias(
     alias: Alias,
     move: () => ReturnType<FileModelRegistry['moveAlias']>,
-    options: { actor: string; reason: string },
+    options: AliasChangeOptions,
   ): Promise<AliasChangeResult> {
+    if (alias === 'challenger' && !options.experiment) await this.refuseWhileExperimentRoutes();
     const { routing, move: done } = await move();
     if (this.publish) {
       await publishAliasChange(

@@ -146,13 +146,18 @@ export class ExperimentAdmin {
     if (ACTIVE_STATES.includes(experiment.state)) {
       const share = shareOf(experiment);
       if (routing.challenger !== candidate || routing.challengerWeight !== share)
-        await this.admin.promote(candidate, 'challenger', { actor, reason, challengerWeight: share });
+        await this.admin.promote(candidate, 'challenger', {
+          actor,
+          reason,
+          challengerWeight: share,
+          experiment: experiment.id,
+        });
       return;
     }
     if (experiment.state === 'promoted' && routing.champion !== candidate)
-      await this.admin.promote(candidate, 'champion', { actor, reason });
+      await this.admin.promote(candidate, 'champion', { actor, reason, experiment: experiment.id });
     if (ENDED_STATES.includes(experiment.state) && routing.challenger === candidate)
-      await this.admin.removeAlias('challenger', { actor, reason });
+      await this.admin.removeAlias('challenger', { actor, reason, experiment: experiment.id });
   }
 }
 

@@ -12,7 +12,8 @@ import { initBackend } from '../../services/model/backend.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { LogisticRegression } from '../../services/model/models.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
-import type { ExperimentRecord } from '../../services/registry/experiments.js';
+import { ExperimentStore, type ExperimentRecord } from '../../services/registry/experiments.js';
+import { tick } from '../../services/rollout/controller.js';
 import { withFileLock } from '../../services/registry/file-lock.js';
 import { buildRegistryApp } from '../../services/registry/http.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
@@ -120,6 +121,43 @@ describe('experiments on the admin API', () => {
       payload: { reason: 'no' },
     });
     assert.equal(resumed.statusCode, 409, 'an ended experiment takes no action');
+  });
+
+  it('refuses to move the challenger outside a running experiment, until it ends', async () => {
+    const started = await app.inject({
+      method: 'POST',
+      url: '/v1/experiments',
+      headers: headers(),
+      payload: { candidate: 'v000002', reason: 'runs' },
+    });
+    const { id } = started.json<ExperimentRecord>();
+    // As the controller starts it (its own moves carry the experiment's id).
+    await new ExperimentStore(dir).transact((file) => {
+      tick(file, { champion: 'v000001', now: Date.now(), summaries: new Map() });
+    });
+    const promote = () =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/models/v000002/promote',
+        headers: headers(),
+        payload: { alias: 'challenger', reason: 'by hand', challengerWeight: 0.5 },
+      });
+    const refused = await promote();
+    assert.equal(refused.statusCode, 409, refused.body);
+    assert.match(refused.body, new RegExp(`experiment ${id} routes the challenger`));
+    await app.inject({
+      method: 'POST',
+      url: `/v1/experiments/${id}/abort`,
+      headers: headers(),
+      payload: { reason: 'done' },
+    });
+    assert.equal((await promote()).statusCode, 200, 'free again once it ended');
+    await app.inject({
+      method: 'DELETE',
+      url: '/v1/aliases/challenger',
+      headers: headers(),
+      payload: { reason: 'clean up' },
+    });
   });
 
   it('holds its lock file only while it is its own', async () => {
