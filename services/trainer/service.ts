@@ -269,6 +269,14 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
   }
 
   /**
+   * Resolves once the registry changes queued so far are done: candidates, and the baseline a
+   * refused one publishes after it (a caller reading the champion then reads the settled one).
+   */
+  async registryChangesSettled(): Promise<void> {
+    await this.proposals?.settled();
+  }
+
+  /**
    * Registers the learner's current weights as a candidate version, judged by the gate against
    * the champion and the baseline on the holdout (and against the champion on the trusted
    * reference set); promoted only when accepted. One at a time.

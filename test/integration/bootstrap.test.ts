@@ -203,6 +203,8 @@ describe('bootstrap from history', () => {
       assert.equal(trainer.learned + trainer.heldOut, feedback.records.length);
       const judged = await trainer.proposeCandidate('operator');
       assert.ok(judged, 'a candidate was judged');
+      // A refused candidate has the baseline published after it: the champion is read after that.
+      await trainer.registryChangesSettled();
       const registry = new FileModelRegistry(join(dir, 'registry'));
       const champion = (await registry.routing()).champion;
       assert.ok(champion, 'a champion serves');
