@@ -103,6 +103,7 @@ while (predictions.length < 2 * PENDING) {
         serveTime: c.eventTime + 5,
         reviewRequested: false,
         propensity: 1,
+        split: null,
       }),
     });
     generating.add(1);

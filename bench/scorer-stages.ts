@@ -1,7 +1,7 @@
 // The scorer's own work per click, stage by stage, in this process with no Kafka and no Redis:
 // what scoring adds on top of a consume→produce passthrough. Slices of 1,000 clicks as the
 // scorer takes them; the first rounds warm the JIT and are dropped; medians of the rest.
-import type { ClickEvent } from '../services/common/contracts.js';
+import { routingOf, type ClickEvent } from '../services/common/contracts.js';
 import { classifyAll } from '../services/common/classify.js';
 import type { Runtime } from '../services/common/runtime.js';
 import { HeuristicBaseline } from '../services/model/baseline.js';
@@ -43,7 +43,7 @@ export async function measureStages(
   const predictionSchema = await runtime.codecs.prediction.schemaId();
   const messages = clicks.map((c) => ({ value: runtime.codecs.click.encodeWith(clickSchema, c) }));
   const set = new ModelSet(
-    { champion: 'v1', challenger: null, challengerWeight: 0, shadow: null },
+    routingOf({ champion: 'v1', challenger: null, challengerWeight: 0, shadow: null }),
     new Map([['v1', model]]),
     new HeuristicBaseline(),
     1,

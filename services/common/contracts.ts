@@ -59,6 +59,8 @@ export interface Prediction {
    * rest for the champion; 1 for a shadow or the baseline). Prediction v2; 1 before.
    */
   propensity: number;
+  /** The traffic split that served it (routing.ts, splitId). Prediction v3; null before. */
+  split: string | null;
 }
 
 export type LabelSource = 'outcome' | 'timeout' | 'human' | 'upload';
@@ -88,6 +90,8 @@ export interface LabeledExample {
   revision: number;
   /** The prediction's propensity (LabeledExample v3; 1 before, and for uploads). */
   propensity: number;
+  /** The prediction's traffic split (LabeledExample v4; null before, and for uploads). */
+  split: string | null;
 }
 
 export interface HumanLabel {
@@ -104,12 +108,26 @@ export interface HumanLabel {
   note: string | null;
 }
 
+export interface RoutedChallenger {
+  version: string;
+  weight: number;
+}
+
 export interface Routing {
   champion: string | null;
+  /** The first challenger and its share (challengers[0]), for readers of ModelUpdate v1. */
   challenger: string | null;
   challengerWeight: number;
   shadow: string | null;
+  /** Every challenger in bucket order (ModelUpdate v2); empty: `challenger` alone. */
+  challengers: RoutedChallenger[];
+  /** Share of users the heuristic baseline serves: a permanent small control arm. */
+  baselineWeight: number;
+  /** Segments (country/device, '*' for any part) the split applies to; empty: all traffic. */
+  segments: string[];
 }
+
+export { EMPTY_ROUTING, routingOf } from './routing.js';
 
 export interface ModelUpdate {
   updateId: string;
@@ -218,6 +236,19 @@ function range(name: string, value: number | null, min: number, max: number, opt
   };
 }
 
+/** The split's shares each in [0, 1] and together at most 1; bounded lists (16 challengers). */
+function split({ challengers, segments, baselineWeight }: Routing): Check {
+  return (problems, limits) => {
+    if (challengers.length > 16 || segments.length > 256)
+      problems.push('routing lists too many arms or segments');
+    for (const c of challengers)
+      range(`challenger ${c.version.slice(0, 40)} weight`, c.weight, 0, 1)(problems, limits);
+    const total = challengers.reduce((sum, c) => sum + c.weight, baselineWeight);
+    if (total > 1 + 1e-9) problems.push(`routing shares add up to ${total} (above 1)`);
+    if (segments.some((s) => s.length > MAX_TEXT_LENGTH)) problems.push('a routing segment is too long');
+  };
+}
+
 function features(vector: FeatureVector): Check {
   return (problems) => {
     const { indices, values } = vector;
@@ -291,6 +322,8 @@ const CHECKS: { [K in RecordKind]: (record: RecordTypes[K]) => Check[] } = {
   modelUpdate: (u) => [
     ids(u, ['updateId', 'alias']),
     range('challengerWeight', u.routing.challengerWeight, 0, 1),
+    range('baselineWeight', u.routing.baselineWeight, 0, 1),
+    split(u.routing),
   ],
   deadLetter: (d) => [ids(d, ['sourceTopic', 'errorCode'])],
 };

@@ -69,5 +69,6 @@ export function toLabeledExample(
     revision: decision.revision ?? 0,
     // A prediction held in the join state since before Prediction v2 has none.
     propensity: (prediction as Partial<Prediction>).propensity ?? 1,
+    split: (prediction as Partial<Prediction>).split ?? null,
   };
 }

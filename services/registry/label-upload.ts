@@ -171,6 +171,7 @@ function exampleOf(
     delayMs: null,
     revision: 0,
     propensity: 1,
+    split: null,
   };
   return { example, own };
 }

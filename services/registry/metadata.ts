@@ -1,5 +1,6 @@
 // What the registry records of a model version (lineage, training data, metrics, status) and of
 // the aliases that route traffic to versions.
+import type { RoutedChallenger, Routing } from '../common/contracts.js';
 import type { OffsetRange } from '../common/read-ranges.js';
 import type { ModelArtifacts, ModelKind } from '../model/artifacts.js';
 
@@ -122,11 +123,13 @@ export interface NewVersion {
   statusReason?: string | null;
 }
 
-export interface Routing {
-  champion: string | null;
-  challenger: string | null;
-  challengerWeight: number;
-  shadow: string | null;
+export type { Routing };
+
+/** A split of traffic between the champion, challengers and the baseline (ModelUpdate v2). */
+export interface Split {
+  challengers: RoutedChallenger[];
+  baselineWeight: number;
+  segments: string[];
 }
 
 export interface AliasMove {
@@ -135,6 +138,8 @@ export interface AliasMove {
   from: string | null;
   to: string | null;
   challengerWeight: number;
+  /** A split's move: every challenger, the baseline's share and the segments after it. */
+  split?: Split;
   actor: string;
   reason: string;
 }

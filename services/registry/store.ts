@@ -18,12 +18,13 @@ import {
   type AliasMove,
   type NewVersion,
   type Routing,
+  type Split,
   type VersionMetadata,
 } from './metadata.js';
+import { EMPTY_ROUTING, routingOf } from '../common/contracts.js';
 
 export * from './metadata.js';
 
-const EMPTY_ROUTING: Routing = { champion: null, challenger: null, challengerWeight: 0, shadow: null };
 const VERSION_PATTERN = /^v\d{6}$/;
 
 export class FileModelRegistry {
@@ -139,12 +140,11 @@ export class FileModelRegistry {
 
   async routing(): Promise<Routing> {
     try {
-      return {
-        ...EMPTY_ROUTING,
-        ...(JSON.parse(await readFile(join(this.root, 'aliases.json'), 'utf8')) as Partial<Routing>),
-      };
+      return routingOf(
+        JSON.parse(await readFile(join(this.root, 'aliases.json'), 'utf8')) as Partial<Routing>,
+      );
     } catch (error) {
-      if (isCode(error, 'ENOENT')) return { ...EMPTY_ROUTING };
+      if (isCode(error, 'ENOENT')) return routingOf(EMPTY_ROUTING);
       throw error;
     }
   }
@@ -185,14 +185,65 @@ export class FileModelRegistry {
       const routing = await this.routing();
       const from = routing[alias];
       routing[alias] = version;
-      if (alias === 'challenger')
+      if (alias === 'challenger') {
         routing.challengerWeight = version === null ? 0 : (weight ?? (routing.challengerWeight || 0.1));
+        // One challenger by alias: a split of several is set whole (setSplit).
+        routing.challengers = version === null ? [] : [{ version, weight: routing.challengerWeight }];
+      }
       const move: AliasMove = {
         at: new Date().toISOString(),
         alias,
         from,
         to: version,
         challengerWeight: routing.challengerWeight,
+        actor: options.actor,
+        reason: options.reason,
+      };
+      await this.writeAtomically(join(this.root, 'aliases.json'), JSON.stringify(routing, null, 2));
+      await appendFile(join(this.root, 'alias-history.jsonl'), `${JSON.stringify(move)}\n`);
+      return { routing, move };
+    });
+  }
+
+  /**
+   * Sets the split in one move: every challenger with its share (the first is also `challenger`,
+   * for readers of ModelUpdate v1), the baseline's share and the segments. Recorded in the history
+   * as a move of the challenger alias.
+   */
+  async setSplit(
+    split: Split,
+    options: { actor: string; reason: string },
+  ): Promise<{ routing: Routing; move: AliasMove }> {
+    const problems = splitProblems(split);
+    if (problems.length > 0)
+      throw new RegistryError('FW_BAD_REQUEST', `the split is wrong: ${problems.join('; ')}`);
+    for (const { version } of split.challengers) {
+      const metadata = await this.get(version);
+      if (metadata.status === 'rejected')
+        throw new RegistryError('FW_VERSION_REJECTED', `${version} was rejected and cannot take a share`);
+    }
+    return this.withLock(async () => {
+      const routing = await this.routing();
+      const from = routing.challenger;
+      const first = split.challengers[0];
+      Object.assign(routing, {
+        challenger: first?.version ?? null,
+        challengerWeight: first?.weight ?? 0,
+        challengers: split.challengers.map((c) => ({ ...c })),
+        baselineWeight: split.baselineWeight,
+        segments: [...split.segments],
+      });
+      const move: AliasMove = {
+        at: new Date().toISOString(),
+        alias: 'challenger',
+        from,
+        to: routing.challenger,
+        challengerWeight: routing.challengerWeight,
+        split: {
+          challengers: routing.challengers,
+          baselineWeight: routing.baselineWeight,
+          segments: routing.segments,
+        },
         actor: options.actor,
         reason: options.reason,
       };
@@ -229,4 +280,22 @@ function corrupt(version: string, detail: string): FlywheelError {
     'FW_ARTIFACT_CORRUPT',
     `model version ${version} is corrupt: ${detail}; refusing to load it`,
   );
+}
+
+/** Problems of a split (empty when sound): shares in (0, 1), distinct versions, room for a champion. */
+export function splitProblems(split: Split): string[] {
+  const problems: string[] = [];
+  const versions = new Set<string>();
+  for (const c of split.challengers) {
+    if (!(c.weight > 0 && c.weight < 1)) problems.push(`${c.version}: share ${c.weight} is not in (0, 1)`);
+    if (versions.has(c.version)) problems.push(`${c.version} is listed twice`);
+    versions.add(c.version);
+  }
+  if (!(split.baselineWeight >= 0 && split.baselineWeight < 1))
+    problems.push(`baseline share ${split.baselineWeight} is not in [0, 1)`);
+  const taken = split.challengers.reduce((sum, c) => sum + c.weight, 0) + split.baselineWeight;
+  if (!(taken < 1)) problems.push(`the shares add up to ${taken}: the champion needs some traffic`);
+  for (const s of split.segments)
+    if (!/^[^/\s]+\/[^/\s]+$/.test(s)) problems.push(`segment '${s}' is not country/device ('*' for any)`);
+  return problems;
 }

@@ -4,7 +4,7 @@
 // background; one that fails to load is reported and the previous set keeps serving. Models no
 // longer routed are disposed once no batch uses them.
 import { EventEmitter } from 'node:events';
-import type { ModelUpdate, Routing } from '../common/contracts.js';
+import { EMPTY_ROUTING, routingOf, type ModelUpdate, type Routing } from '../common/contracts.js';
 import { FlywheelError, errorMessage, invariant } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { fromArtifacts, type AnyModel } from '../model/artifacts.js';
@@ -16,12 +16,16 @@ export class ModelSet {
   inFlight = 0;
   retired = false;
 
+  readonly routing: Routing;
+
   constructor(
-    readonly routing: Routing,
+    routing: Partial<Routing>,
     readonly models: ReadonlyMap<string, AnyModel>,
     readonly baseline: HeuristicBaseline,
     readonly generation: number,
-  ) {}
+  ) {
+    this.routing = routingOf(routing);
+  }
 
   has(version: string): boolean {
     return this.models.has(version);
@@ -33,8 +37,6 @@ export class ModelSet {
     return model;
   }
 }
-
-const EMPTY_ROUTING: Routing = { champion: null, challenger: null, challengerWeight: 0, shadow: null };
 
 export interface ModelManagerEvents {
   swapped: [ModelSet];
@@ -66,7 +68,7 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
     baseline = new HeuristicBaseline(),
   ) {
     super();
-    this.currentSet = new ModelSet({ ...EMPTY_ROUTING }, new Map(), baseline, 0);
+    this.currentSet = new ModelSet(routingOf(EMPTY_ROUTING), new Map(), baseline, 0);
   }
 
   get current(): ModelSet {
@@ -102,10 +104,13 @@ export class ModelManager extends EventEmitter<ModelManagerEvents> {
   }
 
   private async load(update: ModelUpdate, restoring: boolean): Promise<void> {
-    const routing = { ...update.routing };
-    const wanted = [routing.champion, routing.challenger, routing.shadow].filter(
-      (v): v is string => v !== null,
-    );
+    const routing = routingOf(update.routing);
+    const wanted = [
+      routing.champion,
+      routing.challenger,
+      ...routing.challengers.map((c) => c.version),
+      routing.shadow,
+    ].filter((v): v is string => v !== null);
     const old = this.currentSet;
     const models = new Map<string, AnyModel>();
     const loadedNow: AnyModel[] = [];

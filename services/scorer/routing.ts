@@ -1,10 +1,22 @@
 // Traffic routing (pure): a user's arm comes from a stable hash of the user id, so a user stays
-// in one arm for as long as the split is unchanged; the shadow model scores every click but its
-// predictions are marked shadow and never served.
+// in one arm for as long as the split is unchanged. The challengers take the lowest buckets in
+// order, the heuristic baseline's share the highest, the champion the rest; a split restricted
+// to segments leaves every other user on the champion. The shadow model scores every click but
+// its predictions are marked shadow and never served.
+import { hash } from 'node:crypto';
 import { murmur3 } from '../model/hash.js';
-import type { Routing } from '../common/contracts.js';
+import type { RoutedChallenger, Routing } from '../common/contracts.js';
 
 export type ServedArm = 'champion' | 'challenger' | 'baseline';
+
+export interface ServingPlan {
+  arm: ServedArm;
+  version: string | null;
+  /** The probability with which this arm is chosen for a user like this one. */
+  propensity: number;
+  /** The traffic split that chose it (splitId; '.out' outside its segments). */
+  split: string;
+}
 
 /** Salt of the user hash: changing it reshuffles users between arms (a new experiment). */
 export const ROUTING_SALT = 0x5eed_a8b;
@@ -14,22 +26,72 @@ export function userBucket(userId: string, salt = ROUTING_SALT): number {
   return murmur3(userId, salt) / 4294967296;
 }
 
+/** Every challenger with a share, in bucket order (a ModelUpdate v1 routing names one). */
+export function challengersOf(routing: Readonly<Routing>): RoutedChallenger[] {
+  const listed = routing.challengers ?? [];
+  if (listed.length > 0) return listed.filter((c) => c.weight > 0);
+  return routing.challenger !== null && routing.challengerWeight > 0
+    ? [{ version: routing.challenger, weight: routing.challengerWeight }]
+    : [];
+}
+
 /**
- * Which model serves this user, given what is routed and what is loaded, and the propensity: the
- * probability with which that arm is chosen for a user (the challenger's share, or the rest).
+ * The id of a split: the same in every scorer for the same arms, shares and segments (the
+ * shadow is not part of it: it serves no one), so outcomes served under it can be compared.
+ */
+export function splitId(routing: Readonly<Routing>): string {
+  const arms = {
+    champion: routing.champion,
+    challengers: challengersOf(routing),
+    baseline: routing.baselineWeight ?? 0,
+    segments: routing.segments ?? [],
+  };
+  return hash('sha256', JSON.stringify(arms), 'base64url').slice(0, 12);
+}
+
+/** Whether the segment ("country/device") matches a pattern; '*' matches any one part. */
+export function segmentMatches(segment: string, pattern: string): boolean {
+  const parts = segment.split('/');
+  const wanted = pattern.split('/');
+  return wanted.length === parts.length && wanted.every((w, i) => w === '*' || w === parts[i]);
+}
+
+export function inSegments(segment: string, patterns: readonly string[]): boolean {
+  return patterns.length === 0 || patterns.some((p) => segmentMatches(segment, p));
+}
+
+/**
+ * Which model serves this user, given what is routed and what is loaded, with its propensity.
+ * A challenger that is not loaded gives its users to the champion.
  */
 export function servedArm(
   userId: string,
-  routing: Routing,
+  routing: Readonly<Routing>,
   loaded: (version: string) => boolean,
-): { arm: ServedArm; version: string | null; propensity: number } {
-  const split = routing.challenger !== null && routing.challengerWeight > 0 && loaded(routing.challenger);
-  if (split && userBucket(userId) < routing.challengerWeight)
-    return { arm: 'challenger', version: routing.challenger, propensity: routing.challengerWeight };
-  const propensity = split ? 1 - routing.challengerWeight : 1;
-  if (routing.champion && loaded(routing.champion))
-    return { arm: 'champion', version: routing.champion, propensity };
-  return { arm: 'baseline', version: null, propensity };
+  segment = '',
+  split = splitId(routing),
+): ServingPlan {
+  const champion = routing.champion !== null && loaded(routing.champion) ? routing.champion : null;
+  const championPlan = (propensity: number, id: string): ServingPlan =>
+    champion
+      ? { arm: 'champion', version: champion, propensity, split: id }
+      : { arm: 'baseline', version: null, propensity, split: id };
+  if (!inSegments(segment, routing.segments ?? [])) return championPlan(1, `${split}.out`);
+  const all = challengersOf(routing);
+  const challengers = all.filter((c) => loaded(c.version));
+  const baseline = Math.max(0, routing.baselineWeight ?? 0);
+  const bucket = challengers.length > 0 || baseline > 0 ? userBucket(userId) : 0;
+  let low = 0;
+  for (const c of all) {
+    const high = low + c.weight;
+    if (bucket < high && challengers.includes(c))
+      return { arm: 'challenger', version: c.version, propensity: c.weight, split };
+    low = high;
+  }
+  if (baseline > 0 && bucket >= 1 - baseline)
+    return { arm: 'baseline', version: null, propensity: baseline, split };
+  const taken = challengers.reduce((sum, c) => sum + c.weight, 0) + baseline;
+  return championPlan(Math.max(0, 1 - taken), split);
 }
 
 /** Confidence of a probability: 0 at 0.5, 1 at 0 or 1. */

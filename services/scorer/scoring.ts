@@ -8,7 +8,7 @@ import { segmentOf } from '../model/features.js';
 import type { ScoringInput } from '../model/models.js';
 import type { ModelSet } from './model-manager.js';
 import { decideReview, type ReviewPolicyConfig, type ReviewTask } from './review.js';
-import { confidenceOf, servedArm } from './routing.js';
+import { challengersOf, confidenceOf, servedArm, splitId } from './routing.js';
 
 export const BASELINE_VERSION = 'baseline';
 
@@ -52,11 +52,7 @@ export function scoreBatch(
     });
   }
   const live = liveModels(set);
-  // Without a live challenger every user gets the same plan: no user hash per click.
-  const loaded = (version: string) => set.has(version);
-  const plans = live.challenger
-    ? inputs.map((input) => servedArm(input.click.userId, set.routing, loaded))
-    : new Array<Plan>(inputs.length).fill(servedArm('', set.routing, loaded));
+  const plans = plansFor(inputs, set, live);
   const scoreOf = runModels(set, inputs, plans, live);
 
   const predictions: Prediction[] = [];
@@ -66,9 +62,11 @@ export function scoreBatch(
     const plan = plans[row] as Plan;
     const version = plan.version ?? BASELINE_VERSION;
     const score = scoreOf(version, row) as number;
+    // Disagreement with the other side of the split is a review signal.
+    const firstChallenger = live.challengers[0];
     const other =
-      live.champion && live.challenger
-        ? scoreOf(plan.arm === 'challenger' ? live.champion : live.challenger, row)
+      live.champion && firstChallenger
+        ? scoreOf(plan.arm === 'challenger' ? live.champion : firstChallenger, row)
         : null;
     const decision = decideReview(score, other, ctx.draw(), ctx.policy);
     const served = toPrediction(input, spec.hash, version, plan, score, ctx.now, decision !== null);
@@ -86,28 +84,40 @@ export function scoreBatch(
     }
     if (live.shadow) {
       const shadowScore = scoreOf(live.shadow, row) as number;
-      const shadow = { arm: 'shadow', propensity: 1 } as const;
+      const shadow = { arm: 'shadow', propensity: 1, split: plan.split } as const;
       predictions.push(toPrediction(input, spec.hash, live.shadow, shadow, shadowScore, ctx.now, false));
     }
   }
   return { predictions, reviews };
 }
 
-/** The routed versions that are loaded (a challenger only with a weight above 0). */
+/** Each click's arm; without a split every user gets the same plan (no user hash per click). */
+function plansFor(inputs: readonly Input[], set: ModelSet, live: ReturnType<typeof liveModels>): Plan[] {
+  const { routing } = set;
+  const split = splitId(routing);
+  const loaded = (version: string) => set.has(version);
+  const perUser = live.challengers.length > 0 || routing.baselineWeight > 0 || routing.segments.length > 0;
+  return perUser
+    ? inputs.map((input) => servedArm(input.click.userId, routing, loaded, input.segment, split))
+    : new Array<Plan>(inputs.length).fill(servedArm('', routing, loaded, '', split));
+}
+
+/** The routed versions that are loaded (challengers only with a share above 0). */
 function liveModels(set: ScoringContext['set']) {
-  const { champion, challenger, shadow } = set.routing;
+  const { champion, shadow } = set.routing;
   return {
     champion: champion !== null && set.has(champion) ? champion : null,
-    challenger:
-      challenger !== null && set.has(challenger) && set.routing.challengerWeight > 0 ? challenger : null,
+    challengers: challengersOf(set.routing)
+      .map((c) => c.version)
+      .filter((v) => set.has(v)),
     shadow: shadow !== null && set.has(shadow) ? shadow : null,
   };
 }
 
 /**
  * Runs each model once over the clicks that need it; returns each version's score of a row
- * (null where it did not run). With a challenger live, both score every click: disagreement is a
- * review signal.
+ * (null where it did not run). With a challenger live, the champion and the first challenger
+ * score every click (their disagreement is a review signal); other challengers their own users.
  */
 function runModels(
   set: ScoringContext['set'],
@@ -117,6 +127,7 @@ function runModels(
 ): (version: string, row: number) => number | null {
   const scoresBy = new Map<string, Float64Array>();
   const need = (version: string, rows: number[]) => {
+    if (rows.length === 0) return;
     const model = version === BASELINE_VERSION ? set.baseline : set.model(version);
     const scored = model.predict(rows.map((r) => inputs[r] as ScoringInput));
     const byRow = new Float64Array(inputs.length).fill(NaN);
@@ -124,14 +135,15 @@ function runModels(
     scoresBy.set(version, byRow);
   };
   const all = inputs.map((_, i) => i);
-  if (live.champion)
-    need(live.champion, live.challenger ? all : all.filter((i) => plans[i]?.arm === 'champion'));
-  if (live.challenger) need(live.challenger, all);
-  if (plans.some((p) => p.arm === 'baseline'))
-    need(
-      BASELINE_VERSION,
-      all.filter((i) => plans[i]?.arm === 'baseline'),
-    );
+  const split = live.challengers.length > 0;
+  if (live.champion) need(live.champion, split ? all : all.filter((i) => plans[i]?.arm === 'champion'));
+  live.challengers.forEach((version, k) =>
+    need(version, k === 0 ? all : all.filter((i) => plans[i]?.version === version)),
+  );
+  need(
+    BASELINE_VERSION,
+    all.filter((i) => plans[i]?.arm === 'baseline'),
+  );
   if (live.shadow && !scoresBy.has(live.shadow)) need(live.shadow, all);
   return (version, row) => {
     const score = scoresBy.get(version)?.[row];
@@ -143,7 +155,7 @@ function toPrediction(
   { click, features, segment }: ScoringInput & { click: ClickEvent },
   featureSpecHash: string,
   modelVersion: string,
-  { arm, propensity }: { arm: Arm; propensity: number },
+  { arm, propensity, split }: { arm: Arm; propensity: number; split: string | null },
   score: number,
   now: number,
   reviewRequested: boolean,
@@ -167,5 +179,6 @@ function toPrediction(
     serveTime: now,
     reviewRequested,
     propensity,
+    split,
   };
 }

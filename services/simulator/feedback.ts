@@ -49,6 +49,7 @@ export function simulatedFeedback(options: FeedbackOptions & { idPrefix?: string
       delayMs: null,
       revision: 0,
       propensity: 1,
+      split: null,
     }));
 }
 

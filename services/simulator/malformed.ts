@@ -1,6 +1,6 @@
 // Broken messages of every kind a consumer must survive, each with the dead-letter code it
 // must produce. Built from a good event so keys and topics look like real traffic.
-import type { Codecs } from '../common/contracts.js';
+import { routingOf, type Codecs } from '../common/contracts.js';
 import { frame } from '../common/avro/wire.js';
 import type { Random } from '../common/random.js';
 import type { SimEvent } from './generator.js';
@@ -111,7 +111,7 @@ function otherType(event: SimEvent, codecs: Codecs): Promise<Buffer> {
     sha256: null,
     modelKind: null,
     featureSpecHash: null,
-    routing: { champion: null, challenger: null, challengerWeight: 0, shadow: null },
+    routing: routingOf({ champion: null, challenger: null, challengerWeight: 0, shadow: null }),
     reason: 'misrouted',
     actor: 'simulator',
     updateTime: event.purchase.eventTime,

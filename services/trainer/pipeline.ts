@@ -176,6 +176,7 @@ export function slim(e: SlimExample): LabeledExample {
     delayMs: null,
     revision: e.revision ?? 0,
     propensity: 1,
+    split: null,
   };
 }
 

@@ -42,12 +42,12 @@ export function absurdValues(type: avro.Type, sample: unknown, longest?: number)
       const items = (type as unknown as { itemsType: avro.Type }).itemsType;
       return [
         [],
-        ...absurdValues(items, undefined, longest).map((v) => [v]),
+        ...absurdValues(items, (sample as unknown[] | undefined)?.[0], longest).map((v) => [v]),
         new Array(200_000).fill(0),
       ].filter((v) => type.isValid(v));
     }
     case 'record':
-      return mutations(type as avro.types.RecordType, sample as Record<string, unknown>, longest).map(
+      return mutations(type as avro.types.RecordType, (sample ?? {}) as Record<string, unknown>, longest).map(
         (m) => m.value,
       );
     default:

@@ -28,6 +28,7 @@ export function predictionRecord(ref: PendingPrediction): Prediction {
     serveTime: ref.clickTime + 3,
     reviewRequested: false,
     propensity: 1,
+    split: null,
   };
 }
 

@@ -1,5 +1,5 @@
 // Sample records of every kind, valid as of `now`.
-import type { LabeledExample, RecordTypes } from '../../services/common/contracts.js';
+import { routingOf, type LabeledExample, type RecordTypes } from '../../services/common/contracts.js';
 
 export function sampleRecords(now = Date.now()): RecordTypes {
   const features = { indices: [3, 17, 4096], values: [1, 1, 0.5] };
@@ -45,6 +45,7 @@ export function sampleRecords(now = Date.now()): RecordTypes {
       serveTime: now,
       reviewRequested: false,
       propensity: 1,
+      split: null,
     },
     labeledExample: {
       exampleId: 'e-1',
@@ -69,6 +70,7 @@ export function sampleRecords(now = Date.now()): RecordTypes {
       delayMs: 1000,
       revision: 0,
       propensity: 1,
+      split: null,
     },
     humanLabel: {
       labelId: 'l-1',
@@ -91,7 +93,14 @@ export function sampleRecords(now = Date.now()): RecordTypes {
       sha256: 'ff',
       modelKind: 'logreg',
       featureSpecHash: 'abc',
-      routing: { champion: 'v1', challenger: null, challengerWeight: 0, shadow: null },
+      routing: routingOf({
+        champion: 'v1',
+        challenger: 'v2',
+        challengerWeight: 0.1,
+        challengers: [{ version: 'v2', weight: 0.1 }],
+        baselineWeight: 0.05,
+        segments: ['DE/*'],
+      }),
       reason: 'test',
       actor: 'tester',
       updateTime: now,
@@ -137,6 +146,7 @@ export function servedLabel(over: Partial<LabeledExample> & { predictionId: stri
     delayMs: null,
     revision: 0,
     propensity: 1,
+    split: null,
     ...over,
   };
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Worker } from 'node:worker_threads';
-import type { ModelUpdate, Prediction } from '../../services/common/contracts.js';
+import { routingOf, type ModelUpdate, type Prediction } from '../../services/common/contracts.js';
 import { isRetriable } from '../../services/common/errors.js';
 import { initBackend } from '../../services/model/backend.js';
 import { FeatureSpec } from '../../services/model/features.js';
@@ -46,7 +46,7 @@ describe('scoring worker', () => {
     sha256: null,
     modelKind: 'logreg',
     featureSpecHash: null,
-    routing: { champion: 'v000001', challenger: null, challengerWeight: 0, shadow: null },
+    routing: routingOf({ champion: 'v000001', challenger: null, challengerWeight: 0, shadow: null }),
     reason: 'test',
     actor: 'test',
     updateTime: Date.now(),

@@ -279,6 +279,7 @@ describe('trainer', () => {
         delayMs: null,
         revision: 0,
         propensity: 1,
+        split: null,
       });
       // Reviewers disagree with the outcome on the first ten predictions; their labels come first.
       for (let i = 0; i < 10; i++) {

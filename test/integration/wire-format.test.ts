@@ -69,7 +69,7 @@ describe('wire format seen by independent clients', () => {
     assert.deepEqual(click.record, samples.click);
 
     const prediction = readAt(1);
-    assert.equal(prediction.schemaId, 10, 'Prediction v2');
+    assert.equal(prediction.schemaId, 12, 'Prediction v3');
     assert.equal(prediction.subject, 'fw.predictions-value');
     assert.equal(prediction.record.propensity, samples.prediction.propensity);
     assert.equal(prediction.record.predictionId, samples.prediction.predictionId);

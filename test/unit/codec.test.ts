@@ -164,16 +164,18 @@ describe('AvroCodec', () => {
   it('decodes the body with a plain avsc type parsed from the .avsc file (no codec involved)', async () => {
     const bytes = await codecs.prediction.encode(sampleRecords().prediction);
     assert.equal(bytes[0], 0);
-    assert.equal(bytes.readInt32BE(1), 10, 'Prediction v2');
+    assert.equal(bytes.readInt32BE(1), 12, 'Prediction v3');
     const type = avro.Type.forSchema(
-      JSON.parse(readFileSync(join(SCHEMAS_DIR, 'Prediction.v2.avsc'), 'utf8')) as avro.Schema,
+      JSON.parse(readFileSync(join(SCHEMAS_DIR, 'Prediction.v3.avsc'), 'utf8')) as avro.Schema,
     );
     const record = type.fromBuffer(bytes.subarray(5)) as {
       predictionId: string;
       score: number;
       propensity: number;
+      split: string | null;
     };
     assert.equal(record.predictionId, 'pr-1');
+    assert.equal(record.split, null);
     assert.equal(record.score, 0.2);
     assert.equal(record.propensity, 1);
   });

@@ -33,6 +33,7 @@ function outcome(predictionId: string, label: number): LabeledExample {
     delayMs: label ? 1000 : null,
     revision: 0,
     propensity: 1,
+    split: null,
   };
 }
 function human(predictionId: string, label: number, labelerId = 'ann', at = T + 500): HumanLabel {

@@ -14,6 +14,7 @@ import { DEFAULT_FTRL } from '../../services/model/ftrl.js';
 import { FtrlModel } from '../../services/model/models.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { ModelManager } from '../../services/scorer/model-manager.js';
+import { routingOf } from '../../services/common/contracts.js';
 
 describe('model freshness', () => {
   it('reports the age of the newest outcome each version learned (and saw) as it goes live', async () => {
@@ -52,7 +53,12 @@ describe('model freshness', () => {
         sha256: version.sha256,
         modelKind: 'ftrl',
         featureSpecHash: spec.hash,
-        routing: { champion: version.version, challenger: null, challengerWeight: 0, shadow: null },
+        routing: routingOf({
+          champion: version.version,
+          challenger: null,
+          challengerWeight: 0,
+          shadow: null,
+        }),
         reason: 'test',
         actor: 'test',
         updateTime: Date.now(),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ModelUpdate } from '../../services/common/contracts.js';
+import { routingOf, type ModelUpdate } from '../../services/common/contracts.js';
 import { createLogger } from '../../services/common/logger.js';
 import { PairedModels, type ModelTarget } from '../../services/scorer/paired-models.js';
 
@@ -12,7 +12,7 @@ const update = (version: string): ModelUpdate => ({
   sha256: null,
   modelKind: 'logreg',
   featureSpecHash: null,
-  routing: { champion: version, challenger: null, challengerWeight: 0, shadow: null },
+  routing: routingOf({ champion: version, challenger: null, challengerWeight: 0, shadow: null }),
   reason: 'test',
   actor: 'test',
   updateTime: 0,

@@ -64,6 +64,56 @@ describe('batch scoring', () => {
     }
   });
 
+  it('serves several challengers and the baseline arm each to its own users, with propensity and split', () => {
+    const many = Array.from({ length: 400 }, (_, i) => ({
+      ...clicks[0]!,
+      eventId: `m-${i}`,
+      userId: `u-${i}`,
+    }));
+    const routing = {
+      champion: 'a',
+      challenger: 'b',
+      challengerWeight: 0.2,
+      shadow: null,
+      challengers: [
+        { version: 'b', weight: 0.2 },
+        { version: 'c', weight: 0.2 },
+      ],
+      baselineWeight: 0.1,
+      segments: [],
+    };
+    const models = new Map([
+      ['a', modelScoring(0.2)],
+      ['b', modelScoring(0.9)],
+      ['c', modelScoring(0.6)],
+    ]);
+    const set = new ModelSet(routing, models, new HeuristicBaseline(), 1);
+    const manySessions = many.map(() => sessions[0]!);
+    const { predictions } = scoreBatch(many, manySessions, { spec, set, policy, now, draw: () => 0.5 });
+    assert.equal(predictions.length, many.length, 'one served prediction per click');
+    const share = (v: string) => predictions.filter((p) => p.modelVersion === v).length / many.length;
+    for (const [version, expected] of [
+      ['a', 0.5],
+      ['b', 0.2],
+      ['c', 0.2],
+      ['baseline', 0.1],
+    ] as const)
+      assert.ok(Math.abs(share(version) - expected) < 0.08, `${version}: ${share(version)}`);
+    const split = new Set(predictions.map((p) => p.split));
+    assert.equal(split.size, 1, 'one split for the batch');
+    for (const p of predictions) {
+      const propensity = { a: 0.5, b: 0.2, c: 0.2, baseline: 0.1 }[p.modelVersion];
+      assert.ok(Math.abs(p.propensity - (propensity as number)) < 1e-9, `${p.modelVersion}: ${p.propensity}`);
+      assert.equal(
+        p.arm,
+        { a: 'champion', b: 'challenger', c: 'challenger', baseline: 'baseline' }[p.modelVersion],
+      );
+      const model = p.modelVersion === 'baseline' ? set.baseline : models.get(p.modelVersion)!;
+      const expected = model.score({ itemId: p.itemId, segment: p.segment });
+      assert.ok(Math.abs(p.score - expected) < 1e-6, `${p.modelVersion} scored its own users`);
+    }
+  });
+
   it('routes users between champion and challenger and logs the segment of each click', () => {
     const set = new ModelSet(
       { champion: 'a', challenger: 'b', challengerWeight: 0.5, shadow: null },

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EmbeddedSchemaRegistry } from '../../services/common/avro/registry.js';
 import { classifyMessage } from '../../services/common/classify.js';
-import { createCodecs } from '../../services/common/contracts.js';
+import { createCodecs, routingOf } from '../../services/common/contracts.js';
 import { ShopSimulation, type SimEvent } from '../../services/simulator/generator.js';
 import { EXPECTED_CODE, MALFORMED_KINDS, makeMalformed } from '../../services/simulator/malformed.js';
 import { Random } from '../../services/common/random.js';
@@ -96,7 +96,12 @@ describe('shop simulation', () => {
 
   it('a treatment lifts the purchases of the users the lifted version serves, by the split the scorers apply', () => {
     const lifts = parseLifts('v000002=1');
-    const routing = { champion: 'v000001', challenger: 'v000002', challengerWeight: 0.3, shadow: 'v000002' };
+    const routing = routingOf({
+      champion: 'v000001',
+      challenger: 'v000002',
+      challengerWeight: 0.3,
+      shadow: 'v000002',
+    });
     const treatment = (userId: string) => liftFor(userId, routing, lifts);
     const plain = take(new ShopSimulation({ seed: 6, startTime: START }), 20000);
     const treated = take(new ShopSimulation({ seed: 6, startTime: START, treatment }), 20000);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { versionTable } from '../../services/cli/version-table.js';
 import type { HoldoutMetrics, VersionMetadata } from '../../services/registry/store.js';
+import { routingOf } from '../../services/common/contracts.js';
 
 function version(
   n: number,
@@ -44,12 +45,7 @@ describe('models ls table', () => {
       version(4, { examples: 10, logLoss: null, auc: null, calibrationError: null }),
       version(5, { examples: 10, logLoss: 0.3, auc: 0.5, calibrationError: 0.1 }), // older: no lift, no baseline
     ];
-    const lines = versionTable(versions, {
-      champion: 'v000001',
-      challenger: null,
-      challengerWeight: 0,
-      shadow: null,
-    });
+    const lines = versionTable(versions, routingOf({ champion: 'v000001' }));
     assert.equal(lines.length, 1 + versions.length);
     assert.match(lines[1] as string, /champion .*logloss 0\.2000 \(baseline 0\.2100\) {2}AUC 0\.7000/);
     assert.match(lines[2] as string, /v000002 .*rejected .*AUC - {2}calibration 0\.0100 {2}n=500$/);
@@ -59,7 +55,10 @@ describe('models ls table', () => {
   });
 
   it('says how to make a first version when there is none', () => {
-    const lines = versionTable([], { champion: null, challenger: null, challengerWeight: 0, shadow: null });
+    const lines = versionTable(
+      [],
+      routingOf({ champion: null, challenger: null, challengerWeight: 0, shadow: null }),
+    );
     assert.match(lines[1] as string, /no versions yet/);
   });
 });
