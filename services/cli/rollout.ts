@@ -33,8 +33,12 @@ import { runRollout } from '../rollout/service.js';
 import { UsageError, numberFlag, parseFlags } from './args.js';
 
 export const ROLLOUT_USAGE = `flywheel rollout controller
-flywheel rollout start VERSION [--primary logLoss|purchaseRate] [--steps 0.05,0.25,0.5]
+flywheel rollout start VERSION [VERSION ...] [--primary logLoss|purchaseRate] [--steps 0.05,0.25,0.5]
                        [--min-outcomes N] [--min-step-seconds S] [--budget N] [--alpha A] [--reason TEXT]
+                       [--baseline-share S] [--segments DE/*,*/tablet]
+    several versions start together as a group against the champion (alpha shared out);
+    --baseline-share serves the heuristic baseline to S of users as a permanent control arm;
+    --segments restricts the split to those country/device segments
 flywheel rollout ls [--json]
 flywheel rollout status ID [--json]
 flywheel rollout pause|resume|abort|promote ID [--reason TEXT]
@@ -49,6 +53,8 @@ const FLAGS = {
   budget: { type: 'string' },
   alpha: { type: 'string' },
   reason: { type: 'string' },
+  'baseline-share': { type: 'string' },
+  segments: { type: 'string' },
   actor: { type: 'string' },
   json: { type: 'boolean' },
   before: { type: 'string' },
@@ -59,7 +65,7 @@ type Values = ReturnType<typeof parseFlags<typeof FLAGS>>['values'];
 
 export async function runRolloutCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, FLAGS, true);
-  const [action, target] = positionals;
+  const [action, target, ...more] = positionals;
   if (action === 'controller') return runRollout(createRuntime('rollout'));
   if (action === 'estimate') return estimate(needed(target, 'a version id'), values);
   if (!action) throw new UsageError(ROLLOUT_USAGE);
@@ -82,11 +88,17 @@ export async function runRolloutCommand(args: string[]): Promise<number> {
     const actor = values.actor ?? `${userInfo().username}@cli`;
     const reason = values.reason ?? 'operator command';
     if (action === 'start') {
-      const version = needed(target, 'a version id');
-      const record = await experiments.start(version, { actor, reason, config: rampOf(values) });
-      console.log(
-        `${record.id} queued: ${version}, ramp ${record.config.steps.join(' → ')} (the controller starts it)`,
-      );
+      const versions = [needed(target, 'a version id'), ...more];
+      const records = await experiments.startGroup(versions, {
+        actor,
+        reason,
+        config: rampOf(values),
+        ...groupOf(values),
+      });
+      for (const record of records)
+        console.log(
+          `${record.id} queued: ${record.candidate}, ramp ${record.config.steps.join(' → ')}${record.group ? ` (group ${record.group}, alpha ${record.config.alpha})` : ''}; the controller starts it`,
+        );
       return 0;
     }
     const record = await experiments.act(needed(target, 'an experiment id'), action as OperatorAction, {
@@ -153,6 +165,14 @@ function rampOf(values: Values) {
   });
 }
 
+function groupOf(values: Values): { baselineShare?: number; segments?: string[] } {
+  const share = values['baseline-share'];
+  return {
+    ...(share !== undefined ? { baselineShare: numberFlag(share, 'baseline-share', 0, 0, 0.2) } : {}),
+    ...(values.segments ? { segments: values.segments.split(',').map((s) => s.trim()) } : {}),
+  };
+}
+
 const pct = (share: number) => `${(share * 100).toFixed(share < 0.1 ? 1 : 0)}%`;
 
 function list(experiments: ExperimentRecord[], json: boolean): number {
@@ -185,6 +205,9 @@ function status(e: ExperimentRecord, json: boolean | undefined): number {
   }
   console.log(`${e.id}: ${e.candidate} against ${e.control ?? '(the champion when it starts)'}, ${e.state}`);
   console.log(`  created by ${e.createdBy}: ${e.reason}`);
+  if (e.group)
+    console.log(`  group ${e.group}: its candidates started together, each at alpha ${e.config.alpha}`);
+  if (e.segments?.length) console.log(`  only in segments ${e.segments.join(', ')}`);
   console.log(`  ramp ${e.config.steps.map(pct).join(' → ')}, step ${e.step + 1} (${pct(shareOf(e))} now)`);
   for (const arm of ['control', 'candidate'] as const) {
     const means = Object.entries(e.stats[arm]).map(([m, s]) => `${m} ${s.mean.toFixed(4)}`);
@@ -192,10 +215,23 @@ function status(e: ExperimentRecord, json: boolean | undefined): number {
     if (ece !== null) means.push(`calibration error ${ece.toFixed(4)}`);
     console.log(`  ${arm.padEnd(9)} ${String(firstCount(e, arm)).padStart(7)} outcomes  ${means.join('  ')}`);
   }
-  // Pooled means mix the shares' periods; the decisions compare within each share.
-  const strata = Object.keys(e.strata ?? {}).sort();
-  if (strata.length > 1)
-    console.log(`  (means over all; the intervals compare the arms within each share: ${strata.join(', ')})`);
+  if (e.baseline) {
+    const means = Object.entries(e.baseline).map(([m, s]) => `${m} ${s.mean.toFixed(4)}`);
+    const n = Object.values(e.baseline)[0]?.n ?? 0;
+    console.log(
+      `  ${'baseline'.padEnd(9)} ${String(n).padStart(7)} outcomes  ${means.join('  ')}  (${pct(e.baselineShare ?? 0)} of users)`,
+    );
+    for (const [metric, i] of Object.entries(e.timeline.at(-1)?.baselineIntervals ?? {}))
+      console.log(
+        `  ${metric}: control − baseline ${i.estimate.toFixed(5)} in [${i.lower?.toFixed(5) ?? '-∞'}, ${i.upper?.toFixed(5) ?? '∞'}]`,
+      );
+  }
+  // Pooled means mix the steps' periods; the decisions compare within each split.
+  const strata = Object.keys(e.strata ?? {}).length;
+  if (strata > 1)
+    console.log(
+      `  (means over all; the intervals compare the arms within each of the ${strata} traffic splits)`,
+    );
   for (const [metric, i] of Object.entries(e.timeline.at(-1)?.intervals ?? {}))
     console.log(
       `  ${metric}: candidate − control ${i.estimate.toFixed(5)} in [${i.lower?.toFixed(5) ?? '-∞'}, ${i.upper?.toFixed(5) ?? '∞'}] (always valid, alpha ${e.config.alpha})`,

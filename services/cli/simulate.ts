@@ -51,7 +51,10 @@ export async function runSimulate(args: string[]): Promise<number> {
     'simulating shop traffic',
   );
   const routing = lifts ? await followRouting(runtime.kafka, runtime.codecs, logger) : null;
-  const treatment = lifts && routing ? (userId: string) => liftFor(userId, routing.current(), lifts) : null;
+  const treatment =
+    lifts && routing
+      ? (userId: string, _time: number, segment: string) => liftFor(userId, routing.current(), lifts, segment)
+      : null;
   try {
     const stats = await runSimulator({
       producer,

@@ -20,10 +20,15 @@ export function parseLifts(text: string): Map<string, number> {
   return lifts;
 }
 
-/** The lift of the version serving `userId` under `routing` (shadow never serves). */
-export function liftFor(userId: string, routing: Routing | null, lifts: ReadonlyMap<string, number>): number {
+/** The lift of the version serving `userId` (in `segment`) under `routing` (shadow never serves). */
+export function liftFor(
+  userId: string,
+  routing: Routing | null,
+  lifts: ReadonlyMap<string, number>,
+  segment = '',
+): number {
   if (!routing) return 0;
-  const { version } = servedArm(userId, routing, () => true);
+  const { version } = servedArm(userId, routing, () => true, segment);
   return version === null ? 0 : (lifts.get(version) ?? 0);
 }
 

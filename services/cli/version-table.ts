@@ -1,6 +1,7 @@
 // `flywheel models ls`: one row per version. Metrics come from JSON written by any version of
 // the trainer: a metric that could not be computed (AUC of a one-label holdout is NaN, stored
 // as null) or was not recorded prints as '-', never breaks the table.
+import { challengersOf } from '../common/routing.js';
 import type { Routing, VersionMetadata } from '../registry/store.js';
 
 /** A number with `digits` decimals, or '-' when it is missing or not finite. */
@@ -20,7 +21,9 @@ export function formatMetrics(v: VersionMetadata): string {
 function aliasesOf(routing: Routing, version: string): string {
   return [
     routing.champion === version ? 'champion' : null,
-    routing.challenger === version ? `challenger ${Math.round(routing.challengerWeight * 100)}%` : null,
+    ...challengersOf(routing)
+      .filter((c) => c.version === version)
+      .map((c) => `challenger ${Math.round(c.weight * 100)}%`),
     routing.shadow === version ? 'shadow' : null,
   ]
     .filter(Boolean)

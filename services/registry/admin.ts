@@ -13,7 +13,13 @@ import { TOPICS } from '../common/topics.js';
 import { publishUploadedExamples, toUploadedExamples } from './label-upload.js';
 import { ACTIVE_STATES, ExperimentStore } from './experiments.js';
 import { publishAliasChange } from './publisher.js';
-import { type Alias, type FileModelRegistry, type Routing, type VersionMetadata } from './store.js';
+import {
+  type Alias,
+  type FileModelRegistry,
+  type Routing,
+  type Split,
+  type VersionMetadata,
+} from './store.js';
 
 export interface AliasChangeOptions {
   actor: string;
@@ -87,6 +93,11 @@ export class RegistryAdmin {
 
   async promote(version: string, alias: Alias, options: AliasChangeOptions & { challengerWeight?: number }) {
     return this.changeAlias(alias, () => this.registry.moveAlias(alias, version, options), options);
+  }
+
+  /** Sets the split whole (several challengers, the baseline's share, segments): experiments' only. */
+  async setSplit(split: Split, options: AliasChangeOptions) {
+    return this.changeAlias('challenger', () => this.registry.setSplit(split, options), options);
   }
 
   async removeAlias(alias: Alias, options: AliasChangeOptions) {

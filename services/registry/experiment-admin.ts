@@ -9,7 +9,10 @@ import {
   ENDED_STATES,
   nextState,
   type ExperimentEvent,
+  endSiblings,
+  groupOf,
   type ExperimentRecord,
+  type ExperimentsFile,
   type ExperimentStore,
   type PrimaryMetric,
   type RampConfig,
@@ -62,6 +65,41 @@ export function rampProblems(config: RampConfig): string[] {
   return problems;
 }
 
+/** At most this many candidates in one experiment group. */
+export const MAX_CANDIDATES = 8;
+
+export interface GroupOptions {
+  /** The heuristic baseline's share while the group runs (a permanent small control arm). */
+  baselineShare?: number;
+  /** Segments (country/device, '*' for any part) the split applies to. */
+  segments?: readonly string[];
+}
+
+/** Problems of a group of candidates on one ramp (empty when sound). */
+export function groupProblems(
+  candidates: readonly string[],
+  config: RampConfig,
+  options: GroupOptions,
+): string[] {
+  const problems: string[] = [];
+  if (candidates.length === 0) problems.push('at least one candidate');
+  if (candidates.length > MAX_CANDIDATES) problems.push(`at most ${MAX_CANDIDATES} candidates`);
+  if (new Set(candidates).size !== candidates.length) problems.push('a candidate is listed twice');
+  const baseline = options.baselineShare ?? 0;
+  if (!(baseline >= 0 && baseline <= 0.2)) problems.push(`baseline share ${baseline} is not in [0, 0.2]`);
+  // Every candidate at the last step together with the baseline must leave the control some.
+  const last = config.steps.at(-1) ?? 0;
+  const taken = candidates.length * last + baseline;
+  if (!(taken < 1))
+    problems.push(
+      `${candidates.length} candidates at the last step ${last} and the baseline's ${baseline} leave the control nothing (${taken}): lower the steps`,
+    );
+  for (const s of options.segments ?? [])
+    if (!/^[^/\s]+\/[^/\s]+$/.test(s))
+      problems.push(`segment '${s}' is not country/device ('*' for any part)`);
+  return problems;
+}
+
 export class ExperimentAdmin {
   constructor(
     readonly store: ExperimentStore,
@@ -80,21 +118,35 @@ export class ExperimentAdmin {
   /** Queues the candidate; the controller starts it when no other experiment runs. */
   async start(
     candidate: string,
-    options: { actor: string; reason: string; config: RampConfig },
+    options: { actor: string; reason: string; config: RampConfig } & GroupOptions,
   ): Promise<ExperimentRecord> {
-    const problems = rampProblems(options.config);
+    return (await this.startGroup([candidate], options))[0] as ExperimentRecord;
+  }
+
+  /**
+   * Queues several candidates to start together against the champion, each at alpha divided by
+   * their number (Bonferroni: the chance of any false promotion in the group stays at alpha).
+   */
+  async startGroup(
+    candidates: readonly string[],
+    options: { actor: string; reason: string; config: RampConfig } & GroupOptions,
+  ): Promise<ExperimentRecord[]> {
+    const problems = [...rampProblems(options.config), ...groupProblems(candidates, options.config, options)];
     if (problems.length > 0)
       throw new RegistryError('FW_BAD_REQUEST', `the experiment's ramp is wrong: ${problems.join('; ')}`);
-    const metadata = await this.admin.show(candidate);
-    if (metadata.status === 'rejected')
-      throw new RegistryError(
-        'FW_VERSION_REJECTED',
-        `${candidate} was rejected (${metadata.statusReason ?? 'no reason'}) and cannot be tried`,
-      );
     const { champion } = await this.admin.registry.routing();
-    if (champion === candidate)
-      throw new RegistryError('FW_EXPERIMENT_CONFLICT', `${candidate} is the champion already`);
-    return this.store.queue({ candidate, ...options, now: this.now() });
+    for (const candidate of candidates) {
+      const metadata = await this.admin.show(candidate);
+      if (metadata.status === 'rejected')
+        throw new RegistryError(
+          'FW_VERSION_REJECTED',
+          `${candidate} was rejected (${metadata.statusReason ?? 'no reason'}) and cannot be tried`,
+        );
+      if (champion === candidate)
+        throw new RegistryError('FW_EXPERIMENT_CONFLICT', `${candidate} is the champion already`);
+    }
+    const config = { ...options.config, alpha: options.config.alpha / candidates.length };
+    return this.store.queueGroup({ ...options, candidates, config, now: this.now() });
   }
 
   /** An operator's pause, resume, abort or promote; refused where the state has no such move. */
@@ -130,34 +182,45 @@ export class ExperimentAdmin {
           candidate: firstCount(experiment, 'candidate'),
         },
       });
-      await this.route(experiment, options.actor, `${experiment.id} ${action}: ${options.reason}`);
+      if (action === 'promote') endSiblings(file, experiment, now);
+      await this.route(file, experiment, options.actor, `${experiment.id} ${action}: ${options.reason}`);
       return experiment;
     });
   }
 
   /**
-   * Moves the aliases to what the experiment's state says, if they are not there (idempotent):
-   * running or paused, the candidate is challenger at its step's share; promoted, it is
-   * champion; ended otherwise, it holds no alias. Call it holding the experiments lock.
+   * Moves the aliases to what the experiment's group says, if they are not there (idempotent): a
+   * promoted candidate is champion; each running or paused one is a challenger at its step's
+   * share, with the group's baseline share and segments; with none active the split is empty.
+   * Call it holding the experiments lock, with the file read under it.
    */
-  async route(experiment: ExperimentRecord, actor: string, reason: string): Promise<void> {
+  async route(
+    file: ExperimentsFile,
+    experiment: ExperimentRecord,
+    actor: string,
+    reason: string,
+  ): Promise<void> {
+    const members = groupOf(file, experiment);
+    const options = { actor, reason, experiment: experiment.id };
+    const promoted = members.find((e) => e.state === 'promoted');
+    if (promoted && (await this.admin.registry.routing()).champion !== promoted.candidate)
+      await this.admin.promote(promoted.candidate, 'champion', options);
+    const active = members.filter((e) => ACTIVE_STATES.includes(e.state));
+    const split = {
+      challengers: active.map((e) => ({ version: e.candidate, weight: shareOf(e) })),
+      baselineWeight: active.length > 0 ? (experiment.baselineShare ?? 0) : 0,
+      segments: active.length > 0 ? [...(experiment.segments ?? [])] : [],
+    };
     const routing = await this.admin.registry.routing();
-    const { candidate } = experiment;
-    if (ACTIVE_STATES.includes(experiment.state)) {
-      const share = shareOf(experiment);
-      if (routing.challenger !== candidate || routing.challengerWeight !== share)
-        await this.admin.promote(candidate, 'challenger', {
-          actor,
-          reason,
-          challengerWeight: share,
-          experiment: experiment.id,
-        });
-      return;
-    }
-    if (experiment.state === 'promoted' && routing.champion !== candidate)
-      await this.admin.promote(candidate, 'champion', { actor, reason, experiment: experiment.id });
-    if (ENDED_STATES.includes(experiment.state) && routing.challenger === candidate)
-      await this.admin.removeAlias('challenger', { actor, reason, experiment: experiment.id });
+    const current = {
+      challengers: routing.challengers,
+      baselineWeight: routing.baselineWeight,
+      segments: routing.segments,
+    };
+    // Only the group's own candidates are replaced: an ended group leaves a stranger's alias be.
+    const ours = routing.challenger === null || members.some((e) => e.candidate === routing.challenger);
+    if (JSON.stringify(current) !== JSON.stringify(split) && (ours || active.length > 0))
+      await this.admin.setSplit(split, options);
   }
 }
 

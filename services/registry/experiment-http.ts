@@ -1,8 +1,15 @@
 // The experiments on the admin HTTP API (admin role, like the rest of it): list, show, start
-// (queue) a candidate with its ramp, and an operator's pause, resume, abort or promote. The
+// (queue) a candidate, or several as a group, with its ramp, the baseline's share and segments,
+// and an operator's pause, resume, abort or promote. The
 // rollout controller decides the rest; every action is in the experiment's decisions.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { OPERATOR_ACTIONS, rampFor, type ExperimentAdmin, type OperatorAction } from './experiment-admin.js';
+import {
+  MAX_CANDIDATES,
+  OPERATOR_ACTIONS,
+  rampFor,
+  type ExperimentAdmin,
+  type OperatorAction,
+} from './experiment-admin.js';
 import { METRIC_PRESETS, type PrimaryMetric } from './experiments.js';
 
 const idParam = {
@@ -13,12 +20,23 @@ const idParam = {
 
 const reason = { type: 'string', minLength: 1, maxLength: 1000 } as const;
 
+const version = { type: 'string', pattern: '^v\\d{6}$' } as const;
+
 const startBody = {
   type: 'object',
-  required: ['candidate', 'reason'],
+  required: ['reason'],
+  // One candidate, or several started together as a group.
+  oneOf: [{ required: ['candidate'] }, { required: ['candidates'] }],
   additionalProperties: false,
   properties: {
-    candidate: { type: 'string', pattern: '^v\\d{6}$' },
+    candidate: version,
+    candidates: { type: 'array', minItems: 1, maxItems: MAX_CANDIDATES, uniqueItems: true, items: version },
+    baselineShare: { type: 'number', minimum: 0, maximum: 0.2 },
+    segments: {
+      type: 'array',
+      maxItems: 64,
+      items: { type: 'string', pattern: '^[^/\\s]+/[^/\\s]+$', maxLength: 64 },
+    },
     reason,
     primary: { type: 'string', enum: Object.keys(METRIC_PRESETS) },
     steps: {
@@ -35,7 +53,10 @@ const startBody = {
 } as const;
 
 interface StartBody {
-  candidate: string;
+  candidate?: string;
+  candidates?: string[];
+  baselineShare?: number;
+  segments?: string[];
   reason: string;
   primary?: PrimaryMetric;
   steps?: number[];
@@ -60,16 +81,19 @@ export function experimentRoutes(
     '/v1/experiments',
     { schema: { body: startBody } },
     async (request, reply) => {
-      const { candidate, reason, minStepSeconds, ...ramp } = request.body;
-      const record = await experiments.start(candidate, {
+      const { candidate, candidates, reason, minStepSeconds, baselineShare, segments, ...ramp } =
+        request.body;
+      const records = await experiments.startGroup(candidates ?? [candidate as string], {
         actor: actor(request),
         reason,
         config: rampFor({
           ...ramp,
           minStepMs: minStepSeconds === undefined ? undefined : minStepSeconds * 1000,
         }),
+        ...(baselineShare !== undefined ? { baselineShare } : {}),
+        ...(segments !== undefined ? { segments } : {}),
       });
-      return reply.code(201).send(record);
+      return reply.code(201).send(candidates ? { experiments: records } : records[0]);
     },
   );
 

@@ -137,6 +137,8 @@ export interface OutcomeSummaries {
   strata: Record<string, ArmSummaries>;
   /** Per arm, the reliability of the scores it served. */
   calibration?: Record<'control' | 'candidate', ReliabilityBin[]>;
+  /** The heuristic baseline arm's outcomes, when the experiment gives it a share. */
+  baseline?: Record<string, MeanSummary>;
 }
 
 /** candidate − control with its always-valid interval; a null bound is unbounded (too few outcomes). */
@@ -173,13 +175,30 @@ export interface ExperimentDecision {
 export interface TimelinePoint {
   at: number;
   share: number;
-  arms: Record<'control' | 'candidate', { n: number; means: Record<string, number> }>;
+  arms: Record<'control' | 'candidate', ArmPoint> & { baseline?: ArmPoint };
   intervals: Record<string, IntervalRecord>;
+  /** control − baseline arm, with its always-valid interval, when the baseline has a share. */
+  baselineIntervals?: Record<string, IntervalRecord>;
+}
+
+export interface ArmPoint {
+  n: number;
+  means: Record<string, number>;
 }
 
 export interface ExperimentRecord {
   id: string;
   candidate: string;
+  /**
+   * The experiments started together with it, one per candidate, against the same control:
+   * the id of the first. Each candidate is decided on its own at alpha / candidates; when one
+   * is promoted, the others end.
+   */
+  group?: string;
+  /** Share of users the heuristic baseline serves while the group runs (a permanent control). */
+  baselineShare?: number;
+  /** Segments (country/device, '*' for any) the split applies to; absent or empty: all traffic. */
+  segments?: string[];
   /** The champion when it started (null while queued), or the refresh of it serving now. */
   control: string | null;
   /**
@@ -205,6 +224,8 @@ export interface ExperimentRecord {
   strata?: Record<string, ArmSummaries>;
   /** Per arm, the reliability of its served scores (RELIABILITY_BINS bins). */
   calibration?: Record<'control' | 'candidate', ReliabilityBin[]>;
+  /** The heuristic baseline arm's outcomes, when it has a share. */
+  baseline?: Record<string, MeanSummary>;
   timeline: TimelinePoint[];
   decisions: ExperimentDecision[];
 }
@@ -261,34 +282,58 @@ export class ExperimentStore {
    * superseded by the trainer's next one (each is judged against the champion: the newest is
    * the one worth trying); an operator's are kept, in order.
    */
-  async queue(input: {
-    candidate: string;
-    config: RampConfig;
-    actor: string;
-    reason: string;
-    now: number;
-  }): Promise<ExperimentRecord> {
+  async queue(input: QueueInput & { candidate: string }): Promise<ExperimentRecord> {
+    const [record] = await this.queueGroup({ ...input, candidates: [input.candidate] });
+    return record as ExperimentRecord;
+  }
+
+  /** Queues several candidates as one group, started together (see ExperimentRecord.group). */
+  async queueGroup(input: QueueInput & { candidates: readonly string[] }): Promise<ExperimentRecord[]> {
     return this.transact((file) => {
-      const open = file.experiments.find(
-        (e) => e.candidate === input.candidate && (e.state === 'queued' || ACTIVE_STATES.includes(e.state)),
-      );
-      if (open)
-        throw new RegistryError(
-          'FW_EXPERIMENT_CONFLICT',
-          `${input.candidate} is already in experiment ${open.id} (${open.state})`,
+      for (const candidate of input.candidates) {
+        const open = file.experiments.find(
+          (e) => e.candidate === candidate && (e.state === 'queued' || ACTIVE_STATES.includes(e.state)),
         );
+        if (open)
+          throw new RegistryError(
+            'FW_EXPERIMENT_CONFLICT',
+            `${candidate} is already in experiment ${open.id} (${open.state})`,
+          );
+      }
       for (const e of file.experiments) {
         if (e.state === 'queued' && e.createdBy === input.actor && input.actor === 'trainer') {
           e.state = 'superseded';
           e.endedAt = input.now;
-          e.endReason = `superseded by the trainer's newer candidate ${input.candidate}`;
+          e.endReason = `superseded by the trainer's newer candidate ${input.candidates.join(', ')}`;
         }
       }
-      const record = newExperiment(nextId(file), input);
-      file.experiments.push(record);
-      return record;
+      const records: ExperimentRecord[] = [];
+      for (const candidate of input.candidates) {
+        const record = newExperiment(nextId(file), { ...input, candidate });
+        if (input.candidates.length > 1) record.group = records[0]?.id ?? record.id;
+        if (input.baselineShare) record.baselineShare = input.baselineShare;
+        if (input.segments?.length) record.segments = [...input.segments];
+        file.experiments.push(record);
+        records.push(record);
+      }
+      return records;
     });
   }
+}
+
+export interface QueueInput {
+  config: RampConfig;
+  actor: string;
+  reason: string;
+  now: number;
+  baselineShare?: number;
+  segments?: readonly string[];
+}
+
+/** The experiments of `experiment`'s group (itself alone when it has none), in file order. */
+export function groupOf(file: ExperimentsFile, experiment: ExperimentRecord): ExperimentRecord[] {
+  const key = experiment.group ?? experiment.id;
+  return file.experiments.filter((e) => (e.group ?? e.id) === key);
 }
 
 function nextId(file: ExperimentsFile): string {
@@ -321,6 +366,23 @@ function newExperiment(
     timeline: [],
     decisions: [],
   };
+}
+
+/** When one candidate of a group is promoted, the others end: their control is no longer champion. */
+export function endSiblings(
+  file: ExperimentsFile,
+  promoted: ExperimentRecord,
+  now: number,
+): ExperimentRecord[] {
+  const ended: ExperimentRecord[] = [];
+  for (const sibling of groupOf(file, promoted)) {
+    if (sibling === promoted || !ACTIVE_STATES.includes(sibling.state)) continue;
+    sibling.state = 'aborted';
+    sibling.endedAt = now;
+    sibling.endReason = `${promoted.candidate} of the same group was promoted (${promoted.id}): the control changed`;
+    ended.push(sibling);
+  }
+  return ended;
 }
 
 export const EMPTY_SUMMARY: MeanSummary = { n: 0, mean: 0, m2: 0 };

@@ -7,13 +7,15 @@ import {
   ACTIVE_STATES,
   EMPTY_SUMMARY,
   appendTimeline,
+  endSiblings,
+  groupOf,
   intervalRecords,
   type ArmSummaries,
   type ExperimentRecord,
   type ExperimentsFile,
   type OutcomeSummaries,
 } from '../registry/experiments.js';
-import { apply, decide, type Decision, type ExperimentProgress } from './experiment.js';
+import { apply, decide, versusBaseline, type Decision, type ExperimentProgress } from './experiment.js';
 
 export const CONTROLLER_ACTOR = 'rollout';
 /** Who the trainer's experiments are created by (ExperimentStore.queue supersedes among them). */
@@ -52,6 +54,7 @@ export function tick(file: ExperimentsFile, input: TickInput): TickResult {
       experiment.stats = summaries.stats;
       experiment.strata = summaries.strata;
       if (summaries.calibration) experiment.calibration = summaries.calibration;
+      if (summaries.baseline) experiment.baseline = summaries.baseline;
     }
     if (
       experiment.control !== null &&
@@ -73,11 +76,22 @@ export function tick(file: ExperimentsFile, input: TickInput): TickResult {
     if (decision.action === 'hold') continue;
     result.changed.push(experiment);
     result.decisions.push({ experiment, decision });
+    if (decision.action === 'promote') result.changed.push(...endSiblings(file, experiment, input.now));
   }
-  if (!file.experiments.some((e) => ACTIVE_STATES.includes(e.state))) {
+  // A promotion moves the champion only once routed: the queue starts against it next look.
+  const promoted = result.decisions.some((d) => d.decision.action === 'promote');
+  if (!promoted && !file.experiments.some((e) => ACTIVE_STATES.includes(e.state))) {
     result.waiting = waitingReason(file, input);
     result.started = result.waiting === null ? startNext(file, input) : null;
-    if (result.started) result.changed.push(result.started);
+    if (result.started) {
+      // A group starts whole: its other queued members with it, against the same champion.
+      for (const member of groupOf(file, result.started))
+        if (member !== result.started && member.state === 'queued') {
+          begin(member, input);
+          result.changed.push(member);
+        }
+      result.changed.push(result.started);
+    }
   }
   return result;
 }
@@ -103,8 +117,16 @@ function look(experiment: ExperimentRecord, now: number): Decision {
     arms: {
       control: armPoint(experiment.stats.control),
       candidate: armPoint(experiment.stats.candidate),
+      ...(experiment.baseline ? { baseline: armPoint(experiment.baseline) } : {}),
     },
     intervals: intervalRecords(decision.intervals),
+    ...(experiment.baseline
+      ? {
+          baselineIntervals: intervalRecords(
+            versusBaseline(experiment.config, experiment.stats.control, experiment.baseline),
+          ),
+        }
+      : {}),
   });
   if (decision.action === 'hold') return decision;
   const candidateOutcomes = countOf(experiment.stats.candidate);
@@ -153,29 +175,35 @@ function startNext(file: ExperimentsFile, input: TickInput): ExperimentRecord | 
       end(experiment, 'aborted', input.now, [`${experiment.candidate} became champion while it was queued`]);
       continue;
     }
-    const empty = Object.fromEntries(Object.keys(experiment.config.metrics).map((m) => [m, EMPTY_SUMMARY]));
-    Object.assign(experiment, {
-      state: 'running',
-      control: input.champion,
-      startedAt: input.now,
-      step: 0,
-      stepStartedAt: input.now,
-      stepStartOutcomes: 0,
-      stats: { control: { ...empty }, candidate: { ...empty } },
-      strata: {},
-    });
-    experiment.decisions.push({
-      at: input.now,
-      action: 'start',
-      actor: CONTROLLER_ACTOR,
-      share: experiment.config.steps[0] ?? 0,
-      reasons: [`against the champion ${input.champion}`],
-      intervals: {},
-      outcomes: { control: 0, candidate: 0 },
-    });
+    begin(experiment, input);
     return experiment;
   }
   return null;
+}
+
+/** The queued experiment running from now, against the champion. */
+function begin(experiment: ExperimentRecord, input: TickInput): void {
+  const empty = Object.fromEntries(Object.keys(experiment.config.metrics).map((m) => [m, EMPTY_SUMMARY]));
+  Object.assign(experiment, {
+    state: 'running',
+    control: input.champion,
+    startedAt: input.now,
+    step: 0,
+    stepStartedAt: input.now,
+    stepStartOutcomes: 0,
+    stats: { control: { ...empty }, candidate: { ...empty } },
+    strata: {},
+    ...(experiment.baselineShare ? { baseline: { ...empty } } : {}),
+  });
+  experiment.decisions.push({
+    at: input.now,
+    action: 'start',
+    actor: CONTROLLER_ACTOR,
+    share: experiment.config.steps[0] ?? 0,
+    reasons: [`against the champion ${input.champion}`],
+    intervals: {},
+    outcomes: { control: 0, candidate: 0 },
+  });
 }
 
 export function progressOf(experiment: ExperimentRecord): ExperimentProgress {

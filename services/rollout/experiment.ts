@@ -153,6 +153,28 @@ export function apply(progress: ExperimentProgress, decision: Decision, now: num
   return { ...progress, state, step: progress.step + 1, stepStartedAt: now, stepOutcomes: 0 };
 }
 
+/**
+ * The control against the heuristic baseline arm, per metric: control − baseline with its
+ * always-valid interval at the experiment's level. Shown, not decided on: the baseline is the
+ * floor every model must stay above.
+ */
+export function versusBaseline(
+  config: RampConfig,
+  control: Readonly<Record<string, ArmStats>>,
+  baseline: Readonly<Record<string, ArmStats>>,
+): Record<string, Interval> {
+  const alpha = config.alpha / Object.keys(config.metrics).length;
+  return Object.fromEntries(
+    Object.entries(config.metrics).map(([metric, spec]) => [
+      metric,
+      differenceInterval(baseline[metric] ?? EMPTY_ARM, control[metric] ?? EMPTY_ARM, {
+        alpha,
+        tau: spec.tau,
+      }),
+    ]),
+  );
+}
+
 /** Outcomes of the arm (every outcome carries every metric). */
 function armOutcomes(progress: ExperimentProgress, arm: Arm): number {
   return Object.values(progress.stats[arm])[0]?.n ?? 0;

@@ -69,6 +69,11 @@ function show(metrics: ReturnType<typeof gauges>, experiment: ExperimentRecord):
     const error = calibrationError(experiment.calibration?.[arm] ?? []);
     if (error !== null) metrics.calibration.set({ experiment: id, arm }, error);
   }
+  if (experiment.baseline) {
+    metrics.outcomes.set({ experiment: id, arm: 'baseline' }, Object.values(experiment.baseline)[0]?.n ?? 0);
+    for (const [metric, s] of Object.entries(experiment.baseline))
+      metrics.mean.set({ experiment: id, arm: 'baseline', metric }, s.mean);
+  }
   for (const [metric, i] of Object.entries(experiment.timeline.at(-1)?.intervals ?? {})) {
     metrics.interval.set({ experiment: id, metric, bound: 'estimate' }, i.estimate);
     if (i.lower !== null) metrics.interval.set({ experiment: id, metric, bound: 'lower' }, i.lower);

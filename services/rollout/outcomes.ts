@@ -9,10 +9,14 @@
 // share its user's key): so the correction takes the old outcome out and puts the new one in
 // without remembering any prediction, and the summaries stay a few numbers per arm.
 //
-// Outcomes are summed in all and by stratum: the candidate's traffic share when the prediction
-// was served (its propensity, or one minus it for the control), so the decisions compare arms
-// served at the same share, over the same time (sequential.ts, stratifiedInterval).
+// Outcomes are summed in all and by stratum: the traffic split that served the prediction (its
+// `split`, LabeledExample v4), so the decisions compare arms served under the same shares, over
+// the same time (sequential.ts, stratifiedInterval); before v4, the candidate's share (its
+// propensity, or one minus it for the control). An experiment restricted to segments counts
+// only outcomes in them. The heuristic baseline's arm, when it has a share, is summed apart: it
+// is shown against the control, not decided on.
 import type { LabeledExample } from '../common/contracts.js';
+import { inSegments } from '../common/routing.js';
 import {
   RELIABILITY_BINS,
   type ArmSummaries,
@@ -61,25 +65,43 @@ function valuesOf(score: number, y: 0 | 1): OutcomeValues {
 
 type Summaries = Record<Arm, Record<keyof OutcomeValues, ArmStats>>;
 
-/** The candidate's share that served the example: the stratum of its outcome. */
+/** The split that served the example (before LabeledExample v4, the candidate's share): its stratum. */
 export function stratumOf(e: LabeledExample, arm: Arm): string {
+  if (e.split) return e.split;
   const share = arm === 'candidate' ? e.propensity : 1 - e.propensity;
   return String(Math.round(share * 1e4) / 1e4);
+}
+
+/** What of the traffic is the experiment's. */
+export interface ExperimentScope {
+  /** Clicks before this time (ms) are not the experiment's. */
+  since: number;
+  segments?: readonly string[];
+  /** The heuristic baseline's share, when it is an arm. */
+  baselineShare?: number;
 }
 
 /** The arms' summaries, kept up to date as labels and their corrections arrive in order. */
 export class ExperimentOutcomes {
   private readonly summaries: Summaries;
+  private readonly baseline: Record<keyof OutcomeValues, ArmStats> | null;
+  private readonly scope: ExperimentScope;
   private readonly strata = new Map<string, Summaries>();
   private readonly bins: Record<Arm, ReliabilityBin[]>;
 
   constructor(
     private versions: Readonly<ArmVersions>,
-    /** Clicks before this time (ms) are not the experiment's. */
-    private readonly since: number,
+    scope: number | ExperimentScope,
     restored?: Partial<OutcomeSummaries>,
   ) {
+    this.scope = typeof scope === 'number' ? { since: scope } : scope;
     this.summaries = summariesOf(restored?.stats);
+    this.baseline = this.scope.baselineShare
+      ? {
+          purchaseRate: restored?.baseline?.['purchaseRate'] ?? EMPTY_ARM,
+          logLoss: restored?.baseline?.['logLoss'] ?? EMPTY_ARM,
+        }
+      : null;
     for (const [key, summaries] of Object.entries(restored?.strata ?? {}))
       this.strata.set(key, summariesOf(summaries));
     const bins = (arm: Arm) =>
@@ -95,7 +117,14 @@ export class ExperimentOutcomes {
 
   /** Takes one labeled example; true when it changed the summaries. */
   take(e: LabeledExample): boolean {
-    if (e.clickTime < this.since) return false;
+    if (e.clickTime < this.scope.since) return false;
+    if (!inSegments(e.segment, this.scope.segments ?? []) || e.split?.endsWith('.out')) return false;
+    if (this.baseline && this.isBaselineArm(e)) {
+      const y = e.label >= 0.5 ? 1 : 0;
+      if (e.revision > 0) apply(this.baseline, valuesOf(e.score as number, y === 1 ? 0 : 1), unobserve);
+      apply(this.baseline, valuesOf(e.score as number, y), observe);
+      return true;
+    }
     const outcome = outcomeOf(e, this.versions);
     if (!outcome) return false;
     const key = stratumOf(e, outcome.arm);
@@ -116,9 +145,20 @@ export class ExperimentOutcomes {
     return this.summaries;
   }
 
+  /**
+   * The baseline arm's served outcome: its share's propensity (a champion that failed to load
+   * also falls back to the baseline, at the champion's propensity: not this arm).
+   */
+  private isBaselineArm(e: LabeledExample): boolean {
+    if (e.labelSource !== 'outcome' && e.labelSource !== 'timeout') return false;
+    if (e.arm !== 'baseline' || e.score === null) return false;
+    return Math.abs(e.propensity - (this.scope.baselineShare ?? 0)) < 1e-9;
+  }
+
   /** A copy to store (the experiment's record). */
   snapshot(): OutcomeSummaries {
     return {
+      ...(this.baseline ? { baseline: { ...this.baseline } } : {}),
       stats: copyOf(this.summaries),
       strata: Object.fromEntries([...this.strata].map(([key, s]) => [key, copyOf(s)])),
       calibration: {

@@ -32,6 +32,7 @@ export function reportSeries(e: ExperimentRecord) {
         {
           control: points.map((p) => p.arms.control.means[m] ?? null),
           candidate: points.map((p) => p.arms.candidate.means[m] ?? null),
+          ...(e.baseline ? { baseline: points.map((p) => p.arms.baseline?.means[m] ?? null) } : {}),
         },
       ]),
     ),
@@ -68,6 +69,9 @@ table { border-collapse: collapse; } td, th { padding: 4px 8px; border-bottom: 1
 <p><b>${escape(e.candidate)}</b> against the champion <b>${escape(e.control ?? '-')}</b>: <b>${escape(e.state)}</b>${e.endReason ? ` (${escape(e.endReason)})` : ''}.
 Ramp ${e.config.steps.map((s) => `${s * 100}%`).join(' → ')}, ${e.config.minOutcomes} candidate outcomes per step, budget ${e.config.budget}, alpha ${e.config.alpha}.
 Created by ${escape(e.createdBy)}: ${escape(e.reason)}</p>
+${e.group ? `<p>One of group ${escape(e.group)}: its candidates started together, each at this alpha.</p>` : ''}
+${e.baselineShare ? `<p>The heuristic baseline serves ${(e.baselineShare * 100).toFixed(1)}% of users throughout, as a control every model must beat.</p>` : ''}
+${e.segments?.length ? `<p>Only in segments ${escape(e.segments.join(', '))}.</p>` : ''}
 <p>Intervals are always valid (mixture SPRT confidence sequences): they may be looked at after every outcome.</p>
 <div id="charts"></div>
 <h2>Decisions</h2>
@@ -97,6 +101,7 @@ for (const [metric, arms] of Object.entries(series.rates))
   chart(metric + ' by arm', metric, [
     { label: 'control', color: '#1f77b4', values: arms.control },
     { label: 'candidate', color: '#d62728', values: arms.candidate },
+    ...(arms.baseline ? [{ label: 'heuristic baseline', color: '#7f7f7f', dash: [6, 3], values: arms.baseline }] : []),
   ]);
 // The first looks' intervals are wide: the y axis fits the newer half of them.
 const fit = (d) => {

@@ -138,11 +138,16 @@ export class RolloutController {
           e.id,
           new ExperimentOutcomes(
             { control: e.controls ?? [e.control], candidate: e.candidate },
-            e.startedAt,
+            {
+              since: e.startedAt,
+              ...(e.segments ? { segments: e.segments } : {}),
+              ...(e.baselineShare ? { baselineShare: e.baselineShare } : {}),
+            },
             {
               stats: e.stats,
               strata: e.strata ?? {},
               ...(e.calibration ? { calibration: e.calibration } : {}),
+              ...(e.baseline ? { baseline: e.baseline } : {}),
             },
           ),
         );
@@ -173,7 +178,7 @@ export class RolloutController {
         });
         // Arms for an experiment started now, before any await: no outcome of it slips past.
         this.follow(file);
-        for (const experiment of result.changed) await this.route(experiments, result, experiment);
+        for (const experiment of result.changed) await this.route(experiments, result, file, experiment);
         this.follow(file);
         this.metrics.showAll(file.experiments);
         return result;
@@ -206,9 +211,14 @@ export class RolloutController {
   }
 
   /** Moves the aliases as the experiment says; one whose candidate cannot serve any more ends. */
-  private async route(experiments: ExperimentAdmin, result: TickResult, experiment: ExperimentRecord) {
+  private async route(
+    experiments: ExperimentAdmin,
+    result: TickResult,
+    file: ExperimentsFile,
+    experiment: ExperimentRecord,
+  ) {
     try {
-      await experiments.route(experiment, CONTROLLER_ACTOR, routeReason(result, experiment.id));
+      await experiments.route(file, experiment, CONTROLLER_ACTOR, routeReason(result, experiment.id));
     } catch (err) {
       // Rejected or gone since it was queued: the experiment is over. Anything else (a busy
       // registry, Kafka) leaves the file unwritten, and the next look tries again.
@@ -216,7 +226,7 @@ export class RolloutController {
       experiment.state = 'aborted';
       experiment.endedAt = Date.now();
       experiment.endReason = `routing failed: ${err.message}`;
-      await experiments.route(experiment, CONTROLLER_ACTOR, experiment.endReason);
+      await experiments.route(file, experiment, CONTROLLER_ACTOR, experiment.endReason);
     }
   }
 

@@ -5,7 +5,10 @@
 // its predictions are marked shadow and never served.
 import { hash } from 'node:crypto';
 import { murmur3 } from '../model/hash.js';
-import type { RoutedChallenger, Routing } from '../common/contracts.js';
+import type { Routing } from '../common/contracts.js';
+import { challengersOf, inSegments } from '../common/routing.js';
+
+export { challengersOf, inSegments, segmentMatches } from '../common/routing.js';
 
 export type ServedArm = 'champion' | 'challenger' | 'baseline';
 
@@ -26,15 +29,6 @@ export function userBucket(userId: string, salt = ROUTING_SALT): number {
   return murmur3(userId, salt) / 4294967296;
 }
 
-/** Every challenger with a share, in bucket order (a ModelUpdate v1 routing names one). */
-export function challengersOf(routing: Readonly<Routing>): RoutedChallenger[] {
-  const listed = routing.challengers ?? [];
-  if (listed.length > 0) return listed.filter((c) => c.weight > 0);
-  return routing.challenger !== null && routing.challengerWeight > 0
-    ? [{ version: routing.challenger, weight: routing.challengerWeight }]
-    : [];
-}
-
 /**
  * The id of a split: the same in every scorer for the same arms, shares and segments (the
  * shadow is not part of it: it serves no one), so outcomes served under it can be compared.
@@ -47,17 +41,6 @@ export function splitId(routing: Readonly<Routing>): string {
     segments: routing.segments ?? [],
   };
   return hash('sha256', JSON.stringify(arms), 'base64url').slice(0, 12);
-}
-
-/** Whether the segment ("country/device") matches a pattern; '*' matches any one part. */
-export function segmentMatches(segment: string, pattern: string): boolean {
-  const parts = segment.split('/');
-  const wanted = pattern.split('/');
-  return wanted.length === parts.length && wanted.every((w, i) => w === '*' || w === parts[i]);
-}
-
-export function inSegments(segment: string, patterns: readonly string[]): boolean {
-  return patterns.length === 0 || patterns.some((p) => segmentMatches(segment, p));
 }
 
 /**

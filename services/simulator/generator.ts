@@ -39,7 +39,8 @@ export interface SimulationConfig {
    * Log-odds added to a click's purchase probability by what served its user at that time (the
    * ground truth of an experiment: a better model sells more); null, none.
    */
-  treatment: ((userId: string, time: number) => number) | null;
+  /** The purchase log-odds added for a user (its arm's lift), given its segment (country/device). */
+  treatment: ((userId: string, time: number, segment: string) => number) | null;
 }
 
 export const DEFAULT_SIMULATION: Omit<SimulationConfig, 'seed' | 'startTime'> = {
@@ -194,7 +195,8 @@ export class ShopSimulation {
       pageType,
       depth: session.depth,
       categoryShift: this.categoryShift(item.category, time),
-      treatment: this.config.treatment?.(session.user.id, time) ?? 0,
+      treatment:
+        this.config.treatment?.(session.user.id, time, `${session.user.country}/${session.user.device}`) ?? 0,
     });
     const truth: ClickTruth = { probability, purchaseEventId: null, purchaseTime: null };
     if (this.purchaseRandom.chance(probability)) {

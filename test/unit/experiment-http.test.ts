@@ -12,6 +12,7 @@ import { initBackend } from '../../services/model/backend.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { LogisticRegression } from '../../services/model/models.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
+import { ExperimentAdmin } from '../../services/registry/experiment-admin.js';
 import { ExperimentStore, type ExperimentRecord } from '../../services/registry/experiments.js';
 import { tick } from '../../services/rollout/controller.js';
 import { withFileLock } from '../../services/registry/file-lock.js';
@@ -26,6 +27,7 @@ const spec = new FeatureSpec();
 describe('experiments on the admin API', () => {
   let dir: string;
   let app: FastifyInstance;
+  let admin: RegistryAdmin;
   const headers = (token = ADMIN) => ({ authorization: `Bearer ${token}` });
   const code = (body: string) => (JSON.parse(body) as { error: { code: string } }).error.code;
 
@@ -33,7 +35,7 @@ describe('experiments on the admin API', () => {
     await initBackend(undefined, 'wasm');
     dir = await mkdtemp(join(tmpdir(), 'flywheel-experiment-http-'));
     const registry = new FileModelRegistry(dir);
-    const admin = new RegistryAdmin(registry, spec, null, testRuntime().logger);
+    admin = new RegistryAdmin(registry, spec, null, testRuntime().logger);
     const tokens = new TokenTable()
       .add(ADMIN, { id: 'ops', role: 'admin' })
       .add(LABELER, { id: 'ann', role: 'labeler' });
@@ -41,7 +43,7 @@ describe('experiments on the admin API', () => {
     const model = new LogisticRegression(spec.dimension, spec.maxNonZero);
     const artifacts = await toArtifacts(model, spec);
     model.dispose();
-    for (const description of ['champion', 'candidate'])
+    for (const description of ['champion', 'candidate', 'second', 'third'])
       await registry.register({
         artifacts,
         parent: null,
@@ -158,6 +160,71 @@ describe('experiments on the admin API', () => {
       headers: headers(),
       payload: { reason: 'clean up' },
     });
+  });
+
+  it('starts several candidates as a group with a baseline arm in segments; one promoted ends the rest', async () => {
+    const started = await app.inject({
+      method: 'POST',
+      url: '/v1/experiments',
+      headers: headers(),
+      payload: {
+        candidates: ['v000003', 'v000004'],
+        reason: 'two at once',
+        steps: [0.1, 0.3],
+        alpha: 0.1,
+        baselineShare: 0.05,
+        segments: ['DE/*', '*/tablet'],
+      },
+    });
+    assert.equal(started.statusCode, 201, started.body);
+    const group = started.json<{ experiments: ExperimentRecord[] }>().experiments;
+    assert.deepEqual(
+      group.map((e) => [e.candidate, e.group, e.config.alpha, e.baselineShare]),
+      [
+        ['v000003', group[0]?.id, 0.05, 0.05],
+        ['v000004', group[0]?.id, 0.05, 0.05],
+      ],
+      'one group, alpha shared out between its candidates',
+    );
+    const registry = new FileModelRegistry(dir);
+    const experiments = new ExperimentAdmin(new ExperimentStore(dir), admin);
+    // As the controller starts them and routes what changed.
+    await experiments.store.transact(async (file) => {
+      const result = tick(file, { champion: 'v000001', now: Date.now(), summaries: new Map() });
+      for (const e of result.changed) await experiments.route(file, e, 'rollout', 'start');
+    });
+    const routing = await registry.routing();
+    assert.deepEqual(routing.challengers, [
+      { version: 'v000003', weight: 0.1 },
+      { version: 'v000004', weight: 0.1 },
+    ]);
+    assert.equal(routing.challenger, 'v000003', 'the first also in the v1 fields');
+    assert.equal(routing.baselineWeight, 0.05);
+    assert.deepEqual(routing.segments, ['DE/*', '*/tablet']);
+
+    const promoted = await app.inject({
+      method: 'POST',
+      url: `/v1/experiments/${group[1]?.id}/promote`,
+      headers: headers(),
+      payload: { reason: 'the better one' },
+    });
+    assert.equal(promoted.statusCode, 200, promoted.body);
+    const after = await registry.routing();
+    assert.equal(after.champion, 'v000004');
+    assert.deepEqual([after.challengers, after.baselineWeight, after.segments], [[], 0, []]);
+    const first = await experiments.get(group[0]?.id as string);
+    assert.equal(first.state, 'aborted');
+    assert.match(first.endReason ?? '', /v000004 of the same group was promoted/);
+    await admin.promote('v000001', 'champion', { actor: 'test', reason: 'back for the next tests' });
+
+    const crowded = await app.inject({
+      method: 'POST',
+      url: '/v1/experiments',
+      headers: headers(),
+      payload: { candidates: ['v000003', 'v000004'], reason: 'too much', steps: [0.3, 0.5] },
+    });
+    assert.equal(crowded.statusCode, 400);
+    assert.match(crowded.body, /leave the control nothing/);
   });
 
   it('holds its lock file only while it is its own', async () => {

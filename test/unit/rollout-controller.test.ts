@@ -175,4 +175,50 @@ describe('rollout controller tick', () => {
       ['rollback'],
     );
   });
+
+  it('starts a group whole; promoting one candidate ends the others in the same look', () => {
+    const grouped = (id: string, candidate: string) => ({ ...queued(id, candidate), group: 'exp-1' });
+    const file: ExperimentsFile = {
+      experiments: [grouped('exp-1', 'v2'), grouped('exp-2', 'v3'), queued('exp-3', 'v4')],
+      offsets: {},
+    };
+    const started = tick(file, { champion: 'v1', now: 0, summaries: new Map() });
+    assert.deepEqual(started.changed.map((e) => e.id).sort(), ['exp-1', 'exp-2']);
+    assert.deepEqual(
+      file.experiments.map((e) => e.state),
+      ['running', 'running', 'queued'],
+    );
+    // Straight to the last step for both, then v3 wins clearly and v2 does not.
+    for (const e of file.experiments.slice(0, 2)) e.step = 1;
+    const summaries = new Map([
+      ['exp-1', arms(rate(2000, 0.1), rate(2000, 0.1))],
+      ['exp-2', arms(rate(2000, 0.1), rate(2000, 0.3))],
+    ]);
+    const result = tick(file, { champion: 'v1', now: 5, summaries });
+    const [first, second] = file.experiments as [ExperimentRecord, ExperimentRecord];
+    assert.equal(second.state, 'promoted');
+    assert.equal(first.state, 'aborted');
+    assert.match(first.endReason ?? '', /v3 of the same group was promoted/);
+    assert.ok(result.changed.includes(first), 'the ended sibling is routed too');
+    assert.equal(file.experiments[2]?.state, 'queued', 'the next experiment waits for the next look');
+  });
+
+  it("records the baseline arm's outcomes and the control's lift over it on the timeline", () => {
+    const file: ExperimentsFile = {
+      experiments: [{ ...queued('exp-1', 'v2'), baselineShare: 0.05 }],
+      offsets: {},
+    };
+    tick(file, { champion: 'v1', now: 0, summaries: new Map() });
+    const e = file.experiments[0]!;
+    assert.deepEqual(e.baseline, { purchaseRate: { n: 0, mean: 0, m2: 0 } });
+    const summaries = new Map([
+      ['exp-1', { ...arms(rate(3000, 0.2), rate(50, 0.2)), baseline: { purchaseRate: rate(3000, 0.1) } }],
+    ]);
+    tick(file, { champion: 'v1', now: 1, summaries });
+    const point = e.timeline.at(-1)!;
+    assert.equal(point.arms.baseline?.n, 3000);
+    const lift = point.baselineIntervals?.['purchaseRate'];
+    assert.ok(lift && Math.abs(lift.estimate - 0.1) < 1e-9, `control − baseline: ${lift?.estimate}`);
+    assert.ok((lift.lower ?? 0) > 0, 'the champion beats the baseline significantly');
+  });
 });

@@ -72,6 +72,7 @@ describe('experiment report', () => {
           createdBy: 'ops',
           createdAt: 0,
           reason: 'try <b>it</b>',
+          baselineShare: 0.05,
           startedAt: null,
           endedAt: null,
           endReason: null,
@@ -91,15 +92,17 @@ describe('experiment report', () => {
     tick(file, {
       champion: 'v000001',
       now: 2000,
-      summaries: new Map([['exp-000001', { stats, strata: { '0.1': stats } }]]),
+      summaries: new Map([['exp-000001', { stats, strata: { '0.1': stats }, baseline: arm(1000, 0.05) }]]),
     });
     const e = file.experiments[0] as ExperimentRecord;
     const series = reportSeries(e);
     assert.deepEqual(series.times, [2]);
     assert.deepEqual(series.rates['purchaseRate']?.candidate, [0.3]);
+    assert.deepEqual(series.rates['purchaseRate']?.baseline, [0.05], 'the baseline arm is drawn too');
     const html = renderReport(e, await chartLibrary());
     assert.match(html, /^<!doctype html>/);
     assert.match(html, /uPlot/);
+    assert.match(html, /heuristic baseline serves 5\.0% of users/);
     assert.ok(!html.includes('<b>it</b>'), 'reasons are escaped');
     assert.match(html, /<td>start<\/td><td>rollout<\/td>/);
     assert.match(html, /<td>advance<\/td>/);

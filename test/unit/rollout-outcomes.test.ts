@@ -33,6 +33,45 @@ describe('experiment outcomes', () => {
     assert.equal(restored.snapshot().stats.control['purchaseRate']?.n, 3);
   });
 
+  it('sum by the split that served them; outside the segments or the split nothing counts', () => {
+    const outcomes = new ExperimentOutcomes(versions, { since: 0, segments: ['DE/*'] });
+    const inDE = { segment: 'DE/mobile' };
+    // The same shares under two splits (a second candidate joined): two strata, not one.
+    outcomes.take(example({ predictionId: 'a', ...inDE, propensity: 0.8, split: 'one' }));
+    outcomes.take(
+      example({
+        predictionId: 'b',
+        ...inDE,
+        modelVersion: versions.candidate,
+        propensity: 0.1,
+        split: 'one',
+      }),
+    );
+    outcomes.take(example({ predictionId: 'c', ...inDE, propensity: 0.7, split: 'two' }));
+    assert.equal(outcomes.take(example({ predictionId: 'd', segment: 'FR/mobile', split: 'one' })), false);
+    assert.equal(outcomes.take(example({ predictionId: 'e', ...inDE, split: 'one.out' })), false);
+    const snapshot = outcomes.snapshot();
+    assert.deepEqual(Object.keys(snapshot.strata).sort(), ['one', 'two']);
+    assert.equal(snapshot.strata['one']?.candidate['purchaseRate']?.n, 1);
+    assert.equal(snapshot.stats.control['purchaseRate']?.n, 2);
+  });
+
+  it("sum the baseline arm's served outcomes apart, with corrections, when it has a share", () => {
+    const outcomes = new ExperimentOutcomes(versions, { since: 0, baselineShare: 0.05 });
+    const baseline = { modelVersion: 'baseline', arm: 'baseline', propensity: 0.05, score: 0.2 };
+    outcomes.take(example({ predictionId: 'a', ...baseline }));
+    outcomes.take(example({ predictionId: 'a', ...baseline, label: 1, labelSource: 'outcome', revision: 1 }));
+    outcomes.take(example({ predictionId: 'b', ...baseline }));
+    // A champion that failed to load falls back to the baseline at the champion's propensity.
+    outcomes.take(example({ predictionId: 'c', ...baseline, propensity: 0.85 }));
+    const stats = outcomes.snapshot().baseline?.['purchaseRate'];
+    assert.equal(stats?.n, 2);
+    assert.equal(stats?.mean, 0.5);
+    assert.equal(outcomes.snapshot().stats.control['purchaseRate']?.n, 0);
+    const restored = new ExperimentOutcomes(versions, { since: 0, baselineShare: 0.05 }, outcomes.snapshot());
+    assert.equal(restored.snapshot().baseline?.['purchaseRate']?.n, 2);
+  });
+
   it("keep each arm's reliability bins of served scores, a correction flipping only its outcome", () => {
     const outcomes = new ExperimentOutcomes(versions, 0);
     // The candidate scores 0.9 and buys one in two: off by 0.4; the control scores 0.15, buys 0.15 of the time.
