@@ -57,10 +57,7 @@ describe('experiments on the live loop', () => {
     await producer.disconnect();
   });
 
-  /**
-   * Runs the shop through scorer, joiner and controller until the experiment of a candidate
-   * whose users buy with `lift` more log-odds ends; returns it, the predictions and the moves.
-   */
+  /** One candidate's experiment (see group). */
   async function experiment(
     lift: number,
     ramp: Parameters<typeof rampFor>[0],
@@ -68,6 +65,22 @@ describe('experiments on the live loop', () => {
     /** Candidate outcomes at 100% to gather after a promotion (its live rate). */
     afterPromotion = 0,
   ) {
+    const run = await group([lift], ramp, seed, { afterPromotion });
+    return { ...run, ended: run.ended[0] as ExperimentRecord, candidate: run.candidates[0] as string };
+  }
+
+  /**
+   * Runs the shop through scorer, joiner and controller until the experiments of candidates
+   * whose users buy with `lifts` more log-odds end, started as one group; returns them, the
+   * predictions and the moves.
+   */
+  async function group(
+    lifts: readonly number[],
+    ramp: Parameters<typeof rampFor>[0],
+    seed: number,
+    options: { afterPromotion?: number; baselineShare?: number; segments?: string[] } = {},
+  ) {
+    const afterPromotion = options.afterPromotion ?? 0;
     const pipeline = await LabelPipeline.create(runtime, { windowMs: WINDOW_MS, idleMs: 5_000 });
     cleanups.push(() => pipeline.close());
     const n = pipeline.topics.names;
@@ -75,7 +88,10 @@ describe('experiments on the live loop', () => {
     const registry = new FileModelRegistry(dir);
     const examples = heldExamples(spec, 3000, seed);
     const control = await registerTrained(registry, spec, examples, { by: 'test' });
-    const candidate = await registerTrained(registry, spec, examples.slice(1000), { by: 'test' });
+    const candidates: string[] = [];
+    for (const [i] of lifts.entries())
+      candidates.push(await registerTrained(registry, spec, examples.slice(1000 + i), { by: 'test' }));
+    const [candidate] = candidates as [string];
     const admin = new RegistryAdmin(
       registry,
       spec,
@@ -84,11 +100,14 @@ describe('experiments on the live loop', () => {
     );
     await admin.promote(control, 'champion', { actor: 'test', reason: 'set-up' });
     const experiments = new ExperimentAdmin(new ExperimentStore(dir), admin);
-    const started = await experiments.start(candidate, {
+    const started = await experiments.startGroup(candidates, {
       actor: 'test',
-      reason: `lift ${lift}`,
+      reason: `lifts ${lifts.join(', ')}`,
       config: rampFor(ramp),
+      ...(options.baselineShare ? { baselineShare: options.baselineShare } : {}),
+      ...(options.segments ? { segments: options.segments } : {}),
     });
+    const treated = new Map(candidates.map((c, i) => [c, lifts[i] as number]));
 
     const looked = new EventEmitter<{ look: [] }>();
     const controller = new RolloutController({
@@ -124,7 +143,7 @@ describe('experiments on the live loop', () => {
         startTime: Date.now(),
         trafficRate: 500,
         purchaseDelayScale: 0.05,
-        treatment: (userId) => liftFor(userId, routing, new Map([[candidate, lift]])),
+        treatment: (userId, _time, segment) => liftFor(userId, routing, treated, segment),
       },
       rate: 500,
       maxEvents: null,
@@ -136,24 +155,24 @@ describe('experiments on the live loop', () => {
       clickTopic: n.clicks,
       purchaseTopic: n.purchases,
     });
-    let ended: ExperimentRecord;
+    let ended: ExperimentRecord[];
     try {
       const deadline = Date.now() + 240_000;
       for (;;) {
         await once(looked, 'look');
-        const e = await experiments.get(started.id);
-        if (ENDED_STATES.includes(e.state)) {
-          ended = e;
+        const all = await Promise.all(started.map((e) => experiments.get(e.id)));
+        if (all.every((e) => ENDED_STATES.includes(e.state))) {
+          ended = all;
           break;
         }
         if (Date.now() > deadline)
-          throw new Error(`experiment still ${e.state}: ${JSON.stringify(e.decisions)}`);
+          throw new Error(`experiments still running: ${JSON.stringify(all.map((e) => e.decisions))}`);
       }
       const atFull = (records: { value: LabeledExample }[]) =>
         settled(records.map((r) => r.value)).filter(
           (x) => x.modelVersion === candidate && x.propensity === 1,
         );
-      if (ended.state === 'promoted' && afterPromotion > 0)
+      if (ended[0]?.state === 'promoted' && afterPromotion > 0)
         await feedback.until(
           (records) => atFull(records).length >= afterPromotion,
           `${afterPromotion} settled outcomes at 100%`,
@@ -168,7 +187,8 @@ describe('experiments on the live loop', () => {
     const served = predictions.records.filter((r) => r.value.arm !== 'shadow');
     const share = served.filter((r) => r.value.modelVersion === candidate).length / served.length;
     const labels = feedback.records.map((r) => r.value);
-    return { ended, moves, share, served: served.length, control, candidate, registry, labels };
+    const records = predictions.records.map((r) => r.value);
+    return { ended, moves, share, served: served.length, control, candidates, registry, labels, records };
   }
 
   it('promotes a candidate that truly sells more; its rate estimated off-policy from the canary holds its live rate', async () => {
@@ -242,5 +262,60 @@ describe('experiments on the live loop', () => {
     assert.ok(firstCount(run.ended, 'candidate') >= budget);
     assert.equal((await run.registry.routing()).champion, run.control);
     assert.equal((await run.registry.routing()).challenger, null);
+  });
+
+  it('decides two candidates at once beside a baseline arm, in segments only; the better one ends the other', async () => {
+    const segments = ['*/mobile', '*/desktop'];
+    const run = await group(
+      [0.8, 0],
+      { primary: 'purchaseRate', steps: [0.1, 0.4], minOutcomes: 400, budget: 20_000 },
+      34,
+      {
+        baselineShare: 0.05,
+        segments,
+      },
+    );
+    const [better, equal] = run.ended as [ExperimentRecord, ExperimentRecord];
+    assert.equal(better.state, 'promoted', JSON.stringify(better.decisions));
+    assert.equal(equal.state, 'aborted', JSON.stringify(equal.decisions));
+    assert.match(equal.endReason ?? '', /of the same group was promoted/);
+    assert.equal((await run.registry.routing()).champion, run.candidates[0]);
+    // Both were served at once, with the baseline, inside the segments only.
+    const split = run.moves.find((m) => m.split && m.split.challengers.length === 2)?.split;
+    assert.deepEqual(split, {
+      challengers: [
+        { version: run.candidates[0], weight: 0.1 },
+        { version: run.candidates[1], weight: 0.1 },
+      ],
+      baselineWeight: 0.05,
+      segments,
+    });
+    const served = run.records.filter((p) => p.arm !== 'shadow');
+    // The group's splits, as the scorer named them: every one with a challenger serving.
+    const splits = new Set(served.filter((p) => p.arm === 'challenger').map((p) => p.split));
+    const underSplit = served.filter((p) => splits.has(p.split?.replace(/\.out$/, '') ?? null));
+    const tablets = underSplit.filter((p) => p.segment.endsWith('/tablet'));
+    assert.ok(tablets.length > 100, `${tablets.length} tablet predictions under the group's splits`);
+    for (const p of tablets)
+      assert.ok(
+        p.arm === 'champion' && p.propensity === 1 && p.split?.endsWith('.out'),
+        `a tablet user outside the split: ${JSON.stringify({ ...p, features: undefined })}`,
+      );
+    const inside = underSplit.filter((p) => !p.segment.endsWith('/tablet'));
+    assert.ok(inside.every((p) => !p.split?.endsWith('.out')));
+    // Users, not clicks, are split (a user's clicks share an arm): the share counts users.
+    const users = new Map(inside.map((p) => [p.userId, p.arm]));
+    const baselineShare = [...users.values()].filter((arm) => arm === 'baseline').length / users.size;
+    assert.ok(
+      Math.abs(baselineShare - 0.05) < 4 * Math.sqrt((0.05 * 0.95) / users.size),
+      `baseline served ${baselineShare} of ${users.size} users`,
+    );
+    // The baseline arm's outcomes were counted, and the control's lift over it recorded.
+    assert.ok((Object.values(better.baseline ?? {})[0]?.n ?? 0) > 100, JSON.stringify(better.baseline));
+    assert.ok(
+      better.timeline.some((t) => t.baselineIntervals?.['purchaseRate']),
+      'control − baseline on the timeline',
+    );
+    assert.equal(better.config.alpha, 0.025, 'alpha shared out between the two');
   });
 });
