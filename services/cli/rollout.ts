@@ -35,10 +35,12 @@ import { UsageError, numberFlag, parseFlags } from './args.js';
 export const ROLLOUT_USAGE = `flywheel rollout controller
 flywheel rollout start VERSION [VERSION ...] [--primary logLoss|purchaseRate] [--steps 0.05,0.25,0.5]
                        [--min-outcomes N] [--min-step-seconds S] [--budget N] [--alpha A] [--reason TEXT]
-                       [--baseline-share S] [--segments DE/*,*/tablet]
+                       [--baseline-share S] [--segments DE/*,*/tablet] [--mode split|shadow]
     several versions start together as a group against the champion (alpha shared out);
     --baseline-share serves the heuristic baseline to S of users as a permanent control arm;
-    --segments restricts the split to those country/device segments
+    --segments restricts the split to those country/device segments;
+    --mode shadow scores the version beside the champion on every click, serving no one, decides
+    on log loss, and queues the canary (the ramp given) if it passes
 flywheel rollout ls [--json]
 flywheel rollout status ID [--json]
 flywheel rollout pause|resume|abort|promote ID [--reason TEXT]
@@ -54,6 +56,7 @@ const FLAGS = {
   alpha: { type: 'string' },
   reason: { type: 'string' },
   'baseline-share': { type: 'string' },
+  mode: { type: 'string' },
   segments: { type: 'string' },
   actor: { type: 'string' },
   json: { type: 'boolean' },
@@ -165,9 +168,12 @@ function rampOf(values: Values) {
   });
 }
 
-function groupOf(values: Values): { baselineShare?: number; segments?: string[] } {
+function groupOf(values: Values): { baselineShare?: number; segments?: string[]; mode?: 'shadow' } {
   const share = values['baseline-share'];
+  if (values.mode !== undefined && values.mode !== 'split' && values.mode !== 'shadow')
+    throw new UsageError(`--mode must be split or shadow, got '${values.mode}'`);
   return {
+    ...(values.mode === 'shadow' ? { mode: 'shadow' as const } : {}),
     ...(share !== undefined ? { baselineShare: numberFlag(share, 'baseline-share', 0, 0, 0.2) } : {}),
     ...(values.segments ? { segments: values.segments.split(',').map((s) => s.trim()) } : {}),
   };
@@ -205,6 +211,8 @@ function status(e: ExperimentRecord, json: boolean | undefined): number {
   }
   console.log(`${e.id}: ${e.candidate} against ${e.control ?? '(the champion when it starts)'}, ${e.state}`);
   console.log(`  created by ${e.createdBy}: ${e.reason}`);
+  if (e.mode === 'shadow')
+    console.log('  shadow: scored beside the champion on every click, serving no one; decided on log loss');
   if (e.group)
     console.log(`  group ${e.group}: its candidates started together, each at alpha ${e.config.alpha}`);
   if (e.segments?.length) console.log(`  only in segments ${e.segments.join(', ')}`);

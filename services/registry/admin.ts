@@ -108,15 +108,18 @@ export class RegistryAdmin {
     return this.changeAlias(alias, () => this.registry.rollback(alias, options), options);
   }
 
-  /** A running or paused experiment routes the challenger: only its own actions may move it. */
-  private async refuseWhileExperimentRoutes(): Promise<void> {
-    const active = (await new ExperimentStore(this.registry.root).list()).find((e) =>
-      ACTIVE_STATES.includes(e.state),
+  /**
+   * A running or paused experiment routes the challenger (a shadow experiment, the shadow): only
+   * its own actions may move it.
+   */
+  private async refuseWhileExperimentRoutes(alias: Alias): Promise<void> {
+    const active = (await new ExperimentStore(this.registry.root).list()).find(
+      (e) => ACTIVE_STATES.includes(e.state) && (alias === 'challenger' || e.mode === 'shadow'),
     );
     if (active)
       throw new RegistryError(
         'FW_EXPERIMENT_CONFLICT',
-        `experiment ${active.id} routes the challenger (${active.candidate}, ${active.state}): abort it first (flywheel rollout abort ${active.id})`,
+        `experiment ${active.id} routes the ${alias} (${active.candidate}, ${active.state}): abort it first (flywheel rollout abort ${active.id})`,
       );
   }
 
@@ -125,7 +128,7 @@ export class RegistryAdmin {
     move: () => ReturnType<FileModelRegistry['moveAlias']>,
     options: AliasChangeOptions,
   ): Promise<AliasChangeResult> {
-    if (alias === 'challenger' && !options.experiment) await this.refuseWhileExperimentRoutes();
+    if (alias !== 'champion' && !options.experiment) await this.refuseWhileExperimentRoutes(alias);
     const { routing, move: done } = await move();
     if (this.publish) {
       await publishAliasChange(

@@ -73,6 +73,8 @@ export interface GroupOptions {
   baselineShare?: number;
   /** Segments (country/device, '*' for any part) the split applies to. */
   segments?: readonly string[];
+  /** 'shadow': scored beside the champion on every click, serving no one (one candidate). */
+  mode?: 'shadow';
 }
 
 /** Problems of a group of candidates on one ramp (empty when sound). */
@@ -85,6 +87,8 @@ export function groupProblems(
   if (candidates.length === 0) problems.push('at least one candidate');
   if (candidates.length > MAX_CANDIDATES) problems.push(`at most ${MAX_CANDIDATES} candidates`);
   if (new Set(candidates).size !== candidates.length) problems.push('a candidate is listed twice');
+  if (options.mode === 'shadow' && (candidates.length !== 1 || options.baselineShare))
+    problems.push('a shadow experiment has one candidate and no baseline share (it serves no one)');
   const baseline = options.baselineShare ?? 0;
   if (!(baseline >= 0 && baseline <= 0.2)) problems.push(`baseline share ${baseline} is not in [0, 0.2]`);
   // Every candidate at the last step together with the baseline must leave the control some.
@@ -200,8 +204,9 @@ export class ExperimentAdmin {
     actor: string,
     reason: string,
   ): Promise<void> {
-    const members = groupOf(file, experiment);
     const options = { actor, reason, experiment: experiment.id };
+    if (experiment.mode === 'shadow') return this.routeShadow(experiment, options);
+    const members = groupOf(file, experiment);
     const promoted = members.find((e) => e.state === 'promoted');
     if (promoted && (await this.admin.registry.routing()).champion !== promoted.candidate)
       await this.admin.promote(promoted.candidate, 'champion', options);
@@ -222,10 +227,22 @@ export class ExperimentAdmin {
     if (JSON.stringify(current) !== JSON.stringify(split) && (ours || active.length > 0))
       await this.admin.setSplit(split, options);
   }
+
+  /** A shadow experiment's candidate is the shadow while it runs; it leaves the alias as it ends. */
+  private async routeShadow(
+    experiment: ExperimentRecord,
+    options: { actor: string; reason: string; experiment: string },
+  ): Promise<void> {
+    const { shadow } = await this.admin.registry.routing();
+    if (ACTIVE_STATES.includes(experiment.state)) {
+      if (shadow !== experiment.candidate) await this.admin.promote(experiment.candidate, 'shadow', options);
+    } else if (shadow === experiment.candidate) await this.admin.removeAlias('shadow', options);
+  }
 }
 
 /** The candidate's share in its state: its step's while it runs, none before or after. */
 export function shareOf(experiment: ExperimentRecord): number {
+  if (experiment.mode === 'shadow') return 0;
   if (experiment.state === 'promoted') return 1;
   if (!ACTIVE_STATES.includes(experiment.state)) return 0;
   return experiment.config.steps[experiment.step] ?? 0;

@@ -32,6 +32,7 @@ const startBody = {
     candidate: version,
     candidates: { type: 'array', minItems: 1, maxItems: MAX_CANDIDATES, uniqueItems: true, items: version },
     baselineShare: { type: 'number', minimum: 0, maximum: 0.2 },
+    mode: { type: 'string', enum: ['split', 'shadow'] },
     segments: {
       type: 'array',
       maxItems: 64,
@@ -56,6 +57,7 @@ interface StartBody {
   candidate?: string;
   candidates?: string[];
   baselineShare?: number;
+  mode?: 'split' | 'shadow';
   segments?: string[];
   reason: string;
   primary?: PrimaryMetric;
@@ -81,7 +83,7 @@ export function experimentRoutes(
     '/v1/experiments',
     { schema: { body: startBody } },
     async (request, reply) => {
-      const { candidate, candidates, reason, minStepSeconds, baselineShare, segments, ...ramp } =
+      const { candidate, candidates, reason, minStepSeconds, baselineShare, segments, mode, ...ramp } =
         request.body;
       const records = await experiments.startGroup(candidates ?? [candidate as string], {
         actor: actor(request),
@@ -91,6 +93,7 @@ export function experimentRoutes(
           minStepMs: minStepSeconds === undefined ? undefined : minStepSeconds * 1000,
         }),
         ...(baselineShare !== undefined ? { baselineShare } : {}),
+        ...(mode === 'shadow' ? { mode } : {}),
         ...(segments !== undefined ? { segments } : {}),
       });
       return reply.code(201).send(candidates ? { experiments: records } : records[0]);

@@ -12,6 +12,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RegistryError } from '../common/errors.js';
 import { isCode, withFileLock, writeAtomically } from './file-lock.js';
+import { ACTIVE_STATES, type ExperimentState } from './experiment-states.js';
+
+export * from './experiment-states.js';
 
 export interface MetricSpec {
   better: 'higher' | 'lower';
@@ -64,49 +67,6 @@ export const DEFAULT_RAMP: RampConfig = {
   alpha: 0.05,
   metrics: METRIC_PRESETS.logLoss,
 };
-
-export type ExperimentState =
-  'queued' | 'running' | 'paused' | 'promoted' | 'rolled-back' | 'inconclusive' | 'aborted' | 'superseded';
-
-export type ExperimentEvent =
-  'start' | 'advance' | 'promote' | 'rollback' | 'inconclusive' | 'pause' | 'resume' | 'abort';
-
-/** Every move of an experiment; an event not in its state's row is refused. */
-export const EXPERIMENT_TRANSITIONS: Record<
-  ExperimentState,
-  Partial<Record<ExperimentEvent, ExperimentState>>
-> = {
-  // Waiting for the running one to end; the trainer's newer candidate supersedes its older one.
-  queued: { start: 'running', abort: 'aborted' },
-  running: {
-    advance: 'running',
-    promote: 'promoted',
-    rollback: 'rolled-back',
-    inconclusive: 'inconclusive',
-    pause: 'paused',
-    abort: 'aborted',
-  },
-  // Paused holds the share where it is; the guardrail still rolls back, an operator may promote.
-  paused: { resume: 'running', rollback: 'rolled-back', promote: 'promoted', abort: 'aborted' },
-  promoted: {},
-  'rolled-back': {},
-  inconclusive: {},
-  aborted: {},
-  superseded: {},
-};
-
-export function nextState(state: ExperimentState, event: ExperimentEvent): ExperimentState | null {
-  return EXPERIMENT_TRANSITIONS[state][event] ?? null;
-}
-
-export const ACTIVE_STATES: readonly ExperimentState[] = ['running', 'paused'];
-export const ENDED_STATES: readonly ExperimentState[] = [
-  'promoted',
-  'rolled-back',
-  'inconclusive',
-  'aborted',
-  'superseded',
-];
 
 /** One arm's outcomes of one metric: count, mean and sum of squared deviations (Welford). */
 export interface MeanSummary {
@@ -199,6 +159,12 @@ export interface ExperimentRecord {
   baselineShare?: number;
   /** Segments (country/device, '*' for any) the split applies to; absent or empty: all traffic. */
   segments?: string[];
+  /**
+   * 'shadow': the candidate scores every click as the shadow, serving no one; its log loss on the
+   * same clicks is compared with the champion's, and passing queues a canary of it (the ramp in
+   * `config`). Absent: a split of users.
+   */
+  mode?: 'shadow';
   /** The champion when it started (null while queued), or the refresh of it serving now. */
   control: string | null;
   /**
@@ -313,6 +279,7 @@ export class ExperimentStore {
         if (input.candidates.length > 1) record.group = records[0]?.id ?? record.id;
         if (input.baselineShare) record.baselineShare = input.baselineShare;
         if (input.segments?.length) record.segments = [...input.segments];
+        if (input.mode) record.mode = input.mode;
         file.experiments.push(record);
         records.push(record);
       }
@@ -328,6 +295,26 @@ export interface QueueInput {
   now: number;
   baselineShare?: number;
   segments?: readonly string[];
+  mode?: 'shadow';
+}
+
+/**
+ * What a shadow experiment decides on: log loss alone (its purchases are the control's own: it
+ * serves no one), one step (it has no share to ramp).
+ */
+export function shadowConfig(config: RampConfig): RampConfig {
+  return { ...config, steps: [0], metrics: { logLoss: METRIC_PRESETS.logLoss.logLoss } };
+}
+
+/** A queued experiment added to the file (under its lock): for the canary a shadow earned. */
+export function addExperiment(
+  file: ExperimentsFile,
+  input: QueueInput & { candidate: string },
+): ExperimentRecord {
+  const record = newExperiment(nextId(file), input);
+  if (input.segments?.length) record.segments = [...input.segments];
+  file.experiments.push(record);
+  return record;
 }
 
 /** The experiments of `experiment`'s group (itself alone when it has none), in file order. */

@@ -6,8 +6,10 @@
 import {
   ACTIVE_STATES,
   EMPTY_SUMMARY,
+  addExperiment,
   appendTimeline,
   endSiblings,
+  shadowConfig,
   groupOf,
   intervalRecords,
   type ArmSummaries,
@@ -41,12 +43,14 @@ export interface TickResult {
   /** Decisions other than hold, for the log and the metrics. */
   decisions: { experiment: ExperimentRecord; decision: Decision }[];
   started: ExperimentRecord | null;
+  /** Experiments queued by the look: the canary a passed shadow earned. */
+  queued: ExperimentRecord[];
   /** Why a queued experiment could not start, if one is waiting. */
   waiting: string | null;
 }
 
 export function tick(file: ExperimentsFile, input: TickInput): TickResult {
-  const result: TickResult = { changed: [], decisions: [], started: null, waiting: null };
+  const result: TickResult = { changed: [], decisions: [], started: null, waiting: null, queued: [] };
   for (const experiment of file.experiments) {
     if (!ACTIVE_STATES.includes(experiment.state)) continue;
     const summaries = input.summaries.get(experiment.id);
@@ -77,6 +81,8 @@ export function tick(file: ExperimentsFile, input: TickInput): TickResult {
     result.changed.push(experiment);
     result.decisions.push({ experiment, decision });
     if (decision.action === 'promote') result.changed.push(...endSiblings(file, experiment, input.now));
+    if (decision.action === 'promote' && experiment.mode === 'shadow')
+      result.queued.push(canaryOf(file, experiment, input.now));
   }
   // A promotion moves the champion only once routed: the queue starts against it next look.
   const promoted = result.decisions.some((d) => d.decision.action === 'promote');
@@ -109,7 +115,10 @@ function waitingReason(file: ExperimentsFile, input: TickInput): string | null {
 /** Decides the experiment now, records the look on its timeline and the decision if any. */
 function look(experiment: ExperimentRecord, now: number): Decision {
   const progress = progressOf(experiment);
-  const decision = decide(experiment.config, progress, now);
+  const shadow = experiment.mode === 'shadow';
+  const decided = decide(shadow ? shadowConfig(experiment.config) : experiment.config, progress, now);
+  // A shadow serves no one, whatever it earns.
+  const decision = shadow ? { ...decided, share: 0 } : decided;
   const after = apply(progress, decision, now);
   experiment.timeline = appendTimeline(experiment.timeline, {
     at: now,
@@ -147,6 +156,18 @@ function look(experiment: ExperimentRecord, now: number): Decision {
     end(experiment, after.state, now, decision.reasons);
   }
   return decision;
+}
+
+/** The canary a shadow earned: its candidate queued on the ramp its creator gave. */
+function canaryOf(file: ExperimentsFile, shadow: ExperimentRecord, now: number): ExperimentRecord {
+  return addExperiment(file, {
+    candidate: shadow.candidate,
+    config: shadow.config,
+    actor: shadow.createdBy,
+    reason: `passed its shadow experiment ${shadow.id}: ${shadow.endReason ?? ''}`,
+    now,
+    ...(shadow.segments ? { segments: shadow.segments } : {}),
+  });
 }
 
 function end(

@@ -2,7 +2,8 @@
 // or the candidate version, with its purchase (0/1) and the log loss of the score it served.
 // Only outcome labels count (a purchase, or none in the window): human and uploaded labels are
 // chosen for doubt or come from elsewhere, so they would bias the arms. Shadow predictions were
-// never served. Clicks before the experiment began are not its outcomes.
+// never served: they count only as a shadow experiment's candidate, scored on the very clicks the
+// control served. Clicks before the experiment began are not its outcomes.
 //
 // A correction (revision n > 0) flips the label of revision n − 1 of the same prediction, which
 // the joiner published before it, exactly once, in the same partition (a prediction's revisions
@@ -38,6 +39,8 @@ const SCORE_FLOOR = 1e-6;
 export interface ArmVersions {
   control: string | readonly string[];
   candidate: string;
+  /** The candidate scores as the shadow: its shadow predictions are its arm (never served). */
+  shadow?: boolean;
 }
 
 /** The example as an outcome of one arm, or null when it does not count (see the file comment). */
@@ -46,12 +49,14 @@ export function outcomeOf(
   versions: Readonly<ArmVersions>,
 ): { arm: Arm; values: OutcomeValues } | null {
   if (e.labelSource !== 'outcome' && e.labelSource !== 'timeout') return null;
-  if (e.arm === 'shadow' || e.score === null || e.modelVersion === null) return null;
+  if (e.score === null || e.modelVersion === null) return null;
   const controls = typeof versions.control === 'string' ? [versions.control] : versions.control;
+  // A shadow's predictions were never served: they count only as a shadow experiment's candidate.
+  const shadowed = e.arm === 'shadow';
   const arm =
-    e.modelVersion === versions.candidate
+    e.modelVersion === versions.candidate && shadowed === (versions.shadow ?? false)
       ? 'candidate'
-      : controls.includes(e.modelVersion)
+      : !shadowed && controls.includes(e.modelVersion)
         ? 'control'
         : null;
   if (!arm) return null;

@@ -137,7 +137,11 @@ export class RolloutController {
         this.arms.set(
           e.id,
           new ExperimentOutcomes(
-            { control: e.controls ?? [e.control], candidate: e.candidate },
+            {
+              control: e.controls ?? [e.control],
+              candidate: e.candidate,
+              ...(e.mode === 'shadow' ? { shadow: true } : {}),
+            },
             {
               since: e.startedAt,
               ...(e.segments ? { segments: e.segments } : {}),

@@ -227,6 +227,48 @@ describe('experiments on the admin API', () => {
     assert.match(crowded.body, /leave the control nothing/);
   });
 
+  it('routes a shadow experiment as the shadow alone, which no one else may move until it ends', async () => {
+    const started = await app.inject({
+      method: 'POST',
+      url: '/v1/experiments',
+      headers: headers(),
+      payload: { candidate: 'v000003', reason: 'look first', mode: 'shadow' },
+    });
+    assert.equal(started.statusCode, 201, started.body);
+    const record = started.json<ExperimentRecord>();
+    assert.equal(record.mode, 'shadow');
+    const registry = new FileModelRegistry(dir);
+    const experiments = new ExperimentAdmin(new ExperimentStore(dir), admin);
+    await experiments.store.transact(async (file) => {
+      const result = tick(file, { champion: 'v000001', now: Date.now(), summaries: new Map() });
+      for (const e of result.changed) await experiments.route(file, e, 'rollout', 'start');
+    });
+    const routing = await registry.routing();
+    assert.deepEqual([routing.shadow, routing.challenger, routing.challengers], ['v000003', null, []]);
+    const byHand = await app.inject({
+      method: 'POST',
+      url: '/v1/models/v000004/promote',
+      headers: headers(),
+      payload: { alias: 'shadow', reason: 'by hand' },
+    });
+    assert.equal(byHand.statusCode, 409, byHand.body);
+    assert.match(byHand.body, /routes the shadow/);
+    await app.inject({
+      method: 'POST',
+      url: `/v1/experiments/${record.id}/abort`,
+      headers: headers(),
+      payload: { reason: 'enough' },
+    });
+    assert.equal((await registry.routing()).shadow, null, 'the shadow leaves with its experiment');
+    const two = await app.inject({
+      method: 'POST',
+      url: '/v1/experiments',
+      headers: headers(),
+      payload: { candidates: ['v000003', 'v000004'], reason: 'both', mode: 'shadow' },
+    });
+    assert.equal(two.statusCode, 400, 'one candidate per shadow');
+  });
+
   it('holds its lock file only while it is its own', async () => {
     // Another process took the lock over (it found it stale): the first holder leaves it alone.
     await withFileLock(dir, 'test.lock', async () => {

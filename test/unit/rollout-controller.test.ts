@@ -221,4 +221,43 @@ describe('rollout controller tick', () => {
     assert.ok(lift && Math.abs(lift.estimate - 0.1) < 1e-9, `control − baseline: ${lift?.estimate}`);
     assert.ok((lift.lower ?? 0) > 0, 'the champion beats the baseline significantly');
   });
+
+  it('decides a shadow on log loss alone, serving no one; passing queues its canary on the ramp given', () => {
+    const file: ExperimentsFile = {
+      experiments: [
+        {
+          ...queued('exp-1', 'v2'),
+          config: rampFor({ steps: [0.1, 0.5], minOutcomes: 100 }),
+          mode: 'shadow',
+        },
+      ],
+      offsets: {},
+    };
+    tick(file, { champion: 'v1', now: 0, summaries: new Map() });
+    const shadow = file.experiments[0]!;
+    const loss = (n: number, mean: number): MeanSummary => ({ n, mean, m2: n * 0.04 });
+    // Same purchases (the shadow serves no one), clearly lower log loss.
+    const stats = {
+      control: { logLoss: loss(3000, 0.4), purchaseRate: rate(3000, 0.1) },
+      candidate: { logLoss: loss(3000, 0.3), purchaseRate: rate(3000, 0.1) },
+    };
+    const result = tick(file, {
+      champion: 'v1',
+      now: 1,
+      summaries: new Map([['exp-1', { stats, strata: { s: stats } }]]),
+    });
+    assert.equal(shadow.state, 'promoted', JSON.stringify(shadow.decisions));
+    const decision = shadow.decisions.at(-1)!;
+    assert.deepEqual(Object.keys(decision.intervals), ['logLoss'], 'log loss alone');
+    assert.equal(decision.share, 0, 'a shadow serves no one');
+    assert.equal(result.queued.length, 1);
+    const canary = result.queued[0]!;
+    assert.deepEqual(
+      [canary.candidate, canary.state, canary.mode, canary.config.steps],
+      ['v2', 'queued', undefined, [0.1, 0.5]],
+    );
+    assert.match(canary.reason, /passed its shadow experiment exp-1/);
+    const next = tick(file, { champion: 'v1', now: 2, summaries: new Map() });
+    assert.equal(next.started?.id, canary.id, 'the canary starts at the next look');
+  });
 });

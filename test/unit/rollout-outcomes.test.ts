@@ -72,6 +72,23 @@ describe('experiment outcomes', () => {
     assert.equal(restored.snapshot().baseline?.['purchaseRate']?.n, 2);
   });
 
+  it("count a shadow's predictions only as a shadow experiment's candidate", () => {
+    const shadowOf = { modelVersion: versions.candidate, arm: 'shadow', score: 0.3 };
+    const split = new ExperimentOutcomes(versions, 0);
+    assert.equal(split.take(example({ predictionId: 'a', ...shadowOf })), false, 'never served');
+    const shadow = new ExperimentOutcomes({ ...versions, shadow: true }, 0);
+    assert.equal(shadow.take(example({ predictionId: 'a', ...shadowOf })), true);
+    assert.equal(shadow.take(example({ predictionId: 'a' })), true, "the same click's served control");
+    const served = { modelVersion: versions.candidate, arm: 'challenger' };
+    assert.equal(shadow.take(example({ predictionId: 'b', ...served })), false);
+    assert.equal(
+      shadow.take(example({ predictionId: 'c', modelVersion: versions.control, arm: 'shadow' })),
+      false,
+    );
+    const { stats } = shadow.snapshot();
+    assert.deepEqual([stats.control['logLoss']?.n, stats.candidate['logLoss']?.n], [1, 1]);
+  });
+
   it("keep each arm's reliability bins of served scores, a correction flipping only its outcome", () => {
     const outcomes = new ExperimentOutcomes(versions, 0);
     // The candidate scores 0.9 and buys one in two: off by 0.4; the control scores 0.15, buys 0.15 of the time.
