@@ -223,6 +223,8 @@ function status(e: ExperimentRecord, json: boolean | undefined): number {
     if (ece !== null) means.push(`calibration error ${ece.toFixed(4)}`);
     console.log(`  ${arm.padEnd(9)} ${String(firstCount(e, arm)).padStart(7)} outcomes  ${means.join('  ')}`);
   }
+  const waiting = (e.pending ?? []).reduce((n, p) => n + (Object.values(p.stats)[0]?.n ?? 0), 0);
+  if (waiting > 0) console.log(`  ${waiting} more outcomes wait for their attribution window to close`);
   if (e.baseline) {
     const means = Object.entries(e.baseline).map(([m, s]) => `${m} ${s.mean.toFixed(4)}`);
     const n = Object.values(e.baseline)[0]?.n ?? 0;

@@ -99,6 +99,17 @@ export interface OutcomeSummaries {
   calibration?: Record<'control' | 'candidate', ReliabilityBin[]>;
   /** The heuristic baseline arm's outcomes, when the experiment gives it a share. */
   baseline?: Record<string, MeanSummary>;
+  /** Outcomes whose attribution window has not closed yet, by click-time bucket (not counted). */
+  pending?: PendingOutcomeRecord[];
+  /** The newest click time whose window is known closed. */
+  closedUntil?: number;
+}
+
+export interface PendingOutcomeRecord {
+  bucket: number;
+  arm: 'control' | 'candidate' | 'baseline';
+  stratum: string;
+  stats: Record<string, MeanSummary>;
 }
 
 /** candidate − control with its always-valid interval; a null bound is unbounded (too few outcomes). */
@@ -192,6 +203,9 @@ export interface ExperimentRecord {
   calibration?: Record<'control' | 'candidate', ReliabilityBin[]>;
   /** The heuristic baseline arm's outcomes, when it has a share. */
   baseline?: Record<string, MeanSummary>;
+  /** Outcomes waiting for their window to close, and how far it is closed (see OutcomeSummaries). */
+  pending?: PendingOutcomeRecord[];
+  closedUntil?: number;
   timeline: TimelinePoint[];
   decisions: ExperimentDecision[];
 }

@@ -59,6 +59,8 @@ export function tick(file: ExperimentsFile, input: TickInput): TickResult {
       experiment.strata = summaries.strata;
       if (summaries.calibration) experiment.calibration = summaries.calibration;
       if (summaries.baseline) experiment.baseline = summaries.baseline;
+      if (summaries.pending) experiment.pending = summaries.pending;
+      if (summaries.closedUntil !== undefined) experiment.closedUntil = summaries.closedUntil;
     }
     if (
       experiment.control !== null &&

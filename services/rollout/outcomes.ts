@@ -10,6 +10,13 @@
 // share its user's key): so the correction takes the old outcome out and puts the new one in
 // without remembering any prediction, and the summaries stay a few numbers per arm.
 //
+// An outcome counts once its click's attribution window has closed: a purchase labels its click
+// at once, a click without one only when the window closes, so the freshest outcomes are nearly
+// all purchases, and a look at them would see log loss and rates of a positives-only sample (a
+// model that says yes to everything looks best). Outcomes wait by click-time bucket until a
+// timeout label (of any prediction) shows the window closed past the bucket's end; the waiting
+// ones are stored with the rest, so a restart counts each once.
+//
 // Outcomes are summed in all and by stratum: the traffic split that served the prediction (its
 // `split`, LabeledExample v4), so the decisions compare arms served under the same shares, over
 // the same time (sequential.ts, stratifiedInterval); before v4, the candidate's share (its
@@ -25,7 +32,7 @@ import {
   type ReliabilityBin,
 } from '../registry/experiments.js';
 import type { Arm } from './experiment.js';
-import { EMPTY_ARM, observe, unobserve, type ArmStats } from './sequential.js';
+import { EMPTY_ARM, merge, observe, unobserve, type ArmStats } from './sequential.js';
 
 export interface OutcomeValues {
   purchaseRate: number;
@@ -77,6 +84,17 @@ export function stratumOf(e: LabeledExample, arm: Arm): string {
   return String(Math.round(share * 1e4) / 1e4);
 }
 
+/** Click time per waiting bucket: outcomes of one bucket are counted together. */
+export const MATURITY_BUCKET_MS = 5000;
+
+/** Outcomes of one arm in one stratum and click-time bucket whose window has not closed yet. */
+export interface PendingOutcomes {
+  bucket: number;
+  arm: Arm | 'baseline';
+  stratum: string;
+  stats: Record<keyof OutcomeValues, ArmStats>;
+}
+
 /** What of the traffic is the experiment's. */
 export interface ExperimentScope {
   /** Clicks before this time (ms) are not the experiment's. */
@@ -84,6 +102,8 @@ export interface ExperimentScope {
   segments?: readonly string[];
   /** The heuristic baseline's share, when it is an arm. */
   baselineShare?: number;
+  /** Click time per waiting bucket (MATURITY_BUCKET_MS). */
+  bucketMs?: number;
 }
 
 /** The arms' summaries, kept up to date as labels and their corrections arrive in order. */
@@ -91,6 +111,10 @@ export class ExperimentOutcomes {
   private readonly summaries: Summaries;
   private readonly baseline: Record<keyof OutcomeValues, ArmStats> | null;
   private readonly scope: ExperimentScope;
+  private readonly bucketMs: number;
+  /** The newest click time whose window is known closed (a timeout label's click). */
+  private closedUntil: number;
+  private readonly pending = new Map<string, PendingOutcomes>();
   private readonly strata = new Map<string, Summaries>();
   private readonly bins: Record<Arm, ReliabilityBin[]>;
 
@@ -100,6 +124,16 @@ export class ExperimentOutcomes {
     restored?: Partial<OutcomeSummaries>,
   ) {
     this.scope = typeof scope === 'number' ? { since: scope } : scope;
+    this.bucketMs = this.scope.bucketMs ?? MATURITY_BUCKET_MS;
+    this.closedUntil = restored?.closedUntil ?? -Infinity;
+    for (const p of restored?.pending ?? [])
+      this.pending.set(pendingKey(p.bucket, p.arm, p.stratum), {
+        ...p,
+        stats: {
+          purchaseRate: p.stats['purchaseRate'] ?? EMPTY_ARM,
+          logLoss: p.stats['logLoss'] ?? EMPTY_ARM,
+        },
+      });
     this.summaries = summariesOf(restored?.stats);
     this.baseline = this.scope.baselineShare
       ? {
@@ -120,30 +154,82 @@ export class ExperimentOutcomes {
     this.versions = { ...this.versions, control: controls };
   }
 
-  /** Takes one labeled example; true when it changed the summaries. */
+  /** Takes one labeled example; true when it changed the summaries or the waiting outcomes. */
   take(e: LabeledExample): boolean {
-    if (e.clickTime < this.scope.since) return false;
-    if (!inSegments(e.segment, this.scope.segments ?? []) || e.split?.endsWith('.out')) return false;
+    const closed = this.close(e);
+    if (e.clickTime < this.scope.since) return closed;
+    if (!inSegments(e.segment, this.scope.segments ?? []) || e.split?.endsWith('.out')) return closed;
+    const y = e.label >= 0.5 ? 1 : 0;
     if (this.baseline && this.isBaselineArm(e)) {
-      const y = e.label >= 0.5 ? 1 : 0;
-      if (e.revision > 0) apply(this.baseline, valuesOf(e.score as number, y === 1 ? 0 : 1), unobserve);
-      apply(this.baseline, valuesOf(e.score as number, y), observe);
+      const into = this.waiting(e, 'baseline', 'baseline') ?? this.baseline;
+      if (e.revision > 0) apply(into, valuesOf(e.score as number, y === 1 ? 0 : 1), unobserve);
+      apply(into, valuesOf(e.score as number, y), observe);
       return true;
     }
     const outcome = outcomeOf(e, this.versions);
-    if (!outcome) return false;
+    if (!outcome) return closed;
     const key = stratumOf(e, outcome.arm);
-    let stratum = this.strata.get(key);
-    if (!stratum) this.strata.set(key, (stratum = summariesOf(undefined)));
-    if (e.revision > 0) {
-      const before = valuesOf(e.score as number, outcome.values.purchaseRate === 1 ? 0 : 1);
-      apply(this.summaries[outcome.arm], before, unobserve);
-      apply(stratum[outcome.arm], before, unobserve);
+    const into = this.waiting(e, outcome.arm, key);
+    const targets = into ? [into] : [this.summaries[outcome.arm], this.stratum(key)[outcome.arm]];
+    for (const target of targets) {
+      if (e.revision > 0) apply(target, valuesOf(e.score as number, y === 1 ? 0 : 1), unobserve);
+      apply(target, outcome.values, observe);
     }
-    apply(this.summaries[outcome.arm], outcome.values, observe);
-    apply(stratum[outcome.arm], outcome.values, observe);
     this.calibrate(outcome.arm, e.score as number, outcome.values.purchaseRate, e.revision > 0);
     return true;
+  }
+
+  /** Outcomes still waiting for their window to close. */
+  get waitingOutcomes(): number {
+    let n = 0;
+    for (const p of this.pending.values()) n += p.stats.purchaseRate.n;
+    return n;
+  }
+
+  /** The summaries of an example's bucket while its window is open; null once it has closed. */
+  private waiting(
+    e: LabeledExample,
+    arm: Arm | 'baseline',
+    stratum: string,
+  ): Record<keyof OutcomeValues, ArmStats> | null {
+    const bucket = Math.floor(e.clickTime / this.bucketMs);
+    if (this.isClosed(bucket)) return null;
+    const key = pendingKey(bucket, arm, stratum);
+    let entry = this.pending.get(key);
+    if (!entry) {
+      entry = { bucket, arm, stratum, stats: { purchaseRate: EMPTY_ARM, logLoss: EMPTY_ARM } };
+      this.pending.set(key, entry);
+    }
+    return entry.stats;
+  }
+
+  private isClosed(bucket: number): boolean {
+    return (bucket + 1) * this.bucketMs - 1 <= this.closedUntil;
+  }
+
+  /** A timeout label moves the closed window on: buckets wholly before it are counted. */
+  private close(e: LabeledExample): boolean {
+    if (e.labelSource !== 'timeout' || e.revision > 0 || e.clickTime <= this.closedUntil) return false;
+    this.closedUntil = e.clickTime;
+    let changed = false;
+    for (const [key, p] of this.pending) {
+      if (!this.isClosed(p.bucket)) continue;
+      this.pending.delete(key);
+      changed = true;
+      if (p.arm === 'baseline') {
+        if (this.baseline) mergeInto(this.baseline, p.stats);
+        continue;
+      }
+      mergeInto(this.summaries[p.arm], p.stats);
+      mergeInto(this.stratum(p.stratum)[p.arm], p.stats);
+    }
+    return changed;
+  }
+
+  private stratum(key: string): Summaries {
+    let stratum = this.strata.get(key);
+    if (!stratum) this.strata.set(key, (stratum = summariesOf(undefined)));
+    return stratum;
   }
 
   get stats(): Readonly<Record<Arm, Readonly<Record<keyof OutcomeValues, ArmStats>>>> {
@@ -164,6 +250,8 @@ export class ExperimentOutcomes {
   snapshot(): OutcomeSummaries {
     return {
       ...(this.baseline ? { baseline: { ...this.baseline } } : {}),
+      pending: [...this.pending.values()].map((p) => ({ ...p, stats: { ...p.stats } })),
+      ...(Number.isFinite(this.closedUntil) ? { closedUntil: this.closedUntil } : {}),
       stats: copyOf(this.summaries),
       strata: Object.fromEntries([...this.strata].map(([key, s]) => [key, copyOf(s)])),
       calibration: {
@@ -207,4 +295,16 @@ function apply(
 ): void {
   summary.purchaseRate = change(summary.purchaseRate, values.purchaseRate);
   summary.logLoss = change(summary.logLoss, values.logLoss);
+}
+
+function pendingKey(bucket: number, arm: string, stratum: string): string {
+  return `${bucket}\u0000${arm}\u0000${stratum}`;
+}
+
+function mergeInto(
+  into: Record<keyof OutcomeValues, ArmStats>,
+  from: Record<keyof OutcomeValues, ArmStats>,
+): void {
+  into.purchaseRate = merge(into.purchaseRate, from.purchaseRate);
+  into.logLoss = merge(into.logLoss, from.logLoss);
 }

@@ -152,6 +152,8 @@ export class RolloutController {
               strata: e.strata ?? {},
               ...(e.calibration ? { calibration: e.calibration } : {}),
               ...(e.baseline ? { baseline: e.baseline } : {}),
+              ...(e.pending ? { pending: e.pending } : {}),
+              ...(e.closedUntil !== undefined ? { closedUntil: e.closedUntil } : {}),
             },
           ),
         );

@@ -78,7 +78,14 @@ describe('experiments on the live loop', () => {
     lifts: readonly number[],
     ramp: Parameters<typeof rampFor>[0],
     seed: number,
-    options: { afterPromotion?: number; baselineShare?: number; segments?: string[] } = {},
+    options: {
+      afterPromotion?: number;
+      baselineShare?: number;
+      segments?: string[];
+      mode?: 'shadow';
+      /** The champion trained on flipped labels: worse than any honest model. */
+      flippedControl?: boolean;
+    } = {},
   ) {
     const afterPromotion = options.afterPromotion ?? 0;
     const pipeline = await LabelPipeline.create(runtime, { windowMs: WINDOW_MS, idleMs: 5_000 });
@@ -87,7 +94,10 @@ describe('experiments on the live loop', () => {
     const dir = pipeline.registryDir;
     const registry = new FileModelRegistry(dir);
     const examples = heldExamples(spec, 3000, seed);
-    const control = await registerTrained(registry, spec, examples, { by: 'test' });
+    const control = await registerTrained(registry, spec, examples, {
+      by: 'test',
+      flipped: options.flippedControl ?? false,
+    });
     const candidates: string[] = [];
     for (const [i] of lifts.entries())
       candidates.push(await registerTrained(registry, spec, examples.slice(1000 + i), { by: 'test' }));
@@ -106,6 +116,7 @@ describe('experiments on the live loop', () => {
       config: rampFor(ramp),
       ...(options.baselineShare ? { baselineShare: options.baselineShare } : {}),
       ...(options.segments ? { segments: options.segments } : {}),
+      ...(options.mode ? { mode: options.mode } : {}),
     });
     const treated = new Map(candidates.map((c, i) => [c, lifts[i] as number]));
 
@@ -188,7 +199,19 @@ describe('experiments on the live loop', () => {
     const share = served.filter((r) => r.value.modelVersion === candidate).length / served.length;
     const labels = feedback.records.map((r) => r.value);
     const records = predictions.records.map((r) => r.value);
-    return { ended, moves, share, served: served.length, control, candidates, registry, labels, records };
+    const queued = (await experiments.list()).filter((e) => !started.some((s) => s.id === e.id));
+    return {
+      queued,
+      ended,
+      moves,
+      share,
+      served: served.length,
+      control,
+      candidates,
+      registry,
+      labels,
+      records,
+    };
   }
 
   it('promotes a candidate that truly sells more; its rate estimated off-policy from the canary holds its live rate', async () => {
@@ -317,5 +340,31 @@ describe('experiments on the live loop', () => {
       'control − baseline on the timeline',
     );
     assert.equal(better.config.alpha, 0.025, 'alpha shared out between the two');
+  });
+
+  it('passes a better shadow on log loss while it serves no one, and queues its canary', async () => {
+    const run = await group([0], { primary: 'logLoss', steps: STEPS, minOutcomes: 300, budget: 20_000 }, 35, {
+      mode: 'shadow',
+      flippedControl: true,
+    });
+    const shadow = run.ended[0] as ExperimentRecord;
+    assert.equal(shadow.state, 'promoted', JSON.stringify(shadow.decisions));
+    const drop = shadow.decisions.at(-1)!.intervals['logLoss'];
+    assert.ok(drop && (drop.upper ?? 0) < 0, `log loss significantly lower: ${JSON.stringify(drop)}`);
+    // It scored as the shadow, never served, and the champion served everyone meanwhile.
+    const candidate = run.candidates[0] as string;
+    const own = run.records.filter((p) => p.modelVersion === candidate);
+    assert.ok(own.length > 300 && own.every((p) => p.arm === 'shadow'), `${own.length} shadow predictions`);
+    assert.equal(run.share, 0, 'served no one');
+    assert.deepEqual(
+      run.moves.map((m) => `${m.alias}:${m.to}`),
+      [`shadow:${candidate}`, 'shadow:null'],
+    );
+    assert.equal((await run.registry.routing()).champion, run.control, 'a shadow does not take the champion');
+    assert.deepEqual(
+      run.queued.map((e) => [e.candidate, e.mode, e.config.steps]),
+      [[candidate, undefined, STEPS]],
+      'its canary is queued on the ramp given',
+    );
   });
 });

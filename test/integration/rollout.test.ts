@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
+import type { LabeledExample } from '../../services/common/contracts.js';
 import { createProducer, sendInChunks } from '../../services/common/kafka.js';
 import { Random } from '../../services/common/random.js';
 import { FeatureSpec } from '../../services/model/features.js';
@@ -18,6 +19,7 @@ import { ExperimentStore, type ExperimentRecord } from '../../services/registry/
 import { readModelState } from '../../services/registry/publisher.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { loadRolloutConfig } from '../../services/rollout/config.js';
+import { MATURITY_BUCKET_MS } from '../../services/rollout/outcomes.js';
 import { RolloutController } from '../../services/rollout/service.js';
 import { encodeFeedback, simulatedFeedback } from '../../services/simulator/feedback.js';
 import { heldExamples, registerTrained } from '../helpers/held-examples.js';
@@ -164,7 +166,17 @@ describe('rollout controller', () => {
         };
       },
     );
-    await sendInChunks(producer, topic, await encodeFeedback(runtime, examples));
+    // The joiner's clock: a timeout of a later click (of no arm's version) shows these clicks'
+    // windows closed, as the joiner's later timeouts would.
+    const [clock] = simulatedFeedback({ seed: sequence, count: 1, idPrefix: `clock${sequence}-` });
+    const tick: LabeledExample = {
+      ...(clock as LabeledExample),
+      modelVersion: 'v999999',
+      clickTime: Date.now() + 2 * MATURITY_BUCKET_MS,
+      label: 0,
+      labelSource: 'timeout',
+    };
+    await sendInChunks(producer, topic, await encodeFeedback(runtime, [...examples, tick]));
   }
 
   const ramp = rampFor({ primary: 'purchaseRate', steps: [0.1, 0.5], minOutcomes: 100, budget: 20_000 });

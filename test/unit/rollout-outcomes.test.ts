@@ -10,13 +10,15 @@ import { calibrationError } from '../../services/registry/experiments.js';
 import { EMPTY_ARM, observe, unobserve, variance } from '../../services/rollout/sequential.js';
 
 const versions = { control: 'v000001', candidate: 'v000002' };
+/** Every attribution window closed: outcomes count as they arrive (the waiting is tested apart). */
+const CLOSED = { closedUntil: Number.MAX_SAFE_INTEGER };
 
 const example = (over: Partial<LabeledExample> & { predictionId: string }) =>
   servedLabel({ modelVersion: versions.control, ...over });
 
 describe('experiment outcomes', () => {
   it('sum outcomes in all and by the share that served them, restored as they were', () => {
-    const outcomes = new ExperimentOutcomes(versions, 0);
+    const outcomes = new ExperimentOutcomes(versions, 0, CLOSED);
     outcomes.take(example({ predictionId: 'a', label: 1, labelSource: 'outcome', propensity: 0.9 }));
     outcomes.take(example({ predictionId: 'b', modelVersion: versions.candidate, propensity: 0.1 }));
     outcomes.take(example({ predictionId: 'c', propensity: 0.5 }));
@@ -34,7 +36,7 @@ describe('experiment outcomes', () => {
   });
 
   it('sum by the split that served them; outside the segments or the split nothing counts', () => {
-    const outcomes = new ExperimentOutcomes(versions, { since: 0, segments: ['DE/*'] });
+    const outcomes = new ExperimentOutcomes(versions, { since: 0, segments: ['DE/*'] }, CLOSED);
     const inDE = { segment: 'DE/mobile' };
     // The same shares under two splits (a second candidate joined): two strata, not one.
     outcomes.take(example({ predictionId: 'a', ...inDE, propensity: 0.8, split: 'one' }));
@@ -57,7 +59,7 @@ describe('experiment outcomes', () => {
   });
 
   it("sum the baseline arm's served outcomes apart, with corrections, when it has a share", () => {
-    const outcomes = new ExperimentOutcomes(versions, { since: 0, baselineShare: 0.05 });
+    const outcomes = new ExperimentOutcomes(versions, { since: 0, baselineShare: 0.05 }, CLOSED);
     const baseline = { modelVersion: 'baseline', arm: 'baseline', propensity: 0.05, score: 0.2 };
     outcomes.take(example({ predictionId: 'a', ...baseline }));
     outcomes.take(example({ predictionId: 'a', ...baseline, label: 1, labelSource: 'outcome', revision: 1 }));
@@ -74,9 +76,9 @@ describe('experiment outcomes', () => {
 
   it("count a shadow's predictions only as a shadow experiment's candidate", () => {
     const shadowOf = { modelVersion: versions.candidate, arm: 'shadow', score: 0.3 };
-    const split = new ExperimentOutcomes(versions, 0);
+    const split = new ExperimentOutcomes(versions, 0, CLOSED);
     assert.equal(split.take(example({ predictionId: 'a', ...shadowOf })), false, 'never served');
-    const shadow = new ExperimentOutcomes({ ...versions, shadow: true }, 0);
+    const shadow = new ExperimentOutcomes({ ...versions, shadow: true }, 0, CLOSED);
     assert.equal(shadow.take(example({ predictionId: 'a', ...shadowOf })), true);
     assert.equal(shadow.take(example({ predictionId: 'a' })), true, "the same click's served control");
     const served = { modelVersion: versions.candidate, arm: 'challenger' };
@@ -89,8 +91,31 @@ describe('experiment outcomes', () => {
     assert.deepEqual([stats.control['logLoss']?.n, stats.candidate['logLoss']?.n], [1, 1]);
   });
 
+  it('count an outcome only once a timeout shows its window closed; the waiting ones survive a restart', () => {
+    const outcomes = new ExperimentOutcomes(versions, { since: 0, bucketMs: 1000 });
+    const bought = (id: string, clickTime: number) =>
+      example({ predictionId: id, clickTime, label: 1, labelSource: 'outcome' });
+    // Purchases come at once; their clicks' windows are still open.
+    outcomes.take(bought('a', 100));
+    outcomes.take(bought('b', 1500));
+    assert.equal(outcomes.stats.control.purchaseRate.n, 0, 'nothing counted yet');
+    assert.equal(outcomes.waitingOutcomes, 2);
+    // The window closes on a click of second 0 without a purchase: that second is complete.
+    outcomes.take(example({ predictionId: 'c', clickTime: 999 }));
+    assert.equal(outcomes.stats.control.purchaseRate.n, 2, 'a and c');
+    assert.equal(outcomes.stats.control.purchaseRate.mean, 0.5);
+    const restarted = new ExperimentOutcomes(versions, { since: 0, bucketMs: 1000 }, outcomes.snapshot());
+    assert.equal(restarted.waitingOutcomes, 1, 'b still waits after a restart');
+    restarted.take(example({ predictionId: 'd', clickTime: 2999 }));
+    assert.equal(restarted.stats.control.purchaseRate.n, 4);
+    // A correction after the close flips the outcome it counted.
+    restarted.take({ ...bought('d', 2999), revision: 1 });
+    assert.equal(restarted.stats.control.purchaseRate.n, 4);
+    assert.equal(restarted.stats.control.purchaseRate.mean, 0.75, 'a, b and d bought; c did not');
+  });
+
   it("keep each arm's reliability bins of served scores, a correction flipping only its outcome", () => {
-    const outcomes = new ExperimentOutcomes(versions, 0);
+    const outcomes = new ExperimentOutcomes(versions, 0, CLOSED);
     // The candidate scores 0.9 and buys one in two: off by 0.4; the control scores 0.15, buys 0.15 of the time.
     for (let i = 0; i < 20; i++) {
       const label = i % 2;
@@ -126,7 +151,7 @@ describe('experiment outcomes', () => {
   });
 
   it("count a refreshed baseline's outcomes as the control's", () => {
-    const outcomes = new ExperimentOutcomes(versions, 0);
+    const outcomes = new ExperimentOutcomes(versions, 0, CLOSED);
     outcomes.take(example({ predictionId: 'a', modelVersion: 'v000003' }));
     assert.equal(outcomes.stats.control.purchaseRate.n, 0);
     outcomes.setControls([versions.control, 'v000003']);
@@ -162,7 +187,7 @@ describe('experiment outcomes', () => {
     const corrected = { ...first, label: 1, labelSource: 'outcome' as const, revision: 1 };
     const again = { ...first, label: 0, labelSource: 'timeout' as const, revision: 2 };
     const other = example({ predictionId: 'q', modelVersion: versions.candidate, label: 0, score: 0.3 });
-    const outcomes = new ExperimentOutcomes(versions, 0);
+    const outcomes = new ExperimentOutcomes(versions, 0, CLOSED);
     for (const e of [first, other, corrected]) outcomes.take(e);
     const { purchaseRate, logLoss } = outcomes.stats.candidate;
     assert.equal(purchaseRate.n, 2);
@@ -171,7 +196,7 @@ describe('experiment outcomes', () => {
     assert.equal(outcomes.stats.control.purchaseRate.n, 0);
     // A second correction takes the label back: as if only the first and the other were read.
     outcomes.take(again);
-    const direct = new ExperimentOutcomes(versions, 0);
+    const direct = new ExperimentOutcomes(versions, 0, CLOSED);
     for (const e of [first, other]) direct.take(e);
     assert.equal(outcomes.stats.candidate.purchaseRate.mean, 0);
     assert.ok(Math.abs(outcomes.stats.candidate.logLoss.mean - direct.stats.candidate.logLoss.mean) < 1e-12);
@@ -179,7 +204,7 @@ describe('experiment outcomes', () => {
   });
 
   it('leave out clicks before the experiment began, and go on from a stored summary', () => {
-    const outcomes = new ExperimentOutcomes(versions, 1000);
+    const outcomes = new ExperimentOutcomes(versions, 1000, CLOSED);
     assert.equal(outcomes.take(example({ predictionId: 'early', clickTime: 999 })), false);
     assert.equal(outcomes.take(example({ predictionId: 'late', clickTime: 1000, label: 1 })), true);
     const resumed = new ExperimentOutcomes(versions, 1000, outcomes.snapshot());
