@@ -162,6 +162,16 @@ describe('experiments on the admin API', () => {
     });
   });
 
+  /** As the controller starts the queued experiments and routes what changed. */
+  async function startAsTheController(): Promise<ExperimentAdmin> {
+    const experiments = new ExperimentAdmin(new ExperimentStore(dir), admin);
+    await experiments.store.transact(async (file) => {
+      const result = tick(file, { champion: 'v000001', now: Date.now(), summaries: new Map() });
+      for (const e of result.changed) await experiments.route(file, e, 'rollout', 'start');
+    });
+    return experiments;
+  }
+
   it('starts several candidates as a group with a baseline arm in segments; one promoted ends the rest', async () => {
     const started = await app.inject({
       method: 'POST',
@@ -187,12 +197,7 @@ describe('experiments on the admin API', () => {
       'one group, alpha shared out between its candidates',
     );
     const registry = new FileModelRegistry(dir);
-    const experiments = new ExperimentAdmin(new ExperimentStore(dir), admin);
-    // As the controller starts them and routes what changed.
-    await experiments.store.transact(async (file) => {
-      const result = tick(file, { champion: 'v000001', now: Date.now(), summaries: new Map() });
-      for (const e of result.changed) await experiments.route(file, e, 'rollout', 'start');
-    });
+    const experiments = await startAsTheController();
     const routing = await registry.routing();
     assert.deepEqual(routing.challengers, [
       { version: 'v000003', weight: 0.1 },
@@ -238,11 +243,7 @@ describe('experiments on the admin API', () => {
     const record = started.json<ExperimentRecord>();
     assert.equal(record.mode, 'shadow');
     const registry = new FileModelRegistry(dir);
-    const experiments = new ExperimentAdmin(new ExperimentStore(dir), admin);
-    await experiments.store.transact(async (file) => {
-      const result = tick(file, { champion: 'v000001', now: Date.now(), summaries: new Map() });
-      for (const e of result.changed) await experiments.route(file, e, 'rollout', 'start');
-    });
+    await startAsTheController();
     const routing = await registry.routing();
     assert.deepEqual([routing.shadow, routing.challenger, routing.challengers], ['v000003', null, []]);
     const byHand = await app.inject({
