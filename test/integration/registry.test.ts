@@ -154,6 +154,10 @@ describe('model registry', () => {
       challenger: 'v000003',
       challengerWeight: 0.25,
       shadow: 'v000001',
+      // ModelUpdate v2: the one challenger is also the whole list; no baseline share, no segments.
+      challengers: [{ version: 'v000003', weight: 0.25 }],
+      baselineWeight: 0,
+      segments: [],
     });
 
     const history = await registry.history();
@@ -170,7 +174,8 @@ describe('model registry', () => {
     assert.match(history.at(-1)!.reason, /rollback: conversion dropped/);
 
     const state = await readModelState(runtime.kafka, runtime.codecs, topics.names.updates);
-    assert.deepEqual(state.routing, await registry.routing());
+    // Decoded Avro records are class instances: compared as the plain values they hold.
+    assert.deepEqual(JSON.parse(JSON.stringify(state.routing)), await registry.routing());
     assert.equal(state.latest.champion?.version, 'v000001');
     assert.equal(state.latest.champion?.actor, 'carol');
     assert.equal(state.latest.challenger?.version, 'v000003');
