@@ -53,6 +53,10 @@ export const ERROR_CODES = {
   FW_KAFKA_UNAVAILABLE: service(
     'a call to Kafka failed or did not finish in time (a send, a transaction, an offset fetch)',
   ),
+  FW_KAFKA_CLIENT: service(
+    'the Kafka client library lacks what Flywheel relies on (an upgrade moved an internal); the service does not start',
+    false,
+  ),
   FW_REDIS_UNAVAILABLE: service('a Redis command failed or its connection is closed'),
   FW_SERVICE_FAILURE: service('any other failure (its message in the log)', false),
   FW_STALE_OWNER: service(

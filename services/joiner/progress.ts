@@ -2,10 +2,11 @@
 // service takes from Kafka). An upstream stage (the scorer on the click topic, the repartitioner
 // on the purchase topic) commits, per source partition, its offset and the newest event time it
 // took (stream-progress.ts), only after its outputs are acknowledged. So once the joiner has read
-// its input partition up to that partition's end offset read *after* those commits, every output
-// of the records before them is in; and a record the stage has not taken yet has an event time no
-// older than that partition's newest time minus the allowed lateness, unless it is late within
-// its own source partition. The input is complete up to the least such time over the source
+// its input partition up to that partition's high watermark read *after* those commits (not the
+// last stable offset: records committed behind another open transaction lie past it; see
+// common/high-watermarks.ts), every output of the records before them is in; and a record the
+// stage has not taken yet has an event time no older than that partition's newest time minus the
+// allowed lateness, unless it is late within its own source partition. The input is complete up to the least such time over the source
 // partitions that are not idle (caught up with their topic for `idleMs`, or never written to: as
 // in Flink, an idle source does not hold the others back) while the stream is live; in a replay
 // of history every written source holds, since an idle one's next record may be older than the

@@ -34,6 +34,7 @@ import { FlywheelError, invariant } from '../common/errors.js';
 import { CoPartitionedAssigner } from '../common/co-partitioned-assigner.js';
 import { FailingPartitions, failingReason } from '../common/batch-retry.js';
 import { groupTimeouts, type Readiness } from '../common/consumer.js';
+import { highWatermarkAdmin } from '../common/high-watermarks.js';
 import type { Logger } from '../common/logger.js';
 import { createRedis } from '../common/redis.js';
 import type { Runtime } from '../common/runtime.js';
@@ -169,7 +170,9 @@ export class Joiner extends EventEmitter<{ committed: [{ partition: number; seq:
     this.redis = createRedis(runtime.config.REDIS_URL, runtime.logger);
     await this.redis.connect();
     const state = new RedisJoinState(this.redis, this.config.FW_JOINER_GROUP);
-    this.admin = runtime.kafka.admin();
+    // End offsets as high watermarks: the upstream progress is only sound against every record
+    // written, not the last stable offset an open transaction holds back (high-watermarks.ts).
+    this.admin = highWatermarkAdmin(runtime.kafka);
     await this.admin.connect();
     const context = {
       runtime,

@@ -1,7 +1,8 @@
 // Reads the upstream stages' progress from Kafka for progress.ts: each stage's committed offsets
 // with their progress metadata, then the end offsets of its source topic, then those of the topic
 // it writes (in that order: what is committed is acknowledged, so it lies below the ends read
-// after). One admin client polls every input; a failed poll is logged and retried, and only
+// after). End offsets are high watermarks (the admin given is common/high-watermarks.ts's). One
+// admin client polls every input; a failed poll is logged and retried, and only
 // holds the join back.
 import type { Admin } from 'kafkajs';
 import type { Logger } from '../common/logger.js';
