@@ -82,6 +82,17 @@ export class FeatureSpec {
     return murmur3('bias=1', this.seed) & (this.hashSize - 1);
   }
 
+  /** The slot of each bucket of each bucketed feature (a profile reads the buckets back). */
+  bucketSlots(): Record<keyof typeof BUCKETS, number[]> {
+    const hashed = (text: string) => murmur3(text, this.seed) & (this.hashSize - 1);
+    return Object.fromEntries(
+      Object.entries(BUCKETS).map(([name, boundaries]) => [
+        name,
+        boundaries.map((_, i) => hashed(`${name}=${i}`)),
+      ]),
+    ) as Record<keyof typeof BUCKETS, number[]>;
+  }
+
   /** Everything that defines the vector, in a canonical form. */
   describe() {
     return {

@@ -21,6 +21,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   trainer: ['common', 'model', 'registry', 'training'],
   labeling: ['common'],
   rollout: ['common', 'model', 'registry'],
+  monitor: ['common', 'model', 'registry'],
   cli: ['*'],
 };
 
