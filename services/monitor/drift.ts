@@ -19,6 +19,8 @@ export interface DriftPolicy {
   minRecords: number;
   /** Smallest Jensen-Shannon distance that counts as drift. */
   minDistance: number;
+  /** Groups not tested: hourOfDay, since a window shorter than a day sees a few hours only. */
+  ignore: readonly string[];
 }
 
 export const DEFAULT_DRIFT_POLICY: DriftPolicy = {
@@ -26,6 +28,7 @@ export const DEFAULT_DRIFT_POLICY: DriftPolicy = {
   looksPerDay: 1440,
   minRecords: 500,
   minDistance: 0.1,
+  ignore: ['hourOfDay'],
 };
 
 export interface GroupDrift {
@@ -66,7 +69,9 @@ function aligned(
 }
 
 export function driftOf(reference: FeatureProfile, live: RawProfile, policy: DriftPolicy): DriftReport {
-  const names = Object.keys(reference.groups).sort();
+  const names = Object.keys(reference.groups)
+    .filter((g) => !policy.ignore.includes(g))
+    .sort();
   const level = perTestLevel(policy.falseAlarmsPerDay, names.length, policy.looksPerDay);
   const groups = names.map((group): GroupDrift => {
     const { ref, now, unknown } = aligned(reference.groups[group]!, live.groups[group]);

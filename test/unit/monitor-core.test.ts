@@ -1,0 +1,110 @@
+// The monitor core over a simulated stream: quiet while the traffic looks like the reference,
+// the category group flagged once its mix shifts, one retrain for it, and the same judgement
+// after a checkpoint taken mid-stream.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Prediction } from '../../services/common/contracts.js';
+import { Random } from '../../services/common/random.js';
+import { FeatureSpec } from '../../services/model/features.js';
+import { ProfileReader, profileOf } from '../../services/model/profile.js';
+import { DEFAULT_DRIFT_POLICY } from '../../services/monitor/drift.js';
+import {
+  MonitorCore,
+  calibrate,
+  type MonitorCoreConfig,
+  type MonitorState,
+} from '../../services/monitor/core.js';
+import { sampleRecords } from '../helpers/records.js';
+
+const spec = new FeatureSpec({ hashBits: 12 });
+const reader = new ProfileReader(spec);
+const MINUTE = 60_000;
+const T0 = Date.UTC(2026, 11, 1);
+const CATEGORIES = ['books', 'toys', 'garden', 'music'];
+
+function predictions(seed: number, n: number, from: number, weights: number[]): Prediction[] {
+  const random = new Random(seed);
+  const { click, prediction } = sampleRecords(from);
+  return Array.from({ length: n }, (_, i) => {
+    let u = random.next() * weights.reduce((a, b) => a + b);
+    const category = CATEGORIES[weights.findIndex((w) => (u -= w) < 0)] ?? 'books';
+    const time = from + Math.floor((i * 30 * MINUTE) / n);
+    const session = {
+      clicksBefore: random.int(6),
+      sessionStart: time - random.int(600) * 1000,
+      categoriesSeen: 1,
+    };
+    const features = spec.vectorize(
+      { ...click, category, eventTime: time, price: 5 + random.int(50) },
+      session,
+    );
+    const score = 0.05 + 0.1 * random.next();
+    return {
+      ...prediction,
+      predictionId: `p${seed}-${i}`,
+      category,
+      features,
+      score,
+      eventTime: time,
+      modelVersion: 'v7',
+    };
+  });
+}
+
+const config: MonitorCoreConfig = {
+  bucketMs: MINUTE,
+  windowMs: 15 * MINUTE,
+  labelLagMs: 5 * MINUTE,
+  retentionMs: 120 * MINUTE,
+  drift: DEFAULT_DRIFT_POLICY,
+  alerts: {
+    thresholds: { maxLogLoss: null, minAuc: null, maxEce: null, minLabels: 100 },
+    cooldownMs: 60 * MINUTE,
+    retrainOn: ['drift'],
+  },
+};
+const even = [1, 1, 1, 1];
+const reference = profileOf(spec, predictions(1, 20_000, T0 - 600 * MINUTE, even));
+const references = () => ({ profile: reference, calibration: null });
+
+describe('monitor core', () => {
+  it('stays quiet on traffic like the reference, flags the shifted category, retrains once', () => {
+    const core = new MonitorCore(config, reader, references);
+    core.takePredictions(predictions(2, 6000, T0, even));
+    const quiet = core.look(T0 + 30 * MINUTE);
+    assert.equal(quiet.observations.length, 1);
+    assert.deepEqual(quiet.observations[0]?.drift?.drifted, []);
+    assert.deepEqual(quiet.judgement.alerts, []);
+
+    core.takePredictions(predictions(3, 6000, T0 + 30 * MINUTE, [1, 1, 1, 5]));
+    const shifted = core.look(T0 + 60 * MINUTE);
+    assert.deepEqual(shifted.observations[0]?.drift?.drifted, ['category']);
+    assert.equal(shifted.judgement.retrain?.alert.subject, 'category');
+    const snapshot = JSON.parse(JSON.stringify(core.snapshot())) as MonitorState;
+
+    const again = core.look(T0 + 61 * MINUTE);
+    assert.equal(again.judgement.retrain, null, 'within the cooldown');
+    const restored = new MonitorCore(config, reader, references, snapshot).look(T0 + 61 * MINUTE);
+    assert.deepEqual(restored.observations, again.observations);
+    assert.deepEqual(restored.judgement, again.judgement);
+  });
+
+  it('reads the quality window a label lag behind the drift window', () => {
+    const core = new MonitorCore(config, reader, references);
+    core.takePredictions(predictions(4, 100, T0, even));
+    const look = core.look(T0);
+    assert.deepEqual(look.drift, { from: T0 + 30 * MINUTE - 15 * MINUTE, to: T0 + 30 * MINUTE });
+    assert.deepEqual(look.quality, { from: T0 + 10 * MINUTE, to: T0 + 25 * MINUTE });
+  });
+
+  it('calibrates through the holdout reliability, flat past its ends', () => {
+    const table = [
+      { meanScore: 0.1, rate: 0.05 },
+      { meanScore: 0.3, rate: 0.25 },
+    ];
+    assert.equal(calibrate(table, 0.05), 0.05);
+    assert.ok(Math.abs(calibrate(table, 0.2) - 0.15) < 1e-12);
+    assert.equal(calibrate(table, 0.9), 0.25);
+    assert.equal(calibrate(null, 0.42), 0.42);
+  });
+});
