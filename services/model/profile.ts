@@ -144,3 +144,39 @@ export function profileOf(spec: FeatureSpec, records: Iterable<ProfiledRecord>):
   for (const record of records) reader.add(raw, record);
   return finishProfile(raw, spec.hash);
 }
+
+/** A version's holdout reliability: per score bin with examples, mean score and label rate. */
+export type CalibrationTable = { meanScore: number; rate: number; n: number }[];
+
+/** What a version is compared with once it serves: its data's profile and its calibration. */
+export interface VersionReference {
+  profile: FeatureProfile;
+  calibration: CalibrationTable;
+}
+
+export const CALIBRATION_BINS = 10;
+
+/**
+ * The reference of a version from the examples it was judged on, scored by it. Groups the
+ * examples do not carry (`absent`) are left out, so the monitor does not test what it cannot
+ * compare.
+ */
+export function versionReference(
+  spec: FeatureSpec,
+  examples: readonly (ProfiledRecord & { label: number; score: number })[],
+  absent: readonly string[] = [],
+): VersionReference {
+  const profile = profileOf(spec, examples);
+  for (const group of absent) delete profile.groups[group];
+  const bins = Array.from({ length: CALIBRATION_BINS }, () => ({ n: 0, scoreSum: 0, positives: 0 }));
+  for (const { score, label } of examples) {
+    const bin = bins[Math.min(CALIBRATION_BINS - 1, Math.max(0, Math.floor(score * CALIBRATION_BINS)))]!;
+    bin.n++;
+    bin.scoreSum += score;
+    bin.positives += label ? 1 : 0;
+  }
+  const calibration = bins.flatMap((b) =>
+    b.n > 0 ? [{ meanScore: b.scoreSum / b.n, rate: b.positives / b.n, n: b.n }] : [],
+  );
+  return { profile, calibration };
+}

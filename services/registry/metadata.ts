@@ -3,6 +3,7 @@
 import type { RoutedChallenger, Routing } from '../common/contracts.js';
 import type { OffsetRange } from '../common/read-ranges.js';
 import type { ModelArtifacts, ModelKind } from '../model/artifacts.js';
+import type { VersionReference } from '../model/profile.js';
 
 export type Alias = 'champion' | 'challenger' | 'shadow';
 export const ALIASES: readonly Alias[] = ['champion', 'challenger', 'shadow'];
@@ -104,6 +105,8 @@ export interface VersionMetadata {
   seed: number;
   training: TrainingData;
   metrics: HoldoutMetrics | null;
+  /** Its holdout's feature profile and calibration, for the monitor (absent: none computed). */
+  reference?: VersionReference;
   sha256: string;
   files: Record<string, number>;
   createdAt: string;
@@ -118,6 +121,7 @@ export interface NewVersion {
   seed: number;
   training: TrainingData;
   metrics: HoldoutMetrics | null;
+  reference?: VersionReference;
   createdBy: string;
   status?: VersionMetadata['status'];
   statusReason?: string | null;

@@ -59,6 +59,7 @@ export class FileModelRegistry {
           seed: input.seed,
           training: input.training,
           metrics: input.metrics,
+          ...(input.reference ? { reference: input.reference } : {}),
           sha256,
           files: Object.fromEntries(Object.entries(input.artifacts.files).map(([n, b]) => [n, b.length])),
           createdAt: new Date().toISOString(),

@@ -5,6 +5,7 @@ import { calibrationError } from '../model/evaluation.js';
 import { fromArtifacts, toArtifacts, type ModelArtifacts } from '../model/artifacts.js';
 import type { HeuristicBaseline } from '../model/baseline.js';
 import type { FeatureSpec } from '../model/features.js';
+import { versionReference } from '../model/profile.js';
 import { FtrlModel } from '../model/models.js';
 import type { RegistryAdmin } from '../registry/admin.js';
 import { DEFAULT_RAMP, ExperimentStore, type RampConfig } from '../registry/experiments.js';
@@ -249,6 +250,18 @@ async function register(
       constantLogLoss: decision.holdout.constant.logLoss,
       ...(decision.holdout.champion ? { championLogLoss: decision.holdout.champion.logLoss } : {}),
     },
+    // What the monitor compares the version's live traffic with (held examples carry no category).
+    reference: versionReference(
+      options.spec,
+      taken.holdout.map((e, i) => ({
+        features: { indices: e.indices, values: e.values },
+        category: '',
+        segment: e.segment,
+        score: holdout.candidate[i] as number,
+        label: e.label,
+      })),
+      ['category'],
+    ),
     createdBy: 'trainer',
     status: decision.accept ? 'registered' : 'rejected',
     statusReason: decision.accept ? null : decision.reasons.join('; '),

@@ -50,6 +50,16 @@ describe("an operator's challenger", () => {
     assert.equal(first.decision.championFailing, false);
     assert.equal(first.alias, null);
     assert.match(first.held ?? '', new RegExp(`held by ${placed}, placed by ops@cli`));
+    // The candidate carries the monitor's reference: its holdout's profile and calibration.
+    const { reference, metrics } = await registry.get(first.version);
+    assert.equal(reference?.profile.records, metrics?.examples);
+    assert.equal(reference?.profile.featureSpecHash, spec.hash);
+    assert.ok(!('category' in (reference?.profile.groups ?? {})), 'held examples carry no category');
+    assert.equal(reference?.profile.groups.score?.missing, 0);
+    assert.equal(
+      reference?.calibration.reduce((n, bin) => n + bin.n, 0),
+      metrics?.examples,
+    );
     const routing = await registry.routing();
     assert.equal(routing.challenger, placed);
     assert.equal(routing.challengerWeight, 0.2);

@@ -12,6 +12,7 @@ import {
   finishProfile,
   mergeProfiles,
   profileOf,
+  versionReference,
 } from '../../services/model/profile.js';
 import { sampleRecords } from '../helpers/records.js';
 
@@ -66,5 +67,26 @@ describe('feature profile', () => {
     // The five least common values (c0..c4: 1 + 2 + 3 + 4 + 5 records) are OTHER.
     assert.equal(finished[OTHER], 15);
     assert.equal(finished[`c${MAX_VALUES + 4}`], MAX_VALUES + 5);
+  });
+});
+
+describe('version reference', () => {
+  it('bins the calibration by score and leaves out the groups the examples lack', () => {
+    const none = { indices: [], values: [] };
+    const examples = [
+      { score: 0.05, label: 0 },
+      { score: 0.07, label: 1 },
+      { score: 0.55, label: 1 },
+    ].map((e) => ({ ...e, features: none, category: '', segment: 'DE/mobile' }));
+    const reference = versionReference(spec, examples, ['category']);
+    assert.deepEqual(
+      reference.calibration.map((b) => ({ ...b, meanScore: Number(b.meanScore.toFixed(12)) })),
+      [
+        { meanScore: 0.06, rate: 0.5, n: 2 },
+        { meanScore: 0.55, rate: 1, n: 1 },
+      ],
+    );
+    assert.ok(!('category' in reference.profile.groups));
+    assert.deepEqual(reference.profile.groups.segment, { bins: { 'DE/mobile': 3 }, missing: 0 });
   });
 });
