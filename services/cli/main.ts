@@ -13,6 +13,7 @@ import { createRuntime } from '../common/runtime.js';
 import { createRedis } from '../common/redis.js';
 import { runLabeling } from '../labeling/server.js';
 import { runJoiner } from '../joiner/service.js';
+import { runMonitor } from '../monitor/service.js';
 import { runLabels } from './labels.js';
 import { runTrainer } from '../trainer/service.js';
 import { loadRegistryConfig } from '../registry/config.js';
@@ -75,6 +76,12 @@ export const COMMANDS: Record<string, Command> = {
     usage: 'flywheel trainer [propose --reason TEXT [--url URL]]',
     run: (args) =>
       args[0] === 'propose' ? runTrainerPropose(args.slice(1)) : runTrainer(createRuntime('trainer')),
+  },
+  monitor: {
+    summary:
+      'watch every model version and arm: live quality, drift against its reference, alerts, retrain requests',
+    usage: 'flywheel monitor',
+    run: () => runMonitor(createRuntime('monitor')),
   },
   train: {
     summary: 'backfill: train a fresh model from Kafka history between two points (optionally distilled)',

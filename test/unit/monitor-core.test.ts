@@ -3,8 +3,6 @@
 // after a checkpoint taken mid-stream.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Prediction } from '../../services/common/contracts.js';
-import { Random } from '../../services/common/random.js';
 import { FeatureSpec } from '../../services/model/features.js';
 import { ProfileReader, profileOf } from '../../services/model/profile.js';
 import { DEFAULT_DRIFT_POLICY } from '../../services/monitor/drift.js';
@@ -14,42 +12,14 @@ import {
   type MonitorCoreConfig,
   type MonitorState,
 } from '../../services/monitor/core.js';
-import { sampleRecords } from '../helpers/records.js';
+import { servedPredictions } from '../helpers/monitor.js';
 
 const spec = new FeatureSpec({ hashBits: 12 });
 const reader = new ProfileReader(spec);
 const MINUTE = 60_000;
 const T0 = Date.UTC(2026, 11, 1);
-const CATEGORIES = ['books', 'toys', 'garden', 'music'];
-
-function predictions(seed: number, n: number, from: number, weights: number[]): Prediction[] {
-  const random = new Random(seed);
-  const { click, prediction } = sampleRecords(from);
-  return Array.from({ length: n }, (_, i) => {
-    let u = random.next() * weights.reduce((a, b) => a + b);
-    const category = CATEGORIES[weights.findIndex((w) => (u -= w) < 0)] ?? 'books';
-    const time = from + Math.floor((i * 30 * MINUTE) / n);
-    const session = {
-      clicksBefore: random.int(6),
-      sessionStart: time - random.int(600) * 1000,
-      categoriesSeen: 1,
-    };
-    const features = spec.vectorize(
-      { ...click, category, eventTime: time, price: 5 + random.int(50) },
-      session,
-    );
-    const score = 0.05 + 0.1 * random.next();
-    return {
-      ...prediction,
-      predictionId: `p${seed}-${i}`,
-      category,
-      features,
-      score,
-      eventTime: time,
-      modelVersion: 'v7',
-    };
-  });
-}
+const predictions = (seed: number, n: number, from: number, weights: number[]) =>
+  servedPredictions(spec, { seed, n, from, spanMs: 30 * MINUTE, weights });
 
 const config: MonitorCoreConfig = {
   bucketMs: MINUTE,
