@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { Producer } from 'kafkajs';
 import { RecordConsumer, groupTimeouts, readinessOf } from '../common/consumer.js';
+import { seekToStoredOffsets } from '../common/stored-offsets.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
 import { installErrorHandler } from '../common/http-errors.js';
 import { createProducer } from '../common/kafka.js';
@@ -267,15 +268,7 @@ export class Monitor {
     });
     // The checkpoint says where the windows end; a partition it does not name is read from where
     // the group left it (from the beginning for a new group: the retention drops what is old).
-    const kafkaConsumer = consumer.consumer;
-    kafkaConsumer.on(kafkaConsumer.events.GROUP_JOIN, ({ payload }) => {
-      const assignment = payload.memberAssignment as Record<string, number[] | undefined>;
-      for (const [topic, partitions] of Object.entries(assignment))
-        for (const partition of partitions ?? []) {
-          const offset = this.offsets[`${topic}:${partition}`];
-          if (offset !== undefined) kafkaConsumer.seek({ topic, partition, offset });
-        }
-    });
+    seekToStoredOffsets(consumer.consumer, () => this.offsets);
     return consumer;
   }
 
