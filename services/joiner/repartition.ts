@@ -297,7 +297,7 @@ export class Repartitioner {
   }
 }
 
-function repartitionMetrics(registry: Registry) {
+export function repartitionMetrics(registry: Registry) {
   return {
     purchases: counter(registry, {
       name: 'flywheel_joiner_purchases_repartitioned_total',

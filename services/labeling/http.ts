@@ -1,10 +1,14 @@
 // Labeler HTTP API: labelers pull the next task under a lease, answer it (label, skip,
 // unclear); each label goes to fw.labels.human. Admins see queue statistics. Bearer tokens
 // carry the labeler's identity and role.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type preHandlerHookHandler } from 'fastify';
+import type { Registry } from 'prom-client';
 import { requireRole, type TokenTable } from '../common/auth.js';
 import type { HumanLabel } from '../common/contracts.js';
 import { installErrorHandler } from '../common/http-errors.js';
+import { createMetricsRegistry } from '../common/metrics.js';
+import { addServiceRoutes } from '../common/service-routes.js';
+import { labelingMetrics, type LabelingMetrics } from './metrics.js';
 import { labelerPage } from './page.js';
 import type { LabelingQueue } from './queue.js';
 
@@ -36,6 +40,8 @@ export interface LabelingAppOptions {
   publish: (label: HumanLabel) => Promise<void>;
   logger?: FastifyBaseLogger;
   now?: () => number;
+  /** Where /metrics reads from (a registry of its own by default). */
+  metrics?: Registry;
 }
 
 const taskParam = {
@@ -52,7 +58,13 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
   const who = (request: { principal?: { id: string } }) => request.principal?.id ?? 'unknown';
   // Queue errors (unknown task, expired lease, already labeled) carry codes of the HTTP registry.
 
-  app.get('/healthz', () => ({ ok: true }));
+  const registry = options.metrics ?? createMetricsRegistry('labeling');
+  const metrics = labelingMetrics(registry, options.queue);
+  addServiceRoutes(app, {
+    metrics: registry,
+    health: () => ({ ok: true }),
+    readiness: () => ({ ready: true }),
+  });
   // The page itself is public; every call it makes carries the labeler's token.
   const page = labelerPage(options.guidelines);
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page));
@@ -80,27 +92,37 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
         },
       },
     },
-    (request) => answer(options, request.params.id, who(request), request.body),
+    (request) => answer(options, metrics, request.params.id, who(request), request.body),
   );
 
+  releaseRoutes(app, options.queue, metrics, labelers);
+  app.get('/v1/queue/stats', { preHandler: anyone }, () => options.queue.stats());
+  adminRoutes(app, options);
+  return app;
+}
+
+/** Skip and unclear give a task back to the queue for others. */
+function releaseRoutes(
+  app: FastifyInstance,
+  queue: LabelingQueue<ReviewPayload>,
+  metrics: LabelingMetrics,
+  labelers: preHandlerHookHandler,
+): void {
   for (const reason of ['skip', 'unclear'] as const) {
     app.post<{ Params: { id: string } }>(
       `/v1/tasks/:id/${reason}`,
       { preHandler: labelers, schema: { params: taskParam } },
       async (request) => {
-        await options.queue.release(
+        await queue.release(
           request.params.id,
-          who(request),
+          request.principal?.id ?? 'unknown',
           reason === 'skip' ? 'skipped' : 'unclear',
         );
+        metrics.answers.inc({ answer: reason });
         return { released: true };
       },
     );
   }
-
-  app.get('/v1/queue/stats', { preHandler: anyone }, () => options.queue.stats());
-  adminRoutes(app, options);
-  return app;
 }
 
 function adminRoutes(app: FastifyInstance, options: LabelingAppOptions): void {
@@ -121,6 +143,7 @@ function adminRoutes(app: FastifyInstance, options: LabelingAppOptions): void {
  */
 async function answer(
   options: LabelingAppOptions,
+  metrics: LabelingMetrics,
   id: string,
   labeler: string,
   body: { label: 0 | 1; note?: string },
@@ -151,5 +174,8 @@ async function answer(
     });
   }
   const result = await queue.submit(id, labeler, label);
+  metrics.answers.inc({ answer: 'label' });
+  if (payload)
+    metrics.labelLatency.observe(Math.max(0, ((options.now ?? Date.now)() - payload.eventTime) / 1000));
   return { ...result, agreement };
 }

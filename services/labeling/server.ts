@@ -40,7 +40,14 @@ export async function runLabeling(runtime: Runtime, adminToken: string | undefin
     TOPICS.humanLabels,
     config.FW_LABELING_PUBLISH_TIMEOUT_MS,
   );
-  const app = buildLabelingApp({ queue, tokens, guidelines: config.FW_LABELING_GUIDELINES, publish, logger });
+  const app = buildLabelingApp({
+    queue,
+    tokens,
+    guidelines: config.FW_LABELING_GUIDELINES,
+    publish,
+    logger,
+    metrics: runtime.metrics,
+  });
   lifecycle.add('http', () => app.close());
   lifecycle.installSignalHandlers();
   await app.listen({ host: '0.0.0.0', port: config.FW_LABELING_PORT });

@@ -106,13 +106,17 @@ export function buildPredictApp(options: PredictAppOptions): FastifyInstance {
   return app;
 }
 
-function observeLatency(app: FastifyInstance, metrics: Registry): void {
-  const latency = histogram(metrics, {
+export function httpLatency(metrics: Registry) {
+  return histogram(metrics, {
     name: 'flywheel_http_request_seconds',
     help: 'HTTP request latency by route and status',
     labelNames: ['route', 'status'],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
   });
+}
+
+function observeLatency(app: FastifyInstance, metrics: Registry): void {
+  const latency = httpLatency(metrics);
   app.addHook('onResponse', (request, reply, done) => {
     latency.observe(
       { route: request.routeOptions.url ?? 'unknown', status: String(reply.statusCode) },

@@ -159,6 +159,19 @@ describe('labeler API', () => {
       [['task-3', { ann: 1, bob: 0 }, 'pred-3']],
     );
   });
+
+  it('exports the queue depth, the answers and the label latency on /metrics, without a token', async () => {
+    const view = (await call('GET', '/v1/admin/queue', ADMIN)).json<{ ready: number; leased: number }>();
+    const text = (await call('GET', '/metrics')).body;
+    const value = (series: string) =>
+      Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    assert.equal(value('flywheel_labeling_tasks{state="ready",service="labeling"}'), view.ready);
+    assert.equal(value('flywheel_labeling_tasks{state="leased",service="labeling"}'), view.leased);
+    assert.equal(value('flywheel_labeling_answers_total{answer="label",service="labeling"}'), 2);
+    assert.equal(value('flywheel_labeling_answers_total{answer="skip",service="labeling"}'), 1);
+    assert.equal(value('flywheel_labeling_answers_total{answer="unclear",service="labeling"}'), 1);
+    assert.equal(value('flywheel_labeling_label_latency_seconds_count{service="labeling"}'), 2);
+  });
 });
 
 describe('labeler API while Kafka refuses the label', () => {

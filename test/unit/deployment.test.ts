@@ -13,6 +13,7 @@ import { labelingConfigSchema } from '../../services/labeling/config.js';
 import { joinerConfigSchema } from '../../services/joiner/config.js';
 import { trainerConfigSchema } from '../../services/trainer/config.js';
 import { rolloutConfigSchema } from '../../services/rollout/config.js';
+import { monitorConfigSchema } from '../../services/monitor/config.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -72,6 +73,7 @@ describe('docker-compose.yml', () => {
       assert.doesNotThrow(() => joinerConfigSchema.parse(env), `${name} joiner settings are valid`);
       assert.doesNotThrow(() => trainerConfigSchema.parse(env), `${name} trainer settings are valid`);
       assert.doesNotThrow(() => rolloutConfigSchema.parse(env), `${name} rollout settings are valid`);
+      assert.doesNotThrow(() => monitorConfigSchema.parse(env), `${name} monitor settings are valid`);
       assert.equal(env.KAFKA_BROKERS, 'kafka:9092');
       assert.equal(service.depends_on?.kafka?.condition, 'service_healthy', `${name} waits for kafka`);
       if (name !== 'topics')
@@ -88,6 +90,7 @@ describe('docker-compose.yml', () => {
       joinerConfigSchema,
       trainerConfigSchema,
       rolloutConfigSchema,
+      monitorConfigSchema,
     ];
     const known = new Set(schemas.flatMap((schema) => Object.keys(schema.shape)));
     for (const [name, service] of Object.entries(compose.services).filter(([, s]) => s.build))
@@ -103,6 +106,7 @@ describe('docker-compose.yml', () => {
       trainer: 'FW_TRAINER_HTTP_PORT',
       labeling: 'FW_LABELING_PORT',
       rollout: 'FW_ROLLOUT_HTTP_PORT',
+      monitor: 'FW_MONITOR_HTTP_PORT',
     };
     for (const [name, variable] of Object.entries(portVariables)) {
       const service = compose.services[name] as ComposeService;
@@ -123,6 +127,7 @@ describe('docker-compose.yml', () => {
       ['trainer', true],
       ['rollout', true],
       ['scorer', false],
+      ['monitor', false],
     ] as const) {
       const service = compose.services[name]!;
       const dir = service.environment?.FW_REGISTRY_DIR;

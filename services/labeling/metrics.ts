@@ -1,0 +1,34 @@
+// The labeling API's Prometheus metrics: the queue's depth (read from Redis when scraped), the
+// answers labelers give, and how long after its click a label came.
+import type { Registry } from 'prom-client';
+import { counter, gauge, histogram } from '../common/metrics.js';
+
+export interface QueueDepth {
+  stats(): Promise<{ ready: number; leased: number }>;
+}
+
+export function labelingMetrics(registry: Registry, queue: QueueDepth) {
+  gauge(registry, {
+    name: 'flywheel_labeling_tasks',
+    help: 'Review tasks in the queue, by state (ready to lease, leased to a labeler)',
+    labelNames: ['state'],
+    async collect() {
+      const { ready, leased } = await queue.stats();
+      this.set({ state: 'ready' }, ready);
+      this.set({ state: 'leased' }, leased);
+    },
+  });
+  return {
+    answers: counter(registry, {
+      name: 'flywheel_labeling_answers_total',
+      help: 'Answers given by labelers (label, skip, unclear)',
+      labelNames: ['answer'],
+    }),
+    labelLatency: histogram(registry, {
+      name: 'flywheel_labeling_label_latency_seconds',
+      help: 'Time from the click to its human label',
+      buckets: [10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600],
+    }),
+  };
+}
+export type LabelingMetrics = ReturnType<typeof labelingMetrics>;
