@@ -42,7 +42,7 @@ export const COMMANDS: Record<string, Command> = {
   simulate: {
     summary: 'send simulated shop traffic (clicks, purchases) to Kafka',
     usage:
-      'flywheel simulate [--rate N] [--duration S] [--count N] [--seed K] [--traffic N] [--malformed R] [--purchase-delay-scale F] [--drift-at S --drift-category C --drift-shift X]',
+      'flywheel simulate [--rate N] [--duration S] [--count N] [--seed K] [--traffic N] [--malformed R] [--purchase-delay-scale F] [--drift-at S --drift-category C --drift-shift X --drift-share F]',
     run: runSimulate,
   },
   models: {

@@ -18,6 +18,7 @@ const SIMULATE_FLAGS = {
   'drift-at': { type: 'string' },
   'drift-category': { type: 'string' },
   'drift-shift': { type: 'string' },
+  'drift-share': { type: 'string' },
   lift: { type: 'string' },
 } as const;
 
@@ -81,8 +82,16 @@ export async function runSimulate(args: string[]): Promise<number> {
   return 0;
 }
 
-/** The drift flags: from --drift-at on, purchases in the category get --drift-shift more log-odds. */
-function driftOf(values: { 'drift-at'?: string; 'drift-category'?: string; 'drift-shift'?: string }) {
+/**
+ * The drift flags: from --drift-at on, purchases in the category get --drift-shift more log-odds,
+ * and --drift-share of the clicks go to it (the traffic mix drifts too).
+ */
+function driftOf(values: {
+  'drift-at'?: string;
+  'drift-category'?: string;
+  'drift-shift'?: string;
+  'drift-share'?: string;
+}) {
   if (values['drift-at'] === undefined) return null;
   const category = values['drift-category'] ?? 'electronics';
   if (!(CATEGORIES as readonly string[]).includes(category))
@@ -91,6 +100,7 @@ function driftOf(values: { 'drift-at'?: string; 'drift-category'?: string; 'drif
     atMs: numberFlag(values['drift-at'], 'drift-at', 0, 0) * 1000,
     category,
     shift: numberFlag(values['drift-shift'], 'drift-shift', 1.5, -10, 10),
+    share: numberFlag(values['drift-share'], 'drift-share', 0, 0, 1),
   };
 }
 

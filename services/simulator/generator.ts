@@ -13,6 +13,11 @@ export interface DriftConfig {
   category: string;
   /** Log-odds added to purchases of that category from then on. */
   shift: number;
+  /**
+   * Share of clicks sent to that category from then on (a campaign: the traffic mix moves, so the
+   * feature distribution drifts as well as the purchase odds); 0 or absent, the mix stays.
+   */
+  share?: number;
 }
 
 export interface SimulationConfig {
@@ -171,9 +176,17 @@ export class ShopSimulation {
     this.queue.push({ time: time + gap, seq: this.seq++, kind: 'session' });
   }
 
+  /** From the drift on, its share of clicks goes to its category (drawn only then: runs before are unchanged). */
+  private campaignCategory(time: number): string | null {
+    const drift = this.config.drift;
+    if (!drift?.share || time < this.config.startTime + drift.atMs) return null;
+    return this.clickRandom.chance(drift.share) ? drift.category : null;
+  }
+
   private click(session: SessionState, time: number): SimEvent {
     const r = this.clickRandom;
-    const item = this.shop.pickItem(r, session.user);
+    const campaign = this.campaignCategory(time);
+    const item = campaign ? this.shop.pickItemOf(r, campaign) : this.shop.pickItem(r, session.user);
     const pageType = session.depth === 0 ? 'product' : r.pick(PAGE_TYPES);
     const click: ClickEvent = {
       eventId: `c-${this.idTag}-${this.clicks++}`,

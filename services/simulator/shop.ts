@@ -144,6 +144,12 @@ export class Shop {
     return this.itemPicker.pick(random);
   }
 
+  /** An item of `category`, by popularity. */
+  pickItemOf(random: Random, category: string): Item {
+    const picker = this.itemsByCategory.get(category);
+    return picker ? picker.pick(random) : this.itemPicker.pick(random);
+  }
+
   purchaseProbability(ctx: PurchaseContext): number {
     const favourite = ctx.user.favourites.includes(ctx.item.category) ? 0.5 : 0;
     const logOdds =

@@ -94,6 +94,30 @@ describe('shop simulation', () => {
     assert.ok(mean(events, true) > mean(events, false) * 2, 'books convert much better after the drift');
   });
 
+  it("a drift's share moves the traffic mix to its category from its start on, and leaves the run before it as it was", () => {
+    const drift = { atMs: 60_000, category: 'books', shift: 0, share: 0.4 };
+    const plain = take(new ShopSimulation({ seed: 5, startTime: START }), 30000);
+    const drifted = take(new ShopSimulation({ seed: 5, startTime: START, drift }), 30000);
+    const clicks = (events: SimEvent[], after: boolean) =>
+      events.filter(
+        (e): e is SimEvent & { type: 'click' } =>
+          e.type === 'click' && e.time >= START + drift.atMs === after,
+      );
+    const before = clicks(drifted, false);
+    assert.deepEqual(
+      before.map((e) => e.click.itemId),
+      clicks(plain, false).map((e) => e.click.itemId),
+      'the same clicks before the drift',
+    );
+    const share = (events: { click: { category: string } }[]) =>
+      events.filter((e) => e.click.category === 'books').length / events.length;
+    const after = clicks(drifted, true);
+    assert.ok(after.length > 5000);
+    // The campaign's share plus the books the rest of the traffic still picks.
+    const expected = 0.4 + 0.6 * share(before);
+    assert.ok(Math.abs(share(after) - expected) < 0.03, `books ${share(after)} after, ${expected} expected`);
+  });
+
   it('a treatment lifts the purchases of the users the lifted version serves, by the split the scorers apply', () => {
     const lifts = parseLifts('v000002=1');
     const routing = routingOf({
