@@ -6,6 +6,7 @@
 // the bucket of each bucketed feature (its slot is known from the spec) and the dense values.
 import { BUCKETS, type FeatureSpec } from './features.js';
 import type { FeatureVector } from '../common/contracts.js';
+import { addToSketch, designEffect, emptySketch, mergeSketch, type ClusterSketch } from './clusters.js';
 
 export const PROFILE_VERSION = 1;
 /** Equal-width bins of the score, and of each dense value over [0, 1]. */
@@ -27,6 +28,8 @@ export interface FeatureProfile {
   featureSpecHash: string;
   records: number;
   groups: Record<string, GroupHistogram>;
+  /** Σm²/Σm over the records' users (clusters.ts); absent in references made before it (1). */
+  designEffect?: number;
 }
 
 /** What a profile reads from a prediction or a labeled example. */
@@ -35,6 +38,8 @@ export interface ProfiledRecord {
   category: string;
   segment: string;
   score?: number | null;
+  /** Whose click it was: the records of one user are alike (the design effect). */
+  userId?: string;
 }
 
 /** The dense values (named apart from the bucketed features: clicksBefore is both). */
@@ -51,20 +56,27 @@ function binOf(value: number, bins: number): string {
 export interface RawProfile {
   records: number;
   groups: Record<string, GroupHistogram>;
+  /** The records' users (absent in a monitor state written before it). */
+  users?: ClusterSketch;
 }
 
 export function emptyProfile(): RawProfile {
   return {
     records: 0,
     groups: Object.fromEntries(PROFILE_GROUPS.map((g) => [g, { bins: {}, missing: 0 }])),
+    users: emptySketch(),
   };
 }
+
+/** The design effect of a raw profile's records (1 without users). */
+export const profileDesignEffect = (raw: RawProfile) => designEffect(raw.users);
 
 /** The sum of raw profiles (the buckets of a window). */
 export function mergeProfiles(profiles: Iterable<RawProfile>): RawProfile {
   const sum = emptyProfile();
   for (const profile of profiles) {
     sum.records += profile.records;
+    mergeSketch(sum.users!, profile.users);
     for (const [group, histogram] of Object.entries(profile.groups)) {
       const into = (sum.groups[group] ??= { bins: {}, missing: 0 });
       into.missing += histogram.missing;
@@ -86,7 +98,13 @@ export function finishProfile(raw: RawProfile, featureSpecHash: string): Feature
     });
     groups[group] = { bins, missing: histogram.missing };
   }
-  return { version: PROFILE_VERSION, featureSpecHash, records: raw.records, groups };
+  return {
+    version: PROFILE_VERSION,
+    featureSpecHash,
+    records: raw.records,
+    groups,
+    designEffect: designEffect(raw.users),
+  };
 }
 
 /** Reads the groups of records into a raw profile (the slots of the buckets known from the spec). */
@@ -106,6 +124,7 @@ export class ProfileReader {
 
   add(into: RawProfile, record: ProfiledRecord): void {
     into.records++;
+    if (record.userId) addToSketch((into.users ??= emptySketch()), record.userId);
     const count = (group: string, bin: string) => {
       const bins = (into.groups[group] as GroupHistogram).bins;
       bins[bin] = (bins[bin] ?? 0) + 1;

@@ -4,9 +4,10 @@
 // of a day), and the Jensen-Shannon distance is at least `minDistance` (an effect worth acting
 // on: with large samples the test alone rejects differences nobody cares about). A missing value
 // is a bin of its own; a value the reference never saw counts in NEW (its share is reported).
+// The test is corrected for clicks that come in clusters of one user (clusteredTest).
 import type { FeatureProfile, RawProfile } from '../model/profile.js';
-import { OTHER } from '../model/profile.js';
-import { chiSquaredHomogeneity, jensenShannon, perTestLevel, psi } from './stats.js';
+import { OTHER, profileDesignEffect } from '../model/profile.js';
+import { chiSquaredHomogeneity, chiSquaredSurvival, jensenShannon, perTestLevel, psi } from './stats.js';
 
 export const MISSING = '(missing)';
 export const NEW = '(new)';
@@ -47,6 +48,8 @@ export interface GroupDrift {
 export interface DriftReport {
   /** The level each test was run at. */
   level: number;
+  /** Σm²/Σm of the live window's and of the reference's users: how far the tests were corrected. */
+  designEffect: { live: number; reference: number };
   groups: GroupDrift[];
   drifted: string[];
 }
@@ -73,12 +76,13 @@ export function driftOf(reference: FeatureProfile, live: RawProfile, policy: Dri
     .filter((g) => !policy.ignore.includes(g))
     .sort();
   const level = perTestLevel(policy.falseAlarmsPerDay, names.length, policy.looksPerDay);
+  const design = { live: profileDesignEffect(live), reference: reference.designEffect ?? 1 };
   const groups = names.map((group): GroupDrift => {
     const { ref, now, unknown } = aligned(reference.groups[group]!, live.groups[group]);
     const records = Object.values(now).reduce((s, n) => s + n, 0);
     const refRecords = Object.values(ref).reduce((s, n) => s + n, 0);
     const comparable = records > 0 && refRecords > 0;
-    const test = chiSquaredHomogeneity(ref, now);
+    const test = clusteredTest(ref, now, design);
     const distance = comparable ? jensenShannon(ref, now) : 0;
     return {
       group,
@@ -93,5 +97,29 @@ export function driftOf(reference: FeatureProfile, live: RawProfile, policy: Dri
       newValueRate: records > 0 ? unknown / records : 0,
     };
   });
-  return { level, groups, drifted: groups.filter((g) => g.drifted).map((g) => g.group) };
+  return {
+    level,
+    designEffect: design,
+    groups,
+    drifted: groups.filter((g) => g.drifted).map((g) => g.group),
+  };
+}
+
+/**
+ * The chi-squared test of homogeneity with its statistic divided by the samples' design effects
+ * (Rao-Scott, first order): Var(p̂ live − p̂ reference) grows from 1/n + 1/m to d/n + e/m when
+ * the records come in clusters. Without it, clicks of the same users read as independent
+ * evidence and a steady shop is flagged at every look.
+ */
+function clusteredTest(
+  ref: Record<string, number>,
+  now: Record<string, number>,
+  design: { live: number; reference: number },
+): { pValue: number } {
+  const test = chiSquaredHomogeneity(ref, now);
+  const n = Object.values(now).reduce((s, x) => s + x, 0);
+  const m = Object.values(ref).reduce((s, x) => s + x, 0);
+  if (test.degreesOfFreedom === 0 || n === 0 || m === 0) return test;
+  const factor = (1 / n + 1 / m) / (design.live / n + design.reference / m);
+  return { pValue: chiSquaredSurvival(test.statistic * factor, test.degreesOfFreedom) };
 }

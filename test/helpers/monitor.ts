@@ -7,10 +7,21 @@ import { sampleRecords } from './records.js';
 
 export const CATEGORIES = ['books', 'toys', 'garden', 'music'];
 
-/** `n` predictions of `version`, evenly over [from, from + spanMs), categories drawn by `weights`. */
+/**
+ * `n` predictions of `version`, evenly over [from, from + spanMs), categories drawn by `weights`,
+ * each by one of `users` users drawn uniformly (default 5,000: the clicks nearly independent).
+ */
 export function servedPredictions(
   spec: FeatureSpec,
-  options: { seed: number; n: number; from: number; spanMs: number; weights: number[]; version?: string },
+  options: {
+    seed: number;
+    n: number;
+    from: number;
+    spanMs: number;
+    weights: number[];
+    version?: string;
+    users?: number;
+  },
 ): Prediction[] {
   const random = new Random(options.seed);
   const { click, prediction } = sampleRecords(options.from);
@@ -31,6 +42,7 @@ export function servedPredictions(
     return {
       ...prediction,
       predictionId: `p${options.seed}-${i}`,
+      userId: `u-${random.int(options.users ?? 5000)}`,
       eventId: `c${options.seed}-${i}`,
       category,
       features,

@@ -34,6 +34,7 @@ function quality(overrides: Partial<WindowQuality> = {}): WindowQuality {
 
 const drifted = (groups: string[]): DriftReport => ({
   level: 1e-5,
+  designEffect: { live: 1, reference: 1 },
   drifted: groups,
   groups: groups.map((group) => ({
     group,
