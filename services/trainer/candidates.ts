@@ -250,17 +250,19 @@ async function register(
       constantLogLoss: decision.holdout.constant.logLoss,
       ...(decision.holdout.champion ? { championLogLoss: decision.holdout.champion.logLoss } : {}),
     },
-    // What the monitor compares the version's live traffic with (held examples carry no category).
+    // What the monitor compares the version's live traffic with. Examples held before layout 7
+    // carry no category: then the category is left out rather than read as missing.
     reference: versionReference(
       options.spec,
       taken.holdout.map((e, i) => ({
         features: { indices: e.indices, values: e.values },
-        category: '',
+        category: e.category,
         segment: e.segment,
+        userId: e.userId,
         score: holdout.candidate[i] as number,
         label: e.label,
       })),
-      ['category'],
+      taken.holdout.some((e) => !e.category) ? ['category'] : [],
     ),
     createdBy: 'trainer',
     status: decision.accept ? 'registered' : 'rejected',

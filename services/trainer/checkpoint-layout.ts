@@ -5,7 +5,7 @@ import avro from 'avsc';
 import type { SideLearnerState } from './learners.js';
 import type { HeldExample, LearnerState } from './online.js';
 
-export const CURRENT_VERSION = 6;
+export const CURRENT_VERSION = 7;
 export const magicOf = (version: number) => Buffer.from(`FWCK${version}\n`);
 export const MAGIC = magicOf(CURRENT_VERSION);
 
@@ -21,7 +21,15 @@ const heldExampleSchema = {
     { name: 'itemId', type: 'string' },
     { name: 'segment', type: 'string' },
     { name: 'labelTime', type: 'long' },
+    // Version 7: whose click, and its category (the monitor's reference profiles them).
+    { name: 'userId', type: 'string', default: '' },
+    { name: 'category', type: 'string', default: '' },
   ],
+};
+/** The held example of layouts 1 to 6. */
+const heldExampleV6Schema = {
+  ...heldExampleSchema,
+  fields: heldExampleSchema.fields.filter((f) => f.name !== 'userId' && f.name !== 'category'),
 };
 
 /** Fields added in versions 3 and 4, each with a default so older files resolve. */
@@ -147,19 +155,23 @@ const OLDER_LAYOUTS: Record<number, readonly (readonly string[])[]> = {
   4: [V5_NAMES],
   // 5: side learners scored before learning, no losses on arrival.
   5: [V6_NAMES],
+  // 6: held examples without their user and category (heldExampleV6Schema).
+  6: [[]],
 };
 const allFields = [...checkpointSchema.fields, ...V3_FIELDS, ...V5_FIELDS, ...V6_FIELDS];
-const layoutType = (missing: readonly string[]) =>
+const layoutType = (missing: readonly string[], held = heldExampleSchema) =>
   avro.Type.forSchema({
     ...checkpointSchema,
-    fields: allFields.filter((f) => !missing.includes(f.name)),
+    fields: allFields
+      .filter((f) => !missing.includes(f.name))
+      .map((f) => (f.name === 'holdout' ? { ...f, type: { type: 'array', items: held } } : f)),
   } as avro.Schema);
 export const checkpointType = layoutType([]);
 export const readers = new Map(
   Object.entries(OLDER_LAYOUTS).map(([version, shapes]) => [
     Number(version),
     shapes.map((missing) => {
-      const type = layoutType(missing);
+      const type = layoutType(missing, heldExampleV6Schema);
       return { missing, type, resolver: checkpointType.createResolver(type) };
     }),
   ]),

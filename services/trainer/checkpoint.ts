@@ -90,6 +90,8 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
         itemId: e.itemId,
         segment: e.segment,
         labelTime: e.labelTime,
+        userId: e.userId,
+        category: e.category,
       },
     })),
     reference: checkpoint.reference ?? [],

@@ -50,6 +50,9 @@ export interface HeldExample {
   itemId: string;
   segment: string;
   labelTime: number;
+  /** Whose click and its category ('' in checkpoints of layout 6 and before). */
+  userId: string;
+  category: string;
 }
 
 export interface LearnerState {
@@ -65,7 +68,10 @@ export interface LearnerState {
 }
 
 export function heldExample(
-  e: Pick<LabeledExample, 'exampleId' | 'features' | 'label' | 'weight' | 'itemId' | 'segment' | 'labelTime'>,
+  e: Pick<
+    LabeledExample,
+    'exampleId' | 'features' | 'label' | 'weight' | 'itemId' | 'segment' | 'labelTime' | 'userId' | 'category'
+  >,
 ): HeldExample {
   return {
     exampleId: e.exampleId,
@@ -76,6 +82,8 @@ export function heldExample(
     itemId: e.itemId,
     segment: e.segment,
     labelTime: e.labelTime,
+    userId: e.userId,
+    category: e.category,
   };
 }
 

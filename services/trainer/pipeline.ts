@@ -146,6 +146,8 @@ export type SlimExample = Pick<
   | 'weight'
   | 'features'
   | 'labelTime'
+  | 'userId'
+  | 'category'
 > & { revision?: number };
 
 /**
@@ -164,8 +166,8 @@ export function slim(e: SlimExample): LabeledExample {
     features: { indices: [...e.features.indices], values: [...e.features.values] },
     labelTime: e.labelTime,
     eventId: '',
-    userId: '',
-    category: '',
+    userId: e.userId,
+    category: e.category,
     featureSpecHash: '',
     modelVersion: null,
     arm: null,

@@ -54,7 +54,14 @@ describe("an operator's challenger", () => {
     const { reference, metrics } = await registry.get(first.version);
     assert.equal(reference?.profile.records, metrics?.examples);
     assert.equal(reference?.profile.featureSpecHash, spec.hash);
-    assert.ok(!('category' in (reference?.profile.groups ?? {})), 'held examples carry no category');
+    // Held examples carry their category and user (checkpoint layout 7): the monitor tests the
+    // category, and corrects its tests for users that click many times.
+    assert.ok(Object.keys(reference?.profile.groups.category?.bins ?? {}).length > 10);
+    assert.equal(reference?.profile.groups.category?.missing, 0);
+    assert.ok(
+      (reference?.profile.designEffect ?? 1) > 1.5,
+      `design effect ${reference?.profile.designEffect}`,
+    );
     assert.equal(reference?.profile.groups.score?.missing, 0);
     assert.equal(
       reference?.calibration.reduce((n, bin) => n + bin.n, 0),

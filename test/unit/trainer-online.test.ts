@@ -145,6 +145,31 @@ describe('online learner', () => {
     assert.equal(decodeCheckpoint(encodeCheckpoint(current)).warmStart, 'v000003');
   });
 
+  it('keeps the user and category of held examples from layout 7 on; layout 6 reads them as empty', () => {
+    const learner = new OnlineLearner(options);
+    learner.add(data.slice(0, 400));
+    const checkpoint = {
+      seq: 6,
+      writtenAt: 6,
+      featureSpecHash: spec.hash,
+      params: DEFAULT_FTRL,
+      offsets: {},
+      state: learner.state(),
+      reference: data.slice(0, 3),
+    };
+    const held = learner.state().holdout;
+    assert.ok(held.length > 0 && held.every((e) => e.userId && e.category));
+    const now = decodeCheckpoint(encodeCheckpoint(checkpoint));
+    assert.deepEqual(now.state.holdout, held);
+    assert.deepEqual(now.reference, data.slice(0, 3));
+    const old = decodeCheckpoint(encodeCheckpointAs(6, checkpoint));
+    assert.deepEqual(
+      old.state.holdout,
+      held.map((e) => ({ ...e, userId: '', category: '' })),
+    );
+    assert.deepEqual(old.state.z, learner.state().z);
+  });
+
   it('refuses a torn or edited checkpoint, naming why', async () => {
     const learner = new OnlineLearner(options);
     learner.add(data.slice(0, 300));
