@@ -17,6 +17,10 @@ if [ "$which" = all ] || [ "$which" = joiner ]; then
   node bin/flywheel.js stack up >/dev/null
   node --import tsx bench/joiner.ts
 fi
+if [ "$which" = all ] || [ "$which" = monitor ]; then
+  echo "== monitor: drift flagged, estimate before labels, retrains per cooldown, false alarms per day (no broker)"
+  node --import tsx bench/monitor.ts
+fi
 if [ "$which" = all ] || [ "$which" = rollout ]; then
   echo "== rollout: the experiment decision core's error rates over seeded simulations (no broker)"
   node --import tsx bench/rollout.ts
