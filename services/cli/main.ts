@@ -14,6 +14,7 @@ import { createRedis } from '../common/redis.js';
 import { runLabeling } from '../labeling/server.js';
 import { runJoiner } from '../joiner/service.js';
 import { runMonitor } from '../monitor/service.js';
+import { runConsole } from '../console/server.js';
 import { runLabels } from './labels.js';
 import { runTrainer } from '../trainer/service.js';
 import { loadRegistryConfig } from '../registry/config.js';
@@ -82,6 +83,11 @@ export const COMMANDS: Record<string, Command> = {
       'watch every model version and arm: live quality, drift against its reference, alerts, retrain requests',
     usage: 'flywheel monitor',
     run: () => runMonitor(createRuntime('monitor')),
+  },
+  console: {
+    summary: 'the operator console (admin token): models, experiments, monitoring, labeling on one web page',
+    usage: 'flywheel console',
+    run: () => runConsole(createRuntime('console')),
   },
   train: {
     summary: 'backfill: train a fresh model from Kafka history between two points (optionally distilled)',

@@ -28,7 +28,8 @@ import {
 } from '../registry/experiments.js';
 import { FileModelRegistry } from '../registry/store.js';
 import { estimateRate } from '../rollout/estimate.js';
-import { chartLibrary, renderReport } from '../rollout/report.js';
+import { chartLibrary } from '../common/charts.js';
+import { renderReport } from '../rollout/report.js';
 import { runRollout } from '../rollout/service.js';
 import { UsageError, numberFlag, parseFlags } from './args.js';
 

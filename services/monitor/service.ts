@@ -25,6 +25,7 @@ import { HISTORY_SIZE, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { loadMonitorConfig, type MonitorConfig } from './config.js';
 import { MonitorCore, type Look, type VersionReference } from './core.js';
 import { monitorMetrics } from './metrics.js';
+import { seriesOf } from './series.js';
 
 type Subscriptions = Record<string, 'prediction' | 'labeledExample'>;
 /** A version whose metadata could not be read is asked again after this long. */
@@ -285,6 +286,18 @@ export class Monitor {
     });
     app.get('/v1/monitor', () => this.last ?? { at: null, observations: [] });
     app.get('/v1/monitor/alerts', () => ({ alerts: this.history }));
+    app.get<{ Querystring: { maxPoints?: number } }>(
+      '/v1/monitor/series',
+      {
+        schema: {
+          querystring: {
+            type: 'object',
+            properties: { maxPoints: { type: 'integer', minimum: 10, maximum: 2000 } },
+          },
+        },
+      },
+      (request) => ({ series: this.core ? seriesOf(this.core.windows, request.query.maxPoints) : [] }),
+    );
     await app.listen({ host: '0.0.0.0', port: this.config.FW_MONITOR_HTTP_PORT });
     this.app = app;
   }

@@ -2,21 +2,9 @@
 // always-valid interval of each metric's difference, the candidate's share, and every decision
 // with the numbers that drove it. Charts are drawn by uPlot, inlined with its stylesheet, so the
 // file opens anywhere without a network.
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import type { ExperimentRecord } from '../registry/experiments.js';
 
 const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-/** The chart library's script and stylesheet, from the installed package. */
-export async function chartLibrary(): Promise<{ script: string; style: string }> {
-  const require = createRequire(import.meta.url);
-  const [script, style] = await Promise.all([
-    readFile(require.resolve('uplot/dist/uPlot.iife.min.js'), 'utf8'),
-    readFile(require.resolve('uplot/dist/uPlot.min.css'), 'utf8'),
-  ]);
-  return { script, style };
-}
 
 /** The series the page draws, by chart: times in seconds, values or null where unbounded. */
 export function reportSeries(e: ExperimentRecord) {

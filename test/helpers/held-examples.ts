@@ -4,7 +4,7 @@ import { toArtifacts } from '../../services/model/artifacts.js';
 import type { FeatureSpec } from '../../services/model/features.js';
 import { DEFAULT_FTRL } from '../../services/model/ftrl.js';
 import { FtrlModel } from '../../services/model/models.js';
-import type { FileModelRegistry } from '../../services/registry/store.js';
+import type { FileModelRegistry, NewVersion } from '../../services/registry/store.js';
 import { simulateLabeledExamples } from '../../services/simulator/dataset.js';
 import { heldExample, trainingExample, type HeldExample } from '../../services/trainer/online.js';
 
@@ -30,7 +30,7 @@ export async function registerTrained(
   registry: FileModelRegistry,
   spec: FeatureSpec,
   examples: readonly HeldExample[],
-  options: { by: string; flipped?: boolean },
+  options: { by: string; flipped?: boolean; reference?: NewVersion['reference'] },
 ): Promise<string> {
   const model = new FtrlModel(spec.dimension, spec.maxNonZero, DEFAULT_FTRL);
   model.trainStep(
@@ -42,6 +42,7 @@ export async function registerTrained(
     seed: 0,
     training: { source: 'upload', description: options.by, examples: examples.length },
     metrics: null,
+    ...(options.reference ? { reference: options.reference } : {}),
     createdBy: options.by,
   });
   model.dispose();

@@ -22,6 +22,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   labeling: ['common'],
   rollout: ['common', 'model', 'registry'],
   monitor: ['common', 'model', 'registry'],
+  console: ['common', 'registry'],
   cli: ['*'],
 };
 

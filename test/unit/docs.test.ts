@@ -12,6 +12,7 @@ import { scorerConfigSchema } from '../../services/scorer/config.js';
 import { labelingConfigSchema } from '../../services/labeling/config.js';
 import { joinerConfigSchema } from '../../services/joiner/config.js';
 import { trainerConfigSchema } from '../../services/trainer/config.js';
+import { consoleConfigSchema } from '../../services/console/config.js';
 import { monitorConfigSchema } from '../../services/monitor/config.js';
 import { rolloutConfigSchema } from '../../services/rollout/config.js';
 import { TOPIC_SPECS } from '../../services/common/topics.js';
@@ -46,6 +47,8 @@ describe('README', () => {
     for (const name of Object.keys(rolloutConfigSchema.shape))
       assert.ok(readme.includes(`\`${name}\``), name);
     for (const name of Object.keys(monitorConfigSchema.shape))
+      assert.ok(readme.includes(`\`${name}\``), name);
+    for (const name of Object.keys(consoleConfigSchema.shape))
       assert.ok(readme.includes(`\`${name}\``), name);
     for (const spec of TOPIC_SPECS) assert.ok(readme.includes(`\`${spec.name}\``), spec.name);
     for (const name of Object.keys(COMMANDS)) assert.ok(readme.includes(`flywheel ${name}`), name);

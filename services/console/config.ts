@@ -1,0 +1,18 @@
+// Console settings (on top of the common ones), from the environment.
+import { z } from 'zod';
+import { env, loadConfig, type Env } from '../common/config.js';
+
+export const consoleConfigSchema = z.object({
+  FW_CONSOLE_PORT: env.int(8088, 0, 65535),
+  /** The monitor's HTTP API (its last look, series and alerts). */
+  FW_CONSOLE_MONITOR_URL: z.string().url().default('http://127.0.0.1:8087'),
+  /** The labeling API (its admin view, asked with the admin token). */
+  FW_CONSOLE_LABELING_URL: z.string().url().default('http://127.0.0.1:8082'),
+  /** How long a page waits for the monitor or labeling API before it shows them as unreachable. */
+  FW_CONSOLE_UPSTREAM_TIMEOUT_MS: env.int(3000, 100, 60_000),
+});
+export type ConsoleConfig = z.infer<typeof consoleConfigSchema>;
+
+export function loadConsoleConfig(envVars: Env = process.env): ConsoleConfig {
+  return loadConfig(consoleConfigSchema, envVars);
+}

@@ -1,0 +1,174 @@
+// The console page's script (plain browser JavaScript, no build step): it fetches one JSON route
+// per view with the admin token and draws tables and uPlot charts from it.
+export const CONSOLE_SCRIPT = String.raw`
+'use strict';
+var TOKEN_KEY = 'flywheel.console.token';
+var view = document.getElementById('view');
+var current = 'models';
+
+function el(tag, attrs, children) {
+  var node = document.createElement(tag);
+  Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+  (children || []).forEach(function (c) { node.append(c instanceof Node ? c : String(c)); });
+  return node;
+}
+function fmt(x, digits) {
+  if (x === null || x === undefined || Number.isNaN(x)) return '–';
+  return typeof x === 'number' ? x.toFixed(digits === undefined ? 4 : digits) : String(x);
+}
+function time(ms) { return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '–'; }
+function table(headers, rows, id) {
+  var head = el('tr', {}, headers.map(function (h) { return el('th', {}, [h]); }));
+  var body = rows.map(function (r) { return el('tr', {}, r.map(function (c) { return el('td', {}, [c]); })); });
+  return el('table', id ? { id: id } : {}, [el('thead', {}, [head]), el('tbody', {}, body)]);
+}
+function section(title, children) { return el('section', {}, [el('h2', {}, [title])].concat(children)); }
+function chart(title, times, series, width) {
+  var box = el('div', { class: 'chart' });
+  var colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
+  new uPlot({
+    title: title, width: width || 460, height: 220,
+    scales: { x: { time: true } },
+    series: [{}].concat(series.map(function (s, i) {
+      return { label: s.label, stroke: s.color || colors[i % colors.length], dash: s.dash, width: 1.5, spanGaps: true };
+    })),
+  }, [times].concat(series.map(function (s) { return s.values; })), box);
+  return box;
+}
+
+async function api(path) {
+  var response = await fetch(path, { headers: { authorization: 'Bearer ' + sessionStorage.getItem(TOKEN_KEY) } });
+  if (response.status === 401 || response.status === 403) { logout('That token is not an admin token.'); throw new Error('unauthorized'); }
+  if (!response.ok) throw new Error(path + ' answered ' + response.status);
+  return response.json();
+}
+
+function models(data) {
+  var r = data.routing;
+  var aliasesOf = function (v) {
+    var names = [];
+    if (r.champion === v) names.push('champion');
+    (r.challengers || []).forEach(function (c) { if (c.version === v) names.push('challenger ' + fmt(c.weight, 2)); });
+    if (r.challenger === v && !(r.challengers || []).length) names.push('challenger');
+    if (r.shadow === v) names.push('shadow');
+    return el('span', {}, names.map(function (n) { return el('span', { class: 'badge' }, [n]); }));
+  };
+  var rows = data.versions.slice().reverse().map(function (v) {
+    var m = v.metrics || {};
+    return [v.version, aliasesOf(v.version), v.kind, v.parent || '–', v.createdBy, v.createdAt.slice(0, 19),
+      v.status, fmt(m.logLoss), fmt(m.auc), fmt(m.calibrationError), fmt(m.examples, 0)];
+  });
+  var moves = data.history.slice().reverse().slice(0, 50).map(function (h) {
+    return [h.at.slice(0, 19), h.alias, h.from || '–', h.to || '–', h.actor, h.reason];
+  });
+  return [
+    section('Model versions', [table(['version', 'aliases', 'kind', 'parent', 'by', 'created', 'status', 'log loss', 'AUC', 'ECE', 'holdout'], rows, 'versions')]),
+    section('Alias history (newest first)', [table(['at', 'alias', 'from', 'to', 'by', 'why'], moves, 'alias-history')]),
+  ];
+}
+
+function experiments(data) {
+  var rows = data.experiments.slice().reverse().map(function (e) {
+    var steps = e.config.steps || [];
+    return [e.id, e.candidate, e.control || '–', e.state, fmt(steps[e.step], 2), time(e.startedAt), e.endReason || '–'];
+  });
+  var out = [section('Experiments', [table(['id', 'candidate', 'control', 'state', 'share', 'started', 'ended because'], rows, 'experiments')])];
+  data.experiments.filter(function (e) { return e.timeline.length > 1; }).slice(-4).forEach(function (e) {
+    var times = e.timeline.map(function (p) { return p.at / 1000; });
+    var charts = Object.keys(e.config.metrics).map(function (m) {
+      var pick = function (key) { return e.timeline.map(function (p) { var i = p.intervals[m]; return i ? i[key] : null; }); };
+      return chart(m + ': candidate − control', times, [
+        { label: 'estimate', values: pick('estimate') },
+        { label: 'lower', values: pick('lower'), dash: [4, 4], color: '#888' },
+        { label: 'upper', values: pick('upper'), dash: [4, 4], color: '#888' },
+      ]);
+    });
+    charts.push(chart('candidate share', times, [{ label: 'share', values: e.timeline.map(function (p) { return p.share; }) }]));
+    out.push(section(e.id + ' (' + e.candidate + ' against ' + (e.control || '–') + ')', [el('div', { class: 'charts' }, charts)]));
+  });
+  return out;
+}
+
+function unavailable(what, upstream) { return section(what, [el('p', { class: 'bad' }, [upstream.error])]); }
+
+function monitoring(data) {
+  if (!data.series.available) return [unavailable('Monitoring', data.series)];
+  var out = [];
+  data.series.body.series.forEach(function (s) {
+    var times = s.points.map(function (p) { return p.at / 1000; });
+    var col = function (k) { return s.points.map(function (p) { return p[k]; }); };
+    out.push(section(s.version + ' · ' + s.arm, [el('div', { class: 'charts' }, [
+      chart('log loss', times, [{ label: 'realised', values: col('logLoss') }, { label: 'estimated (before labels)', values: col('estimatedLogLoss'), dash: [6, 3] }]),
+      chart('purchase rate', times, [{ label: 'actual', values: col('purchaseRate') }, { label: 'predicted', values: col('predictedRate'), dash: [6, 3] }]),
+      chart('predictions per step', times, [{ label: 'predictions', values: col('predictions') }, { label: 'labels', values: col('labels') }]),
+    ])]));
+  });
+  if (data.look.available) {
+    (data.look.body.observations || []).forEach(function (o) {
+      if (!o.drift) return;
+      var groups = o.drift.groups.slice().sort(function (a, b) { return b.distance - a.distance; });
+      var rows = groups.map(function (g) {
+        return [g.group, fmt(g.records, 0), fmt(g.distance, 3), fmt(g.psi, 3), g.pValue.toExponential(2), fmt(g.newValueRate, 3),
+          g.drifted ? el('span', { class: 'bad' }, ['drifted']) : 'no'];
+      });
+      out.push(section('Drift of ' + o.version + ' · ' + o.arm + ' against its reference (design effect live ' +
+        fmt(o.drift.designEffect.live, 1) + ', reference ' + fmt(o.drift.designEffect.reference, 1) + ', each test at ' + o.drift.level.toExponential(1) + ')',
+        [table(['group', 'records', 'JS distance', 'PSI', 'p', 'new values', 'drifted'], rows, 'drift-' + o.version + '-' + o.arm)]));
+    });
+  }
+  if (data.alerts.available) {
+    var alerts = data.alerts.body.alerts.slice().reverse().slice(0, 100).map(function (a) {
+      return [time(a.at), a.kind, a.version + ' · ' + a.arm, a.subject, a.message];
+    });
+    out.push(section('Alerts (newest first)', [table(['at', 'kind', 'version', 'subject', 'message'], alerts, 'alerts')]));
+  }
+  return out;
+}
+
+function labeling(data) {
+  if (!data.queue.available) return [unavailable('Labeling', data.queue)];
+  var q = data.queue.body;
+  var rows = (q.labelers || []).map(function (l) { return [l.id, fmt(l.labeled, 0), fmt(l.judged, 0), fmt(l.agreement, 2)]; });
+  return [
+    section('Review queue', [table(['ready', 'leased', 'oldest waiting'], [[fmt(q.ready, 0), fmt(q.leased, 0), q.oldestWaitingMs === null ? '–' : fmt(q.oldestWaitingMs / 60000, 1) + ' min']], 'queue')]),
+    section('Labelers', [table(['labeler', 'labels', 'tasks judged by several', 'agreement with the majority'], rows, 'labelers')]),
+  ];
+}
+
+var VIEWS = { models: models, experiments: experiments, monitoring: monitoring, labeling: labeling };
+
+async function show(name) {
+  current = name;
+  document.querySelectorAll('#tabs button').forEach(function (b) { b.classList.toggle('active', b.dataset.view === name); });
+  try {
+    var data = await api('/v1/console/' + name);
+    view.replaceChildren.apply(view, VIEWS[name](data));
+    view.dataset.loaded = name;
+  } catch (error) {
+    if (error.message !== 'unauthorized') view.replaceChildren(section('Error', [el('p', { class: 'bad' }, [error.message])]));
+  }
+}
+function logout(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  view.hidden = true;
+  document.getElementById('logout').hidden = true;
+  document.getElementById('login').hidden = false;
+  document.getElementById('login-error').textContent = message || '';
+}
+function login() {
+  view.hidden = false;
+  document.getElementById('logout').hidden = false;
+  document.getElementById('login').hidden = true;
+  show(current);
+}
+document.getElementById('login-form').addEventListener('submit', function (event) {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, document.getElementById('token').value.trim());
+  login();
+});
+document.getElementById('logout').addEventListener('click', function () { logout(''); });
+document.querySelectorAll('#tabs button').forEach(function (b) {
+  b.addEventListener('click', function () { if (sessionStorage.getItem(TOKEN_KEY)) show(b.dataset.view); });
+});
+if (sessionStorage.getItem(TOKEN_KEY)) login();
+`;
