@@ -140,6 +140,7 @@ function monitorCore(references: Map<string, VersionReference>): MonitorCore {
       windowMs: 15 * MINUTE,
       labelLagMs: WINDOW + 5 * MINUTE,
       retentionMs: 3 * HOUR,
+      historyMs: 0,
       drift: {
         falseAlarmsPerDay: BUDGET_PER_DAY,
         looksPerDay: 1440,

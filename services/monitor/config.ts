@@ -17,6 +17,8 @@ export const monitorConfigSchema = z.object({
   /** How far behind the newest click the quality window ends (labels land up to the join window late). */
   FW_MONITOR_LABEL_LAG_MS: env.int(35 * MINUTE, 0, 7 * 24 * 3_600_000),
   FW_MONITOR_RETENTION_MS: env.int(6 * 60 * MINUTE, MINUTE, 30 * 24 * 3_600_000),
+  /** Hourly figures of buckets past the retention, and dead-letter counts, are kept this long. */
+  FW_MONITOR_HISTORY_MS: env.int(400 * 24 * 60 * MINUTE, 0, 10 * 366 * 24 * 60 * MINUTE),
   /** Expected false drift alarms a day, over every group and look (the budget the tests share). */
   FW_MONITOR_FALSE_ALARMS_PER_DAY: env.number(0.1, 1e-6, 1000),
   FW_MONITOR_MIN_RECORDS: env.int(500, 1),

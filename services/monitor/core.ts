@@ -7,10 +7,12 @@
 // need predictions only); live quality, the same length ending `labelLagMs` earlier, since a
 // click's label lands up to the attribution window after it (a newer window is mostly unlabeled,
 // and its purchase rate would read low).
-import type { LabeledExample, Prediction } from '../common/contracts.js';
+import type { DeadLetter, LabeledExample, Prediction } from '../common/contracts.js';
 import type { FeatureProfile, ProfileReader } from '../model/profile.js';
 import { judge, type AlertPolicy, type AlertState, type Judgement, type Observation } from './alerts.js';
 import { driftOf, type DriftPolicy, type DriftReport } from './drift.js';
+import { emptyDeadLetters, takeDeadLetter, type DeadLetterState } from './dead-letters.js';
+import { emptyHistory, rollUp, type HistoryState } from './history.js';
 import { windowQuality } from './quality.js';
 import { MonitorWindows, parseArmKey, type WindowsState } from './windows.js';
 
@@ -19,6 +21,8 @@ export interface MonitorCoreConfig {
   windowMs: number;
   labelLagMs: number;
   retentionMs: number;
+  /** How long the hourly history and the dead-letter counts are kept. */
+  historyMs: number;
   drift: DriftPolicy;
   alerts: AlertPolicy;
 }
@@ -34,6 +38,9 @@ export interface VersionReference {
 export interface MonitorState {
   windows: WindowsState;
   alerts: AlertState;
+  /** Absent in a checkpoint written before the long history. */
+  history?: HistoryState;
+  deadLetters?: DeadLetterState;
 }
 
 export interface Look {
@@ -63,6 +70,8 @@ export function calibrate(table: CalibrationTable | null, score: number): number
 export class MonitorCore {
   readonly windows: MonitorWindows;
   readonly alerts: AlertState;
+  readonly history: HistoryState;
+  readonly deadLetters: DeadLetterState;
 
   constructor(
     private readonly config: MonitorCoreConfig,
@@ -75,7 +84,11 @@ export class MonitorCore {
       reader,
       calibration: (version: string, score: number) =>
         calibrate(this.referenceOf(version)?.calibration ?? null, score),
+      onExpire: (key: string, bucket: Parameters<typeof rollUp>[2]) =>
+        rollUp(this.history, key, bucket, config.historyMs),
     };
+    this.history = state?.history ?? emptyHistory();
+    this.deadLetters = state?.deadLetters ?? emptyDeadLetters();
     this.windows = state
       ? new MonitorWindows(state.windows, options)
       : MonitorWindows.empty(config.bucketMs, options);
@@ -88,6 +101,10 @@ export class MonitorCore {
 
   takeLabels(records: readonly LabeledExample[]): void {
     for (const e of records) this.windows.addLabel(e);
+  }
+
+  takeDeadLetters(records: readonly DeadLetter[]): void {
+    for (const d of records) takeDeadLetter(this.deadLetters, d, this.config.historyMs);
   }
 
   /** The windows as of the newest click time seen, judged at wall time `now`. */
@@ -117,7 +134,12 @@ export class MonitorCore {
 
   /** Plain data to checkpoint (JSON). */
   snapshot(): MonitorState {
-    return { windows: this.windows.state, alerts: this.alerts };
+    return {
+      windows: this.windows.state,
+      alerts: this.alerts,
+      history: this.history,
+      deadLetters: this.deadLetters,
+    };
   }
 
   private driftOf(version: string, range: { from: number; to: number }): DriftReport | null {

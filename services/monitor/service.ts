@@ -25,9 +25,10 @@ import { HISTORY_SIZE, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { loadMonitorConfig, type MonitorConfig } from './config.js';
 import { MonitorCore, type Look, type VersionReference } from './core.js';
 import { monitorMetrics } from './metrics.js';
+import { deadLetterReport, emptyDeadLetters } from './dead-letters.js';
 import { seriesOf } from './series.js';
 
-type Subscriptions = Record<string, 'prediction' | 'labeledExample'>;
+type Subscriptions = Record<string, 'prediction' | 'labeledExample' | 'deadLetter'>;
 /** A version whose metadata could not be read is asked again after this long. */
 const REFERENCE_RETRY_MS = 30_000;
 
@@ -47,7 +48,7 @@ export class Monitor {
   private readonly log: Logger;
   private readonly registry: FileModelRegistry;
   private readonly metrics: ReturnType<typeof monitorMetrics>;
-  private readonly topics: { predictions: string; feedback: string };
+  private readonly topics: { predictions: string; feedback: string; deadLetters: string };
   private readonly references = new Map<string, { value: VersionReference | null; at: number }>();
   private core: MonitorCore | undefined;
   private offsets: Record<string, string> = {};
@@ -67,6 +68,7 @@ export class Monitor {
     this.topics = {
       predictions: options.topics?.predictions ?? TOPICS.predictions,
       feedback: options.topics?.feedback ?? TOPICS.feedback,
+      deadLetters: options.topics?.deadLetters ?? TOPICS.deadLetters,
     };
   }
 
@@ -97,6 +99,7 @@ export class Monitor {
         windowMs: c.FW_MONITOR_WINDOW_MS,
         labelLagMs: c.FW_MONITOR_LABEL_LAG_MS,
         retentionMs: c.FW_MONITOR_RETENTION_MS,
+        historyMs: c.FW_MONITOR_HISTORY_MS,
         drift: {
           falseAlarmsPerDay: c.FW_MONITOR_FALSE_ALARMS_PER_DAY,
           looksPerDay: 86_400_000 / c.FW_MONITOR_LOOK_MS,
@@ -234,9 +237,12 @@ export class Monitor {
       const taken = this.offsets[key];
       // A batch tried again or fetched again after a restart: counted once.
       if (taken !== undefined && BigInt(record.offset) < BigInt(taken)) continue;
-      if (record.kind === 'prediction') core.takePredictions([record.value as never]);
-      else core.takeLabels([record.value as never]);
-      this.referenceOf((record.value as { modelVersion: string | null }).modelVersion ?? '');
+      if (record.kind === 'deadLetter') core.takeDeadLetters([record.value as never]);
+      else {
+        if (record.kind === 'prediction') core.takePredictions([record.value as never]);
+        else core.takeLabels([record.value as never]);
+        this.referenceOf((record.value as { modelVersion: string | null }).modelVersion ?? '');
+      }
       this.offsets[key] = (BigInt(record.offset) + 1n).toString();
     }
   }
@@ -247,13 +253,15 @@ export class Monitor {
       kafka: runtime.kafka,
       groupId: this.config.FW_MONITOR_GROUP,
       service: 'monitor',
-      subscriptions: { [this.topics.predictions]: 'prediction', [this.topics.feedback]: 'labeledExample' },
+      // The dead letters too (the console's view of them); one that does not decode is itself
+      // dead-lettered, once, as a letter about fw.dlq.
+      subscriptions: {
+        [this.topics.predictions]: 'prediction',
+        [this.topics.feedback]: 'labeledExample',
+        [this.topics.deadLetters]: 'deadLetter',
+      },
       codecs: runtime.codecs,
-      deadLetters: new DeadLetterPublisher(
-        producer,
-        runtime.codecs.deadLetter,
-        this.options.topics?.deadLetters ?? TOPICS.deadLetters,
-      ),
+      deadLetters: new DeadLetterPublisher(producer, runtime.codecs.deadLetter, this.topics.deadLetters),
       logger: runtime.logger,
       metrics: runtime.metrics,
       maxMessageBytes: runtime.config.FW_MAX_MESSAGE_BYTES,
@@ -286,6 +294,9 @@ export class Monitor {
     });
     app.get('/v1/monitor', () => this.last ?? { at: null, observations: [] });
     app.get('/v1/monitor/alerts', () => ({ alerts: this.history }));
+    app.get('/v1/monitor/dead-letters', () =>
+      this.core ? deadLetterReport(this.core.deadLetters) : deadLetterReport(emptyDeadLetters()),
+    );
     app.get<{ Querystring: { maxPoints?: number } }>(
       '/v1/monitor/series',
       {
@@ -296,7 +307,9 @@ export class Monitor {
           },
         },
       },
-      (request) => ({ series: this.core ? seriesOf(this.core.windows, request.query.maxPoints) : [] }),
+      (request) => ({
+        series: this.core ? seriesOf(this.core.windows, request.query.maxPoints, this.core.history) : [],
+      }),
     );
     await app.listen({ host: '0.0.0.0', port: this.config.FW_MONITOR_HTTP_PORT });
     this.app = app;

@@ -107,7 +107,13 @@ export type Calibration = (version: string, score: number) => number;
 export class MonitorWindows {
   constructor(
     readonly state: WindowsState,
-    private readonly options: { retentionMs: number; reader: ProfileReader; calibration?: Calibration },
+    private readonly options: {
+      retentionMs: number;
+      reader: ProfileReader;
+      calibration?: Calibration;
+      /** Told of each bucket as it falls behind the retention (the long history keeps its sums). */
+      onExpire?: (key: string, bucket: Bucket) => void;
+    },
   ) {}
 
   static empty(bucketMs: number, options: MonitorWindows['options']): MonitorWindows {
@@ -181,8 +187,11 @@ export class MonitorWindows {
   /** Buckets entirely behind the retention are forgotten. */
   private expire(): void {
     const horizon = this.state.newest - this.options.retentionMs;
-    for (const start of Object.keys(this.state.buckets))
-      if (Number(start) + this.state.bucketMs <= horizon) delete this.state.buckets[start];
+    for (const [start, byKey] of Object.entries(this.state.buckets)) {
+      if (Number(start) + this.state.bucketMs > horizon) continue;
+      for (const [key, bucket] of Object.entries(byKey)) this.options.onExpire?.(key, bucket);
+      delete this.state.buckets[start];
+    }
   }
 
   /** Every "version|arm" with a bucket in [from, to). */

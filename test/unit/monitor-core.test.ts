@@ -26,6 +26,7 @@ const config: MonitorCoreConfig = {
   windowMs: 15 * MINUTE,
   labelLagMs: 5 * MINUTE,
   retentionMs: 120 * MINUTE,
+  historyMs: 0,
   drift: DEFAULT_DRIFT_POLICY,
   alerts: {
     thresholds: { maxLogLoss: null, minAuc: null, maxEce: null, minLabels: 100 },
