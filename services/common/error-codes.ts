@@ -58,6 +58,9 @@ export const ERROR_CODES = {
     false,
   ),
   FW_REDIS_UNAVAILABLE: service('a Redis command failed or its connection is closed'),
+  FW_UPSTREAM_UNAVAILABLE: service(
+    "the console could not reach the registry's admin API to forward an action",
+  ),
   FW_SERVICE_FAILURE: service('any other failure (its message in the log)', false),
   FW_STALE_OWNER: service(
     "the joiner's state of a partition was taken over by another owner; the partition is reloaded",

@@ -2,9 +2,10 @@
 // token) and its JSON, one route per page. Models and experiments are read from the registry
 // folder; monitoring and labeling are asked of their services over HTTP (the console imports no
 // other service's code), and a service that does not answer is shown as such, not as an error.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type preHandlerHookHandler } from 'fastify';
 import type { Registry } from 'prom-client';
 import { requireRole, type TokenTable } from '../common/auth.js';
+import { FlywheelError } from '../common/errors.js';
 import { installErrorHandler } from '../common/http-errors.js';
 import { addServiceRoutes } from '../common/service-routes.js';
 import type { ExperimentStore } from '../registry/experiments.js';
@@ -19,6 +20,8 @@ export interface ConsoleOptions {
   adminToken: string;
   monitorUrl: string;
   labelingUrl: string;
+  /** The registry's admin API: promotions and rollbacks are forwarded to it with the caller's token. */
+  registryUrl: string;
   upstreamTimeoutMs: number;
   metrics: Registry;
   logger?: FastifyBaseLogger;
@@ -37,6 +40,86 @@ async function ask(url: string, timeoutMs: number, token?: string): Promise<Upst
   } catch (error) {
     return { available: false, error: `${url}: ${(error as Error).message}` };
   }
+}
+
+/**
+ * Promote and roll back: forwarded to the registry's admin API with the operator's own token, so
+ * the alias history names who did it, and the registry (the one writer) publishes the change.
+ */
+async function forward(
+  options: ConsoleOptions,
+  path: string,
+  body: unknown,
+  authorization: string | undefined,
+): Promise<{ status: number; body: unknown }> {
+  const response = await fetch(new URL(path, options.registryUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: authorization ?? '' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(Math.max(options.upstreamTimeoutMs, 10_000)),
+  }).catch((error: unknown) => {
+    throw new FlywheelError(
+      'FW_UPSTREAM_UNAVAILABLE',
+      `the registry at ${options.registryUrl}: ${(error as Error).message}`,
+    );
+  });
+  const answer: unknown = await response.json().catch(() => null);
+  return { status: response.status, body: answer };
+}
+
+function aliasActions(app: FastifyInstance, admins: preHandlerHookHandler, options: ConsoleOptions): void {
+  const reason = { type: 'string', minLength: 1, maxLength: 1000 } as const;
+  app.post<{ Params: { version: string }; Body: { alias: string; reason: string } }>(
+    '/v1/console/models/:version/promote',
+    {
+      preHandler: admins,
+      schema: {
+        params: {
+          type: 'object',
+          required: ['version'],
+          properties: { version: { type: 'string', pattern: '^v\\d{6}$' } },
+        },
+        body: {
+          type: 'object',
+          required: ['alias', 'reason'],
+          additionalProperties: false,
+          properties: { alias: { type: 'string', enum: ['champion', 'challenger', 'shadow'] }, reason },
+        },
+      },
+    },
+    async (request, reply) => {
+      const answer = await forward(
+        options,
+        `/v1/models/${request.params.version}/promote`,
+        request.body,
+        request.headers.authorization,
+      );
+      return reply.status(answer.status).send(answer.body);
+    },
+  );
+  app.post<{ Params: { alias: string }; Body: { reason: string } }>(
+    '/v1/console/aliases/:alias/rollback',
+    {
+      preHandler: admins,
+      schema: {
+        params: {
+          type: 'object',
+          required: ['alias'],
+          properties: { alias: { type: 'string', enum: ['champion', 'challenger', 'shadow'] } },
+        },
+        body: { type: 'object', required: ['reason'], additionalProperties: false, properties: { reason } },
+      },
+    },
+    async (request, reply) => {
+      const answer = await forward(
+        options,
+        `/v1/aliases/${request.params.alias}/rollback`,
+        request.body,
+        request.headers.authorization,
+      );
+      return reply.status(answer.status).send(answer.body);
+    },
+  );
 }
 
 export async function buildConsoleApp(options: ConsoleOptions): Promise<FastifyInstance> {
@@ -76,5 +159,9 @@ export async function buildConsoleApp(options: ConsoleOptions): Promise<FastifyI
   app.get('/v1/console/labeling', { preHandler: admins }, async () => ({
     queue: await ask(`${options.labelingUrl.replace(/\/$/, '')}/v1/admin/queue`, timeout, options.adminToken),
   }));
+  app.get('/v1/console/dead-letters', { preHandler: admins }, async () => ({
+    report: await ask(`${options.monitorUrl.replace(/\/$/, '')}/v1/monitor/dead-letters`, timeout),
+  }));
+  aliasActions(app, admins, options);
   return app;
 }

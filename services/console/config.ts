@@ -8,6 +8,8 @@ export const consoleConfigSchema = z.object({
   FW_CONSOLE_MONITOR_URL: z.string().url().default('http://127.0.0.1:8087'),
   /** The labeling API (its admin view, asked with the admin token). */
   FW_CONSOLE_LABELING_URL: z.string().url().default('http://127.0.0.1:8082'),
+  /** The registry's admin API, where the console's promote and rollback are sent. */
+  FW_CONSOLE_REGISTRY_URL: z.string().url().default('http://127.0.0.1:8081'),
   /** How long a page waits for the monitor or labeling API before it shows them as unreachable. */
   FW_CONSOLE_UPSTREAM_TIMEOUT_MS: env.int(3000, 100, 60_000),
 });

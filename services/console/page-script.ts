@@ -28,7 +28,8 @@ function chart(title, times, series, width) {
   var colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
   new uPlot({
     title: title, width: width || 460, height: 220,
-    scales: { x: { time: true } },
+    // One point alone would stretch the time axis over years: give it an hour either side.
+    scales: { x: times.length === 1 ? { time: true, range: [times[0] - 3600, times[0] + 3600] } : { time: true } },
     series: [{}].concat(series.map(function (s, i) {
       return { label: s.label, stroke: s.color || colors[i % colors.length], dash: s.dash, width: 1.5, spanGaps: true };
     })),
@@ -36,11 +37,32 @@ function chart(title, times, series, width) {
   return box;
 }
 
-async function api(path) {
-  var response = await fetch(path, { headers: { authorization: 'Bearer ' + sessionStorage.getItem(TOKEN_KEY) } });
+async function api(path, body) {
+  var headers = { authorization: 'Bearer ' + sessionStorage.getItem(TOKEN_KEY) };
+  if (body) headers['content-type'] = 'application/json';
+  var response = await fetch(path, body ? { method: 'POST', headers: headers, body: JSON.stringify(body) } : { headers: headers });
   if (response.status === 401 || response.status === 403) { logout('That token is not an admin token.'); throw new Error('unauthorized'); }
-  if (!response.ok) throw new Error(path + ' answered ' + response.status);
+  if (!response.ok) {
+    var answer = await response.json().catch(function () { return null; });
+    throw new Error(path + ' answered ' + response.status + (answer && answer.error ? ': ' + answer.error.message : ''));
+  }
   return response.json();
+}
+
+// An alias move asks for its reason (kept in the alias history), then redraws the view.
+function action(label, path, body) {
+  var b = el('button', { 'data-action': path + (body && body.alias ? '#' + body.alias : '') }, [label]);
+  b.addEventListener('click', async function () {
+    var reason = window.prompt(label + ': why?');
+    if (!reason) return;
+    try {
+      await api(path, Object.assign({}, body || {}, { reason: reason }));
+      show(current);
+    } catch (error) {
+      if (error.message !== 'unauthorized') window.alert(error.message);
+    }
+  });
+  return b;
 }
 
 function models(data) {
@@ -55,15 +77,22 @@ function models(data) {
   };
   var rows = data.versions.slice().reverse().map(function (v) {
     var m = v.metrics || {};
+    var actions = el('span', {}, [
+      action('champion', '/v1/console/models/' + v.version + '/promote', { alias: 'champion' }),
+      action('challenger', '/v1/console/models/' + v.version + '/promote', { alias: 'challenger' }),
+    ]);
     return [v.version, aliasesOf(v.version), v.kind, v.parent || '–', v.createdBy, v.createdAt.slice(0, 19),
-      v.status, fmt(m.logLoss), fmt(m.auc), fmt(m.calibrationError), fmt(m.examples, 0)];
+      v.status, fmt(m.logLoss), fmt(m.baselineLogLoss), fmt(m.championLogLoss), fmt(m.auc), fmt(m.calibrationError), fmt(m.lift, 2), fmt(m.examples, 0), actions];
+  });
+  var rollbacks = ['champion', 'challenger', 'shadow'].filter(function (a) { return r[a]; }).map(function (a) {
+    return action('roll back ' + a, '/v1/console/aliases/' + a + '/rollback');
   });
   var moves = data.history.slice().reverse().slice(0, 50).map(function (h) {
     return [h.at.slice(0, 19), h.alias, h.from || '–', h.to || '–', h.actor, h.reason];
   });
   return [
-    section('Model versions', [table(['version', 'aliases', 'kind', 'parent', 'by', 'created', 'status', 'log loss', 'AUC', 'ECE', 'holdout'], rows, 'versions')]),
-    section('Alias history (newest first)', [table(['at', 'alias', 'from', 'to', 'by', 'why'], moves, 'alias-history')]),
+    section('Model versions', [table(['version', 'aliases', 'kind', 'parent', 'by', 'created', 'status', 'log loss', 'baseline', 'champion then', 'AUC', 'ECE', 'lift', 'holdout', 'make it'], rows, 'versions')]),
+    section('Alias history (newest first)', [el('p', {}, rollbacks), table(['at', 'alias', 'from', 'to', 'by', 'why'], moves, 'alias-history')]),
   ];
 }
 
@@ -129,13 +158,36 @@ function labeling(data) {
   if (!data.queue.available) return [unavailable('Labeling', data.queue)];
   var q = data.queue.body;
   var rows = (q.labelers || []).map(function (l) { return [l.id, fmt(l.labeled, 0), fmt(l.judged, 0), fmt(l.agreement, 2)]; });
+  var hours = q.labelsPerHour || [];
+  var perHour = hours.length ? [chart('labels per hour', hours.map(function (h) { return h.at / 1000; }), [{ label: 'labels', values: hours.map(function (h) { return h.labels; }) }])] : [el('p', { class: 'muted' }, ['No labels in the last 48 hours.'])];
   return [
+    section('Labels per hour', perHour),
     section('Review queue', [table(['ready', 'leased', 'oldest waiting'], [[fmt(q.ready, 0), fmt(q.leased, 0), q.oldestWaitingMs === null ? '–' : fmt(q.oldestWaitingMs / 60000, 1) + ' min']], 'queue')]),
     section('Labelers', [table(['labeler', 'labels', 'tasks judged by several', 'agreement with the majority'], rows, 'labelers')]),
   ];
 }
 
-var VIEWS = { models: models, experiments: experiments, monitoring: monitoring, labeling: labeling };
+function deadLetters(data) {
+  if (!data.report.available) return [unavailable('Dead letters', data.report)];
+  var d = data.report.body;
+  var out = [];
+  if (d.points.length) {
+    var times = d.points.map(function (p) { return p.at / 1000; });
+    out.push(section('Dead letters per ' + (d.stepMs >= 86400000 ? fmt(d.stepMs / 86400000, 0) + ' day(s)' : fmt(d.stepMs / 3600000, 0) + ' hour(s)') + ', by error code', [chart('dead letters', times, d.codes.map(function (code) {
+      return { label: code, values: d.points.map(function (p) { return p.counts[code] || 0; }) };
+    }), 940)]));
+  }
+  out.push(section('By source and reason', [table(['source topic', 'error code', 'service', 'letters', 'last'],
+    d.totals.map(function (t) { return [t.sourceTopic, t.errorCode, t.service, fmt(t.n, 0), time(t.lastAt)]; }), 'dead-letter-totals')]));
+  out.push(section('Newest letters', [table(['failed at', 'where', 'code', 'service', 'reason', 'key', 'value (first bytes)'],
+    d.newest.map(function (l) {
+      return [time(l.failedAt), l.sourceTopic + '/' + l.sourcePartition + '@' + l.sourceOffset, l.errorCode, l.service, l.reason, l.key || '–',
+        el('pre', {}, [l.preview === null ? '(none)' : l.preview + (l.size > 240 ? ' … (' + l.size + ' bytes)' : '')])];
+    }), 'dead-letters')]));
+  return out;
+}
+
+var VIEWS = { models: models, experiments: experiments, monitoring: monitoring, labeling: labeling, 'dead-letters': deadLetters };
 
 async function show(name) {
   current = name;

@@ -1,6 +1,7 @@
-// The operator console: one page, four views (models, experiments, monitoring, labeling), drawn
-// in the browser from the console's JSON with uPlot (inlined: the page needs no network). The
-// admin token is kept for the tab's session only, and "log out" forgets it.
+// The operator console: one page, five views (models, experiments, monitoring, labeling, dead
+// letters), drawn
+// in the browser from the console's JSON with uPlot (inlined: the page needs no network).
+// The admin token is kept for the tab's session only, and "log out" forgets it.
 import { chartLibrary } from '../common/charts.js';
 import { CONSOLE_SCRIPT } from './page-script.js';
 
@@ -21,6 +22,8 @@ th { color: #56616c; font-weight: 600; }
 .bad { color: #b3261e; font-weight: 600; }
 .muted { color: #6b7680; }
 .charts { display: flex; flex-wrap: wrap; gap: 1rem; }
+td button { font-size: .8rem; margin-right: .2rem; }
+pre { margin: 0; white-space: pre-wrap; word-break: break-all; max-width: 36rem; font-size: .8rem; }
 #login { max-width: 26rem; margin: 4rem auto; }
 #login input { width: 100%; padding: .4rem; margin: .4rem 0; box-sizing: border-box; }
 `;
@@ -37,6 +40,7 @@ export async function consolePage(): Promise<string> {
 <button data-view="experiments">Experiments</button>
 <button data-view="monitoring">Monitoring</button>
 <button data-view="labeling">Labeling</button>
+<button data-view="dead-letters">Dead letters</button>
 </nav><button id="logout" hidden>Log out</button></header>
 <main>
 <section id="login"><h2>Admin token</h2>

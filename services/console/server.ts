@@ -21,6 +21,7 @@ export async function runConsole(runtime: Runtime): Promise<number> {
     adminToken,
     monitorUrl: config.FW_CONSOLE_MONITOR_URL,
     labelingUrl: config.FW_CONSOLE_LABELING_URL,
+    registryUrl: config.FW_CONSOLE_REGISTRY_URL,
     upstreamTimeoutMs: config.FW_CONSOLE_UPSTREAM_TIMEOUT_MS,
     metrics: runtime.metrics,
     logger: runtime.logger,

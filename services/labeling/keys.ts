@@ -21,6 +21,11 @@ export class QueueKeys {
     return `${this.prefix}completed`;
   }
 
+  /** Hour start (ms) → labels recorded in it (the console's labels per hour). */
+  get hourly(): string {
+    return `${this.prefix}hourly`;
+  }
+
   /** Per labeler: labeled:<id>, judged:<id> (on multi-label tasks), agreed:<id> (with the majority). */
   get labelers(): string {
     return `${this.prefix}labelers`;

@@ -52,6 +52,8 @@ export interface AdminView {
   oldestWaitingMs: number | null;
   counters: Record<string, number>;
   labelers: { id: string; labeled: number; judged: number; agreement: number | null }[];
+  /** Labels recorded per hour over the last two days, oldest first (hours without labels left out). */
+  labelsPerHour: { at: number; labels: number }[];
 }
 
 export const DEFAULT_QUEUE: QueueOptions = {
@@ -225,12 +227,18 @@ export class LabelingQueue<T> {
         agreement: judged > 0 ? Number(raw[`agreed:${id}`] ?? 0) / judged : null,
       };
     });
+    const since = this.now() - 48 * 3_600_000;
+    const labelsPerHour = Object.entries(await this.redis.hgetall(this.keys.hourly))
+      .map(([at, n]) => ({ at: Number(at), labels: Number(n) }))
+      .filter((h) => h.at >= since)
+      .sort((a, b) => a.at - b.at);
     return {
       ready,
       leased,
       oldestWaitingMs: Number.isFinite(oldest) ? this.now() - oldest : null,
       counters,
       labelers,
+      labelsPerHour,
     };
   }
 

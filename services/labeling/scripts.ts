@@ -145,6 +145,7 @@ return { code, labels, required }
  *   KEYS[1] ready   KEYS[2] leases
  *   ARGV[1] prefix  ARGV[2] task id  ARGV[3] labeler id  ARGV[4] label (JSON)  ARGV[5] now (ms)
  *   ARGV[6] most completed task ids kept for export
+ * Labels are counted per hour in `hourly` (hour start → labels) for the console, kept ~60 days.
  * Returns { code, labelsSoFar, required }: code 1 recorded, 2 recorded and task complete;
  * negative codes: see QueueCode. On completion the task id goes to the completed list (capped at
  * ARGV[6]) and, for tasks with several labels, each labeler's agreement with the majority is
@@ -163,6 +164,12 @@ redis.call('ZREM', KEYS[2], lease)
 redis.call('HSET', labels, labeler, ARGV[4])
 redis.call('HINCRBY', task, 'leased', -1)
 redis.call('HINCRBY', prefix .. 'labelers', 'labeled:' .. labeler, 1)
+local hour = tonumber(ARGV[5]) - tonumber(ARGV[5]) % 3600000
+if redis.call('HINCRBY', prefix .. 'hourly', tostring(hour), 1) == 1 then
+  for _, h in ipairs(redis.call('HKEYS', prefix .. 'hourly')) do
+    if tonumber(h) < hour - 60 * 86400000 then redis.call('HDEL', prefix .. 'hourly', h) end
+  end
+end
 local count = redis.call('HINCRBY', task, 'labels', 1)
 local required = tonumber(redis.call('HGET', task, 'required'))
 if count >= required then

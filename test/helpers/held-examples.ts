@@ -30,7 +30,13 @@ export async function registerTrained(
   registry: FileModelRegistry,
   spec: FeatureSpec,
   examples: readonly HeldExample[],
-  options: { by: string; flipped?: boolean; reference?: NewVersion['reference'] },
+  options: {
+    by: string;
+    flipped?: boolean;
+    reference?: NewVersion['reference'];
+    metrics?: NewVersion['metrics'];
+    parent?: string;
+  },
 ): Promise<string> {
   const model = new FtrlModel(spec.dimension, spec.maxNonZero, DEFAULT_FTRL);
   model.trainStep(
@@ -38,10 +44,10 @@ export async function registerTrained(
   );
   const metadata = await registry.register({
     artifacts: await toArtifacts(model, spec),
-    parent: null,
+    parent: options.parent ?? null,
     seed: 0,
     training: { source: 'upload', description: options.by, examples: examples.length },
-    metrics: null,
+    metrics: options.metrics ?? null,
     ...(options.reference ? { reference: options.reference } : {}),
     createdBy: options.by,
   });

@@ -1,8 +1,9 @@
 // The operator console in headless Chromium (Debian's, driven by playwright-core), against real
 // parts: a registry with trained versions, an alias history and an experiment the controller's
 // core ticked; a monitor reading predictions and labels from Kafka; a labeling API on Redis with
-// a labeled task. Every view is opened and checked for its data; screenshots go to
-// test-artifacts/. A wrong token is refused and the login is shown again.
+// a labeled task; dead letters the monitor itself wrote for garbage on its input; the registry's
+// admin API for the console's promote button. Every view is opened and checked for its data;
+// screenshots go to test-artifacts/. A wrong token is refused and the login is shown again.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -19,7 +20,9 @@ import { FeatureSpec } from '../../services/model/features.js';
 import { versionReference } from '../../services/model/profile.js';
 import { loadMonitorConfig } from '../../services/monitor/config.js';
 import { Monitor } from '../../services/monitor/service.js';
+import { RegistryAdmin } from '../../services/registry/admin.js';
 import { rampFor } from '../../services/registry/experiment-admin.js';
+import { buildRegistryApp } from '../../services/registry/http.js';
 import { ExperimentStore, type ExperimentRecord } from '../../services/registry/experiments.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { tick } from '../../services/rollout/controller.js';
@@ -76,11 +79,14 @@ describe('operator console', () => {
   const runtime = testRuntime('console');
   const spec = new FeatureSpec();
   let dir: string;
-  let topics: TestTopics<'predictions' | 'feedback' | 'dlq'>;
+  let topics: TestTopics<'predictions' | 'feedback' | 'dlq' | 'updates'>;
   let producer: Producer;
   let monitor: Monitor;
   let labeling: LabelingHarness;
   let app: FastifyInstance;
+  let registryApp: FastifyInstance;
+  let registry: FileModelRegistry;
+  let candidate: string;
   let browser: Browser;
   let base: string;
   let champion: string;
@@ -91,7 +97,7 @@ describe('operator console', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fw-console-'));
-    const registry = new FileModelRegistry(join(dir, 'registry'));
+    registry = new FileModelRegistry(join(dir, 'registry'));
     const held = heldExamples(spec, 3000);
     // The champion's reference: traffic of four categories alike; the live traffic below leans on one.
     const now = Date.now();
@@ -102,21 +108,34 @@ describe('operator console', () => {
       spanMs: 60 * MINUTE,
       weights: [1, 1, 1, 1],
     });
+    const metrics = (logLoss: number) => ({
+      examples: 600,
+      logLoss,
+      auc: 0.71,
+      calibrationError: 0.012,
+      lift: 2.1,
+      baselineLogLoss: 0.351,
+    });
     champion = await registerTrained(registry, spec, held.slice(0, 1500), {
       by: 'trainer',
+      metrics: metrics(0.3322),
       reference: versionReference(
         spec,
         referenceTraffic.map((p) => ({ ...p, label: 0 })),
       ),
     });
-    const candidate = await registerTrained(registry, spec, held, { by: 'trainer' });
+    candidate = await registerTrained(registry, spec, held, {
+      by: 'trainer',
+      metrics: metrics(0.3217),
+      parent: champion,
+    });
     await registry.moveAlias('champion', champion, { actor: 'ops', reason: 'first model' });
     await writeFile(
       join(dir, 'registry', 'experiments.json'),
       JSON.stringify(experimentsFile(champion, candidate)),
     );
 
-    topics = await createTestTopics(runtime, ['predictions', 'feedback', 'dlq'], 2);
+    topics = await createTestTopics(runtime, ['predictions', 'feedback', 'dlq', 'updates'], 2);
     producer = createProducer(runtime.kafka);
     await producer.connect();
     monitor = new Monitor({
@@ -156,6 +175,14 @@ describe('operator console', () => {
         live.map(async (p) => ({ key: p.userId, value: await runtime.codecs.prediction.encode(p) })),
       ),
     });
+    // Garbage on the monitor's input: it dead-letters both, then reads them back for the console.
+    await producer.send({
+      topic: topics.names.predictions,
+      messages: [
+        { key: 'garbage-json', value: Buffer.from('{"score": 0.5, "not": "avro"}') },
+        { key: 'garbage-schema', value: Buffer.from([0, 0, 0, 0x7f, 0x7f, 1, 2, 3]) },
+      ],
+    });
     // Their outcomes, as the joiner writes them: a purchase for about one click in ten.
     const labels = live.map((p, i) =>
       servedLabel({
@@ -183,10 +210,22 @@ describe('operator console', () => {
       labelsRequired: 1,
       guidelines: 'g',
     });
-    for (let n = 1; n <= 3; n++)
+    for (let n = 1; n <= 4; n++)
       await labeling.queue.add({ id: `task-${n}`, priority: n, payload: reviewPayload(n) });
+    const leased = await labeling.queue.next('ann');
+    await labeling.queue.submit(leased!.id, 'ann', { label: 1 });
     await labeling.app.listen({ host: '127.0.0.1', port: 0 });
 
+    registryApp = buildRegistryApp({
+      admin: new RegistryAdmin(
+        registry,
+        spec,
+        { producer, codecs: runtime.codecs, topic: topics.names.updates },
+        runtime.logger,
+      ),
+      tokens: new TokenTable().add(ADMIN, { id: 'ops', role: 'admin' }),
+    });
+    await registryApp.listen({ host: '127.0.0.1', port: 0 });
     app = await buildConsoleApp({
       registry,
       experiments: new ExperimentStore(join(dir, 'registry')),
@@ -194,6 +233,7 @@ describe('operator console', () => {
       adminToken: ADMIN,
       monitorUrl: `http://127.0.0.1:${monitor.port}`,
       labelingUrl: `http://127.0.0.1:${(labeling.app.server.address() as { port: number }).port}`,
+      registryUrl: `http://127.0.0.1:${(registryApp.server.address() as { port: number }).port}`,
       upstreamTimeoutMs: 3000,
       metrics: runtime.metrics,
     });
@@ -205,6 +245,7 @@ describe('operator console', () => {
   after(async () => {
     await browser?.close();
     await app?.close();
+    await registryApp?.close();
     await labeling?.close();
     await monitor?.stop();
     await producer?.disconnect();
@@ -235,6 +276,11 @@ describe('operator console', () => {
     const versions = await page.locator('#versions tbody tr').count();
     assert.equal(versions, 2, `${versions} versions listed`);
     assert.match(await page.locator('#versions').innerText(), new RegExp(`${champion}\\s+champion`));
+    assert.match(
+      await page.locator('#versions').innerText(),
+      new RegExp(`${candidate}\\s+ftrl\\s+${champion}[^\\n]+0\\.3217[^\\n]+0\\.3510`),
+      'its parent, and its holdout log loss beside the baseline',
+    );
     assert.match(await page.locator('#alias-history').innerText(), /first model/);
 
     await open(page, 'experiments');
@@ -261,7 +307,35 @@ describe('operator console', () => {
     assert.match(drift, /category[^\n]*drifted/, 'the shifted category is flagged');
 
     await open(page, 'labeling');
-    assert.match(await page.locator('#queue').innerText(), /\b3\b/);
+    assert.match(await page.locator('#queue').innerText(), /\b3\b/, 'three of four tasks wait');
+    assert.match(await page.locator('#labelers').innerText(), /ann\s+1\b/);
+    assert.ok((await page.locator('.uplot').count()) >= 1, 'labels per hour are drawn');
+
+    // Both garbage records were dead-lettered by the monitor and read back from the dead-letter topic.
+    const lettersSeen = async () => {
+      const response = await fetch(`http://127.0.0.1:${monitor.port}/v1/monitor/dead-letters`);
+      return ((await response.json()) as { newest: unknown[] }).newest.length;
+    };
+    while ((await lettersSeen()) < 2) await nextLook();
+    await open(page, 'dead-letters');
+    const totals = await page.locator('#dead-letter-totals').innerText();
+    assert.match(totals, new RegExp(`${topics.names.predictions}\\s+FW_BAD_MAGIC_BYTE\\s+monitor\\s+1`));
+    assert.match(totals, /FW_UNKNOWN_SCHEMA_ID/);
+    const newest = await page.locator('#dead-letters').innerText();
+    assert.match(newest, /garbage-json[\s\S]*\{"score": 0\.5, "not": "avro"\}/, 'text is shown as text');
+    assert.match(newest, /0000007f7f010203/, 'bytes are shown as hex');
+
+    // Promote from the console: the registry's admin API moves the alias, in the operator's name.
+    page.once('dialog', (dialog) => void dialog.accept('the console test promotes the candidate'));
+    await open(page, 'models');
+    await page.click(`#versions button[data-action="/v1/console/models/${candidate}/promote#champion"]`);
+    await page.waitForFunction(
+      "document.getElementById('alias-history')?.innerText.includes('the console test promotes')",
+    );
+    assert.equal((await registry.routing()).champion, candidate);
+    const move = (await registry.history()).at(-1);
+    assert.equal(move?.actor, 'ops');
+    assert.match(await page.locator('#versions').innerText(), new RegExp(`${candidate}\\s+champion`));
 
     await page.click('#logout');
     assert.equal(await page.isVisible('#login'), true);
@@ -279,6 +353,7 @@ describe('operator console', () => {
       adminToken: ADMIN,
       monitorUrl: 'http://127.0.0.1:9',
       labelingUrl: 'http://127.0.0.1:9',
+      registryUrl: 'http://127.0.0.1:9',
       upstreamTimeoutMs: 500,
       metrics: runtime.metrics,
     });

@@ -14,6 +14,7 @@ import { joinerConfigSchema } from '../../services/joiner/config.js';
 import { trainerConfigSchema } from '../../services/trainer/config.js';
 import { rolloutConfigSchema } from '../../services/rollout/config.js';
 import { monitorConfigSchema } from '../../services/monitor/config.js';
+import { consoleConfigSchema } from '../../services/console/config.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -74,6 +75,7 @@ describe('docker-compose.yml', () => {
       assert.doesNotThrow(() => trainerConfigSchema.parse(env), `${name} trainer settings are valid`);
       assert.doesNotThrow(() => rolloutConfigSchema.parse(env), `${name} rollout settings are valid`);
       assert.doesNotThrow(() => monitorConfigSchema.parse(env), `${name} monitor settings are valid`);
+      assert.doesNotThrow(() => consoleConfigSchema.parse(env), `${name} console settings are valid`);
       assert.equal(env.KAFKA_BROKERS, 'kafka:9092');
       assert.equal(service.depends_on?.kafka?.condition, 'service_healthy', `${name} waits for kafka`);
       if (name !== 'topics')
@@ -91,6 +93,7 @@ describe('docker-compose.yml', () => {
       trainerConfigSchema,
       rolloutConfigSchema,
       monitorConfigSchema,
+      consoleConfigSchema,
     ];
     const known = new Set(schemas.flatMap((schema) => Object.keys(schema.shape)));
     for (const [name, service] of Object.entries(compose.services).filter(([, s]) => s.build))
@@ -107,6 +110,7 @@ describe('docker-compose.yml', () => {
       labeling: 'FW_LABELING_PORT',
       rollout: 'FW_ROLLOUT_HTTP_PORT',
       monitor: 'FW_MONITOR_HTTP_PORT',
+      console: 'FW_CONSOLE_PORT',
     };
     for (const [name, variable] of Object.entries(portVariables)) {
       const service = compose.services[name] as ComposeService;
@@ -128,6 +132,7 @@ describe('docker-compose.yml', () => {
       ['rollout', true],
       ['scorer', false],
       ['monitor', false],
+      ['console', false],
     ] as const) {
       const service = compose.services[name]!;
       const dir = service.environment?.FW_REGISTRY_DIR;
