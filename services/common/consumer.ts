@@ -13,7 +13,7 @@ import { consumerMetrics, type ConsumerMetrics } from './consumer-metrics.js';
 import { isolateRecordFaults, type Rejection } from './isolate.js';
 import { ProgressCommits } from './progress-commits.js';
 import type { Codecs, DeadLetter, RecordKind, RecordTypes } from './contracts.js';
-import { toDeadLetter, type DeadLetterPublisher } from './dead-letters.js';
+import { readLimitOf, toDeadLetter, type DeadLetterPublisher } from './dead-letters.js';
 import {
   type DeadLetterCode,
   RecordRejectedError,
@@ -234,7 +234,7 @@ export class RecordConsumer<S extends Subscriptions> {
         const result = this.options.handleRaw
           ? await this.handleRawBatch(batch.messages, context, this.options.handleRaw)
           : await this.handleDecoded(batch.messages, context, kind, this.options.handle);
-        if (result.letters.length > 0) await this.publishLetters(topic, partition, result.letters);
+        if (result.letters.length > 0) await this.publishLetters(topic, partition, kind, result.letters);
         accepted = result.accepted;
         maxEventTime = result.maxEventTime;
       },
@@ -263,9 +263,24 @@ export class RecordConsumer<S extends Subscriptions> {
     else await payload.commitOffsetsIfNecessary();
   }
 
-  private async publishLetters(topic: string, partition: number, letters: DeadLetter[]): Promise<void> {
-    await this.options.deadLetters.publish(letters);
+  private async publishLetters(
+    topic: string,
+    partition: number,
+    kind: RecordKind,
+    letters: DeadLetter[],
+  ): Promise<void> {
     for (const letter of letters) this.metrics?.deadLettered.inc({ topic, code: letter.errorCode });
+    if (kind === 'deadLetter') {
+      // A record of the dead-letter topic that does not read is logged, never dead-lettered:
+      // its letter would be larger than it, and refused again, without end.
+      const first = { offset: letters[0]?.sourceOffset, reason: letters[0]?.reason };
+      this.log.error(
+        { topic, partition, count: letters.length, first },
+        'dead letters that do not read: skipped',
+      );
+      return;
+    }
+    await this.options.deadLetters.publish(letters);
     this.log.warn(
       {
         topic,
@@ -292,7 +307,7 @@ export class RecordConsumer<S extends Subscriptions> {
     const limits = {
       now: this.now(),
       maxClockSkewMs: this.options.maxClockSkewMs,
-      maxMessageBytes: this.options.maxMessageBytes,
+      maxMessageBytes: readLimitOf(kind, this.options.maxMessageBytes),
     };
     const good: RecordOf<S>[] = [];
     const letters: DeadLetter[] = [];

@@ -9,6 +9,17 @@ import { TOPICS } from './topics.js';
 // Broker default max.message.bytes is ~1 MiB; keep room for the envelope.
 export const MAX_DEAD_LETTER_VALUE_BYTES = 900 * 1024;
 
+/**
+ * The largest message read as `kind`: a dead letter carries the refused message (up to
+ * MAX_DEAD_LETTER_VALUE_BYTES) with its reason, key and headers, so it may exceed the limit of
+ * the message it is about.
+ */
+export function readLimitOf(kind: string, maxMessageBytes: number): number {
+  return kind === 'deadLetter'
+    ? Math.max(maxMessageBytes, MAX_DEAD_LETTER_VALUE_BYTES + 128 * 1024)
+    : maxMessageBytes;
+}
+
 export interface RejectedMessage {
   topic: string;
   partition: number;

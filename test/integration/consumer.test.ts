@@ -113,6 +113,56 @@ describe('consumer helper', () => {
     assert.ok(letters.every((l) => l.errorCode === 'FW_HANDLER_REJECTED' && /cannot score/.test(l.reason)));
   });
 
+  it('reads dead letters larger than the message limit, and never dead-letters one that does not read', async () => {
+    const dlqTopic = topics.names.purchase; // read here as a dead-letter topic
+    const letter = (offset: number, bytes: number) => ({
+      sourceTopic: 'fw.events.click',
+      sourcePartition: 0,
+      sourceOffset: offset,
+      key: Buffer.from('k'),
+      value: Buffer.alloc(bytes, 0x41),
+      headers: {},
+      sourceTimestamp: null,
+      errorCode: 'FW_MESSAGE_TOO_LARGE',
+      reason: 'too large',
+      service: 'scorer',
+      consumerGroup: null,
+      failedAt: Date.now(),
+    });
+    await producer.send({
+      topic: dlqTopic,
+      messages: [
+        { key: 'same', value: Buffer.from('not a dead letter') },
+        { key: 'same', value: await runtime.codecs.deadLetter.encode(letter(1, 300_000)) },
+        { key: 'same', value: await runtime.codecs.deadLetter.encode(letter(2, 10)) },
+      ],
+    });
+    const taken: number[] = [];
+    const progress = new Countdown(2, 'dead letters read');
+    const consumer = new RecordConsumer<Record<string, 'deadLetter'>>({
+      kafka: runtime.kafka,
+      groupId: `test.dlq-reader.${dlqTopic}`,
+      service: 'test',
+      subscriptions: { [dlqTopic]: 'deadLetter' },
+      codecs: runtime.codecs,
+      deadLetters: new DeadLetterPublisher(producer, runtime.codecs.deadLetter, topics.names.dlq),
+      logger: runtime.logger,
+      maxMessageBytes: 65_536,
+      maxClockSkewMs: runtime.config.FW_MAX_CLOCK_SKEW_MS,
+      fromBeginning: true,
+      handle: (records) => {
+        for (const r of records) taken.push(r.value.sourceOffset);
+        progress.add(records.length);
+        return Promise.resolve();
+      },
+    });
+    await consumer.start();
+    await progress.done;
+    await consumer.stop();
+    assert.deepEqual(taken, [1, 2], 'the 300 KB letter is read; the garbage before it is skipped');
+    assert.equal((await readTopicToEnd(runtime.kafka, topics.names.dlq)).length, 0, 'nothing dead-lettered');
+  });
+
   it('is not ready while a batch keeps failing, commits nothing meanwhile, and is ready once it goes through', async () => {
     const clickIds = await sendClicks(200, 13);
     const groupId = `test.unready.${topics.names.click}`;
