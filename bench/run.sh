@@ -21,6 +21,11 @@ if [ "$which" = all ] || [ "$which" = monitor ]; then
   echo "== monitor: drift flagged, estimate before labels, retrains per cooldown, false alarms per day (no broker)"
   node --import tsx bench/monitor.ts
 fi
+if [ "$which" = all ] || [ "$which" = console ]; then
+  echo "== console: first paint of each view with a year of history vs a fresh install (Chromium)"
+  node bin/flywheel.js stack up >/dev/null
+  node --import tsx bench/console.ts
+fi
 if [ "$which" = all ] || [ "$which" = rollout ]; then
   echo "== rollout: the experiment decision core's error rates over seeded simulations (no broker)"
   node --import tsx bench/rollout.ts

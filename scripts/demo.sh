@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the local stack: build; start Kafka + Redis and create the topics; make sure a
 # champion model exists (trained on simulated history if the registry is empty); start the
-# scorer, the joiner, the labeler API, the trainer and the rollout controller; run the simulated
+# scorer, the joiner, the labeler API, the trainer, the rollout controller, the monitor and the
+# operator console; run the simulated
 # shop (clicks, purchases, a mid-run drift, 1% malformed events) through them; midway, train a
 # challenger and queue an experiment for it (a canary ramp, 10% then 50% of users, decided on
 # live outcomes; experiments run one at a time, the trainer's candidates queued like it, never
@@ -57,14 +58,23 @@ FW_TRAINER_CHECKPOINT_MS=2000 FW_TRAINER_CANDIDATE_EVERY=${DEMO_CANDIDATE_EVERY:
 TRAINER=$!
 FW_ROLLOUT_TICK_MS=1000 node bin/flywheel.js rollout controller > .stack/rollout.log 2>&1 &
 ROLLOUT=$!
-trap 'kill -TERM $SCORER $JOINER $LABELING $TRAINER $ROLLOUT 2>/dev/null; wait $SCORER $JOINER $LABELING $TRAINER $ROLLOUT 2>/dev/null || true' EXIT
+# The monitor looks every 2 s and judges quality a join window behind the newest click; it asks
+# the trainer for a candidate on drift. The console (:8088, the admin token) draws it all.
+FW_MONITOR_DIR=.stack/monitor FW_MONITOR_LOOK_MS=2000 FW_MONITOR_LABEL_LAG_MS=$((FW_JOIN_WINDOW_MS + 5000)) \
+  FW_MONITOR_WINDOW_MS=60000 FW_MONITOR_TRAINER_URL=http://127.0.0.1:${FW_TRAINER_HTTP_PORT:-8084} \
+  node bin/flywheel.js monitor > .stack/monitor.log 2>&1 &
+MONITOR=$!
+node bin/flywheel.js console > .stack/console.log 2>&1 &
+CONSOLE=$!
+echo "== monitor (:${FW_MONITOR_HTTP_PORT:-8087}) and operator console: http://127.0.0.1:${FW_CONSOLE_PORT:-8088} (token \$FW_ADMIN_TOKEN, while the demo runs)"
+trap 'kill -TERM $SCORER $JOINER $LABELING $TRAINER $ROLLOUT $MONITOR $CONSOLE 2>/dev/null; wait $SCORER $JOINER $LABELING $TRAINER $ROLLOUT $MONITOR $CONSOLE 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
   curl -sf "http://127.0.0.1:$FW_HTTP_PORT/readyz" >/dev/null 2>&1 && break
   sleep 0.5
 done
 # A service that died at start (bad config, an unusable checkpoint) stops the demo, with its log.
 alive() {
-  for name in scorer joiner labeling trainer rollout; do
+  for name in scorer joiner labeling trainer rollout monitor console; do
     pid_var=${name^^}
     if ! kill -0 "${!pid_var}" 2>/dev/null; then
       echo "!! the $name died; the end of .stack/$name.log:" >&2
@@ -152,6 +162,22 @@ if [ -n "$experiment" ]; then
   fw rollout report "$experiment" --out .stack/experiment.html 2>/dev/null || true
 fi
 echo
+echo "== monitor: each version and arm's live figures, drift against its reference, alerts"
+curl -s "http://127.0.0.1:${FW_MONITOR_HTTP_PORT:-8087}/v1/monitor" | node -e '
+let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+  try {
+    const look = JSON.parse(s);
+    const f = (x) => (x === null || x === undefined ? "-" : x.toFixed(3));
+    for (const o of look.observations) {
+      const q = o.quality;
+      const drifted = o.drift ? (o.drift.drifted.join(", ") || "none") : "no reference";
+      console.log(`  ${o.version} ${o.arm}: ${q.predictions} predictions, ${q.labels} labels, log loss ${f(q.logLoss)} (estimated ${f(q.estimate.logLoss)}), purchase rate ${f(q.purchaseRate)} vs predicted ${f(q.predictedRate)}; drifted: ${drifted}`);
+    }
+    for (const a of look.judgement.alerts) console.log(`  alert: ${a.message}`);
+  } catch { console.log("  (the monitor did not answer)"); }
+});' || true
+curl -s "http://127.0.0.1:${FW_MONITOR_HTTP_PORT:-8087}/v1/monitor/alerts" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const a=JSON.parse(s).alerts;console.log("  "+a.length+" alerts in this run"+(a.length?", the newest: "+a[a.length-1].message:""))}catch{}})' || true
+echo
 echo "== topics"
 fw topics list 2>/dev/null
 echo
@@ -161,4 +187,4 @@ echo
 echo "== newest dead letters (malformed events, with the reason each was rejected)"
 fw dlq --count 6 2>/dev/null
 echo
-echo "Logs: .stack/scorer.log, .stack/joiner.log, .stack/trainer.log, .stack/labeling.log, .stack/rollout.log; the experiment's report: .stack/experiment.html. The stack keeps running: 'npm run flywheel -- stack down' stops it."
+echo "Logs: .stack/scorer.log, .stack/joiner.log, .stack/trainer.log, .stack/labeling.log, .stack/rollout.log, .stack/monitor.log, .stack/console.log; the experiment's report: .stack/experiment.html. To look again: FW_MONITOR_DIR=.stack/monitor npm run flywheel -- monitor, and npm run flywheel -- console (http://127.0.0.1:8088). The stack keeps running: 'npm run flywheel -- stack down' stops it."

@@ -27,6 +27,10 @@ export interface ConsoleOptions {
   logger?: FastifyBaseLogger;
 }
 
+/** Alias moves sent to the page (newest), and experiments whose timelines it draws. */
+const HISTORY_SHOWN = 200;
+const TIMELINES_DRAWN = 4;
+
 type Upstream = { available: true; body: unknown } | { available: false; error: string };
 
 async function ask(url: string, timeoutMs: number, token?: string): Promise<Upstream> {
@@ -122,6 +126,41 @@ function aliasActions(app: FastifyInstance, admins: preHandlerHookHandler, optio
   );
 }
 
+/** Models and experiments, read from the registry folder. */
+function registryRoutes(app: FastifyInstance, admins: preHandlerHookHandler, options: ConsoleOptions): void {
+  app.get('/v1/console/models', { preHandler: admins }, async () => {
+    const [versions, routing, history] = await Promise.all([
+      options.registry.list(),
+      options.registry.routing(),
+      options.registry.history(),
+    ]);
+    // The references are large and only the monitor reads them; the page shows the newest moves.
+    return {
+      versions: versions.map(({ reference: _reference, ...v }) => v),
+      routing,
+      history: history.slice(-HISTORY_SHOWN),
+      historyTotal: history.length,
+    };
+  });
+  // The page draws the newest experiments' timelines: the others are sent without theirs.
+  app.get('/v1/console/experiments', { preHandler: admins }, async () => {
+    const experiments = await options.experiments.list();
+    const drawn = new Set(
+      experiments
+        .filter((e) => e.timeline.length > 1)
+        .slice(-TIMELINES_DRAWN)
+        .map((e) => e.id),
+    );
+    return {
+      experiments: experiments.map(({ stats: _stats, timeline, ...e }) => ({
+        ...e,
+        looks: timeline.length,
+        timeline: drawn.has(e.id) ? timeline : [],
+      })),
+    };
+  });
+}
+
 export async function buildConsoleApp(options: ConsoleOptions): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: options.logger, bodyLimit: 4096 });
   installErrorHandler(app);
@@ -135,18 +174,7 @@ export async function buildConsoleApp(options: ConsoleOptions): Promise<FastifyI
   const admins = requireRole(options.tokens, 'admin');
   const { upstreamTimeoutMs: timeout } = options;
 
-  app.get('/v1/console/models', { preHandler: admins }, async () => {
-    const [versions, routing, history] = await Promise.all([
-      options.registry.list(),
-      options.registry.routing(),
-      options.registry.history(),
-    ]);
-    // The references are large and only the monitor reads them.
-    return { versions: versions.map(({ reference: _reference, ...v }) => v), routing, history };
-  });
-  app.get('/v1/console/experiments', { preHandler: admins }, async () => ({
-    experiments: await options.experiments.list(),
-  }));
+  registryRoutes(app, admins, options);
   app.get('/v1/console/monitoring', { preHandler: admins }, async () => {
     const base = options.monitorUrl.replace(/\/$/, '');
     const [look, series, alerts] = await Promise.all([

@@ -92,7 +92,7 @@ function models(data) {
   });
   return [
     section('Model versions', [table(['version', 'aliases', 'kind', 'parent', 'by', 'created', 'status', 'log loss', 'baseline', 'champion then', 'AUC', 'ECE', 'lift', 'holdout', 'make it'], rows, 'versions')]),
-    section('Alias history (newest first)', [el('p', {}, rollbacks), table(['at', 'alias', 'from', 'to', 'by', 'why'], moves, 'alias-history')]),
+    section('Alias history (newest ' + moves.length + ' of ' + (data.historyTotal || moves.length) + ')', [el('p', {}, rollbacks), table(['at', 'alias', 'from', 'to', 'by', 'why'], moves, 'alias-history')]),
   ];
 }
 
@@ -102,7 +102,7 @@ function experiments(data) {
     return [e.id, e.candidate, e.control || '–', e.state, fmt(steps[e.step], 2), time(e.startedAt), e.endReason || '–'];
   });
   var out = [section('Experiments', [table(['id', 'candidate', 'control', 'state', 'share', 'started', 'ended because'], rows, 'experiments')])];
-  data.experiments.filter(function (e) { return e.timeline.length > 1; }).slice(-4).forEach(function (e) {
+  data.experiments.filter(function (e) { return e.timeline.length > 1; }).forEach(function (e) {
     var times = e.timeline.map(function (p) { return p.at / 1000; });
     var charts = Object.keys(e.config.metrics).map(function (m) {
       var pick = function (key) { return e.timeline.map(function (p) { var i = p.intervals[m]; return i ? i[key] : null; }); };

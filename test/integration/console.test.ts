@@ -346,6 +346,16 @@ describe('operator console', () => {
   it('shows a service that does not answer as unreachable, and answers no JSON without the token', async () => {
     const denied = await app.inject({ method: 'GET', url: '/v1/console/models' });
     assert.equal(denied.statusCode, 401);
+    const experiments = await app.inject({
+      method: 'GET',
+      url: '/v1/console/experiments',
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    const [drawn] = experiments.json<{
+      experiments: { looks: number; timeline: unknown[]; stats?: unknown }[];
+    }>().experiments;
+    assert.equal(drawn?.timeline.length, drawn?.looks, 'the newest experiment comes with its timeline');
+    assert.equal(drawn?.stats, undefined, "the arms' sums stay on the server");
     const broken = await buildConsoleApp({
       registry: new FileModelRegistry(join(dir, 'registry')),
       experiments: new ExperimentStore(join(dir, 'registry')),
