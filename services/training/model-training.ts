@@ -85,6 +85,7 @@ export class ModelTraining {
       seed: options.seed,
       training,
       metrics: trained.metrics,
+      reference: trained.reference,
       createdBy: options.actor,
     });
     return { metadata, scoreMicros: trained.scoreMicros };

@@ -6,6 +6,7 @@ import { Progress } from '../common/progress.js';
 import { toArtifacts, fromArtifacts, type ModelArtifacts } from '../model/artifacts.js';
 import { HeuristicBaseline } from '../model/baseline.js';
 import { evaluate } from '../model/evaluation.js';
+import { versionReference, type VersionReference } from '../model/profile.js';
 import type { FeatureSpec } from '../model/features.js';
 import { DEFAULT_FTRL } from '../model/ftrl.js';
 import {
@@ -109,6 +110,8 @@ export interface TrainedVersion {
   model: LearnedModel;
   artifacts: ModelArtifacts;
   metrics: HoldoutMetrics;
+  /** The holdout's feature profile and calibration: what the monitor compares live traffic with. */
+  reference: VersionReference;
   /** Microseconds per example to score the holdout (one batch). */
   scoreMicros: number;
 }
@@ -166,6 +169,32 @@ export async function runRecipe(
 }
 
 /**
+ * The holdout as the monitor's reference. Examples from Kafka are labeled examples (with their
+ * category and user); simulated ones have no category, which is then left out, not read as
+ * missing.
+ */
+function holdoutReference(
+  spec: FeatureSpec,
+  holdout: readonly TrainingExample[],
+  scores: Float32Array,
+): VersionReference {
+  const extra = (e: TrainingExample) => e as TrainingExample & { category?: unknown; userId?: unknown };
+  const hasCategory = holdout.every((e) => typeof extra(e).category === 'string');
+  return versionReference(
+    spec,
+    holdout.map((e, i) => ({
+      features: e.features,
+      segment: e.segment,
+      category: hasCategory ? String(extra(e).category) : '',
+      ...(typeof extra(e).userId === 'string' ? { userId: String(extra(e).userId) } : {}),
+      score: scores[i] as number,
+      label: e.label,
+    })),
+    hasCategory ? [] : ['category'],
+  );
+}
+
+/**
  * A trained model with its artifacts, its holdout metrics next to the baseline's, and its
  * scoring time per example. `weighted`: examples count by their weight (human labels more).
  */
@@ -189,6 +218,7 @@ async function judged(
   return {
     model,
     artifacts: await toArtifacts(model, spec),
+    reference: holdoutReference(spec, holdout, scores),
     metrics: {
       examples: result.examples,
       logLoss: result.logLoss,

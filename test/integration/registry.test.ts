@@ -103,6 +103,14 @@ describe('model registry', () => {
       v1.metrics.logLoss < (v1.metrics.baselineLogLoss ?? 0),
       `model ${v1.metrics.logLoss} vs baseline ${v1.metrics.baselineLogLoss}`,
     );
+    // The monitor's reference, from the holdout (simulated examples carry their click's category).
+    const groups = Object.keys(v1.reference?.profile.groups ?? {});
+    for (const group of ['category', 'segment', 'score', 'dense:logPrice'])
+      assert.ok(groups.includes(group), `${group} in ${groups.join(', ')}`);
+    assert.equal(
+      v1.reference?.calibration.reduce((n, bin) => n + bin.n, 0),
+      v1.metrics.examples,
+    );
 
     // A child warm-started from v1 records v1 as its parent.
     const v2 = await modelTraining.train({
