@@ -11,6 +11,7 @@ import { addServiceRoutes } from '../common/service-routes.js';
 import type { ExperimentStore } from '../registry/experiments.js';
 import type { FileModelRegistry } from '../registry/store.js';
 import { consolePage } from './page.js';
+import { serviceState } from './pipeline.js';
 
 export interface ConsoleOptions {
   registry: FileModelRegistry;
@@ -22,6 +23,8 @@ export interface ConsoleOptions {
   labelingUrl: string;
   /** The registry's admin API: promotions and rollbacks are forwarded to it with the caller's token. */
   registryUrl: string;
+  /** The services of the pipeline view: their /readyz and /metrics. */
+  services?: { name: string; url: string }[];
   upstreamTimeoutMs: number;
   metrics: Registry;
   logger?: FastifyBaseLogger;
@@ -189,6 +192,9 @@ export async function buildConsoleApp(options: ConsoleOptions): Promise<FastifyI
   }));
   app.get('/v1/console/dead-letters', { preHandler: admins }, async () => ({
     report: await ask(`${options.monitorUrl.replace(/\/$/, '')}/v1/monitor/dead-letters`, timeout),
+  }));
+  app.get('/v1/console/pipeline', { preHandler: admins }, async () => ({
+    services: await Promise.all((options.services ?? []).map((s) => serviceState(s, timeout))),
   }));
   aliasActions(app, admins, options);
   return app;

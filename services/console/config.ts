@@ -10,6 +10,14 @@ export const consoleConfigSchema = z.object({
   FW_CONSOLE_LABELING_URL: z.string().url().default('http://127.0.0.1:8082'),
   /** The registry's admin API, where the console's promote and rollback are sent. */
   FW_CONSOLE_REGISTRY_URL: z.string().url().default('http://127.0.0.1:8081'),
+  /** The services whose readiness and progress the pipeline view shows (name=url, comma-separated). */
+  FW_CONSOLE_SERVICES: z
+    .string()
+    .regex(/^\s*[\w-]+=https?:\/\/[^,\s]+(\s*,\s*[\w-]+=https?:\/\/[^,\s]+)*\s*$/, 'name=url,name=url,...')
+    .default(
+      'scorer=http://127.0.0.1:8080,joiner=http://127.0.0.1:8083,trainer=http://127.0.0.1:8084,' +
+        'labeling=http://127.0.0.1:8082,rollout=http://127.0.0.1:8086,monitor=http://127.0.0.1:8087',
+    ),
   /** How long a page waits for the monitor or labeling API before it shows them as unreachable. */
   FW_CONSOLE_UPSTREAM_TIMEOUT_MS: env.int(3000, 100, 60_000),
 });

@@ -187,7 +187,19 @@ function deadLetters(data) {
   return out;
 }
 
-var VIEWS = { models: models, experiments: experiments, monitoring: monitoring, labeling: labeling, 'dead-letters': deadLetters };
+function pipeline(data) {
+  var kv = function (o, digits) {
+    var keys = Object.keys(o);
+    return keys.length ? keys.map(function (k) { return k + ': ' + fmt(o[k], digits); }).join('; ') : '–';
+  };
+  var rows = data.services.map(function (s) {
+    var state = s.ready === null ? el('span', { class: 'bad' }, ['unreachable']) : s.ready ? 'ready' : el('span', { class: 'bad' }, ['not ready: ' + (s.reason || '')]);
+    return [s.name, state, kv(s.lag, 0), kv(s.behindSeconds, 1), fmt(s.outcomeToLiveSeconds, 1), kv(s.consumed, 0), fmt(s.deadLettered, 0), s.error || ''];
+  });
+  return [section('Services (their own /readyz and /metrics)', [table(['service', 'state', 'consumer lag (messages)', 'behind the clock (s)', 'outcome → live (s)', 'consumed', 'dead-lettered', 'error'], rows, 'pipeline')])];
+}
+
+var VIEWS = { models: models, experiments: experiments, monitoring: monitoring, labeling: labeling, 'dead-letters': deadLetters, pipeline: pipeline };
 
 async function show(name) {
   current = name;

@@ -1,5 +1,5 @@
-// The operator console: one page, five views (models, experiments, monitoring, labeling, dead
-// letters), drawn
+// The operator console: one page, six views (models, experiments, monitoring, labeling, dead
+// letters, pipeline), drawn
 // in the browser from the console's JSON with uPlot (inlined: the page needs no network).
 // The admin token is kept for the tab's session only, and "log out" forgets it.
 import { chartLibrary } from '../common/charts.js';
@@ -41,6 +41,7 @@ export async function consolePage(): Promise<string> {
 <button data-view="monitoring">Monitoring</button>
 <button data-view="labeling">Labeling</button>
 <button data-view="dead-letters">Dead letters</button>
+<button data-view="pipeline">Pipeline</button>
 </nav><button id="logout" hidden>Log out</button></header>
 <main>
 <section id="login"><h2>Admin token</h2>

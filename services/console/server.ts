@@ -7,6 +7,7 @@ import { ExperimentStore } from '../registry/experiments.js';
 import { FileModelRegistry } from '../registry/store.js';
 import { buildConsoleApp } from './app.js';
 import { loadConsoleConfig } from './config.js';
+import { parseServiceList } from './pipeline.js';
 
 export async function runConsole(runtime: Runtime): Promise<number> {
   const config = loadConsoleConfig();
@@ -22,6 +23,7 @@ export async function runConsole(runtime: Runtime): Promise<number> {
     monitorUrl: config.FW_CONSOLE_MONITOR_URL,
     labelingUrl: config.FW_CONSOLE_LABELING_URL,
     registryUrl: config.FW_CONSOLE_REGISTRY_URL,
+    services: parseServiceList(config.FW_CONSOLE_SERVICES),
     upstreamTimeoutMs: config.FW_CONSOLE_UPSTREAM_TIMEOUT_MS,
     metrics: runtime.metrics,
     logger: runtime.logger,

@@ -52,6 +52,11 @@ export function monitorMetrics(registry: Registry) {
     help: 'Candidates asked of the trainer, by outcome (sent, failed, no trainer URL)',
     labelNames: ['outcome'],
   });
+  const inputAge = gauge(registry, {
+    name: 'flywheel_monitor_input_age_seconds',
+    help: 'Wall clock minus the newest record read of each input (serve time, label time, failure time)',
+    labelNames: ['input'],
+  });
   const tooOld = gauge(registry, {
     name: 'flywheel_monitor_records_too_old',
     help: 'Records older than the retention when they came (not counted)',
@@ -59,6 +64,7 @@ export function monitorMetrics(registry: Registry) {
   return {
     alerts,
     retrains,
+    inputAge,
     show(look: Look, recordsTooOld: number): void {
       for (const { gauge: g } of quality) g.reset();
       for (const d of Object.values(drift)) d.reset();

@@ -12,6 +12,7 @@ import { seekToStoredOffsets } from '../common/stored-offsets.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
 import { installErrorHandler } from '../common/http-errors.js';
 import { createProducer } from '../common/kafka.js';
+import type { DeadLetter, LabeledExample, Prediction } from '../common/contracts.js';
 import type { Logger } from '../common/logger.js';
 import type { Runtime } from '../common/runtime.js';
 import { addServiceRoutes } from '../common/service-routes.js';
@@ -54,6 +55,12 @@ export class Monitor {
   private offsets: Record<string, string> = {};
   private history: Alert[] = [];
   private last: Look | null = null;
+  /** Newest serve, label and failure time read (wall clock, ms): how fresh each input is. */
+  private readonly newest: Record<'predictions' | 'labels' | 'deadLetters', number | null> = {
+    predictions: null,
+    labels: null,
+    deadLetters: null,
+  };
   private producer: Producer | undefined;
   private consumer: RecordConsumer<Subscriptions> | undefined;
   private app: FastifyInstance | undefined;
@@ -156,6 +163,8 @@ export class Monitor {
     const look = core.look(Date.now());
     this.last = look;
     this.metrics.show(look, core.windows.state.tooOld);
+    for (const [input, { ageSeconds }] of Object.entries(this.inputs(look.at)))
+      if (ageSeconds !== null) this.metrics.inputAge.set({ input }, ageSeconds);
     for (const alert of look.judgement.alerts) {
       this.metrics.alerts.inc({ kind: alert.kind });
       this.log.warn({ alert }, `alert: ${alert.message} (${alert.version}/${alert.arm})`);
@@ -209,6 +218,34 @@ export class Monitor {
     }
   }
 
+  private took(core: MonitorCore, kind: string, value: unknown): void {
+    const newer = (input: keyof Monitor['newest'], at: number) =>
+      (this.newest[input] = Math.max(this.newest[input] ?? at, at));
+    if (kind === 'deadLetter') {
+      core.takeDeadLetters([value as DeadLetter]);
+      newer('deadLetters', (value as DeadLetter).failedAt);
+      return;
+    }
+    if (kind === 'prediction') {
+      core.takePredictions([value as Prediction]);
+      newer('predictions', (value as Prediction).serveTime);
+    } else {
+      core.takeLabels([value as LabeledExample]);
+      newer('labels', (value as LabeledExample).labelTime);
+    }
+    this.referenceOf((value as { modelVersion: string | null }).modelVersion ?? '');
+  }
+
+  /** How long ago each input's newest record was served, labeled or refused (null: none read). */
+  inputs(now = Date.now()) {
+    return Object.fromEntries(
+      Object.entries(this.newest).map(([input, at]) => [
+        input,
+        { newestAt: at, ageSeconds: at === null ? null : Math.max(0, (now - at) / 1000) },
+      ]),
+    );
+  }
+
   /** The version's reference as last read; a first sight (or a stale miss) reads it again. */
   private referenceOf(version: string): VersionReference | null {
     const cached = this.references.get(version);
@@ -237,12 +274,7 @@ export class Monitor {
       const taken = this.offsets[key];
       // A batch tried again or fetched again after a restart: counted once.
       if (taken !== undefined && BigInt(record.offset) < BigInt(taken)) continue;
-      if (record.kind === 'deadLetter') core.takeDeadLetters([record.value as never]);
-      else {
-        if (record.kind === 'prediction') core.takePredictions([record.value as never]);
-        else core.takeLabels([record.value as never]);
-        this.referenceOf((record.value as { modelVersion: string | null }).modelVersion ?? '');
-      }
+      this.took(core, record.kind, record.value);
       this.offsets[key] = (BigInt(record.offset) + 1n).toString();
     }
   }
@@ -292,7 +324,10 @@ export class Monitor {
           ? readinessOf(this.consumer.health(), 'monitor inputs')
           : { ready: false, reason: 'starting' },
     });
-    app.get('/v1/monitor', () => this.last ?? { at: null, observations: [] });
+    app.get('/v1/monitor', () => ({
+      ...(this.last ?? { at: null, observations: [] }),
+      inputs: this.inputs(),
+    }));
     app.get('/v1/monitor/alerts', () => ({ alerts: this.history }));
     app.get('/v1/monitor/dead-letters', () =>
       this.core ? deadLetterReport(this.core.deadLetters) : deadLetterReport(emptyDeadLetters()),

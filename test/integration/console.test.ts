@@ -234,6 +234,10 @@ describe('operator console', () => {
       monitorUrl: `http://127.0.0.1:${monitor.port}`,
       labelingUrl: `http://127.0.0.1:${(labeling.app.server.address() as { port: number }).port}`,
       registryUrl: `http://127.0.0.1:${(registryApp.server.address() as { port: number }).port}`,
+      services: [
+        { name: 'monitor', url: `http://127.0.0.1:${monitor.port}` },
+        { name: 'gone', url: 'http://127.0.0.1:9' },
+      ],
       upstreamTimeoutMs: 3000,
       metrics: runtime.metrics,
     });
@@ -324,6 +328,20 @@ describe('operator console', () => {
     const newest = await page.locator('#dead-letters').innerText();
     assert.match(newest, /garbage-json[\s\S]*\{"score": 0\.5, "not": "avro"\}/, 'text is shown as text');
     assert.match(newest, /0000007f7f010203/, 'bytes are shown as hex');
+
+    await open(page, 'pipeline');
+    const pipeline = await page.locator('#pipeline').innerText();
+    assert.match(
+      pipeline,
+      /monitor\s+ready\s[^\n]*newest predictions: \d/,
+      'the monitor, ready, with its input ages',
+    );
+    assert.match(
+      pipeline,
+      new RegExp(`monitor[^\\n]+${topics.names.predictions}: \\d+`),
+      'and its consumer lag',
+    );
+    assert.match(pipeline, /gone\s+unreachable/);
 
     // Promote from the console: the registry's admin API moves the alias, in the operator's name.
     page.once('dialog', (dialog) => void dialog.accept('the console test promotes the candidate'));
