@@ -32,7 +32,14 @@ export interface OnlineReplay {
    */
   base?: string | null;
   holdoutSize: number;
-  policy: { conflict: string; humanWeight: number; holdMs: number; rememberOutcomes: number };
+  policy: {
+    conflict: string;
+    humanWeight: number;
+    holdMs: number;
+    rememberOutcomes: number;
+    /** Absent in versions recorded before censored segments. */
+    censoredSegments?: readonly string[];
+  };
   /** The trainer's own FTRL parameters (the version's are those of the learner selected). */
   primary?: { alpha: number; beta: number; l1: number; l2: number };
   /** The learners trained side by side with it (services/trainer/learners.ts). */

@@ -43,7 +43,14 @@ export const trainerConfigSchema = z.object({
   FW_TRAINER_CHECKPOINT_MS: env.int(10_000, 100, 3_600_000),
   /** With no checkpoint, start from the champion's FTRL state (same feature spec) instead of zero. */
   FW_TRAINER_WARM_START: env.bool(true),
-  FW_TRAINER_HUMAN_POLICY: z.enum(['human', 'outcome', 'both']).default('human'),
+  /** `outcome`: a seen outcome stands, a human label counts as agreement; `replace`: it wins. */
+  FW_TRAINER_HUMAN_POLICY: z.preprocess(
+    // `human` is the replacing policy's earlier name.
+    (value) => (value === 'human' ? 'replace' : value),
+    z.enum(['outcome', 'replace', 'both']).default('outcome'),
+  ),
+  /** Segments whose purchases Flywheel does not see (comma-separated): a reviewer's label wins there. */
+  FW_TRAINER_CENSORED_SEGMENTS: env.list(),
   FW_TRAINER_HUMAN_WEIGHT: env.number(3, 0, 1000),
   FW_TRAINER_HTTP_PORT: env.int(8084, 0, 65535),
   FW_CONSUMER_SESSION_TIMEOUT_MS: env.int(30_000, 6_000, 300_000),

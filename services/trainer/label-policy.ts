@@ -6,22 +6,29 @@
 //   waiting would delay every example for the rare reviewed one);
 // - a human label waits, for at most `holdMs` of event time, for its prediction's outcome example;
 //   then, by `conflict`:
-//     `human`   one example, the human label (majority of the labelers), source `human`, weight
-//               `humanWeight`: a reviewer saw what the outcome window could not;
-//     `outcome` the outcome example only; the human label is counted as agreement or not;
+//     `outcome` (the default) the outcome example; the human label is counted as agreement or
+//               not. A purchase that happened is better evidence than a reviewer's guess of it.
+//               Except where the outcome is censored: a timeout in a segment named in
+//               `censoredSegments` (one whose purchases Flywheel does not see) says nothing, and
+//               the human label (weight `humanWeight`) replaces it;
+//     `replace` one example, the human label (majority of the labelers), source `human`, weight
+//               `humanWeight`, for every reviewed prediction: the risk is that a reviewer who
+//               guesses overrides what the customer did;
 //     `both`    the outcome example, plus the human label as its own example;
 // - a human label that arrives after its outcome example was already trained cannot undo it: it
-//   is added as its own example (as under `both`) unless the policy is `outcome`;
+//   is added as its own example (as under `both`) where it would have replaced it;
 // - a human label whose outcome never arrives within `holdMs` is dropped and counted (without
 //   features there is nothing to train).
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
 
-export type ConflictPolicy = 'human' | 'outcome' | 'both';
+export type ConflictPolicy = 'outcome' | 'replace' | 'both';
 
 export interface LabelPolicy {
   conflict: ConflictPolicy;
   /** Weight of an example labeled by humans (an outcome example has weight 1). */
   humanWeight: number;
+  /** Segments whose purchases are not seen: their timeouts are censored, and a human label wins. */
+  censoredSegments: readonly string[];
   /** How long (event time) a human label waits for its outcome example. */
   holdMs: number;
   /** Outcome examples remembered (by prediction id) for human labels that come later. */
@@ -29,8 +36,9 @@ export interface LabelPolicy {
 }
 
 export const DEFAULT_LABEL_POLICY: LabelPolicy = {
-  conflict: 'human',
+  conflict: 'outcome',
   humanWeight: 3,
+  censoredSegments: [],
   holdMs: 2 * 3600_000,
   rememberOutcomes: 200_000,
 };
@@ -116,7 +124,7 @@ export class LabelMerger {
     // Its outcome example was trained already.
     this.counters.lateHumanLabels++;
     this.countAgreement(outcome.label, label.label);
-    if (this.policy.conflict === 'outcome') return [];
+    if (this.keepsOutcomeOnly(outcome)) return [];
     this.counters.humanExamples++;
     return [this.humanExample(outcome, [label])];
   }
@@ -137,18 +145,26 @@ export class LabelMerger {
   private resolve(outcome: LabeledExample, humans: HumanLabel[]): LabeledExample[] {
     const human = majority(humans);
     this.countAgreement(outcome.label, human);
+    if (this.keepsOutcomeOnly(outcome)) {
+      this.counters.outcomeExamples++;
+      return [outcome];
+    }
     switch (this.policy.conflict) {
-      case 'human':
+      case 'outcome':
+      case 'replace':
         this.counters.humanExamples++;
         return [this.humanExample(outcome, humans)];
-      case 'outcome':
-        this.counters.outcomeExamples++;
-        return [outcome];
       case 'both':
         this.counters.outcomeExamples++;
         this.counters.humanExamples++;
         return [outcome, this.humanExample(outcome, humans)];
     }
+  }
+
+  /** Under `outcome`, a seen outcome stands; a censored one (a timeout of a censored segment) does not. */
+  private keepsOutcomeOnly(outcome: LabeledExample): boolean {
+    if (this.policy.conflict !== 'outcome') return false;
+    return !(outcome.labelSource === 'timeout' && this.policy.censoredSegments.includes(outcome.segment));
   }
 
   private humanExample(outcome: LabeledExample, humans: HumanLabel[]): LabeledExample {

@@ -104,7 +104,12 @@ function pipelineConfigOf(
     // The version's own parameters are its selected learner's; the pipeline's are the primary's.
     params: online.primary ?? params,
     holdoutSize: online.holdoutSize,
-    policy: { ...online.policy, conflict: online.policy.conflict as ConflictPolicy },
+    // `human` is what the replacing policy was called when older versions were recorded.
+    policy: {
+      ...online.policy,
+      conflict: (online.policy.conflict === 'human' ? 'replace' : online.policy.conflict) as ConflictPolicy,
+      censoredSegments: online.policy.censoredSegments ?? [],
+    },
     referenceSize: 0,
     featureSpecHash: spec.hash,
     ...(online.learners && online.learners.length > 0

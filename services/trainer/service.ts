@@ -96,6 +96,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       ...DEFAULT_LABEL_POLICY,
       conflict: this.config.FW_TRAINER_HUMAN_POLICY,
       humanWeight: this.config.FW_TRAINER_HUMAN_WEIGHT,
+      censoredSegments: this.config.FW_TRAINER_CENSORED_SEGMENTS,
       rememberOutcomes: this.config.FW_TRAINER_REMEMBER_OUTCOMES,
     };
     this.metrics = trainerMetrics(options.runtime.metrics);

@@ -250,7 +250,7 @@ describe('trainer', () => {
     }
   });
 
-  it('trains human labels by the policy: the reviewed label replaces the outcome, with its weight', async () => {
+  it('trains human labels by the replacing policy: the reviewed label replaces the outcome, with its weight', async () => {
     const own = await createTestTopics(runtime, ['feedback', 'human', 'dlq', 'updates'], 3);
     const store = await mkdtemp(join(tmpdir(), 'flywheel-trainer-human-'));
     try {
@@ -308,6 +308,7 @@ describe('trainer', () => {
       const trainer = inProcessTrainer(own, store, {
         FW_TRAINER_HOLDOUT: 1000, // everything stays in the holdout, where it can be read back
         FW_TRAINER_HUMAN_WEIGHT: 3,
+        FW_TRAINER_HUMAN_POLICY: 'replace',
       });
       await trainer.start();
       // Outcome examples only after the human labels were read: they wait for them.

@@ -1,6 +1,7 @@
 // Human and outcome labels of one prediction merged by the configured policy.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { loadTrainerConfig } from '../../services/trainer/config.js';
 import type { HumanLabel, LabeledExample } from '../../services/common/contracts.js';
 import {
   DEFAULT_LABEL_POLICY,
@@ -56,13 +57,13 @@ const summary = (examples: LabeledExample[]) => examples.map((e) => [e.labelSour
 
 describe('label policy', () => {
   it('trains outcome examples at once when nobody reviewed the prediction', () => {
-    const m = merger('human');
+    const m = merger('replace');
     assert.deepEqual(summary(m.addExample(outcome('p1', 0))), [['timeout', 0, 1]]);
     assert.equal(m.counters.outcomeExamples, 1);
   });
 
   it('human wins: the reviewed label replaces the outcome, weighted, with the features of the prediction', () => {
-    const m = merger('human');
+    const m = merger('replace');
     assert.deepEqual(m.addHumanLabel(human('p1', 1)), [], 'waits for the outcome example');
     const [example] = m.addExample(outcome('p1', 0));
     assert.deepEqual(summary([example!]), [['human', 1, DEFAULT_LABEL_POLICY.humanWeight]]);
@@ -78,6 +79,36 @@ describe('label policy', () => {
     assert.deepEqual(m.addHumanLabel(human('p1', 0, 'bob')), [], 'a late human label adds nothing');
   });
 
+  it('outcome (the default): a timeout of a censored segment is no evidence, and the human label replaces it', () => {
+    assert.equal(DEFAULT_LABEL_POLICY.conflict, 'outcome');
+    const m = new LabelMerger({ ...DEFAULT_LABEL_POLICY, censoredSegments: ['s'] });
+    m.addHumanLabel(human('p1', 1));
+    assert.deepEqual(summary(m.addExample(outcome('p1', 0))), [
+      ['human', 1, DEFAULT_LABEL_POLICY.humanWeight],
+    ]);
+    // A purchase seen in that segment still stands: only the timeout is censored.
+    m.addHumanLabel(human('p2', 0));
+    assert.deepEqual(summary(m.addExample(outcome('p2', 1))), [['outcome', 1, 1]]);
+    // A human label after its censored timeout was trained is added on its own.
+    m.addExample(outcome('p3', 0));
+    assert.deepEqual(summary(m.addHumanLabel(human('p3', 1))), [
+      ['human', 1, DEFAULT_LABEL_POLICY.humanWeight],
+    ]);
+    // Outside the censored segments the timeout stands.
+    const other = new LabelMerger({ ...DEFAULT_LABEL_POLICY, censoredSegments: ['elsewhere'] });
+    other.addHumanLabel(human('p4', 1));
+    assert.deepEqual(summary(other.addExample(outcome('p4', 0))), [['timeout', 0, 1]]);
+  });
+
+  it("is configured as `outcome` by default; `human`, the replacing policy's earlier name, still reads", () => {
+    assert.equal(loadTrainerConfig({}).FW_TRAINER_HUMAN_POLICY, 'outcome');
+    assert.equal(loadTrainerConfig({ FW_TRAINER_HUMAN_POLICY: 'human' }).FW_TRAINER_HUMAN_POLICY, 'replace');
+    assert.deepEqual(
+      loadTrainerConfig({ FW_TRAINER_CENSORED_SEGMENTS: ' US/app, DE/web ,' }).FW_TRAINER_CENSORED_SEGMENTS,
+      ['US/app', 'DE/web'],
+    );
+  });
+
   it('both: the outcome example and the human example', () => {
     const m = merger('both');
     m.addHumanLabel(human('p1', 1));
@@ -88,7 +119,7 @@ describe('label policy', () => {
   });
 
   it('takes the majority of several labelers (a tie goes to the newest)', () => {
-    const m = merger('human');
+    const m = merger('replace');
     m.addHumanLabel(human('p1', 1, 'a', T + 1));
     m.addHumanLabel(human('p1', 0, 'b', T + 2));
     m.addHumanLabel(human('p1', 0, 'c', T + 3));
@@ -99,7 +130,7 @@ describe('label policy', () => {
   });
 
   it('a human label after its outcome was trained is added on its own, and counted late', () => {
-    const m = merger('human');
+    const m = merger('replace');
     m.addExample(outcome('p1', 0));
     assert.deepEqual(summary(m.addHumanLabel(human('p1', 1))), [
       ['human', 1, DEFAULT_LABEL_POLICY.humanWeight],
@@ -108,7 +139,7 @@ describe('label policy', () => {
   });
 
   it('drops and counts human labels whose outcome never came within the hold time', () => {
-    const m = merger('human');
+    const m = merger('replace');
     m.addHumanLabel(human('lost', 1));
     m.expire(T + 500 + DEFAULT_LABEL_POLICY.holdMs);
     assert.equal(m.waitingCount, 1, 'not yet');
@@ -118,13 +149,13 @@ describe('label policy', () => {
   });
 
   it('passes uploaded examples through untouched', () => {
-    const m = merger('human');
+    const m = merger('replace');
     const uploaded = { ...outcome('x', 1), labelSource: 'upload' as const, weight: 2 };
     assert.deepEqual(m.addExample(uploaded), [uploaded]);
   });
 
   it('remembers the newest outcomes for late human labels, and a restored merger goes on the same', () => {
-    const policy = { ...DEFAULT_LABEL_POLICY, rememberOutcomes: 3 };
+    const policy = { ...DEFAULT_LABEL_POLICY, conflict: 'replace' as const, rememberOutcomes: 3 };
     const live = new LabelMerger(policy);
     for (const id of ['a', 'b', 'c', 'a', 'd']) live.addExample(outcome(id, 0));
     // 'a' came again, so it is newer than 'c': 'b' is the one forgotten.
