@@ -63,7 +63,7 @@ export const COMMANDS: Record<string, Command> = {
       runtime.lifecycle.add('review-queue', async () => {
         await redis.quit();
       });
-      return runScorer(runtime, queueReviewSink(redis));
+      return runScorer(runtime, queueReviewSink(redis, runtime.logger, runtime.metrics));
     },
   },
   joiner: {

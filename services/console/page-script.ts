@@ -163,6 +163,8 @@ function labeling(data) {
   return [
     section('Labels per hour', perHour),
     section('Review queue', [table(['ready', 'leased', 'oldest waiting'], [[fmt(q.ready, 0), fmt(q.leased, 0), q.oldestWaitingMs === null ? '–' : fmt(q.oldestWaitingMs / 60000, 1) + ' min']], 'queue')]),
+    section('Hourly budget of new tasks', [q.budget ? table(['per hour', 'used this hour', 'refused in all', 'state'], [[q.budget.perHour === null ? 'no limit' : fmt(q.budget.perHour, 0), fmt(q.budget.usedThisHour, 0), fmt(q.budget.refusedTotal, 0),
+      q.budget.spent ? el('span', { class: 'bad' }, ['spent: no task is queued until ' + time(q.budget.resetsAt)]) : 'open']], 'budget') : el('p', { class: 'muted' }, ['–'])]),
     section('Labelers', [table(['labeler', 'labels', 'tasks judged by several', 'agreement with the majority'], rows, 'labelers')]),
   ];
 }

@@ -5,6 +5,7 @@ import { counter, gauge, histogram } from '../common/metrics.js';
 
 export interface QueueDepth {
   stats(): Promise<{ ready: number; leased: number }>;
+  budget(): Promise<{ perHour: number | null; usedThisHour: number; refusedTotal: number }>;
 }
 
 export function labelingMetrics(registry: Registry, queue: QueueDepth) {
@@ -16,6 +17,17 @@ export function labelingMetrics(registry: Registry, queue: QueueDepth) {
       const { ready, leased } = await queue.stats();
       this.set({ state: 'ready' }, ready);
       this.set({ state: 'leased' }, leased);
+    },
+  });
+  gauge(registry, {
+    name: 'flywheel_labeling_budget_tasks',
+    help: 'The hourly budget of new review tasks: allowed per hour (absent: no limit), used this hour, refused in all',
+    labelNames: ['state'],
+    async collect() {
+      const budget = await queue.budget();
+      if (budget.perHour !== null) this.set({ state: 'per_hour' }, budget.perHour);
+      this.set({ state: 'used_this_hour' }, budget.usedThisHour);
+      this.set({ state: 'refused_total' }, budget.refusedTotal);
     },
   });
   return {

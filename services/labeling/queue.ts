@@ -45,6 +45,17 @@ export interface QueueOptions {
 /** Completed task ids kept for the admin export (the durable record is fw.labels.human). */
 export const COMPLETED_KEPT = 100_000;
 
+export interface BudgetState {
+  /** New tasks allowed per clock hour (null: no limit). */
+  perHour: number | null;
+  usedThisHour: number;
+  /** Tasks refused for the budget since the queue began. */
+  refusedTotal: number;
+  spent: boolean;
+  /** When the next clock hour (and its budget) begins, ms. */
+  resetsAt: number;
+}
+
 export interface AdminView {
   ready: number;
   leased: number;
@@ -54,6 +65,7 @@ export interface AdminView {
   labelers: { id: string; labeled: number; judged: number; agreement: number | null }[];
   /** Labels recorded per hour over the last two days, oldest first (hours without labels left out). */
   labelsPerHour: { at: number; labels: number }[];
+  budget: BudgetState;
 }
 
 export const DEFAULT_QUEUE: QueueOptions = {
@@ -115,6 +127,11 @@ export class LabelingQueue<T> {
 
   /** True when added; false when a duplicate (same id, or dedupe key taken) or over the hourly budget. */
   async add(task: NewTask<T>): Promise<boolean> {
+    return (await this.offer(task)) === 'added';
+  }
+
+  /** Adds the task, or says why not. */
+  async offer(task: NewTask<T>): Promise<'added' | 'duplicate' | 'over_budget'> {
     const k = this.keys;
     const added = await this.redis.fwAddTask(
       k.ready,
@@ -131,7 +148,25 @@ export class LabelingQueue<T> {
       task.stratum ?? '',
       this.options.rareBoost ?? 0,
     );
-    return added === 1;
+    return added === 1 ? 'added' : added === Number(QueueCode.OVER_BUDGET) ? 'over_budget' : 'duplicate';
+  }
+
+  /** The hourly budget of new tasks (FW_LABELING_TASKS_PER_HOUR): used this clock hour, refused so far. */
+  async budget(): Promise<BudgetState> {
+    const perHour = this.options.tasksPerHour ?? 0;
+    const now = this.now();
+    const hour = Math.floor(now / 3_600_000);
+    const [used, refused] = await Promise.all([
+      this.redis.get(`${this.keys.prefix}budget:${hour}`),
+      this.redis.hget(this.keys.stats, 'overBudget'),
+    ]);
+    return {
+      perHour: perHour > 0 ? perHour : null,
+      usedThisHour: Number(used ?? 0),
+      refusedTotal: Number(refused ?? 0),
+      spent: perHour > 0 && Number(used ?? 0) >= perHour,
+      resetsAt: (hour + 1) * 3_600_000,
+    };
   }
 
   async next(labelerId: string): Promise<LeasedTask<T> | null> {
@@ -239,6 +274,7 @@ export class LabelingQueue<T> {
       counters,
       labelers,
       labelsPerHour,
+      budget: await this.budget(),
     };
   }
 

@@ -109,10 +109,18 @@ describe('labeling queue', () => {
     assert.equal(await queue.add({ id: 'a', priority: 1, payload: {} }), true);
     assert.equal(await queue.add({ id: 'b', priority: 1, payload: {} }), true);
     assert.equal(
-      await queue.add({ id: 'c', priority: 1, payload: {}, dedupeKey: 'session-9' }),
-      false,
-      'over budget',
+      await queue.offer({ id: 'c', priority: 1, payload: {}, dedupeKey: 'session-9' }),
+      'over_budget',
     );
+    assert.equal(await queue.offer({ id: 'a', priority: 1, payload: {} }), 'duplicate');
+    assert.deepEqual(await queue.budget(), {
+      perHour: 2,
+      usedThisHour: 2,
+      refusedTotal: 1,
+      spent: true,
+      resetsAt: Date.UTC(2026, 10, 26, 11),
+    });
+    assert.deepEqual((await queue.adminView()).budget, await queue.budget(), 'the admin view shows it');
     clock += 60_000; // the next clock hour
     assert.equal(
       await queue.add({ id: 'd', priority: 1, payload: {}, dedupeKey: 'session-9' }),
@@ -122,6 +130,7 @@ describe('labeling queue', () => {
     const stats = await queue.stats();
     assert.equal(stats.counters.overBudget, 1);
     assert.equal(stats.counters.added, 3);
+    assert.equal((await queue.budget()).spent, false, 'a new hour, a new budget');
   });
 
   it('moves the first tasks of a rarely reviewed segment ahead of a segment asked about all the time', async () => {

@@ -46,7 +46,10 @@ function exportedMetrics(): Map<string, { type: string; labels: string[] }> {
   rolloutMetrics(registry);
   monitorMetrics(registry);
   consumerMetrics(registry);
-  labelingMetrics(registry, { stats: () => Promise.resolve({ ready: 0, leased: 0 }) });
+  labelingMetrics(registry, {
+    stats: () => Promise.resolve({ ready: 0, leased: 0 }),
+    budget: () => Promise.resolve({ perHour: 500, usedThisHour: 0, refusedTotal: 0 }),
+  });
   const metrics = new Map<string, { type: string; labels: string[] }>();
   for (const metric of [
     ...registry.getMetricsAsArray(),
