@@ -60,16 +60,41 @@ export interface Judgement {
 
 type Finding = Omit<Alert, 'id' | 'at'>;
 
-function metricFindings(o: Observation, t: Thresholds, kind: 'performance' | 'estimate'): Finding[] {
+type Check = [string, number | null, number | null, (v: number, limit: number) => boolean];
+
+/** The observation's metric checks, or none when the window has too few records to judge. */
+function metricChecks(o: Observation, t: Thresholds, kind: 'performance' | 'estimate'): Check[] {
   const q = o.quality;
   const measured = kind === 'performance' ? q : { ...q.estimate, ece: null };
   const enough = kind === 'performance' ? q.labels >= t.minLabels : q.predictions >= t.minLabels;
   if (!enough) return [];
-  const checks: [string, number | null, number | null, (v: number, limit: number) => boolean][] = [
+  return [
     ['logLoss', measured.logLoss, t.maxLogLoss, (v, limit) => v > limit],
     ['auc', measured.auc, t.minAuc, (v, limit) => v < limit],
     ['ece', measured.ece, t.maxEce, (v, limit) => v > limit],
   ];
+}
+
+/**
+ * Ids of the alerts whose subject this look judged and found within bounds. Only those clear: a
+ * look that could not judge (no reference read yet after a restart, a window too thin) keeps an
+ * open alert open, so it is not said again as new when the window fills.
+ */
+function heldIds(observations: readonly Observation[], t: Thresholds): Set<string> {
+  const ids = new Set<string>();
+  for (const o of observations) {
+    for (const g of o.drift?.groups ?? [])
+      if (g.tested && !g.drifted) ids.add(`drift:${o.version}:${o.arm}:${g.group}`);
+    for (const kind of ['performance', 'estimate'] as const)
+      for (const [subject, value, threshold, fails] of metricChecks(o, t, kind))
+        if (value !== null && (threshold === null || !fails(value, threshold)))
+          ids.add(`${kind}:${o.version}:${o.arm}:${subject}`);
+  }
+  return ids;
+}
+
+function metricFindings(o: Observation, t: Thresholds, kind: 'performance' | 'estimate'): Finding[] {
+  const checks = metricChecks(o, t, kind);
   const what = kind === 'performance' ? 'live' : 'estimated (before labels)';
   return checks.flatMap(([subject, value, threshold, fails]) =>
     value !== null && threshold !== null && fails(value, threshold)
@@ -123,7 +148,12 @@ export function judge(
     state.open[id] = { since: open?.since ?? now, saidAt: now };
     alerts.push({ id, at: now, ...finding });
   }
-  const cleared = Object.keys(state.open).filter((id) => !holding.has(id));
+  const fine = heldIds(observations, policy.thresholds);
+  // An arm no longer observed at all (its experiment ended, its version retired) clears too.
+  const observed = new Set(observations.map((o) => `${o.version}:${o.arm}`));
+  const cleared = Object.keys(state.open).filter(
+    (id) => !holding.has(id) && (fine.has(id) || !observed.has(id.split(':').slice(1, 3).join(':'))),
+  );
   for (const id of cleared) delete state.open[id];
   const cause = alerts.find((a) => a.arm === 'champion' && policy.retrainOn.includes(a.kind));
   let retrain: Judgement['retrain'] = null;

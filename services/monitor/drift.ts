@@ -38,6 +38,8 @@ export interface GroupDrift {
   psi: number;
   distance: number;
   pValue: number;
+  /** Enough records and a reference to compare with: `drifted: false` then means it held. */
+  tested: boolean;
   drifted: boolean;
   missingRate: number;
   referenceMissingRate: number;
@@ -90,6 +92,7 @@ export function driftOf(reference: FeatureProfile, live: RawProfile, policy: Dri
       psi: comparable ? psi(ref, now) : 0,
       distance,
       pValue: test.pValue,
+      tested: comparable && records >= policy.minRecords,
       drifted:
         comparable && records >= policy.minRecords && test.pValue < level && distance >= policy.minDistance,
       missingRate: records > 0 ? (now[MISSING] as number) / records : 0,

@@ -32,17 +32,19 @@ function quality(overrides: Partial<WindowQuality> = {}): WindowQuality {
   };
 }
 
-const drifted = (groups: string[]): DriftReport => ({
+/** A drift report testing category and segment (`records` each), the named ones drifted. */
+const drifted = (groups: string[], records = 2000): DriftReport => ({
   level: 1e-5,
   designEffect: { live: 1, reference: 1 },
   drifted: groups,
-  groups: groups.map((group) => ({
+  groups: ['category', 'segment'].map((group) => ({
     group,
-    records: 2000,
-    psi: 0.4,
-    distance: 0.3,
-    pValue: 1e-12,
-    drifted: true,
+    records,
+    psi: groups.includes(group) ? 0.4 : 0.01,
+    distance: groups.includes(group) ? 0.3 : 0.01,
+    pValue: groups.includes(group) ? 1e-12 : 0.5,
+    tested: records >= 500,
+    drifted: groups.includes(group),
     missingRate: 0,
     referenceMissingRate: 0,
     newValueRate: 0,
@@ -89,6 +91,29 @@ describe('monitor alerts', () => {
     );
     assert.deepEqual(later.cleared, ['drift:v3:champion:segment']);
     assert.ok(later.retrain);
+  });
+
+  it('an open alert is not cleared by a look that could not judge it, so it is not said again as new', () => {
+    const state: AlertState = { open: {}, lastRetrainAt: null };
+    judge([look('champion', quality(), drifted(['category']))], state, 0, policy);
+    // After a restart the reference is not read yet (no drift report); then a window too thin.
+    const blind = judge([look('champion', quality(), null)], state, MINUTE, policy);
+    assert.deepEqual(blind.cleared, []);
+    const thin = judge(
+      [look('champion', quality({ labels: 10 }), drifted([], 100))],
+      state,
+      2 * MINUTE,
+      policy,
+    );
+    assert.deepEqual(thin.cleared, []);
+    const back = judge([look('champion', quality(), drifted(['category']))], state, 3 * MINUTE, policy);
+    assert.deepEqual([back.alerts, back.retrain], [[], null], 'still the same open alert');
+    // Judged and held: cleared. An arm no longer observed clears its alerts too.
+    const calm = judge([look('champion', quality(), drifted([]))], state, 4 * MINUTE, policy);
+    assert.deepEqual(calm.cleared, ['drift:v3:champion:category']);
+    judge([look('challenger', quality({ logLoss: 0.9 }))], state, 5 * MINUTE, policy);
+    const gone = judge([look('champion', quality(), drifted([]))], state, 6 * MINUTE, policy);
+    assert.deepEqual(gone.cleared, ['performance:v3:challenger:logLoss']);
   });
 
   it('performance below its threshold alerts; too few labels, a candidate arm, or the estimate alone retrain nothing', () => {
