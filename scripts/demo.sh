@@ -61,7 +61,7 @@ ROLLOUT=$!
 # The monitor looks every 2 s and judges quality a join window behind the newest click; it asks
 # the trainer for a candidate on drift. The console (:8088, the admin token) draws it all.
 FW_MONITOR_DIR=.stack/monitor FW_MONITOR_LOOK_MS=2000 FW_MONITOR_LABEL_LAG_MS=$((FW_JOIN_WINDOW_MS + 5000)) \
-  FW_MONITOR_WINDOW_MS=60000 FW_MONITOR_TRAINER_URL=http://127.0.0.1:${FW_TRAINER_HTTP_PORT:-8084} \
+  FW_MONITOR_WINDOW_MS=300000 FW_MONITOR_TRAINER_URL=http://127.0.0.1:${FW_TRAINER_HTTP_PORT:-8084} \
   node bin/flywheel.js monitor > .stack/monitor.log 2>&1 &
 MONITOR=$!
 node bin/flywheel.js console > .stack/console.log 2>&1 &
@@ -187,4 +187,4 @@ echo
 echo "== newest dead letters (malformed events, with the reason each was rejected)"
 fw dlq --count 6 2>/dev/null
 echo
-echo "Logs: .stack/scorer.log, .stack/joiner.log, .stack/trainer.log, .stack/labeling.log, .stack/rollout.log, .stack/monitor.log, .stack/console.log; the experiment's report: .stack/experiment.html. To look again: FW_MONITOR_DIR=.stack/monitor npm run flywheel -- monitor, and npm run flywheel -- console (http://127.0.0.1:8088). The stack keeps running: 'npm run flywheel -- stack down' stops it."
+echo "Logs: .stack/scorer.log, .stack/joiner.log, .stack/trainer.log, .stack/labeling.log, .stack/rollout.log, .stack/monitor.log, .stack/console.log; the experiment's report: .stack/experiment.html. To look again: FW_ADMIN_TOKEN=$FW_ADMIN_TOKEN FW_MONITOR_DIR=.stack/monitor npm run flywheel -- monitor, and FW_ADMIN_TOKEN=$FW_ADMIN_TOKEN npm run flywheel -- console (http://127.0.0.1:8088, the same token). The stack keeps running: 'npm run flywheel -- stack down' stops it."

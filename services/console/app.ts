@@ -67,7 +67,8 @@ async function forward(
   }).catch((error: unknown) => {
     throw new FlywheelError(
       'FW_UPSTREAM_UNAVAILABLE',
-      `the registry at ${options.registryUrl}: ${(error as Error).message}`,
+      `the registry's admin API at ${options.registryUrl} does not answer (${(error as Error).message}): ` +
+        'is `flywheel registry` running, and FW_CONSOLE_REGISTRY_URL its address?',
     );
   });
   const answer: unknown = await response.json().catch(() => null);
@@ -181,9 +182,9 @@ export async function buildConsoleApp(options: ConsoleOptions): Promise<FastifyI
   app.get('/v1/console/monitoring', { preHandler: admins }, async () => {
     const base = options.monitorUrl.replace(/\/$/, '');
     const [look, series, alerts] = await Promise.all([
-      ask(`${base}/v1/monitor`, timeout),
-      ask(`${base}/v1/monitor/series?maxPoints=300`, timeout),
-      ask(`${base}/v1/monitor/alerts`, timeout),
+      ask(`${base}/v1/monitor`, timeout, options.adminToken),
+      ask(`${base}/v1/monitor/series?maxPoints=300`, timeout, options.adminToken),
+      ask(`${base}/v1/monitor/alerts`, timeout, options.adminToken),
     ]);
     return { look, series, alerts };
   });
@@ -191,7 +192,11 @@ export async function buildConsoleApp(options: ConsoleOptions): Promise<FastifyI
     queue: await ask(`${options.labelingUrl.replace(/\/$/, '')}/v1/admin/queue`, timeout, options.adminToken),
   }));
   app.get('/v1/console/dead-letters', { preHandler: admins }, async () => ({
-    report: await ask(`${options.monitorUrl.replace(/\/$/, '')}/v1/monitor/dead-letters`, timeout),
+    report: await ask(
+      `${options.monitorUrl.replace(/\/$/, '')}/v1/monitor/dead-letters`,
+      timeout,
+      options.adminToken,
+    ),
   }));
   app.get('/v1/console/pipeline', { preHandler: admins }, async () => ({
     services: await Promise.all((options.services ?? []).map((s) => serviceState(s, timeout))),

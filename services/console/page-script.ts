@@ -16,7 +16,17 @@ function fmt(x, digits) {
   if (x === null || x === undefined || Number.isNaN(x)) return '–';
   return typeof x === 'number' ? x.toFixed(digits === undefined ? 4 : digits) : String(x);
 }
-function time(ms) { return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '–'; }
+function time(ms) { return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC' : '–'; }
+// A step with no record is a gap in the lines, not a straight line across it.
+function withGaps(points, stepMs) {
+  var out = [];
+  points.forEach(function (p, i) {
+    var prev = points[i - 1];
+    if (prev && p.at - prev.at > 1.5 * stepMs) out.push({ at: prev.at + stepMs, gap: true });
+    out.push(p);
+  });
+  return out;
+}
 function table(headers, rows, id) {
   var head = el('tr', {}, headers.map(function (h) { return el('th', {}, [h]); }));
   var body = rows.map(function (r) { return el('tr', {}, r.map(function (c) { return el('td', {}, [c]); })); });
@@ -25,13 +35,15 @@ function table(headers, rows, id) {
 function section(title, children) { return el('section', {}, [el('h2', {}, [title])].concat(children)); }
 function chart(title, times, series, width) {
   var box = el('div', { class: 'chart' });
-  var colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
+  var colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
   new uPlot({
+    // Times in UTC, as in the tables.
+    tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'); },
     title: title, width: width || 460, height: 220,
     // One point alone would stretch the time axis over years: give it an hour either side.
     scales: { x: times.length === 1 ? { time: true, range: [times[0] - 3600, times[0] + 3600] } : { time: true } },
     series: [{}].concat(series.map(function (s, i) {
-      return { label: s.label, stroke: s.color || colors[i % colors.length], dash: s.dash, width: 1.5, spanGaps: true };
+      return { label: s.label, stroke: s.color || colors[i % colors.length], dash: s.dash, width: 1.5, spanGaps: false };
     })),
   }, [times].concat(series.map(function (s) { return s.values; })), box);
   return box;
@@ -77,10 +89,13 @@ function models(data) {
   };
   var rows = data.versions.slice().reverse().map(function (v) {
     var m = v.metrics || {};
-    var actions = el('span', {}, [
-      action('champion', '/v1/console/models/' + v.version + '/promote', { alias: 'champion' }),
-      action('challenger', '/v1/console/models/' + v.version + '/promote', { alias: 'challenger' }),
-    ]);
+    // A rejected version cannot take an alias, nor a version the one it already holds.
+    var possible = v.status !== 'rejected' ? ['champion', 'challenger'].filter(function (a) {
+      return a === 'champion' ? r.champion !== v.version : r.challenger !== v.version;
+    }) : [];
+    var actions = el('span', {}, possible.map(function (a) {
+      return action(a, '/v1/console/models/' + v.version + '/promote', { alias: a });
+    }));
     return [v.version, aliasesOf(v.version), v.kind, v.parent || '–', v.createdBy, v.createdAt.slice(0, 19),
       v.status, fmt(m.logLoss), fmt(m.baselineLogLoss), fmt(m.championLogLoss), fmt(m.auc), fmt(m.calibrationError), fmt(m.lift, 2), fmt(m.examples, 0), actions];
   });
@@ -99,7 +114,8 @@ function models(data) {
 function experiments(data) {
   var rows = data.experiments.slice().reverse().map(function (e) {
     var steps = e.config.steps || [];
-    return [e.id, e.candidate, e.control || '–', e.state, fmt(steps[e.step], 2), time(e.startedAt), e.endReason || '–'];
+    var share = e.state === 'running' || e.state === 'paused' ? fmt(steps[e.step], 2) : '–';
+    return [e.id, e.candidate, e.control || '–', e.state, share, time(e.startedAt), e.endReason || '–'];
   });
   var out = [section('Experiments', [table(['id', 'candidate', 'control', 'state', 'share', 'started', 'ended because'], rows, 'experiments')])];
   data.experiments.filter(function (e) { return e.timeline.length > 1; }).forEach(function (e) {
@@ -124,9 +140,10 @@ function monitoring(data) {
   if (!data.series.available) return [unavailable('Monitoring', data.series)];
   var out = [];
   data.series.body.series.forEach(function (s) {
-    var times = s.points.map(function (p) { return p.at / 1000; });
-    var col = function (k) { return s.points.map(function (p) { return p[k]; }); };
-    out.push(section(s.version + ' · ' + s.arm, [el('div', { class: 'charts' }, [
+    var points = withGaps(s.points, s.stepMs);
+    var times = points.map(function (p) { return p.at / 1000; });
+    var col = function (k) { return points.map(function (p) { return p.gap ? null : p[k]; }); };
+    out.push(section(s.version + ' · ' + s.arm + ' (realised figures from ' + fmt(s.labelLagMs / 60000, 0) + ' minutes before the newest click, when its labels have landed)', [el('div', { class: 'charts' }, [
       chart('log loss', times, [{ label: 'realised', values: col('logLoss') }, { label: 'estimated (before labels)', values: col('estimatedLogLoss'), dash: [6, 3] }]),
       chart('purchase rate', times, [{ label: 'actual', values: col('purchaseRate') }, { label: 'predicted', values: col('predictedRate'), dash: [6, 3] }]),
       chart('predictions per step', times, [{ label: 'predictions', values: col('predictions') }, { label: 'labels', values: col('labels') }]),
@@ -196,7 +213,10 @@ function pipeline(data) {
   };
   var rows = data.services.map(function (s) {
     var state = s.ready === null ? el('span', { class: 'bad' }, ['unreachable']) : s.ready ? 'ready' : el('span', { class: 'bad' }, ['not ready: ' + (s.reason || '')]);
-    return [s.name, state, kv(s.lag, 0), kv(s.behindSeconds, 1), fmt(s.outcomeToLiveSeconds, 1), kv(s.consumed, 0), fmt(s.deadLettered, 0), s.error || ''];
+    var behind = {};
+    // A stage a moment ahead of this clock (clocks differ by milliseconds) is not behind it.
+    Object.keys(s.behindSeconds).forEach(function (k) { behind[k] = Math.max(0, s.behindSeconds[k]); });
+    return [s.name, state, kv(s.lag, 0), kv(behind, 1), fmt(s.outcomeToLiveSeconds, 1), kv(s.consumed, 0), fmt(s.deadLettered, 0), s.error || ''];
   });
   return [section('Services (their own /readyz and /metrics)', [table(['service', 'state', 'consumer lag (messages)', 'behind the clock (s)', 'outcome → live (s)', 'consumed', 'dead-lettered', 'error'], rows, 'pipeline')])];
 }
@@ -216,6 +236,7 @@ async function show(name) {
 }
 function logout(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  document.getElementById('token').value = '';
   view.hidden = true;
   document.getElementById('logout').hidden = true;
   document.getElementById('login').hidden = false;

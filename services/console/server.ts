@@ -31,6 +31,9 @@ export async function runConsole(runtime: Runtime): Promise<number> {
   runtime.lifecycle.add('http', () => app.close());
   runtime.lifecycle.installSignalHandlers();
   await app.listen({ host: '0.0.0.0', port: config.FW_CONSOLE_PORT });
-  runtime.logger.info({ port: config.FW_CONSOLE_PORT }, 'console listening');
+  runtime.logger.info(
+    { host: '0.0.0.0', port: config.FW_CONSOLE_PORT },
+    `console on every interface, port ${config.FW_CONSOLE_PORT}`,
+  );
   return new Promise<number>(() => undefined);
 }

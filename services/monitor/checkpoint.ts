@@ -19,6 +19,8 @@ export interface MonitorCheckpoint {
   offsets: Record<string, string>;
   state: MonitorState;
   history: Alert[];
+  /** Newest serve, label and failure time read per input (absent in older checkpoints). */
+  inputs?: Record<string, number | null>;
 }
 
 export function checkpointPath(dir: string): string {

@@ -23,6 +23,8 @@ export interface Series {
   version: string;
   arm: string;
   stepMs: number;
+  /** Realised figures (purchase rate, log loss, AUC) of steps this close to the newest click are null. */
+  labelLagMs: number;
   points: SeriesPoint[];
 }
 
@@ -60,7 +62,13 @@ function grouped<T>(items: readonly T[], stepMs: number, at: (item: T) => number
  * The live windows (exact figures) after the long history (sums per hour), in steps that keep
  * each series near `maxPoints`: the history's steps are whole hours, the windows' whole buckets.
  */
-export function seriesOf(windows: MonitorWindows, maxPoints = 300, history?: HistoryState): Series[] {
+export function seriesOf(
+  windows: MonitorWindows,
+  maxPoints = 300,
+  history?: HistoryState,
+  /** Steps ending within this of the newest click are not labeled yet: their realised figures are left out. */
+  labelLagMs = 0,
+): Series[] {
   const { bucketMs } = windows.state;
   const hourMs = history?.stepMs ?? bucketMs;
   const live = Object.keys(windows.state.buckets).map(Number);
@@ -93,7 +101,15 @@ export function seriesOf(windows: MonitorWindows, maxPoints = 300, history?: His
         auc: q.auc,
       };
     });
-    const points = [...old.sort((a, b) => a.at - b.at), ...recent.sort((a, b) => a.at - b.at)];
-    return { ...parseArmKey(key), stepMs, points };
+    // A click's label lands up to the attribution window after it: newer steps hold the quick
+    // purchases only, and their purchase rate and log loss would read high (and their AUC noise).
+    const labeledBefore = windows.state.newest - labelLagMs;
+    const matured = recent.map((p) =>
+      p.at + stepMs <= labeledBefore
+        ? p
+        : { ...p, purchaseRate: null, logLoss: null, auc: null, predictedRate: null },
+    );
+    const points = [...old.sort((a, b) => a.at - b.at), ...matured.sort((a, b) => a.at - b.at)];
+    return { ...parseArmKey(key), stepMs, labelLagMs, points };
   });
 }

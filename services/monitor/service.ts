@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { Producer } from 'kafkajs';
+import { TokenTable, requireRole } from '../common/auth.js';
 import { RecordConsumer, groupTimeouts, readinessOf } from '../common/consumer.js';
 import { seekToStoredOffsets } from '../common/stored-offsets.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
@@ -99,6 +100,7 @@ export class Monitor {
     const checkpoint = await readCheckpoint(c.FW_MONITOR_DIR);
     this.offsets = { ...(checkpoint?.offsets ?? {}) };
     this.history = checkpoint?.history ?? [];
+    Object.assign(this.newest, checkpoint?.inputs ?? {});
     const spec = new FeatureSpec({ hashBits: loadRegistryConfig().FW_FEATURE_HASH_BITS });
     this.core = new MonitorCore(
       {
@@ -177,6 +179,7 @@ export class Monitor {
       offsets: this.offsets,
       state: core.snapshot(),
       history: this.history,
+      inputs: this.newest,
     });
     await writeCheckpoint(this.config.FW_MONITOR_DIR, serialized);
     if (look.judgement.retrain) await this.askForCandidate(look.judgement.retrain.reason);
@@ -324,17 +327,23 @@ export class Monitor {
           ? readinessOf(this.consumer.health(), 'monitor inputs')
           : { ready: false, reason: 'starting' },
     });
-    app.get('/v1/monitor', () => ({
+    // What the monitor knows (dead letters carry message bytes) is for admins where a token is set.
+    const token = this.options.adminToken ?? loadRegistryConfig().FW_ADMIN_TOKEN;
+    const admins = token
+      ? { preHandler: requireRole(new TokenTable().add(token, { id: 'admin', role: 'admin' }), 'admin') }
+      : {};
+    app.get('/v1/monitor', admins, () => ({
       ...(this.last ?? { at: null, observations: [] }),
       inputs: this.inputs(),
     }));
-    app.get('/v1/monitor/alerts', () => ({ alerts: this.history }));
-    app.get('/v1/monitor/dead-letters', () =>
+    app.get('/v1/monitor/alerts', admins, () => ({ alerts: this.history }));
+    app.get('/v1/monitor/dead-letters', admins, () =>
       this.core ? deadLetterReport(this.core.deadLetters) : deadLetterReport(emptyDeadLetters()),
     );
     app.get<{ Querystring: { maxPoints?: number } }>(
       '/v1/monitor/series',
       {
+        ...admins,
         schema: {
           querystring: {
             type: 'object',
@@ -343,7 +352,14 @@ export class Monitor {
         },
       },
       (request) => ({
-        series: this.core ? seriesOf(this.core.windows, request.query.maxPoints, this.core.history) : [],
+        series: this.core
+          ? seriesOf(
+              this.core.windows,
+              request.query.maxPoints,
+              this.core.history,
+              this.config.FW_MONITOR_LABEL_LAG_MS,
+            )
+          : [],
       }),
     );
     await app.listen({ host: '0.0.0.0', port: this.config.FW_MONITOR_HTTP_PORT });

@@ -176,18 +176,34 @@ describe('monitor', () => {
         new RegExp(`flywheel_monitor_drifted\\{[^}]*version="${version}",group="category"[^}]*\\} 1`),
       );
       assert.match(metrics, /flywheel_monitor_alerts_total\{[^}]*kind="drift"[^}]*\} 1/);
-      const alerts = (await (await fetch(`http://127.0.0.1:${monitor.port}/v1/monitor/alerts`)).json()) as {
+      const alerts = (await (
+        await fetch(`http://127.0.0.1:${monitor.port}/v1/monitor/alerts`, {
+          headers: { authorization: `Bearer ${TOKEN}` },
+        })
+      ).json()) as {
         alerts: { subject: string }[];
       };
       assert.ok(alerts.alerts.some((a) => a.subject === 'category'));
+      const anonymous = await fetch(`http://127.0.0.1:${monitor.port}/v1/monitor/dead-letters`);
+      assert.equal(anonymous.status, 401, 'what the monitor knows is for admins where a token is set');
     } finally {
       await monitor.stop();
     }
     const before = predictionsOf(looks.at(-1) as Look);
     monitor = await start();
     try {
+      const { inputs } = (await (
+        await fetch(`http://127.0.0.1:${monitor.port}/v1/monitor`, {
+          headers: { authorization: `Bearer ${TOKEN}` },
+        })
+      ).json()) as {
+        inputs: Record<string, { newestAt: number | null }>;
+      };
+      assert.notEqual(inputs.predictions?.newestAt, null, 'how fresh the inputs were survives the restart');
       const first = looks.length;
-      await lookUntil(() => looks.length > first);
+      // Until a look judged the drift again (the reference is read anew after a restart): the
+      // looks before could not judge it, and the open alert stays open instead of being said again.
+      await lookUntil((look) => looks.length > first && look.observations.some((o) => o.drift !== null));
       assert.equal(
         predictionsOf(looks.at(-1) as Look),
         before,

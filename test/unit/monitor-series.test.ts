@@ -7,6 +7,7 @@ import { windowQuality } from '../../services/monitor/quality.js';
 import { seriesOf } from '../../services/monitor/series.js';
 import { MonitorWindows } from '../../services/monitor/windows.js';
 import { servedPredictions } from '../helpers/monitor.js';
+import { servedLabel } from '../helpers/records.js';
 
 const spec = new FeatureSpec({ hashBits: 12 });
 const MINUTE = 60_000;
@@ -60,6 +61,38 @@ describe('monitor series', () => {
     assert.deepEqual(
       seriesOf(MonitorWindows.empty(MINUTE, { retentionMs: MINUTE, reader: new ProfileReader(spec) })),
       [],
+    );
+  });
+
+  it('leaves out the realised figures of steps newer than the label lag, keeping their counts', () => {
+    const windows = MonitorWindows.empty(MINUTE, {
+      retentionMs: 600 * MINUTE,
+      reader: new ProfileReader(spec),
+    });
+    const served = servedPredictions(spec, { seed: 5, n: 600, from: T0, spanMs: 60 * MINUTE, weights: [1] });
+    for (const [i, p] of served.entries()) {
+      windows.addPrediction(p);
+      windows.addLabel(
+        servedLabel({
+          predictionId: p.predictionId,
+          modelVersion: p.modelVersion,
+          score: p.score,
+          clickTime: p.eventTime,
+          labelTime: p.eventTime + MINUTE,
+          label: i % 5 === 0 ? 1 : 0,
+          labelSource: i % 5 === 0 ? 'outcome' : 'timeout',
+        }),
+      );
+    }
+    const [series] = seriesOf(windows, 12, undefined, 30 * MINUTE);
+    const matured = series!.points.filter((p) => p.logLoss !== null);
+    // The newest click is at 59.9 minutes: the steps ending by 29.9 minutes are labeled.
+    assert.equal(matured.length, 5);
+    assert.ok(matured.every((p) => p.at + 5 * MINUTE <= T0 + 30 * MINUTE));
+    assert.equal(
+      series!.points.reduce((n, p) => n + p.labels, 0),
+      600,
+      'labels are still counted',
     );
   });
 });
