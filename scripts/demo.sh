@@ -163,7 +163,7 @@ if [ -n "$experiment" ]; then
 fi
 echo
 echo "== monitor: each version and arm's live figures, drift against its reference, alerts"
-curl -s "http://127.0.0.1:${FW_MONITOR_HTTP_PORT:-8087}/v1/monitor" | node -e '
+curl -s -H "authorization: Bearer $FW_ADMIN_TOKEN" "http://127.0.0.1:${FW_MONITOR_HTTP_PORT:-8087}/v1/monitor" | node -e '
 let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
   try {
     const look = JSON.parse(s);
@@ -176,7 +176,7 @@ let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
     for (const a of look.judgement.alerts) console.log(`  alert: ${a.message}`);
   } catch { console.log("  (the monitor did not answer)"); }
 });' || true
-curl -s "http://127.0.0.1:${FW_MONITOR_HTTP_PORT:-8087}/v1/monitor/alerts" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const a=JSON.parse(s).alerts;console.log("  "+a.length+" alerts in this run"+(a.length?", the newest: "+a[a.length-1].message:""))}catch{}})' || true
+curl -s -H "authorization: Bearer $FW_ADMIN_TOKEN" "http://127.0.0.1:${FW_MONITOR_HTTP_PORT:-8087}/v1/monitor/alerts" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const a=JSON.parse(s).alerts;console.log("  "+a.length+" alerts in this run"+(a.length?", the newest: "+a[a.length-1].message:""))}catch{}})' || true
 echo
 echo "== topics"
 fw topics list 2>/dev/null
