@@ -21,13 +21,12 @@ import { MonitorCore } from '../services/monitor/core.js';
 import { DEFAULT_DRIFT_POLICY } from '../services/monitor/drift.js';
 import { Monitor } from '../services/monitor/service.js';
 import { rampFor } from '../services/registry/experiment-admin.js';
-import { ExperimentStore, type ExperimentRecord } from '../services/registry/experiments.js';
+import { ExperimentStore, newExperiment } from '../services/registry/experiments.js';
 import { FileModelRegistry } from '../services/registry/store.js';
 import { tick } from '../services/rollout/controller.js';
 import { heldExamples, registerTrained } from '../test/helpers/held-examples.js';
 import { createTestTopics, testRuntime } from '../test/helpers/kafka.js';
-import { servedPredictions } from '../test/helpers/monitor.js';
-import { servedLabel } from '../test/helpers/records.js';
+import { servedOutcomes, servedPredictions } from '../test/helpers/monitor.js';
 import { median } from './stats.js';
 
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
@@ -65,25 +64,13 @@ async function fillRegistry(dir: string, now: number): Promise<void> {
     if ((i + 1) % 300 === 0) progress('alias moves', i + 1, 1500, moves);
   }
   // One experiment's 400 looks, by the controller's core; 60 like it over the year.
-  const record: ExperimentRecord = {
-    id: 'exp-000001',
+  const record = newExperiment('exp-000001', {
     candidate: versions[1]!,
-    control: null,
-    state: 'queued',
     config: rampFor({ primary: 'purchaseRate', steps: [0.1, 0.5], minOutcomes: 1_000_000 }),
-    createdBy: 'trainer',
-    createdAt: 0,
+    actor: 'trainer',
     reason: 'bench',
-    startedAt: null,
-    endedAt: null,
-    endReason: null,
-    step: 0,
-    stepStartedAt: 0,
-    stepStartOutcomes: 0,
-    stats: { control: {}, candidate: {} },
-    timeline: [],
-    decisions: [],
-  };
+    now: 0,
+  });
   const file = { experiments: [record], offsets: {} };
   const arm = (n: number, mean: number) => ({ purchaseRate: { n, mean, m2: n * mean * (1 - mean) } });
   tick(file, { champion: versions[0]!, now: now - 400 * MINUTE, summaries: new Map() });
@@ -139,17 +126,7 @@ async function fillMonitor(dir: string, now: number): Promise<void> {
         weights: [1, 1, 1, 1],
         version: String(version),
       });
-      const labels = served.map((p, i) =>
-        servedLabel({
-          predictionId: p.predictionId,
-          modelVersion: String(version),
-          score: p.score,
-          clickTime: p.eventTime,
-          labelTime: p.eventTime + MINUTE,
-          label: i % 10 === 0 ? 1 : 0,
-          labelSource: i % 10 === 0 ? 'outcome' : 'timeout',
-        }),
-      );
+      const labels = servedOutcomes(served, { every: 10 });
       return { served, labels };
     });
     for (let hour = 0; hour < 24; hour++) {

@@ -342,7 +342,7 @@ function nextId(file: ExperimentsFile): string {
   return `exp-${String(highest + 1).padStart(6, '0')}`;
 }
 
-function newExperiment(
+export function newExperiment(
   id: string,
   input: { candidate: string; config: RampConfig; actor: string; reason: string; now: number },
 ): ExperimentRecord {

@@ -3,7 +3,8 @@
 import type { Prediction } from '../../services/common/contracts.js';
 import { Random } from '../../services/common/random.js';
 import type { FeatureSpec } from '../../services/model/features.js';
-import { sampleRecords } from './records.js';
+import type { LabeledExample } from '../../services/common/contracts.js';
+import { sampleRecords, servedLabel } from './records.js';
 
 export const CATEGORIES = ['books', 'toys', 'garden', 'music'];
 
@@ -51,5 +52,33 @@ export function servedPredictions(
       serveTime: time,
       modelVersion: options.version ?? 'v7',
     };
+  });
+}
+
+/**
+ * The outcome of each prediction as the joiner writes it: a purchase for one click in `every`,
+ * labeled `delayMs` after its click, a timeout for the rest, `timeoutMs` after it; no label time
+ * later than `now`.
+ */
+export function servedOutcomes(
+  predictions: readonly Prediction[],
+  options: { every: number; delayMs?: number; timeoutMs?: number; now?: number },
+): LabeledExample[] {
+  const delay = options.delayMs ?? 60_000;
+  return predictions.map((p, i) => {
+    const purchase = i % options.every === 0;
+    return servedLabel({
+      predictionId: p.predictionId,
+      modelVersion: p.modelVersion,
+      score: p.score,
+      clickTime: p.eventTime,
+      labelTime: Math.min(
+        options.now ?? Infinity,
+        p.eventTime + (purchase ? delay : (options.timeoutMs ?? delay)),
+      ),
+      delayMs: purchase ? delay : null,
+      label: purchase ? 1 : 0,
+      labelSource: purchase ? 'outcome' : 'timeout',
+    });
   });
 }

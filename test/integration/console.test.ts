@@ -23,14 +23,13 @@ import { Monitor } from '../../services/monitor/service.js';
 import { RegistryAdmin } from '../../services/registry/admin.js';
 import { rampFor } from '../../services/registry/experiment-admin.js';
 import { buildRegistryApp } from '../../services/registry/http.js';
-import { ExperimentStore, type ExperimentRecord } from '../../services/registry/experiments.js';
+import { ExperimentStore, newExperiment } from '../../services/registry/experiments.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { tick } from '../../services/rollout/controller.js';
 import { heldExamples, registerTrained } from '../helpers/held-examples.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
 import { reviewPayload, startLabeling, type LabelingHarness } from '../helpers/labeling.js';
-import { servedPredictions } from '../helpers/monitor.js';
-import { servedLabel } from '../helpers/records.js';
+import { servedOutcomes, servedPredictions } from '../helpers/monitor.js';
 
 const ADMIN = 'console-admin-token-0123456789';
 const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts');
@@ -38,25 +37,13 @@ const MINUTE = 60_000;
 
 /** An experiment file as the controller leaves it after two looks. */
 function experimentsFile(champion: string, candidate: string) {
-  const record: ExperimentRecord = {
-    id: 'exp-000001',
+  const record = newExperiment('exp-000001', {
     candidate,
-    control: null,
-    state: 'queued',
     config: rampFor({ primary: 'purchaseRate', steps: [0.1, 0.5], minOutcomes: 10 }),
-    createdBy: 'ops',
-    createdAt: 0,
+    actor: 'ops',
     reason: 'the trainer gate passed it',
-    startedAt: null,
-    endedAt: null,
-    endReason: null,
-    step: 0,
-    stepStartedAt: 0,
-    stepStartOutcomes: 0,
-    stats: { control: {}, candidate: {} },
-    timeline: [],
-    decisions: [],
-  };
+    now: 0,
+  });
   const file = { experiments: [record], offsets: {} };
   const arm = (n: number, mean: number) => ({ purchaseRate: { n, mean, m2: n * mean * (1 - mean) } });
   tick(file, { champion, now: Date.now() - 3 * MINUTE, summaries: new Map() });
@@ -184,18 +171,7 @@ describe('operator console', () => {
       ],
     });
     // Their outcomes, as the joiner writes them: a purchase for about one click in ten.
-    const labels = live.map((p, i) =>
-      servedLabel({
-        predictionId: p.predictionId,
-        modelVersion: champion,
-        score: p.score,
-        clickTime: p.eventTime,
-        labelTime: Math.min(now, p.eventTime + (i % 10 === 0 ? MINUTE : 30 * MINUTE)),
-        delayMs: i % 10 === 0 ? MINUTE : null,
-        label: i % 10 === 0 ? 1 : 0,
-        labelSource: i % 10 === 0 ? 'outcome' : 'timeout',
-      }),
-    );
+    const labels = servedOutcomes(live, { every: 10, timeoutMs: 30 * MINUTE, now });
     await producer.send({
       topic: topics.names.feedback,
       messages: await Promise.all(

@@ -17,8 +17,7 @@ import { DEFAULT_DRIFT_POLICY } from '../../services/monitor/drift.js';
 import { windowQuality } from '../../services/monitor/quality.js';
 import { seriesOf } from '../../services/monitor/series.js';
 import { MonitorWindows } from '../../services/monitor/windows.js';
-import { servedPredictions } from '../helpers/monitor.js';
-import { servedLabel } from '../helpers/records.js';
+import { servedOutcomes, servedPredictions } from '../helpers/monitor.js';
 
 const spec = new FeatureSpec({ hashBits: 12 });
 const reader = new ProfileReader(spec);
@@ -49,17 +48,7 @@ function traffic() {
     spanMs: 6 * HOUR,
     weights: [1, 1],
   });
-  const labels = predictions.map((p, i) =>
-    servedLabel({
-      predictionId: p.predictionId,
-      modelVersion: p.modelVersion,
-      score: p.score,
-      clickTime: p.eventTime,
-      labelTime: p.eventTime + MINUTE,
-      label: i % 8 === 0 ? 1 : 0,
-      labelSource: i % 8 === 0 ? 'outcome' : 'timeout',
-    }),
-  );
+  const labels = servedOutcomes(predictions, { every: 8 });
   return { predictions, labels };
 }
 

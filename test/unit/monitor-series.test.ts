@@ -6,8 +6,7 @@ import { ProfileReader } from '../../services/model/profile.js';
 import { windowQuality } from '../../services/monitor/quality.js';
 import { seriesOf } from '../../services/monitor/series.js';
 import { MonitorWindows } from '../../services/monitor/windows.js';
-import { servedPredictions } from '../helpers/monitor.js';
-import { servedLabel } from '../helpers/records.js';
+import { servedOutcomes, servedPredictions } from '../helpers/monitor.js';
 
 const spec = new FeatureSpec({ hashBits: 12 });
 const MINUTE = 60_000;
@@ -70,20 +69,8 @@ describe('monitor series', () => {
       reader: new ProfileReader(spec),
     });
     const served = servedPredictions(spec, { seed: 5, n: 600, from: T0, spanMs: 60 * MINUTE, weights: [1] });
-    for (const [i, p] of served.entries()) {
-      windows.addPrediction(p);
-      windows.addLabel(
-        servedLabel({
-          predictionId: p.predictionId,
-          modelVersion: p.modelVersion,
-          score: p.score,
-          clickTime: p.eventTime,
-          labelTime: p.eventTime + MINUTE,
-          label: i % 5 === 0 ? 1 : 0,
-          labelSource: i % 5 === 0 ? 'outcome' : 'timeout',
-        }),
-      );
-    }
+    for (const p of served) windows.addPrediction(p);
+    for (const l of servedOutcomes(served, { every: 5 })) windows.addLabel(l);
     const [series] = seriesOf(windows, 12, undefined, 30 * MINUTE);
     const matured = series!.points.filter((p) => p.logLoss !== null);
     // The newest click is at 59.9 minutes: the steps ending by 29.9 minutes are labeled.

@@ -7,7 +7,7 @@ import { estimateRate } from '../../services/rollout/estimate.js';
 import { chartLibrary } from '../../services/common/charts.js';
 import { renderReport, reportSeries } from '../../services/rollout/report.js';
 import { userBucket } from '../../services/scorer/routing.js';
-import type { ExperimentRecord } from '../../services/registry/experiments.js';
+import { newExperiment, type ExperimentRecord } from '../../services/registry/experiments.js';
 import { rampFor } from '../../services/registry/experiment-admin.js';
 import { tick } from '../../services/rollout/controller.js';
 import { servedLabel } from '../helpers/records.js';
@@ -65,25 +65,15 @@ describe('experiment report', () => {
     const file = {
       experiments: [
         {
-          id: 'exp-000001',
-          candidate: 'v000002',
-          control: null,
-          state: 'queued',
-          config: rampFor({ primary: 'purchaseRate', steps: [0.1, 0.5], minOutcomes: 10 }),
-          createdBy: 'ops',
-          createdAt: 0,
-          reason: 'try <b>it</b>',
+          ...newExperiment('exp-000001', {
+            candidate: 'v000002',
+            config: rampFor({ primary: 'purchaseRate', steps: [0.1, 0.5], minOutcomes: 10 }),
+            actor: 'ops',
+            reason: 'try <b>it</b>',
+            now: 0,
+          }),
           baselineShare: 0.05,
-          startedAt: null,
-          endedAt: null,
-          endReason: null,
-          step: 0,
-          stepStartedAt: 0,
-          stepStartOutcomes: 0,
-          stats: { control: {}, candidate: {} },
-          timeline: [],
-          decisions: [],
-        } satisfies ExperimentRecord,
+        },
       ],
       offsets: {},
     };
