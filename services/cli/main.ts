@@ -101,8 +101,10 @@ export const COMMANDS: Record<string, Command> = {
     run: runBootstrap,
   },
   labels: {
-    summary: 'publish externally labeled examples (NDJSON or JSON array) to fw.feedback.labeled',
-    usage: 'flywheel labels import FILE [--topic T]',
+    summary:
+      'publish externally labeled examples to fw.feedback.labeled; export the human labels with their outcomes',
+    usage:
+      'flywheel labels import FILE [--topic T] | flywheel labels export [--out FILE] [--format ndjson|csv] [--topic T]',
     run: runLabels,
   },
   labeling: {

@@ -36,11 +36,12 @@ export async function countRecords(
   return count;
 }
 
-async function scanTopic(
+/** Every record of the topic up to its end when the scan began, handed over one at a time. */
+export async function scanTopic(
   kafka: Kafka,
   topic: string,
   options: { timeoutMs?: number; groupPrefix?: string },
-  onMessage: (message: KafkaMessage, partition: number) => void,
+  onMessage: (message: KafkaMessage, partition: number) => void | Promise<void>,
 ): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
@@ -79,10 +80,9 @@ async function scanTopic(
           eachBatch: async ({ batch }) => {
             const end = ends.get(batch.partition) ?? 0n;
             for (const message of batch.messages) {
-              if (BigInt(message.offset) < end) onMessage(message, batch.partition);
+              if (BigInt(message.offset) < end) await onMessage(message, batch.partition);
             }
             reached(batch.partition, batch.lastOffset());
-            await Promise.resolve();
           },
         })
         .catch(reject);
