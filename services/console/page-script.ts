@@ -183,6 +183,10 @@ function labeling(data) {
     section('Hourly budget of new tasks', [q.budget ? table(['per hour', 'used this hour', 'refused in all', 'state'], [[q.budget.perHour === null ? 'no limit' : fmt(q.budget.perHour, 0), fmt(q.budget.usedThisHour, 0), fmt(q.budget.refusedTotal, 0),
       q.budget.spent ? el('span', { class: 'bad' }, ['spent: no task is queued until ' + time(q.budget.resetsAt)]) : 'open']], 'budget') : el('p', { class: 'muted' }, ['–'])]),
     section('Labelers', [table(['labeler', 'labels', 'tasks judged by several', 'agreement with the majority'], rows, 'labelers')]),
+    section('Agreement beyond chance (' + fmt(q.agreement ? q.agreement.tasks : 0, 0) + " tasks with several labels; Fleiss' kappa " + fmt(q.agreement ? q.agreement.fleissKappa : null, 3) + ')',
+      [table(['labelers', 'common tasks', 'observed agreement', "Cohen's kappa"], ((q.agreement && q.agreement.pairs) || []).map(function (p) {
+        return [p.a + ' + ' + p.b, fmt(p.tasks, 0), fmt(p.observed, 3), fmt(p.kappa, 3)];
+      }), 'kappa')]),
   ];
 }
 

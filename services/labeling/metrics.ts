@@ -6,6 +6,11 @@ import { counter, gauge, histogram } from '../common/metrics.js';
 export interface QueueDepth {
   stats(): Promise<{ ready: number; leased: number }>;
   budget(): Promise<{ perHour: number | null; usedThisHour: number; refusedTotal: number }>;
+  agreement(): Promise<{
+    tasks: number;
+    fleissKappa: number | null;
+    pairs: { a: string; b: string; kappa: number | null }[];
+  }>;
 }
 
 export function labelingMetrics(registry: Registry, queue: QueueDepth) {
@@ -28,6 +33,17 @@ export function labelingMetrics(registry: Registry, queue: QueueDepth) {
       if (budget.perHour !== null) this.set({ state: 'per_hour' }, budget.perHour);
       this.set({ state: 'used_this_hour' }, budget.usedThisHour);
       this.set({ state: 'refused_total' }, budget.refusedTotal);
+    },
+  });
+  gauge(registry, {
+    name: 'flywheel_labeling_kappa',
+    help: 'Agreement beyond chance of the newest completed tasks with several labels: Fleiss\' kappa (pair="all"), Cohen\'s per labeler pair',
+    labelNames: ['pair'],
+    async collect() {
+      const report = await queue.agreement();
+      this.reset();
+      if (report.fleissKappa !== null) this.set({ pair: 'all' }, report.fleissKappa);
+      for (const p of report.pairs) if (p.kappa !== null) this.set({ pair: `${p.a}+${p.b}` }, p.kappa);
     },
   });
   return {

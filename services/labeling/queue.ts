@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis';
 import { QueueError, InternalError } from '../common/errors.js';
 import { QueueKeys } from './keys.js';
+import { agreementReport, type AgreementReport } from './agreement.js';
 import { ADD_TASK_3, CHECK_LABEL_1, NEXT_TASK_2, RELEASE_TASK_2, SUBMIT_LABEL_2 } from './scripts.js';
 
 /** Negative return codes of the scripts. */
@@ -66,6 +67,7 @@ export interface AdminView {
   /** Labels recorded per hour over the last two days, oldest first (hours without labels left out). */
   labelsPerHour: { at: number; labels: number }[];
   budget: BudgetState;
+  agreement: AgreementReport;
 }
 
 export const DEFAULT_QUEUE: QueueOptions = {
@@ -109,6 +111,7 @@ interface QueueCommands {
 export class LabelingQueue<T> {
   readonly keys: QueueKeys;
   private readonly redis: Redis & QueueCommands;
+  private agreementCache: { at: number; report: AgreementReport } | undefined;
 
   constructor(
     redis: Redis,
@@ -244,6 +247,31 @@ export class LabelingQueue<T> {
     );
   }
 
+  /**
+   * Agreement beyond chance over the newest `limit` completed tasks with several labels (Cohen's
+   * kappa per labeler pair, Fleiss' kappa overall); computed at most once a minute.
+   */
+  async agreement(limit = 2000): Promise<AgreementReport> {
+    const now = this.now();
+    if (this.agreementCache && now - this.agreementCache.at < 60_000) return this.agreementCache.report;
+    const ids = await this.redis.lrange(this.keys.completed, 0, limit - 1);
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.keys.labels(id));
+    const replies = (await pipeline.exec()) ?? [];
+    const tasks = replies.map(([, raw]) =>
+      Object.fromEntries(
+        Object.entries((raw ?? {}) as Record<string, string>).map(([labeler, text]) => {
+          const value = JSON.parse(text) as unknown;
+          const label = typeof value === 'object' && value !== null && 'label' in value ? value.label : value;
+          return [labeler, String(label)];
+        }),
+      ),
+    );
+    const report = agreementReport(tasks);
+    this.agreementCache = { at: now, report };
+    return report;
+  }
+
   /** Queue depth, age of the oldest waiting task, counters, and per-labeler throughput and agreement. */
   async adminView(): Promise<AdminView> {
     const { ready, leased, counters } = await this.stats();
@@ -275,6 +303,7 @@ export class LabelingQueue<T> {
       labelers,
       labelsPerHour,
       budget: await this.budget(),
+      agreement: await this.agreement(),
     };
   }
 

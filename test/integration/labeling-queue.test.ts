@@ -98,6 +98,31 @@ describe('labeling queue', () => {
     assert.equal(stats.counters.skipped, 1);
   });
 
+  it('measures agreement beyond chance over completed tasks with several labels', async () => {
+    const queue = new LabelingQueue(await connect(), `test-${randomUUID()}`, options({ labelsRequired: 2 }));
+    // ann and bob: alike on t1 and t2, apart on t3 and t4.
+    const answers: [string, number, number][] = [
+      ['t1', 1, 1],
+      ['t2', 0, 0],
+      ['t3', 1, 0],
+      ['t4', 0, 1],
+    ];
+    for (const [id] of answers) await queue.add({ id, priority: 1, payload: {} });
+    // Each labeler takes the tasks in whatever order the queue leases them.
+    for (const labeler of ['ann', 'bob'])
+      for (let n = 0; n < answers.length; n++) {
+        const leased = await queue.next(labeler);
+        assert.ok(leased, `${labeler} gets a task`);
+        const [, ann, bob] = answers.find(([task]) => task === leased.id)!;
+        await queue.submit(leased.id, labeler, { label: labeler === 'ann' ? ann : bob });
+      }
+    const { agreement } = await queue.adminView();
+    assert.equal(agreement.tasks, 4);
+    // Observed 0.5, chance 0.5 (each said 1 half the time): kappa 0.
+    assert.deepEqual(agreement.pairs, [{ a: 'ann', b: 'bob', tasks: 4, observed: 0.5, kappa: 0 }]);
+    assert.ok(Math.abs(agreement.fleissKappa!) < 1e-12, "Fleiss' kappa 0 too");
+  });
+
   it('queues at most the hourly budget, and a refused task does not use up its session key', async () => {
     let clock = Date.UTC(2026, 10, 26, 10, 59);
     const queue = new LabelingQueue(

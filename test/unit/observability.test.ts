@@ -49,6 +49,7 @@ function exportedMetrics(): Map<string, { type: string; labels: string[] }> {
   labelingMetrics(registry, {
     stats: () => Promise.resolve({ ready: 0, leased: 0 }),
     budget: () => Promise.resolve({ perHour: 500, usedThisHour: 0, refusedTotal: 0 }),
+    agreement: () => Promise.resolve({ tasks: 0, fleissKappa: null, pairs: [] }),
   });
   const metrics = new Map<string, { type: string; labels: string[] }>();
   for (const metric of [
