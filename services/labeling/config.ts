@@ -43,6 +43,8 @@ export const labelingConfigSchema = z.object({
   FW_LABELING_DEDUPE_SECONDS: env.int(3600, 1, 30 * 24 * 3600),
   /** Priority boost of review tasks from rarely reviewed segments (0 = none). */
   FW_LABELING_RARE_BOOST: env.number(1, 0, 100),
+  /** Blind review: the model's score is shown to a labeler only after their answer. */
+  FW_LABELING_BLIND: env.bool(true),
   FW_LABELING_GUIDELINES: z
     .string()
     .default(

@@ -42,6 +42,8 @@ export interface LabelingAppOptions {
   now?: () => number;
   /** Where /metrics reads from (a registry of its own by default). */
   metrics?: Registry;
+  /** Blind review (the default): the model's score is not sent with a task, only after its answer. */
+  blind?: boolean;
 }
 
 const taskParam = {
@@ -55,7 +57,6 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
   installErrorHandler(app);
   const labelers = requireRole(options.tokens, 'labeler');
   const anyone = requireRole(options.tokens, 'labeler', 'admin');
-  const who = (request: { principal?: { id: string } }) => request.principal?.id ?? 'unknown';
   // Queue errors (unknown task, expired lease, already labeled) carry codes of the HTTP registry.
 
   const registry = options.metrics ?? createMetricsRegistry('labeling');
@@ -69,14 +70,7 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
   const page = labelerPage(options.guidelines);
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page));
 
-  app.get('/v1/tasks/next', { preHandler: labelers }, async (request, reply) => {
-    const task = await options.queue.next(who(request));
-    if (!task) return reply.status(204).send();
-    return {
-      task: { id: task.id, leaseExpiresAt: task.leaseExpiresAt, ...task.payload },
-      guidelines: options.guidelines,
-    };
-  });
+  leaseRoutes(app, options, labelers);
 
   app.post<{ Params: { id: string }; Body: { label: 0 | 1; note?: string } }>(
     '/v1/tasks/:id/label',
@@ -99,6 +93,42 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
   app.get('/v1/queue/stats', { preHandler: anyone }, () => options.queue.stats());
   adminRoutes(app, options);
   return app;
+}
+
+const who = (request: { principal?: { id: string } }) => request.principal?.id ?? 'unknown';
+
+/** A task to work on (new, or the one held already), and the labeler's own state. */
+function leaseRoutes(
+  app: FastifyInstance,
+  options: LabelingAppOptions,
+  labelers: preHandlerHookHandler,
+): void {
+  const blind = options.blind ?? true;
+  // `current`: the task the labeler holds already (a reloaded page), else 204; `next`: a new lease.
+  for (const which of ['next', 'current'] as const)
+    app.get(`/v1/tasks/${which}`, { preHandler: labelers }, async (request, reply) => {
+      const task = await (which === 'next'
+        ? options.queue.next(who(request))
+        : options.queue.held(who(request)));
+      if (!task) return reply.status(204).send();
+      // Blind: a labeler who sees the model's score first tends to agree with it (anchoring).
+      const { score, ...shown } = task.payload;
+      return {
+        task: { id: task.id, leaseExpiresAt: task.leaseExpiresAt, ...shown, ...(blind ? {} : { score }) },
+        blind,
+        guidelines: options.guidelines,
+      };
+    });
+  // The labeler's own page state: who, how many labeled so far, and why no task may come.
+  app.get('/v1/me', { preHandler: labelers }, async (request) => {
+    const id = who(request);
+    const [labeled, budget, stats] = await Promise.all([
+      options.queue.labeledBy(id),
+      options.queue.budget(),
+      options.queue.stats(),
+    ]);
+    return { id, labeled, ready: stats.ready, budget };
+  });
 }
 
 /** Skip and unclear give a task back to the queue for others. */
@@ -177,5 +207,6 @@ async function answer(
   metrics.answers.inc({ answer: 'label' });
   if (payload)
     metrics.labelLatency.observe(Math.max(0, ((options.now ?? Date.now)() - payload.eventTime) / 1000));
-  return { ...result, agreement };
+  // The model's score, now that the answer is in (blind review shows it only here).
+  return { ...result, agreement, score: payload?.score ?? null };
 }

@@ -38,10 +38,11 @@ const PAGE = `<!doctype html>
 </style>
 </head>
 <body>
-<header><strong>Flywheel · labeling</strong><span id="who" class="muted"></span></header>
+<header><strong>Flywheel · labeling</strong><span id="who" class="muted"></span><button id="logout" hidden>Log out</button></header>
 <main>
   <section id="login" class="card">
     <p>Paste your labeler token.</p>
+    <p id="login-error" class="error"></p>
     <form id="login-form"><input id="token" type="password" size="40" autocomplete="off" aria-label="token"> <button type="submit">Start</button></form>
   </section>
   <section id="guidelines" class="card" hidden><strong>Guidelines.</strong> <span>GUIDELINES_HERE</span></section>
@@ -55,8 +56,10 @@ const PAGE = `<!doctype html>
       <dt>User / session</dt><dd id="user"></dd>
       <dt>Model</dt><dd id="model"></dd>
     </dl>
-    <p>Model's purchase probability: <span class="score" id="score"></span></p>
-    <div class="bar"><div id="score-bar"></div></div>
+    <div id="score-block">
+      <p>Model's purchase probability: <span class="score" id="score"></span></p>
+      <div class="bar"><div id="score-bar"></div></div>
+    </div>
     <h3>Earlier in this session</h3>
     <table id="session"><thead><tr><th>time</th><th>item</th><th>category</th><th>price</th></tr></thead><tbody></tbody></table>
     <p id="session-empty" class="muted">This is the session's first click.</p>
@@ -69,7 +72,7 @@ const PAGE = `<!doctype html>
       <button data-answer="unclear">Unclear<kbd>U</kbd></button>
     </div>
   </section>
-  <section id="empty" class="card muted" hidden>No task right now. This page checks again every few seconds.</section>
+  <section id="empty" class="card muted" hidden><span id="empty-why">No task right now.</span> This page checks again every few seconds.</section>
   <p id="status" class="muted"></p>
 </main>
 <script>
@@ -77,7 +80,9 @@ const $ = (id) => document.getElementById(id);
 let token = localStorage.getItem('flywheel.token') || '';
 let current = null;
 let busy = false;
-const stats = { labeled: 0, agreed: 0, completedMulti: 0 };
+// Agreement with other labelers, this session; the labeled count is the server's (kept across reloads).
+const stats = { agreed: 0, completedMulti: 0 };
+let labeled = 0;
 
 async function api(method, path, body) {
   const response = await fetch(path, {
@@ -87,8 +92,28 @@ async function api(method, path, body) {
   });
   if (response.status === 204) return null;
   const data = await response.json();
+  if (response.status === 401 || response.status === 403) {
+    logout('That token was refused (' + (data.error ? data.error.message : response.status) + '). Paste it again.');
+    throw new Error('refused');
+  }
   if (!response.ok) throw new Error(data.error ? data.error.code + ': ' + data.error.message : response.statusText);
   return data;
+}
+
+function counter() {
+  const agreement = stats.completedMulti ? ' · agreement ' + (100 * stats.agreed / stats.completedMulti).toFixed(0) + '%' : '';
+  $('who').textContent = labeled + ' labeled' + agreement;
+}
+
+// Who I am, my count so far, and why the queue may be empty (the hourly budget).
+async function me() {
+  const data = await api('GET', '/v1/me');
+  labeled = data.labeled;
+  counter();
+  const b = data.budget;
+  $('empty-why').textContent = b.spent
+    ? 'No task: the hourly budget of ' + b.perHour + ' new tasks is spent; new ones come after ' + new Date(b.resetsAt).toLocaleTimeString() + '.'
+    : 'No task right now: the queue is empty.';
 }
 
 function show(task) {
@@ -103,8 +128,12 @@ function show(task) {
   $('time').textContent = new Date(task.eventTime).toLocaleString();
   $('user').textContent = task.userId + ' / ' + task.sessionId;
   $('model').textContent = task.modelVersion;
-  $('score').textContent = (task.score * 100).toFixed(1) + '%';
-  $('score-bar').style.width = (task.score * 100).toFixed(1) + '%';
+  // Blind review: no score comes with the task, so none is shown before the answer.
+  $('score-block').hidden = typeof task.score !== 'number';
+  if (typeof task.score === 'number') {
+    $('score').textContent = (task.score * 100).toFixed(1) + '%';
+    $('score-bar').style.width = (task.score * 100).toFixed(1) + '%';
+  }
   const earlier = task.session || [];
   const body = $('session').querySelector('tbody');
   body.replaceChildren(...earlier.map((c) => {
@@ -126,14 +155,18 @@ function status(text, error) {
   $('status').className = error ? 'error' : 'muted';
 }
 
-async function next() {
+async function next(resume) {
   try {
-    const data = await api('GET', '/v1/tasks/next');
+    // On (re)start, the task this labeler held already, if any; then new ones.
+    const data = (resume && (await api('GET', '/v1/tasks/current'))) || (await api('GET', '/v1/tasks/next'));
     show(data ? data.task : null);
     if (!busy) setBusy(false);
-    if (!data) setTimeout(next, 3000);
+    if (!data) {
+      await me();
+      setTimeout(next, 3000);
+    }
   } catch (e) {
-    status(String(e.message || e), true);
+    if (e.message !== 'refused') status(String(e.message || e), true);
   }
 }
 
@@ -150,16 +183,17 @@ async function answer(kind) {
   try {
     if (kind === '1' || kind === '0') {
       const result = await api('POST', '/v1/tasks/' + encodeURIComponent(task.id) + '/label', { label: Number(kind) });
-      stats.labeled++;
+      labeled++;
       if (result.agreement !== null) { stats.completedMulti++; stats.agreed += result.agreement; }
+      const said = typeof result.score === 'number' ? ' · the model said ' + (result.score * 100).toFixed(1) + '%' : '';
+      status('Labeled ' + labeled + said);
     } else {
       await api('POST', '/v1/tasks/' + encodeURIComponent(task.id) + '/' + kind);
+      status(kind === 'skip' ? 'Skipped' : 'Marked unclear');
     }
-    const agreement = stats.completedMulti ? ' · agreement ' + (100 * stats.agreed / stats.completedMulti).toFixed(0) + '%' : '';
-    status('Labeled ' + stats.labeled + agreement);
-    $('who').textContent = stats.labeled + ' labeled' + agreement;
+    counter();
   } catch (e) {
-    status(String(e.message || e), true);
+    if (e.message !== 'refused') status(String(e.message || e), true);
   } finally {
     current = null;
     await next();
@@ -181,10 +215,24 @@ $('login-form').addEventListener('submit', (e) => {
   localStorage.setItem('flywheel.token', token);
   start();
 });
+// Log out (or a refused token): forget it and ask again; a wrong token is never a dead end.
+function logout(message) {
+  token = '';
+  localStorage.removeItem('flywheel.token');
+  $('token').value = '';
+  $('login-error').textContent = message || '';
+  current = null;
+  show(null);
+  $('empty').hidden = true;
+  $('who').textContent = '';
+  start();
+}
+$('logout').addEventListener('click', () => logout(''));
 function start() {
   $('login').hidden = !!token;
   $('guidelines').hidden = !token;
-  if (token) next();
+  $('logout').hidden = !token;
+  if (token) me().then(() => next(true), (e) => { if (e.message !== 'refused') status(String(e.message || e), true); });
 }
 start();
 </script>

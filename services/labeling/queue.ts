@@ -154,6 +154,11 @@ export class LabelingQueue<T> {
     return added === 1 ? 'added' : added === Number(QueueCode.OVER_BUDGET) ? 'over_budget' : 'duplicate';
   }
 
+  /** Labels this labeler has given so far. */
+  async labeledBy(labelerId: string): Promise<number> {
+    return Number((await this.redis.hget(this.keys.labelers, `labeled:${labelerId}`)) ?? 0);
+  }
+
   /** The hourly budget of new tasks (FW_LABELING_TASKS_PER_HOUR): used this clock hour, refused so far. */
   async budget(): Promise<BudgetState> {
     const perHour = this.options.tasksPerHour ?? 0;
@@ -186,6 +191,20 @@ export class LabelingQueue<T> {
     if (!reply) return null;
     const [id, payload, expires] = reply;
     return { id, payload: JSON.parse(payload) as T, leaseExpiresAt: Number(expires) };
+  }
+
+  /** A task this labeler holds a live lease on (a page reloaded mid-task gets it back), or null. */
+  async held(labelerId: string): Promise<LeasedTask<T> | null> {
+    const suffix = `|${labelerId}`;
+    const live = await this.redis.zrangebyscore(this.keys.leases, this.now(), '+inf', 'WITHSCORES');
+    for (let i = 0; i < live.length; i += 2) {
+      const member = live[i]!;
+      if (!member.endsWith(suffix)) continue;
+      const id = member.slice(0, -suffix.length);
+      const payload = await this.payloadOf(id);
+      if (payload !== null) return { id, payload, leaseExpiresAt: Number(live[i + 1]) };
+    }
+    return null;
   }
 
   async submit(taskId: string, labelerId: string, label: unknown): Promise<SubmitResult> {

@@ -44,6 +44,7 @@ export async function runLabeling(runtime: Runtime, adminToken: string | undefin
     queue,
     tokens,
     guidelines: config.FW_LABELING_GUIDELINES,
+    blind: config.FW_LABELING_BLIND,
     publish,
     logger,
     metrics: runtime.metrics,

@@ -81,27 +81,61 @@ describe('labeler web page', () => {
       '2 s beforeitem-92cameras52.00',
     ]);
 
+    // Blind review: no score on the page (nor in what the API sent) before the answer.
+    assert.equal(await page.isHidden('#score-block'), true, 'the score is hidden before the answer');
     for (const [i, key] of ['1', '0', '1'].entries()) {
       // The page marks itself ready when a task is shown and no answer is on its way.
       await page.waitForSelector('body[data-ready=yes]');
       await page.keyboard.press(key);
       // A string, not a function: tsx's transform would add helpers the page does not have.
-      await page.waitForFunction(`document.getElementById('status').textContent === 'Labeled ${i + 1}'`);
+      await page.waitForFunction(
+        `document.getElementById('status').textContent.startsWith('Labeled ${i + 1} ')`,
+      );
     }
+    assert.match(
+      (await page.textContent('#status')) ?? '',
+      /the model said 42\.0%/,
+      'the score, once answered',
+    );
     // 'Labeled 3' shows before the next task is fetched; ready means the next one is on screen.
     await page.waitForSelector('body[data-ready=yes]');
     assert.equal(await page.textContent('#item'), 'item-00001', 'the fourth task is up next');
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'labeler-page.png'), fullPage: true });
 
+    // The count is the server's: a reload keeps it.
+    await page.reload();
+    await page.waitForSelector('body[data-ready=yes]');
+    assert.equal(await page.textContent('#who'), '3 labeled');
+    await page.keyboard.press('0');
+    await page.waitForSelector('#empty:not([hidden])');
+    assert.match((await page.textContent('#empty')) ?? '', /the queue is empty/);
+    assert.equal(await page.textContent('#who'), '4 labeled');
+    await page.screenshot({ path: join(ARTIFACTS, 'labeler-page-empty.png'), fullPage: true });
+
+    // Log out, then a wrong token: refused, said so, and the login is back to try again.
+    await page.click('#logout');
+    assert.equal(await page.isVisible('#login'), true);
+    assert.equal(await page.inputValue('#token'), '', 'the token is forgotten');
+    await page.fill('#token', 'not-a-labeler-token-00000');
+    await page.click('button[type=submit]');
+    await page.waitForFunction("document.getElementById('login-error').textContent.includes('refused')");
+    assert.equal(await page.isVisible('#login'), true);
+    assert.equal(await page.evaluate("localStorage.getItem('flywheel.token')"), null);
+    await page.screenshot({ path: join(ARTIFACTS, 'labeler-page-refused.png'), fullPage: true });
+    await page.fill('#token', TOKEN);
+    await page.click('button[type=submit]');
+    await page.waitForFunction("document.getElementById('who').textContent === '4 labeled'");
+
     const { labels } = harness;
-    await labels.atLeast(3);
+    await labels.atLeast(4);
     assert.deepEqual(
       labels.records.map((r) => [r.value.taskId, r.value.labelerId, r.value.label]),
       [
         ['task-4', 'ann', 1],
         ['task-3', 'ann', 0],
         ['task-2', 'ann', 1],
+        ['task-1', 'ann', 0],
       ],
     );
   });

@@ -60,10 +60,11 @@ describe('labeler API', () => {
     const next = await call('GET', '/v1/tasks/next', ANN);
     assert.equal(next.statusCode, 200);
     const { task, guidelines } = next.json<{
-      task: { id: string; predictionId: string; score: number };
+      task: { id: string; predictionId: string; score?: number };
       guidelines: string;
     }>();
     assert.equal(task.id, 'task-3', 'highest priority first');
+    assert.equal(task.score, undefined, 'blind review: no score before the answer');
     assert.equal(task.predictionId, 'pred-3');
     assert.match(guidelines, /purchase/);
 
@@ -78,7 +79,13 @@ describe('labeler API', () => {
       note: 'cart page, repeat visitor',
     });
     assert.equal(labeled.statusCode, 200);
-    assert.deepEqual(labeled.json(), { complete: false, labels: 1, required: 2, agreement: null });
+    assert.deepEqual(labeled.json(), {
+      complete: false,
+      labels: 1,
+      required: 2,
+      agreement: null,
+      score: 0.5,
+    });
     const again = await call('POST', `/v1/tasks/${task.id}/label`, ANN, { label: 1 });
     assert.equal(errorCode(again), 'FW_ALREADY_LABELED');
     assert.equal(
@@ -91,7 +98,7 @@ describe('labeler API', () => {
     const bobTask = (await call('GET', '/v1/tasks/next', BOB)).json<{ task: { id: string } }>().task;
     assert.equal(bobTask.id, 'task-3');
     const done = await call('POST', `/v1/tasks/${bobTask.id}/label`, BOB, { label: 0 });
-    assert.deepEqual(done.json(), { complete: true, labels: 2, required: 2, agreement: 0.5 });
+    assert.deepEqual(done.json(), { complete: true, labels: 2, required: 2, agreement: 0.5, score: 0.5 });
 
     await labels.atLeast(2);
     const published = labels.records.map((r) => r.value);
