@@ -39,6 +39,8 @@ export const labelingConfigSchema = z.object({
   FW_LABELING_LABELS_REQUIRED: env.int(1, 1, 10),
   FW_LABELING_TASKS_PER_HOUR: env.int(500, 0),
   /** One review task per user session, per item, per user, or no de-duplication. */
+  /** Adaptive overlap: labels a task asks for at most while its labelers disagree. */
+  FW_LABELING_MAX_LABELS: env.int(3, 1, 50),
   FW_LABELING_DEDUPE: z.enum(['session', 'item', 'user', 'none']).default('session'),
   FW_LABELING_DEDUPE_SECONDS: env.int(3600, 1, 30 * 24 * 3600),
   /** Priority boost of review tasks from rarely reviewed segments (0 = none). */
@@ -77,6 +79,7 @@ export function queueOptionsFrom(config: LabelingConfig) {
     leaseMs: config.FW_LABELING_LEASE_MS,
     maxAgeMs: config.FW_LABELING_MAX_AGE_MS,
     labelsRequired: config.FW_LABELING_LABELS_REQUIRED,
+    maxLabels: config.FW_LABELING_MAX_LABELS,
     // One task per session (or item, or user) per hour keeps one busy visitor from flooding the queue.
     dedupeTtlSeconds: config.FW_LABELING_DEDUPE_SECONDS,
     tasksPerHour: config.FW_LABELING_TASKS_PER_HOUR,

@@ -36,6 +36,11 @@ export interface QueueOptions {
   leaseMs: number;
   maxAgeMs: number;
   labelsRequired: number;
+  /**
+   * Adaptive overlap: a task whose labels disagree (no answer two ahead, not all alike) asks for
+   * one more label, up to this many (0 or at most labelsRequired: no growth).
+   */
+  maxLabels?: number;
   dedupeTtlSeconds: number;
   /** Most tasks added per clock hour; 0 = no limit (keeps the queue from flooding). */
   tasksPerHour?: number;
@@ -218,6 +223,7 @@ export class LabelingQueue<T> {
       JSON.stringify(label),
       this.now(),
       COMPLETED_KEPT,
+      this.options.maxLabels ?? 0,
     );
     if (code < 0) throw queueError(code, taskId, labelerId);
     return { complete: code === 2, labels, required };

@@ -144,7 +144,7 @@ return { code, labels, required }
  * labeler submitting the same task again gets ALREADY_LABELED and nothing changes.
  *   KEYS[1] ready   KEYS[2] leases
  *   ARGV[1] prefix  ARGV[2] task id  ARGV[3] labeler id  ARGV[4] label (JSON)  ARGV[5] now (ms)
- *   ARGV[6] most completed task ids kept for export
+ *   ARGV[6] most completed task ids kept for export  ARGV[7] most labels a task may grow to (0: no growth)
  * Labels are counted per hour in `hourly` (hour start → labels) for the console, kept ~60 days.
  * Returns { code, labelsSoFar, required }: code 1 recorded, 2 recorded and task complete;
  * negative codes: see QueueCode. On completion the task id goes to the completed list (capped at
@@ -172,6 +172,24 @@ if redis.call('HINCRBY', prefix .. 'hourly', tostring(hour), 1) == 1 then
 end
 local count = redis.call('HINCRBY', task, 'labels', 1)
 local required = tonumber(redis.call('HGET', task, 'required'))
+local most = tonumber(ARGV[7] or '0')
+if count >= required and count > 1 and required < most then
+  -- Adaptive overlap: labels that disagree (no answer leads by two, or all alike) ask one more.
+  local all = redis.call('HGETALL', labels)
+  local votes = {}
+  for i = 2, #all, 2 do votes[all[i]] = (votes[all[i]] or 0) + 1 end
+  local first, second = 0, 0
+  for _, n in pairs(votes) do
+    if n > first then first, second = n, first elseif n > second then second = n end
+  end
+  if first < count and first - second < 2 then
+    required = required + 1
+    redis.call('HSET', task, 'required', required)
+    redis.call('ZADD', KEYS[1], -tonumber(redis.call('HGET', task, 'priority')), id)
+    redis.call('HINCRBY', prefix .. 'stats', 'overlapGrown', 1)
+    return { 1, count, required }
+  end
+end
 if count >= required then
   redis.call('HSET', task, 'status', 'complete')
   redis.call('ZREM', KEYS[1], id)

@@ -98,6 +98,46 @@ describe('labeling queue', () => {
     assert.equal(stats.counters.skipped, 1);
   });
 
+  it('adaptive overlap: a task whose labels disagree asks for one more, until two ahead or the maximum', async () => {
+    const queue = new LabelingQueue(
+      await connect(),
+      `test-${randomUUID()}`,
+      options({ labelsRequired: 2, maxLabels: 4 }),
+    );
+    await queue.add({ id: 'agreed', priority: 2, payload: {} });
+    await queue.add({ id: 'split', priority: 1, payload: {} });
+    const label = async (labeler: string, id: string, value: number) => {
+      const leased = await queue.next(labeler);
+      assert.equal(leased?.id, id, `${labeler} is offered ${id}`);
+      return queue.submit(id, labeler, value);
+    };
+    // Two alike: done at two.
+    await label('ann', 'agreed', 1);
+    assert.deepEqual(await label('bob', 'agreed', 1), { complete: true, labels: 2, required: 2 });
+    // 1–0: a third; 2–1: a fourth; 3–1 leads by two: done, at four (the maximum too).
+    await label('ann', 'split', 1);
+    assert.deepEqual(await label('bob', 'split', 0), { complete: false, labels: 2, required: 3 });
+    assert.equal(await queue.next('ann'), null, 'not offered again to one who labeled it');
+    assert.deepEqual(await label('cid', 'split', 1), { complete: false, labels: 3, required: 4 });
+    assert.deepEqual(await label('dan', 'split', 1), { complete: true, labels: 4, required: 4 });
+    assert.equal((await queue.stats()).counters.overlapGrown, 2);
+
+    // At the maximum it stops, agreed or not.
+    const capped = new LabelingQueue(
+      await connect(),
+      `test-${randomUUID()}`,
+      options({ labelsRequired: 2, maxLabels: 3 }),
+    );
+    await capped.add({ id: 't', priority: 1, payload: {} });
+    for (const [labeler, value] of [
+      ['ann', 1],
+      ['bob', 0],
+    ] as const)
+      await capped.submit((await capped.next(labeler))!.id, labeler, value);
+    const last = await capped.submit((await capped.next('cid'))!.id, 'cid', 0);
+    assert.deepEqual(last, { complete: true, labels: 3, required: 3 }, '2–1 at the maximum of three');
+  });
+
   it('measures agreement beyond chance over completed tasks with several labels', async () => {
     const queue = new LabelingQueue(await connect(), `test-${randomUUID()}`, options({ labelsRequired: 2 }));
     // ann and bob: alike on t1 and t2, apart on t3 and t4.
