@@ -52,7 +52,18 @@ export interface MergeCounters {
   unmatchedHumanLabels: number;
 }
 
+/** A labeler measured against what happened: labels of predictions whose outcome was seen. */
+export interface LabelerRecord {
+  judged: number;
+  agreed: number;
+}
+
 export class LabelMerger {
+  /**
+   * Per labeler, agreement with seen outcomes (a censored timeout is no ground truth). Kept since
+   * this process started (not in the checkpoint): a measure for operators, not a training input.
+   */
+  readonly labelers = new Map<string, LabelerRecord>();
   private readonly waiting = new Map<string, HumanLabel[]>();
   /** Recent outcome examples by prediction id, oldest first (Map keeps insertion order). */
   private readonly trained = new Map<string, { example: LabeledExample; seq: number }>();
@@ -124,6 +135,7 @@ export class LabelMerger {
     // Its outcome example was trained already.
     this.counters.lateHumanLabels++;
     this.countAgreement(outcome.label, label.label);
+    this.judgeLabelers(outcome, [label]);
     if (this.keepsOutcomeOnly(outcome)) return [];
     this.counters.humanExamples++;
     return [this.humanExample(outcome, [label])];
@@ -145,6 +157,7 @@ export class LabelMerger {
   private resolve(outcome: LabeledExample, humans: HumanLabel[]): LabeledExample[] {
     const human = majority(humans);
     this.countAgreement(outcome.label, human);
+    this.judgeLabelers(outcome, humans);
     if (this.keepsOutcomeOnly(outcome)) {
       this.counters.outcomeExamples++;
       return [outcome];
@@ -177,6 +190,16 @@ export class LabelMerger {
       weight: this.policy.humanWeight,
       labelTime: newest.labelTime,
     };
+  }
+
+  private judgeLabelers(outcome: LabeledExample, humans: readonly HumanLabel[]): void {
+    if (outcome.labelSource === 'timeout' && this.policy.censoredSegments.includes(outcome.segment)) return;
+    for (const h of humans) {
+      const record = this.labelers.get(h.labelerId) ?? { judged: 0, agreed: 0 };
+      record.judged++;
+      if (h.label === outcome.label) record.agreed++;
+      this.labelers.set(h.labelerId, record);
+    }
   }
 
   private countAgreement(outcomeLabel: number, humanLabel: number): void {

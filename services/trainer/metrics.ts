@@ -2,6 +2,31 @@
 import type { Registry } from 'prom-client';
 import { counter, gauge, histogram } from '../common/metrics.js';
 
+/** Each labeler's agreement with seen outcomes (from the label merger), read when scraped. */
+export function labelerReliabilityMetrics(
+  registry: Registry,
+  labelers: () => ReadonlyMap<string, { judged: number; agreed: number }>,
+): void {
+  gauge(registry, {
+    name: 'flywheel_trainer_labeler_outcome_agreement',
+    help: "Share of a labeler's labels that match the outcome seen for the same prediction (since the trainer started)",
+    labelNames: ['labeler'],
+    collect() {
+      this.reset();
+      for (const [labeler, r] of labelers()) if (r.judged > 0) this.set({ labeler }, r.agreed / r.judged);
+    },
+  });
+  gauge(registry, {
+    name: 'flywheel_trainer_labeler_judged',
+    help: "A labeler's labels of predictions whose outcome was seen (since the trainer started)",
+    labelNames: ['labeler'],
+    collect() {
+      this.reset();
+      for (const [labeler, r] of labelers()) this.set({ labeler }, r.judged);
+    },
+  });
+}
+
 export function trainerMetrics(registry: Registry) {
   return {
     examples: counter(registry, {

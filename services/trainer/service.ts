@@ -29,7 +29,7 @@ import { loadTrainerConfig, type TrainerConfig } from './config.js';
 import { TrainerCore, trainerCoreSettings, type CoreRecord } from './core.js';
 import { buildTrainerApp } from './http.js';
 import { DEFAULT_LABEL_POLICY, type LabelPolicy } from './label-policy.js';
-import { trainerMetrics } from './metrics.js';
+import { labelerReliabilityMetrics, trainerMetrics } from './metrics.js';
 import { Proposals } from './proposals.js';
 import { resumePoint } from './resume.js';
 import type { CandidateTrigger } from './triggers.js';
@@ -100,6 +100,10 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       rememberOutcomes: this.config.FW_TRAINER_REMEMBER_OUTCOMES,
     };
     this.metrics = trainerMetrics(options.runtime.metrics);
+    // Read at scrape time; before start() there is no merger yet.
+    labelerReliabilityMetrics(options.runtime.metrics, () =>
+      (this.core as TrainerCore | undefined) ? this.core.pipeline.merger.labelers : new Map(),
+    );
   }
 
   get learned(): number {

@@ -109,6 +109,28 @@ describe('label policy', () => {
     );
   });
 
+  it('measures each labeler against seen outcomes, never against a censored one', () => {
+    const m = new LabelMerger({ ...DEFAULT_LABEL_POLICY, censoredSegments: ['elsewhere'] });
+    for (const [id, label] of [
+      ['a', 1],
+      ['b', 0],
+      ['c', 1],
+    ] as const) {
+      m.addHumanLabel(human(id, label, 'ann'));
+      m.addHumanLabel(human(id, 1, 'bob'));
+      m.addExample(outcome(id, label));
+    }
+    // A late label is judged too; one for a censored timeout is not.
+    m.addHumanLabel(human('a', 0, 'cat'));
+    m.addHumanLabel(human('x', 1, 'ann'));
+    m.addExample({ ...outcome('x', 0), segment: 'elsewhere' });
+    assert.deepEqual(Object.fromEntries(m.labelers), {
+      ann: { judged: 3, agreed: 3 },
+      bob: { judged: 3, agreed: 2 },
+      cat: { judged: 1, agreed: 0 },
+    });
+  });
+
   it('both: the outcome example and the human example', () => {
     const m = merger('both');
     m.addHumanLabel(human('p1', 1));
