@@ -34,6 +34,12 @@ export interface SimulatorRunOptions {
   batchSize?: number;
   signal?: AbortSignal;
   showProgress?: boolean;
+  /**
+   * Asked before each event is sent, with its simulated time: a promise holds the traffic (what
+   * is queued is sent first) until it settles; undefined sends on. Tests use it to make the
+   * stream wait for the loop, so a busy machine changes the timing, not the outcome.
+   */
+  hold?: (eventTime: number) => Promise<void> | undefined;
   /** Called for every good event sent (tests keep the ground truth). */
   onEvent?: (event: SimEvent) => void;
   /** Called for every malformed message sent, with the dead-letter code it must get. */
@@ -76,6 +82,8 @@ class SimulatorRun {
   };
   private readonly progress: Progress;
   private pending: { topic: string; message: Message }[] = [];
+  /** Wall time spent held (options.hold), left out of the pace. */
+  private heldMs = 0;
   private readonly startedAt = Date.now();
 
   constructor(
@@ -112,6 +120,14 @@ class SimulatorRun {
         if (event.time > endTime) {
           if (event.type === 'click') unsentClicks.add(event.click.eventId);
           if (event.type === 'click' || unsentClicks.has(event.clickEventId)) continue;
+        }
+        const held = options.hold?.(event.time);
+        if (held) {
+          await this.flush();
+          const since = Date.now();
+          await held;
+          // The pace goes on from here: no burst to catch up the time held.
+          this.heldMs += Date.now() - since;
         }
         this.queue(event);
         if (options.malformedRate > 0 && this.malformedRandom.chance(options.malformedRate))
@@ -163,7 +179,7 @@ class SimulatorRun {
   private async pace(): Promise<void> {
     const { rate } = this.options;
     const queued = this.stats.sent + this.pending.length;
-    const dueAt = rate > 0 ? this.startedAt + (queued / rate) * 1000 : 0;
+    const dueAt = rate > 0 ? this.startedAt + this.heldMs + (queued / rate) * 1000 : 0;
     const ahead = dueAt - Date.now();
     if (this.pending.length >= (this.options.batchSize ?? 500) || ahead > 20) await this.flush();
     if (ahead > 20) await sleep(ahead, undefined, { signal: this.options.signal }).catch(() => undefined);

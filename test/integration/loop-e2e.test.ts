@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
 import { createProducer } from '../../services/common/kafka.js';
@@ -136,9 +137,19 @@ describe('feedback loop, end to end', () => {
     const candidates: CandidateResult[] = [];
     trainer.on('candidate', (c) => candidates.push(c));
     const served = new Set<string>();
+    let firstServed = () => undefined as void;
+    const trainerVersionServed = new Promise<void>((resolve) => (firstServed = resolve));
     scorer.manager.on('swapped', (set) => {
-      if (set.routing.champion) served.add(set.routing.champion);
+      if (!set.routing.champion) return;
+      served.add(set.routing.champion);
+      firstServed();
     });
+    // The traffic after the drift waits until a trainer version serves: however slow the machine,
+    // the frozen champion is one that learned before the drift and served after it.
+    const holdAtDrift = (eventTime: number) =>
+      eventTime >= driftAt && served.size === 0
+        ? Promise.race([trainerVersionServed, sleep(180_000, undefined, { ref: false })])
+        : undefined;
     await scorer.start();
     await joiner.start();
     await trainer.start();
@@ -159,6 +170,7 @@ describe('feedback loop, end to end', () => {
         showProgress: false,
         clickTopic: n.clicks,
         purchaseTopic: n.purchases,
+        hold: holdAtDrift,
       });
       // Every click is scored, joined with its outcome (the idle rule closes the last windows)
       // and taken in by the trainer.
