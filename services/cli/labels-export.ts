@@ -2,7 +2,7 @@
 // met in fw.feedback.labeled (the newest revision), as NDJSON or CSV, to a file written whole or
 // not at all (temporary file, fsync, rename) or to stdout; and each labeler's agreement with
 // the outcomes on stderr. The rows are built by a pure function (exportRows) the tests call.
-import { open, rename, rm } from 'node:fs/promises';
+import { writeAtomically } from '../common/atomic-file.js';
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
 import { errorMessage } from '../common/errors.js';
 import { Progress } from '../common/progress.js';
@@ -10,15 +10,10 @@ import { readTopicToEnd, scanTopic } from '../common/read-topic.js';
 import type { Runtime } from '../common/runtime.js';
 import { UsageError } from './args.js';
 
-export interface ExportRow {
-  labelId: string;
-  taskId: string;
-  predictionId: string;
-  eventId: string;
-  userId: string;
-  itemId: string;
-  labelerId: string;
-  label: number;
+export type ExportRow = Pick<
+  HumanLabel,
+  'labelId' | 'taskId' | 'predictionId' | 'eventId' | 'userId' | 'itemId' | 'labelerId' | 'label'
+> & {
   labelTime: string;
   note: string;
   /** The labeler's agreement with the task's other labelers, when several labeled it. */
@@ -27,7 +22,7 @@ export interface ExportRow {
   outcome: number | null;
   outcomeSource: string | null;
   agreesWithOutcome: boolean | null;
-}
+};
 
 export const EXPORT_COLUMNS: (keyof ExportRow)[] = [
   'labelId',
@@ -107,21 +102,6 @@ export function agreementByLabeler(rows: readonly ExportRow[]) {
     ...s,
     agreement: s.judged > 0 ? s.agreed / s.judged : null,
   }));
-}
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const staging = `${path}.${process.pid}.tmp`;
-  const file = await open(staging, 'w');
-  try {
-    await file.writeFile(text);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(staging, path).catch(async (error: unknown) => {
-    await rm(staging, { force: true });
-    throw error;
-  });
 }
 
 export async function exportLabels(

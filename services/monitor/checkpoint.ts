@@ -2,7 +2,8 @@
 // alert history, in one JSON file replaced atomically (written beside it, then renamed). A
 // restart reads it and seeks every partition to its offset, so nothing is counted twice and the
 // windows are not forgotten.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { writeAtomically } from '../common/atomic-file.js';
 import { dirname, join } from 'node:path';
 import { invariant } from '../common/errors.js';
 import type { Alert } from './alerts.js';
@@ -44,7 +45,5 @@ export async function readCheckpoint(dir: string): Promise<MonitorCheckpoint | n
 export async function writeCheckpoint(dir: string, serialized: string): Promise<void> {
   const path = checkpointPath(dir);
   await mkdir(dirname(path), { recursive: true });
-  const staging = `${path}.${process.pid}.tmp`;
-  await writeFile(staging, serialized);
-  await rename(staging, path);
+  await writeAtomically(path, serialized);
 }

@@ -3,22 +3,12 @@
 // a lock file created exclusively, so two writers never interleave.
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RegistryError } from '../common/errors.js';
 
-/** Write-then-rename, synced: the file holds the old text or the new one. */
-export async function writeAtomically(path: string, text: string): Promise<void> {
-  const temp = `${path}.${randomUUID()}.tmp`;
-  const handle = await open(temp, 'w');
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, path);
-}
+// Write-then-rename, synced: the file holds the old text or the new one.
+export { writeAtomically } from '../common/atomic-file.js';
 
 /** A lock not touched for this long is taken as left by a dead process. */
 const STALE_LOCK_MS = 30_000;
