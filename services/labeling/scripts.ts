@@ -174,7 +174,7 @@ local count = redis.call('HINCRBY', task, 'labels', 1)
 local required = tonumber(redis.call('HGET', task, 'required'))
 local most = tonumber(ARGV[7] or '0')
 if count >= required and count > 1 and required < most then
-  -- Adaptive overlap: labels that disagree (no answer leads by two, or all alike) ask one more.
+  -- Adaptive overlap: labels that disagree (not all alike, and no answer two ahead) ask one more.
   local all = redis.call('HGETALL', labels)
   local votes = {}
   for i = 2, #all, 2 do votes[all[i]] = (votes[all[i]] or 0) + 1 end

@@ -288,8 +288,8 @@ export class Monitor {
       kafka: runtime.kafka,
       groupId: this.config.FW_MONITOR_GROUP,
       service: 'monitor',
-      // The dead letters too (the console's view of them); one that does not decode is itself
-      // dead-lettered, once, as a letter about fw.dlq.
+      // The dead letters too (the console's view of them); one that does not decode is logged
+      // and skipped, never dead-lettered again (consumer.ts).
       subscriptions: {
         [this.topics.predictions]: 'prediction',
         [this.topics.feedback]: 'labeledExample',
