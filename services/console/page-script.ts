@@ -121,7 +121,8 @@ function experiments(data) {
   data.experiments.filter(function (e) { return e.timeline.length > 1; }).forEach(function (e) {
     var times = e.timeline.map(function (p) { return p.at / 1000; });
     var charts = Object.keys(e.config.metrics).map(function (m) {
-      var pick = function (key) { return e.timeline.map(function (p) { var i = p.intervals[m]; return i ? i[key] : null; }); };
+      // Before both arms have outcomes there is no difference to draw (not a zero).
+      var pick = function (key) { return e.timeline.map(function (p) { var i = p.intervals[m]; return i && p.arms.control.n > 0 && p.arms.candidate.n > 0 ? i[key] : null; }); };
       return chart(m + ': candidate − control', times, [
         { label: 'estimate', values: pick('estimate') },
         { label: 'lower', values: pick('lower'), dash: [4, 4], color: '#888' },
