@@ -176,8 +176,12 @@ export class LabelMerger {
 
   /** Under `outcome`, a seen outcome stands; a censored one (a timeout of a censored segment) does not. */
   private keepsOutcomeOnly(outcome: LabeledExample): boolean {
-    if (this.policy.conflict !== 'outcome') return false;
-    return !(outcome.labelSource === 'timeout' && this.policy.censoredSegments.includes(outcome.segment));
+    return this.policy.conflict === 'outcome' && !this.censored(outcome);
+  }
+
+  /** A timeout in a segment whose purchases are not seen: no evidence of what happened. */
+  private censored(outcome: LabeledExample): boolean {
+    return outcome.labelSource === 'timeout' && this.policy.censoredSegments.includes(outcome.segment);
   }
 
   private humanExample(outcome: LabeledExample, humans: HumanLabel[]): LabeledExample {
@@ -193,7 +197,7 @@ export class LabelMerger {
   }
 
   private judgeLabelers(outcome: LabeledExample, humans: readonly HumanLabel[]): void {
-    if (outcome.labelSource === 'timeout' && this.policy.censoredSegments.includes(outcome.segment)) return;
+    if (this.censored(outcome)) return;
     for (const h of humans) {
       const record = this.labelers.get(h.labelerId) ?? { judged: 0, agreed: 0 };
       record.judged++;
