@@ -16,8 +16,8 @@ import type { TopicName } from '../services/common/topics.js';
 import { loadJoinerConfig } from '../services/joiner/config.js';
 import { Joiner } from '../services/joiner/service.js';
 import { FileModelRegistry, type VersionMetadata } from '../services/registry/store.js';
-import { loadScorerConfig } from '../services/scorer/config.js';
-import { MemoryReviewSink } from '../services/scorer/review.js';
+import { loadScorerConfig, type ScorerConfig } from '../services/scorer/config.js';
+import { MemoryReviewSink, type ReviewSink } from '../services/scorer/review.js';
 import { Scorer } from '../services/scorer/service.js';
 import { loadTrainerConfig, type TrainerConfig } from '../services/trainer/config.js';
 import { Trainer } from '../services/trainer/service.js';
@@ -36,6 +36,8 @@ export interface LoopRun {
   corrections: number;
   versions: VersionMetadata[];
   registry: FileModelRegistry;
+  /** The trainer's labelers measured against outcomes, and its merge counts, at the end. */
+  labelers: ReturnType<Trainer['labelers']>;
   wallSeconds: number;
   speed: number;
   /** Removes the run's topics, registry and checkpoint. */
@@ -48,6 +50,18 @@ export async function replayThroughLoop(options: {
   purchases: readonly PurchaseEvent[];
   wallMs: number;
   trainer: Partial<TrainerConfig>;
+  scorer?: Partial<ScorerConfig>;
+  /** Where the scorer's review tasks go (default: kept in memory, nobody labels them). */
+  reviewSink?: ReviewSink;
+  /**
+   * Started with the services and stopped before them (scripted labelers, say): given the run's
+   * topics and the replay's event-time clock.
+   */
+  alongside?: (context: {
+    topics: Record<string, string>;
+    runtime: Runtime;
+    eventClock: () => number;
+  }) => Promise<() => Promise<void>>;
 }): Promise<LoopRun> {
   const { clicks, purchases } = options;
   const suffix = randomUUID().slice(0, 8);
@@ -86,8 +100,13 @@ export async function replayThroughLoop(options: {
   const scorer = new Scorer({
     runtime,
     http: false,
-    reviewSink: new MemoryReviewSink(),
-    config: { ...loadScorerConfig({}), FW_SCORER_GROUP: `${group}.scorer`, FW_HTTP_PORT: 0 },
+    reviewSink: options.reviewSink ?? new MemoryReviewSink(),
+    config: {
+      ...loadScorerConfig({}),
+      ...options.scorer,
+      FW_SCORER_GROUP: `${group}.scorer`,
+      FW_HTTP_PORT: 0,
+    },
     topics: {
       clicks: names.clicks,
       predictions: names.predictions,
@@ -143,6 +162,11 @@ export async function replayThroughLoop(options: {
   await scorer.start();
   await joiner.start();
   await trainer.start();
+  // Set once the replay starts: the event time the replay has reached.
+  let eventClock = () => Number.NaN;
+  const stopAlongside = options.alongside
+    ? await options.alongside({ topics: names, runtime, eventClock: () => eventClock() })
+    : () => Promise.resolve();
 
   // A last click and purchase on every partition, past every window: a replay of history is
   // behind the wall clock, so only more input closes its last windows, and an input is complete
@@ -216,6 +240,7 @@ export async function replayThroughLoop(options: {
     extra: () => ({ labels: labeled.records.length, learned: trainer.learned }),
   }).start();
   const started = Date.now();
+  eventClock = () => first + (Date.now() - started) * speed;
   let next = 0;
   while (next < events.length) {
     const dueUntil = first + (Date.now() - started) * speed;
@@ -265,6 +290,8 @@ export async function replayThroughLoop(options: {
   }
   const registry = new FileModelRegistry(registryDir);
   const versions = await registry.list();
+  await stopAlongside();
+  const labelers = trainer.labelers();
   await trainer.stop();
   await joiner.stop();
   await scorer.stop();
@@ -276,6 +303,7 @@ export async function replayThroughLoop(options: {
     labels: new Map([...latest].map(([id, l]) => [id, l.label])),
     versions,
     registry,
+    labelers,
     wallSeconds,
     speed: Math.round(speed),
     async cleanup() {

@@ -106,6 +106,8 @@ export interface HumanLabel {
   labelTime: number;
   agreement: number | null;
   note: string | null;
+  /** Validity flags raised (HumanLabel v2; empty before): a prediction most labelers flag is not trained on. */
+  flags: string[];
 }
 
 export interface RoutedChallenger {
@@ -183,6 +185,8 @@ const MAX_ID_LENGTH = 256;
 /** Categories, devices, countries, segments, hashes: short labels, never documents. */
 const MAX_TEXT_LENGTH = 1000;
 const MAX_NOTE_LENGTH = 10_000;
+/** Validity flags of a human label: a few short ids. */
+const [MAX_FLAGS, MAX_FLAG_LENGTH] = [20, 64];
 const MAX_FEATURES = 100_000;
 /** Feature slots are array indices (the hash space plus a few dense slots). */
 const MAX_FEATURE_INDEX = 2 ** 31 - 1;
@@ -318,6 +322,10 @@ const CHECKS: { [K in RecordKind]: (record: RecordTypes[K]) => Check[] } = {
     range('label', l.label, 0, 1),
     range('agreement', l.agreement, 0, 1, true),
     eventTime('labelTime', l.labelTime),
+    (problems) => {
+      if (l.flags.length > MAX_FLAGS || l.flags.some((f) => f.length === 0 || f.length > MAX_FLAG_LENGTH))
+        problems.push(`flags: at most ${MAX_FLAGS} ids of 1 to ${MAX_FLAG_LENGTH} characters`);
+    },
   ],
   modelUpdate: (u) => [
     ids(u, ['updateId', 'alias']),
@@ -384,13 +392,7 @@ export function createCodecs(
     const subject = subjectOf(TOPIC_OF[kind]);
     return new AvroCodec<RecordTypes[K]>(registry, subject, embedded.latest(subject));
   };
-  return {
-    click: make('click'),
-    purchase: make('purchase'),
-    prediction: make('prediction'),
-    labeledExample: make('labeledExample'),
-    humanLabel: make('humanLabel'),
-    modelUpdate: make('modelUpdate'),
-    deadLetter: make('deadLetter'),
-  };
+  return Object.fromEntries(
+    (Object.keys(TOPIC_OF) as RecordKind[]).map((kind) => [kind, make(kind)]),
+  ) as Codecs;
 }

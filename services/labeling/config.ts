@@ -26,6 +26,60 @@ const tokenList = z
     return entries;
   });
 
+/** A validity flag a labeler can raise beside the answer: the example is not trained on. */
+export interface ValidityFlag {
+  id: string;
+  text: string;
+  guideline: string;
+}
+
+export const DEFAULT_QUESTION = 'Will this visit end in a purchase?';
+
+export const DEFAULT_FLAGS: readonly ValidityFlag[] = [
+  {
+    id: 'bot',
+    text: 'Bot or test traffic',
+    guideline: 'The session looks automated (clicks seconds apart, no pauses) or is a test account.',
+  },
+  {
+    id: 'broken',
+    text: 'Broken page',
+    guideline: 'The page could not be used (no price, an error): the visit says nothing about the item.',
+  },
+];
+
+/** FW_LABELING_FLAGS: a JSON array of {id, text, guideline}. */
+const flagList = z
+  .string()
+  .optional()
+  .transform((value, ctx) => {
+    if (value === undefined || value.trim() === '') return [...DEFAULT_FLAGS];
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'expected a JSON array of {"id", "text", "guideline"}' });
+      return z.NEVER;
+    }
+    const result = z
+      .array(
+        z.object({
+          id: z.string().regex(/^[a-z0-9_-]{1,64}$/, 'ids are 1 to 64 of a-z, 0-9, _ and -'),
+          text: z.string().min(1).max(200),
+          guideline: z.string().max(2000).default(''),
+        }),
+      )
+      .max(6)
+      .refine((flags) => new Set(flags.map((f) => f.id)).size === flags.length, 'flag ids must differ')
+      .safeParse(parsed);
+    if (!result.success) {
+      for (const issue of result.error.issues)
+        ctx.addIssue({ code: 'custom', message: `${issue.path.join('.')}: ${issue.message}` });
+      return z.NEVER;
+    }
+    return result.data;
+  });
+
 export const labelingConfigSchema = z.object({
   FW_LABELING_QUEUE: z
     .string()
@@ -52,6 +106,9 @@ export const labelingConfigSchema = z.object({
     .default(
       'Label 1 if this visit will end in a purchase of the item, 0 if not. Use "unclear" when you cannot tell.',
     ),
+  /** The review question, as labelers read it; FW_LABELING_GUIDELINES is its guideline. */
+  FW_LABELING_QUESTION: z.string().min(1).max(500).default(DEFAULT_QUESTION),
+  FW_LABELING_FLAGS: flagList,
   FW_LABELER_TOKENS: tokenList,
 });
 export type LabelingConfig = z.infer<typeof labelingConfigSchema>;

@@ -8,6 +8,7 @@ import type { HumanLabel } from '../common/contracts.js';
 import { installErrorHandler } from '../common/http-errors.js';
 import { createMetricsRegistry } from '../common/metrics.js';
 import { addServiceRoutes } from '../common/service-routes.js';
+import { DEFAULT_FLAGS, DEFAULT_QUESTION, type ValidityFlag } from './config.js';
 import { labelingMetrics, type LabelingMetrics } from './metrics.js';
 import { labelerPage } from './page.js';
 import type { LabelingQueue } from './queue.js';
@@ -25,6 +26,11 @@ export interface ReviewPayload {
   score: number;
   modelVersion: string;
   reason: string;
+  /** The click's context (absent in tasks queued before they were sent). */
+  device?: string;
+  country?: string;
+  referrer?: string;
+  pageType?: string;
   /** The session's earlier clicks, oldest first (item and price unknown for old sessions). */
   session?: { itemId: string | null; category: string; price: number | null; eventTime: number }[];
 }
@@ -44,6 +50,10 @@ export interface LabelingAppOptions {
   metrics?: Registry;
   /** Blind review (the default): the model's score is not sent with a task, only after its answer. */
   blind?: boolean;
+  /** The review question (FW_LABELING_QUESTION); `guidelines` is its guideline. */
+  question?: string;
+  /** Validity flags a labeler can raise with an answer (FW_LABELING_FLAGS). */
+  flags?: readonly ValidityFlag[];
 }
 
 const taskParam = {
@@ -67,12 +77,14 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
     readiness: () => ({ ready: true }),
   });
   // The page itself is public; every call it makes carries the labeler's token.
-  const page = labelerPage(options.guidelines);
+  const question = options.question ?? DEFAULT_QUESTION;
+  const flags = options.flags ?? DEFAULT_FLAGS;
+  const page = labelerPage({ guidelines: options.guidelines, question, flags });
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page));
 
   leaseRoutes(app, options, labelers);
 
-  app.post<{ Params: { id: string }; Body: { label: 0 | 1; note?: string } }>(
+  app.post<{ Params: { id: string }; Body: { label: 0 | 1; note?: string; flags?: string[] } }>(
     '/v1/tasks/:id/label',
     {
       preHandler: labelers,
@@ -82,7 +94,14 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
           type: 'object',
           required: ['label'],
           additionalProperties: false,
-          properties: { label: { type: 'integer', enum: [0, 1] }, note: { type: 'string', maxLength: 2000 } },
+          properties: {
+            label: { type: 'integer', enum: [0, 1] },
+            note: { type: 'string', maxLength: 2000 },
+            // Only the configured flags, each once.
+            flags: flags.length
+              ? { type: 'array', uniqueItems: true, items: { type: 'string', enum: flags.map((f) => f.id) } }
+              : { type: 'array', maxItems: 0 },
+          },
         },
       },
     },
@@ -117,6 +136,8 @@ function leaseRoutes(
         task: { id: task.id, leaseExpiresAt: task.leaseExpiresAt, ...shown, ...(blind ? {} : { score }) },
         blind,
         guidelines: options.guidelines,
+        question: options.question ?? DEFAULT_QUESTION,
+        flags: options.flags ?? DEFAULT_FLAGS,
       };
     });
   // The labeler's own page state: who, how many labeled so far, and why no task may come.
@@ -176,7 +197,7 @@ async function answer(
   metrics: LabelingMetrics,
   id: string,
   labeler: string,
-  body: { label: 0 | 1; note?: string },
+  body: { label: 0 | 1; note?: string; flags?: string[] },
 ) {
   const { queue } = options;
   const { label } = body;
@@ -201,6 +222,7 @@ async function answer(
       labelTime: (options.now ?? Date.now)(),
       agreement,
       note: body.note ?? null,
+      flags: body.flags ?? [],
     });
   }
   const result = await queue.submit(id, labeler, label);

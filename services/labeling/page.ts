@@ -1,16 +1,38 @@
 // The labeler web page: one self-contained HTML document (no build step), served by the
 // labeling API. It keeps the labeler's token in the browser, pulls a task, shows the click and
-// the model's view, and answers with buttons or the keys 1 (purchase), 0 (no purchase),
-// S (skip) and U (unclear).
-export function labelerPage(guidelines: string): string {
-  const escaped = guidelines.replace(
-    /[&<>"]/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string,
-  );
-  return PAGE.replace('GUIDELINES_HERE', () => escaped);
+// its session, and answers the configured question with buttons or the keys 1 (yes), 0 (no),
+// S (skip) and U (unclear); validity flags toggle with their own keys (B, N, M, ...).
+import type { ValidityFlag } from './config.js';
+
+/** Keys that toggle the flags, in order (none of 1, 0, S, U). */
+export const FLAG_KEYS = ['b', 'n', 'm', 'k', 'j', 'h'] as const;
+
+const escape = (text: string) =>
+  text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
+
+export function labelerPage(options: {
+  guidelines: string;
+  question: string;
+  flags: readonly ValidityFlag[];
+}): string {
+  const flagGuidelines = options.flags
+    .filter((f) => f.guideline)
+    .map((f) => `<li><em>${escape(f.text)}</em>: ${escape(f.guideline)}</li>`)
+    .join('');
+  const guidelines = `<span>${escape(options.guidelines)}</span>${flagGuidelines ? `<ul>${flagGuidelines}</ul>` : ''}`;
+  const flags = options.flags
+    .map(
+      (f, i) =>
+        `<label><input type="checkbox" data-flag="${escape(f.id)}" data-key="${FLAG_KEYS[i] ?? ''}"> ${escape(f.text)}<kbd>${(FLAG_KEYS[i] ?? '').toUpperCase()}</kbd></label>`,
+    )
+    .join(' ');
+  return PAGE.replace('GUIDELINES_HERE', () => guidelines)
+    .replace('QUESTION_HERE', () => escape(options.question))
+    .replace('FLAGS_HERE', () => flags);
 }
 
-// The guidelines go where GUIDELINES_HERE stands, escaped.
+// The guidelines, question and flags go where GUIDELINES_HERE, QUESTION_HERE and FLAGS_HERE
+// stand, escaped.
 const PAGE = `<!doctype html>
 <html lang="en">
 <head>
@@ -45,7 +67,7 @@ const PAGE = `<!doctype html>
     <p id="login-error" class="error"></p>
     <form id="login-form"><input id="token" type="password" size="40" autocomplete="off" aria-label="token"> <button type="submit">Start</button></form>
   </section>
-  <section id="guidelines" class="card" hidden><strong>Guidelines.</strong> <span>GUIDELINES_HERE</span></section>
+  <section id="guidelines" class="card" hidden><strong>Guidelines.</strong> GUIDELINES_HERE</section>
   <section id="task" class="card" hidden>
     <div class="muted" id="reason"></div>
     <dl>
@@ -53,6 +75,9 @@ const PAGE = `<!doctype html>
       <dt>Category</dt><dd id="category"></dd>
       <dt>Price</dt><dd id="price"></dd>
       <dt>Clicked at</dt><dd id="time"></dd>
+      <dt>Page</dt><dd id="page-type"></dd>
+      <dt>Came from</dt><dd id="referrer"></dd>
+      <dt>Device / country</dt><dd id="device"></dd>
       <dt>User / session</dt><dd id="user"></dd>
       <dt>Model</dt><dd id="model"></dd>
     </dl>
@@ -65,12 +90,14 @@ const PAGE = `<!doctype html>
     <p id="session-empty" class="muted">This is the session's first click.</p>
   </section>
   <section id="controls" class="card" hidden>
+    <h3 id="question">QUESTION_HERE</h3>
     <div class="actions">
-      <button class="yes" data-answer="1">Will purchase<kbd>1</kbd></button>
-      <button class="no" data-answer="0">No purchase<kbd>0</kbd></button>
+      <button class="yes" data-answer="1">Yes<kbd>1</kbd></button>
+      <button class="no" data-answer="0">No<kbd>0</kbd></button>
       <button data-answer="skip">Skip<kbd>S</kbd></button>
       <button data-answer="unclear">Unclear<kbd>U</kbd></button>
     </div>
+    <p class="flags muted">Flag, with the answer: FLAGS_HERE</p>
   </section>
   <section id="empty" class="card muted" hidden><span id="empty-why">No task right now.</span> This page checks again every few seconds.</section>
   <p id="status" class="muted"></p>
@@ -126,6 +153,9 @@ function show(task) {
   $('category').textContent = task.category;
   $('price').textContent = task.price.toFixed(2);
   $('time').textContent = new Date(task.eventTime).toLocaleString();
+  $('page-type').textContent = task.pageType || '?';
+  $('referrer').textContent = task.referrer || '?';
+  $('device').textContent = (task.device || '?') + ' / ' + (task.country || '?');
   $('user').textContent = task.userId + ' / ' + task.sessionId;
   $('model').textContent = task.modelVersion;
   // Blind review: no score comes with the task, so none is shown before the answer.
@@ -182,7 +212,8 @@ async function answer(kind) {
   setBusy(true);
   try {
     if (kind === '1' || kind === '0') {
-      const result = await api('POST', '/v1/tasks/' + encodeURIComponent(task.id) + '/label', { label: Number(kind) });
+      const flags = [...document.querySelectorAll('[data-flag]')].filter((f) => f.checked).map((f) => f.dataset.flag);
+      const result = await api('POST', '/v1/tasks/' + encodeURIComponent(task.id) + '/label', { label: Number(kind), ...(flags.length ? { flags } : {}) });
       labeled++;
       if (result.agreement !== null) { stats.completedMulti++; stats.agreed += result.agreement; }
       const said = typeof result.score === 'number' ? ' · the model said ' + (result.score * 100).toFixed(1) + '%' : '';
@@ -196,6 +227,7 @@ async function answer(kind) {
     if (e.message !== 'refused') status(String(e.message || e), true);
   } finally {
     current = null;
+    document.querySelectorAll('[data-flag]').forEach((f) => { f.checked = false; });
     await next();
     setBusy(false);
   }
@@ -208,6 +240,10 @@ document.addEventListener('keydown', (e) => {
   if (key === '1' || key === '0') answer(key);
   else if (key === 's') answer('skip');
   else if (key === 'u') answer('unclear');
+  else {
+    const flag = document.querySelector('[data-key="' + key + '"]');
+    if (flag && current && !busy) flag.checked = !flag.checked;
+  }
 });
 $('login-form').addEventListener('submit', (e) => {
   e.preventDefault();

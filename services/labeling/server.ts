@@ -44,6 +44,8 @@ export async function runLabeling(runtime: Runtime, adminToken: string | undefin
     queue,
     tokens,
     guidelines: config.FW_LABELING_GUIDELINES,
+    question: config.FW_LABELING_QUESTION,
+    flags: config.FW_LABELING_FLAGS,
     blind: config.FW_LABELING_BLIND,
     publish,
     logger,

@@ -39,6 +39,8 @@ export interface OnlineReplay {
     rememberOutcomes: number;
     /** Absent in versions recorded before censored segments. */
     censoredSegments?: readonly string[];
+    /** How labelers are measured (absent before: the defaults). */
+    reliability?: { minJudged: number; windowDays: number };
   };
   /** The trainer's own FTRL parameters (the version's are those of the learner selected). */
   primary?: { alpha: number; beta: number; l1: number; l2: number };

@@ -5,7 +5,7 @@ import avro from 'avsc';
 import type { SideLearnerState } from './learners.js';
 import type { HeldExample, LearnerState } from './online.js';
 
-export const CURRENT_VERSION = 7;
+export const CURRENT_VERSION = 8;
 export const magicOf = (version: number) => Buffer.from(`FWCK${version}\n`);
 export const MAGIC = magicOf(CURRENT_VERSION);
 
@@ -99,8 +99,11 @@ const V5_FIELDS = [
 ];
 /** Fields added in version 6: the trainer's own FTRL's losses on arrival (the selection's). */
 const V6_FIELDS = [{ name: 'arrival', type: { type: 'array', items: 'Progressive' }, default: [] }];
-const V5_NAMES = [...V5_FIELDS, ...V6_FIELDS].map((f) => f.name);
-const V6_NAMES = V6_FIELDS.map((f) => f.name);
+/** Fields added in version 8: labeler reliability and the outcome rate (MergerMemory, JSON). */
+const V8_FIELDS = [{ name: 'merger', type: 'string', default: '' }];
+const V8_NAMES = V8_FIELDS.map((f) => f.name);
+const V5_NAMES = [...V5_FIELDS, ...V6_FIELDS, ...V8_FIELDS].map((f) => f.name);
+const V6_NAMES = [...V6_FIELDS, ...V8_FIELDS].map((f) => f.name);
 
 const checkpointSchema = {
   type: 'record',
@@ -156,9 +159,11 @@ const OLDER_LAYOUTS: Record<number, readonly (readonly string[])[]> = {
   // 5: side learners scored before learning, no losses on arrival.
   5: [V6_NAMES],
   // 6: held examples without their user and category (heldExampleV6Schema).
-  6: [[]],
+  6: [V8_NAMES],
+  // 7: no labeler reliability.
+  7: [V8_NAMES],
 };
-const allFields = [...checkpointSchema.fields, ...V3_FIELDS, ...V5_FIELDS, ...V6_FIELDS];
+const allFields = [...checkpointSchema.fields, ...V3_FIELDS, ...V5_FIELDS, ...V6_FIELDS, ...V8_FIELDS];
 const layoutType = (missing: readonly string[], held = heldExampleSchema) =>
   avro.Type.forSchema({
     ...checkpointSchema,
@@ -171,7 +176,7 @@ export const readers = new Map(
   Object.entries(OLDER_LAYOUTS).map(([version, shapes]) => [
     Number(version),
     shapes.map((missing) => {
-      const type = layoutType(missing, heldExampleV6Schema);
+      const type = layoutType(missing, Number(version) <= 6 ? heldExampleV6Schema : heldExampleSchema);
       return { missing, type, resolver: checkpointType.createResolver(type) };
     }),
   ]),
@@ -221,4 +226,5 @@ export interface RawCheckpoint {
   acceptedLabelRate: number | null;
   sideLearners: (Omit<SideLearnerState, 'z' | 'n' | 'last'> & { z: Buffer; n: Buffer; last: Buffer })[];
   arrival: LearnerState['progressive'];
+  merger: string;
 }

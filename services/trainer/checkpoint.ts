@@ -11,6 +11,7 @@ import { CheckpointCorruptError, FlywheelError } from '../common/errors.js';
 import type { BaselineState } from '../model/baseline.js';
 import type { FtrlParams } from '../model/ftrl.js';
 import type { HeldExample, LearnerState } from './online.js';
+import type { MergerMemory } from './label-policy.js';
 import {
   CURRENT_VERSION,
   MAGIC,
@@ -61,6 +62,7 @@ export interface Checkpoint {
   warmStart?: string | null;
   orderBase?: string | null;
   acceptedLabelRate?: number | null;
+  merger?: MergerMemory;
 }
 
 export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
@@ -112,6 +114,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
       last: bytesOf(side.last),
     })),
     arrival: state.arrival ?? [],
+    merger: checkpoint.merger ? JSON.stringify(checkpoint.merger) : '',
   });
   const digest = createHash('sha256').update(body).digest();
   return Buffer.concat([MAGIC, digest, body]);
@@ -184,6 +187,7 @@ function fromRaw(raw: RawCheckpoint): Checkpoint {
     warmStart: raw.warmStart || null,
     orderBase: raw.orderBase || null,
     acceptedLabelRate: raw.acceptedLabelRate,
+    ...(raw.merger ? { merger: JSON.parse(raw.merger) as MergerMemory } : {}),
   };
 }
 
@@ -243,5 +247,6 @@ export function pipelineStateOf(checkpoint: Checkpoint): PipelineState {
     labelSources: checkpoint.labelSources ?? {},
     newestEventTime: checkpoint.newestEventTime ?? 0,
     newestLearnedTime: checkpoint.newestLearnedTime ?? 0,
+    ...(checkpoint.merger ? { merger: checkpoint.merger } : {}),
   };
 }

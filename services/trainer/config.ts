@@ -52,6 +52,10 @@ export const trainerConfigSchema = z.object({
   /** Segments whose purchases Flywheel does not see (comma-separated): a reviewer's label wins there. */
   FW_TRAINER_CENSORED_SEGMENTS: env.list(),
   FW_TRAINER_HUMAN_WEIGHT: env.number(3, 0, 1000),
+  // Labels of predictions with seen outcomes a labeler needs before their labels are trusted,
+  // and the days those are counted over (labeler-reliability.ts).
+  FW_TRAINER_LABELER_MIN_JUDGED: env.int(20, 1),
+  FW_TRAINER_LABELER_WINDOW_DAYS: env.int(30, 1, 3650),
   FW_TRAINER_HTTP_PORT: env.int(8084, 0, 65535),
   FW_CONSUMER_SESSION_TIMEOUT_MS: env.int(30_000, 6_000, 300_000),
   /** Propose a candidate version after this many examples learned (0: not by count). */

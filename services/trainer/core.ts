@@ -200,6 +200,7 @@ export class TrainerCore {
       warmStart: this.warmStart,
       orderBase: this.orderBase,
       acceptedLabelRate: this.acceptedLabelRate,
+      ...(state.merger ? { merger: state.merger } : {}),
     };
   }
 

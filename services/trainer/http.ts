@@ -8,6 +8,8 @@ import { installErrorHandler } from '../common/http-errors.js';
 import { addServiceRoutes } from '../common/service-routes.js';
 import type { Logger } from '../common/logger.js';
 import type { CandidateResult } from './candidates.js';
+import type { MergeCounters } from './label-policy.js';
+import type { LabelerReport } from './labeler-reliability.js';
 import type { CandidateTrigger } from './triggers.js';
 
 export function buildTrainerApp(options: {
@@ -17,18 +19,20 @@ export function buildTrainerApp(options: {
   health: () => Record<string, unknown>;
   readiness: () => { ready: boolean; reason?: string };
   propose: (trigger: CandidateTrigger) => Promise<CandidateResult | null>;
+  /** Each labeler measured against outcomes, and what the merger did with human labels. */
+  labelers: () => { labelers: readonly LabelerReport[]; counters: MergeCounters };
 }): FastifyInstance {
   const app = Fastify({ bodyLimit: 4096 });
   installErrorHandler(app);
   addServiceRoutes(app, options);
   const token = options.adminToken;
+  const admins = token ? new TokenTable().add(token, { id: 'admin', role: 'admin' }) : new TokenTable();
+  // Who labels how well: for admins (a labeler's record is about a person).
+  app.get('/v1/trainer/labelers', { preHandler: requireRole(admins, 'admin') }, () => options.labelers());
   app.post<{ Body: { reason: string; trigger?: 'operator' | 'alarm' } }>(
     '/v1/candidates',
     {
-      preHandler: requireRole(
-        token ? new TokenTable().add(token, { id: 'admin', role: 'admin' }) : new TokenTable(),
-        'admin',
-      ),
+      preHandler: requireRole(admins, 'admin'),
       schema: {
         body: {
           type: 'object',

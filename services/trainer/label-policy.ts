@@ -6,20 +6,27 @@
 //   waiting would delay every example for the rare reviewed one);
 // - a human label waits, for at most `holdMs` of event time, for its prediction's outcome example;
 //   then, by `conflict`:
-//     `outcome` (the default) the outcome example; the human label is counted as agreement or
-//               not. A purchase that happened is better evidence than a reviewer's guess of it.
-//               Except where the outcome is censored: a timeout in a segment named in
-//               `censoredSegments` (one whose purchases Flywheel does not see) says nothing, and
-//               the human label (weight `humanWeight`) replaces it;
-//     `replace` one example, the human label (majority of the labelers), source `human`, weight
-//               `humanWeight`, for every reviewed prediction: the risk is that a reviewer who
-//               guesses overrides what the customer did;
-//     `both`    the outcome example, plus the human label as its own example;
+//     `outcome` (the default) the outcome example; the human label judges its labeler
+//               (labeler-reliability.ts). A purchase that happened is better evidence than a
+//               reviewer's guess of it. Except where the outcome is censored: a timeout in a
+//               segment named in `censoredSegments` (one whose purchases Flywheel does not see)
+//               says nothing, and the labels, weighed by their labelers' trust, replace it;
+//     `replace` one example, the human label (majority of the labelers, trusted or not), source
+//               `human`, weight `humanWeight`, for every reviewed prediction: the risk is that a
+//               reviewer who guesses overrides what the customer did;
+//     `both`    the outcome example, plus the labels weighed by trust as their own example;
+// - a censored timeout no human label came for is not trained on (it is no evidence);
+// - a prediction most of its labelers flagged (a bot, a broken page: HumanLabel.flags) is not
+//   trained on at all, its outcome neither; a flag after the outcome was trained cannot undo it;
+// - labels weighed by trust are a soft label: the example twice, label 1 with weight
+//   `humanWeight`·p and label 0 with `humanWeight`·(1 − p); labels of untrusted labelers only
+//   make no example;
 // - a human label that arrives after its outcome example was already trained cannot undo it: it
 //   is added as its own example (as under `both`) where it would have replaced it;
 // - a human label whose outcome never arrives within `holdMs` is dropped and counted (without
 //   features there is nothing to train).
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
+import { LabelerReliability, type LabelerDay, type ReliabilitySettings } from './labeler-reliability.js';
 
 export type ConflictPolicy = 'outcome' | 'replace' | 'both';
 
@@ -33,6 +40,7 @@ export interface LabelPolicy {
   holdMs: number;
   /** Outcome examples remembered (by prediction id) for human labels that come later. */
   rememberOutcomes: number;
+  reliability?: ReliabilitySettings;
 }
 
 export const DEFAULT_LABEL_POLICY: LabelPolicy = {
@@ -50,20 +58,27 @@ export interface MergeCounters {
   disagreements: number;
   lateHumanLabels: number;
   unmatchedHumanLabels: number;
+  /** Censored timeouts without a human label: not trained on. */
+  censoredTimeouts: number;
+  /** Reviewed predictions whose labelers were all untrusted: no human example. */
+  untrustedHumanLabels: number;
+  /** Reviewed predictions most labelers flagged invalid: nothing trained (late: no human example). */
+  flagged: number;
 }
 
-/** A labeler measured against what happened: labels of predictions whose outcome was seen. */
-export interface LabelerRecord {
-  judged: number;
-  agreed: number;
+/** What a merger keeps across restarts besides its labels and outcomes (checkpoint layout 8). */
+export interface MergerMemory {
+  labelers: Record<string, LabelerDay[]>;
+  /** Seen outcomes (censored ones excluded), and how many were purchases: the labels' prior. */
+  outcomes: number;
+  purchases: number;
 }
 
 export class LabelMerger {
-  /**
-   * Per labeler, agreement with seen outcomes (a censored timeout is no ground truth). Kept since
-   * this process started (not in the checkpoint): a measure for operators, not a training input.
-   */
-  readonly labelers = new Map<string, LabelerRecord>();
+  /** Each labeler measured against seen outcomes (a censored timeout is no ground truth). */
+  readonly reliability: LabelerReliability;
+  private outcomes: number;
+  private purchases: number;
   private readonly waiting = new Map<string, HumanLabel[]>();
   /** Recent outcome examples by prediction id, oldest first (Map keeps insertion order). */
   private readonly trained = new Map<string, { example: LabeledExample; seq: number }>();
@@ -83,6 +98,9 @@ export class LabelMerger {
     disagreements: 0,
     lateHumanLabels: 0,
     unmatchedHumanLabels: 0,
+    censoredTimeouts: 0,
+    untrustedHumanLabels: 0,
+    flagged: 0,
   };
 
   constructor(
@@ -91,7 +109,11 @@ export class LabelMerger {
     waiting: readonly HumanLabel[] = [],
     /** Outcome examples remembered when the state was saved, oldest first. */
     remembered: readonly LabeledExample[] = [],
+    memory?: MergerMemory,
   ) {
+    this.reliability = new LabelerReliability(policy.reliability, memory?.labelers);
+    this.outcomes = memory?.outcomes ?? 0;
+    this.purchases = memory?.purchases ?? 0;
     for (const label of waiting)
       this.waiting.set(label.predictionId, [...(this.waiting.get(label.predictionId) ?? []), label]);
     for (const example of remembered) this.remember(example);
@@ -100,6 +122,10 @@ export class LabelMerger {
   /** Outcome examples remembered for late human labels, oldest first, for a checkpoint. */
   rememberedOutcomes(): LabeledExample[] {
     return [...this.trained.values()].map((t) => t.example);
+  }
+
+  memory(): MergerMemory {
+    return { labelers: this.reliability.toJSON(), outcomes: this.outcomes, purchases: this.purchases };
   }
 
   /** Human labels waiting for their outcome example, for a checkpoint. */
@@ -114,7 +140,15 @@ export class LabelMerger {
     const humans = this.waiting.get(example.predictionId);
     this.waiting.delete(example.predictionId);
     this.remember(example);
+    if (!this.censored(example)) {
+      this.outcomes++;
+      if (example.label === 1) this.purchases++;
+    }
     if (!humans) {
+      if (this.censored(example)) {
+        this.counters.censoredTimeouts++;
+        return [];
+      }
       this.counters.outcomeExamples++;
       return [example];
     }
@@ -134,11 +168,14 @@ export class LabelMerger {
     }
     // Its outcome example was trained already.
     this.counters.lateHumanLabels++;
+    if (flaggedInvalid([label])) {
+      this.counters.flagged++;
+      return [];
+    }
     this.countAgreement(outcome.label, label.label);
     this.judgeLabelers(outcome, [label]);
     if (this.keepsOutcomeOnly(outcome)) return [];
-    this.counters.humanExamples++;
-    return [this.humanExample(outcome, [label])];
+    return this.humanExamples(outcome, [label]);
   }
 
   /** Forgets human labels that waited longer than `holdMs` behind `eventTime`; counts them. */
@@ -155,6 +192,10 @@ export class LabelMerger {
   }
 
   private resolve(outcome: LabeledExample, humans: HumanLabel[]): LabeledExample[] {
+    if (flaggedInvalid(humans)) {
+      this.counters.flagged++;
+      return [];
+    }
     const human = majority(humans);
     this.countAgreement(outcome.label, human);
     this.judgeLabelers(outcome, humans);
@@ -162,16 +203,9 @@ export class LabelMerger {
       this.counters.outcomeExamples++;
       return [outcome];
     }
-    switch (this.policy.conflict) {
-      case 'outcome':
-      case 'replace':
-        this.counters.humanExamples++;
-        return [this.humanExample(outcome, humans)];
-      case 'both':
-        this.counters.outcomeExamples++;
-        this.counters.humanExamples++;
-        return [outcome, this.humanExample(outcome, humans)];
-    }
+    if (this.policy.conflict !== 'both') return this.humanExamples(outcome, humans);
+    this.counters.outcomeExamples++;
+    return [outcome, ...this.humanExamples(outcome, humans)];
   }
 
   /** Under `outcome`, a seen outcome stands; a censored one (a timeout of a censored segment) does not. */
@@ -184,26 +218,45 @@ export class LabelMerger {
     return outcome.labelSource === 'timeout' && this.policy.censoredSegments.includes(outcome.segment);
   }
 
-  private humanExample(outcome: LabeledExample, humans: HumanLabel[]): LabeledExample {
+  /** The labels of a prediction as examples: by majority under `replace`, else weighed by trust. */
+  private humanExamples(outcome: LabeledExample, humans: HumanLabel[]): LabeledExample[] {
     const newest = humans.reduce((a, b) => (b.labelTime > a.labelTime ? b : a));
-    return {
-      ...outcome,
-      exampleId: `human:${outcome.predictionId}:${humans.map((h) => h.labelId).join(',')}`,
-      label: majority(humans),
-      labelSource: 'human',
-      weight: this.policy.humanWeight,
-      labelTime: newest.labelTime,
-    };
+    const ids = humans.map((h) => h.labelId).join(',');
+    const base = { ...outcome, labelSource: 'human' as const, labelTime: newest.labelTime };
+    if (this.policy.conflict === 'replace') {
+      this.counters.humanExamples++;
+      const label = majority(humans);
+      return [
+        {
+          ...base,
+          exampleId: `human:${outcome.predictionId}:${ids}`,
+          label,
+          weight: this.policy.humanWeight,
+        },
+      ];
+    }
+    const p = this.reliability.combine(humans, this.prior());
+    if (p === null) {
+      this.counters.untrustedHumanLabels++;
+      return [];
+    }
+    this.counters.humanExamples++;
+    const w = this.policy.humanWeight;
+    return [
+      { ...base, exampleId: `human:${outcome.predictionId}:${ids}:1`, label: 1, weight: w * p },
+      { ...base, exampleId: `human:${outcome.predictionId}:${ids}:0`, label: 0, weight: w * (1 - p) },
+    ];
+  }
+
+  /** The outcome rate seen (Laplace), the labels' prior. */
+  private prior(): number {
+    return (this.purchases + 1) / (this.outcomes + 2);
   }
 
   private judgeLabelers(outcome: LabeledExample, humans: readonly HumanLabel[]): void {
     if (this.censored(outcome)) return;
-    for (const h of humans) {
-      const record = this.labelers.get(h.labelerId) ?? { judged: 0, agreed: 0 };
-      record.judged++;
-      if (h.label === outcome.label) record.agreed++;
-      this.labelers.set(h.labelerId, record);
-    }
+    for (const h of humans)
+      this.reliability.judge(h.labelerId, h.label, outcome.label, outcome.score, outcome.labelTime);
   }
 
   private countAgreement(outcomeLabel: number, humanLabel: number): void {
@@ -230,6 +283,12 @@ export class LabelMerger {
       this.evictionHead = 0;
     }
   }
+}
+
+/** Whether most of a prediction's labelers raised a validity flag (labels read from v1 have none). */
+function flaggedInvalid(labels: readonly HumanLabel[]): boolean {
+  const flagged = labels.filter((l) => (l.flags as string[] | undefined)?.length).length;
+  return flagged * 2 > labels.length;
 }
 
 /** The label most labelers gave; a tie goes to the newest label. */

@@ -1,30 +1,43 @@
 // The trainer's Prometheus metrics (served on FW_TRAINER_HTTP_PORT).
 import type { Registry } from 'prom-client';
 import { counter, gauge, histogram } from '../common/metrics.js';
+import type { LabelerReport } from './labeler-reliability.js';
 
-/** Each labeler's agreement with seen outcomes (from the label merger), read when scraped. */
-export function labelerReliabilityMetrics(
-  registry: Registry,
-  labelers: () => ReadonlyMap<string, { judged: number; agreed: number }>,
-): void {
-  gauge(registry, {
-    name: 'flywheel_trainer_labeler_outcome_agreement',
-    help: "Share of a labeler's labels that match the outcome seen for the same prediction (since the trainer started)",
-    labelNames: ['labeler'],
-    collect() {
-      this.reset();
-      for (const [labeler, r] of labelers()) if (r.judged > 0) this.set({ labeler }, r.agreed / r.judged);
-    },
-  });
-  gauge(registry, {
-    name: 'flywheel_trainer_labeler_judged',
-    help: "A labeler's labels of predictions whose outcome was seen (since the trainer started)",
-    labelNames: ['labeler'],
-    collect() {
-      this.reset();
-      for (const [labeler, r] of labelers()) this.set({ labeler }, r.judged);
-    },
-  });
+/** Each labeler measured against seen outcomes (labeler-reliability.ts), read when scraped. */
+export function labelerReliabilityMetrics(registry: Registry, reports: () => readonly LabelerReport[]): void {
+  const figures: [string, string, (r: LabelerReport) => number][] = [
+    [
+      'outcome_agreement',
+      "Share of a labeler's labels that match the outcome seen for the same prediction (over the reliability window)",
+      (r) => (r.judged > 0 ? r.agreed / r.judged : Number.NaN),
+    ],
+    ['judged', "A labeler's labels of predictions whose outcome was seen (over the window)", (r) => r.judged],
+    [
+      'sensitivity',
+      'P(the labeler says purchase | a purchase), Beta(1, 1) posterior mean',
+      (r) => r.sensitivity,
+    ],
+    [
+      'specificity',
+      'P(the labeler says none | no purchase), Beta(1, 1) posterior mean',
+      (r) => r.specificity,
+    ],
+    [
+      'weight',
+      "The trust a labeler's labels are weighed with in training: Youden's J, 0 while untrusted",
+      (r) => r.trust,
+    ],
+  ];
+  for (const [suffix, help, value] of figures)
+    gauge(registry, {
+      name: `flywheel_trainer_labeler_${suffix}`,
+      help,
+      labelNames: ['labeler'],
+      collect() {
+        this.reset();
+        for (const r of reports()) if (Number.isFinite(value(r))) this.set({ labeler: r.labeler }, value(r));
+      },
+    });
 }
 
 export function trainerMetrics(registry: Registry) {

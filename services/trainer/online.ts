@@ -141,9 +141,16 @@ export class OnlineLearner {
     return this.selectionWindow + this.options.holdoutSize;
   }
 
-  /** Adds examples in arrival order; returns those learned from now (pushed out of the holdout). */
-  add(examples: readonly HeldExample[]): HeldExample[] {
+  /**
+   * Adds examples in arrival order; returns those learned from now (pushed out of the holdout).
+   * `learnAtOnce` are learned first, without passing through the holdout.
+   */
+  add(examples: readonly HeldExample[], learnAtOnce: readonly HeldExample[] = []): HeldExample[] {
     const learnedNow: HeldExample[] = [];
+    for (const example of learnAtOnce) {
+      this.learnFrom(example);
+      learnedNow.push(example);
+    }
     for (const example of examples) {
       if (this.side.length > 0) this.scoreOnArrival(example);
       this.holdoutRing.push(example);

@@ -6,7 +6,7 @@
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
 import { HeuristicBaseline } from '../model/baseline.js';
 import type { FtrlParams } from '../model/ftrl.js';
-import { LabelMerger, type LabelPolicy } from './label-policy.js';
+import { LabelMerger, type LabelPolicy, type MergerMemory } from './label-policy.js';
 import type { FeatureSpace, LearnerSpec } from './learners.js';
 import { OnlineLearner, heldExample, type HeldExample, type LearnerState } from './online.js';
 
@@ -32,6 +32,8 @@ export interface PipelineState {
   labelSources: Record<string, number>;
   newestEventTime: number;
   newestLearnedTime: number;
+  /** Labeler reliability and the outcome rate (layout 8; empty before). */
+  merger?: MergerMemory;
 }
 
 export type InputRecord =
@@ -72,7 +74,12 @@ export class TrainingPipeline {
       },
       state?.learner,
     );
-    this.merger = new LabelMerger(settings.policy, state?.waitingHumanLabels ?? [], state?.remembered ?? []);
+    this.merger = new LabelMerger(
+      settings.policy,
+      state?.waitingHumanLabels ?? [],
+      state?.remembered ?? [],
+      state?.merger,
+    );
     this.baseline = state?.baseline ? HeuristicBaseline.fromJSON(state.baseline) : new HeuristicBaseline();
     this.referenceRing = [...(state?.reference ?? [])];
     this.labelSources = { ...(state?.labelSources ?? {}) };
@@ -96,7 +103,13 @@ export class TrainingPipeline {
         if (this.referenceRing.length > this.settings.referenceSize) this.referenceRing.shift();
       }
     }
-    const learnedNow = this.learner.add(examples.map(heldExample));
+    // Human examples are learned at once, never held out: the gate judges candidates on outcomes
+    // (a reviewer's guess in the holdout would grade a model trained on the same guesses), and on
+    // the human labels only as the reference set.
+    const learnedNow = this.learner.add(
+      examples.filter((e) => e.labelSource !== 'human').map(heldExample),
+      examples.filter((e) => e.labelSource === 'human').map(heldExample),
+    );
     // The baseline learns what the model learns: the holdout stays unseen by both.
     for (const e of learnedNow) {
       this.baseline.update(e, e.label, e.weight);
@@ -130,6 +143,7 @@ export class TrainingPipeline {
       labelSources: { ...this.labelSources },
       newestEventTime: this.newestEventTime,
       newestLearnedTime: this.newestLearnedTime,
+      merger: this.merger.memory(),
     };
   }
 }
@@ -148,7 +162,7 @@ export type SlimExample = Pick<
   | 'labelTime'
   | 'userId'
   | 'category'
-> & { revision?: number };
+> & { revision?: number; score?: number | null };
 
 /**
  * An example reduced to what the pipeline uses, the rest blank: smaller where it is kept (the
@@ -171,7 +185,8 @@ export function slim(e: SlimExample): LabeledExample {
     featureSpecHash: '',
     modelVersion: null,
     arm: null,
-    score: null,
+    // The served score, where known: the labelers are measured against the model with it.
+    score: e.score ?? null,
     clickTime: 0,
     purchaseEventId: null,
     purchaseTime: null,

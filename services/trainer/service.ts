@@ -28,7 +28,8 @@ import { CheckpointStore } from './checkpoint.js';
 import { loadTrainerConfig, type TrainerConfig } from './config.js';
 import { TrainerCore, trainerCoreSettings, type CoreRecord } from './core.js';
 import { buildTrainerApp } from './http.js';
-import { DEFAULT_LABEL_POLICY, type LabelPolicy } from './label-policy.js';
+import { DEFAULT_LABEL_POLICY, type LabelPolicy, type MergeCounters } from './label-policy.js';
+import type { LabelerReport } from './labeler-reliability.js';
 import { labelerReliabilityMetrics, trainerMetrics } from './metrics.js';
 import { Proposals } from './proposals.js';
 import { resumePoint } from './resume.js';
@@ -98,16 +99,26 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
       humanWeight: this.config.FW_TRAINER_HUMAN_WEIGHT,
       censoredSegments: this.config.FW_TRAINER_CENSORED_SEGMENTS,
       rememberOutcomes: this.config.FW_TRAINER_REMEMBER_OUTCOMES,
+      reliability: {
+        minJudged: this.config.FW_TRAINER_LABELER_MIN_JUDGED,
+        windowDays: this.config.FW_TRAINER_LABELER_WINDOW_DAYS,
+      },
     };
     this.metrics = trainerMetrics(options.runtime.metrics);
     // Read at scrape time; before start() there is no merger yet.
     labelerReliabilityMetrics(options.runtime.metrics, () =>
-      (this.core as TrainerCore | undefined) ? this.core.pipeline.merger.labelers : new Map(),
+      (this.core as TrainerCore | undefined) ? this.core.pipeline.merger.reliability.reports() : [],
     );
   }
 
   get learned(): number {
     return this.core.learned;
+  }
+
+  /** Each labeler measured against outcomes, and what the merger did with human labels. */
+  labelers(): { labelers: LabelerReport[]; counters: MergeCounters } {
+    const { merger } = this.core.pipeline;
+    return { labelers: merger.reliability.reports(), counters: { ...merger.counters } };
   }
 
   /** Examples in the holdout (taken in, not learned from yet). */
@@ -268,6 +279,7 @@ export class Trainer extends EventEmitter<{ batch: []; candidate: [CandidateResu
           ? readinessOf(this.consumer.health(), 'labeled examples')
           : { ready: false, reason: 'starting' },
       propose: (trigger) => this.proposeCandidate(trigger),
+      labelers: () => this.labelers(),
     });
     await app.listen({ host: '0.0.0.0', port: this.config.FW_TRAINER_HTTP_PORT });
     this.app = app;

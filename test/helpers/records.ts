@@ -84,6 +84,7 @@ export function sampleRecords(now = Date.now()): RecordTypes {
       labelTime: now,
       agreement: null,
       note: null,
+      flags: [],
     },
     modelUpdate: {
       updateId: 'u-1',

@@ -32,6 +32,10 @@ describe('labeler web page', () => {
         eventTime: Date.now() - n * 60_000,
         score: 0.4 + n / 100,
         modelVersion: 'v000003',
+        device: 'mobile',
+        country: 'DE',
+        referrer: 'email',
+        pageType: n === 4 ? 'cart' : 'product',
         // Task n's session had n − 1 earlier clicks; the oldest recorded before prices were kept.
         session: Array.from({ length: n - 1 }, (_, k) => ({
           itemId: k === 0 ? null : `item-9${k}`,
@@ -71,6 +75,12 @@ describe('labeler web page', () => {
     await page.waitForSelector('#task:not([hidden])');
     assert.equal(await page.textContent('#item'), 'item-00004', 'highest priority first');
     assert.match((await page.textContent('#guidelines')) ?? '', /purchase of the item/);
+    // The question, its flags with their guidelines, and the click's whole context.
+    assert.equal(await page.textContent('#question'), 'Will this visit end in a purchase?');
+    assert.match((await page.textContent('#guidelines')) ?? '', /Broken page: The page could not be used/);
+    assert.equal(await page.textContent('#page-type'), 'cart');
+    assert.equal(await page.textContent('#referrer'), 'email');
+    assert.equal(await page.textContent('#device'), 'mobile / DE');
     // The session's earlier clicks, oldest first; cells run together in textContent.
     const rows = await page.evaluate(
       "[...document.querySelectorAll('#session tbody tr')].map((tr) => tr.textContent)",
@@ -86,6 +96,11 @@ describe('labeler web page', () => {
     for (const [i, key] of ['1', '0', '1'].entries()) {
       // The page marks itself ready when a task is shown and no answer is on its way.
       await page.waitForSelector('body[data-ready=yes]');
+      // The second task is flagged as bot traffic with its key, then answered.
+      if (i === 1) {
+        await page.keyboard.press('b');
+        assert.equal(await page.isChecked('[data-flag=bot]'), true);
+      }
       await page.keyboard.press(key);
       // A string, not a function: tsx's transform would add helpers the page does not have.
       await page.waitForFunction(
@@ -130,13 +145,14 @@ describe('labeler web page', () => {
     const { labels } = harness;
     await labels.atLeast(4);
     assert.deepEqual(
-      labels.records.map((r) => [r.value.taskId, r.value.labelerId, r.value.label]),
+      labels.records.map((r) => [r.value.taskId, r.value.labelerId, r.value.label, r.value.flags]),
       [
-        ['task-4', 'ann', 1],
-        ['task-3', 'ann', 0],
-        ['task-2', 'ann', 1],
-        ['task-1', 'ann', 0],
+        ['task-4', 'ann', 1, []],
+        ['task-3', 'ann', 0, ['bot']],
+        ['task-2', 'ann', 1, []],
+        ['task-1', 'ann', 0, []],
       ],
+      'the flag went with its task only',
     );
   });
 });

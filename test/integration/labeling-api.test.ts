@@ -59,10 +59,17 @@ describe('labeler API', () => {
   it('labels a leased task, publishes the label, and keeps leases apart between labelers', async () => {
     const next = await call('GET', '/v1/tasks/next', ANN);
     assert.equal(next.statusCode, 200);
-    const { task, guidelines } = next.json<{
+    const { task, guidelines, question, flags } = next.json<{
       task: { id: string; predictionId: string; score?: number };
       guidelines: string;
+      question: string;
+      flags: { id: string }[];
     }>();
+    assert.equal(question, 'Will this visit end in a purchase?');
+    assert.deepEqual(
+      flags.map((f) => f.id),
+      ['bot', 'broken'],
+    );
     assert.equal(task.id, 'task-3', 'highest priority first');
     assert.equal(task.score, undefined, 'blind review: no score before the answer');
     assert.equal(task.predictionId, 'pred-3');
@@ -73,6 +80,13 @@ describe('labeler API', () => {
     assert.equal(stolen.statusCode, 409);
     assert.equal(errorCode(stolen), 'FW_LEASE_EXPIRED');
     assert.equal((await call('POST', `/v1/tasks/${task.id}/label`, ANN, { label: 2 })).statusCode, 400);
+    // Only configured flags, each once.
+    for (const bad of [['spam'], ['bot', 'bot']])
+      assert.equal(
+        (await call('POST', `/v1/tasks/${task.id}/label`, ANN, { label: 1, flags: bad })).statusCode,
+        400,
+        JSON.stringify(bad),
+      );
 
     const labeled = await call('POST', `/v1/tasks/${task.id}/label`, ANN, {
       label: 1,
@@ -97,16 +111,16 @@ describe('labeler API', () => {
     // bob gets the same task (two labels required), disagrees; the task completes.
     const bobTask = (await call('GET', '/v1/tasks/next', BOB)).json<{ task: { id: string } }>().task;
     assert.equal(bobTask.id, 'task-3');
-    const done = await call('POST', `/v1/tasks/${bobTask.id}/label`, BOB, { label: 0 });
+    const done = await call('POST', `/v1/tasks/${bobTask.id}/label`, BOB, { label: 0, flags: ['broken'] });
     assert.deepEqual(done.json(), { complete: true, labels: 2, required: 2, agreement: 0.5, score: 0.5 });
 
     await labels.atLeast(2);
     const published = labels.records.map((r) => r.value);
     assert.deepEqual(
-      published.map((l) => [l.labelId, l.labelerId, l.label, l.predictionId]),
+      published.map((l) => [l.labelId, l.labelerId, l.label, l.predictionId, l.flags]),
       [
-        ['task-3|ann', 'ann', 1, 'pred-3'],
-        ['task-3|bob', 'bob', 0, 'pred-3'],
+        ['task-3|ann', 'ann', 1, 'pred-3', []],
+        ['task-3|bob', 'bob', 0, 'pred-3', ['broken']],
       ],
     );
     assert.equal(published[0]?.note, 'cart page, repeat visitor');

@@ -300,6 +300,7 @@ describe('trainer', () => {
                 labelTime: Date.now() - 1000,
                 agreement: null,
                 note: null,
+                flags: [],
               }),
             },
           ],
@@ -323,10 +324,19 @@ describe('trainer', () => {
           })),
         ),
       );
-      while (trainer.heldOut < 30) await once(trainer, 'batch');
+      while (trainer.heldOut + trainer.learned < 30) await once(trainer, 'batch');
       await trainer.stop();
-      const held = (await new CheckpointStore(store).load())!.state.holdout;
-      const byPrediction = new Map(held.map((e) => [e.exampleId.split(':')[1], e]));
+      const checkpoint = (await new CheckpointStore(store).load())!;
+      // Outcomes are held out for the gate; human examples are learned at once and kept as the
+      // reference set, where they can be read back.
+      const byPrediction = new Map(
+        [...checkpoint.state.holdout, ...(checkpoint.reference ?? [])].map((e) => [
+          e.exampleId.split(':')[1],
+          e,
+        ]),
+      );
+      assert.equal(checkpoint.state.learned, 10);
+      assert.equal(checkpoint.labelSources?.human, 10);
       for (let i = 0; i < 30; i++) {
         const example = byPrediction.get(`h${i}`);
         assert.ok(example, `h${i} trained`);

@@ -50,9 +50,19 @@ function human(predictionId: string, label: number, labelerId = 'ann', at = T + 
     labelTime: at,
     agreement: null,
     note: null,
+    flags: [],
   };
 }
 const merger = (conflict: ConflictPolicy) => new LabelMerger({ ...DEFAULT_LABEL_POLICY, conflict });
+/** `count` labels of `labeler`, all right, judged against outcomes of another segment. */
+function measure(m: LabelMerger, labeler: string, count: number): void {
+  for (let i = 0; i < count; i++) {
+    const id = `gold-${labeler}-${i}`;
+    const label = i % 4 === 0 ? 1 : 0;
+    m.addHumanLabel(human(id, label, labeler));
+    m.addExample({ ...outcome(id, label), segment: 'gold' });
+  }
+}
 const summary = (examples: LabeledExample[]) => examples.map((e) => [e.labelSource, e.label, e.weight]);
 
 describe('label policy', () => {
@@ -79,21 +89,37 @@ describe('label policy', () => {
     assert.deepEqual(m.addHumanLabel(human('p1', 0, 'bob')), [], 'a late human label adds nothing');
   });
 
-  it('outcome (the default): a timeout of a censored segment is no evidence, and the human label replaces it', () => {
+  it('outcome (the default): a censored timeout is no evidence; trusted labels replace it, as a soft label', () => {
     assert.equal(DEFAULT_LABEL_POLICY.conflict, 'outcome');
     const m = new LabelMerger({ ...DEFAULT_LABEL_POLICY, censoredSegments: ['s'] });
+    // Before ann is measured, her labels are not trusted: the censored timeout makes nothing.
+    m.addHumanLabel(human('p0', 1));
+    assert.deepEqual(m.addExample(outcome('p0', 0)), []);
+    assert.equal(m.counters.untrustedHumanLabels, 1);
+    assert.deepEqual(m.addExample(outcome('p00', 0)), [], 'a censored timeout nobody reviewed');
+    assert.equal(m.counters.censoredTimeouts, 1);
+    measure(m, 'ann', 40);
     m.addHumanLabel(human('p1', 1));
-    assert.deepEqual(summary(m.addExample(outcome('p1', 0))), [
-      ['human', 1, DEFAULT_LABEL_POLICY.humanWeight],
-    ]);
+    const soft = summary(m.addExample(outcome('p1', 0)));
+    assert.deepEqual(
+      soft.map(([source, label]) => [source, label]),
+      [
+        ['human', 1],
+        ['human', 0],
+      ],
+    );
+    const [positive, negative] = soft.map(([, , weight]) => weight as number);
+    assert.ok(
+      positive! > negative!,
+      `a trusted "purchase" is more likely than not (${positive}, ${negative})`,
+    );
+    assert.ok(Math.abs(positive! + negative! - DEFAULT_LABEL_POLICY.humanWeight) < 1e-9);
     // A purchase seen in that segment still stands: only the timeout is censored.
     m.addHumanLabel(human('p2', 0));
     assert.deepEqual(summary(m.addExample(outcome('p2', 1))), [['outcome', 1, 1]]);
-    // A human label after its censored timeout was trained is added on its own.
+    // A human label after its censored timeout was dropped is trained on its own.
     m.addExample(outcome('p3', 0));
-    assert.deepEqual(summary(m.addHumanLabel(human('p3', 1))), [
-      ['human', 1, DEFAULT_LABEL_POLICY.humanWeight],
-    ]);
+    assert.equal(m.addHumanLabel(human('p3', 1)).length, 2);
     // Outside the censored segments the timeout stands.
     const other = new LabelMerger({ ...DEFAULT_LABEL_POLICY, censoredSegments: ['elsewhere'] });
     other.addHumanLabel(human('p4', 1));
@@ -124,20 +150,47 @@ describe('label policy', () => {
     m.addHumanLabel(human('a', 0, 'cat'));
     m.addHumanLabel(human('x', 1, 'ann'));
     m.addExample({ ...outcome('x', 0), segment: 'elsewhere' });
-    assert.deepEqual(Object.fromEntries(m.labelers), {
-      ann: { judged: 3, agreed: 3 },
-      bob: { judged: 3, agreed: 2 },
-      cat: { judged: 1, agreed: 0 },
-    });
+    assert.deepEqual(
+      m.reliability.reports().map((r) => [r.labeler, r.judged, r.agreed]),
+      [
+        ['ann', 3, 3],
+        ['bob', 3, 2],
+        ['cat', 1, 0],
+      ],
+    );
   });
 
-  it('both: the outcome example and the human example', () => {
+  it('both: the outcome example and the trusted labels as their own example', () => {
     const m = merger('both');
+    measure(m, 'ann', 40);
     m.addHumanLabel(human('p1', 1));
-    assert.deepEqual(summary(m.addExample(outcome('p1', 0))), [
-      ['timeout', 0, 1],
-      ['human', 1, DEFAULT_LABEL_POLICY.humanWeight],
-    ]);
+    assert.deepEqual(
+      summary(m.addExample(outcome('p1', 0))).map(([source, label]) => [source, label]),
+      [
+        ['timeout', 0],
+        ['human', 1],
+        ['human', 0],
+      ],
+    );
+  });
+
+  it('a prediction most of its labelers flag (a bot, a broken page) is not trained on, its outcome neither', () => {
+    for (const conflict of ['outcome', 'replace', 'both'] as const) {
+      const m = merger(conflict);
+      m.addHumanLabel({ ...human('p1', 1, 'ann'), flags: ['bot'] });
+      m.addHumanLabel({ ...human('p1', 1, 'bob'), flags: ['bot', 'broken'] });
+      m.addHumanLabel(human('p1', 0, 'cat'));
+      assert.deepEqual(m.addExample(outcome('p1', 1)), [], conflict);
+      // One flag of three is outvoted: the prediction is trained, by the policy.
+      m.addHumanLabel({ ...human('p2', 1, 'ann'), flags: ['broken'] });
+      m.addHumanLabel(human('p2', 1, 'bob'));
+      m.addHumanLabel(human('p2', 1, 'cat'));
+      assert.ok(m.addExample(outcome('p2', 1)).length > 0, conflict);
+      // A flag after the outcome was trained makes no human example (it cannot undo training).
+      m.addExample(outcome('p3', 0));
+      assert.deepEqual(m.addHumanLabel({ ...human('p3', 1), flags: ['bot'] }), [], conflict);
+      assert.equal(m.counters.flagged, 2, conflict);
+    }
   });
 
   it('takes the majority of several labelers (a tie goes to the newest)', () => {
