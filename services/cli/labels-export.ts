@@ -16,6 +16,8 @@ export type ExportRow = Pick<
 > & {
   labelTime: string;
   note: string;
+  /** Validity flags the labeler raised, joined by ";" (one CSV cell). */
+  flags: string;
   /** The labeler's agreement with the task's other labelers, when several labeled it. */
   agreementWithPeers: number | null;
   /** What happened: 1 a purchase, 0 none within the window, null no outcome (yet). */
@@ -35,6 +37,7 @@ export const EXPORT_COLUMNS: (keyof ExportRow)[] = [
   'label',
   'labelTime',
   'note',
+  'flags',
   'agreementWithPeers',
   'outcome',
   'outcomeSource',
@@ -62,6 +65,7 @@ export function exportRows(
         label: l.label,
         labelTime: new Date(l.labelTime).toISOString(),
         note: l.note ?? '',
+        flags: l.flags.join(';'),
         agreementWithPeers: l.agreement,
         outcome: outcome ? outcome.label : null,
         outcomeSource: outcome ? outcome.labelSource : null,

@@ -36,7 +36,7 @@ const outcome = (predictionId: string, label: 0 | 1, revision = 0): LabeledExamp
 describe('labels export', () => {
   const labels = [
     human('l1', 'p1', 'ann', 1, 'bought, "clearly", later'),
-    human('l2', 'p1', 'bob', 0),
+    { ...human('l2', 'p1', 'bob', 0), flags: ['bot', 'broken'] },
     human('l3', 'p2', 'ann', 0, 'line\nbreak'),
     human('l4', 'p3', 'bob', 1),
     human('l1', 'p1', 'ann', 1, 'bought, "clearly", later'), // published twice
@@ -88,6 +88,7 @@ describe('labels export', () => {
     const note = EXPORT_COLUMNS.indexOf('note');
     assert.equal(read[1]![note], 'bought, "clearly", later');
     assert.equal(read[3]![note], 'line\nbreak');
+    assert.equal(read[2]![EXPORT_COLUMNS.indexOf('flags')], 'bot;broken');
     assert.equal(read[4]![EXPORT_COLUMNS.indexOf('outcome')], '', 'no outcome is an empty field');
   });
 
