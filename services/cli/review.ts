@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
 import { counter } from '../common/metrics.js';
-import { loadLabelingConfig, queueOptionsFrom, reviewDedupeKey } from '../labeling/config.js';
+import { loadLabelingConfig, queueOptionsFrom, reviewDedupeKeys } from '../labeling/config.js';
 import type { ReviewPayload } from '../labeling/http.js';
 import { LabelingQueue } from '../labeling/queue.js';
 import { segmentOf } from '../model/features.js';
@@ -28,7 +28,7 @@ export function queueReviewSink(redis: Redis, logger: Logger, metrics: Registry)
         const outcome = await queue.offer({
           id: task.predictionId,
           priority: task.priority,
-          dedupeKey: reviewDedupeKey(config.FW_LABELING_DEDUPE, task.click),
+          dedupeKeys: reviewDedupeKeys(config.FW_LABELING_DEDUPE, task.click),
           stratum: segmentOf(task.click.country, task.click.device),
           payload: {
             predictionId: task.predictionId,

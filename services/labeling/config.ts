@@ -80,6 +80,9 @@ const flagList = z
     return result.data;
   });
 
+const DEDUPE_SCOPES = ['session', 'item', 'user'] as const;
+export type DedupeScope = (typeof DEDUPE_SCOPES)[number];
+
 export const labelingConfigSchema = z.object({
   FW_LABELING_QUEUE: z
     .string()
@@ -95,7 +98,27 @@ export const labelingConfigSchema = z.object({
   /** One review task per user session, per item, per user, or no de-duplication. */
   /** Adaptive overlap: labels a task asks for at most while its labelers disagree. */
   FW_LABELING_MAX_LABELS: env.int(3, 1, 50),
-  FW_LABELING_DEDUPE: z.enum(['session', 'item', 'user', 'none']).default('session'),
+  /**
+   * Diversity: one review task per user session and per item (the default), or any of session,
+   * item, user (comma-separated), or none, per FW_LABELING_DEDUPE_SECONDS.
+   */
+  FW_LABELING_DEDUPE: z
+    .string()
+    .default('session,item')
+    .transform((value, ctx) => {
+      const scopes = value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      if (scopes.length === 1 && scopes[0] === 'none') return [];
+      const bad = scopes.filter((s) => !DEDUPE_SCOPES.includes(s as DedupeScope));
+      if (bad.length > 0 || scopes.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected none, or some of ${DEDUPE_SCOPES.join(', ')} (got ${value})`,
+        });
+      return [...new Set(scopes)] as DedupeScope[];
+    }),
   FW_LABELING_DEDUPE_SECONDS: env.int(3600, 1, 30 * 24 * 3600),
   /** Priority boost of review tasks from rarely reviewed segments (0 = none). */
   FW_LABELING_RARE_BOOST: env.number(1, 0, 100),
@@ -113,17 +136,13 @@ export const labelingConfigSchema = z.object({
 });
 export type LabelingConfig = z.infer<typeof labelingConfigSchema>;
 
-export type DedupeScope = LabelingConfig['FW_LABELING_DEDUPE'];
-
-/** The de-duplication key of a review task for a click, or undefined when there is none. */
-export function reviewDedupeKey(
-  scope: DedupeScope,
+/** The de-duplication keys of a review task for a click (none: no de-duplication). */
+export function reviewDedupeKeys(
+  scopes: readonly DedupeScope[],
   click: { sessionId: string; itemId: string; userId: string },
-): string | undefined {
-  if (scope === 'none') return undefined;
-  if (scope === 'item') return `item:${click.itemId}`;
-  if (scope === 'user') return `user:${click.userId}`;
-  return `session:${click.sessionId}`;
+): string[] {
+  const ids = { session: click.sessionId, item: click.itemId, user: click.userId };
+  return scopes.map((scope) => `${scope}:${ids[scope]}`);
 }
 
 export function loadLabelingConfig(envVars: Env = process.env): LabelingConfig {

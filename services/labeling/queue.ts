@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import { QueueError, InternalError } from '../common/errors.js';
 import { QueueKeys } from './keys.js';
 import { agreementReport, type AgreementReport } from './agreement.js';
-import { ADD_TASK_3, CHECK_LABEL_1, NEXT_TASK_2, RELEASE_TASK_2, SUBMIT_LABEL_2 } from './scripts.js';
+import { ADD_TASK, CHECK_LABEL_1, NEXT_TASK_2, RELEASE_TASK_2, SUBMIT_LABEL_2 } from './scripts.js';
 
 /** Negative return codes of the scripts. */
 export enum QueueCode {
@@ -44,7 +44,7 @@ export interface QueueOptions {
   dedupeTtlSeconds: number;
   /** Most tasks added per clock hour; 0 = no limit (keeps the queue from flooding). */
   tasksPerHour?: number;
-  /** Priority boost of tasks from rarely reviewed strata (see ADD_TASK_3); 0 = none. */
+  /** Priority boost of tasks from rarely reviewed strata (see ADD_TASK); 0 = none. */
   rareBoost?: number;
 }
 
@@ -88,6 +88,8 @@ export interface NewTask<T> {
   payload: T;
   /** Tasks with the same key are added once per dedupe TTL (e.g. a user session or an item). */
   dedupeKey?: string;
+  /** Several keys, each taken once per dedupe TTL (a session's and an item's): all must be free. */
+  dedupeKeys?: readonly string[];
   labelsRequired?: number;
   /** The task's segment: tasks of rarely reviewed segments get a priority boost. */
   stratum?: string;
@@ -125,7 +127,8 @@ export class LabelingQueue<T> {
     private readonly now: () => number = Date.now,
   ) {
     this.keys = new QueueKeys(queue);
-    redis.defineCommand('fwAddTask', { numberOfKeys: 3, lua: ADD_TASK_3 });
+    // No fixed key count: the first argument says how many (a task has 0 to 3 dedupe markers).
+    redis.defineCommand('fwAddTask', { lua: ADD_TASK });
     redis.defineCommand('fwNextTask', { numberOfKeys: 2, lua: NEXT_TASK_2 });
     redis.defineCommand('fwSubmitLabel', { numberOfKeys: 2, lua: SUBMIT_LABEL_2 });
     redis.defineCommand('fwCheckLabel', { numberOfKeys: 1, lua: CHECK_LABEL_1 });
@@ -141,10 +144,12 @@ export class LabelingQueue<T> {
   /** Adds the task, or says why not. */
   async offer(task: NewTask<T>): Promise<'added' | 'duplicate' | 'over_budget'> {
     const k = this.keys;
+    const markers = (task.dedupeKeys ?? (task.dedupeKey ? [task.dedupeKey] : [])).map((key) => k.dedupe(key));
     const added = await this.redis.fwAddTask(
+      2 + markers.length,
       k.ready,
       k.task(task.id),
-      k.dedupe(task.dedupeKey ?? ''),
+      ...markers,
       k.prefix,
       task.id,
       task.priority,

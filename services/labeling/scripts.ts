@@ -24,26 +24,34 @@ end
 `;
 
 /**
- * addTask-3: add a task unless its de-duplication key is taken.
- *   KEYS[1] ready   KEYS[2] task hash   KEYS[3] dedupe marker
+ * addTask: add a task unless one of its de-duplication keys is taken (a varying number of keys).
+ *   KEYS[1] ready   KEYS[2] task hash   KEYS[3..] dedupe markers (a session's, an item's, ...)
  *   ARGV[1] prefix  ARGV[2] task id  ARGV[3] priority  ARGV[4] payload (JSON)
  *   ARGV[5] labels required  ARGV[6] now (ms)  ARGV[7] dedupe ttl (s)
  *   ARGV[8] most tasks added per clock hour (0 = no limit)
  *   ARGV[9] stratum ('' = none)  ARGV[10] rare boost
  * A task of a stratum (a segment) that has had n tasks so far, this one included, gets priority
  * × (1 + boost / sqrt(n)): labels from rarely reviewed segments teach the model more.
- * Returns 1 added, 0 duplicate (dedupe key taken or task id exists), -4 over the hourly budget.
+ * Returns 1 added, 0 duplicate (a dedupe key taken or task id exists), -4 over the hourly budget.
  */
-export const ADD_TASK_3 = `
+export const ADD_TASK = `
 local prefix = ARGV[1]
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HINCRBY', prefix .. 'stats', 'duplicates', 1)
   return 0
 end
-local dedupe = KEYS[3] ~= prefix .. 'dedupe:'
-if dedupe and redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[7]) == false then
-  redis.call('HINCRBY', prefix .. 'stats', 'duplicates', 1)
-  return 0
+-- Every marker taken, or none: the keys this task took are given back when it is refused.
+local taken = {}
+local function giveBack()
+  for _, key in ipairs(taken) do redis.call('DEL', key) end
+end
+for i = 3, #KEYS do
+  if redis.call('SET', KEYS[i], ARGV[2], 'NX', 'EX', ARGV[7]) == false then
+    giveBack()
+    redis.call('HINCRBY', prefix .. 'stats', 'duplicates', 1)
+    return 0
+  end
+  taken[#taken + 1] = KEYS[i]
 end
 local budget = tonumber(ARGV[8])
 if budget > 0 then
@@ -52,8 +60,8 @@ if budget > 0 then
   redis.call('EXPIRE', hour, 7200)
   if used > budget then
     redis.call('DECR', hour)
-    -- The key was not used up: a later task of the same session may still come in.
-    if dedupe then redis.call('DEL', KEYS[3]) end
+    -- The keys were not used up: a later task of the same session may still come in.
+    giveBack()
     redis.call('HINCRBY', prefix .. 'stats', 'overBudget', 1)
     return -4
   end

@@ -98,6 +98,19 @@ describe('labeling queue', () => {
     assert.equal(stats.counters.skipped, 1);
   });
 
+  it('takes a task only when all its keys are free, and gives back the keys of one refused', async () => {
+    const queue = new LabelingQueue<{ n: number }>(await connect(), `test-${randomUUID()}`, options({}));
+    const offer = (id: string, keys: string[]) =>
+      queue.offer({ id, priority: 1, payload: { n: 1 }, dedupeKeys: keys });
+    assert.equal(await offer('t1', ['session:1', 'item:A']), 'added');
+    assert.equal(await offer('t2', ['session:2', 'item:A']), 'duplicate', 'item A was reviewed already');
+    // t2 took session 2 only for as long as it was considered: a task of session 2 still comes in.
+    assert.equal(await offer('t3', ['session:2', 'item:B']), 'added');
+    assert.equal(await offer('t4', ['session:1', 'item:C']), 'duplicate', 'session 1 was reviewed already');
+    assert.equal(await offer('t5', ['session:3', 'item:C']), 'added', 't4 gave item C back');
+    assert.equal(await offer('t6', []), 'added', 'no keys: no de-duplication');
+  });
+
   it('adaptive overlap: a task whose labels disagree asks for one more, until two ahead or the maximum', async () => {
     const queue = new LabelingQueue(
       await connect(),
