@@ -194,6 +194,7 @@ async function startConsole(dir: string): Promise<Setup> {
     adminToken: ADMIN,
     monitorUrl: `http://127.0.0.1:${monitor.port}`,
     labelingUrl: 'http://127.0.0.1:9',
+    trainerUrl: 'http://127.0.0.1:9',
     registryUrl: 'http://127.0.0.1:9',
     upstreamTimeoutMs: 10_000,
     metrics: runtime.metrics,

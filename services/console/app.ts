@@ -21,6 +21,8 @@ export interface ConsoleOptions {
   adminToken: string;
   monitorUrl: string;
   labelingUrl: string;
+  /** The trainer's API: its labelers measured against outcomes. */
+  trainerUrl: string;
   /** The registry's admin API: promotions and rollbacks are forwarded to it with the caller's token. */
   registryUrl: string;
   /** The services of the pipeline view: their /readyz and /metrics. */
@@ -188,9 +190,13 @@ export async function buildConsoleApp(options: ConsoleOptions): Promise<FastifyI
     ]);
     return { look, series, alerts };
   });
-  app.get('/v1/console/labeling', { preHandler: admins }, async () => ({
-    queue: await ask(`${options.labelingUrl.replace(/\/$/, '')}/v1/admin/queue`, timeout, options.adminToken),
-  }));
+  app.get('/v1/console/labeling', { preHandler: admins }, async () => {
+    const [queue, reliability] = await Promise.all([
+      ask(`${options.labelingUrl.replace(/\/$/, '')}/v1/admin/queue`, timeout, options.adminToken),
+      ask(`${options.trainerUrl.replace(/\/$/, '')}/v1/trainer/labelers`, timeout, options.adminToken),
+    ]);
+    return { queue, reliability };
+  });
   app.get('/v1/console/dead-letters', { preHandler: admins }, async () => ({
     report: await ask(
       `${options.monitorUrl.replace(/\/$/, '')}/v1/monitor/dead-letters`,

@@ -8,6 +8,8 @@ export const consoleConfigSchema = z.object({
   FW_CONSOLE_MONITOR_URL: z.string().url().default('http://127.0.0.1:8087'),
   /** The labeling API (its admin view, asked with the admin token). */
   FW_CONSOLE_LABELING_URL: z.string().url().default('http://127.0.0.1:8082'),
+  /** The trainer's HTTP API (each labeler measured against outcomes, asked with the admin token). */
+  FW_CONSOLE_TRAINER_URL: z.string().url().default('http://127.0.0.1:8084'),
   /** The registry's admin API, where the console's promote and rollback are sent. */
   FW_CONSOLE_REGISTRY_URL: z.string().url().default('http://127.0.0.1:8081'),
   /** The services whose readiness and progress the pipeline view shows (name=url, comma-separated). */

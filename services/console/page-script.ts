@@ -172,8 +172,20 @@ function monitoring(data) {
   return out;
 }
 
+// Each labeler against what happened (the trainer's record): the weight their labels train with.
+function reliability(data) {
+  if (!data.reliability || !data.reliability.available) return unavailable('Labelers against outcomes (the trainer)', data.reliability || { error: 'not asked' });
+  var r = data.reliability.body;
+  var c = r.counters;
+  return section('Labelers against outcomes (the trainer): ' + fmt(c.humanExamples, 0) + ' human examples trained, ' + fmt(c.untrustedHumanLabels, 0) + ' from untrusted labelers only, ' + fmt(c.flagged, 0) + ' flagged invalid, ' + fmt(c.censoredTimeouts, 0) + ' censored timeouts left out', [
+    table(['labeler', 'judged', 'agreement', 'sensitivity', 'specificity', 'log loss', "model's", 'weight', 'why not trusted'], r.labelers.map(function (l) {
+      return [l.labeler, fmt(l.judged, 0), fmt(l.judged ? l.agreed / l.judged : null, 3), fmt(l.sensitivity, 3), fmt(l.specificity, 3), fmt(l.labelerLogLoss, 3), fmt(l.modelLogLoss, 3),
+        l.trust > 0 ? fmt(l.trust, 3) : el('span', { class: 'bad' }, ['0']), l.untrusted || ''];
+    }), 'reliability')]);
+}
+
 function labeling(data) {
-  if (!data.queue.available) return [unavailable('Labeling', data.queue)];
+  if (!data.queue.available) return [unavailable('Labeling', data.queue), reliability(data)];
   var q = data.queue.body;
   var rows = (q.labelers || []).map(function (l) { return [l.id, fmt(l.labeled, 0), fmt(l.judged, 0), fmt(l.agreement, 2)]; });
   var hours = q.labelsPerHour || [];
@@ -188,6 +200,7 @@ function labeling(data) {
       [table(['labelers', 'common tasks', 'observed agreement', "Cohen's kappa"], ((q.agreement && q.agreement.pairs) || []).map(function (p) {
         return [p.a + ' + ' + p.b, fmt(p.tasks, 0), fmt(p.observed, 3), fmt(p.kappa, 3)];
       }), 'kappa')]),
+    reliability(data),
   ];
 }
 

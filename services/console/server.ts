@@ -22,6 +22,7 @@ export async function runConsole(runtime: Runtime): Promise<number> {
     adminToken,
     monitorUrl: config.FW_CONSOLE_MONITOR_URL,
     labelingUrl: config.FW_CONSOLE_LABELING_URL,
+    trainerUrl: config.FW_CONSOLE_TRAINER_URL,
     registryUrl: config.FW_CONSOLE_REGISTRY_URL,
     services: parseServiceList(config.FW_CONSOLE_SERVICES),
     upstreamTimeoutMs: config.FW_CONSOLE_UPSTREAM_TIMEOUT_MS,

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import type { Producer } from 'kafkajs';
+import { Registry } from 'prom-client';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { TokenTable } from '../../services/common/auth.js';
 import { createProducer } from '../../services/common/kafka.js';
@@ -26,10 +27,13 @@ import { buildRegistryApp } from '../../services/registry/http.js';
 import { ExperimentStore, newExperiment } from '../../services/registry/experiments.js';
 import { FileModelRegistry } from '../../services/registry/store.js';
 import { tick } from '../../services/rollout/controller.js';
+import { buildTrainerApp } from '../../services/trainer/http.js';
+import { DEFAULT_LABEL_POLICY, LabelMerger } from '../../services/trainer/label-policy.js';
 import { heldExamples, registerTrained } from '../helpers/held-examples.js';
 import { createTestTopics, testRuntime, type TestTopics } from '../helpers/kafka.js';
 import { reviewPayload, startLabeling, type LabelingHarness } from '../helpers/labeling.js';
 import { servedOutcomes, servedPredictions } from '../helpers/monitor.js';
+import { sampleRecords } from '../helpers/records.js';
 
 const ADMIN = 'console-admin-token-0123456789';
 const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts');
@@ -72,6 +76,7 @@ describe('operator console', () => {
   let labeling: LabelingHarness;
   let app: FastifyInstance;
   let registryApp: FastifyInstance;
+  let trainerApp: FastifyInstance;
   let registry: FileModelRegistry;
   let candidate: string;
   let browser: Browser;
@@ -192,6 +197,39 @@ describe('operator console', () => {
     await labeling.queue.submit(leased!.id, 'ann', { label: 1 });
     await labeling.app.listen({ host: '127.0.0.1', port: 0 });
 
+    // The trainer's API over a label merger that judged two labelers against 40 outcomes: ann
+    // always right, bob always wrong.
+    const merger = new LabelMerger(DEFAULT_LABEL_POLICY);
+    for (let i = 0; i < 40; i++) {
+      const example = {
+        ...labels[i % labels.length]!,
+        predictionId: `judged-${i}`,
+        label: i % 3 === 0 ? 1 : 0,
+      };
+      for (const [labelerId, right] of [
+        ['ann', true],
+        ['bob', false],
+      ] as const)
+        merger.addHumanLabel({
+          ...sampleRecords(Date.now()).humanLabel,
+          labelId: `judged-${i}|${labelerId}`,
+          predictionId: example.predictionId,
+          labelerId,
+          label: right ? example.label : 1 - example.label,
+        });
+      merger.addExample({ ...example, labelSource: example.label ? 'outcome' : 'timeout' });
+    }
+    trainerApp = buildTrainerApp({
+      metrics: new Registry(),
+      adminToken: ADMIN,
+      logger: runtime.logger,
+      health: () => ({ ok: true }),
+      readiness: () => ({ ready: true }),
+      propose: () => Promise.resolve(null),
+      labelers: () => ({ labelers: merger.reliability.reports(), counters: { ...merger.counters } }),
+    });
+    await trainerApp.listen({ host: '127.0.0.1', port: 0 });
+
     registryApp = buildRegistryApp({
       admin: new RegistryAdmin(
         registry,
@@ -209,6 +247,7 @@ describe('operator console', () => {
       adminToken: ADMIN,
       monitorUrl: `http://127.0.0.1:${monitor.port}`,
       labelingUrl: `http://127.0.0.1:${(labeling.app.server.address() as { port: number }).port}`,
+      trainerUrl: `http://127.0.0.1:${(trainerApp.server.address() as { port: number }).port}`,
       registryUrl: `http://127.0.0.1:${(registryApp.server.address() as { port: number }).port}`,
       services: [
         { name: 'monitor', url: `http://127.0.0.1:${monitor.port}` },
@@ -226,6 +265,7 @@ describe('operator console', () => {
     await browser?.close();
     await app?.close();
     await registryApp?.close();
+    await trainerApp?.close();
     await labeling?.close();
     await monitor?.stop();
     await producer?.disconnect();
@@ -290,6 +330,10 @@ describe('operator console', () => {
     assert.match(await page.locator('#queue').innerText(), /\b3\b/, 'three of four tasks wait');
     assert.match(await page.locator('#labelers').innerText(), /ann\s+1\b/);
     assert.ok((await page.locator('.uplot').count()) >= 1, 'labels per hour are drawn');
+    // Against outcomes: ann is trusted, bob (always wrong) is not.
+    const reliability = await page.locator('#reliability').innerText();
+    assert.match(reliability, /ann\s+40\s+1\.000/);
+    assert.match(reliability, /bob\s+40\s+0\.000[^\n]*\b0\s+wrong as often as right/);
 
     // Both garbage records were dead-lettered by the monitor and read back from the dead-letter topic.
     const lettersSeen = async () => {
@@ -357,6 +401,7 @@ describe('operator console', () => {
       adminToken: ADMIN,
       monitorUrl: 'http://127.0.0.1:9',
       labelingUrl: 'http://127.0.0.1:9',
+      trainerUrl: 'http://127.0.0.1:9',
       registryUrl: 'http://127.0.0.1:9',
       upstreamTimeoutMs: 500,
       metrics: runtime.metrics,
