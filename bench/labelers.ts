@@ -107,6 +107,7 @@ function labelersAlongside(name: string, labelers: ScriptedLabeler[], queueName:
       now: () => Math.round(eventClock()),
     });
     let stopped = false;
+    const errors: string[] = [];
     const answered = new Map<string, { right: number; wrong: number }>();
     const loops = labelers.map(async (labeler, n) => {
       const rng = new Random(1000 + n + name.length);
@@ -115,20 +116,23 @@ function labelersAlongside(name: string, labelers: ScriptedLabeler[], queueName:
       answered.set(labeler.id, tally);
       while (!stopped) {
         const next = await app.inject({ method: 'GET', url: '/v1/tasks/next', headers });
-        if (next.statusCode === 204) {
+        if (next.statusCode !== 200) {
+          // 204: nothing to do yet; anything else is counted and tried again, as a person would.
+          if (next.statusCode !== 204) errors.push(`next ${next.statusCode}: ${next.body.slice(0, 200)}`);
           await new Promise((resolve) => setTimeout(resolve, 100));
           continue;
         }
         const { task } = next.json<{ task: { id: string; eventId: string } }>();
         const real = truth.get(task.eventId) ?? 0;
         const right = rng.next() < labeler.accuracy;
-        tally[right ? 'right' : 'wrong']++;
-        await app.inject({
+        const answer = await app.inject({
           method: 'POST',
           url: `/v1/tasks/${encodeURIComponent(task.id)}/label`,
           headers,
           payload: { label: right ? real : 1 - real },
         });
+        if (answer.statusCode === 200) tally[right ? 'right' : 'wrong']++;
+        else errors.push(`label ${answer.statusCode}: ${answer.body.slice(0, 200)}`);
       }
     });
     return async () => {
@@ -137,11 +141,15 @@ function labelersAlongside(name: string, labelers: ScriptedLabeler[], queueName:
       await app.close();
       await producer.disconnect();
       await redis.quit();
-      scripted.set(name, Object.fromEntries(answered));
+      scripted.set(name, {
+        answered: Object.fromEntries(answered),
+        errors: errors.length,
+        firstErrors: errors.slice(0, 5),
+      });
     };
   };
 }
-const scripted = new Map<string, Record<string, { right: number; wrong: number }>>();
+const scripted = new Map<string, unknown>();
 
 const spec = new FeatureSpec({ hashBits: loadRegistryConfig().FW_FEATURE_HASH_BITS });
 /** Log loss against the truth of `version` on the last hour's clicks: all, censored segment, rest. */
@@ -165,6 +173,27 @@ async function lastHourLoss(run: LoopRun, version: string) {
   } finally {
     model.dispose();
   }
+}
+
+function writeResults(): void {
+  const output = {
+    simulation: {
+      seed: 17,
+      hours: HOURS,
+      trafficRate: 2,
+      clicks: clicks.length,
+      purchases: purchases.length,
+    },
+    censoredSegment: censored,
+    censoredPurchases: purchases.length - seenPurchases.length,
+    lastHourClicks: lastHour.length,
+    runs: results,
+  };
+  mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
+  writeFileSync(
+    join(import.meta.dirname, 'results', 'labelers.json'),
+    `${JSON.stringify(output, null, 2)}\n`,
+  );
 }
 
 await initBackend((await import('../services/common/logger.js')).createLogger('bench-labelers', 'warn'));
@@ -243,15 +272,8 @@ for (const name of flags.runs.split(',')) {
   for (const c of candidates)
     console.log(`  ${c.version} ${c.status} ${c.lastHour.all.toFixed(4)} ${c.reason ?? ''}`.slice(0, 240));
   await run.cleanup();
+  // Written after each run: a later run's failure keeps the earlier ones.
+  writeResults();
 }
 
-const output = {
-  simulation: { seed: 17, hours: HOURS, trafficRate: 2, clicks: clicks.length, purchases: purchases.length },
-  censoredSegment: censored,
-  censoredPurchases: purchases.length - seenPurchases.length,
-  lastHourClicks: lastHour.length,
-  runs: results,
-};
-mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
-writeFileSync(join(import.meta.dirname, 'results', 'labelers.json'), `${JSON.stringify(output, null, 2)}\n`);
 process.exit(0);

@@ -64,3 +64,8 @@ if [ "$which" = all ] || [ "$which" = labeling ]; then
   node bin/flywheel.js stack up >/dev/null
   node --import tsx bench/labeling.ts
 fi
+if [ "$which" = all ] || [ "$which" = labelers ]; then
+  echo "== labelers: scripted labelers of known accuracy through the real services; censored purchases; the replacing policy"
+  node bin/flywheel.js stack up >/dev/null
+  node --import tsx bench/labelers.ts "${@:2}"
+fi
