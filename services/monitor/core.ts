@@ -7,7 +7,8 @@
 // need predictions only); live quality, the same length ending `labelLagMs` earlier, since a
 // click's label lands up to the attribution window after it (a newer window is mostly unlabeled,
 // and its purchase rate would read low).
-import type { DeadLetter, LabeledExample, Prediction } from '../common/contracts.js';
+import type { DeadLetter, HumanLabel, LabeledExample, Prediction } from '../common/contracts.js';
+import { FlaggedPredictions, type FlagState } from './flags.js';
 import type { FeatureProfile, ProfileReader } from '../model/profile.js';
 import { judge, type AlertPolicy, type AlertState, type Judgement, type Observation } from './alerts.js';
 import { driftOf, type DriftPolicy, type DriftReport } from './drift.js';
@@ -41,6 +42,8 @@ export interface MonitorState {
   /** Absent in a checkpoint written before the long history. */
   history?: HistoryState;
   deadLetters?: DeadLetterState;
+  /** Predictions labelers flagged (absent before validity flags). */
+  flags?: FlagState;
 }
 
 export interface Look {
@@ -72,6 +75,7 @@ export class MonitorCore {
   readonly alerts: AlertState;
   readonly history: HistoryState;
   readonly deadLetters: DeadLetterState;
+  readonly flags: FlaggedPredictions;
 
   constructor(
     private readonly config: MonitorCoreConfig,
@@ -89,6 +93,7 @@ export class MonitorCore {
     };
     this.history = state?.history ?? emptyHistory();
     this.deadLetters = state?.deadLetters ?? emptyDeadLetters();
+    this.flags = new FlaggedPredictions(undefined, state?.flags);
     this.windows = state
       ? new MonitorWindows(state.windows, options)
       : MonitorWindows.empty(config.bucketMs, options);
@@ -99,8 +104,17 @@ export class MonitorCore {
     for (const p of records) this.windows.addPrediction(p);
   }
 
+  /** Outcomes; one of a prediction most labelers flagged invalid is left out (counted). */
   takeLabels(records: readonly LabeledExample[]): void {
-    for (const e of records) this.windows.addLabel(e);
+    for (const e of records) {
+      if (this.flags.invalid(e.predictionId)) this.flags.excluded++;
+      else this.windows.addLabel(e);
+    }
+  }
+
+  /** Human labels: only their validity flags matter here (a flag after the outcome is too late). */
+  takeHumanLabels(records: readonly HumanLabel[]): void {
+    for (const l of records) this.flags.take(l);
   }
 
   takeDeadLetters(records: readonly DeadLetter[]): void {
@@ -139,6 +153,7 @@ export class MonitorCore {
       alerts: this.alerts,
       history: this.history,
       deadLetters: this.deadLetters,
+      flags: this.flags.state(),
     };
   }
 

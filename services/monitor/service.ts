@@ -13,7 +13,7 @@ import { seekToStoredOffsets } from '../common/stored-offsets.js';
 import { DeadLetterPublisher } from '../common/dead-letters.js';
 import { installErrorHandler } from '../common/http-errors.js';
 import { createProducer } from '../common/kafka.js';
-import type { DeadLetter, LabeledExample, Prediction } from '../common/contracts.js';
+import type { DeadLetter, HumanLabel, LabeledExample, Prediction } from '../common/contracts.js';
 import type { Logger } from '../common/logger.js';
 import type { Runtime } from '../common/runtime.js';
 import { addServiceRoutes } from '../common/service-routes.js';
@@ -30,7 +30,7 @@ import { monitorMetrics } from './metrics.js';
 import { deadLetterReport, emptyDeadLetters } from './dead-letters.js';
 import { seriesOf } from './series.js';
 
-type Subscriptions = Record<string, 'prediction' | 'labeledExample' | 'deadLetter'>;
+type Subscriptions = Record<string, 'prediction' | 'labeledExample' | 'deadLetter' | 'humanLabel'>;
 /** A version whose metadata could not be read is asked again after this long. */
 const REFERENCE_RETRY_MS = 30_000;
 
@@ -39,7 +39,7 @@ export interface MonitorOptions {
   config?: MonitorConfig;
   registryDir?: string;
   adminToken?: string;
-  topics?: { predictions?: string; feedback?: string; deadLetters?: string };
+  topics?: { predictions?: string; feedback?: string; deadLetters?: string; humanLabels?: string };
   http?: boolean;
   /** Told after every look (tests wait on it). */
   onLook?: (look: Look) => void;
@@ -50,7 +50,12 @@ export class Monitor {
   private readonly log: Logger;
   private readonly registry: FileModelRegistry;
   private readonly metrics: ReturnType<typeof monitorMetrics>;
-  private readonly topics: { predictions: string; feedback: string; deadLetters: string };
+  private readonly topics: {
+    predictions: string;
+    feedback: string;
+    deadLetters: string;
+    humanLabels: string;
+  };
   private readonly references = new Map<string, { value: VersionReference | null; at: number }>();
   private core: MonitorCore | undefined;
   private offsets: Record<string, string> = {};
@@ -77,6 +82,7 @@ export class Monitor {
       predictions: options.topics?.predictions ?? TOPICS.predictions,
       feedback: options.topics?.feedback ?? TOPICS.feedback,
       deadLetters: options.topics?.deadLetters ?? TOPICS.deadLetters,
+      humanLabels: options.topics?.humanLabels ?? TOPICS.humanLabels,
     };
   }
 
@@ -229,6 +235,10 @@ export class Monitor {
       newer('deadLetters', (value as DeadLetter).failedAt);
       return;
     }
+    if (kind === 'humanLabel') {
+      core.takeHumanLabels([value as HumanLabel]);
+      return;
+    }
     if (kind === 'prediction') {
       core.takePredictions([value as Prediction]);
       newer('predictions', (value as Prediction).serveTime);
@@ -294,6 +304,8 @@ export class Monitor {
         [this.topics.predictions]: 'prediction',
         [this.topics.feedback]: 'labeledExample',
         [this.topics.deadLetters]: 'deadLetter',
+        // Validity flags: outcomes of predictions labelers flagged are left out (flags.ts).
+        [this.topics.humanLabels]: 'humanLabel',
       },
       codecs: runtime.codecs,
       deadLetters: new DeadLetterPublisher(producer, runtime.codecs.deadLetter, this.topics.deadLetters),

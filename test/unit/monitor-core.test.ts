@@ -12,7 +12,8 @@ import {
   type MonitorCoreConfig,
   type MonitorState,
 } from '../../services/monitor/core.js';
-import { servedPredictions } from '../helpers/monitor.js';
+import { servedOutcomes, servedPredictions } from '../helpers/monitor.js';
+import { sampleRecords } from '../helpers/records.js';
 
 const spec = new FeatureSpec({ hashBits: 12 });
 const reader = new ProfileReader(spec);
@@ -58,6 +59,41 @@ describe('monitor core', () => {
     const restored = new MonitorCore(config, reader, references, snapshot).look(T0 + 61 * MINUTE);
     assert.deepEqual(restored.observations, again.observations);
     assert.deepEqual(restored.judgement, again.judgement);
+  });
+
+  it('leaves out the outcomes of predictions most labelers flagged invalid, across a checkpoint', () => {
+    const served = predictions(5, 400, T0, even);
+    const outcomes = servedOutcomes(served, { every: 5, timeoutMs: MINUTE });
+    const label = (predictionId: string, flags: string[]) => ({
+      ...sampleRecords(T0).humanLabel,
+      predictionId,
+      flags,
+    });
+    const core = new MonitorCore(config, reader, references);
+    core.takePredictions(served);
+    // The first 100: two flags of two labels; the next 100: one flag of three (outvoted).
+    for (const p of served.slice(0, 100))
+      core.takeHumanLabels([label(p.predictionId, ['bot']), label(p.predictionId, ['broken'])]);
+    for (const p of served.slice(100, 200))
+      core.takeHumanLabels([
+        label(p.predictionId, ['bot']),
+        label(p.predictionId, []),
+        label(p.predictionId, []),
+      ]);
+    const restored = new MonitorCore(
+      config,
+      reader,
+      references,
+      JSON.parse(JSON.stringify(core.snapshot())) as MonitorState,
+    );
+    for (const monitor of [core, restored]) {
+      monitor.takeLabels(outcomes);
+      assert.equal(monitor.flags.excluded, 100);
+      const labels = monitor.windows
+        .buckets(() => true, T0 - 60 * MINUTE, T0 + 60 * MINUTE)
+        .reduce((sum, b) => sum + b.labels.n, 0);
+      assert.equal(labels, 300, 'the outcomes of the 100 flagged predictions are not counted');
+    }
   });
 
   it('reads the quality window a label lag behind the drift window', () => {
