@@ -172,7 +172,7 @@ export class LabelMerger {
       this.counters.flagged++;
       return [];
     }
-    this.countAgreement(outcome.label, label.label);
+    if (!this.censored(outcome)) this.countAgreement(outcome.label, label.label);
     this.judgeLabelers(outcome, [label]);
     if (this.keepsOutcomeOnly(outcome)) return [];
     return this.humanExamples(outcome, [label]);
@@ -196,8 +196,8 @@ export class LabelMerger {
       this.counters.flagged++;
       return [];
     }
-    const human = majority(humans);
-    this.countAgreement(outcome.label, human);
+    // A censored timeout is no ground truth: neither agreement nor a labeler's record.
+    if (!this.censored(outcome)) this.countAgreement(outcome.label, majority(humans));
     this.judgeLabelers(outcome, humans);
     if (this.keepsOutcomeOnly(outcome)) {
       this.counters.outcomeExamples++;
