@@ -51,12 +51,15 @@ const sim = new ShopSimulation({ seed: 17, startTime, trafficRate: 2 });
 const clicks: ClickEvent[] = [];
 const purchases: PurchaseEvent[] = [];
 const segmentOfUser = new Map<string, string>();
+/** The generating probability of each click: the floor no model can beat. */
+const generating = new Map<string, number>();
 for (;;) {
   const e = sim.next();
   if (e.time >= startTime + HOURS * HOUR) break;
   if (e.type === 'click') {
     clicks.push(e.click);
     segmentOfUser.set(e.click.userId, segmentOf(e.click.country, e.click.device));
+    generating.set(e.click.eventId, e.truth.probability);
   } else purchases.push(e.purchase);
 }
 const joinConfig = joinConfigFrom({ ...loadJoinerConfig({}), FW_JOIN_WINDOW_MS: WINDOW_MS });
@@ -71,6 +74,16 @@ for (const c of clicks) {
 const censored = [...clicksBySegment].sort((a, b) => b[1] - a[1])[0]![0];
 const seenPurchases = purchases.filter((p) => segmentOfUser.get(p.userId) !== censored);
 const lastHour = clicks.filter((c) => c.eventTime >= startTime + (HOURS - 1) * HOUR);
+const floorOf = (part: readonly ClickEvent[]) =>
+  logLoss(
+    part.map((c) => ({ score: generating.get(c.eventId) as number, label: truth.get(c.eventId) ?? 0 })),
+  );
+const isCensored = (c: ClickEvent) => segmentOf(c.country, c.device) === censored;
+const floor = {
+  all: floorOf(lastHour),
+  censoredSegment: floorOf(lastHour.filter(isCensored)),
+  otherSegments: floorOf(lastHour.filter((c) => !isCensored(c))),
+};
 
 interface ScriptedLabeler {
   id: string;
@@ -175,6 +188,9 @@ async function lastHourLoss(run: LoopRun, version: string) {
   }
 }
 
+const rateOf = (part: readonly ClickEvent[]) =>
+  part.filter((c) => truth.get(c.eventId) === 1).length / part.length;
+
 function writeResults(): void {
   const output = {
     simulation: {
@@ -187,6 +203,11 @@ function writeResults(): void {
     censoredSegment: censored,
     censoredPurchases: purchases.length - seenPurchases.length,
     lastHourClicks: lastHour.length,
+    lastHourPurchaseRate: {
+      censoredSegment: rateOf(lastHour.filter(isCensored)),
+      otherSegments: rateOf(lastHour.filter((c) => !isCensored(c))),
+    },
+    floor,
     runs: results,
   };
   mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });

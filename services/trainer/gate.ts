@@ -20,7 +20,8 @@
 //    stream is refused there whatever the stream says. Fewer than `minReference` trusted
 //    examples are reported, not judged.
 //
-// Paired tests: the sets are shared, so per-example differences remove the examples' variance.
+// Paired tests: the sets are shared, so per-example differences remove the examples' variance;
+// weighted by the examples' weights (a soft human label is two weighted examples).
 import { InternalError } from '../common/errors.js';
 import { auc, liftAt, logLoss, type LabeledScore } from '../model/evaluation.js';
 
@@ -139,20 +140,30 @@ export function pairedTest(
   candidate: readonly number[],
   other: readonly number[],
   otherScale = 1,
+  weights?: readonly number[],
 ): PairedTest {
+  // Weighted: a soft label is an example twice (label 1 with weight w·p, label 0 with w·(1 − p)),
+  // and only the weights make the pair one probability. Each example is a unit of the variance
+  // (the pair's halves as two: conservative, as their differences tend to cancel).
   const n = labels.length;
+  let weightSum = 0;
   let sum = 0;
-  let sumSquares = 0;
+  const differences: number[] = [];
   for (let i = 0; i < n; i++) {
     const label = labels[i] as number;
     const d =
       otherScale * exampleLoss(other[i] as number, label) - exampleLoss(candidate[i] as number, label);
-    sum += d;
-    sumSquares += d * d;
+    const w = weights?.[i] ?? 1;
+    differences.push(d);
+    weightSum += w;
+    sum += w * d;
   }
-  const mean = sum / n;
-  const variance = n > 1 ? (sumSquares - n * mean * mean) / (n - 1) : 0;
-  const standardError = Math.sqrt(Math.max(variance, 0) / n);
+  const mean = weightSum > 0 ? sum / weightSum : 0;
+  let spread = 0;
+  for (let i = 0; i < n; i++) spread += ((weights?.[i] ?? 1) * ((differences[i] as number) - mean)) ** 2;
+  // With unit weights: the sample variance over n, as an unweighted paired test.
+  const variance = n > 1 && weightSum > 0 ? (n / (n - 1)) * (spread / (weightSum * weightSum)) : 0;
+  const standardError = Math.sqrt(Math.max(variance, 0));
   const z = standardError > 0 ? mean / standardError : mean > 0 ? Infinity : mean < 0 ? -Infinity : 0;
   return { meanDifference: mean, standardError, z, pValue: 1 - normalCdf(z) };
 }
@@ -219,14 +230,14 @@ export function decidePromotion(
 
   // 2. The constant at the recent rate.
   const constant = constantScores(holdout);
-  const versusConstant = pairedTest(holdout.labels, holdout.candidate, constant);
+  const versusConstant = pairedTest(holdout.labels, holdout.candidate, constant, 1, holdout.weights);
   if (!significantlyBetter(versusConstant, config.alpha))
     reasons.push(
       `does not beat a constant at the holdout's rate ${(h.positives / Math.max(1, h.examples)).toFixed(3)} (log loss ${h.candidate.logLoss.toFixed(4)} vs ${h.constant.logLoss.toFixed(4)}, p=${versusConstant.pValue.toFixed(3)})`,
     );
 
   // 3. The baseline.
-  const versusBaseline = pairedTest(holdout.labels, holdout.candidate, holdout.baseline);
+  const versusBaseline = pairedTest(holdout.labels, holdout.candidate, holdout.baseline, 1, holdout.weights);
   if (!significantlyBetter(versusBaseline, config.alpha))
     reasons.push(
       `does not beat the baseline on the holdout (log loss ${h.candidate.logLoss.toFixed(4)} vs ${h.baseline.logLoss.toFixed(4)}, p=${versusBaseline.pValue.toFixed(3)})`,
@@ -274,8 +285,12 @@ function championRule(
 ): { versusChampion: PairedTest | null; championFailing: boolean } {
   if (!holdout.champion || !h.champion) return { versusChampion: null, championFailing: false };
   const championFailing =
-    bothLabels && significantlyBetter(pairedTest(holdout.labels, constant, holdout.champion), config.alpha);
-  const versusChampion = pairedTest(holdout.labels, holdout.candidate, holdout.champion);
+    bothLabels &&
+    significantlyBetter(
+      pairedTest(holdout.labels, constant, holdout.champion, 1, holdout.weights),
+      config.alpha,
+    );
+  const versusChampion = pairedTest(holdout.labels, holdout.candidate, holdout.champion, 1, holdout.weights);
   const relative = versusChampion.meanDifference / h.champion.logLoss;
   if (championFailing) {
     // Rules 2 and 3 are the bar: the champion does worse than the constant.
@@ -299,7 +314,13 @@ function trustedRule(reference: ScoredSet, config: GateConfig, reasons: string[]
   if (r.examples < config.minReference) return r;
   const other = reference.champion ?? reference.baseline;
   const otherName = reference.champion ? 'the champion' : 'the baseline';
-  const tolerated = pairedTest(reference.labels, reference.candidate, other, 1 + config.referenceTolerance);
+  const tolerated = pairedTest(
+    reference.labels,
+    reference.candidate,
+    other,
+    1 + config.referenceTolerance,
+    reference.weights,
+  );
   // Worse beyond the tolerance, and not by chance: z far below zero.
   const pWorse = normalCdf(tolerated.z);
   if (tolerated.meanDifference < 0 && pWorse < config.alpha) {

@@ -28,6 +28,27 @@ describe('promotion gate', () => {
     assert.ok(test.meanDifference > 0 && test.pValue < 0.001, JSON.stringify(test));
   });
 
+  it('weighs its examples: soft labels (a pair of weighted examples) judge as probabilities', () => {
+    // 40 predictions whose labels say 0.8 purchase: each is label 1 weighted 0.8 and label 0 weighted 0.2.
+    const labels = Array.from({ length: 80 }, (_, i) => (i % 2 === 0 ? 1 : 0));
+    const weights = labels.map((l, i) => (l === 1 ? 0.8 : 0.2) + (i % 4 === 0 ? 0.01 : 0));
+    const right = labels.map(() => 0.8);
+    const unsure = labels.map(() => 0.5);
+    const weighted = pairedTest(labels, right, unsure, 1, weights);
+    assert.ok(weighted.meanDifference > 0 && weighted.pValue < 0.01, JSON.stringify(weighted));
+    // Unweighted, the pair reads 50:50 and the model that says 0.5 looks better.
+    assert.ok(pairedTest(labels, right, unsure).meanDifference < 0);
+    // Unit weights are the unweighted test.
+    const w = world(500, 3);
+    const ones = w.labels.map(() => 1);
+    const [good, poor] = [w.model(0.05), w.model(0.6)];
+    const [a, b] = [pairedTest(w.labels, good, poor, 1, ones), pairedTest(w.labels, good, poor)];
+    assert.ok(
+      Math.abs(a.z - b.z) < 1e-9 && Math.abs(a.meanDifference - b.meanDifference) < 1e-12,
+      `${a.z} ${b.z}`,
+    );
+  });
+
   it('accepts a candidate clearly better than champion and baseline', () => {
     const w = world(5000, 2);
     const decision = decidePromotion(
