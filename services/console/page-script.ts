@@ -177,11 +177,18 @@ function reliability(data) {
   if (!data.reliability || !data.reliability.available) return unavailable('Labelers against outcomes (the trainer)', data.reliability || { error: 'not asked' });
   var r = data.reliability.body;
   var c = r.counters;
+  // Agreement with the outcomes per day, one line per labeler: a labeler getting worse shows.
+  var days = [];
+  r.labelers.forEach(function (l) { l.daily.forEach(function (d) { if (days.indexOf(d.day) < 0) days.push(d.day); }); });
+  days.sort(function (a, b) { return a - b; });
+  var overTime = days.length > 1 ? [chart('agreement with outcomes per day', days.map(function (d) { return d * 86400; }), r.labelers.map(function (l) {
+    return { label: l.labeler, values: days.map(function (day) { var d = l.daily.find(function (x) { return x.day === day; }); return d && d.judged ? d.agreed / d.judged : null; }) };
+  }))] : [];
   return section('Labelers against outcomes (the trainer): ' + fmt(c.humanExamples, 0) + ' human examples trained, ' + fmt(c.untrustedHumanLabels, 0) + ' from untrusted labelers only, ' + fmt(c.flagged, 0) + ' flagged invalid, ' + fmt(c.censoredTimeouts, 0) + ' censored timeouts left out', [
     table(['labeler', 'judged', 'agreement', 'sensitivity', 'specificity', 'log loss', "model's", 'weight', 'why not trusted'], r.labelers.map(function (l) {
       return [l.labeler, fmt(l.judged, 0), fmt(l.judged ? l.agreed / l.judged : null, 3), fmt(l.sensitivity, 3), fmt(l.specificity, 3), fmt(l.labelerLogLoss, 3), fmt(l.modelLogLoss, 3),
         l.trust > 0 ? fmt(l.trust, 3) : el('span', { class: 'bad' }, ['0']), l.untrusted || ''];
-    }), 'reliability')]);
+    }), 'reliability')].concat(overTime));
 }
 
 function labeling(data) {

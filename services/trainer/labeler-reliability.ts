@@ -47,6 +47,8 @@ export interface LabelerReport {
   trust: number;
   /** Why the trust is 0, if it is. */
   untrusted: string | null;
+  /** Per day of the window (UTC days since the epoch): labels judged and how many matched. */
+  daily: { day: number; judged: number; agreed: number }[];
 }
 
 const clampProbability = (p: number) => Math.min(1 - 1e-6, Math.max(1e-6, p));
@@ -94,11 +96,12 @@ export class LabelerReliability {
   }
 
   report(labeler: string): LabelerReport {
-    const [tp, fp, fn, tn] = (this.days.get(labeler) ?? []).reduce<Confusion>(
+    const days = this.days.get(labeler) ?? [];
+    const [tp, fp, fn, tn] = days.reduce<Confusion>(
       (sum, d) => sum.map((n, i) => n + (d.confusion[i] as number)) as Confusion,
       [0, 0, 0, 0],
     );
-    const model = (this.days.get(labeler) ?? []).reduce(
+    const model = days.reduce(
       (sum, d) => ({ loss: sum.loss + d.modelLoss, judged: sum.judged + d.modelJudged }),
       { loss: 0, judged: 0 },
     );
@@ -128,6 +131,11 @@ export class LabelerReliability {
       modelLogLoss,
       trust: untrusted === null ? Math.min(1, youden) : 0,
       untrusted,
+      daily: days.map((d) => ({
+        day: d.day,
+        judged: d.confusion.reduce((a, b) => a + b, 0),
+        agreed: d.confusion[0] + d.confusion[3],
+      })),
     };
   }
 

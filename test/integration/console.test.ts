@@ -205,6 +205,8 @@ describe('operator console', () => {
         ...labels[i % labels.length]!,
         predictionId: `judged-${i}`,
         label: i % 3 === 0 ? 1 : 0,
+        // Over three days: agreement per day is drawn.
+        labelTime: Date.now() - (i % 3) * 86_400_000,
       };
       for (const [labelerId, right] of [
         ['ann', true],
@@ -334,6 +336,7 @@ describe('operator console', () => {
     const reliability = await page.locator('#reliability').innerText();
     assert.match(reliability, /ann\s+40\s+1\.000/);
     assert.match(reliability, /bob\s+40\s+0\.000[^\n]*\b0\s+wrong as often as right/);
+    assert.equal(await page.locator('.u-title', { hasText: 'agreement with outcomes per day' }).count(), 1);
 
     // Both garbage records were dead-lettered by the monitor and read back from the dead-letter topic.
     const lettersSeen = async () => {

@@ -75,6 +75,9 @@ describe('labeler reliability', () => {
     assert.ok(r.report('ann').trust > 0.9);
     for (let i = 0; i < 40; i++) r.judge('ann', 1 - (i % 2), i % 2, null, T + 3 * DAY);
     assert.equal(r.report('ann').judged, 40, 'only the newest day is in the window');
+    assert.deepEqual(r.report('ann').daily, [
+      { day: Math.floor((T + 3 * DAY) / DAY), judged: 40, agreed: 0 },
+    ]);
     assert.equal(r.report('ann').trust, 0);
   });
 
