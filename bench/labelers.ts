@@ -11,7 +11,7 @@
 // Each run's champion at the start of the last hour is scored on that hour's clicks against the
 // truth. Results: bench/results/labelers.json.
 //
-//   npm run bench -- labelers [--minutes 5] [--runs outcomes,labels,replace]
+//   npm run bench -- labelers [--minutes 5] [--runs outcomes,labels,replace] [--repeats 3]
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,12 +36,14 @@ import { loadRegistryConfig } from '../services/registry/config.js';
 import { ShopSimulation } from '../services/simulator/generator.js';
 import { eventInputs, reference } from '../test/helpers/join-reference.js';
 import { replayThroughLoop, WINDOW_MS, type LoopRun } from './loop.js';
+import { median } from './stats.js';
 
 const { values: flags } = parseArgs({
   options: {
     minutes: { type: 'string', default: '5' },
     hours: { type: 'string', default: '5' },
     runs: { type: 'string', default: 'outcomes,labels,replace' },
+    repeats: { type: 'string', default: '1' },
   },
 });
 const HOUR = 3600_000;
@@ -191,6 +193,12 @@ async function lastHourLoss(run: LoopRun, version: string) {
 const rateOf = (part: readonly ClickEvent[]) =>
   part.filter((c) => truth.get(c.eventId) === 1).length / part.length;
 
+const medianLosses = (list: readonly Losses[]): Losses => ({
+  all: median(list.map((l) => l.all)),
+  censoredSegment: median(list.map((l) => l.censoredSegment)),
+  otherSegments: median(list.map((l) => l.otherSegments)),
+});
+
 function writeResults(): void {
   const output = {
     simulation: {
@@ -208,6 +216,28 @@ function writeResults(): void {
       otherSegments: rateOf(lastHour.filter((c) => !isCensored(c))),
     },
     floor,
+    medians: Object.fromEntries(
+      Object.entries(results).map(([name, runs]) => [
+        name,
+        {
+          repeats: runs.length,
+          champion: medianLosses(runs.map((r) => r.championLastHour)),
+          served: medianLosses(runs.map((r) => r.servedLastHour)),
+          trust: Object.fromEntries(
+            [...new Set(runs.flatMap((r) => r.labelers.map((l) => l.labeler)))].map((labeler) => [
+              labeler,
+              median(runs.map((r) => r.labelers.find((l) => l.labeler === labeler)?.trust ?? 0)),
+            ]),
+          ),
+          gate: Object.fromEntries(
+            (['acceptedBetter', 'acceptedWorse', 'refusedBetter', 'refusedWorse'] as const).map((k) => [
+              k,
+              runs.reduce((sum, r) => sum + r.gate[k], 0),
+            ]),
+          ),
+        },
+      ]),
+    ),
     runs: results,
   };
   mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
@@ -218,8 +248,45 @@ function writeResults(): void {
 }
 
 await initBackend((await import('../services/common/logger.js')).createLogger('bench-labelers', 'warn'));
-const results: Record<string, unknown> = {};
-for (const name of flags.runs.split(',')) {
+const results: Record<string, RunResult[]> = {};
+
+interface Losses {
+  all: number;
+  censoredSegment: number;
+  otherSegments: number;
+}
+type RunResult = Awaited<ReturnType<typeof runOnce>>;
+
+/** Log loss against the truth of what was served in the last hour (any version, any arm). */
+function servedLastHour(run: LoopRun): Losses {
+  const of = (part: readonly ClickEvent[]) =>
+    logLoss(part.map((c) => ({ score: run.served.get(c.eventId)!.score, label: truth.get(c.eventId) ?? 0 })));
+  return {
+    all: of(lastHour),
+    censoredSegment: of(lastHour.filter(isCensored)),
+    otherSegments: of(lastHour.filter((c) => !isCensored(c))),
+  };
+}
+
+/**
+ * Each candidate against the champion it was judged beside (the newest accepted version before
+ * it), both on the last hour's truth: was a worse one ever accepted, a better one refused?
+ */
+function gateRecord(candidates: { version: string; status: string; lastHour: Losses }[]) {
+  const record = { acceptedBetter: 0, acceptedWorse: 0, refusedBetter: 0, refusedWorse: 0 };
+  let champion: Losses | null = null;
+  for (const c of candidates) {
+    const accepted = c.status === 'registered';
+    if (champion) {
+      const worse = c.lastHour.all > champion.all;
+      record[`${accepted ? 'accepted' : 'refused'}${worse ? 'Worse' : 'Better'}`]++;
+    }
+    if (accepted) champion = c.lastHour;
+  }
+  return record;
+}
+
+async function runOnce(name: string) {
   const labelers = LABELERS[name];
   if (!labelers) throw new Error(`unknown run ${name}: outcomes, labels or replace`);
   const queueName = `bench-labelers-${name}-${randomUUID().slice(0, 8)}`;
@@ -272,18 +339,23 @@ for (const name of flags.runs.split(',')) {
       reason: v.statusReason,
       lastHour: await lastHourLoss(run, v.version),
     });
-  results[name] = {
+  const result = {
     labelers: run.labelers.labelers,
     scripted: scripted.get(name) ?? {},
     counters: run.labelers.counters,
     champion,
     championLastHour: await lastHourLoss(run, champion),
+    servedLastHour: servedLastHour(run),
+    gate: gateRecord(candidates),
     candidates,
     replay: { wallSeconds: run.wallSeconds, speed: run.speed },
   };
   console.log(
     `\n== ${name}: champion ${champion}`,
-    JSON.stringify((results[name] as { championLastHour: unknown }).championLastHour),
+    JSON.stringify(result.championLastHour),
+    'served',
+    JSON.stringify(result.servedLastHour),
+    JSON.stringify(result.gate),
   );
   for (const l of run.labelers.labelers)
     console.log(
@@ -293,8 +365,15 @@ for (const name of flags.runs.split(',')) {
   for (const c of candidates)
     console.log(`  ${c.version} ${c.status} ${c.lastHour.all.toFixed(4)} ${c.reason ?? ''}`.slice(0, 240));
   await run.cleanup();
-  // Written after each run: a later run's failure keeps the earlier ones.
-  writeResults();
+  return result;
 }
+
+for (let repeat = 1; repeat <= Number(flags.repeats); repeat++)
+  for (const name of flags.runs.split(',')) {
+    console.log(`\n-- repeat ${repeat} of ${flags.repeats}: ${name}`);
+    (results[name] ??= []).push(await runOnce(name));
+    // Written after each run: a later run's failure keeps the earlier ones.
+    writeResults();
+  }
 
 process.exit(0);
