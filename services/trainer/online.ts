@@ -2,7 +2,8 @@
 // progressive validation (each example is scored before it is learned from) and a holdout of the
 // newest examples, which the model has not learned from yet. An example enters the holdout when it
 // arrives and is learned from when newer examples push it out, so the holdout is always "the most
-// recent N, unseen" and nothing is learned twice or skipped. Pure: checkpoint.ts persists it.
+// recent N, unseen" and nothing is learned twice or skipped. Examples the caller names to learn at
+// once (human labels) skip the holdout. Pure: checkpoint.ts persists it.
 import { invariant } from '../common/errors.js';
 import type { LabeledExample } from '../common/contracts.js';
 import { FtrlProximal, type FtrlParams } from '../model/ftrl.js';
