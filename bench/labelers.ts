@@ -44,6 +44,7 @@ const { values: flags } = parseArgs({
     hours: { type: 'string', default: '5' },
     runs: { type: 'string', default: 'outcomes,labels,replace' },
     repeats: { type: 'string', default: '1' },
+    out: { type: 'string', default: 'labelers.json' },
   },
 });
 const HOUR = 3600_000;
@@ -241,10 +242,7 @@ function writeResults(): void {
     runs: results,
   };
   mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
-  writeFileSync(
-    join(import.meta.dirname, 'results', 'labelers.json'),
-    `${JSON.stringify(output, null, 2)}\n`,
-  );
+  writeFileSync(join(import.meta.dirname, 'results', flags.out), `${JSON.stringify(output, null, 2)}\n`);
 }
 
 await initBackend((await import('../services/common/logger.js')).createLogger('bench-labelers', 'warn'));
@@ -269,19 +267,20 @@ function servedLastHour(run: LoopRun): Losses {
 }
 
 /**
- * Each candidate against the champion it was judged beside (the newest accepted version before
- * it), both on the last hour's truth: was a worse one ever accepted, a better one refused?
+ * Each candidate against the champion serving when it was made (from the alias history; the
+ * baseline too), both on the last hour's truth: was a worse one ever accepted, a better one refused?
  */
-function gateRecord(candidates: { version: string; status: string; lastHour: Losses }[]) {
+async function gateRecord(run: LoopRun, candidates: { version: string; status: string; lastHour: Losses }[]) {
   const record = { acceptedBetter: 0, acceptedWorse: 0, refusedBetter: 0, refusedWorse: 0 };
-  let champion: Losses | null = null;
+  const moves = (await run.registry.history()).filter((m) => m.alias === 'champion');
+  const losses = new Map<string, Losses>();
   for (const c of candidates) {
-    const accepted = c.status === 'registered';
-    if (champion) {
-      const worse = c.lastHour.all > champion.all;
-      record[`${accepted ? 'accepted' : 'refused'}${worse ? 'Worse' : 'Better'}`]++;
-    }
-    if (accepted) champion = c.lastHour;
+    const createdAt = run.versions.find((v) => v.version === c.version)!.createdAt;
+    const champion = moves.filter((m) => m.at < createdAt && m.to !== c.version).at(-1)?.to;
+    if (!champion) continue;
+    if (!losses.has(champion)) losses.set(champion, await lastHourLoss(run, champion));
+    const worse = c.lastHour.all > losses.get(champion)!.all;
+    record[`${c.status === 'registered' ? 'accepted' : 'refused'}${worse ? 'Worse' : 'Better'}`]++;
   }
   return record;
 }
@@ -346,7 +345,7 @@ async function runOnce(name: string) {
     champion,
     championLastHour: await lastHourLoss(run, champion),
     servedLastHour: servedLastHour(run),
-    gate: gateRecord(candidates),
+    gate: await gateRecord(run, candidates),
     candidates,
     replay: { wallSeconds: run.wallSeconds, speed: run.speed },
   };

@@ -77,6 +77,11 @@ export interface MergerMemory {
 export class LabelMerger {
   /** Each labeler measured against seen outcomes (a censored timeout is no ground truth). */
   readonly reliability: LabelerReliability;
+  /**
+   * Human examples of the latest call made from untrusted labelers' labels only (under
+   * `replace`): trained on, as that policy says, but kept out of the gate's trusted reference set.
+   */
+  readonly untrusted = new Set<string>();
   private outcomes: number;
   private purchases: number;
   private readonly waiting = new Map<string, HumanLabel[]>();
@@ -135,6 +140,7 @@ export class LabelMerger {
 
   /** An example from the feedback topic; returns what to train on. */
   addExample(example: LabeledExample): LabeledExample[] {
+    this.untrusted.clear();
     // Uploaded and other non-outcome examples are taken as they are.
     if (example.labelSource !== 'outcome' && example.labelSource !== 'timeout') return [example];
     const humans = this.waiting.get(example.predictionId);
@@ -157,6 +163,7 @@ export class LabelMerger {
 
   /** A human label; returns what to train on now (often nothing: it waits for its outcome). */
   addHumanLabel(label: HumanLabel): LabeledExample[] {
+    this.untrusted.clear();
     const outcome = this.trained.get(label.predictionId)?.example;
     if (!outcome) {
       const list = this.waiting.get(label.predictionId) ?? [];
@@ -225,15 +232,9 @@ export class LabelMerger {
     const base = { ...outcome, labelSource: 'human' as const, labelTime: newest.labelTime };
     if (this.policy.conflict === 'replace') {
       this.counters.humanExamples++;
-      const label = majority(humans);
-      return [
-        {
-          ...base,
-          exampleId: `human:${outcome.predictionId}:${ids}`,
-          label,
-          weight: this.policy.humanWeight,
-        },
-      ];
+      const exampleId = `human:${outcome.predictionId}:${ids}`;
+      if (this.reliability.combine(humans, this.prior()) === null) this.untrusted.add(exampleId);
+      return [{ ...base, exampleId, label: majority(humans), weight: this.policy.humanWeight }];
     }
     const p = this.reliability.combine(humans, this.prior());
     if (p === null) {

@@ -98,7 +98,13 @@ export class TrainingPipeline {
     for (const e of examples) {
       this.labelSources[e.labelSource] = (this.labelSources[e.labelSource] ?? 0) + 1;
       if (e.labelTime > this.newestEventTime) this.newestEventTime = e.labelTime;
-      if (e.labelSource === 'human' || e.labelSource === 'upload') {
+      // The reference set takes trusted labels only: a poisoned reference would refuse every
+      // model that learned from outcomes (measured: the replacing policy with an adversarial
+      // labeler kept the baseline serving all run).
+      if (
+        (e.labelSource === 'human' && !this.merger.untrusted.has(e.exampleId)) ||
+        e.labelSource === 'upload'
+      ) {
         this.referenceRing.push(heldExample(e));
         if (this.referenceRing.length > this.settings.referenceSize) this.referenceRing.shift();
       }

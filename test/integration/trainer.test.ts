@@ -250,7 +250,7 @@ describe('trainer', () => {
     }
   });
 
-  it('trains human labels by the replacing policy: the reviewed label replaces the outcome, with its weight', async () => {
+  it('trains human labels by the replacing policy: the reviewed label replaces the outcome, with its weight, untrusted labels out of the reference set', async () => {
     const own = await createTestTopics(runtime, ['feedback', 'human', 'dlq', 'updates'], 3);
     const store = await mkdtemp(join(tmpdir(), 'flywheel-trainer-human-'));
     try {
@@ -327,25 +327,25 @@ describe('trainer', () => {
       while (trainer.heldOut + trainer.learned < 30) await once(trainer, 'batch');
       await trainer.stop();
       const checkpoint = (await new CheckpointStore(store).load())!;
-      // Outcomes are held out for the gate; human examples are learned at once and kept as the
-      // reference set, where they can be read back.
-      const byPrediction = new Map(
-        [...checkpoint.state.holdout, ...(checkpoint.reference ?? [])].map((e) => [
-          e.exampleId.split(':')[1],
-          e,
-        ]),
-      );
+      // Outcomes are held out for the gate; the human examples are learned at once, each with
+      // the human weight (the learner's progressive record keeps the weight of what it learned).
       assert.equal(checkpoint.state.learned, 10);
       assert.equal(checkpoint.labelSources?.human, 10);
-      for (let i = 0; i < 30; i++) {
-        const example = byPrediction.get(`h${i}`);
-        assert.ok(example, `h${i} trained`);
+      assert.deepEqual(
+        checkpoint.state.progressive.map((p) => p.weight),
+        Array.from({ length: 10 }, () => 3),
+      );
+      const held = new Map(checkpoint.state.holdout.map((e) => [e.exampleId.split(':')[1], e]));
+      for (let i = 0; i < 30; i++)
         assert.deepEqual(
-          [example.label, example.weight],
-          i < 10 ? [1 - (i % 2), 3] : [i % 2, 1],
-          `h${i}: ${i < 10 ? 'human label, weighted' : 'outcome label'}`,
+          held.has(`h${i}`) ? [held.get(`h${i}`)!.label, held.get(`h${i}`)!.weight] : null,
+          i < 10 ? null : [i % 2, 1],
+          `h${i}: ${i < 10 ? 'replaced by the human label' : 'the outcome, held out'}`,
         );
-      }
+      // ann contradicted every outcome: her labels train (the policy says so) but are no
+      // trusted reference for the gate.
+      assert.deepEqual(checkpoint.reference, []);
+      assert.equal(trainer.labelers().labelers[0]?.trust, 0);
     } finally {
       // Topics go at the end: a KafkaJS producer stalls once a topic it wrote to is deleted.
       cleanups.push(() => own.cleanup());

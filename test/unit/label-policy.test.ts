@@ -193,6 +193,18 @@ describe('label policy', () => {
     }
   });
 
+  it('replace: trains every reviewed label, and names those of untrusted labelers only', () => {
+    const m = merger('replace');
+    m.addHumanLabel(human('p1', 1));
+    const [early] = m.addExample(outcome('p1', 0));
+    assert.ok(m.untrusted.has(early!.exampleId), 'ann is not measured yet');
+    measure(m, 'ann', 40);
+    m.addHumanLabel(human('p2', 1));
+    const [later] = m.addExample(outcome('p2', 0));
+    assert.equal(later!.labelSource, 'human');
+    assert.equal(m.untrusted.size, 0, 'ann is trusted now');
+  });
+
   it('takes the majority of several labelers (a tie goes to the newest)', () => {
     const m = merger('replace');
     m.addHumanLabel(human('p1', 1, 'a', T + 1));
