@@ -13,7 +13,8 @@
 //               says nothing, and the labels, weighed by their labelers' trust, replace it;
 //     `replace` one example, the human label (majority of the labelers, trusted or not), source
 //               `human`, weight `humanWeight`, for every reviewed prediction: the risk is that a
-//               reviewer who guesses overrides what the customer did;
+//               reviewer who guesses overrides what the customer did; the outcome is kept as a
+//               judge-only example, which the gate's holdout sees and the learner never learns;
 //     `both`    the outcome example, plus the labels weighed by trust as their own example;
 // - a censored timeout no human label came for is not trained on (it is no evidence);
 // - a prediction most of its labelers flagged (a bot, a broken page: HumanLabel.flags) is not
@@ -26,6 +27,7 @@
 // - a human label whose outcome never arrives within `holdMs` is dropped and counted (without
 //   features there is nothing to train).
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
+import { judgeOnlyId } from './judge-only.js';
 import { LabelerReliability, type LabelerDay, type ReliabilitySettings } from './labeler-reliability.js';
 
 export type ConflictPolicy = 'outcome' | 'replace' | 'both';
@@ -182,7 +184,8 @@ export class LabelMerger {
     if (!this.censored(outcome)) this.countAgreement(outcome.label, label.label);
     this.judgeLabelers(outcome, [label]);
     if (this.keepsOutcomeOnly(outcome)) return [];
-    return this.humanExamples(outcome, [label]);
+    // Its outcome went to training already: no judge-only copy of it.
+    return this.humanExamples(outcome, [label], true);
   }
 
   /** Forgets human labels that waited longer than `holdMs` behind `eventTime`; counts them. */
@@ -226,7 +229,7 @@ export class LabelMerger {
   }
 
   /** The labels of a prediction as examples: by majority under `replace`, else weighed by trust. */
-  private humanExamples(outcome: LabeledExample, humans: HumanLabel[]): LabeledExample[] {
+  private humanExamples(outcome: LabeledExample, humans: HumanLabel[], late = false): LabeledExample[] {
     const newest = humans.reduce((a, b) => (b.labelTime > a.labelTime ? b : a));
     const ids = humans.map((h) => h.labelId).join(',');
     const base = { ...outcome, labelSource: 'human' as const, labelTime: newest.labelTime };
@@ -234,7 +237,12 @@ export class LabelMerger {
       this.counters.humanExamples++;
       const exampleId = `human:${outcome.predictionId}:${ids}`;
       if (this.reliability.combine(humans, this.prior()) === null) this.untrusted.add(exampleId);
-      return [{ ...base, exampleId, label: majority(humans), weight: this.policy.humanWeight }];
+      const human = { ...base, exampleId, label: majority(humans), weight: this.policy.humanWeight };
+      // The outcome still judges: held out for the gate, never learned (online.ts). Without it
+      // the holdout would lack exactly the reviewed predictions a wrong label poisons.
+      return late || this.censored(outcome)
+        ? [human]
+        : [human, { ...outcome, exampleId: judgeOnlyId(outcome.exampleId) }];
     }
     const p = this.reliability.combine(humans, this.prior());
     if (p === null) {

@@ -7,6 +7,7 @@
 import { invariant } from '../common/errors.js';
 import type { LabeledExample } from '../common/contracts.js';
 import { FtrlProximal, type FtrlParams } from '../model/ftrl.js';
+import { isJudgeOnly } from './judge-only.js';
 import type { TrainingExample } from '../model/models.js';
 import {
   PRIMARY_LEARNER,
@@ -157,6 +158,8 @@ export class OnlineLearner {
       this.holdoutRing.push(example);
       if (this.holdoutRing.length <= this.options.holdoutSize) continue;
       const oldest = this.holdoutRing.shift() as HeldExample;
+      // A judge-only example leaves the holdout unlearned (judge-only.ts).
+      if (isJudgeOnly(oldest.exampleId)) continue;
       this.learnFrom(oldest);
       learnedNow.push(oldest);
     }

@@ -6,6 +6,7 @@
 import type { HumanLabel, LabeledExample } from '../common/contracts.js';
 import { HeuristicBaseline } from '../model/baseline.js';
 import type { FtrlParams } from '../model/ftrl.js';
+import { isJudgeOnly } from './judge-only.js';
 import { LabelMerger, type LabelPolicy, type MergerMemory } from './label-policy.js';
 import type { FeatureSpace, LearnerSpec } from './learners.js';
 import { OnlineLearner, heldExample, type HeldExample, type LearnerState } from './online.js';
@@ -96,7 +97,8 @@ export class TrainingPipeline {
         ? this.merger.addHumanLabel(record.value)
         : this.merger.addExample(slim(record.value));
     for (const e of examples) {
-      this.labelSources[e.labelSource] = (this.labelSources[e.labelSource] ?? 0) + 1;
+      if (!isJudgeOnly(e.exampleId))
+        this.labelSources[e.labelSource] = (this.labelSources[e.labelSource] ?? 0) + 1;
       if (e.labelTime > this.newestEventTime) this.newestEventTime = e.labelTime;
       // The reference set takes trusted labels only: a poisoned reference would refuse every
       // model that learned from outcomes (measured: the replacing policy with an adversarial

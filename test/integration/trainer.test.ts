@@ -324,7 +324,8 @@ describe('trainer', () => {
           })),
         ),
       );
-      while (trainer.heldOut + trainer.learned < 30) await once(trainer, 'batch');
+      // 20 outcomes held out, and the 10 replaced ones held as judge-only examples.
+      while (trainer.heldOut < 30) await once(trainer, 'batch');
       await trainer.stop();
       const checkpoint = (await new CheckpointStore(store).load())!;
       // Outcomes are held out for the gate; the human examples are learned at once, each with
@@ -336,6 +337,14 @@ describe('trainer', () => {
         Array.from({ length: 10 }, () => 3),
       );
       const held = new Map(checkpoint.state.holdout.map((e) => [e.exampleId.split(':')[1], e]));
+      // The replaced outcomes still judge the candidates: held out, never learned.
+      assert.deepEqual(
+        checkpoint.state.holdout
+          .filter((e) => e.exampleId.startsWith('judge:'))
+          .map((e) => [e.exampleId, e.label])
+          .sort((a, b) => String(a[0]).localeCompare(String(b[0]), 'en', { numeric: true })),
+        Array.from({ length: 10 }, (_, i) => [`judge:outcome:h${i}`, i % 2]),
+      );
       for (let i = 0; i < 30; i++)
         assert.deepEqual(
           held.has(`h${i}`) ? [held.get(`h${i}`)!.label, held.get(`h${i}`)!.weight] : null,

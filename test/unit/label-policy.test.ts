@@ -2,6 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadTrainerConfig } from '../../services/trainer/config.js';
+import { isJudgeOnly } from '../../services/trainer/judge-only.js';
+import { OnlineLearner, heldExample } from '../../services/trainer/online.js';
+import { DEFAULT_FTRL } from '../../services/model/ftrl.js';
 import type { HumanLabel, LabeledExample } from '../../services/common/contracts.js';
 import {
   DEFAULT_LABEL_POLICY,
@@ -191,6 +194,30 @@ describe('label policy', () => {
       assert.deepEqual(m.addHumanLabel({ ...human('p3', 1), flags: ['bot'] }), [], conflict);
       assert.equal(m.counters.flagged, 2, conflict);
     }
+  });
+
+  it('replace: the replaced outcome stays as a judge-only example for the gate, never learned', () => {
+    const m = merger('replace');
+    m.addHumanLabel(human('p1', 1));
+    const [replaced, judge] = m.addExample(outcome('p1', 0));
+    assert.equal(replaced!.labelSource, 'human');
+    assert.ok(isJudgeOnly(judge!.exampleId));
+    assert.deepEqual([judge!.label, judge!.labelSource], [0, 'timeout'], 'what the customer did');
+    // Through the learner: held out, then dropped unlearned when pushed out.
+    const learner = new OnlineLearner({
+      dimension: 8,
+      params: DEFAULT_FTRL,
+      holdoutSize: 1,
+      progressiveWindow: 10,
+    });
+    const held = (e: LabeledExample) => heldExample(e);
+    assert.deepEqual(learner.add([held(judge!)]), []);
+    assert.deepEqual(learner.add([held(outcome('p2', 1))]), [], 'the judge-only example left unlearned');
+    assert.equal(learner.learned, 0);
+    assert.deepEqual(
+      learner.holdout.map((e) => e.exampleId),
+      ['outcome:p2'],
+    );
   });
 
   it('replace: trains every reviewed label, and names those of untrusted labelers only', () => {
