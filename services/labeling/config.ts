@@ -95,7 +95,6 @@ export const labelingConfigSchema = z.object({
   FW_LABELING_MAX_AGE_MS: env.int(7 * 24 * 3600_000, 60_000),
   FW_LABELING_LABELS_REQUIRED: env.int(1, 1, 10),
   FW_LABELING_TASKS_PER_HOUR: env.int(500, 0),
-  /** One review task per user session, per item, per user, or no de-duplication. */
   /** Adaptive overlap: labels a task asks for at most while its labelers disagree. */
   FW_LABELING_MAX_LABELS: env.int(3, 1, 50),
   /**

@@ -82,7 +82,7 @@ export function buildLabelingApp(options: LabelingAppOptions): FastifyInstance {
   const page = labelerPage({ guidelines: options.guidelines, question, flags });
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page));
 
-  leaseRoutes(app, options, labelers);
+  leaseRoutes(app, { ...options, question, flags }, labelers);
 
   app.post<{ Params: { id: string }; Body: { label: 0 | 1; note?: string; flags?: string[] } }>(
     '/v1/tasks/:id/label',
@@ -119,7 +119,7 @@ const who = (request: { principal?: { id: string } }) => request.principal?.id ?
 /** A task to work on (new, or the one held already), and the labeler's own state. */
 function leaseRoutes(
   app: FastifyInstance,
-  options: LabelingAppOptions,
+  options: LabelingAppOptions & { question: string; flags: readonly ValidityFlag[] },
   labelers: preHandlerHookHandler,
 ): void {
   const blind = options.blind ?? true;
@@ -136,8 +136,8 @@ function leaseRoutes(
         task: { id: task.id, leaseExpiresAt: task.leaseExpiresAt, ...shown, ...(blind ? {} : { score }) },
         blind,
         guidelines: options.guidelines,
-        question: options.question ?? DEFAULT_QUESTION,
-        flags: options.flags ?? DEFAULT_FLAGS,
+        question: options.question,
+        flags: options.flags,
       };
     });
   // The labeler's own page state: who, how many labeled so far, and why no task may come.

@@ -86,9 +86,10 @@ export interface NewTask<T> {
   id: string;
   priority: number;
   payload: T;
-  /** Tasks with the same key are added once per dedupe TTL (e.g. a user session or an item). */
-  dedupeKey?: string;
-  /** Several keys, each taken once per dedupe TTL (a session's and an item's): all must be free. */
+  /**
+   * De-duplication keys (a session's, an item's), each taken once per dedupe TTL: a task is
+   * added only when all are free.
+   */
   dedupeKeys?: readonly string[];
   labelsRequired?: number;
   /** The task's segment: tasks of rarely reviewed segments get a priority boost. */
@@ -144,7 +145,7 @@ export class LabelingQueue<T> {
   /** Adds the task, or says why not. */
   async offer(task: NewTask<T>): Promise<'added' | 'duplicate' | 'over_budget'> {
     const k = this.keys;
-    const markers = (task.dedupeKeys ?? (task.dedupeKey ? [task.dedupeKey] : [])).map((key) => k.dedupe(key));
+    const markers = (task.dedupeKeys ?? []).map((key) => k.dedupe(key));
     const added = await this.redis.fwAddTask(
       2 + markers.length,
       k.ready,

@@ -58,11 +58,11 @@ describe('labeling queue', () => {
     assert.equal(await queue.add({ id: 'high', priority: 0.9, payload: { n: 2 } }), true);
     assert.equal(await queue.add({ id: 'high', priority: 0.9, payload: { n: 2 } }), false, 'same id twice');
     assert.equal(
-      await queue.add({ id: 'other', priority: 0.5, payload: { n: 3 }, dedupeKey: 'session-1' }),
+      await queue.add({ id: 'other', priority: 0.5, payload: { n: 3 }, dedupeKeys: ['session-1'] }),
       true,
     );
     assert.equal(
-      await queue.add({ id: 'again', priority: 0.5, payload: { n: 4 }, dedupeKey: 'session-1' }),
+      await queue.add({ id: 'again', priority: 0.5, payload: { n: 4 }, dedupeKeys: ['session-1'] }),
       false,
       'same session',
     );
@@ -187,7 +187,7 @@ describe('labeling queue', () => {
     assert.equal(await queue.add({ id: 'a', priority: 1, payload: {} }), true);
     assert.equal(await queue.add({ id: 'b', priority: 1, payload: {} }), true);
     assert.equal(
-      await queue.offer({ id: 'c', priority: 1, payload: {}, dedupeKey: 'session-9' }),
+      await queue.offer({ id: 'c', priority: 1, payload: {}, dedupeKeys: ['session-9'] }),
       'over_budget',
     );
     assert.equal(await queue.offer({ id: 'a', priority: 1, payload: {} }), 'duplicate');
@@ -201,7 +201,7 @@ describe('labeling queue', () => {
     assert.deepEqual((await queue.adminView()).budget, await queue.budget(), 'the admin view shows it');
     clock += 60_000; // the next clock hour
     assert.equal(
-      await queue.add({ id: 'd', priority: 1, payload: {}, dedupeKey: 'session-9' }),
+      await queue.add({ id: 'd', priority: 1, payload: {}, dedupeKeys: ['session-9'] }),
       true,
       'new hour, key still free',
     );
